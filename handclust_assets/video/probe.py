@@ -1,0 +1,168 @@
+"""Probe a video with PyAV (bundled FFmpeg): duration, fps (and whether variable), size, codec, rotation."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from handclust_assets.errors import ClipError
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif", ".mpg", ".mpeg", ".ts", ".hevc")
+
+# Anything larger than this on its long side is decoded but flagged; the frame cache downsamples anyway.
+MAX_SUPPORTED_SIDE = 8192
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    duration_s: float
+    fps: float
+    variable_fps: bool
+    width: int
+    height: int
+    codec: str
+    rotation: int
+    frame_count: int
+    size_bytes: int
+    content_hash: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) after applying the rotation metadata."""
+        if self.rotation % 180 == 90:
+            return self.height, self.width
+        return self.width, self.height
+
+
+def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of the head, tail and size of the file: cheap for hour-long videos, changes when the file does."""
+    p = Path(path)
+    size = p.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with p.open("rb") as f:
+        h.update(f.read(chunk))
+        if size > 2 * chunk:
+            f.seek(size - chunk)
+            h.update(f.read(chunk))
+        elif size > chunk:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def stream_rotation(stream: av.video.stream.VideoStream) -> int:
+    """Clockwise rotation (0/90/180/270) a player applies, from the display matrix or the legacy tag."""
+    rot = 0
+    tag = (stream.metadata or {}).get("rotate")
+    if tag is not None:
+        try:
+            rot = int(float(tag))
+        except ValueError:
+            rot = 0
+    else:
+        for sd in getattr(stream, "side_data", None) or []:
+            try:
+                name = str(getattr(sd, "type", ""))
+                if "DISPLAYMATRIX" in name.upper():
+                    m = np.frombuffer(bytes(sd), dtype=np.int32)
+                    a, b = m[0] / 65536.0, m[1] / 65536.0
+                    rot = int(round(-np.degrees(np.arctan2(b, a))))
+            except Exception:  # noqa: BLE001 - side data varies across builds; rotation stays 0
+                pass
+    return int(rot) % 360
+
+
+def probe_video(path: str | Path, scan_timestamps: bool = True, max_scan_packets: int = 3000) -> VideoInfo:
+    """Probe a video file; raise ClipError naming the file and the problem when it is not a usable video.
+
+    With scan_timestamps, packet timestamps of the first `max_scan_packets` packets are read (no decoding)
+    to tell constant from variable frame rate and to count frames when the container does not say.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ClipError(p, "file does not exist")
+    if p.is_dir():
+        raise ClipError(p, "is a directory, not a video file")
+    size = p.stat().st_size
+    if size == 0:
+        raise ClipError(p, "file is empty (0 bytes)")
+    try:
+        container = av.open(str(p), mode="r")
+    except av.error.FFmpegError as e:  # type: ignore[attr-defined]
+        raise ClipError(p, f"not a readable video container ({type(e).__name__}: {e})") from e
+    except Exception as e:  # noqa: BLE001
+        raise ClipError(p, f"cannot open as video ({type(e).__name__}: {e})") from e
+    try:
+        if not container.streams.video:
+            raise ClipError(p, "contains no video stream")
+        vs = container.streams.video[0]
+        cc = vs.codec_context
+        width, height = int(cc.width or 0), int(cc.height or 0)
+        if width <= 0 or height <= 0:
+            raise ClipError(p, f"video stream has no valid frame size ({width}x{height})")
+        if max(width, height) > MAX_SUPPORTED_SIDE:
+            raise ClipError(p, f"frame size {width}x{height} exceeds the supported {MAX_SUPPORTED_SIDE} px")
+        codec = cc.name or "unknown"
+        tb = float(vs.time_base) if vs.time_base else 0.0
+        avg = float(vs.average_rate) if vs.average_rate else 0.0
+        base = float(vs.base_rate) if getattr(vs, "base_rate", None) else 0.0
+        duration = 0.0
+        if vs.duration and tb:
+            duration = float(vs.duration * tb)
+        elif container.duration:
+            duration = float(container.duration / av.time_base)
+        frames = int(vs.frames or 0)
+        variable = False
+        pts: list[float] = []
+        if scan_timestamps:
+            try:
+                for i, pkt in enumerate(container.demux(vs)):
+                    if pkt.pts is not None and tb:
+                        pts.append(float(pkt.pts) * tb)
+                    if i + 1 >= max_scan_packets:
+                        break
+            except av.error.FFmpegError:  # type: ignore[attr-defined]
+                pass  # truncated files: keep what was read; decoding will report the real problem
+        if len(pts) >= 3:
+            d = np.diff(np.sort(np.asarray(pts)))
+            d = d[d > 0]
+            if d.size:
+                med = float(np.median(d))
+                # variable when frame intervals spread more than 10% around the median
+                variable = bool(np.mean(np.abs(d - med) > 0.1 * med) > 0.05)
+                if avg <= 0:
+                    avg = 1.0 / med
+            if frames == 0 and len(pts) < max_scan_packets:
+                frames = len(pts)
+        fps = avg or base
+        if fps <= 0 or not np.isfinite(fps):
+            raise ClipError(p, "cannot determine a frame rate (no timestamps in the video stream)")
+        if duration <= 0 and pts:
+            duration = max(pts) - min(pts) + 1.0 / fps
+        if frames == 0 and duration > 0:
+            frames = int(round(duration * fps))
+        if frames == 0 and len(pts) == 0:
+            raise ClipError(p, "video stream holds no frames (empty or truncated file)")
+        rotation = stream_rotation(vs)
+    finally:
+        container.close()
+    return VideoInfo(
+        path=str(p.resolve()),
+        duration_s=float(duration),
+        fps=float(fps),
+        variable_fps=variable,
+        width=width,
+        height=height,
+        codec=codec,
+        rotation=rotation,
+        frame_count=int(frames),
+        size_bytes=int(size),
+        content_hash=content_hash(p),
+    )
