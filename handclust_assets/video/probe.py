@@ -151,6 +151,21 @@ def probe_video(path: str | Path, scan_timestamps: bool = True, max_scan_packets
         if frames == 0 and len(pts) == 0:
             raise ClipError(p, "video stream holds no frames (empty or truncated file)")
         rotation = stream_rotation(vs)
+        # Decode the first frame: proves the stream is decodable and gives the display rotation
+        # (FFmpeg reports it counter-clockwise; we store the clockwise angle a player applies).
+        container.seek(0)
+        first = None
+        try:
+            for fr in container.decode(vs):
+                first = fr
+                break
+        except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
+            raise ClipError(p, f"video stream cannot be decoded ({type(e).__name__}: {e})") from e
+        if first is None:
+            raise ClipError(p, "video stream holds no decodable frame (empty or truncated file)")
+        fr_rot = getattr(first, "rotation", 0) or 0
+        if fr_rot:
+            rotation = int(round(-fr_rot)) % 360
     finally:
         container.close()
     return VideoInfo(

@@ -1,0 +1,203 @@
+"""Ingest: probing, frame cache, rectification and every kind of bad input, one clip at a time."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handclust_assets.errors import ClipError
+from handclust_assets.partitions import scan_videos
+from handclust_assets.phase import phase_from_name
+from handclust_assets.video.frame_cache import FrameCache, build_frame_cache, output_size
+from handclust_assets.video.probe import probe_video
+from handclust_assets.video.rectify import load_intrinsics, undistort_maps
+from handclust_assets.video.writer import moving_pattern, write_video
+
+
+def _clip(path: Path, n: int = 45, w: int = 320, h: int = 180, fps: float = 15.0, **kw) -> Path:
+    return write_video(path, moving_pattern(n, w, h), fps, **kw)
+
+
+def test_real_clip_probe_and_cache(shared_clips: Path, tmp_path: Path) -> None:
+    src = shared_clips / "02_cups.mp4"
+    info = probe_video(src)
+    assert info.codec == "h264" and (info.width, info.height) == (1280, 720)
+    assert abs(info.fps - 29.97) < 0.01 and not info.variable_fps
+    assert 9.5 < info.duration_s < 10.5 and info.frame_count == 300
+    stats = build_frame_cache(src, tmp_path / "fc", sample_fps=5, max_side=480)
+    fc = FrameCache(tmp_path / "fc")
+    assert stats.n_frames == len(fc) == 50
+    assert np.allclose(np.diff(fc.timestamps), 0.2, atol=0.02)
+    img = fc.read(10)
+    assert img.shape == (270, 480, 3) and img.dtype == np.uint8 and img.std() > 5
+
+
+def test_cache_is_replaced_not_appended(tmp_path: Path) -> None:
+    src = _clip(tmp_path / "a.mp4", n=30)
+    build_frame_cache(src, tmp_path / "fc", sample_fps=5)
+    build_frame_cache(src, tmp_path / "fc", sample_fps=2)
+    fc = FrameCache(tmp_path / "fc")
+    assert len(fc) == 4 and fc.fps == 2
+    assert not list(tmp_path.glob("fc.*"))  # no temp/old folders left behind
+
+
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("clip.avi", {"codec": "mpeg4"}),
+        ("clip.mkv", {"codec": "libx264"}),
+        ("clip.mov", {"codec": "libx264"}),
+        ("clip.gif", {"codec": "gif", "w": 160, "h": 90}),
+        ("clip_hevc.mp4", {"codec": "libx265"}),
+    ],
+)
+def test_containers_and_codecs_work(tmp_path: Path, name: str, kw: dict) -> None:
+    w, h = kw.pop("w", 320), kw.pop("h", 180)
+    src = _clip(tmp_path / name, n=30, w=w, h=h, **kw)
+    info = probe_video(src)
+    assert info.frame_count >= 29
+    stats = build_frame_cache(src, tmp_path / "fc", sample_fps=5)
+    assert stats.n_frames == 10
+    assert FrameCache(tmp_path / "fc").read(0).shape[:2] == (h, w)
+
+
+def test_variable_frame_rate_is_detected_and_sampled_by_time(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    times = np.cumsum(rng.uniform(0.02, 0.09, 80))
+    times -= times[0]
+    src = _clip(tmp_path / "vfr.mp4", n=80, times_s=times.tolist())
+    info = probe_video(src)
+    assert info.variable_fps
+    build_frame_cache(src, tmp_path / "fc", sample_fps=5)
+    ts = FrameCache(tmp_path / "fc").timestamps
+    assert np.all(np.diff(ts) > 0.1) and np.all(np.diff(ts) < 0.35)
+    assert abs(len(ts) - times[-1] * 5) <= 2
+
+
+def test_rotated_phone_video_is_upright_in_cache(tmp_path: Path) -> None:
+    src = _clip(tmp_path / "phone.mp4", n=20, w=320, h=180, rotation=90)
+    info = probe_video(src)
+    assert info.rotation == 90 and info.display_size == (180, 320)
+    build_frame_cache(src, tmp_path / "fc", sample_fps=5)
+    assert FrameCache(tmp_path / "fc").read(0).shape == (320, 180, 3)
+
+
+def test_4k_clip_is_downscaled(tmp_path: Path) -> None:
+    src = _clip(tmp_path / "big.mp4", n=6, w=3840, h=2160, fps=30, preset="ultrafast")
+    build_frame_cache(src, tmp_path / "fc", sample_fps=5, max_side=480)
+    assert FrameCache(tmp_path / "fc").read(0).shape == (270, 480, 3)
+
+
+def test_tiny_clip(tmp_path: Path) -> None:
+    src = _clip(tmp_path / "tiny.mp4", n=10, w=16, h=16)
+    build_frame_cache(src, tmp_path / "fc", sample_fps=5)
+    assert FrameCache(tmp_path / "fc").read(0).shape == (16, 16, 3)
+    assert output_size(16, 16, 480) == (16, 16)
+
+
+def _bad(tmp_path: Path, kind: str) -> Path:
+    if kind == "empty":
+        p = tmp_path / "empty.mp4"
+        p.write_bytes(b"")
+    elif kind == "text":
+        p = tmp_path / "notes.mp4"
+        p.write_text("this is not a video\n" * 50)
+    elif kind == "truncated":
+        good = _clip(tmp_path / "good.mp4", n=60)
+        p = tmp_path / "truncated.mp4"
+        p.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif kind == "garbage":
+        p = tmp_path / "noise.mkv"
+        p.write_bytes(np.random.default_rng(0).integers(0, 255, 50_000, dtype=np.uint8).tobytes())
+    else:
+        raise ValueError(kind)
+    return p
+
+
+@pytest.mark.parametrize("kind", ["empty", "text", "truncated", "garbage"])
+def test_bad_files_raise_clip_error_naming_the_file(tmp_path: Path, kind: str) -> None:
+    p = _bad(tmp_path, kind)
+    with pytest.raises(ClipError) as ei:
+        probe_video(p)
+        build_frame_cache(p, tmp_path / "fc")
+    assert str(p) in str(ei.value) and ei.value.problem
+
+
+INTR = {"fx": 160.0, "fy": 160.0, "cx": 160.0, "cy": 90.0, "k1": -0.05, "k2": 0.01, "k3": 0.0, "k4": 0.0}
+
+
+def test_fisheye_rectification_changes_geometry(tmp_path: Path) -> None:
+    p = tmp_path / "intrinsics.json"
+    p.write_text(json.dumps({**INTR, "width": 320, "height": 180}))
+    intr = load_intrinsics(p)
+    m1, _ = undistort_maps(intr, (320, 180), (320, 180))
+    assert m1.shape[:2] == (180, 320)
+    src = _clip(tmp_path / "fish.mp4", n=15)
+    build_frame_cache(src, tmp_path / "fc_r", sample_fps=5, intrinsics=intr)
+    build_frame_cache(src, tmp_path / "fc_p", sample_fps=5)
+    r, plain = FrameCache(tmp_path / "fc_r"), FrameCache(tmp_path / "fc_p")
+    assert r.meta["rectified"] and not plain.meta["rectified"]
+    assert np.abs(r.read(0).astype(int) - plain.read(0).astype(int)).mean() > 5
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"fx": 1, "fy": 1, "cx": 1}), "missing key 'cy'"),
+        (json.dumps({**INTR, "fx": -3}), "focal lengths must be positive"),
+        (json.dumps({**INTR, "k1": "abc"}), "'k1' is not a number"),
+        (json.dumps({"fx": 1, "fy": 1, "cx": 1, "cy": 1}), "no fisheye coefficients"),
+        (json.dumps([1, 2, 3]), "must be a JSON object"),
+    ],
+)
+def test_bad_intrinsics_are_named(tmp_path: Path, content: str, needle: str) -> None:
+    p = tmp_path / "intrinsics.json"
+    p.write_text(content)
+    with pytest.raises(ClipError) as ei:
+        load_intrinsics(p)
+    assert str(p) in str(ei.value) and needle in str(ei.value)
+
+
+def test_intrinsics_outside_frame_fail_the_cache(tmp_path: Path) -> None:
+    p = tmp_path / "intrinsics.json"
+    p.write_text(json.dumps({**INTR, "cx": 5000.0, "width": 320, "height": 180}))
+    src = _clip(tmp_path / "fish.mp4", n=10)
+    with pytest.raises(ClipError, match="principal point"):
+        build_frame_cache(src, tmp_path / "fc", intrinsics=load_intrinsics(p))
+
+
+def test_partition_keys_are_sanitized_stable_and_unique(tmp_path: Path) -> None:
+    for rel in ["My Clip (1).MP4", "sub/dir/A.mp4", "x.mp4", "x.mov", ".hidden.mp4", "readme.txt", "a.gt.parquet"]:
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"0")
+    keys = scan_videos(tmp_path)
+    assert set(keys) == {"my_clip_1", "sub__dir__a", "x_mp4", "x_mov"}
+    assert scan_videos(tmp_path) == keys
+    shutil.copy(tmp_path / "x.mp4", tmp_path / "zzz.mp4")
+    assert {k: v for k, v in scan_videos(tmp_path).items() if k != "zzz"} == keys
+
+
+@pytest.mark.parametrize(
+    ("name", "phase"),
+    [
+        ("01_production_masonry", "production"),
+        ("11_prep_demo", "prep"),
+        ("transit-to-site", "transit"),
+        ("Downtime_Break", "downtime"),
+        ("prepping_mortar", "prep"),
+        ("factory001_worker001_00001", "unknown"),
+    ],
+)
+def test_phase_from_name(name: str, phase: str) -> None:
+    assert phase_from_name(name) == phase
+
+
+def test_phase_from_custom_rule() -> None:
+    assert phase_from_name("f1_w2_assembly_007", words=("assembly", "break")) == "assembly"
+    assert phase_from_name("site3-PHASE=pour-01", pattern=r"PHASE=(\w+?)-") == "pour"
