@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 import dagster as dg
+from handclust_assets.assets.common import named_failures
 from handclust_assets.errors import ClipError
 from handclust_assets.partitions import clip_partitions, scan_videos
 from handclust_assets.phase import phase_from_name
@@ -69,6 +70,7 @@ def clip_path(settings: HandclustSettings, clip: str) -> Path:
     description="One row per clip: probe (duration, fps, VFR, size, codec, rotation, frames), content hash, "
     "source path, phase from the file name, and the intrinsics.json that applies (if any).",
 )
+@named_failures
 def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.Output[pl.DataFrame]:
     clip = context.partition_key
     path = clip_path(settings, clip)
@@ -88,13 +90,13 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.
         context.log.warning(f"{path}: variable frame rate; frames are sampled by timestamp")
     return dg.Output(
         df,
-        data_version=dg.DataVersion(info.content_hash),
         metadata={
             "duration_s": dg.MetadataValue.float(info.duration_s),
             "fps": dg.MetadataValue.float(info.fps),
             "frame_count": dg.MetadataValue.int(info.frame_count),
             "phase": row["phase"],
             "codec": info.codec,
+            "content_hash": info.content_hash,
         },
     )
 
@@ -107,6 +109,7 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.
     description="Decode each clip once, sample at `sample_fps`, rectify fisheye if an intrinsics.json applies, "
     "downscale to `max_side`; frames go to storage/frames/<clip>/, the index (frame, timestamp) to DuckDB.",
 )
+@named_failures
 def frame_cache(
     context: dg.AssetExecutionContext, settings: HandclustSettings, clips: pl.DataFrame
 ) -> dg.Output[pl.DataFrame]:
@@ -175,6 +178,7 @@ def frame_cache(
     description="Per-frame ground truth from a `<clip>.gt.parquet` sidecar (synthetic clips), resampled to the "
     "frame cache's timestamps. Zero rows for clips without ground truth.",
 )
+@named_failures
 def ground_truth(
     context: dg.AssetExecutionContext, settings: HandclustSettings, clips: pl.DataFrame, frame_cache: pl.DataFrame
 ) -> dg.Output[pl.DataFrame]:
