@@ -1,9 +1,9 @@
 """Dagster IO manager: polars frames <-> per-partition Parquet files behind the DuckDB catalog."""
 
 
+import dagster as dg
 import polars as pl
 
-import dagster as dg
 from handclust_assets import tables
 
 

@@ -4,6 +4,7 @@
 import json
 
 import dagster as dg
+
 from handclust_assets.partitions import clip_partitions, file_fingerprint, scan_videos
 from handclust_assets.settings import HandclustSettings
 

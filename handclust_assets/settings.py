@@ -2,6 +2,7 @@
 
 
 import dagster as dg
+
 from handclust_assets.phase import DEFAULT_PHASE_WORDS
 from handclust_assets.storage import storage_root, video_dir
 

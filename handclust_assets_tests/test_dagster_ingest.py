@@ -10,10 +10,9 @@ import textwrap
 import time
 from pathlib import Path
 
-import duckdb
-import pytest
-
 import dagster as dg
+import duckdb
+
 from handclust_assets.definitions import defs, ingest_assets
 from handclust_assets.io_manager import DuckDBParquetIOManager
 from handclust_assets.partitions import scan_videos

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
+
 from handclust_assets.errors import ClipError, ModelUnavailableError
 
 

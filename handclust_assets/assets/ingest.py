@@ -4,9 +4,9 @@
 import time
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 
-import dagster as dg
 from handclust_assets.assets.common import named_failures
 from handclust_assets.errors import ClipError
 from handclust_assets.partitions import clip_partitions, scan_videos

@@ -1,0 +1,183 @@
+"""`handclust`: the command line (demo, generate, ui, fetch-models, forget, catalog, dashboard)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="HandClust: label-free activity discovery.")
+
+REPO_HINT = Path.cwd()
+
+
+def _dagster_home() -> Path:
+    """DAGSTER_HOME: the env var, else the folder holding dagster.yaml (repo root), else storage/dagster_home."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"])
+    home = Path.cwd() if (Path.cwd() / "dagster.yaml").exists() else Path("storage/dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@app.command()
+def generate(
+    out: Path = typer.Argument(Path("storage/videos"), help="Folder for the clips."),
+    n_clips: int = typer.Option(5, "--clips", "-n"),
+    duration: float = typer.Option(60.0, help="Seconds per clip."),
+    width: int = 640,
+    height: int = 360,
+    fps: float = 15.0,
+    seed: int = 0,
+) -> None:
+    """Generate synthetic helmet-cam clips with per-frame ground truth."""
+    from handclust_assets.synthetic import generate_demo_set
+
+    paths = generate_demo_set(out, n_clips=n_clips, duration_s=duration, width=width, height=height, fps=fps, seed=seed)
+    for p in paths:
+        typer.echo(str(p))
+
+
+@app.command("fetch-models")
+def fetch_models(dest: Path = typer.Option(None, help="Default: storage/models")) -> None:
+    """Fetch the MediaPipe models (hand, pose) and verify their sha256."""
+    from handclust_assets.models.mediapipe_models import fetch_mediapipe_models
+
+    for name, path in fetch_mediapipe_models(dest).items():
+        typer.echo(f"{name}: {path}")
+
+
+@app.command()
+def demo(
+    n_clips: int = typer.Option(5, "--clips", "-n", help="Synthetic clips to generate (>= 5 for the demo)."),
+    duration: float = typer.Option(60.0, help="Seconds per clip."),
+    storage: Path = typer.Option(Path("storage"), help="Storage root."),
+    skip_generate: bool = typer.Option(False, help="Use the videos already in the folder."),
+) -> None:
+    """The main job: generate the demo clips, register partitions, materialize every asset, print where to look."""
+    os.environ["HANDCLUST_STORAGE"] = str(storage.resolve())
+    _dagster_home()
+    import dagster as dg
+    from tqdm import tqdm
+
+    from handclust_assets.definitions import CLIP_JOB, CROSS_JOB, defs
+    from handclust_assets.partitions import clip_partitions, scan_videos
+    from handclust_assets.settings import HandclustSettings
+
+    settings = HandclustSettings(storage=str(storage.resolve()))
+    vids = settings.videos()
+    t0 = time.perf_counter()
+    if not skip_generate:
+        from handclust_assets.synthetic import generate_demo_set
+
+        typer.echo(f"generating {n_clips} synthetic clips of {duration:.0f}s into {vids} ...")
+        generate_demo_set(vids, n_clips=n_clips, duration_s=duration)
+    try:
+        from handclust_assets.models.mediapipe_models import fetch_mediapipe_models
+
+        fetch_mediapipe_models(None, progress=lambda m: None)
+    except Exception as e:  # noqa: BLE001 - pose/hands assets will report the missing model themselves
+        typer.echo(f"note: MediaPipe models unavailable ({e}); pose and hands will be skipped")
+    keys = list(scan_videos(vids))
+    if not keys:
+        typer.echo(f"no videos in {vids}", err=True)
+        raise typer.Exit(1)
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions(clip_partitions.name, keys)
+    job = defs.resolve_job_def(CLIP_JOB)
+    failed: dict[str, str] = {}
+    for key in tqdm(keys, desc="clips", unit="clip"):
+        res = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+        bad = [e for e in res.all_events if e.event_type_value == "STEP_FAILURE"]
+        if bad:
+            failed[key] = "; ".join(
+                f"{e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0][:200]}" for e in bad
+            )
+    typer.echo("cross-clip clustering and evaluation ...")
+    cross = defs.resolve_job_def(CROSS_JOB).execute_in_process(instance=instance, raise_on_error=False)
+    from handclust_assets.tables import connect, refresh_catalog
+
+    catalog = refresh_catalog(storage)
+    con = connect(storage)
+    tables = [r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()]
+    typer.echo(f"\ndone in {time.perf_counter() - t0:.0f}s: {len(keys)} clips, {len(tables)} tables")
+    for key, why in failed.items():
+        typer.echo(f"  partial: {key}: {why}")
+    if not cross.success:
+        typer.echo("  some cross-clip assets failed; see the Dagster UI run logs")
+    typer.echo(f"results (DuckDB catalog): {catalog}")
+    typer.echo(f"tables: {', '.join(tables)}")
+    dash = storage.resolve() / "dashboard" / "index.html"
+    if dash.exists():
+        typer.echo(f"lab dashboard: {dash}  (serve: handclust dashboard)")
+    typer.echo("Dagster UI: handclust ui   (or: DAGSTER_HOME=$PWD dagster dev -w workspace.yaml)")
+    typer.echo("notebook:   import handclust_assets as hc; con = hc.connect('storage'); con.sql('from clips').pl()")
+    if failed and len(failed) == len(keys):
+        raise typer.Exit(1)
+
+
+@app.command()
+def ui(port: int = 3000, host: str = "127.0.0.1") -> None:
+    """Start the Dagster web UI (dagster dev) on this code location."""
+    _dagster_home()
+    os.execvp(
+        sys.executable,
+        [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port), "-h", host],
+    )
+
+
+@app.command()
+def forget(clip: str, storage: Path = typer.Option(Path("storage"))) -> None:
+    """Delete a clip partition and all its results (tables, frame cache, arrays)."""
+    import shutil
+
+    _dagster_home()
+    import dagster as dg
+
+    from handclust_assets.tables import delete_partition, refresh_catalog
+
+    removed = delete_partition(storage, clip)
+    shutil.rmtree(storage / "frames" / clip, ignore_errors=True)
+    for f in (storage / "arrays").glob(f"*/{clip}.npz"):
+        f.unlink()
+    inst = dg.DagsterInstance.get()
+    if inst.has_dynamic_partition("clips", clip):
+        inst.delete_dynamic_partition("clips", clip)
+    refresh_catalog(storage)
+    typer.echo(f"forgot {clip}: {len(removed)} table files removed")
+
+
+@app.command()
+def catalog(storage: Path = typer.Option(Path("storage"))) -> None:
+    """Rebuild the DuckDB catalog and print each table's row count."""
+    from handclust_assets.tables import connect, refresh_catalog
+
+    typer.echo(str(refresh_catalog(storage)))
+    con = connect(storage)
+    for (name,) in con.execute("select view_name from duckdb_views() where not internal order by 1").fetchall():
+        n = con.execute(f'select count(*) from "{name}"').fetchone()[0]
+        typer.echo(f"{name:32s} {n:>9d}")
+
+
+@app.command()
+def dashboard(storage: Path = typer.Option(Path("storage")), port: int = 8765, host: str = "127.0.0.1") -> None:
+    """Serve the lab dashboard (storage/dashboard) over HTTP."""
+    import functools
+    import http.server
+
+    root = storage.resolve() / "dashboard"
+    if not (root / "index.html").exists():
+        typer.echo(f"no dashboard at {root}: materialize the lab_dashboard asset (or run handclust demo)", err=True)
+        raise typer.Exit(1)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    with http.server.ThreadingHTTPServer((host, port), handler) as srv:
+        typer.echo(f"lab dashboard on http://{host}:{port}/")
+        srv.serve_forever()
+
+
+if __name__ == "__main__":
+    app()
