@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import dagster as dg
+
 from handclust_assets.video.probe import VIDEO_EXTENSIONS
 
 clip_partitions = dg.DynamicPartitionsDefinition(name="clips")
