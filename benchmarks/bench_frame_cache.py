@@ -66,6 +66,13 @@ def main() -> None:
 
     rows = []
     ff = shutil.which("ffmpeg")
+    if ff is None:
+        try:
+            import imageio_ffmpeg
+
+            ff = imageio_ffmpeg.get_ffmpeg_exe()
+        except ImportError:
+            ff = None
     if ff:
         t = best_of(lambda: subprocess.run([ff, "-v", "error", "-threads", "0", "-i", str(clip), "-f", "null", "-"],
                                            check=True), a.repeats)
