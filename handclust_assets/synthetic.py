@@ -1,0 +1,278 @@
+"""Synthetic helmet-cam clips with per-frame ground truth (deterministic by seed).
+
+Vocabulary (shared by every clip; periods are the motion period of the activity, +-5 % jitter per segment):
+
+| activity | tool / hands                                  | local motion period | camera (head)        |
+| -------- | --------------------------------------------- | ------------------- | -------------------- |
+| trowel   | gray trowel + blue glove, back-and-forth      | 1.5 s               | small sway           |
+| scoop    | orange bucket, tool on an arc into it         | 2.5 s               | small sway           |
+| carry    | concrete block held low, gloves on it         | 1.1 s (step bob)    | forward walk + bob   |
+| walk     | no tool, gloves swing in and out of frame     | 1.0 s (step bob)    | forward walk + bob   |
+| idle     | gloves resting (sometimes out of frame)       | none                | near static          |
+
+Periods are >= 1 s so they stay recoverable from 5 fps sampling. The scene trap: every clip gets its own
+background texture, palette, lighting gain/gamma and colour cast, so appearance fingerprints the clip while
+motion and tools carry the activity. File names carry a phase word (production/prep/transit/downtime/demo).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import polars as pl
+
+from handclust_assets.video.writer import write_video
+
+PERIODS = {"trowel": 1.5, "scoop": 2.5, "carry": 1.1, "walk": 1.0, "idle": float("nan")}
+ACTIVITIES = tuple(PERIODS)
+PHASE_MIX = {
+    "production": ["trowel", "scoop", "trowel", "carry", "trowel", "scoop", "idle"],
+    "prep": ["scoop", "carry", "idle", "scoop", "trowel"],
+    "transit": ["walk", "carry", "walk", "idle", "walk"],
+    "downtime": ["idle", "walk", "idle", "scoop"],
+    "demo": ["trowel", "idle", "scoop", "walk", "carry"],
+}
+GT_SCHEMA = {
+    "frame_idx": pl.Int64,
+    "t_s": pl.Float64,
+    "activity": pl.Utf8,
+    "segment_idx": pl.Int64,
+    "period_s": pl.Float64,
+}
+DEMO_CLIPS = [
+    ("01_production_masonry", "production"),
+    ("02_prep_mixing", "prep"),
+    ("03_transit_site", "transit"),
+    ("04_production_wall", "production"),
+    ("05_downtime_break", "downtime"),
+    ("06_demo_training", "demo"),
+    ("07_production_corner", "production"),
+    ("08_transit_yard", "transit"),
+]
+
+
+@dataclass
+class _Style:
+    canvas: np.ndarray
+    gain: float
+    gamma: float
+    cast: np.ndarray
+
+
+def _style(rng: np.random.Generator, width: int, height: int) -> _Style:
+    cw, ch = width * 4, height + 80
+    base = rng.uniform(40, 200, 3)
+    accent = rng.uniform(30, 230, 3)
+    canvas = np.empty((ch, cw, 3), np.float32)
+    canvas[:] = base
+    kind = rng.integers(0, 3)
+    if kind == 0:  # bricks
+        bh, bw = int(rng.integers(14, 30)), int(rng.integers(40, 90))
+        for r, y in enumerate(range(0, ch, bh)):
+            off = (bw // 2) * (r % 2)
+            for x in range(-off, cw, bw):
+                col = accent * rng.uniform(0.7, 1.1)
+                cv2.rectangle(canvas, (x + 2, y + 2), (x + bw - 2, y + bh - 2), col.tolist(), -1)
+    elif kind == 1:  # grid / panels
+        step = int(rng.integers(30, 70))
+        for x in range(0, cw, step):
+            cv2.line(canvas, (x, 0), (x, ch), accent.tolist(), 3)
+        for y in range(0, ch, step):
+            cv2.line(canvas, (0, y), (cw, y), accent.tolist(), 3)
+    else:  # blotches (dirt, gravel)
+        for _ in range(int(cw * ch / 900)):
+            c = (int(rng.integers(0, cw)), int(rng.integers(0, ch)))
+            cv2.circle(canvas, c, int(rng.integers(3, 14)), (accent * rng.uniform(0.6, 1.2)).tolist(), -1)
+    noise = cv2.resize(rng.normal(0, 18, (ch // 8, cw // 8, 1)).astype(np.float32), (cw, ch))[..., None]
+    canvas = np.clip(canvas + noise, 0, 255)
+    gain, gamma = float(rng.uniform(0.6, 1.25)), float(rng.uniform(0.75, 1.35))
+    cast = rng.uniform(0.8, 1.2, 3).astype(np.float32)
+    lit = 255.0 * np.power(np.clip(canvas * gain * cast / 255.0, 0, 1), gamma)  # lighting baked in once
+    return _Style(canvas=lit.astype(np.uint8), gain=gain, gamma=gamma, cast=cast)
+
+
+def _plan(rng: np.random.Generator, phase: str, duration_s: float) -> list[tuple[str, float, float, float]]:
+    """(activity, start_s, end_s, period_s) covering [0, duration)."""
+    mix = PHASE_MIX.get(phase, list(ACTIVITIES))
+    segs, t, i = [], 0.0, int(rng.integers(0, len(mix)))
+    while t < duration_s - 1e-6:
+        act = mix[i % len(mix)]
+        if rng.random() < 0.25:
+            act = ACTIVITIES[int(rng.integers(0, len(ACTIVITIES)))]
+        if segs and segs[-1][0] == act:
+            i += 1
+            continue
+        length = float(rng.uniform(6.0, 20.0))
+        end = min(duration_s, t + length)
+        if duration_s - end < 4.0:
+            end = duration_s
+        period = PERIODS[act] * float(rng.uniform(0.95, 1.05))
+        segs.append((act, t, end, period))
+        t = end
+        i += 1
+    return segs
+
+
+def _glove(img: np.ndarray, c: tuple[float, float], scale: float, color: tuple[int, int, int]) -> None:
+    x, y = int(c[0]), int(c[1])
+    cv2.ellipse(img, (x, y), (int(26 * scale), int(18 * scale)), 20, 0, 360, color, -1)
+    for k in range(4):
+        cv2.ellipse(img, (x - int((12 - 8 * k) * scale), y - int(20 * scale)), (int(5 * scale), int(11 * scale)),
+                    0, 0, 360, color, -1)
+
+
+def _render(style: _Style, act: str, tl: float, period: float, cam: tuple[float, float, float], w: int, h: int,
+            glove: tuple[int, int, int]) -> np.ndarray:
+    cx, cy, rot = cam
+    x0 = int(cx) % (style.canvas.shape[1] - w - 1)
+    y0 = int(np.clip(40 + cy, 0, style.canvas.shape[0] - h - 1))
+    img = np.ascontiguousarray(style.canvas[y0 : y0 + h, x0 : x0 + w])
+    if abs(rot) > 1e-3:
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), rot, 1.0)
+        img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+    s = w / 640.0
+    ph = 2 * np.pi * tl / period if np.isfinite(period) else 0.0
+    if act == "trowel":
+        x, y = w * 0.5 + 110 * s * np.sin(ph), h * 0.62 + 14 * s * np.sin(2 * ph)
+        pts = np.array([[x - 55 * s, y + 10 * s], [x + 40 * s, y - 6 * s], [x + 60 * s, y + 22 * s],
+                        [x - 35 * s, y + 34 * s]], np.int32)
+        cv2.fillPoly(img, [pts], (150, 150, 155))
+        _glove(img, (x + 5 * s, y - 18 * s), s, glove)
+    elif act == "scoop":
+        bx, by = w * 0.25, h * 0.8
+        cv2.ellipse(img, (int(bx), int(by)), (int(70 * s), int(40 * s)), 0, 0, 360, (235, 120, 30), -1)
+        cv2.ellipse(img, (int(bx), int(by - 12 * s)), (int(60 * s), int(22 * s)), 0, 0, 360, (70, 70, 75), -1)
+        a = 0.5 * (1 - np.cos(ph))
+        x, y = bx + (w * 0.45) * a, by - 30 * s - 140 * s * np.sin(np.pi * a)
+        cv2.line(img, (int(x), int(y)), (int(x + 50 * s), int(y - 40 * s)), (90, 60, 40), max(2, int(6 * s)))
+        _glove(img, (x + 50 * s, y - 40 * s), s, glove)
+    elif act == "carry":
+        yb = h * 0.85 + 6 * s * np.sin(ph)
+        cv2.rectangle(img, (int(w * 0.3), int(yb - 50 * s)), (int(w * 0.7), int(h + 10)), (120, 120, 128), -1)
+        _glove(img, (w * 0.3, yb - 30 * s), s, glove)
+        _glove(img, (w * 0.7, yb - 30 * s), s, glove)
+    elif act == "walk":
+        sw = np.sin(ph)
+        _glove(img, (w * 0.12, h * (0.95 + 0.25 * sw)), s, glove)
+        _glove(img, (w * 0.88, h * (0.95 - 0.25 * sw)), s, glove)
+    else:  # idle: gloves resting, drifting very slowly
+        _glove(img, (w * 0.42 + 4 * s * np.sin(tl / 7.0), h * 0.9), s, glove)
+    return img
+
+
+def generate_clip(
+    path: str | Path,
+    *,
+    seed: int,
+    duration_s: float = 60.0,
+    width: int = 640,
+    height: int = 360,
+    fps: float = 15.0,
+    phase: str = "production",
+    activities: list[tuple[str, float]] | None = None,
+) -> pl.DataFrame:
+    """Write one synthetic clip (H.264 mp4) and `<stem>.gt.parquet`; return the per-frame ground truth.
+
+    `activities`, if given, fixes the plan as [(activity, seconds), ...] instead of the phase's random mix.
+    """
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    style = _style(rng, width, height)
+    if activities:
+        plan, t = [], 0.0
+        for act, secs in activities:
+            plan.append((act, t, t + secs, PERIODS[act] * float(rng.uniform(0.95, 1.05))))
+            t += secs
+        duration_s = t
+    else:
+        plan = _plan(rng, phase, duration_s)
+    n = int(round(duration_s * fps))
+    glove = tuple(int(v) for v in rng.uniform([10, 60, 150], [60, 120, 230]))  # bluish glove (RGB)
+    rows_act, rows_seg, rows_per = [], [], []
+    cx, cy = float(rng.uniform(0, 1000)), 0.0
+    bob_phase = 0.0
+    jitter = rng.normal(0, 1, (n, 3)).astype(np.float32)
+    # sensor noise: a small bank of non-negative noise images, cycled (cheap, still breaks exact repeats)
+    noise_bank = [rng.integers(0, 5, (height, width, 3), dtype=np.uint8) for _ in range(7)]
+    lit_glove = 255.0 * np.power(np.clip(np.array(glove) * style.gain * style.cast / 255.0, 0, 1), style.gamma)
+    glove = tuple(int(v) for v in lit_glove)
+
+    def frames():
+        nonlocal cx, cy, bob_phase
+        seg_i = 0
+        for i in range(n):
+            t = i / fps
+            while seg_i < len(plan) - 1 and t >= plan[seg_i][2]:
+                seg_i += 1
+            act, t0, _, period = plan[seg_i]
+            tl = t - t0
+            moving = act in ("walk", "carry")
+            if moving:
+                cx += 55.0 * width / 640 / fps
+                bob_phase = 2 * np.pi * tl / period
+                cy = 9.0 * np.sin(bob_phase) * height / 360
+                rot = 1.2 * np.sin(bob_phase / 2)
+            else:
+                # standing still: slow sway (a few px over seconds) and sub-pixel tremor
+                cx += 0.04 * jitter[i, 0] + 0.8 * np.cos(2 * np.pi * t / 6.1) / fps
+                cy = 0.8 * np.sin(2 * np.pi * t / 4.7) + 0.05 * jitter[i, 1]
+                rot = 0.1 * np.sin(2 * np.pi * t / 5.3)
+            rows_act.append(act)
+            rows_seg.append(seg_i)
+            rows_per.append(period)
+            img = _render(style, act, tl, period, (cx, cy, rot), width, height, glove)
+            yield cv2.add(img, noise_bank[i % len(noise_bank)], dtype=cv2.CV_8U) if i % 2 else img
+
+    write_video(path, frames(), fps, codec="libx264", crf=23, preset="veryfast")
+    gt = pl.DataFrame(
+        {
+            "frame_idx": np.arange(n),
+            "t_s": np.arange(n) / fps,
+            "activity": rows_act,
+            "segment_idx": rows_seg,
+            "period_s": rows_per,
+        },
+        schema=GT_SCHEMA,
+    )
+    gt.write_parquet(path.with_name(path.stem + ".gt.parquet"))
+    return gt
+
+
+def load_ground_truth(video_path: str | Path) -> pl.DataFrame | None:
+    p = Path(video_path)
+    side = p.with_name(p.stem + ".gt.parquet")
+    return pl.read_parquet(side) if side.exists() else None
+
+
+def generate_demo_set(
+    out_dir: str | Path,
+    n_clips: int = 5,
+    duration_s: float = 60.0,
+    width: int = 640,
+    height: int = 360,
+    fps: float = 15.0,
+    seed: int = 0,
+) -> list[Path]:
+    """The default demo data set: `n_clips` clips (phase words in the names), skipped when already present."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n_clips):
+        name, phase = DEMO_CLIPS[i % len(DEMO_CLIPS)]
+        if i >= len(DEMO_CLIPS):
+            name = f"{i + 1:02d}_{phase}_extra"
+        p = out / f"{name}.mp4"
+        params = {"seed": seed * 1000 + i, "duration_s": duration_s, "width": width, "height": height, "fps": fps,
+                  "phase": phase, "version": 1}
+        side = p.with_name(p.stem + ".params.json")
+        if p.exists() and side.exists() and json.loads(side.read_text()) == params:
+            paths.append(p)
+            continue
+        generate_clip(p, seed=params["seed"], duration_s=duration_s, width=width, height=height, fps=fps, phase=phase)
+        side.write_text(json.dumps(params))
+        paths.append(p)
+    return paths
