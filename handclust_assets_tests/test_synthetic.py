@@ -31,7 +31,7 @@ def test_clip_ground_truth_and_decoding(tmp_path: Path) -> None:
 def test_deterministic_by_seed(tmp_path: Path) -> None:
     a = generate_clip(tmp_path / "a.mp4", seed=7, width=128, height=72, fps=10, duration_s=8)
     b = generate_clip(tmp_path / "b.mp4", seed=7, width=128, height=72, fps=10, duration_s=8)
-    c = generate_clip(tmp_path / "c.mp4", seed=8, width=128, height=72, fps=10, duration_s=8)
+    generate_clip(tmp_path / "c.mp4", seed=8, width=128, height=72, fps=10, duration_s=8)
     assert a.equals(b)
     fa, _ = sample_frames(tmp_path / "a.mp4", 5, 128)
     fb, _ = sample_frames(tmp_path / "b.mp4", 5, 128)
