@@ -3,13 +3,14 @@
 
 import dagster as dg
 
-from handclust_assets.assets import ingest
+from handclust_assets.assets import ingest, motion
 from handclust_assets.io_manager import DuckDBParquetIOManager
 from handclust_assets.sensors import build_video_folder_sensor
 from handclust_assets.settings import HandclustSettings
 
 ingest_assets = [ingest.clips, ingest.frame_cache, ingest.ground_truth]
-per_clip_assets = [*ingest_assets]
+motion_assets = [motion.flow, motion.flow_rhythm, motion.egomotion]
+per_clip_assets = [*ingest_assets, *motion_assets]
 cross_clip_assets: list = []
 
 clip_job = dg.define_asset_job(

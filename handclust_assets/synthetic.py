@@ -137,7 +137,8 @@ def _render(style: _Style, act: str, tl: float, period: float, cam: tuple[float,
     s = w / 640.0
     ph = 2 * np.pi * tl / period if np.isfinite(period) else 0.0
     if act == "trowel":
-        x, y = w * 0.5 + 110 * s * np.sin(ph), h * 0.62 + 14 * s * np.sin(2 * ph)
+        # asymmetric stroke (quick push, slower return) so the speed's fundamental is the cycle period
+        x, y = w * 0.5 + 42 * s * (np.sin(ph) + 0.45 * np.sin(2 * ph)), h * 0.62 + 10 * s * np.sin(ph)
         pts = np.array([[x - 55 * s, y + 10 * s], [x + 40 * s, y - 6 * s], [x + 60 * s, y + 22 * s],
                         [x - 35 * s, y + 34 * s]], np.int32)
         cv2.fillPoly(img, [pts], (150, 150, 155))
@@ -146,12 +147,13 @@ def _render(style: _Style, act: str, tl: float, period: float, cam: tuple[float,
         bx, by = w * 0.25, h * 0.8
         cv2.ellipse(img, (int(bx), int(by)), (int(70 * s), int(40 * s)), 0, 0, 360, (235, 120, 30), -1)
         cv2.ellipse(img, (int(bx), int(by - 12 * s)), (int(60 * s), int(22 * s)), 0, 0, 360, (70, 70, 75), -1)
-        a = 0.5 * (1 - np.cos(ph))
-        x, y = bx + (w * 0.45) * a, by - 30 * s - 140 * s * np.sin(np.pi * a)
-        cv2.line(img, (int(x), int(y)), (int(x + 50 * s), int(y - 40 * s)), (90, 60, 40), max(2, int(6 * s)))
-        _glove(img, (x + 50 * s, y - 40 * s), s, glove)
+        a = 0.5 * (1 - np.cos(ph + 0.7 * np.sin(ph)))  # scoop fast, lift slowly
+        x, y = bx + (w * 0.22) * a, by - 30 * s - 70 * s * np.sin(np.pi * a)
+        cv2.line(img, (int(x), int(y)), (int(x + 90 * s), int(y - 70 * s)), (90, 60, 40), max(3, int(12 * s)))
+        cv2.ellipse(img, (int(x), int(y)), (int(30 * s), int(16 * s)), 30, 0, 360, (160, 160, 165), -1)
+        _glove(img, (x + 90 * s, y - 70 * s), 1.4 * s, glove)
     elif act == "carry":
-        yb = h * 0.85 + 6 * s * np.sin(ph)
+        yb = h * 0.85 + 6 * s * (np.sin(ph) + 0.5 * np.sin(2 * ph))
         cv2.rectangle(img, (int(w * 0.3), int(yb - 50 * s)), (int(w * 0.7), int(h + 10)), (120, 120, 128), -1)
         _glove(img, (w * 0.3, yb - 30 * s), s, glove)
         _glove(img, (w * 0.7, yb - 30 * s), s, glove)
@@ -214,7 +216,7 @@ def generate_clip(
             if moving:
                 cx += 55.0 * width / 640 / fps
                 bob_phase = 2 * np.pi * tl / period
-                cy = 9.0 * np.sin(bob_phase) * height / 360
+                cy = (9.0 * np.sin(bob_phase) + 4.0 * np.sin(2 * bob_phase)) * height / 360
                 rot = 1.2 * np.sin(bob_phase / 2)
             else:
                 # standing still: slow sway (a few px over seconds) and sub-pixel tremor
@@ -225,7 +227,7 @@ def generate_clip(
             rows_seg.append(seg_i)
             rows_per.append(period)
             img = _render(style, act, tl, period, (cx, cy, rot), width, height, glove)
-            yield cv2.add(img, noise_bank[i % len(noise_bank)], dtype=cv2.CV_8U) if i % 2 else img
+            yield cv2.add(img, noise_bank[i % len(noise_bank)], dtype=cv2.CV_8U)
 
     write_video(path, frames(), fps, codec="libx264", crf=23, preset="veryfast")
     gt = pl.DataFrame(
@@ -267,7 +269,7 @@ def generate_demo_set(
             name = f"{i + 1:02d}_{phase}_extra"
         p = out / f"{name}.mp4"
         params = {"seed": seed * 1000 + i, "duration_s": duration_s, "width": width, "height": height, "fps": fps,
-                  "phase": phase, "version": 1}
+                  "phase": phase, "version": 4}
         side = p.with_name(p.stem + ".params.json")
         if p.exists() and side.exists() and json.loads(side.read_text()) == params:
             paths.append(p)

@@ -1,0 +1,1 @@
+"""Model loading: learned encoders (transformers), MediaPipe tasks, device/dtype selection."""

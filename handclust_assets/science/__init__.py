@@ -1,0 +1,1 @@
+"""The science: plain numpy/polars functions, no Dagster."""
