@@ -3,15 +3,35 @@
 
 import dagster as dg
 
-from handclust_assets.assets import ingest, motion
+from handclust_assets.assets import crossclip, embeddings, ingest, motion, segments
 from handclust_assets.io_manager import DuckDBParquetIOManager
 from handclust_assets.sensors import build_video_folder_sensor
 from handclust_assets.settings import HandclustSettings
 
 ingest_assets = [ingest.clips, ingest.frame_cache, ingest.ground_truth]
 motion_assets = [motion.flow, motion.flow_rhythm, motion.egomotion]
-per_clip_assets = [*ingest_assets, *motion_assets]
-cross_clip_assets: list = []
+model_assets = [embeddings.scene_embeddings, embeddings.video_embeddings, embeddings.tool_scores]
+segment_assets = [segments.segments, segments.repetitions]
+per_clip_assets = [*ingest_assets, *motion_assets, *model_assets, *segment_assets]
+cross_clip_assets = [
+    crossclip.segment_features,
+    crossclip.clip_clusters,
+    crossclip.cross_clip_clusters,
+    crossclip.cross_clip_entropy_table,
+    crossclip.cluster_entropy,
+    crossclip.quality_matrix,
+    crossclip.phase_scores,
+    crossclip.ground_truth_scores,
+    crossclip.cluster_labels,
+    crossclip.segment_map,
+    crossclip.alignment_scores,
+    crossclip.anomaly_detection,
+]
+asset_checks = [
+    segments.segments_cover_clip,
+    crossclip.one_cluster_row_per_segment_and_modality,
+    crossclip.entropy_in_unit_interval,
+]
 
 clip_job = dg.define_asset_job(
     "process_clip",
@@ -31,11 +51,16 @@ ingest_job = dg.define_asset_job("ingest_clips", selection=dg.AssetSelection.ass
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[*per_clip_assets, *cross_clip_assets],
+        asset_checks=asset_checks,
         jobs=[clip_job, cross_job, ingest_job],
         sensors=[build_video_folder_sensor(clip_job.name)],
         resources={
             "io_manager": DuckDBParquetIOManager(root=dg.EnvVar("HANDCLUST_STORAGE").get_value("") or ""),
             "settings": HandclustSettings(),
+            "scene_model": embeddings.SCENE_MODEL,
+            "video_model": embeddings.VIDEO_MODEL,
+            "tool_model": embeddings.TOOL_MODEL,
+            "labeler": crossclip.LabelerResource(),
         },
     )
 
