@@ -45,7 +45,9 @@ def otsu_threshold(x: np.ndarray, bins: int = 128) -> float:
     m0 = np.cumsum(hist * centres) / np.maximum(w0, 1)
     m1 = (np.sum(hist * centres) - np.cumsum(hist * centres)) / np.maximum(w1, 1)
     between = w0 * w1 * (m0 - m1) ** 2
-    return float(edges[np.argmax(between[:-1]) + 1])
+    b = between[:-1]
+    ties = np.flatnonzero(b >= b.max() * (1 - 1e-9))  # empty bins make a plateau: take its middle
+    return float(edges[ties + 1].mean())
 
 
 def hysteresis_spans(score: np.ndarray, t_s: np.ndarray, theta_on: float, theta_off: float,

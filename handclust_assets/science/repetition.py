@@ -33,10 +33,27 @@ def ssm_period(emb: np.ndarray, fps: float, min_period_s: float = 0.6, max_perio
     if n < 6:
         return float("nan"), float("nan")
     profile = np.array([np.mean(np.diagonal(s, k)) for k in range(n)])
-    # the lag profile of a periodic sequence peaks at multiples of the period: use it directly as a signal
-    # along the lag axis, mirrored so lag 0 is a symmetric centre
-    sig = np.concatenate([profile[::-1], profile[1:]])
-    return autocorr_period(sig, fps, min_period_s, max_period_s or n / fps / 2)
+    return first_strong_peak(profile, fps, min_period_s, max_period_s or n / fps / 2)
+
+
+def first_strong_peak(profile: np.ndarray, fps: float, min_period_s: float, max_period_s: float
+                      ) -> tuple[float, float]:
+    """The lag profile of a periodic sequence (mean self-similarity per lag) peaks at every multiple of the
+    period; return the first local maximum that reaches half of the strongest one (parabolic refinement)."""
+    lo = max(1, int(np.floor(min_period_s * fps)))
+    hi = min(len(profile) - 2, int(np.ceil(max_period_s * fps)))
+    if hi <= lo:
+        return float("nan"), float("nan")
+    p = profile - np.linspace(profile[0], profile[hi + 1], hi + 2).mean()  # remove the offset
+    cand = [k for k in range(lo, hi + 1) if p[k] >= p[k - 1] and p[k] >= p[k + 1] and p[k] > 0]
+    if not cand:
+        return float("nan"), float("nan")
+    best = max(p[k] for k in cand)
+    k = next(k for k in cand if p[k] >= 0.5 * best)
+    a, b, c = p[k - 1], p[k], p[k + 1]
+    den = a - 2 * b + c
+    off = 0.5 * (a - c) / den if den != 0 else 0.0
+    return float((k + np.clip(off, -0.5, 0.5)) / fps), float(profile[k])
 
 
 def flow_period(mag: np.ndarray, fps: float, min_period_s: float = 0.6, max_period_s: float | None = None
