@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
-import dagster as dg
 from handclust_assets.assets.crossclip import LabelerResource
 from handclust_assets.definitions import asset_checks, cross_clip_assets, defs, per_clip_assets
 from handclust_assets.io_manager import DuckDBParquetIOManager
