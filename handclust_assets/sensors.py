@@ -54,3 +54,77 @@ def build_video_folder_sensor(job_name: str) -> dg.SensorDefinition:
         )
 
     return video_folder_sensor
+
+
+def recorded_model_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: set[str]
+                            ) -> dict[str, str | None]:
+    """partition -> the `model_version` its latest materialization recorded (two storage queries)."""
+    ids = instance.get_latest_storage_id_by_partition(asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION,
+                                                      partitions)
+    if not ids:
+        return {}
+    res = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(ids.values())),
+                                          limit=len(ids))
+    out: dict[str, str | None] = {}
+    for rec in res.records:
+        mat = rec.asset_materialization
+        if mat is None or mat.partition is None:
+            continue
+        v = mat.metadata.get("model_version")
+        out[mat.partition] = str(v.value) if v is not None else None
+    return out
+
+
+def build_model_update_sensor(job_name: str, model_assets: dict[str, str],
+                              downstream: dict[str, list[dg.AssetKey]], batch_size: int = 4,
+                              interval_s: int = 300) -> dg.SensorDefinition:
+    """Re-embed on a schedule when a model updates: every `interval_s`, compare each model asset's recorded
+    model version per clip partition with what its resource resolves to now (new hub commit, changed local
+    weights folder, other .task file) and request the stale partitions, `batch_size` runs per tick, each
+    re-materializing the model asset and its per-clip downstream assets for one clip."""
+
+    @dg.sensor(
+        name="model_update_sensor",
+        job_name=job_name,
+        minimum_interval_seconds=interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        required_resource_keys=set(model_assets.values()),
+        description="Re-embeds clip partitions whose model changed (model id, hub revision/commit, local weights "
+        f"fingerprint), {batch_size} runs per tick; runs are tagged handclust/reembed=<asset>@<version>.",
+    )
+    def model_update_sensor(context: dg.SensorEvaluationContext, **resources: object) -> dg.SensorResult:
+        from handclust_assets.reembed import plan_reembed, run_key
+
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        partitions = set(context.instance.get_dynamic_partitions(clip_partitions.name))
+        runs: list[dg.RunRequest] = []
+        nxt: dict[str, dict] = {}
+        notes: list[str] = []
+        for asset, res_key in model_assets.items():
+            try:
+                current = resources[res_key].version()  # type: ignore[attr-defined]
+            except Exception as e:  # noqa: BLE001 - a resource that cannot say its version skips this asset
+                notes.append(f"{asset}: no version ({type(e).__name__}: {e})")
+                continue
+            key = dg.AssetKey(asset)
+            recorded = recorded_model_versions(context.instance, key, partitions)
+            prev = cursor.get(asset, {})
+            already = prev.get("requested", []) if prev.get("version") == current else []
+            plan = plan_reembed(asset, recorded, current, already, batch_size - len(runs))
+            for p in plan.requested:
+                runs.append(dg.RunRequest(run_key=run_key(asset, p, current), partition_key=p,
+                                          asset_selection=[key, *downstream.get(asset, [])],
+                                          tags={"handclust/reembed": f"{asset}@{current}"[:255]}))
+            nxt[asset] = {"version": current,
+                          "requested": sorted(set(plan.pending) | set(plan.requested))}
+            if plan.stale:
+                notes.append(f"{asset}: {len(plan.stale)} stale for {current} ({len(plan.requested)} requested now, "
+                             f"{len(plan.pending)} pending)")
+        for n in notes:
+            context.log.info(n)
+        if not runs:
+            return dg.SensorResult(skip_reason="; ".join(notes) or "every model asset is up to date",
+                                   cursor=json.dumps(nxt))
+        return dg.SensorResult(run_requests=runs, cursor=json.dumps(nxt))
+
+    return model_update_sensor

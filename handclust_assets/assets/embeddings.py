@@ -102,7 +102,8 @@ def scene_embeddings(
         df,
         metadata={
             "model": enc.name,
-            "model_version": enc.version(),
+            "model_version": scene_model.version(),  # what was asked for: the re-embed sensor compares this
+            "model_used": enc.version(),
             "dim": dg.MetadataValue.int(int(emb.shape[1])),
             "frames_per_s": dg.MetadataValue.float(round(len(emb) / wall, 2)),
         },
@@ -142,7 +143,9 @@ def video_embeddings(
         },
         schema=VIDEO_SCHEMA,
     )
-    return dg.Output(df, metadata={"model_version": enc.version(), "windows": dg.MetadataValue.int(len(emb))})
+    return dg.Output(df, metadata={"model_version": video_model.version(), "model_used": enc.version(),
+                                   "windows": dg.MetadataValue.int(len(emb)),
+                                   "windows_per_s": dg.MetadataValue.float(round(len(emb) / max(wall, 1e-9), 3))})
 
 
 @dg.asset(
@@ -177,4 +180,5 @@ def tool_scores(
         schema=TOOL_SCHEMA,
     )
     top = df.group_by("prompt").agg(pl.col("score").mean()).sort("score", descending=True)
-    return dg.Output(df, metadata={"top_tool": top["prompt"][0], "model_version": det.version()})
+    return dg.Output(df, metadata={"top_tool": top["prompt"][0], "model_version": tool_model.version(),
+                                   "model_used": det.version(), "frames": dg.MetadataValue.int(n)})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,52 @@ def folder_fingerprint(path: str | Path) -> str:
         st = f.stat()
         h.update(f"{f.relative_to(p) if p.is_dir() else f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()[:12]
+
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_COMMIT_CACHE: dict[tuple[str, str], tuple[float, str | None]] = {}
+COMMIT_TTL_S = float(os.environ.get("HANDCLUST_REVISION_TTL_S", "600"))
+
+
+def cached_commit(model_id: str, revision: str) -> str | None:
+    """The commit the local HF cache holds for `model_id@revision` (what would load offline), if any."""
+    if _SHA.match(revision):
+        return revision
+    from huggingface_hub import constants
+
+    ref = Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}" / "refs" / revision
+    try:
+        sha = ref.read_text().strip()
+    except OSError:
+        return None
+    return sha if _SHA.match(sha) else None
+
+
+def hub_commit(model_id: str, revision: str = "main", ttl_s: float | None = None) -> str | None:
+    """The commit `revision` (a branch or tag) points to: asked from the hub when it is reachable (so a new
+    upload to `main` is noticed), else what the local HF cache holds; None when neither knows. Answers are
+    kept for `ttl_s` (env HANDCLUST_REVISION_TTL_S, default 10 min) so sensors do not hammer the hub."""
+    if _SHA.match(revision):
+        return revision
+    key = (model_id, revision)
+    ttl = COMMIT_TTL_S if ttl_s is None else ttl_s
+    hit = _COMMIT_CACHE.get(key)
+    if hit is not None and time.monotonic() - hit[0] < ttl:
+        return hit[1]
+    from handclust_assets.models.hub import hub_reachable
+
+    sha = None
+    if hub_reachable():
+        try:
+            from huggingface_hub import HfApi
+
+            sha = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None).model_info(
+                model_id, revision=revision, timeout=5).sha
+        except Exception:  # noqa: BLE001 - unknown repo, auth, network: fall back to the cache
+            sha = None
+    sha = sha or cached_commit(model_id, revision)
+    _COMMIT_CACHE[key] = (time.monotonic(), sha)
+    return sha
 
 
 @dataclass(frozen=True)
@@ -42,9 +90,11 @@ class ModelSpec:
         return self.model_id
 
     def version(self) -> str:
-        """model id @ revision, plus the local weights' fingerprint when they come from a folder."""
+        """What makes results stale when it changes: model id @ revision, plus the weights' identity — the
+        fingerprint of a local folder, or the hub commit the revision resolves to (hub or HF cache)."""
         src = self.resolve_source()
         v = f"{self.model_id}@{self.revision}"
         if src != self.model_id and Path(src).exists():
-            v += f"#{folder_fingerprint(src)}"
-        return v
+            return v + f"#{folder_fingerprint(src)}"
+        sha = hub_commit(self.model_id, self.revision)
+        return v + (f":{sha[:12]}" if sha and sha != self.revision else "")

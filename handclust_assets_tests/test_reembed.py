@@ -1,0 +1,119 @@
+"""Scheduled re-embedding: a changed model makes exactly the partitions built with the old one stale, and the
+sensor requests them in batches; a new hub commit is noticed (hub = a local fake HF API server)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from handclust_assets.assets import embeddings, ingest
+from handclust_assets.io_manager import DuckDBParquetIOManager
+from handclust_assets.models import spec as spec_mod
+from handclust_assets.models.resources import SceneModelResource
+from handclust_assets.reembed import plan_reembed
+from handclust_assets.sensors import build_model_update_sensor, recorded_model_versions
+from handclust_assets.settings import HandclustSettings
+from handclust_assets.video.writer import moving_pattern, write_video
+from handclust_assets_tests.tiny_models import make_tiny_dinov2
+
+ASSETS = [ingest.clips, ingest.frame_cache, embeddings.scene_embeddings]
+KEY = dg.AssetKey("scene_embeddings")
+
+
+def test_plan_reembed_batches_and_pending() -> None:
+    rec = {"a": "m@1", "b": "m@1", "c": "m@2", "d": None}
+    p = plan_reembed("scene_embeddings", rec, "m@2", [], batch_size=2)
+    assert p.stale == ["a", "b", "d"] and p.requested == ["a", "b"] and p.pending == []
+    p2 = plan_reembed("scene_embeddings", rec, "m@2", p.requested, batch_size=2)
+    assert p2.requested == ["d"] and p2.pending == ["a", "b"]
+    assert plan_reembed("scene_embeddings", {"a": "m@2"}, "m@2", [], 4).stale == []
+
+
+def _sensor_tick(sensor: dg.SensorDefinition, inst: dg.DagsterInstance, res: SceneModelResource, cursor: str | None):
+    ctx = dg.build_sensor_context(instance=inst, cursor=cursor, resources={"scene_model": res})
+    return sensor(ctx)
+
+
+def test_changed_local_model_requests_exactly_the_stale_partitions(storage: Path, tmp_path: Path) -> None:
+    for name in ("a_prep", "b_demo", "c_transit"):
+        write_video(storage / "videos" / f"{name}.mp4", moving_pattern(15, 96, 64, seed=len(name)), 15)
+    model_dir = make_tiny_dinov2(tmp_path / "dino", seed=0)
+    scene = SceneModelResource(model_id="facebook/dinov2-small", local_path=str(model_dir), allow_fallback=False)
+    res = {"io_manager": DuckDBParquetIOManager(root=str(storage)), "settings": HandclustSettings(storage=str(storage)),
+           "scene_model": scene}
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", ["a_prep", "b_demo", "c_transit"])
+    for p in ("a_prep", "b_demo"):  # c_transit is never embedded: missing, not stale
+        assert dg.materialize(ASSETS, partition_key=p, instance=inst, resources=res).success
+    v0 = scene.version()
+    assert recorded_model_versions(inst, KEY, {"a_prep", "b_demo", "c_transit"}) == {"a_prep": v0, "b_demo": v0}
+
+    sensor = build_model_update_sensor("process_clip", {"scene_embeddings": "scene_model"},
+                                       {"scene_embeddings": []}, batch_size=1)
+    first = _sensor_tick(sensor, inst, scene, None)
+    assert not first.run_requests and "up to date" in first.skip_reason.skip_message
+
+    make_tiny_dinov2(model_dir, seed=1)  # the model is updated in place (new weights)
+    v1 = scene.version()
+    assert v1 != v0 and v1.startswith("facebook/dinov2-small@main#")
+    tick1 = _sensor_tick(sensor, inst, scene, first.cursor)
+    assert [r.partition_key for r in tick1.run_requests] == ["a_prep"]  # batch of 1
+    req = tick1.run_requests[0]
+    assert req.asset_selection == [KEY] and req.tags["handclust/reembed"] == f"scene_embeddings@{v1}"
+    tick2 = _sensor_tick(sensor, inst, scene, tick1.cursor)
+    assert [r.partition_key for r in tick2.run_requests] == ["b_demo"]  # next batch; a_prep is pending
+    for r in (req, tick2.run_requests[0]):
+        assert dg.materialize(ASSETS, partition_key=r.partition_key, selection=r.asset_selection, instance=inst,
+                              resources=res).success
+    assert set(recorded_model_versions(inst, KEY, {"a_prep", "b_demo"}).values()) == {v1}
+    done = _sensor_tick(sensor, inst, scene, tick2.cursor)
+    assert not done.run_requests and json.loads(done.cursor)["scene_embeddings"]["requested"] == []
+
+
+class _FakeHub(BaseHTTPRequestHandler):
+    sha = "a" * 40
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        if self.path.startswith("/api/models/facebook/dinov2-small/revision/main"):
+            body = json.dumps({"id": "facebook/dinov2-small", "sha": type(self).sha}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_error(404)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_new_hub_commit_changes_the_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub is outside this machine: a local HTTP server answers the HF model-info API instead."""
+    import huggingface_hub.constants as hfc
+
+    from handclust_assets.models import hub
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _FakeHub)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{srv.server_port}")
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+        monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", False)
+        hub._reachable.cache_clear()
+        monkeypatch.setattr(spec_mod, "_COMMIT_CACHE", {})
+        s = spec_mod.ModelSpec("facebook/dinov2-small")
+        assert s.version() == "facebook/dinov2-small@main:aaaaaaaaaaaa"
+        _FakeHub.sha = "b" * 40  # someone pushes a new commit to main
+        assert s.version() == "facebook/dinov2-small@main:aaaaaaaaaaaa"  # cached within the TTL
+        monkeypatch.setattr(spec_mod, "_COMMIT_CACHE", {})
+        assert s.version() == "facebook/dinov2-small@main:bbbbbbbbbbbb"
+    finally:
+        srv.shutdown()
+        hub._reachable.cache_clear()
