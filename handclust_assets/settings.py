@@ -14,6 +14,8 @@ class HandclustSettings(dg.ConfigurableResource):
     video_folder: str = ""
     sample_fps: float = 5.0
     max_side: int = 480
+    segment_min_s: float = 2.0  # segments are at least this long (shorter ones lose their weakest boundary)
+    segment_max_s: float = 6.0  # and at most this long (longer ones are split evenly): ~ the seeds' 5-s segments
     rectify: str = "auto"  # auto: when an intrinsics.json applies; never; always (error if none)
     phase_words: list[str] = list(DEFAULT_PHASE_WORDS)
     phase_pattern: str = ""

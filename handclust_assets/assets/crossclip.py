@@ -22,7 +22,8 @@ from handclust_assets.settings import HandclustSettings
 PER_CLIP_TABLES = ("clips", "segments", "ground_truth", "scene_embeddings", "video_embeddings", "tool_scores",
                    "flow", "flow_rhythm", "egomotion", "pose", "hands", "pose_segments", "hand_segments")
 CROSS_DEPS = [dg.AssetKey(t) for t in ("segments", "scene_embeddings", "video_embeddings", "tool_scores",
-                                        "flow_rhythm", "egomotion", "pose", "hands", "clips")]
+                                        "flow_rhythm", "egomotion", "pose", "hands", "pose_segments",
+                                        "hand_segments", "clips")]
 AUTO = dg.AutomationCondition.eager()
 
 
@@ -85,31 +86,46 @@ def clip_clusters(context: dg.AssetExecutionContext, settings: HandclustSettings
     return dg.Output(df, metadata={"rows": dg.MetadataValue.int(df.height)})
 
 
-def _model_path(settings: HandclustSettings):  # noqa: ANN202
+def cluster_model_path(settings: HandclustSettings):  # noqa: ANN201
     return settings.root() / "models" / "cluster_model.json"
 
 
-@dg.asset(group_name="clusters", kinds={"python", "duckdb"}, code_version="cross-clip-clusters-v1",
+def load_cluster_model(settings: HandclustSettings) -> dict | None:
+    path = cluster_model_path(settings)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _save_json(path, obj: dict) -> None:  # noqa: ANN001
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+@dg.asset(group_name="clusters", kinds={"python", "duckdb"}, code_version="cross-clip-clusters-v2",
           automation_condition=AUTO, deps=["segments"],
-          description="All segments of all clips pooled, HDBSCAN per modality (cosine) and late fusion (z-score, "
-          "L2, weighted concat with confidence x cross-clip-mixing weights). Cluster ids are matched to the "
-          "previous run's centroids so they stay stable; the centroids are saved for classifying new clips.")
+          description="All segments of all clips pooled, HDBSCAN per modality (cosine, min cluster size growing "
+          "with sqrt(n)) and late fusion (z-score, L2, weighted concat; weight = confidence x cross-clip mixing, "
+          "label-free). Cluster ids are matched to the previous run's centroids so they stay stable; the fitted "
+          "spaces + centroids go to storage/models/cluster_model.json for classifying new clips.")
 def cross_clip_clusters(context: dg.AssetExecutionContext, settings: HandclustSettings,
                         segment_features: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     segs = load_tables(context, settings, ("segments",))["segments"]
-    path = _model_path(settings)
-    previous = None
-    if path.exists():
-        prev = json.loads(path.read_text())
-        previous = {m: np.asarray(v["centroids"]) for m, v in prev.get("modalities", {}).items()}
+    previous = (load_cluster_model(settings) or {}).get("modalities")
     df, info = X.cluster_all(segment_features, segs, per_clip=False, previous=previous)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"weights": info["weights"], "modalities": {
-        m: {"centroids": np.asarray(c).tolist()} for m, c in info["centroids"].items()}}))
+    model = {"version": 2, "clips": sorted(segs["clip"].unique().to_list()), "weights": info["weights"],
+             "modalities": info["model"]}
+    _save_json(cluster_model_path(settings), model)
     meta = {f"weight_{m}": dg.MetadataValue.float(round(w, 4)) for m, w in info["weights"].items()}
+    meta.update({f"confidence_{m}": dg.MetadataValue.float(round(c, 4)) for m, c in info["confidence"].items()})
     for (m,), g in df.group_by(["modality"]):
         meta[f"k_{m}"] = dg.MetadataValue.int(int(g.filter(pl.col("cluster") >= 0)["cluster"].n_unique()))
         meta[f"noise_{m}"] = dg.MetadataValue.int(int((g["cluster"] < 0).sum()))
+    meta["cluster_model"] = dg.MetadataValue.path(str(cluster_model_path(settings)))
     return dg.Output(df, metadata=meta)
 
 
@@ -275,13 +291,22 @@ def cluster_labels(context: dg.AssetExecutionContext, settings: HandclustSetting
                                    "http_labels": dg.MetadataValue.int(int((df["source"] != "offline").sum()))})
 
 
-@dg.asset(group_name="evaluation", kinds={"python", "duckdb"}, code_version="segment-map-v1",
-          automation_condition=AUTO, description="2-D UMAP map of all segments (fused descriptors), with clusters.")
-def segment_map(cross_clip_clusters: pl.DataFrame, segment_features: pl.DataFrame,
+@dg.asset(group_name="evaluation", kinds={"python", "duckdb"}, code_version="segment-map-v2",
+          automation_condition=AUTO, description="2-D UMAP map (cosine) of all segments in the fusion space the "
+          "cross-clip clustering used (same weights), with their fusion cluster and its label.")
+def segment_map(settings: HandclustSettings, cross_clip_clusters: pl.DataFrame, segment_features: pl.DataFrame,
                 cluster_labels: pl.DataFrame) -> dg.Output[pl.DataFrame]:
-    mods = [m for m in X.MODALITIES if m not in X.FUSION_EXCLUDE]
-    keys, blocks = X.blocks_of(segment_features, tuple(mods))
-    x = X.C.fuse_modalities(blocks, {m: 1.0 for m in blocks})[0]
+    model = (load_cluster_model(settings) or {}).get("modalities", {}).get("fusion")
+    if model is not None:
+        space = X.C.FusionSpace.from_dict(model["space"])
+        keys, blocks = X.blocks_of(segment_features, tuple(space.names), how="outer")
+        blocks = {n: blocks.get(n, np.full((keys.height, space.blocks[n].in_dim), np.nan, np.float32))
+                  for n in space.names}
+        x = space.transform(blocks)
+    else:
+        mods = [m for m in X.MODALITIES if m not in X.FUSION_EXCLUDE]
+        keys, blocks = X.blocks_of(segment_features, tuple(mods), how="outer")
+        x = X.C.fuse_modalities(blocks, {m: 1.0 for m in blocks})[0]
     xy = umap_2d(x)
     fus = cross_clip_clusters.filter(pl.col("modality") == "fusion").select("clip", "segment_idx", "cluster")
     lab = cluster_labels.filter(pl.col("modality") == "fusion").select("cluster", "label")

@@ -35,6 +35,7 @@ EGO_SCHEMA = {
     "residual_mag": pl.Float32,
     "ratio": pl.Float32,
     "inlier_frac": pl.Float32,
+    "residual_layout": pl.List(pl.Float32),
 }
 
 
@@ -135,13 +136,15 @@ def flow_rhythm(
     group_name="modalities",
     kinds={"python", "opencv"},
     deps=["flow"],
-    code_version="egomotion-v1",
+    code_version="egomotion-v2",
     description="RANSAC affine on the grid flow field per frame: camera (head) motion, residual motion not "
-    "explained by the head (camera-compensated hand/object motion) and their ratio.",
+    "explained by the head (camera-compensated hand/object motion), their ratio, and where in the frame the residual "
+    "motion happens (`residual_layout`: mean residual magnitude on a 4x3 grid, row-major from the top left).",
 )
 @named_failures
 def egomotion(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.Output[pl.DataFrame]:
     from handclust_assets.science.egomotion import egomotion as ego_fn
+    from handclust_assets.science.egomotion import motion_layout
 
     clip = context.partition_key
     data = np.load(arrays_path(settings.root(), "flow", clip))
@@ -158,6 +161,7 @@ def egomotion(context: dg.AssetExecutionContext, settings: HandclustSettings) ->
             "residual_mag": np.asarray(res.residual_mag, np.float32),
             "ratio": np.asarray(res.ratio, np.float32),
             "inlier_frac": np.asarray(res.inlier_frac, np.float32),
+            "residual_layout": [row.tolist() for row in motion_layout(res.residual_field)],
         },
         schema=EGO_SCHEMA,
     )

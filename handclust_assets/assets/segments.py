@@ -24,7 +24,7 @@ def _stack(col: pl.Series) -> np.ndarray:
     kinds={"python", "duckdb"},
     code_version="segments-v1",
     description="Three boundary detectors (motion, appearance, kernel change points) fused into one boundary "
-    "set; segments 2-12 s that cover the clip exactly.",
+    "set; segments of `segment_min_s`-`segment_max_s` (default 2-6 s) that cover the clip exactly.",
 )
 @named_failures
 def segments(
@@ -34,7 +34,8 @@ def segments(
     f = flow.filter(pl.col("clip") == clip).sort("frame_idx")
     s = scene_embeddings.filter(pl.col("clip") == clip).sort("frame_idx")
     segs = segment_clip(f["flow_mag"].to_numpy(), _stack(f["dir_hist"]), _stack(s["embedding"]) if s.height else None,
-                        settings.sample_fps, times_s=f["t_s"].to_numpy())
+                        settings.sample_fps, times_s=f["t_s"].to_numpy(), min_len_s=settings.segment_min_s,
+                        max_len_s=settings.segment_max_s)
     problems = check_coverage(segs, f.height)
     if problems:
         raise RuntimeError(f"{clip}: segmentation does not cover the clip: {problems}")

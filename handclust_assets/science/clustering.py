@@ -95,6 +95,8 @@ def stable_relabel(labels: np.ndarray, x: np.ndarray, previous_centroids: np.nda
     labels = canonical_labels(labels)
     if previous_centroids is None or len(previous_centroids) == 0 or labels.max() < 0:
         return labels
+    if np.asarray(previous_centroids).shape[1] != np.asarray(x).shape[1]:
+        return labels  # another space (a descriptor changed): ids cannot be matched
     cur = l2n(centroids(x, labels))
     prev = l2n(previous_centroids)
     cost = 1.0 - cur @ prev.T
@@ -144,45 +146,174 @@ def standardise_block(x: np.ndarray, mean: np.ndarray | None = None, std: np.nda
     return l2n(z), mean, std
 
 
-def confidence_weights(blocks: dict[str, np.ndarray], sample: int = 3000, seed: int = 0) -> dict[str, float]:
-    """Weight per modality = (1 - noise rate) x max(silhouette of its own clusters, 0) + 0.05.
+def _arr(v: object) -> np.ndarray | None:
+    return None if v is None else np.asarray(v, np.float64)
 
-    A modality that forms confident, well-separated clusters on its own (low noise, high silhouette) gets a
-    large weight; one that sees no structure (all noise or overlapping clusters) gets the 0.05 floor, so it
-    can still break ties but cannot drown the others. Weights are normalised to sum to 1.
+
+@dataclass
+class BlockTransform:
+    """One modality's vectors -> its clustering space: z-score, L2, PCA to <= `max_dim` dims, L2.
+
+    Fitted once on the pooled segments and saved with the cluster model, so a new clip's segments land in
+    exactly the same space (classification without re-clustering) and re-runs can be compared.
     """
+
+    mean: np.ndarray
+    std: np.ndarray
+    pca_mean: np.ndarray | None = None
+    components: np.ndarray | None = None
+
+    @property
+    def in_dim(self) -> int:
+        return len(self.mean)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, max_dim: int = MAX_DIM, seed: int = 0, max_fit_rows: int = 20_000
+            ) -> BlockTransform:
+        x = np.nan_to_num(np.asarray(x, np.float64))
+        mean, std = x.mean(axis=0), x.std(axis=0)
+        t = cls(mean, np.where(std > 1e-9, std, 1.0))
+        z = t._zl2(x)
+        if z.shape[1] > max_dim and len(z) > max_dim:
+            from sklearn.decomposition import PCA
+
+            rows = z
+            if len(z) > max_fit_rows:  # the basis from a large sample is as good and keeps 100k-row fits fast
+                rows = z[np.random.default_rng(seed).choice(len(z), max_fit_rows, replace=False)]
+            pca = PCA(n_components=max_dim, random_state=seed, svd_solver="randomized").fit(rows)
+            t.pca_mean, t.components = pca.mean_, pca.components_
+        return t
+
+    def _zl2(self, x: np.ndarray) -> np.ndarray:
+        return l2n((np.nan_to_num(np.asarray(x, np.float64)) - self.mean) / self.std)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        z = self._zl2(x)
+        if self.components is not None:
+            z = l2n((z - self.pca_mean) @ self.components.T)
+        return z
+
+    def to_dict(self) -> dict:
+        return {k: None if v is None else np.asarray(v).tolist() for k, v in
+                (("mean", self.mean), ("std", self.std), ("pca_mean", self.pca_mean), ("components", self.components))}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BlockTransform:
+        return cls(_arr(d["mean"]), _arr(d["std"]), _arr(d.get("pca_mean")), _arr(d.get("components")))
+
+
+@dataclass
+class FusionSpace:
+    """Late fusion: each block through its BlockTransform, times sqrt(weight) (weights act on squared
+    distances), concatenated and L2-normalised for cosine HDBSCAN. One block with weight 1 is a single
+    modality's space. A segment missing a modality (NaN rows) gets zeros for that block: no evidence, not
+    evidence of "zero"."""
+
+    names: list[str]
+    weights: dict[str, float]
+    blocks: dict[str, BlockTransform]
+
+    @classmethod
+    def fit(cls, blocks: dict[str, np.ndarray], weights: dict[str, float] | None = None, max_dim: int = MAX_DIM
+            ) -> FusionSpace:
+        names = sorted(blocks)
+        if not names:
+            raise ValueError("no modality to fuse")
+        weights = weights or ({names[0]: 1.0} if len(names) == 1 else confidence_weights(blocks))
+        fitted = {}
+        for n in names:
+            x = np.asarray(blocks[n], np.float64)
+            ok = ~np.isnan(x).any(axis=1)
+            fitted[n] = BlockTransform.fit(x[ok] if ok.any() else np.zeros((1, x.shape[1])), max_dim)
+        return cls(names, {n: float(max(weights.get(n, 0.0), 0.0)) for n in names}, fitted)
+
+    def compatible(self, blocks: dict[str, np.ndarray]) -> bool:
+        return sorted(blocks) == self.names and all(
+            np.asarray(blocks[n]).shape[1] == self.blocks[n].in_dim for n in self.names)
+
+    def transform(self, blocks: dict[str, np.ndarray]) -> np.ndarray:
+        parts = []
+        for n in self.names:
+            x = np.asarray(blocks[n], np.float64)
+            missing = np.isnan(x).any(axis=1)
+            z = self.blocks[n].transform(np.where(missing[:, None], 0.0, x))
+            z[missing] = 0.0
+            parts.append(np.sqrt(self.weights[n]) * z)
+        return l2n(np.hstack(parts))
+
+    def to_dict(self) -> dict:
+        return {"names": self.names, "weights": self.weights,
+                "blocks": {n: b.to_dict() for n, b in self.blocks.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FusionSpace:
+        return cls(list(d["names"]), {k: float(v) for k, v in d["weights"].items()},
+                   {n: BlockTransform.from_dict(b) for n, b in d["blocks"].items()})
+
+
+def clustering_confidence(x: np.ndarray, labels: np.ndarray, sample: int = 3000, seed: int = 0) -> float:
+    """(1 - noise rate) x max(silhouette of the clusters, 0) + 0.05 (cosine; silhouette on a sample)."""
     from sklearn.metrics import silhouette_score
 
+    labels = np.asarray(labels)
+    m = labels >= 0
+    k = len(np.unique(labels[m]))
+    sil = 0.0
+    if k >= 2 and m.sum() > k:
+        sil = float(silhouette_score(np.asarray(x)[m], labels[m], metric="cosine",
+                                     sample_size=min(sample, int(m.sum())), random_state=seed))
+    return (1.0 - float((~m).mean()) if len(labels) else 0.0) * max(sil, 0.0) + 0.05
+
+
+def cluster_stability(x: np.ndarray, labels: np.ndarray, n_boot: int = 6, frac: float = 0.8, max_n: int = 4000,
+                      seed: int = 0) -> float:
+    """Bootstrap stability of a clustering (Ben-Hur et al. 2002): mean ARI between the clustering restricted
+    to a random `frac` subsample and HDBSCAN re-run on that subsample (same minimum cluster size). Real
+    structure survives resampling; ambiguous structure does not. Large sets are estimated on `max_n` rows."""
+    from sklearn.metrics import adjusted_rand_score
+
+    x, labels = np.asarray(x), np.asarray(labels)
+    n = len(x)
+    if n < 10 or labels.max(initial=-1) < 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    mcs = min_cluster_size_rule(n)
+    base = np.arange(n) if n <= max_n else np.sort(rng.choice(n, max_n, replace=False))
+    scale = len(base) / n
+    scores = []
+    for _ in range(n_boot):
+        idx = np.sort(rng.choice(base, int(frac * len(base)), replace=False))
+        lb = cluster_hdbscan(x[idx], "cosine", min_cluster_size=max(3, int(round(mcs * scale)))).labels
+        scores.append(adjusted_rand_score(labels[idx], lb))
+    return float(max(np.mean(scores), 0.0))
+
+
+def modality_confidence(x: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
+    """Label-free confidence of one modality's clustering: bootstrap stability x ((1 - noise) x silhouette
+    + 0.05). High for clusters that are both well separated and reproducible."""
+    return cluster_stability(x, labels, seed=seed) * clustering_confidence(x, labels, seed=seed)
+
+
+def confidence_weights(blocks: dict[str, np.ndarray], sample: int = 3000, seed: int = 0) -> dict[str, float]:
+    """Weight per modality = its `modality_confidence` (+ a 0.01 floor), normalised to sum to 1.
+
+    A modality that forms confident, well-separated, reproducible clusters on its own gets a large weight;
+    one that sees no structure (all noise, overlapping or unstable clusters) keeps only the floor, so it can
+    still break ties but cannot drown the others.
+    """
     w = {}
     for name, x in blocks.items():
-        z, _, _ = standardise_block(x)
-        r = cluster_hdbscan(z, "cosine")
-        m = r.labels >= 0
-        sil = 0.0
-        if r.k >= 2 and m.sum() > r.k:
-            sil = float(silhouette_score(z[m], r.labels[m], metric="cosine",
-                                         sample_size=min(sample, int(m.sum())), random_state=seed))
-        w[name] = (1.0 - r.noise / max(len(z), 1)) * max(sil, 0.0) + 0.05
+        z = BlockTransform.fit(x).transform(x)
+        w[name] = modality_confidence(z, cluster_hdbscan(z, "cosine").labels, seed) + 0.01
     s = sum(w.values())
     return {k: v / s for k, v in w.items()}
 
 
 def fuse_modalities(blocks: dict[str, np.ndarray], weights: dict[str, float] | None = None
-                    ) -> tuple[np.ndarray, dict[str, float], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Late fusion: per-modality z-score, L2-normalise, weighted concat (sqrt(w) so weights act on squared
-    distances), then L2-normalise the fused rows for cosine HDBSCAN. Returns (X, weights, z-score stats)."""
-    names = sorted(blocks)
-    if not names:
-        raise ValueError("no modality to fuse")
-    weights = weights or confidence_weights(blocks)
-    parts, stats = [], {}
-    for name in names:
-        z, mu, sd = standardise_block(blocks[name])
-        z = reduce_dim(z, MAX_DIM)
-        z = l2n(z)
-        stats[name] = (mu, sd)
-        parts.append(np.sqrt(max(weights.get(name, 0.0), 0.0)) * z)
-    return l2n(np.hstack(parts)), {k: float(weights.get(k, 0.0)) for k in names}, stats
+                    ) -> tuple[np.ndarray, dict[str, float], FusionSpace]:
+    """Fit a FusionSpace on `blocks` and return (fused rows, the weights used, the space)."""
+    space = FusionSpace.fit(blocks, weights)
+    return space.transform(blocks), dict(space.weights), space
 
 
 @dataclass
@@ -208,15 +339,22 @@ class ClusterModel:
             radii.append(float(np.quantile(d, quantile)) * 1.25 + 1e-6)
         return cls(ids, cens, radii, metric)
 
-    def classify(self, x: np.ndarray) -> np.ndarray:
+    def nearest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(nearest cluster id, distance to its centroid, inside its acceptance radius) per row."""
+        n = len(x)
         if not self.ids:
-            return np.full(len(x), -1)
+            return np.full(n, -1), np.full(n, np.inf), np.zeros(n, bool)
         z = l2n(x) if self.metric == "cosine" else np.asarray(x, np.float64)
         cen = np.asarray(self.centroids)
-        d = np.sqrt(((z[:, None, :] - cen[None]) ** 2).sum(-1))
-        j = d.argmin(axis=1)
-        ok = d[np.arange(len(z)), j] <= np.asarray(self.radii)[j]
-        return np.where(ok, np.asarray(self.ids)[j], -1)
+        d2 = (z**2).sum(1)[:, None] - 2 * z @ cen.T + (cen**2).sum(1)[None]
+        j = d2.argmin(axis=1)
+        d = np.sqrt(np.maximum(d2[np.arange(n), j], 0.0))
+        return np.asarray(self.ids)[j], d, d <= np.asarray(self.radii)[j]
+
+    def classify(self, x: np.ndarray) -> np.ndarray:
+        """Cluster id per row, -1 where the row lies outside every cluster's acceptance radius (novel)."""
+        ids, _, ok = self.nearest(x)
+        return np.where(ok, ids, -1)
 
     def to_dict(self) -> dict:
         return {"ids": self.ids, "centroids": self.centroids, "radii": self.radii, "metric": self.metric}

@@ -21,15 +21,17 @@ CLUSTERS_SCHEMA = {
     "start_s": pl.Float64,
     "end_s": pl.Float64,
 }
-# Modalities in the cross-clip ranking; the fusion uses every one present except `scene` by default
-# (scene appearance fingerprints each clip, seed 000), weighted by confidence x cross-clip mixing.
-MODALITIES = ("scene", "video", "tools", "flow_rhythm", "egomotion", "pose", "hands")
-FUSION_EXCLUDE = ("scene",)
+# Modalities in the cross-clip ranking. The fusion uses every one present, weighted by label-free confidence;
+# a modality whose pooled clusters are clip-pure (scene appearance fingerprints each clip, seed 000) is gated
+# out by its cross-clip mixing (see `fusion_weights`). FUSION_EXCLUDE can force a modality out.
+MODALITIES = ("scene", "video", "tools", "flow", "flow_rhythm", "egomotion", "pose", "hands")
+FUSION_EXCLUDE: tuple[str, ...] = ()
+FINGERPRINT_GATE = 0.15  # cross-clip mixing below this = the modality fingerprints clips
 ABLATIONS = {
-    "motion only": ("flow_rhythm", "egomotion"),
+    "motion only": ("flow", "flow_rhythm", "egomotion"),
     "scene only": ("scene",),
     "video only": ("video",),
-    "motion + scene": ("flow_rhythm", "egomotion", "scene"),
+    "motion + scene": ("flow", "flow_rhythm", "egomotion", "scene"),
     "all": MODALITIES,
 }
 
@@ -61,12 +63,15 @@ def segment_features(segments: pl.DataFrame, tables: dict[str, pl.DataFrame]) ->
             wide = t.pivot(on="prompt", index="frame_idx", values="score", aggregate_function="max").sort("frame_idx")
             prompts = sorted(c for c in wide.columns if c != "frame_idx")
             blocks["tools"] = D.describe_tools(wide.select(prompts).to_numpy(), seg)
+        if (f := frames("flow")) is not None:
+            blocks["flow"] = D.describe_flow(f["flow_mag"].to_numpy(), _arr(f["dir_hist"]), seg)
         if (r := frames("flow_rhythm")) is not None:
             blocks["flow_rhythm"] = D.describe_rhythm(r["period_s"].to_numpy(), r["strength"].to_numpy(),
                                                       r["mean_flow"].to_numpy(), seg)
         if (e := frames("egomotion")) is not None:
+            lay = _arr(e["residual_layout"]) if "residual_layout" in e.columns else None
             blocks["egomotion"] = D.describe_egomotion(e["camera_mag"].to_numpy(), e["residual_mag"].to_numpy(),
-                                                       e["ratio"].to_numpy(), seg)
+                                                       e["ratio"].to_numpy(), seg, lay)
         for extra in ("pose_segments", "hand_segments"):
             t = tables.get(extra)
             if t is not None:
@@ -80,82 +85,139 @@ def segment_features(segments: pl.DataFrame, tables: dict[str, pl.DataFrame]) ->
     return pl.concat(out) if out else pl.DataFrame(schema=FEATURES_SCHEMA)
 
 
-def blocks_of(features: pl.DataFrame, modalities: tuple[str, ...] | None = None
+def blocks_of(features: pl.DataFrame, modalities: tuple[str, ...] | None = None, how: str = "inner"
               ) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
-    """Aligned matrices per modality over the segments every selected modality has."""
-    present = sorted(features["modality"].unique().to_list())
+    """Aligned matrices per modality. `how="inner"`: the segments every selected modality has;
+    `how="outer"`: every segment any of them has, NaN rows where a modality is missing (fusion treats a
+    missing block as no evidence)."""
+    present = sorted(features["modality"].unique().to_list()) if features.height else []
     mods = [m for m in (modalities or present) if m in present]
     keys = None
     for m in mods:
         k = features.filter(pl.col("modality") == m).select("clip", "segment_idx")
-        keys = k if keys is None else keys.join(k, on=["clip", "segment_idx"], how="inner")
+        keys = k if keys is None else (keys.join(k, on=["clip", "segment_idx"], how="inner") if how == "inner"
+                                       else pl.concat([keys, k]).unique())
     if keys is None:
         return pl.DataFrame(schema={"clip": pl.Utf8, "segment_idx": pl.Int64}), {}
     keys = keys.sort("clip", "segment_idx")
     blocks = {}
     for m in mods:
         f = keys.join(features.filter(pl.col("modality") == m), on=["clip", "segment_idx"], how="left")
-        blocks[m] = _arr(f["vector"])
+        dim = len(next(v for v in f["vector"].to_list() if v is not None))
+        blocks[m] = np.asarray([v if v is not None else [np.nan] * dim for v in f["vector"].to_list()], np.float32)
     return keys, blocks
 
 
-def _rows(keys: pl.DataFrame, modality: str, res: C.ClusterResult, full: np.ndarray, spans: pl.DataFrame
-          ) -> pl.DataFrame:
-    df = keys.with_columns(pl.lit(modality).alias("modality"), pl.Series("cluster", res.labels, pl.Int64),
-                           pl.Series("probability", res.probabilities, pl.Float64),
-                           pl.Series("cluster_full", full, pl.Int64))
+def _rows(keys: pl.DataFrame, modality: str, labels: np.ndarray, prob: np.ndarray, full: np.ndarray,
+          spans: pl.DataFrame) -> pl.DataFrame:
+    df = keys.with_columns(pl.lit(modality).alias("modality"), pl.Series("cluster", labels, pl.Int64),
+                           pl.Series("probability", prob, pl.Float64), pl.Series("cluster_full", full, pl.Int64))
     return df.join(spans, on=["clip", "segment_idx"], how="left").select(list(CLUSTERS_SCHEMA))
 
 
-def entropy_aware_weights(features: pl.DataFrame, mods: list[str]) -> dict[str, float]:
-    """Fusion weight = confidence (clustering alone) x (cross-clip mixing + 0.05): label-free, and it keeps a
-    modality that only fingerprints clips (confident but clip-pure clusters) from dominating the fusion."""
-    keys, blocks = blocks_of(features, tuple(mods))
-    conf = C.confidence_weights(blocks)
+def mixing_score(labels: np.ndarray, clips: np.ndarray) -> float:
+    """Cross-clip mixing of a clustering: size-weighted mean entropy x share of clusters spanning >= 2 clips."""
+    _, s = cross_clip_entropy(labels, clips)
+    return (s["mean_entropy"] if np.isfinite(s["mean_entropy"]) else 0.0) * s["multi_clip_share"]
+
+
+def fusion_weights(confidence: dict[str, float], mixing: dict[str, float] | None = None,
+                   gate: float = FINGERPRINT_GATE) -> dict[str, float]:
+    """Label-free fusion weights, normalised to 1, so confident modalities outweigh ambiguous ones:
+    w = confidence (bootstrap stability x separation, `clustering.modality_confidence`) + 0.01, and, when
+    clips are pooled, x min(1, mixing / gate): a modality whose clusters are clip-pure (cross-clip mixing
+    ~0: it fingerprints each clip's look, the seeds' scene trap) fades out instead of splitting activities
+    by clip. Mixing above the gate does not add weight: coarse clusters mix well without being right."""
     w = {}
-    for m in mods:
-        res = C.cluster_hdbscan(blocks[m], "cosine")
-        _, s = cross_clip_entropy(res.labels, keys["clip"].to_numpy())
-        mix = (s["mean_entropy"] if np.isfinite(s["mean_entropy"]) else 0.0) * s["multi_clip_share"]
-        w[m] = conf[m] * (mix + 0.05)
-    tot = sum(w.values()) or 1.0
+    for m, c in confidence.items():
+        g = 1.0 if mixing is None else min(1.0, max(mixing.get(m, 0.0), 0.0) / gate)
+        w[m] = (c + 0.01) * g
+    tot = sum(w.values())
+    if tot <= 0:
+        return {m: 1.0 / len(confidence) for m in confidence}
     return {m: v / tot for m, v in w.items()}
 
 
+def _cluster_space(space: C.FusionSpace, blocks: dict[str, np.ndarray], prev: dict | None, stabilise: bool
+                   ) -> tuple[np.ndarray, C.ClusterResult, np.ndarray]:
+    x = space.transform(blocks)
+    res = C.cluster_hdbscan(x, "cosine")
+    labels = C.canonical_labels(res.labels)
+    if stabilise and prev is not None:
+        pspace = C.FusionSpace.from_dict(prev["space"])
+        if pspace.compatible(blocks):
+            pc = C.ClusterModel.from_dict(prev["clusters"])
+            labels = C.stable_relabel(labels, pspace.transform(blocks), np.asarray(pc.centroids))
+    res.labels = labels
+    return x, res, C.assign_noise_to_nearest(x, labels)
+
+
 def cluster_all(features: pl.DataFrame, segments: pl.DataFrame, per_clip: bool,
-                previous: dict[str, np.ndarray] | None = None) -> tuple[pl.DataFrame, dict]:
-    """Cluster every modality (and the fusion) per clip or pooled across clips."""
+                previous: dict | None = None) -> tuple[pl.DataFrame, dict]:
+    """Cluster every modality and the late fusion, per clip or pooled across clips.
+
+    Returns (rows with CLUSTERS_SCHEMA, info). Pooled, info["model"] holds per modality and for the fusion the
+    fitted space and the cluster centroids/radii (`save`-able, used to classify new clips without
+    re-clustering); `previous` (an earlier info["model"]) keeps cluster ids stable across re-runs.
+    """
     spans = segments.select("clip", "segment_idx", "start_s", "end_s")
     present = [m for m in MODALITIES if m in set(features["modality"].unique().to_list())]
-    out, info = [], {"weights": {}, "centroids": {}}
-    groups = [(c,) for c in sorted(features["clip"].unique().to_list())] if per_clip else [None]
     fuse_mods = [m for m in present if m not in FUSION_EXCLUDE] or present
-    weights = entropy_aware_weights(features, fuse_mods) if not per_clip and len(fuse_mods) > 1 else None
-    info["weights"] = weights or {}
+    out, info = [], {"weights": {}, "model": {}, "confidence": {}, "mixing": {}}
+    groups = sorted(features["clip"].unique().to_list()) if per_clip else [None]
     for g in groups:
-        feats = features.filter(pl.col("clip") == g[0]) if g else features
+        feats = features.filter(pl.col("clip") == g) if g is not None else features
+        conf, mix = {}, {}
         for m in present:
             keys, blocks = blocks_of(feats, (m,))
             if not blocks:
                 continue
-            x = blocks[m]
-            res = C.cluster_hdbscan(x, "cosine")
-            labels = C.stable_relabel(res.labels, C.l2n(x), (previous or {}).get(m)) if not per_clip else res.labels
-            res.labels = labels
-            full = C.assign_noise_to_nearest(x, labels)
-            out.append(_rows(keys, m, res, full, spans))
+            space = C.FusionSpace.fit(blocks, {m: 1.0})
+            x, res, full = _cluster_space(space, blocks, (previous or {}).get(m), stabilise=not per_clip)
+            out.append(_rows(keys, m, res.labels, res.probabilities, full, spans))
+            conf[m] = C.modality_confidence(x, res.labels)
+            mix[m] = mixing_score(res.labels, keys["clip"].to_numpy())
             if not per_clip:
-                info["centroids"][m] = C.centroids(C.l2n(x), labels)
-        keys, blocks = blocks_of(feats, tuple(fuse_mods))
-        if blocks:
-            x, w, _ = C.fuse_modalities(blocks, weights)
-            res = C.cluster_hdbscan(x, "cosine")
-            if not per_clip:
-                res.labels = C.stable_relabel(res.labels, x, (previous or {}).get("fusion"))
-                info["centroids"]["fusion"] = C.centroids(x, res.labels)
-                info["fusion_x"] = (keys, x)
-            out.append(_rows(keys, "fusion", res, C.assign_noise_to_nearest(x, res.labels), spans))
+                info["model"][m] = {"space": space.to_dict(), "clusters": C.ClusterModel.fit(x, res.labels).to_dict()}
+        mods = [m for m in fuse_mods if m in conf]
+        if not mods:
+            continue
+        weights = fusion_weights({m: conf[m] for m in mods}, None if per_clip else {m: mix[m] for m in mods})
+        keys, blocks = blocks_of(feats, tuple(mods), how="outer")
+        space = C.FusionSpace.fit(blocks, weights)
+        x, res, full = _cluster_space(space, blocks, (previous or {}).get("fusion"), stabilise=not per_clip)
+        out.append(_rows(keys, "fusion", res.labels, res.probabilities, full, spans))
+        if not per_clip:
+            info["weights"], info["confidence"], info["mixing"] = weights, conf, mix
+            info["model"]["fusion"] = {"space": space.to_dict(),
+                                       "clusters": C.ClusterModel.fit(x, res.labels).to_dict()}
+            info["fusion_x"] = (keys, x)
     return (pl.concat(out) if out else pl.DataFrame(schema=CLUSTERS_SCHEMA)), info
+
+
+CLASSIFIED_SCHEMA = {"clip": pl.Utf8, "segment_idx": pl.Int64, "modality": pl.Utf8, "cluster": pl.Int64,
+                     "nearest_cluster": pl.Int64, "distance": pl.Float64}
+
+
+def classify_segments(features: pl.DataFrame, model: dict[str, dict]) -> pl.DataFrame:
+    """Place segments (any clips) into an existing clustering without re-clustering: each modality's and the
+    fusion's saved space + centroids. `cluster` is -1 where a segment lies outside every acceptance radius
+    (a novel activity); `nearest_cluster` always names the closest one. A modality the fusion was fitted with
+    but these segments lack counts as no evidence; a modality whose descriptor changed is skipped."""
+    out = []
+    for m, entry in model.items():
+        space = C.FusionSpace.from_dict(entry["space"])
+        keys, blocks = blocks_of(features, tuple(space.names), how="outer")
+        if not blocks:
+            continue
+        blocks = {n: blocks.get(n, np.full((keys.height, space.blocks[n].in_dim), np.nan, np.float32))
+                  for n in space.names}
+        if not space.compatible(blocks):
+            continue
+        ids, d, ok = C.ClusterModel.from_dict(entry["clusters"]).nearest(space.transform(blocks))
+        out.append(keys.with_columns(pl.lit(m).alias("modality"), pl.Series("cluster", np.where(ok, ids, -1), pl.Int64),
+                                     pl.Series("nearest_cluster", ids, pl.Int64), pl.Series("distance", d, pl.Float64)))
+    return pl.concat(out).select(list(CLASSIFIED_SCHEMA)) if out else pl.DataFrame(schema=CLASSIFIED_SCHEMA)
 
 
 def ablation_phase_scores(features: pl.DataFrame, clips: pl.DataFrame) -> pl.DataFrame:
@@ -168,7 +230,7 @@ def ablation_phase_scores(features: pl.DataFrame, clips: pl.DataFrame) -> pl.Dat
             rows.append({"ablation": name, "modalities": "+".join(mods), "nmi": None, "ari": None, "k": 0,
                          "noise": 0, "note": f"not available: {', '.join(missing) or 'no features'}"})
             continue
-        x = C.fuse_modalities(blocks, {m: 1.0 / len(blocks) for m in blocks})[0] if len(blocks) > 1 else blocks[mods[0]]
+        x = C.FusionSpace.fit(blocks, {m: 1.0 / len(blocks) for m in blocks}).transform(blocks)
         res = C.cluster_hdbscan(x, "cosine")
         ph = np.array([phase.get(c, "unknown") for c in keys["clip"].to_list()])
         s = phase_scores(res.labels, ph)

@@ -68,8 +68,27 @@ def describe_rhythm(period: np.ndarray, strength: np.ndarray, mean_flow: np.ndar
     return np.nan_to_num(np.asarray(out, np.float32))
 
 
-def describe_egomotion(camera: np.ndarray, residual: np.ndarray, ratio: np.ndarray, segs: pl.DataFrame) -> np.ndarray:
-    """(S, 6): mean/std of log camera motion, log residual motion and log ratio."""
+def describe_egomotion(camera: np.ndarray, residual: np.ndarray, ratio: np.ndarray, segs: pl.DataFrame,
+                       layout: np.ndarray | None = None) -> np.ndarray:
+    """(S, 6) mean/std of log camera motion, log residual motion and log ratio; with the residual `layout`
+    (N, cells) also (S, 6 + cells): the share of camera-compensated motion in each frame region."""
     x = np.stack([np.log1p(1000 * np.asarray(camera)), np.log1p(1000 * np.asarray(residual)),
                   np.log1p(np.asarray(ratio))], axis=1)
-    return describe_stats(x, segs)
+    out = describe_stats(x, segs)
+    if layout is None or len(layout) == 0:
+        return out
+    m = describe_mean(np.asarray(layout, np.float32), segs, normalise=False).astype(np.float64)
+    share = m / np.maximum(m.sum(axis=1, keepdims=True), 1e-12)
+    return np.hstack([out, share]).astype(np.float32)
+
+
+def describe_flow(mag: np.ndarray, dir_hist: np.ndarray, segs: pl.DataFrame) -> np.ndarray:
+    """(S, B + 3): mean magnitude-weighted direction histogram, log mean / std / 90th percentile of flow
+    magnitude (raw image motion, head included: what the camera saw move, and which way)."""
+    h = describe_mean(np.asarray(dir_hist, np.float32), segs, normalise=False)
+    mag = np.asarray(mag, np.float64)
+    stats = []
+    for a, b in _ranges(segs):
+        v = mag[a:b] if b > a else np.zeros(1)
+        stats.append([np.log1p(1000 * v.mean()), np.log1p(1000 * v.std()), np.log1p(1000 * np.percentile(v, 90))])
+    return np.hstack([h, np.asarray(stats)]).astype(np.float32)

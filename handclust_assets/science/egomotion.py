@@ -55,3 +55,22 @@ def egomotion(field: np.ndarray, ransac_thresh: float = 0.004, eps: float = 1e-4
         inl[i] = float(mask.mean()) if mask is not None else 0.0
         rfield[i] = r.reshape(gh, gw, 2).astype(np.float16)
     return EgoResult(cam, res, res / (cam + eps), aff, inl, rfield)
+
+
+def motion_layout(field: np.ndarray, cells: tuple[int, int] = (4, 3)) -> np.ndarray:
+    """(N, cx * cy) mean flow magnitude per cell of a coarse grid over the frame (row-major, top-left first).
+
+    On the camera-compensated residual field this says *where* hands and objects move (low centre for
+    trowelling, a low corner for scooping, the sides for arm swing while walking) independently of the head.
+    """
+    f = np.asarray(field, np.float32)
+    n, gh, gw, _ = f.shape
+    cx, cy = cells
+    mag = np.sqrt((f.astype(np.float32) ** 2).sum(-1))  # (N, gh, gw)
+    ys = np.array_split(np.arange(gh), cy)
+    xs = np.array_split(np.arange(gw), cx)
+    out = np.zeros((n, cx * cy), np.float32)
+    for j, yy in enumerate(ys):
+        for i, xx in enumerate(xs):
+            out[:, j * cx + i] = mag[:, yy][:, :, xx].mean(axis=(1, 2))
+    return out

@@ -9,7 +9,7 @@
 
 Fusion: candidates within `tolerance_s` are merged (strength-weighted position); a boundary needs two
 detectors, or one with a strong peak. Segment length: at least `min_len_s` (default 2 s; shorter segments
-lose their weakest boundary) and at most `max_len_s` (default 12 s; longer ones are split evenly), so the
+lose their weakest boundary) and at most `max_len_s` (default 6 s, about the seeds' 5-s segments; longer ones are split evenly), so the
 segments cover [0, n) exactly, without gaps or overlaps.
 """
 
@@ -100,7 +100,7 @@ def statistical_boundaries(feats: np.ndarray, fps: float, min_len_s: float = 2.0
 
 
 def fuse_boundaries(candidates: dict[str, tuple[np.ndarray, np.ndarray]], n_frames: int, fps: float,
-                    min_len_s: float = 2.0, max_len_s: float = 12.0, tolerance_s: float = 1.0,
+                    min_len_s: float = 2.0, max_len_s: float = 6.0, tolerance_s: float = 1.0,
                     strong_z: float = 4.0) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Merge detector candidates -> (boundaries (frames, sorted, excl. 0 and n), votes, detector names)."""
     pts = sorted((int(i), float(s), name) for name, (idx, st) in candidates.items() for i, s in zip(idx, st))
@@ -153,7 +153,7 @@ def fuse_boundaries(candidates: dict[str, tuple[np.ndarray, np.ndarray]], n_fram
 
 
 def segment_clip(flow_mag: np.ndarray, dir_hist: np.ndarray | None, scene_emb: np.ndarray | None, fps: float,
-                 times_s: np.ndarray | None = None, min_len_s: float = 2.0, max_len_s: float = 12.0,
+                 times_s: np.ndarray | None = None, min_len_s: float = 2.0, max_len_s: float = 6.0,
                  tolerance_s: float = 1.0) -> pl.DataFrame:
     """Segments covering frames [0, n) with fixed columns (SEGMENT_SCHEMA)."""
     n = len(flow_mag)
