@@ -3,8 +3,9 @@
 
 import dagster as dg
 
-from handclust_assets.assets import crossclip, embeddings, ingest, motion, segments
+from handclust_assets.assets import body, crossclip, embeddings, ingest, motion, segments
 from handclust_assets.io_manager import DuckDBParquetIOManager
+from handclust_assets.models.resources import MediaPipeResource
 from handclust_assets.sensors import build_video_folder_sensor
 from handclust_assets.settings import HandclustSettings
 
@@ -12,7 +13,8 @@ ingest_assets = [ingest.clips, ingest.frame_cache, ingest.ground_truth]
 motion_assets = [motion.flow, motion.flow_rhythm, motion.egomotion]
 model_assets = [embeddings.scene_embeddings, embeddings.video_embeddings, embeddings.tool_scores]
 segment_assets = [segments.segments, segments.repetitions]
-per_clip_assets = [*ingest_assets, *motion_assets, *model_assets, *segment_assets]
+body_assets = [body.pose, body.hands, body.pose_segments, body.hand_segments]
+per_clip_assets = [*ingest_assets, *motion_assets, *model_assets, *segment_assets, *body_assets]
 cross_clip_assets = [
     crossclip.segment_features,
     crossclip.clip_clusters,
@@ -61,6 +63,7 @@ def build_defs() -> dg.Definitions:
             "video_model": embeddings.VIDEO_MODEL,
             "tool_model": embeddings.TOOL_MODEL,
             "labeler": crossclip.LabelerResource(),
+            "mediapipe": MediaPipeResource(),
         },
     )
 

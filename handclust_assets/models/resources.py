@@ -76,7 +76,35 @@ class ToolModelResource(_ModelResource):
 
 
 class MediaPipeResource(dg.ConfigurableResource):
+    """MediaPipe Tasks pose + hand landmarkers (`pose`, `hands` assets). Model paths are optional: empty means
+    $HANDCLUST_MODELS_DIR/mediapipe/ (default storage/models/mediapipe/, filled by `handclust fetch-models`);
+    every file is sha256-verified, a missing or corrupt one fails only its asset, naming the model."""
+
     hand_model_path: str | None = None
     pose_model_path: str | None = None
     num_hands: int = 2
     max_gap_frames: int = 25  # CSRT propagation reach (frames) from each detection, forward and backward
+    mirrored: bool = False  # True for selfie-style (mirrored) footage; helmet cams are not mirrored
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    csrt_work_width: int = 240  # CSRT tracks on a copy downscaled to this width
+
+    def pose_model(self) -> Any:
+        from handclust_assets.models.landmarkers import POSE_MODEL
+        from handclust_assets.models.mediapipe_models import find_mediapipe_model
+
+        return find_mediapipe_model(POSE_MODEL, self.pose_model_path or None)
+
+    def hand_model(self) -> Any:
+        from handclust_assets.models.landmarkers import HAND_MODEL
+        from handclust_assets.models.mediapipe_models import find_mediapipe_model
+
+        return find_mediapipe_model(HAND_MODEL, self.hand_model_path or None)
+
+    def version(self) -> str:
+        """Both models' sha256 prefixes + the settings that change results (never raises)."""
+        from handclust_assets.models.landmarkers import HAND_MODEL, POSE_MODEL, model_fingerprint
+
+        return (f"{model_fingerprint(POSE_MODEL)}|{model_fingerprint(HAND_MODEL)}|hands={self.num_hands}"
+                f"|gap={self.max_gap_frames}|mirrored={self.mirrored}|conf={self.min_detection_confidence:g}"
+                f"/{self.min_tracking_confidence:g}|csrt={self.csrt_work_width}")

@@ -1,0 +1,150 @@
+"""`pose`, `hands`, `pose_segments`, `hand_segments` on a real Dagster instance with the REAL MediaPipe models,
+on a real shared clip and a generated one; a missing/corrupt model fails only those assets."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from handclust_assets.assets import body, embeddings, ingest, motion, segments
+from handclust_assets.assets.crossclip import CROSS_DEPS
+from handclust_assets.definitions import defs, per_clip_assets
+from handclust_assets.io_manager import DuckDBParquetIOManager
+from handclust_assets.models.resources import MediaPipeResource, SceneModelResource
+from handclust_assets.science import crossclip as X
+from handclust_assets.science.hands import HAND_DIM
+from handclust_assets.science.pose import POSE_DIM
+from handclust_assets.settings import HandclustSettings
+from handclust_assets.synthetic import generate_clip
+from handclust_assets.tables import read_table
+from handclust_assets_tests.test_pose_hands import find_models_dir
+
+ASSETS = [ingest.clips, ingest.frame_cache, motion.flow, embeddings.scene_embeddings, segments.segments,
+          body.pose, body.hands, body.pose_segments, body.hand_segments]
+CLIPS = ["03_blocks", "09_synthetic"]
+
+
+def _resources(root: Path, mediapipe: MediaPipeResource) -> dict:
+    return {
+        "io_manager": DuckDBParquetIOManager(root=str(root)),
+        "settings": HandclustSettings(storage=str(root)),
+        "scene_model": SceneModelResource(model_id="nobody/no-dinov2-here"),  # -> offline EfficientNet-Lite0
+        "mediapipe": mediapipe,
+    }
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, shared_clips: Path) -> tuple[Path, dict, dg.DagsterInstance]:
+    models = find_models_dir()
+    if models is None:
+        pytest.skip("MediaPipe .task models not found: run `handclust fetch-models`")
+    root = tmp_path_factory.mktemp("body") / "storage"
+    (root / "videos").mkdir(parents=True)
+    shutil.copy(shared_clips / "03_blocks.mp4", root / "videos" / "03_blocks.mp4")  # a temp copy, never in the repo
+    generate_clip(root / "videos" / "09_synthetic.mp4", seed=1, width=320, height=180, fps=10,
+                  activities=[("trowel", 5.0), ("walk", 5.0)])
+    mp = MediaPipeResource(pose_model_path=str(models / "pose_landmarker_full.task"),
+                           hand_model_path=str(models / "hand_landmarker.task"))
+    res = _resources(root, mp)
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", CLIPS)
+    results = {}
+    for clip in CLIPS:
+        r = dg.materialize(ASSETS, partition_key=clip, instance=inst, resources=res)
+        assert r.success
+        results[clip] = r
+    return root, results, inst
+
+
+def _meta(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    mats = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in mats[-1].metadata.items()}
+
+
+def test_tables_schemas_and_one_row_per_segment(run) -> None:
+    root, results, _ = run
+    con = duckdb.connect()
+    for clip in CLIPS:
+        n_frames = con.execute(f"select count(*) from '{root}/tables/frame_cache/{clip}.parquet'").fetchone()
+        pose = pl.read_parquet(root / "tables" / "pose" / f"{clip}.parquet")
+        hands = pl.read_parquet(root / "tables" / "hands" / f"{clip}.parquet")
+        assert list(pose.schema.items()) == list(body.POSE_SCHEMA.items())
+        assert list(hands.schema.items()) == list(body.HANDS_SCHEMA.items())
+        assert pose["frame_idx"].to_list() == list(range(pose.height)) == hands["frame_idx"].to_list()
+        assert n_frames is not None
+        seg = pl.read_parquet(root / "tables" / "segments" / f"{clip}.parquet")
+        for name, schema, dim in (("pose_segments", body.POSE_SEGMENTS_SCHEMA, POSE_DIM),
+                                  ("hand_segments", body.HAND_SEGMENTS_SCHEMA, HAND_DIM)):
+            t = pl.read_parquet(root / "tables" / name / f"{clip}.parquet")
+            assert list(t.schema.items()) == list(schema.items())
+            assert t["segment_idx"].to_list() == seg.sort("segment_idx")["segment_idx"].to_list()
+            vec = np.asarray(t["vector"].to_list(), np.float32)
+            assert vec.shape == (seg.height, dim) and np.all(np.isfinite(vec))
+        # the state column agrees with the coverage metadata
+        m = _meta(results[clip], "hands")
+        assert 0 <= m["coverage_detected"] <= m["coverage"] <= 1
+        assert m["coverage"] == pytest.approx(float((hands["state"] != "absent").mean()), abs=1e-4)
+        assert m["frames_per_s"] > 0 and m["x_realtime"] > 0 and "hand_landmarker@" in m["model_version"]
+        pm = _meta(results[clip], "pose")
+        assert pm["coverage"] == pytest.approx(float(pose["detected"].mean()), abs=1e-4)
+    real = _meta(results["03_blocks"], "hands")
+    assert real["coverage"] > real["coverage_detected"] > 0.3  # CSRT lifts the real clip's coverage
+    # null keypoints where nothing was detected, 33x4 / 21x3 values where something was
+    pose = pl.read_parquet(root / "tables" / "pose" / "03_blocks.parquet")
+    assert pose.filter(pl.col("detected"))["keypoints"].list.len().unique().to_list() in ([132], [])
+    assert pose.filter(~pl.col("detected"))["keypoints"].null_count() == (~pose["detected"]).sum()
+    hands = pl.read_parquet(root / "tables" / "hands" / "03_blocks.parquet")
+    det = hands.filter(pl.col("left_source") == "detected")
+    assert det.height and det["left_keypoints"].list.len().unique().to_list() == [63]
+    assert hands.filter(pl.col("left_source") == "tracked")["left_keypoints"].null_count() == \
+        hands.filter(pl.col("left_source") == "tracked").height
+
+
+def test_segment_features_pick_up_pose_and_hands(run) -> None:
+    root, _, _ = run
+    tables = {name: read_table(str(root), name, CLIPS) for name in
+              ("segments", "flow_rhythm", "pose_segments", "hand_segments") if (root / "tables" / name).is_dir()}
+    feats = X.segment_features(tables["segments"], tables)
+    mods = set(feats["modality"].unique().to_list())
+    assert {"pose", "hands"} <= mods
+    n_seg = tables["segments"].height
+    for m, dim in (("pose", POSE_DIM), ("hands", HAND_DIM)):
+        f = feats.filter(pl.col("modality") == m)
+        assert f.height == n_seg and set(f["vector"].list.len().to_list()) == {dim}
+    assert {dg.AssetKey("pose_segments"), dg.AssetKey("hand_segments")} <= set(CROSS_DEPS)
+
+
+def test_missing_or_corrupt_model_fails_only_that_asset(run, tmp_path: Path, monkeypatch) -> None:
+    root, _, inst = run
+    monkeypatch.setenv("HANDCLUST_MODELS_DIR", str(tmp_path / "no_models"))
+    bad = tmp_path / "hand_landmarker.task"
+    bad.write_bytes(b"\x00" * 1000)
+    mp = MediaPipeResource(pose_model_path=str(tmp_path / "missing_pose.task"), hand_model_path=str(bad))
+    r = dg.materialize(ASSETS, partition_key="09_synthetic", instance=inst, resources=_resources(root, mp),
+                       raise_on_error=False, selection=[dg.AssetKey("pose"), dg.AssetKey("hands"),
+                                                        dg.AssetKey("flow")])
+    failures = {e.step_key: e.event_specific_data.error.message if e.event_specific_data.error else ""
+                for e in r.all_events if e.event_type_value == "STEP_FAILURE"}
+    descriptions = {e.step_key: str(e.event_specific_data) for e in r.all_events
+                    if e.event_type_value == "STEP_FAILURE"}
+    assert set(failures) == {"pose", "hands"}
+    assert "pose_landmarker_full" in descriptions["pose"] and "fetch-models" in descriptions["pose"]
+    assert "hand_landmarker" in descriptions["hands"] and "sha256" in descriptions["hands"]
+    ok = {e.step_key for e in r.all_events if e.event_type_value == "STEP_SUCCESS"}
+    assert "flow" in ok
+
+
+def test_registered_in_the_code_location() -> None:
+    dg.Definitions.validate_loadable(defs)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"pose", "hands", "pose_segments", "hand_segments"} <= keys
+    assert {body.pose, body.hands, body.pose_segments, body.hand_segments} <= set(per_clip_assets)
+    for a in (body.pose, body.hands):
+        (key,) = a.keys
+        assert "@" in a.code_versions_by_key[key] and a.op.pool == "models"
