@@ -189,18 +189,29 @@ def catalog(storage: Path = typer.Option(Path("storage"))) -> None:
 
 
 @app.command()
-def dashboard(storage: Path = typer.Option(Path("storage")), port: int = 8765, host: str = "127.0.0.1") -> None:
-    """Serve the lab dashboard (storage/dashboard) over HTTP."""
+def dashboard(
+    storage: Path = typer.Option(Path("storage"), help="Storage root."),
+    port: int = 8765,
+    host: str = "127.0.0.1",
+    rebuild: bool = typer.Option(False, help="Rebuild the dashboard from the current results before serving."),
+) -> None:
+    """Serve the lab dashboard (storage/dashboard) over HTTP; build it first if it is missing (or --rebuild)."""
     import functools
     import http.server
 
     root = storage.resolve() / "dashboard"
-    if not (root / "index.html").exists():
-        typer.echo(f"no dashboard at {root}: materialize the lab_dashboard asset (or run handclust demo)", err=True)
-        raise typer.Exit(1)
+    if rebuild or not (root / "index.html").exists():
+        if not (storage.resolve() / "tables").is_dir():
+            typer.echo(f"no results under {storage.resolve()}: run `handclust demo` or materialize the assets", err=True)
+            raise typer.Exit(1)
+        from handclust_assets.dashboard import build_dashboard
+
+        res = build_dashboard(storage.resolve())
+        typer.echo(f"built {res.index}: {len(res.sections)} sections, {res.images} images"
+                   + (f", {len(res.errors)} section error(s)" if res.errors else ""))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     with http.server.ThreadingHTTPServer((host, port), handler) as srv:
-        typer.echo(f"lab dashboard on http://{host}:{port}/")
+        typer.echo(f"lab dashboard on http://{host}:{srv.server_address[1]}/")
         srv.serve_forever()
 
 

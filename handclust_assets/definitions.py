@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from handclust_assets.assets import body, crossclip, embeddings, ingest, motion, segments
+from handclust_assets.assets import body, crossclip, dashboard, embeddings, ingest, motion, segments
 from handclust_assets.io_manager import DuckDBParquetIOManager
 from handclust_assets.models.resources import MediaPipeResource
 from handclust_assets.sensors import build_video_folder_sensor
@@ -29,6 +29,7 @@ cross_clip_assets = [
     crossclip.alignment_scores,
     crossclip.anomaly_detection,
 ]
+dashboard_assets = [*dashboard.dashboard_assets]  # lab_dashboard, preview_reel, activity_overlays
 asset_checks = [
     segments.segments_cover_clip,
     crossclip.one_cluster_row_per_segment_and_modality,
@@ -44,17 +45,22 @@ CLIP_JOB = clip_job.name
 CROSS_JOB = "cross_clip"
 cross_job = dg.define_asset_job(
     CROSS_JOB,
-    selection=dg.AssetSelection.assets(*cross_clip_assets) if cross_clip_assets else dg.AssetSelection.assets(),
+    selection=dg.AssetSelection.assets(*cross_clip_assets, *dashboard.cross_clip_dashboard_assets),
     description="Cross-clip clustering, evaluation and the dashboard over every clip partition.",
 )
 ingest_job = dg.define_asset_job("ingest_clips", selection=dg.AssetSelection.assets(*ingest_assets))
+overlay_job = dg.define_asset_job(
+    "render_overlays",
+    selection=dg.AssetSelection.assets(dashboard.activity_overlays),
+    description="Per clip partition: the activity overlay video (fusion cluster label + rolling timeline).",
+)
 
 
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[*per_clip_assets, *cross_clip_assets],
+        assets=[*per_clip_assets, *cross_clip_assets, *dashboard_assets],
         asset_checks=asset_checks,
-        jobs=[clip_job, cross_job, ingest_job],
+        jobs=[clip_job, cross_job, ingest_job, overlay_job],
         sensors=[build_video_folder_sensor(clip_job.name)],
         resources={
             "io_manager": DuckDBParquetIOManager(root=dg.EnvVar("HANDCLUST_STORAGE").get_value("") or ""),
