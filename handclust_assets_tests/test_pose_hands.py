@@ -192,6 +192,25 @@ def test_pose_geometry_on_a_known_skeleton() -> None:
     assert np.all(np.isfinite(v3)) and v3[0, 0] == 0 and v3[1, 0] == 1
 
 
+def test_chunked_parallel_runs_do_not_depend_on_the_worker_count(cups, blocks_hands, blocks, models) -> None:
+    fr, ts = cups
+    one = detect_pose(fr, ts, models["pose"], chunk_frames=20, workers=1)
+    two = detect_pose(fr.__getitem__, ts, models["pose"], chunk_frames=20, workers=2)  # a read(i) callable
+    np.testing.assert_array_equal(one.detected, two.detected)
+    np.testing.assert_array_equal(one.keypoints, two.keypoints)
+    streamed = detect_pose(iter(fr), ts, models["pose"])  # one stream = one chunk
+    whole = detect_pose(fr, ts, models["pose"], chunk_frames=0)
+    np.testing.assert_array_equal(streamed.keypoints, whole.keypoints)
+    with pytest.raises(ValueError, match="timestamps"):
+        detect_pose(fr[:3], ts, models["pose"])
+    bfr, _ = blocks
+    base = tracks_from_detections(blocks_hands)
+    a = propagate_csrt(base, bfr.__getitem__, 25, workers=1)
+    b = propagate_csrt(base, bfr.__getitem__, 25, workers=3)
+    np.testing.assert_array_equal(a.source, b.source)
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+
+
 def test_video_timestamps_strictly_increase() -> None:
     ms = video_timestamps_ms(np.array([0.0, 0.2, 0.2, 0.2004, 0.6]))
     assert ms.dtype == np.int64 and np.all(np.diff(ms) > 0) and ms[0] == 0 and ms[-1] == 600

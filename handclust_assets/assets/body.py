@@ -109,6 +109,10 @@ def _rate_meta(n: int, video_s: float, wall: float) -> dict:
     }
 
 
+def _chunk(mediapipe: MediaPipeResource, fps: float) -> int:
+    return max(1, int(round(mediapipe.chunk_seconds * fps))) if mediapipe.chunk_seconds > 0 else 0
+
+
 def _lists(arr: np.ndarray, keep: np.ndarray) -> list[list[float] | None]:
     flat = np.asarray(arr, np.float32).reshape(len(arr), -1)
     return [row.tolist() if k else None for row, k in zip(flat, keep)]
@@ -138,8 +142,9 @@ def pose(
     n = len(fc)
     context.log.info(f"{clip} pose: {n} frames ({n / fc.fps:.0f} s of video) with {path}")
     t0 = time.perf_counter()
-    res = detect_pose(fc.iter_frames(), fc.timestamps, path, mediapipe.min_detection_confidence,
-                      mediapipe.min_tracking_confidence, progress=_Progress(context, f"{clip} pose", n, fc.fps))
+    res = detect_pose(fc.read, fc.timestamps, path, mediapipe.min_detection_confidence,
+                      mediapipe.min_tracking_confidence, progress=_Progress(context, f"{clip} pose", n, fc.fps),
+                      chunk_frames=_chunk(mediapipe, fc.fps), workers=mediapipe.n_workers())
     wall = time.perf_counter() - t0
     feats = pose_frame_features(res.keypoints, res.detected, fc.timestamps, fc.width / fc.height, fc.fps)
     df = pl.DataFrame(
@@ -198,9 +203,10 @@ def hands(
     context.log.info(f"{clip} hands: {n} frames ({n / fc.fps:.0f} s of video) with {path}, "
                      f"num_hands={mediapipe.num_hands}, CSRT reach {mediapipe.max_gap_frames} frames")
     t0 = time.perf_counter()
-    det = detect_hands(fc.iter_frames(), fc.timestamps, path, mediapipe.num_hands, mediapipe.mirrored,
+    det = detect_hands(fc.read, fc.timestamps, path, mediapipe.num_hands, mediapipe.mirrored,
                        mediapipe.min_detection_confidence, mediapipe.min_tracking_confidence,
-                       progress=_Progress(context, f"{clip} hands (detect)", n, fc.fps))
+                       progress=_Progress(context, f"{clip} hands (detect)", n, fc.fps),
+                       chunk_frames=_chunk(mediapipe, fc.fps), workers=mediapipe.n_workers())
     t_det = time.perf_counter() - t0
     base = tracks_from_detections(det)
     t1 = time.perf_counter()
@@ -212,7 +218,7 @@ def hands(
             context.log.info(f"{clip} hands (CSRT): {done}/{total} gaps, {time.perf_counter() - t1:.0f}s")
 
     tracks = propagate_csrt(base, fc.read, mediapipe.max_gap_frames, CsrtConfig(work_width=mediapipe.csrt_work_width),
-                            progress=csrt_progress)
+                            progress=csrt_progress, workers=mediapipe.n_workers())
     t_csrt = time.perf_counter() - t1
     wall = time.perf_counter() - t0
     openness = hand_openness(tracks.keypoints, fc.width / fc.height)

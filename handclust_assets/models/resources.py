@@ -88,6 +88,16 @@ class MediaPipeResource(dg.ConfigurableResource):
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     csrt_work_width: int = 240  # CSRT tracks on a copy downscaled to this width
+    # MediaPipe runs one inference thread per landmarker: a clip is cut into chunks of `chunk_seconds`, each with
+    # its own VIDEO-mode landmarker, `workers` at a time (0 = one per core, max 4). Results depend on the chunk
+    # length (one fresh detection per chunk), never on the number of workers.
+    chunk_seconds: float = 30.0
+    workers: int = 0
+
+    def n_workers(self) -> int:
+        from handclust_assets.models.landmarkers import default_workers
+
+        return self.workers if self.workers > 0 else default_workers()
 
     def pose_model(self) -> Any:
         from handclust_assets.models.landmarkers import POSE_MODEL
@@ -107,4 +117,4 @@ class MediaPipeResource(dg.ConfigurableResource):
 
         return (f"{model_fingerprint(POSE_MODEL)}|{model_fingerprint(HAND_MODEL)}|hands={self.num_hands}"
                 f"|gap={self.max_gap_frames}|mirrored={self.mirrored}|conf={self.min_detection_confidence:g}"
-                f"/{self.min_tracking_confidence:g}|csrt={self.csrt_work_width}")
+                f"/{self.min_tracking_confidence:g}|csrt={self.csrt_work_width}|chunk={self.chunk_seconds:g}s")

@@ -24,8 +24,10 @@ Segment summary (`hand_segment_vectors`, `HAND_DIM` = 16 dims, NaN-free): see `H
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -268,17 +270,51 @@ class _Tracker:
         return None
 
 
+def _fill_gap(g0: int, g1: int, s: int, n: int, max_gap: int, frames: _FrameSource, tracks: HandTracks,
+              out: HandTracks, det_boxes: list[list[np.ndarray]], cfg: CsrtConfig, stats: dict) -> None:
+    """Track slot `s` into the gap [g0, g1) from the detections on either side (nearest anchor wins)."""
+    a = g0 - 1 if g0 > 0 else None
+    b = g1 if g1 < n else None
+    fwd_lim = a + max_gap if a is not None else -1
+    bwd_lim = b - max_gap if b is not None else n
+    mid = (a + b) // 2 if a is not None and b is not None else g1 - 1
+
+    def walk(t: _Tracker, stop: Callable[[int], bool]) -> None:
+        while t.alive and not stop(t.pos):
+            box = t.advance()
+            if box is not None:
+                out.boxes[t.pos, s], out.source[t.pos, s] = box, TRACKED
+
+    fwd = None
+    fwd_end = g0  # first frame the forward tracker has not covered
+    if a is not None and g0 <= min(mid, fwd_lim):
+        fwd = _Tracker(frames, a, 1, tracks.boxes[a, s], cfg, det_boxes, stats)
+        walk(fwd, lambda pos: pos >= min(mid, fwd_lim))
+        fwd_end = fwd.pos + 1
+    bwd_start = g1  # lowest frame the backward tracker has covered
+    lower = max(fwd_end, bwd_lim, g0)
+    if b is not None and lower < b:
+        bwd = _Tracker(frames, b, -1, tracks.boxes[b, s], cfg, det_boxes, stats)
+        walk(bwd, lambda pos: pos <= lower)
+        bwd_start = bwd.pos
+    if fwd is not None and fwd.alive:  # the backward tracker stopped early: go on past the midpoint
+        walk(fwd, lambda pos: pos >= min(bwd_start - 1, fwd_lim))
+
+
 def propagate_csrt(
     tracks: HandTracks,
     read_frame: Callable[[int], np.ndarray],
     max_gap_frames: int = 25,
     config: CsrtConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> HandTracks:
     """Fill each slot's gaps between detections with CSRT-tracked boxes (see the module docstring).
 
     `read_frame(i)` returns frame i (RGB, any size, the same for every i): e.g. `FrameCache.read` or
-    `frames.__getitem__`. Returns a new HandTracks; detections are never changed."""
+    `frames.__getitem__` (it must be thread-safe when `workers` > 1). Gaps are independent of each other (a
+    tracker only looks at detections), so `workers` threads take contiguous runs of them (OpenCV releases the
+    GIL); the result does not depend on `workers`. Returns a new HandTracks; detections are never changed."""
     cfg = config or CsrtConfig()
     out = tracks.copy()
     n = len(tracks)
@@ -286,47 +322,39 @@ def propagate_csrt(
     if max_gap_frames <= 0 or n == 0:
         out.stats = stats
         return out
-    frames = _FrameSource(read_frame, cfg.work_width, size=4 * max_gap_frames + 8)
     det_boxes = [[tracks.boxes[i, s] for s in range(2) if tracks.source[i, s] == DETECTED] for i in range(n)]
     jobs = []
     for s in range(2):
         det = tracks.source[:, s] == DETECTED
-        if not det.any():
-            continue
-        jobs += [(g0, g1, s) for g0, g1 in _runs(~det)]
+        if det.any():
+            jobs += [(g0, g1, s) for g0, g1 in _runs(~det)]
     jobs.sort()
-    for k, (g0, g1, s) in enumerate(jobs):
-        a = g0 - 1 if g0 > 0 else None
-        b = g1 if g1 < n else None
-        fwd_lim = a + max_gap_frames if a is not None else -1
-        bwd_lim = b - max_gap_frames if b is not None else n
-        mid = (a + b) // 2 if a is not None and b is not None else g1 - 1
-        fwd = None
-        fwd_end = g0  # first frame the forward tracker has not covered
-        if a is not None and g0 <= min(mid, fwd_lim):
-            fwd = _Tracker(frames, a, 1, tracks.boxes[a, s], cfg, det_boxes, stats)
-            while fwd.alive and fwd.pos < min(mid, fwd_lim):
-                box = fwd.advance()
-                if box is not None:
-                    out.boxes[fwd.pos, s], out.source[fwd.pos, s] = box, TRACKED
-            fwd_end = fwd.pos + 1
-        bwd_start = g1  # lowest frame the backward tracker has covered
-        lower = max(fwd_end, bwd_lim, g0)
-        if b is not None and lower < b:
-            bwd = _Tracker(frames, b, -1, tracks.boxes[b, s], cfg, det_boxes, stats)
-            while bwd.alive and bwd.pos > lower:
-                box = bwd.advance()
-                if box is not None:
-                    out.boxes[bwd.pos, s], out.source[bwd.pos, s] = box, TRACKED
-            bwd_start = bwd.pos
-        if fwd is not None and fwd.alive:  # the backward tracker stopped early: go on past the midpoint
-            while fwd.alive and fwd.pos < min(bwd_start - 1, fwd_lim):
-                box = fwd.advance()
-                if box is not None:
-                    out.boxes[fwd.pos, s], out.source[fwd.pos, s] = box, TRACKED
-        if progress is not None:
-            progress(k + 1, len(jobs))
-    stats["frame_reads"] = frames.reads
+    lock = threading.Lock()
+    done = [0]
+
+    def run(group: list[tuple[int, int, int]]) -> dict:
+        st: dict = {}
+        frames = _FrameSource(read_frame, cfg.work_width, size=4 * max_gap_frames + 8)
+        for g0, g1, s in group:
+            _fill_gap(g0, g1, s, n, max_gap_frames, frames, tracks, out, det_boxes, cfg, st)
+            if progress is not None:
+                with lock:
+                    done[0] += 1
+                    progress(done[0], len(jobs))
+        st["frame_reads"] = frames.reads
+        return st
+
+    k = max(1, min(int(workers), len(jobs)))
+    groups = [list(g) for g in np.array_split(np.asarray(jobs, dtype=np.int64).reshape(-1, 3), k)] if jobs else []
+    groups = [[tuple(int(v) for v in j) for j in g] for g in groups]
+    if k <= 1:
+        parts = [run(g) for g in groups]
+    else:
+        with ThreadPoolExecutor(k, thread_name_prefix="csrt") as ex:
+            parts = list(ex.map(run, groups))
+    for st in parts:
+        for key, v in st.items():
+            stats[key] = stats.get(key, 0) + v
     stats["tracked_slot_frames"] = int((out.source == TRACKED).sum())
     out.stats = stats
     return out
