@@ -37,7 +37,18 @@ ABLATIONS = {
 
 
 def _arr(col: pl.Series) -> np.ndarray:
-    return np.asarray(col.to_list(), np.float32)
+    """A List/Array column of equal-length vectors -> (n, d) float32, without a detour through Python lists;
+    null rows become NaN rows."""
+    if col.len() == 0:
+        return np.zeros((0, 0), np.float32)
+    if isinstance(col.dtype, pl.List):
+        lens = col.list.len()
+        dim = int(lens.max() or 0)
+        if lens.drop_nulls().n_unique() > 1:
+            raise ValueError(f"column {col.name!r} holds vectors of different lengths")
+        col = col.list.to_array(dim)
+    out = col.cast(pl.Array(pl.Float32, col.dtype.size)).to_numpy()
+    return np.asarray(out, np.float32).reshape(col.len(), -1)
 
 
 def segment_features(segments: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -103,8 +114,7 @@ def blocks_of(features: pl.DataFrame, modalities: tuple[str, ...] | None = None,
     blocks = {}
     for m in mods:
         f = keys.join(features.filter(pl.col("modality") == m), on=["clip", "segment_idx"], how="left")
-        dim = len(next(v for v in f["vector"].to_list() if v is not None))
-        blocks[m] = np.asarray([v if v is not None else [np.nan] * dim for v in f["vector"].to_list()], np.float32)
+        blocks[m] = _arr(f["vector"])
     return keys, blocks
 
 
@@ -141,7 +151,7 @@ def fusion_weights(confidence: dict[str, float], mixing: dict[str, float] | None
 def _cluster_space(space: C.FusionSpace, blocks: dict[str, np.ndarray], prev: dict | None, stabilise: bool
                    ) -> tuple[np.ndarray, C.ClusterResult, np.ndarray]:
     x = space.transform(blocks)
-    res = C.cluster_hdbscan(x, "cosine")
+    res = C.cluster_hdbscan(x, "cosine", max_dim=C.FUSED_DIM if len(space.names) > 1 else None)
     labels = C.canonical_labels(res.labels)
     if stabilise and prev is not None:
         pspace = C.FusionSpace.from_dict(prev["space"])
@@ -231,7 +241,7 @@ def ablation_phase_scores(features: pl.DataFrame, clips: pl.DataFrame) -> pl.Dat
                          "noise": 0, "note": f"not available: {', '.join(missing) or 'no features'}"})
             continue
         x = C.FusionSpace.fit(blocks, {m: 1.0 / len(blocks) for m in blocks}).transform(blocks)
-        res = C.cluster_hdbscan(x, "cosine")
+        res = C.cluster_hdbscan(x, "cosine", max_dim=C.FUSED_DIM)
         ph = np.array([phase.get(c, "unknown") for c in keys["clip"].to_list()])
         s = phase_scores(res.labels, ph)
         rows.append({"ablation": name, "modalities": "+".join(sorted(blocks)), "nmi": s["nmi"], "ari": s["ari"],
