@@ -11,10 +11,16 @@ import pytest
 from handclust_assets.assets.crossclip import LabelerResource
 from handclust_assets.definitions import asset_checks, cross_clip_assets, defs, per_clip_assets
 from handclust_assets.io_manager import DuckDBParquetIOManager
-from handclust_assets.models.resources import SceneModelResource, ToolModelResource, VideoModelResource
+from handclust_assets.models.resources import (
+    MediaPipeResource,
+    SceneModelResource,
+    ToolModelResource,
+    VideoModelResource,
+)
 from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
 from handclust_assets.settings import HandclustSettings
 from handclust_assets.synthetic import generate_clip
+from handclust_assets_tests.test_pose_hands import find_models_dir
 from handclust_assets_tests.tiny_models import make_tiny_owlv2, make_tiny_vjepa2
 
 CLIPS = [
@@ -33,7 +39,16 @@ def _resources(root: Path, tmp: Path, video_path: str | None, tool_path: str | N
                                           window_frames=8),
         "tool_model": ToolModelResource(model_id="google/owlv2-base-patch16-ensemble", local_path=tool_path),
         "labeler": LabelerResource(),
+        "mediapipe": _mediapipe(),
     }
+
+
+def _mediapipe() -> MediaPipeResource:
+    d = find_models_dir()  # scripts/setup.sh fetches the models; without them pose/hands fail, named, alone
+    if d is None:
+        return MediaPipeResource()
+    return MediaPipeResource(pose_model_path=str(d / "pose_landmarker_full.task"),
+                             hand_model_path=str(d / "hand_landmarker.task"))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +82,9 @@ def test_every_table_is_queryable_with_plain_duckdb(pipeline) -> None:
     assert expected <= tables, expected - tables
     assert con.execute("select count(distinct clip) from segments").fetchone()[0] == 3
     mods = {r[0] for r in con.execute("select distinct modality from segment_features").fetchall()}
-    assert {"scene", "video", "tools", "flow_rhythm", "egomotion"} <= mods
+    assert {"scene", "video", "tools", "flow", "flow_rhythm", "egomotion"} <= mods
+    if find_models_dir() is not None:
+        assert {"pose", "hands"} <= mods and {"pose", "hands", "pose_segments", "hand_segments"} <= tables
     ent = con.execute("select min(entropy), max(entropy) from cluster_entropy").fetchone()
     assert 0 <= ent[0] <= ent[1] <= 1
     # every segment has exactly one fusion row and a label for its cluster
