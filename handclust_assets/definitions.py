@@ -3,10 +3,10 @@
 
 import dagster as dg
 
-from handclust_assets.assets import body, crossclip, dashboard, embeddings, ingest, motion, segments
+from handclust_assets.assets import body, crossclip, dashboard, embeddings, ingest, motion, segments, timeline
 from handclust_assets.io_manager import DuckDBParquetIOManager
 from handclust_assets.models.resources import MediaPipeResource
-from handclust_assets.sensors import build_video_folder_sensor
+from handclust_assets.sensors import build_model_update_sensor, build_video_folder_sensor
 from handclust_assets.settings import HandclustSettings
 
 ingest_assets = [ingest.clips, ingest.frame_cache, ingest.ground_truth]
@@ -29,6 +29,7 @@ cross_clip_assets = [
     crossclip.alignment_scores,
     crossclip.anomaly_detection,
 ]
+timeline_assets = [timeline.activity_timeline]  # per clip, after the cross-clip clustering
 dashboard_assets = [*dashboard.dashboard_assets]  # lab_dashboard, preview_reel, activity_overlays
 asset_checks = [
     segments.segments_cover_clip,
@@ -49,19 +50,51 @@ cross_job = dg.define_asset_job(
     description="Cross-clip clustering, evaluation and the dashboard over every clip partition.",
 )
 ingest_job = dg.define_asset_job("ingest_clips", selection=dg.AssetSelection.assets(*ingest_assets))
+timeline_job = dg.define_asset_job(
+    "classify_clips",
+    selection=dg.AssetSelection.assets(*timeline_assets),
+    description="Per clip partition: the activity timeline; clips not yet in the pooled clustering are classified "
+    "against the saved cluster model without re-clustering.",
+)
 overlay_job = dg.define_asset_job(
     "render_overlays",
     selection=dg.AssetSelection.assets(dashboard.activity_overlays),
     description="Per clip partition: the activity overlay video (fusion cluster label + rolling timeline).",
 )
 
+# model asset -> the resource whose version() says which model it should be built with now
+MODEL_RESOURCES = {"scene_embeddings": "scene_model", "video_embeddings": "video_model", "tool_scores": "tool_model"}
+MODEL_RESOURCES |= {"pose": "mediapipe", "hands": "mediapipe"}
+
+
+def per_clip_downstream(key: dg.AssetKey, assets: list[dg.AssetsDefinition]) -> list[dg.AssetKey]:
+    """Every per-clip asset that (transitively) depends on `key`: what a re-embed run must rebuild."""
+    reached, out, changed = {key}, [], True
+    while changed:
+        changed = False
+        for a in assets:
+            for k, deps in a.asset_deps.items():
+                if k not in reached and deps & reached:
+                    reached.add(k)
+                    out.append(k)
+                    changed = True
+    return sorted(out, key=lambda k: k.to_user_string())
+
+
+def build_sensors() -> list[dg.SensorDefinition]:
+    model_keys = {n: r for n, r in MODEL_RESOURCES.items()
+                  if any(dg.AssetKey(n) in a.keys for a in per_clip_assets)}
+    downstream = {n: per_clip_downstream(dg.AssetKey(n), per_clip_assets) for n in model_keys}
+    return [build_video_folder_sensor(clip_job.name),
+            build_model_update_sensor(clip_job.name, model_keys, downstream)]
+
 
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[*per_clip_assets, *cross_clip_assets, *dashboard_assets],
+        assets=[*per_clip_assets, *cross_clip_assets, *timeline_assets, *dashboard_assets],
         asset_checks=asset_checks,
-        jobs=[clip_job, cross_job, ingest_job, overlay_job],
-        sensors=[build_video_folder_sensor(clip_job.name)],
+        jobs=[clip_job, cross_job, ingest_job, overlay_job, timeline_job],
+        sensors=build_sensors(),
         resources={
             "io_manager": DuckDBParquetIOManager(root=dg.EnvVar("HANDCLUST_STORAGE").get_value("") or ""),
             "settings": HandclustSettings(),
