@@ -24,6 +24,7 @@ cross_clip_assets = [
     crossclip.quality_matrix,
     crossclip.phase_scores,
     crossclip.ground_truth_scores,
+    crossclip.repetition_scores_table,
     crossclip.cluster_labels,
     crossclip.segment_map,
     crossclip.alignment_scores,

@@ -16,11 +16,16 @@ from handclust_assets.partitions import clip_partitions
 from handclust_assets.science import crossclip as X
 from handclust_assets.science.anomaly import SCORE_SCHEMA, SPAN_SCHEMA, detect_anomalies
 from handclust_assets.science.clustering import medoids, umap_2d
-from handclust_assets.science.metrics import cluster_alignment_tau, cross_clip_entropy, quality_row
+from handclust_assets.science.metrics import (
+    cluster_alignment_tau,
+    cross_clip_entropy,
+    quality_row,
+    repetition_scores,
+)
 from handclust_assets.settings import HandclustSettings
 
 PER_CLIP_TABLES = ("clips", "segments", "ground_truth", "scene_embeddings", "video_embeddings", "tool_scores",
-                   "flow", "flow_rhythm", "egomotion", "pose", "hands", "pose_segments", "hand_segments")
+                   "flow", "flow_rhythm", "egomotion", "pose_segments", "hand_segments")  # not the keypoint tables
 CROSS_DEPS = [dg.AssetKey(t) for t in ("segments", "scene_embeddings", "video_embeddings", "tool_scores",
                                         "flow_rhythm", "egomotion", "pose", "hands", "pose_segments",
                                         "hand_segments", "clips")]
@@ -222,6 +227,28 @@ def ground_truth_scores(context: dg.AssetExecutionContext, settings: HandclustSe
                                                                           ).items()})
     if df.height:
         meta["best"] = df["modality"][0]
+    return dg.Output(df, metadata=meta)
+
+
+@dg.asset(name="repetition_scores", group_name="evaluation", kinds={"python", "duckdb"},
+          code_version="repetition-scores-v1",
+          automation_condition=AUTO, deps=["repetitions", "segments", "ground_truth"],
+          description="On clips with ground truth: per activity, the share of segments whose repetition period was "
+          "accepted (scene-SSM and flow autocorrelation agree within 30 %) and the relative error of the count "
+          "(length / period); for aperiodic activities (idle) the accepted share is the false-acceptance rate.")
+def repetition_scores_table(context: dg.AssetExecutionContext, settings: HandclustSettings
+                            ) -> dg.Output[pl.DataFrame]:
+    t = load_tables(context, settings, ("repetitions", "segments", "ground_truth"))
+    if "repetitions" not in t or "segments" not in t:
+        raise dg.Failure("no repetitions yet: materialize the per-clip assets first")
+    gt = t.get("ground_truth", pl.DataFrame(schema={"clip": pl.Utf8, "frame_idx": pl.Int64, "activity": pl.Utf8,
+                                                     "period_s": pl.Float64}))
+    df = repetition_scores(t["repetitions"], t["segments"], gt)
+    meta: dict = {"accepted_share_all": dg.MetadataValue.float(float(t["repetitions"]["accepted"].mean() or 0.0))}
+    for r in df.iter_rows(named=True):
+        key = r["activity"].replace(" ", "_")
+        meta.update({f"{key}_{k}": v for k, v in _score_meta({k: r[k] for k in ("accepted_share", "median_count_error",
+                                                                                 "within_10pct")}).items()})
     return dg.Output(df, metadata=meta)
 
 

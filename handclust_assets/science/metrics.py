@@ -122,3 +122,45 @@ def cluster_alignment_tau(sequences: list[np.ndarray], max_pairs: int = 50, seed
     taus = [kendall_tau_alignment(sequences[i], sequences[j]) for i, j in pairs]
     taus = [t for t in taus if np.isfinite(t)]
     return (float(np.mean(taus)), len(taus)) if taus else (float("nan"), 0)
+
+
+REPETITION_SCORES_SCHEMA = {"activity": pl.Utf8, "segments": pl.Int64, "periodic": pl.Boolean,
+                            "accepted_share": pl.Float64, "median_count_error": pl.Float64,
+                            "within_10pct": pl.Float64}
+
+
+def repetition_scores(reps: pl.DataFrame, segments: pl.DataFrame, gt: pl.DataFrame) -> pl.DataFrame:
+    """Repetition counting against ground truth, on segments lying inside one ground-truth activity.
+
+    Per activity (and `all periodic`): how many segments got an accepted period, and for those the relative
+    count error |count - length / true period| / (length / true period). For aperiodic activities (idle) the
+    accepted share is the false-acceptance rate."""
+    if gt.height == 0 or reps.height == 0:
+        return pl.DataFrame(schema=REPETITION_SCORES_SCHEMA)
+    fr = gt.select("clip", "frame_idx", "activity", pl.col("period_s").alias("true_period")).join(
+        segments.select("clip", "segment_idx", "start_frame", "end_frame", (pl.col("end_s") - pl.col("start_s"))
+                        .alias("length_s")), on="clip")
+    fr = fr.filter((pl.col("frame_idx") >= pl.col("start_frame")) & (pl.col("frame_idx") < pl.col("end_frame")))
+    seg = fr.group_by("clip", "segment_idx").agg(pl.col("activity").n_unique().alias("n_act"),
+                                                 pl.col("activity").first(), pl.col("true_period").mean(),
+                                                 pl.col("length_s").first())
+    seg = seg.filter(pl.col("n_act") == 1).join(reps.select("clip", "segment_idx", "accepted", "rep_count"),
+                                                on=["clip", "segment_idx"])
+    seg = seg.with_columns(pl.col("true_period").is_not_nan().alias("periodic"),
+                           ((pl.col("rep_count") - pl.col("length_s") / pl.col("true_period")).abs()
+                            / (pl.col("length_s") / pl.col("true_period"))).alias("err"))
+
+    def row(name: str, g: pl.DataFrame, periodic: bool) -> dict:
+        acc = g.filter(pl.col("accepted"))
+        err = acc["err"].drop_nans().drop_nulls() if periodic else pl.Series([], dtype=pl.Float64)
+        return {"activity": name, "segments": g.height, "periodic": periodic,
+                "accepted_share": float(g["accepted"].mean()) if g.height else float("nan"),
+                "median_count_error": float(err.median()) if err.len() else float("nan"),
+                "within_10pct": float((err < 0.1).mean()) if err.len() else float("nan")}
+
+    rows = [row(a, g, bool(g["periodic"][0])) for (a,), g in seg.sort("activity").group_by(["activity"],
+                                                                                          maintain_order=True)]
+    per = seg.filter(pl.col("periodic"))
+    if per.height:
+        rows.append(row("all periodic", per, True))
+    return pl.DataFrame(rows, schema=REPETITION_SCORES_SCHEMA)

