@@ -87,3 +87,16 @@ def test_changed_local_weights_change_the_version(tmp_path: Path) -> None:
     os.utime(w, ns=(w.stat().st_atime_ns, w.stat().st_mtime_ns + 10_000_000))
     assert spec.version() != v1 and spec.version().startswith("facebook/dinov2-small@main#")
     assert ModelSpec("facebook/dinov2-small").version() == "facebook/dinov2-small@main"
+
+
+def test_offline_backbone_bf16_matches_fp32(shared_clips: Path) -> None:
+    """The CPU fast path (bf16 autocast + channels-last) gives the same embeddings as fp32, to rounding."""
+    from handclust_assets.video.frame_cache import sample_frames
+
+    frames, _ = sample_frames(shared_clips / "03_blocks.mp4", 1, 320)
+    e32 = EfficientNetLiteSceneEncoder(dtype="float32").load()
+    e16 = EfficientNetLiteSceneEncoder(dtype="bfloat16").load()
+    a, b = e32.embed(frames[:6]), e16.embed(frames[:6])
+    assert e32.version().endswith("|float32") and e16.version().endswith("|bfloat16")
+    assert b.dtype == np.float32 and np.isfinite(b).all()
+    assert float((a * b).sum(axis=1).min()) > 0.99
