@@ -1,0 +1,250 @@
+"""The lab dashboard, the preview reel, the activity overlays and the results notebook, on real results.
+
+One module fixture runs the whole graph on a real Dagster instance (3 tiny synthetic clips, tiny random V-JEPA 2
+and OWLv2, the real MediaPipe models when they are on disk), then materializes the dashboard assets. The page
+is served by a real HTTP server and read by headless Chromium (Playwright, the system's /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import dagster as dg
+import polars as pl
+import pytest
+
+from handclust_assets.assets.crossclip import LabelerResource
+from handclust_assets.dashboard import Results, build_dashboard, render_activity_overlay, render_preview_reel
+from handclust_assets.dashboard.build import SECTION_TITLES
+from handclust_assets.definitions import cross_clip_assets, dashboard_assets, per_clip_assets
+from handclust_assets.io_manager import DuckDBParquetIOManager
+from handclust_assets.models.resources import (
+    MediaPipeResource,
+    SceneModelResource,
+    ToolModelResource,
+    VideoModelResource,
+)
+from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
+from handclust_assets.settings import HandclustSettings
+from handclust_assets.synthetic import generate_clip
+from handclust_assets.tables import connect
+from handclust_assets.video.frame_cache import FrameCache
+from handclust_assets_tests.tiny_models import make_tiny_owlv2, make_tiny_vjepa2
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CLIPS = [
+    ("01_production_a", [("trowel", 8.0), ("idle", 6.0), ("scoop", 8.0)]),
+    ("02_transit_b", [("walk", 8.0), ("carry", 8.0), ("idle", 6.0)]),
+    ("03_production_c", [("scoop", 8.0), ("trowel", 8.0), ("walk", 6.0)]),
+]
+MEDIAPIPE_FILES = ("pose_landmarker_full.task", "hand_landmarker.task")
+CORE = {"clips", "frame_cache", "flow", "flow_rhythm", "egomotion", "scene_embeddings", "segments", "repetitions"}
+
+
+def _mediapipe_dir() -> Path | None:
+    """A folder with both MediaPipe .task files, if this machine has one (used in place, never copied)."""
+    env = os.environ.get("HANDCLUST_MODELS_DIR")
+    cands = [Path(env) / "mediapipe", Path(env)] if env else []
+    cands += [REPO / "storage" / "models" / "mediapipe", Path("/work/shared/data/models")]
+    return next((c for c in cands if all((c / f).is_file() for f in MEDIAPIPE_FILES)), None)
+
+
+def _keys(assets: list) -> list[dg.AssetKey]:
+    return [k for a in assets for k in a.keys]
+
+
+def _meta(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    mats = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(asset)]
+    assert mats, f"{asset} was not materialized"
+    return {k: v.value for k, v in mats[-1].materialization.metadata.items()}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("dash")
+    root = tmp / "storage"
+    for i, (name, plan) in enumerate(CLIPS):
+        generate_clip(root / "videos" / f"{name}.mp4", seed=i, width=320, height=180, fps=10, activities=plan)
+    mp = _mediapipe_dir()
+    res = {
+        "io_manager": DuckDBParquetIOManager(root=str(root)),
+        "settings": HandclustSettings(storage=str(root)),
+        "scene_model": SceneModelResource(model_id="nobody/no-dinov2-here"),  # -> offline EfficientNet fallback
+        "video_model": VideoModelResource(model_id="facebook/vjepa2-vitl-fpc64-256", window_frames=8,
+                                          local_path=str(make_tiny_vjepa2(tmp / "vjepa"))),
+        "tool_model": ToolModelResource(model_id="google/owlv2-base-patch16-ensemble",
+                                        local_path=str(make_tiny_owlv2(tmp / "owl", DEFAULT_TOOL_PROMPTS))),
+        "labeler": LabelerResource(),
+        "mediapipe": MediaPipeResource(pose_model_path=str(mp / MEDIAPIPE_FILES[0]) if mp else None,
+                                       hand_model_path=str(mp / MEDIAPIPE_FILES[1]) if mp else None),
+    }
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", [c for c, _ in CLIPS])
+    every = [*per_clip_assets, *cross_clip_assets, *dashboard_assets]
+    failed: set[str] = set()
+    for name, _ in CLIPS:
+        r = dg.materialize(every, partition_key=name, instance=inst, resources=res, raise_on_error=False,
+                           selection=_keys(per_clip_assets))
+        failed |= {e.step_key for e in r.all_events if e.event_type_value == "STEP_FAILURE"}
+    assert not failed & CORE, f"core per-clip assets failed: {failed & CORE}"
+    cross = dg.materialize(every, instance=inst, resources=res,
+                           selection=[*_keys(cross_clip_assets), dg.AssetKey("preview_reel")])
+    overlays = {name: dg.materialize(every, instance=inst, resources=res, partition_key=name,
+                                     selection=[dg.AssetKey("activity_overlays")]) for name, _ in CLIPS}
+    dash = dg.materialize(every, instance=inst, resources=res, selection=[dg.AssetKey("lab_dashboard")])
+    return {"root": root, "tmp": tmp, "cross": cross, "overlays": overlays, "dash": dash, "failed": failed,
+            "mediapipe": mp}
+
+
+@pytest.fixture(scope="module")
+def served(results: dict) -> Iterator[str]:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(results["root"] / "dashboard"))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_dashboard_asset_metadata(results: dict) -> None:
+    meta = _meta(results["dash"], "lab_dashboard")
+    index = Path(meta["path"])
+    assert index == results["root"] / "dashboard" / "index.html" and index.exists()
+    assert meta["url"] == index.as_uri()
+    assert meta["sections"] == len(SECTION_TITLES)
+    assert meta["section_errors"] == 0
+    assert meta["images"] > 3 * 4 and meta["clusters"] > 0 and meta["fusion_clusters"] > 0 and meta["clips"] == 3
+    # the tiny models make video + tools exist; pose/hands exist exactly when the MediaPipe models are on disk
+    present = set(meta["modalities_present"].split(", "))
+    assert {"scene", "video", "tools", "flow_rhythm", "egomotion", "fusion"} <= present
+    if results["mediapipe"] is None:
+        assert {"pose", "hands"} <= set(meta["modalities_absent"].split(", "))
+    assert "**" in meta["takeaways"]
+
+
+def test_dashboard_in_headless_chromium(results: dict, served: str, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (scripts/setup.sh installs Debian's chromium when run as root)")
+    from playwright.sync_api import sync_playwright
+
+    root = results["root"]
+    r = Results(root)
+    console, failed, bad_status = [], [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda ex: console.append(f"pageerror: {ex}"))
+            page.on("requestfailed", lambda q: failed.append(f"{q.url}: {q.failure}"))
+            page.on("response", lambda s: bad_status.append(f"{s.status} {s.url}") if s.status >= 400 else None)
+            page.goto(f"{served}/index.html", wait_until="networkidle")
+            page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+            ids = set(page.eval_on_selector_all("[id]", "els => els.map(e => e.id)"))
+            imgs = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.naturalWidth])")
+            text = page.inner_text("body")
+            n_errors = page.locator(".error").count()
+            shot = tmp_path / "lab_dashboard.png"
+            page.screenshot(path=str(shot), full_page=True)
+            page.select_option("#clip-jump", f"clip-{CLIPS[1][0]}")  # the page's script runs without errors
+            page.click(f"#timeline-{CLIPS[1][0]}")
+            assert page.locator("#lightbox.open img").count() == 1
+        finally:
+            browser.close()
+    assert not console, console
+    assert not failed, failed
+    assert not bad_status, bad_status
+    assert n_errors == 0
+    expected = set(SECTION_TITLES) | {"toc", "modality-table", "quality-table", "overview-table", "segment-map",
+                                      "preview-reel", "phase-table", "gt-table", "grid-fusion"}
+    for clip, _ in CLIPS:
+        expected |= {f"clip-{clip}", f"timeline-{clip}", f"ssm-{clip}", f"rhythm-{clip}", f"anomaly-{clip}",
+                     f"reps-{clip}", f"coverage-{clip}", f"overlay-{clip}", f"tools-{clip}"}
+    for m in r.clustered_modalities:
+        expected |= {f"rank-{m}"}
+    assert expected <= ids, sorted(expected - ids)
+    assert len(imgs) > 12 and all(w > 0 for _, w in imgs), [s for s, w in imgs if not w]
+    labels = r.get("cluster_labels")
+    fusion = labels.filter(pl.col("modality") == "fusion")
+    assert fusion.height
+    for row in fusion.iter_rows(named=True):
+        assert f"C{row['cluster']} {row['label']}" in text, row
+    assert "Take-aways" in text and shot.stat().st_size > 50_000
+    if os.environ.get("HANDCLUST_SCREENSHOT_DIR"):
+        out = Path(os.environ["HANDCLUST_SCREENSHOT_DIR"])
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, out / "lab_dashboard.png")
+
+
+def _decoded_frames(path: Path) -> tuple[int, int, int, str]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        n = sum(1 for _ in c.decode(s))
+        return n, s.codec_context.width, s.codec_context.height, s.codec_context.name
+
+
+def test_reel_and_overlays_decode_with_expected_frames(results: dict, tmp_path: Path) -> None:
+    root = results["root"]
+    meta = _meta(results["cross"], "preview_reel")
+    reel = Path(meta["path"])
+    n, w, h, codec = _decoded_frames(reel)
+    assert codec == "h264" and n == meta["frames"] > 0 and w <= 480
+    # the same plan from the plain function: title card per cluster + each example's frames
+    v = render_preview_reel(root, out=tmp_path / "reel.mp4")
+    assert v.n_frames == meta["frames"] == v.clusters * v.title_frames + sum(x[3] for x in v.examples)
+    assert v.title_frames == 10 and all(0 < x[3] <= 15 for x in v.examples) and v.clusters == meta["clusters"]
+    assert _decoded_frames(v.path)[0] == v.n_frames
+    assert all(len([x for x in v.examples if x[0] == c]) <= 3 for c in {x[0] for x in v.examples})
+    for clip, _ in CLIPS:
+        om = _meta(results["overlays"][clip], "activity_overlays")
+        n, w, h, codec = _decoded_frames(Path(om["path"]))
+        assert codec == "h264" and n == om["frames"] == len(FrameCache(root / "frames" / clip))
+    o = render_activity_overlay(root, CLIPS[0][0], out=tmp_path / "overlay.mp4", window_s=10)
+    assert _decoded_frames(o.path)[0] == o.n_frames == len(FrameCache(root / "frames" / CLIPS[0][0]))
+
+
+def test_dashboard_survives_missing_and_empty_tables(results: dict, tmp_path: Path) -> None:
+    con = connect(results["root"])
+    some = {t: con.sql(f'select * from "{t}"').pl() for t in ("segments", "cross_clip_clusters", "clips")}
+    # nothing at all, a few tables, and empty tables: every section is there and says why, nothing raises
+    empty = {t: df.clear() for t, df in some.items()} | {"cluster_labels": pl.DataFrame(schema={
+        "modality": pl.Utf8, "cluster": pl.Int64, "label": pl.Utf8})}
+    for i, src in enumerate(({}, some, empty)):
+        res = build_dashboard(tmp_path / f"root{i}", out_dir=tmp_path / f"dash{i}", source=src)
+        assert not res.errors, res.errors
+        assert res.sections == list(SECTION_TITLES)
+        html = res.index.read_text()
+        assert 'data-missing="sec-ranking"' in html and "Take-aways" in html
+    absent = res.modalities_absent
+    assert {"video", "tools", "pose", "hands"} <= set(absent) and all(absent.values())
+
+
+def test_notebook_runs_clean_against_the_results(results: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv("HANDCLUST_STORAGE", str(results["root"]))
+    monkeypatch.setenv("HANDCLUST_CLIP", CLIPS[1][0])
+    nb = nbformat.read(REPO / "notebooks" / "explore_results.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(results["tmp"])}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the timeline plot
+    text = "".join(str(o.get("data", {}).get("text/plain", "")) + o.get("text", "") for o in outputs)
+    assert "cross_clip_clusters" in text and "label" in text
