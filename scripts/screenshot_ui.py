@@ -1,0 +1,225 @@
+#!/usr/bin/env python
+"""Screenshots of the Dagster web UI on this code location, for a given results folder.
+
+Starts `dagster-webserver` (or `dagster dev` with --dev, which also runs the daemon: sensors, schedules and
+automation may then launch runs and write into the storage) with DAGSTER_HOME and HANDCLUST_STORAGE pointing at
+the given folders, waits until it answers, then opens in headless Chromium (Playwright, the system's
+/usr/bin/chromium; never `playwright install`):
+
+  - the global asset lineage (groups) and the lineage of each main group, zoomed to fit,
+  - an asset's partitions page (default flow_rhythm), with its first partition opened,
+  - an asset's overview and events (default cross_clip_entropy: its scores as metadata),
+  - the lab_dashboard asset (path, URL and counts as metadata) and the runs list,
+
+and writes one PNG per page into the output folder. Clip partitions missing from the instance are added first
+(from the videos folder and the stored tables), so the partitions page has its keys.
+
+    python scripts/screenshot_ui.py --dagster-home /tmp/demo1 --storage /tmp/demo1/storage --out /tmp/ui_shots
+
+The instance's dagster.yaml may use paths relative to the working directory (this repo's does): the server
+runs with the Dagster home as its working directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_partitions(home: Path, storage: Path) -> list[str]:
+    """Add the clips found in storage (videos folder, stored tables, frame cache) that the instance lacks."""
+    os.chdir(home)
+    import dagster as dg
+
+    from handclust_assets.partitions import clip_partitions, scan_videos
+    from handclust_assets.tables import existing_partitions
+
+    keys = set(scan_videos(storage / "videos")) | set(existing_partitions(storage, "clips"))
+    if (storage / "frames").is_dir():
+        keys |= {p.name for p in (storage / "frames").iterdir() if (p / "meta.json").exists()}
+    with dg.DagsterInstance.get() as inst:
+        have = set(inst.get_dynamic_partitions(clip_partitions.name))
+        missing = sorted(keys - have)
+        if missing:
+            inst.add_dynamic_partitions(clip_partitions.name, missing)
+        return missing
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout_s:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Dagster web server exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/server_info", timeout=3) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(1.0)
+    raise TimeoutError(f"the Dagster web server did not answer at {url} within {timeout_s:.0f}s")
+
+
+# the graph's <svg> and the first enclosing element that clips it (the visible viewport of the graph)
+GRAPH_RECTS = """() => {
+  const s = [...document.querySelectorAll('svg')].filter(x => +x.getAttribute('width') > 200)[0];
+  if (!s) return null;
+  let e = s.parentElement;
+  while (e && getComputedStyle(e).overflow !== 'hidden') e = e.parentElement;
+  const r = s.getBoundingClientRect(), v = (e || document.body).getBoundingClientRect();
+  return {s: [r.width, r.height], v: [v.width, v.height]};
+}"""
+
+
+def dismiss_popups(page) -> None:  # noqa: ANN001
+    """The UI's one-time 'Join the Dagster community' dialog covers the page: skip it."""
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.first.wait_for(state="visible", timeout=2500)
+        skip.first.click()
+        page.wait_for_timeout(300)
+    except Exception:  # noqa: BLE001 - not shown (already dismissed in this browser context)
+        pass
+
+
+def fit_graph(page, timeout_s: float) -> None:  # noqa: ANN001
+    """Wait for the asset graph, then zoom out until all of it is inside its viewport."""
+    page.wait_for_function(f"({GRAPH_RECTS})() !== null", timeout=timeout_s * 1000)
+    page.wait_for_timeout(1000)
+    out = page.locator("button:has([aria-label=zoom_out])")
+    for _ in range(30):
+        r = page.evaluate(GRAPH_RECTS)
+        if r is None or not out.count() or (r["s"][0] <= 0.97 * r["v"][0] and r["s"][1] <= 0.97 * r["v"][1]):
+            break
+        out.first.click()
+        page.wait_for_timeout(200)
+
+
+def shoot(url: str, out: Path, location: str, groups: list[str], asset: str, metrics_asset: str,
+          timeout_s: float) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    graphs = [("lineage_groups", "/asset-groups")] + [
+        (f"lineage_{g}", f"/locations/{location}/asset-groups/{g}") for g in groups]
+    pages = [
+        (f"partitions_{asset}", f"/assets/{asset}?view=partitions", f"text={asset}"),
+        (f"asset_{metrics_asset}", f"/assets/{metrics_asset}", f"text={metrics_asset}"),
+        (f"plots_{metrics_asset}", f"/assets/{metrics_asset}", "button:has-text('Plots')"),
+        (f"events_{metrics_asset}", f"/assets/{metrics_asset}?view=events", f"text={metrics_asset}"),
+        ("asset_lab_dashboard", "/assets/lab_dashboard", "text=lab_dashboard"),
+        ("runs", "/runs", "text=Runs"),
+    ]
+    written = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1800, "height": 1100})
+            for name, path in graphs:
+                page.goto(url + path, wait_until="domcontentloaded")
+                dismiss_popups(page)
+                try:
+                    fit_graph(page, timeout_s)
+                except Exception as e:  # noqa: BLE001 - still take the picture: it shows what went wrong
+                    print(f"warning: {name}: the asset graph did not render ({type(e).__name__})", file=sys.stderr)
+                page.wait_for_timeout(800)
+                dest = out / f"{name}.png"
+                page.screenshot(path=str(dest))
+                written.append(dest)
+                print(dest)
+            for name, path, ready in pages:
+                page.goto(url + path, wait_until="domcontentloaded")
+                dismiss_popups(page)
+                try:
+                    page.wait_for_selector(ready, timeout=timeout_s * 1000)
+                    if name.startswith("partitions_"):  # open the first partition's details
+                        page.wait_for_timeout(1500)
+                        first = page.get_by_text(re.compile(r"^[a-z0-9_\-]+$")).filter(
+                            has_not_text=asset).first
+                        first.click(timeout=5000)
+                    if name.startswith("plots_"):  # the metadata history as charts
+                        page.locator(ready).first.click(timeout=5000)
+                except Exception as e:  # noqa: BLE001
+                    print(f"warning: {name}: {ready!r} not ready ({type(e).__name__})", file=sys.stderr)
+                page.wait_for_timeout(2500)  # charts and tables settle
+                dest = out / f"{name}.png"
+                page.screenshot(path=str(dest))
+                written.append(dest)
+                print(dest)
+        finally:
+            browser.close()
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dagster-home", type=Path, required=True, help="folder with dagster.yaml")
+    ap.add_argument("--storage", type=Path, required=True, help="HandClust storage root (results)")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
+    ap.add_argument("--port", type=int, default=0, help="0 = a free port")
+    ap.add_argument("--asset", default="flow_rhythm", help="asset whose partitions page to capture")
+    ap.add_argument("--metrics-asset", default="cross_clip_entropy", help="asset whose metadata to capture")
+    ap.add_argument("--groups", default="modalities,clusters,evaluation,dashboard",
+                    help="asset groups whose lineage to capture (comma-separated)")
+    ap.add_argument("--location", default="handclust_assets", help="code location name (workspace.yaml)")
+    ap.add_argument("--dev", action="store_true", help="run `dagster dev` (webserver + daemon) instead")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server / each page")
+    a = ap.parse_args(argv)
+    home, storage, out = a.dagster_home.resolve(), a.storage.resolve(), a.out.resolve()
+    if not (home / "dagster.yaml").exists():
+        print(f"no dagster.yaml in {home}", file=sys.stderr)
+        return 2
+    if not Path(CHROMIUM).exists():
+        print(f"{CHROMIUM} not found (scripts/setup.sh installs Debian's chromium when run as root)", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["HANDCLUST_STORAGE"] = str(storage)
+    added = ensure_partitions(home, storage)
+    if added:
+        print(f"added clip partitions: {', '.join(added)}")
+    port = a.port or free_port()
+    bindir = Path(sys.executable).parent
+    workspace = str(REPO / "workspace.yaml")
+    if a.dev:
+        cmd = [str(bindir / "dagster"), "dev", "-w", workspace, "-h", "127.0.0.1", "-p", str(port)]
+    else:
+        cmd = [str(bindir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)]
+    log = (out / "webserver.log").open("w")
+    proc = subprocess.Popen(cmd, cwd=home, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, proc, a.timeout)
+        print(f"Dagster UI at {url} (log: {out / 'webserver.log'})")
+        shoot(url, out, a.location, [g for g in a.groups.split(",") if g], a.asset, a.metrics_asset, a.timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
