@@ -3,7 +3,17 @@
 
 import dagster as dg
 
-from handclust_assets.assets import body, crossclip, dashboard, embeddings, ingest, motion, segments, timeline
+from handclust_assets.assets import (
+    body,
+    checks,
+    crossclip,
+    dashboard,
+    embeddings,
+    ingest,
+    motion,
+    segments,
+    timeline,
+)
 from handclust_assets.io_manager import DuckDBParquetIOManager
 from handclust_assets.models.resources import MediaPipeResource
 from handclust_assets.sensors import build_model_update_sensor, build_video_folder_sensor
@@ -33,6 +43,7 @@ cross_clip_assets = [
 timeline_assets = [timeline.activity_timeline]  # per clip, after the cross-clip clustering
 dashboard_assets = [*dashboard.dashboard_assets]  # lab_dashboard, preview_reel, activity_overlays
 asset_checks = [
+    *checks.model_checks,
     segments.segments_cover_clip,
     crossclip.one_cluster_row_per_segment_and_modality,
     crossclip.entropy_in_unit_interval,
@@ -50,7 +61,16 @@ cross_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*cross_clip_assets, *dashboard.cross_clip_dashboard_assets),
     description="Cross-clip clustering, evaluation and the dashboard over every clip partition.",
 )
-ingest_job = dg.define_asset_job("ingest_clips", selection=dg.AssetSelection.assets(*ingest_assets))
+ingest_job = dg.define_asset_job(
+    "ingest_clips", selection=dg.AssetSelection.assets(*ingest_assets),
+    description="Per clip partition: probe, phase, fisheye rectification and the frame cache (decode once).")
+reembed_job = dg.define_asset_job(
+    "reembed_models",
+    selection=(dg.AssetSelection.assets(*model_assets, body.pose, body.hands).downstream()
+               & dg.AssetSelection.assets(*per_clip_assets)),
+    description="Per clip partition: every model-backed modality (scene, video, tools, pose, hands) and the per-clip "
+    "assets built on them; what the model_update_sensor runs for stale partitions, and what to backfill by hand.",
+)
 timeline_job = dg.define_asset_job(
     "classify_clips",
     selection=dg.AssetSelection.assets(*timeline_assets),
@@ -94,7 +114,7 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[*per_clip_assets, *cross_clip_assets, *timeline_assets, *dashboard_assets],
         asset_checks=asset_checks,
-        jobs=[clip_job, cross_job, ingest_job, overlay_job, timeline_job],
+        jobs=[clip_job, cross_job, ingest_job, overlay_job, timeline_job, reembed_job],
         sensors=build_sensors(),
         resources={
             "io_manager": DuckDBParquetIOManager(root=dg.EnvVar("HANDCLUST_STORAGE").get_value("") or ""),

@@ -5,6 +5,7 @@ missing is simply absent), so one bad clip or one missing model never blocks clu
 """
 
 import json
+from datetime import timedelta
 
 import dagster as dg
 import numpy as np
@@ -30,6 +31,8 @@ CROSS_DEPS = [dg.AssetKey(t) for t in ("segments", "scene_embeddings", "video_em
                                         "flow_rhythm", "egomotion", "pose", "hands", "pose_segments",
                                         "hand_segments", "clips")]
 AUTO = dg.AutomationCondition.eager()
+# A lab that ingests footage daily expects the pooled clustering and its scores at most a day old.
+DAILY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=24), warn_window=timedelta(hours=12))
 
 
 class LabelerResource(dg.ConfigurableResource):
@@ -112,7 +115,7 @@ def _save_json(path, obj: dict) -> None:  # noqa: ANN001
 
 
 @dg.asset(group_name="clusters", kinds={"python", "duckdb"}, code_version="cross-clip-clusters-v2",
-          automation_condition=AUTO, deps=["segments"],
+          automation_condition=AUTO, deps=["segments"], freshness_policy=DAILY,
           description="All segments of all clips pooled, HDBSCAN per modality (cosine, min cluster size growing "
           "with sqrt(n)) and late fusion (z-score, L2, weighted concat; weight = confidence x cross-clip mixing, "
           "label-free). Cluster ids are matched to the previous run's centroids so they stay stable; the fitted "
@@ -158,7 +161,7 @@ def _entropy_tables(clusters: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]
 
 
 @dg.asset(name="cross_clip_entropy", group_name="evaluation", kinds={"python", "duckdb"}, code_version="entropy-v1",
-          automation_condition=AUTO,
+          automation_condition=AUTO, freshness_policy=DAILY,
           description="Cross-clip mixing entropy per modality: size-weighted mean over clusters of "
           "H(p_clip)/log(n clips in the cluster), share of clusters spanning >= 2 clips, k and noise.")
 def cross_clip_entropy_table(cross_clip_clusters: pl.DataFrame) -> dg.Output[pl.DataFrame]:
