@@ -170,7 +170,7 @@ def test_dashboard_in_headless_chromium(results: dict, served: str, tmp_path: Pa
     assert not failed, failed
     assert not bad_status, bad_status
     assert n_errors == 0
-    expected = set(SECTION_TITLES) | {"toc", "modality-table", "quality-table", "overview-table", "segment-map",
+    expected = set(SECTION_TITLES) | {"toc", "modality-table", "ranking-table", "quality-table", "overview-table", "segment-map",
                                       "preview-reel", "phase-table", "gt-table", "grid-fusion"}
     for clip, _ in CLIPS:
         expected |= {f"clip-{clip}", f"timeline-{clip}", f"ssm-{clip}", f"rhythm-{clip}", f"anomaly-{clip}",

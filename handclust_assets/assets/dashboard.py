@@ -5,6 +5,7 @@ tables directly from storage, so a missing table or modality makes a section say
 """
 
 import time
+from pathlib import Path
 
 import dagster as dg
 
@@ -17,6 +18,12 @@ from handclust_assets.dashboard import (
     render_preview_reel,
 )
 from handclust_assets.dashboard.data import MODALITY_SOURCE
+from handclust_assets.models.resources import (
+    MediaPipeResource,
+    SceneModelResource,
+    ToolModelResource,
+    VideoModelResource,
+)
 from handclust_assets.partitions import clip_partitions
 from handclust_assets.settings import HandclustSettings
 
@@ -48,9 +55,48 @@ def _failure_message(instance: dg.DagsterInstance, run_id: str, step: str) -> st
     return "see the run's logs"
 
 
-def modality_reasons(context: dg.AssetExecutionContext) -> dict[str, str]:
+def model_probe(resource: object) -> str | None:
+    """Why a model resource cannot provide its model here, checked cheaply (no weights loaded): a missing local
+    folder, a hub id that is neither in the Hugging Face cache nor reachable, a missing MediaPipe .task file.
+    None when the model looks available (or the check itself is not possible)."""
+    from handclust_assets.errors import ModelUnavailableError
+
+    if isinstance(resource, MediaPipeResource):
+        try:
+            resource.pose_model()
+            resource.hand_model()
+        except ModelUnavailableError as e:
+            return f"model unavailable: MediaPipe {e.model} {e.reason}"
+        except Exception:  # noqa: BLE001
+            return None
+        return None
+    spec = getattr(resource, "spec", None)
+    if spec is None:
+        return None
+    try:
+        from handclust_assets.models.hub import hub_reachable
+
+        sp = spec()
+        src = sp.resolve_source()
+        if src != sp.model_id:
+            return None if Path(src).exists() else f"model unavailable: local weights {src} do not exist"
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(sp.model_id, "config.json", revision=sp.revision), str):
+            return None
+        if hub_reachable():
+            return None
+        return (f"model unavailable: {sp.model_id} is not in the Hugging Face cache and the hub cannot be reached "
+                "(set the resource's local_path or $HANDCLUST_MODEL_DIR)")
+    except Exception:  # noqa: BLE001 - the probe is advisory
+        return None
+
+
+def modality_reasons(context: dg.AssetExecutionContext, models: dict[str, object] | None = None) -> dict[str, str]:
     """Why each modality without results is absent, from this Dagster instance: the last failure of its asset
-    (a missing model names itself there), or that it was never materialized, or that the asset does not exist."""
+    (a missing model names itself there), or that it was never materialized (with the model probe's finding), or
+    that the asset does not exist. `models` maps modality -> its model resource."""
+    models = models or {}
     graph = _graph_keys(context)
     out: dict[str, str] = {}
     for m, asset in MODALITY_SOURCE.items():
@@ -70,8 +116,9 @@ def modality_reasons(context: dg.AssetExecutionContext) -> dict[str, str]:
             prefix = "model unavailable: " if "could not be loaded" in low or "modelunavailable" in low else ""
             out[m] = f"{prefix}`{asset}` failed (run {fails[0].run_id[:8]}): {msg}"
         else:
-            out[m] = (f"`{asset}` was never materialized in this Dagster instance (the demo skips model assets "
-                      "whose model cannot be loaded here)")
+            probe = model_probe(models[m]) if m in models else None
+            out[m] = (f"{probe}; `{asset}` was never materialized in this Dagster instance" if probe else
+                      f"`{asset}` was never materialized in this Dagster instance")
     return out
 
 
@@ -86,9 +133,12 @@ def modality_reasons(context: dg.AssetExecutionContext) -> dict[str, str]:
     "phase and ground-truth scores, computed take-aways. Static site at storage/dashboard/index.html "
     "(serve: `handclust dashboard`).",
 )
-def lab_dashboard(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.MaterializeResult:
+def lab_dashboard(context: dg.AssetExecutionContext, settings: HandclustSettings, scene_model: SceneModelResource,
+                  video_model: VideoModelResource, tool_model: ToolModelResource,
+                  mediapipe: MediaPipeResource) -> dg.MaterializeResult:
     root = settings.root()
-    res = build_dashboard(root, modality_reasons=modality_reasons(context))
+    models = {"scene": scene_model, "video": video_model, "tools": tool_model, "pose": mediapipe, "hands": mediapipe}
+    res = build_dashboard(root, modality_reasons=modality_reasons(context, models))
     for err in res.errors:
         context.log.warning(f"dashboard section failed: {err}")
     take = "\n".join(f"{i}. **{h}** {ev}" for i, (h, ev) in enumerate(res.takeaways, start=1)) or "none yet"

@@ -296,12 +296,17 @@ def takeaways(r: Results, status: dict[str, ModalityStatus]) -> list[tuple[str, 
             share = {c: cv[0] for c, cv in cov.items()}
             lo, hi = min(share.values()), max(share.values())
             cmin, cmax = min(share, key=share.get), max(share, key=share.get)
-            ev = (f"Lowest {cmin} ({_pct(lo)}), highest {cmax} ({_pct(hi)}), mean "
-                  f"{_pct(float(np.mean(list(share.values()))))} over {len(share)} clip(s).")
+            if _pct(lo) == _pct(hi):
+                head = f"{label} coverage is {_pct(lo)} of frames in every clip."
+                ev = f"Same share in all {len(share)} clip(s) with {tab} results."
+            else:
+                head = f"{label} coverage ranges {_pct(lo)}–{_pct(hi)} of frames."
+                ev = (f"Lowest {cmin} ({_pct(lo)}), highest {cmax} ({_pct(hi)}), mean "
+                      f"{_pct(float(np.mean(list(share.values()))))} over {len(share)} clip(s).")
             det = [cv[1]["detected"] for cv in cov.values() if "detected" in cv[1]]
             if det and any("tracked" in cv[1] for cv in cov.values()):
                 ev += f" Detections alone (before CSRT tracking): {_pct(min(det))}–{_pct(max(det))}."
-            out.append((f"{label} coverage ranges {_pct(lo)}–{_pct(hi)} of frames.", ev))
+            out.append((head, ev))
         elif tab == "hands":
             out.append(("Hand coverage is unknown: the hands modality is absent.", status["hands"].reason))
     rs = repetition_share(r)
@@ -316,19 +321,34 @@ def takeaways(r: Results, status: dict[str, ModalityStatus]) -> list[tuple[str, 
     if ph is not None:
         ok = ph.filter(pl.col("nmi").is_not_null() & pl.col("nmi").is_not_nan()).sort("nmi", descending=True)
         if ok.height:
-            b = ok.row(0, named=True)
-            ev = f"NMI {b['nmi']:.3f}, ARI {b['ari']:.3f} ({b['modalities']}, k={b['k']})."
-            if cce is not None and "scene" in b["modalities"].split("+") and b["ablation"].startswith("scene"):
-                sc = cce.filter(pl.col("modality") == "scene")
-                if sc.height and sc["multi_clip_share"][0] < 0.5:
-                    ev += (f" Caution: scene clusters are {_pct(1 - sc['multi_clip_share'][0])} clip-private, so "
-                           "agreeing with the file-name phase may just mean recognising the clip.")
-            out.append((f"'{b['ablation']}' agrees best with the file-name phase.", ev))
+            top = float(ok["nmi"][0])
+            best = ok.filter((pl.col("nmi") - top).abs() < 1e-9)
+            names = " and ".join(f"'{b}'" for b in best["ablation"].to_list())
+            b = best.row(0, named=True)
+            ev = f"NMI {b['nmi']:.3f}, ARI {b['ari']:.3f} ({', '.join(best['modalities'].to_list())}; k={b['k']})."
+            private = []
+            if cce is not None:
+                for mods in best["modalities"].to_list():
+                    m = cce.filter(pl.col("modality") == mods)  # a single-modality ablation
+                    if m.height and m["multi_clip_share"][0] < 0.5:
+                        private.append((mods, float(m["multi_clip_share"][0])))
+            if private:
+                who = " and ".join(f"{name(m)} ({_pct(1 - sh)})" for m, sh in private)
+                ev += (f" Caution: the clusters of {who} are clip-private, so agreeing with the file-name phase "
+                       "may just mean recognising the clip.")
+            verb = "agree" if best.height > 1 else "agrees"
+            out.append((f"{names} {verb} best with the file-name phase{' (tie)' if best.height > 1 else ''}.", ev))
     an = r.get("anomalies")
     if an is not None:
-        tot = float((an["end_s"] - an["start_s"]).sum()) if an.height else 0.0
-        out.append((f"{an.height} anomalous span(s) in {an['clip'].n_unique() if an.height else 0} clip(s).",
-                    f"{tot:.0f} s flagged in total (Otsu threshold + hysteresis on 1 − typicality)."))
+        n_scored = r.n_clips_in("anomaly_scores")
+        if an.height:
+            tot = float((an["end_s"] - an["start_s"]).sum())
+            out.append((f"{an.height} anomalous span(s) in {an['clip'].n_unique()} of {n_scored} clip(s).",
+                        f"{tot:.0f} s flagged in total (1 − typicality, EMA, Otsu threshold + hysteresis)."))
+        else:
+            out.append(("No anomalous span in any clip.",
+                        f"The detector (1 − typicality, EMA, Otsu threshold + hysteresis) kept no span in the "
+                        f"{n_scored} clip(s) with anomaly scores."))
     skipped = [m for m, s in status.items() if not s.present]
     if skipped:
         out.append((f"Skipped modalities: {', '.join(name(m) for m in skipped)}.",

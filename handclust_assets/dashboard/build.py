@@ -165,6 +165,16 @@ def _ranking(p: _Page) -> str:
     out = []
     order = cce.with_columns(pl.col("mean_entropy").fill_nan(None)).sort(
         ["mean_entropy", "multi_clip_share"], descending=True, nulls_last=True)
+    rows = []
+    for rank, row in enumerate(order.iter_rows(named=True), start=1):
+        ent = row["mean_entropy"]
+        bar = (f'<div class="bar inline"><span style="width:{100 * float(ent) if finite(ent) else 0:.1f}%">'
+               "</span></div>")
+        rows.append([str(rank), f'<a href="#rank-{e(row["modality"])}">{e(r.modality_name(row["modality"]))}</a>',
+                     f'<span class="num">{_f(ent)}</span>{bar}', _pct(row["multi_clip_share"]), str(row["k"]),
+                     f"{row['noise']}/{row['n']}"])
+    out.append(_table(["#", "modality", "mean mixing entropy", "multi-clip clusters", "k", "noise"], rows,
+                      "data ranking", "ranking-table"))
     for rank, row in enumerate(order.iter_rows(named=True), start=1):
         m = row["modality"]
         ent = row["mean_entropy"]
