@@ -75,3 +75,26 @@ def test_offline_labels_follow_the_evidence(ev: ClusterEvidence) -> None:
     assert offline_label(walk) == "walking · rhythm 1.0s"
     assert offline_label(ClusterEvidence(cluster_id=1, modality="x")) == "idle"
     assert clean_label('Label: "Scooping mortar."\nextra') == "Scooping mortar"
+
+
+def test_offline_labels_are_relative_to_the_corpus() -> None:
+    """The same absolute motion means different things on different cameras: labels compare clusters."""
+    from handclust_assets.labeling import offline_labels
+
+    lay = [0.0] * 12
+    lay[9] = 1.0  # all hand motion in the low-left cell
+    evs = [
+        ClusterEvidence(cluster_id=0, modality="fusion", camera_motion=4e-4, residual_motion=1e-4),
+        ClusterEvidence(cluster_id=1, modality="fusion", camera_motion=4e-4, residual_motion=1.1e-3,
+                        motion_layout=lay, motion_period_s=2.5, periodicity=0.3),
+        ClusterEvidence(cluster_id=2, modality="fusion", camera_motion=0.02, residual_motion=8e-4,
+                        motion_period_s=1.0, periodicity=0.3),
+        ClusterEvidence(cluster_id=3, modality="fusion", camera_motion=0.02, residual_motion=4e-3,
+                        motion_period_s=1.1, periodicity=0.3),
+        ClusterEvidence(cluster_id=4, modality="fusion", camera_motion=5e-4, residual_motion=1.2e-4),
+    ]
+    labels = offline_labels(evs)
+    assert labels[1] == "hand work · low left · rhythm 2.5s"  # 11x the stillest cluster's hand motion
+    assert labels[2] == "walking · rhythm 1.0s" and labels[3].startswith("walking, hands busy")
+    assert labels[0] == "still #0" and labels[4] == "still #4"  # same evidence class: told apart by id
+    assert offline_label(evs[1]) == "idle"  # absolute thresholds (no corpus) would call it idle

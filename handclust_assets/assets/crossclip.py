@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from handclust_assets import tables as T
-from handclust_assets.labeling import ClusterEvidence, OpenAICompatibleLabeler, offline_label
+from handclust_assets.labeling import ClusterEvidence, OpenAICompatibleLabeler, offline_labels
 from handclust_assets.partitions import clip_partitions
 from handclust_assets.science import crossclip as X
 from handclust_assets.science.anomaly import SCORE_SCHEMA, SPAN_SCHEMA, detect_anomalies
@@ -257,11 +257,13 @@ def repetition_scores_table(context: dg.AssetExecutionContext, settings: Handclu
 
 def _evidence(m: str, c: int, g: pl.DataFrame, t: dict, clips: pl.DataFrame) -> ClusterEvidence:
     segs = t["segments"].join(g.select("clip", "segment_idx"), on=["clip", "segment_idx"])
+
     def frames_of(name: str) -> pl.DataFrame | None:
         if name not in t:
             return None
         return t[name].join(segs.select("clip", "start_frame", "end_frame"), on="clip").filter(
             (pl.col("frame_idx") >= pl.col("start_frame")) & (pl.col("frame_idx") < pl.col("end_frame")))
+
     ev = ClusterEvidence(cluster_id=c, modality=m, n_segments=g.height, n_clips=g["clip"].n_unique())
     if (tl := frames_of("tool_scores")) is not None and tl.height:
         top = tl.group_by("prompt").agg(pl.col("score").mean()).sort("score", descending=True).head(3)
@@ -272,48 +274,72 @@ def _evidence(m: str, c: int, g: pl.DataFrame, t: dict, clips: pl.DataFrame) -> 
     if (e := frames_of("egomotion")) is not None and e.height:
         ev.camera_motion = float(e["camera_mag"].mean())
         ev.residual_motion = float(e["residual_mag"].mean())
+        if "residual_layout" in e.columns:
+            lay = X._arr(e["residual_layout"])
+            ev.motion_layout = np.nanmean(lay, axis=0).tolist() if lay.size else []
     ph = g.join(clips.select("clip", "phase"), on="clip")["phase"]
     ev.phase = ph.mode()[0] if ph.len() else "unknown"
     return ev
 
 
-@dg.asset(group_name="clusters", kinds={"python", "duckdb"}, code_version="labels-v1", automation_condition=AUTO,
-          description="A short label per cross-clip cluster: offline from the evidence (motion regime, top tool, "
-          "rhythm), or from a vision-language model on medoid keyframes (LabelerResource, cached by content).")
+def _medoids(features: pl.DataFrame, clusters: pl.DataFrame, entry: dict | None) -> dict[int, tuple[str, int]]:
+    """cluster -> (clip, segment_idx) of its medoid in the space the clustering used (saved model)."""
+    g = clusters.filter(pl.col("cluster") >= 0).select("clip", "segment_idx", "cluster")
+    out: dict[int, tuple[str, int]] = {}
+    if entry is not None:
+        space = X.C.FusionSpace.from_dict(entry["space"])
+        keys, blocks = X.blocks_of(features, tuple(space.names), how="outer")
+        if blocks:
+            blocks = {n: blocks.get(n, np.full((keys.height, space.blocks[n].in_dim), np.nan, np.float32))
+                      for n in space.names}
+            if space.compatible(blocks):
+                k = keys.with_row_index("row").join(g, on=["clip", "segment_idx"])
+                x = space.transform(blocks)[k["row"].to_numpy()]
+                for c, i in medoids(x, k["cluster"].to_numpy()).items():
+                    out[c] = (k["clip"][i], int(k["segment_idx"][i]))
+    for (c,), grp in g.group_by(["cluster"]):  # no usable space: the first segment
+        out.setdefault(int(c), (grp["clip"][0], int(grp["segment_idx"][0])))
+    return out
+
+
+@dg.asset(group_name="clusters", kinds={"python", "duckdb"}, code_version="labels-v2", automation_condition=AUTO,
+          description="A short label per cross-clip cluster: offline from the evidence judged against the other "
+          "clusters (head still/moving, hand work vs the stillest cluster, where in the frame hands/objects move, "
+          "top tool, rhythm), or from a vision-language model on medoid keyframes (LabelerResource, cached by "
+          "content; any HTTP failure falls back to the offline label and says why).")
 def cluster_labels(context: dg.AssetExecutionContext, settings: HandclustSettings, labeler: LabelerResource,
                    cross_clip_clusters: pl.DataFrame, segment_features: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     from handclust_assets.video.frame_cache import FrameCache
 
     t = load_tables(context, settings, ("segments", "clips", "tool_scores", "flow_rhythm", "egomotion"))
+    model = (load_cluster_model(settings) or {}).get("modalities", {})
     client = None
     if labeler.kind == "openai":
         client = OpenAICompatibleLabeler(labeler.base_url, labeler.api_key, labeler.model,
                                          max_keyframes=labeler.max_keyframes, cache_dir=settings.root() / "label_cache")
     rows = []
-    for (m, c), g in cross_clip_clusters.filter(pl.col("cluster") >= 0).group_by(["modality", "cluster"]):
-        ev = _evidence(m, int(c), g, t, t["clips"])
-        # medoid: the segment whose descriptor is closest to the cluster mean (fusion: use flow_rhythm vectors)
-        fm = m if m != "fusion" else "egomotion"
-        f = g.join(segment_features.filter(pl.col("modality") == fm), on=["clip", "segment_idx"])
-        med_row = 0
-        if f.height:
-            x = np.asarray(f["vector"].to_list(), np.float64)
-            med_row = medoids(x, np.zeros(len(x), int))[0]
-        med = (f if f.height else g).row(med_row, named=True)
-        if client is not None:
-            seg = t["segments"].filter((pl.col("clip") == med["clip"]) & (pl.col("segment_idx") == med["segment_idx"]))
-            try:
-                fc = FrameCache(settings.root() / "frames" / med["clip"])
-                a, b = int(seg["start_frame"][0]), int(seg["end_frame"][0])
-                ev.keyframes = [fc.read(i) for i in np.linspace(a, b - 1, 4).astype(int)]
-            except FileNotFoundError:
-                pass
-            label, source = client.label(ev)
-        else:
-            label, source = offline_label(ev), "offline"
-        rows.append({"modality": m, "cluster": int(c), "label": label, "source": source, "n_segments": ev.n_segments,
-                     "n_clips": ev.n_clips, "medoid_clip": med["clip"], "medoid_segment": int(med["segment_idx"]),
-                     "evidence": ev.summary()})
+    for (m,), cm in cross_clip_clusters.filter(pl.col("cluster") >= 0).sort("modality").group_by(
+            ["modality"], maintain_order=True):
+        meds = _medoids(segment_features, cm, model.get(m))
+        groups = sorted(cm.group_by(["cluster"]), key=lambda kv: kv[0][0])
+        evs = [_evidence(m, int(c), g, t, t["clips"]) for (c,), g in groups]
+        offline = offline_labels(evs)
+        for ev, off in zip(evs, offline):
+            med_clip, med_seg = meds[ev.cluster_id]
+            if client is not None:
+                seg = t["segments"].filter((pl.col("clip") == med_clip) & (pl.col("segment_idx") == med_seg))
+                try:
+                    fc = FrameCache(settings.root() / "frames" / med_clip)
+                    a, b = int(seg["start_frame"][0]), int(seg["end_frame"][0])
+                    ev.keyframes = [fc.read(i) for i in np.linspace(a, b - 1, 4).astype(int)]
+                except FileNotFoundError:
+                    pass
+                label, source = client.label(ev, fallback=off)
+            else:
+                label, source = off, "offline"
+            rows.append({"modality": m, "cluster": ev.cluster_id, "label": label, "source": source,
+                         "n_segments": ev.n_segments, "n_clips": ev.n_clips, "medoid_clip": med_clip,
+                         "medoid_segment": med_seg, "evidence": ev.summary()})
     schema = {"modality": pl.Utf8, "cluster": pl.Int64, "label": pl.Utf8, "source": pl.Utf8, "n_segments": pl.Int64,
               "n_clips": pl.Int64, "medoid_clip": pl.Utf8, "medoid_segment": pl.Int64, "evidence": pl.Utf8}
     df = pl.DataFrame(rows, schema=schema).sort("modality", "cluster")
