@@ -82,7 +82,7 @@ def test_offline_labels_are_relative_to_the_corpus() -> None:
     from handclust_assets.labeling import offline_labels
 
     lay = [0.0] * 12
-    lay[9] = 1.0  # all hand motion in the low-left cell
+    lay[8] = 1.0  # all hand motion in the low-left cell (row-major 3 x 4 grid)
     evs = [
         ClusterEvidence(cluster_id=0, modality="fusion", camera_motion=4e-4, residual_motion=1e-4),
         ClusterEvidence(cluster_id=1, modality="fusion", camera_motion=4e-4, residual_motion=1.1e-3,
