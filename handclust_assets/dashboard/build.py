@@ -343,9 +343,18 @@ def _gt(p: _Page) -> str:
         star = " ★" if best is not None and finite(x["mof"]) and abs(x["mof"] - best) < 1e-12 else ""
         rows.append([f"<b>{e(p.r.modality_name(x['modality']))}</b>{star}", _f(x["mof"]), _f(x["nmi"]),
                      _f(x["ari"]), _f(x["edit"], "{:.1f}"), str(x["n_clips"]), str(x["n_frames"])])
-    return (_table(["modality", "MoF (Hungarian)", "NMI", "ARI", "edit", "clips", "frames"], rows, "data",
-                   "gt-table") + '<p class="note">Frame-level scores of the cross-clip clusters against the '
-            "synthetic clips' known activities. ★ = best MoF.</p>")
+    out = (_table(["modality", "MoF (Hungarian)", "NMI", "ARI", "edit", "clips", "frames"], rows, "data",
+                  "gt-table") + '<p class="note">Frame-level scores of the cross-clip clusters against the '
+           "synthetic clips' known activities. ★ = best MoF.</p>")
+    rs = p.r.nonempty("repetition_scores")
+    if rs is not None and {"activity", "accepted_share", "median_count_error"} <= set(rs.columns):
+        rows = [[f"<b>{e(x['activity'])}</b>", str(x.get("segments", "–")),
+                 "yes" if x.get("periodic") else "no", _pct(x["accepted_share"]),
+                 _pct(x["median_count_error"]), _pct(x.get("within_10pct"))] for x in rs.iter_rows(named=True)]
+        out += ("<h4>Repetition counting vs ground truth</h4>" +
+                _table(["activity", "segments", "periodic", "period accepted", "median count error",
+                        "counts within 10%"], rows, "data small", "repetition-gt-table"))
+    return out
 
 
 def _alignment(p: _Page) -> str:
