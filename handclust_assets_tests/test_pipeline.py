@@ -84,7 +84,14 @@ def test_every_table_is_queryable_with_plain_duckdb(pipeline) -> None:
     mods = {r[0] for r in con.execute("select distinct modality from segment_features").fetchall()}
     assert {"scene", "video", "tools", "flow", "flow_rhythm", "egomotion"} <= mods
     if find_models_dir() is not None:
-        assert {"pose", "hands"} <= mods and {"pose", "hands", "pose_segments", "hand_segments"} <= tables
+        assert {"pose", "hands", "pose_segments", "hand_segments"} <= tables
+        # pose / hands describe only segments where they are actually seen (coverage >= MIN_COVERAGE)
+        from handclust_assets.science.crossclip import MIN_COVERAGE
+
+        for mod, table in (("pose", "pose_segments"), ("hands", "hand_segments")):
+            seen = con.execute(f"select count(*) from {table} where coverage >= {MIN_COVERAGE}").fetchall()[0][0]
+            rows = con.execute(f"select count(*) from segment_features where modality = '{mod}'").fetchall()[0][0]
+            assert rows == seen
     ent = con.execute("select min(entropy), max(entropy) from cluster_entropy").fetchone()
     assert 0 <= ent[0] <= ent[1] <= 1
     # every segment has exactly one fusion row and a label for its cluster

@@ -26,7 +26,10 @@ CLUSTERS_SCHEMA = {
 # out by its cross-clip mixing (see `fusion_weights`). FUSION_EXCLUDE can force a modality out.
 MODALITIES = ("scene", "video", "tools", "flow", "flow_rhythm", "egomotion", "pose", "hands")
 FUSION_EXCLUDE: tuple[str, ...] = ()
-FINGERPRINT_GATE = 0.15  # cross-clip mixing below this = the modality fingerprints clips
+FINGERPRINT_GATE = 0.3  # cross-clip mixing below this = most clusters are clip-private: the modality fingerprints clips
+# Pose / hands observed on less than this share of a segment's frames give no descriptor for it (no evidence);
+# the fusion weight of a modality scales with the share of segments it observes.
+MIN_COVERAGE = 0.25
 ABLATIONS = {
     "motion only": ("flow", "flow_rhythm", "egomotion"),
     "scene only": ("scene",),
@@ -88,10 +91,16 @@ def segment_features(segments: pl.DataFrame, tables: dict[str, pl.DataFrame]) ->
             if t is not None:
                 t = t.filter(pl.col("clip") == clip).sort("segment_idx")
                 if t.height == seg.height:
-                    blocks["pose" if extra == "pose_segments" else "hands"] = _arr(t["vector"])
+                    x = _arr(t["vector"]).copy()
+                    if "coverage" in t.columns:  # barely seen = no evidence (NaN), not a vector meaning "absent"
+                        x[t["coverage"].fill_null(0).to_numpy() < MIN_COVERAGE] = np.nan
+                    blocks["pose" if extra == "pose_segments" else "hands"] = x
         for name, x in blocks.items():
-            out.append(pl.DataFrame({"clip": [clip] * len(x), "segment_idx": seg["segment_idx"],
-                                     "modality": [name] * len(x), "vector": [row.tolist() for row in x]},
+            keep = ~np.isnan(x).any(axis=1)
+            if not keep.any():
+                continue
+            out.append(pl.DataFrame({"clip": [clip] * int(keep.sum()), "segment_idx": seg["segment_idx"].filter(keep),
+                                     "modality": [name] * int(keep.sum()), "vector": [row.tolist() for row in x[keep]]},
                                     schema=FEATURES_SCHEMA))
     return pl.concat(out) if out else pl.DataFrame(schema=FEATURES_SCHEMA)
 
@@ -132,16 +141,18 @@ def mixing_score(labels: np.ndarray, clips: np.ndarray) -> float:
 
 
 def fusion_weights(confidence: dict[str, float], mixing: dict[str, float] | None = None,
-                   gate: float = FINGERPRINT_GATE) -> dict[str, float]:
+                   gate: float = FINGERPRINT_GATE, observed: dict[str, float] | None = None) -> dict[str, float]:
     """Label-free fusion weights, normalised to 1, so confident modalities outweigh ambiguous ones:
     w = confidence (bootstrap stability x separation, `clustering.modality_confidence`) + 0.01, and, when
     clips are pooled, x min(1, mixing / gate): a modality whose clusters are clip-pure (cross-clip mixing
     ~0: it fingerprints each clip's look, the seeds' scene trap) fades out instead of splitting activities
-    by clip. Mixing above the gate does not add weight: coarse clusters mix well without being right."""
+    by clip. Mixing above the gate does not add weight: coarse clusters mix well without being right.
+    `observed`: the share of segments a modality has a descriptor for (pose, hands: coverage); a modality that
+    sees 10 % of the footage cannot carry the other 90 %."""
     w = {}
     for m, c in confidence.items():
         g = 1.0 if mixing is None else min(1.0, max(mixing.get(m, 0.0), 0.0) / gate)
-        w[m] = (c + 0.01) * g
+        w[m] = (c + 0.01) * g * (1.0 if observed is None else observed.get(m, 1.0))
     tot = sum(w.values())
     if tot <= 0:
         return {m: 1.0 / len(confidence) for m in confidence}
@@ -173,7 +184,7 @@ def cluster_all(features: pl.DataFrame, segments: pl.DataFrame, per_clip: bool,
     spans = segments.select("clip", "segment_idx", "start_s", "end_s")
     present = [m for m in MODALITIES if m in set(features["modality"].unique().to_list())]
     fuse_mods = [m for m in present if m not in FUSION_EXCLUDE] or present
-    out, info = [], {"weights": {}, "model": {}, "confidence": {}, "mixing": {}}
+    out, info = [], {"weights": {}, "model": {}, "confidence": {}, "mixing": {}, "observed": {}}
     groups = sorted(features["clip"].unique().to_list()) if per_clip else [None]
     for g in groups:
         feats = features.filter(pl.col("clip") == g) if g is not None else features
@@ -192,13 +203,16 @@ def cluster_all(features: pl.DataFrame, segments: pl.DataFrame, per_clip: bool,
         mods = [m for m in fuse_mods if m in conf]
         if not mods:
             continue
-        weights = fusion_weights({m: conf[m] for m in mods}, None if per_clip else {m: mix[m] for m in mods})
+        n_seg = feats.select("clip", "segment_idx").unique().height
+        seen = {m: feats.filter(pl.col("modality") == m).height / max(n_seg, 1) for m in mods}
+        weights = fusion_weights({m: conf[m] for m in mods}, None if per_clip else {m: mix[m] for m in mods},
+                                 observed=seen)
         keys, blocks = blocks_of(feats, tuple(mods), how="outer")
         space = C.FusionSpace.fit(blocks, weights)
         x, res, full = _cluster_space(space, blocks, (previous or {}).get("fusion"), stabilise=not per_clip)
         out.append(_rows(keys, "fusion", res.labels, res.probabilities, full, spans))
         if not per_clip:
-            info["weights"], info["confidence"], info["mixing"] = weights, conf, mix
+            info["weights"], info["confidence"], info["mixing"], info["observed"] = weights, conf, mix, seen
             info["model"]["fusion"] = {"space": space.to_dict(),
                                        "clusters": C.ClusterModel.fit(x, res.labels).to_dict()}
             info["fusion_x"] = (keys, x)
@@ -257,8 +271,13 @@ def ground_truth_table(clusters: pl.DataFrame, segments: pl.DataFrame, gt: pl.Da
     if gt.height == 0:
         return pl.DataFrame(schema=schema)
     rows = []
+    clustered_clips = clusters["clip"].unique().implode()
     for (m,), cl in clusters.group_by(["modality"], maintain_order=True):
-        seg = segments.join(cl.select("clip", "segment_idx", "cluster_full"), on=["clip", "segment_idx"])
+        # every segment of the clips with ground truth; one a modality has no descriptor for (pose/hands not
+        # seen) counts as unassigned (-1, wrong), so coverage-limited modalities are scored on the same frames
+        seg = segments.join(cl.select("clip", "segment_idx", "cluster_full"), on=["clip", "segment_idx"], how="left")
+        seg = seg.filter(pl.col("clip").is_in(clustered_clips)).with_columns(
+            pl.col("cluster_full").fill_null(-1))
         fr = gt.join(seg.select("clip", "start_frame", "end_frame", "cluster_full"), on="clip")
         fr = fr.filter((pl.col("frame_idx") >= pl.col("start_frame")) & (pl.col("frame_idx") < pl.col("end_frame")))
         if fr.height == 0:
