@@ -63,13 +63,47 @@ def unavailable_model_assets() -> dict[str, str]:
             res.load()
         except ModelUnavailableError as e:
             out[name] = str(e)
+    from handclust_assets.models.resources import MediaPipeResource
+
+    mp = MediaPipeResource()
+    for names, find in ((("pose", "pose_segments"), mp.pose_model), (("hands", "hand_segments"), mp.hand_model)):
+        try:
+            find()
+        except ModelUnavailableError as e:
+            out.update({n: str(e) for n in names})
     return out
+
+
+def _print_results(con) -> None:  # noqa: ANN001 - a DuckDB connection
+    """The headline numbers of a run, as a researcher would want them in the terminal."""
+    import polars as pl
+
+    pl.Config.set_tbl_hide_dataframe_shape(True)
+    pl.Config.set_tbl_hide_column_data_types(True)
+    pl.Config.set_float_precision(3)
+    pl.Config.set_tbl_rows(20)
+    views = {r[0] for r in con.sql("select view_name from duckdb_views() where not internal").fetchall()}
+    shown = [("cross-clip consistency (label-free; 1 = clusters mix clips evenly)",
+              "select modality, mean_entropy, multi_clip_share, k, noise, n from cross_clip_entropy "
+              "order by mean_entropy desc nulls last", "cross_clip_entropy"),
+             ("against the synthetic ground truth (MoF = mean over frames after Hungarian matching)",
+              "select modality, mof, nmi, ari, edit from ground_truth_scores order by mof desc", "ground_truth_scores"),
+             ("repetition counting vs ground truth",
+              "select activity, segments, accepted_share, median_count_error, within_10pct from repetition_scores",
+              "repetition_scores"),
+             ("discovered activities (fusion)", "select cluster, label, n_segments, n_clips from cluster_labels "
+              "where modality = 'fusion' order by cluster", "cluster_labels")]
+    for title, sql, table in shown:
+        if table in views:
+            df = con.sql(sql).pl()
+            if df.height:
+                typer.echo(f"\n{title}:\n{df}")
 
 
 @app.command()
 def demo(
-    n_clips: int = typer.Option(5, "--clips", "-n", help="Synthetic clips to generate (>= 5 for the demo)."),
-    duration: float = typer.Option(60.0, help="Seconds per clip."),
+    n_clips: int = typer.Option(6, "--clips", "-n", help="Synthetic clips to generate (>= 5 for the demo)."),
+    duration: float = typer.Option(90.0, help="Seconds per clip."),
     storage: Path = typer.Option(Path("storage"), help="Storage root."),
     skip_generate: bool = typer.Option(False, help="Use the videos already in the folder."),
 ) -> None:
@@ -118,9 +152,24 @@ def demo(
             failed[key] = "; ".join(
                 f"{e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0][:200]}" for e in bad
             )
-    typer.echo("cross-clip clustering and evaluation ...")
+    t_clips = time.perf_counter() - t0
+    typer.echo(f"per-clip assets done in {t_clips:.0f}s; cross-clip clustering, evaluation and dashboard ...")
     cross = defs.resolve_job_def(CROSS_JOB).execute_in_process(instance=instance, raise_on_error=False,
                                                                run_config=QUIET)
+    if cross.success:
+        for job_name in ("classify_clips", "render_overlays"):  # per clip, after the pooled clustering
+            job = defs.resolve_job_def(job_name)
+            for key in tqdm([k for k in keys if k not in failed], desc=job_name, unit="clip"):
+                r = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False,
+                                           run_config=QUIET)
+                if not r.success:
+                    failed.setdefault(key, f"{job_name} failed; see the Dagster UI run logs")
+        # the page links the overlays and timelines that exist when it is built: render it once more now
+        from handclust_assets.assets.dashboard import lab_dashboard
+        from handclust_assets.definitions import cross_clip_assets, dashboard_assets
+
+        dg.materialize([*per_clip_assets, *cross_clip_assets, *dashboard_assets], selection=[lab_dashboard.key],
+                       instance=instance, resources=defs.resources, raise_on_error=False, run_config=QUIET)
     from handclust_assets.tables import connect, refresh_catalog
 
     catalog = refresh_catalog(storage)
@@ -134,7 +183,8 @@ def demo(
         typer.echo(f"  cross-clip assets failed: {bad}; see the Dagster UI run logs")
     for asset_name in skipped:
         typer.echo(f"  skipped modality: {asset_name} (model unavailable; see above)")
-    typer.echo(f"results (DuckDB catalog): {catalog}")
+    _print_results(con)
+    typer.echo(f"\nresults (DuckDB catalog): {catalog}")
     typer.echo(f"tables: {', '.join(tables)}")
     dash = storage.resolve() / "dashboard" / "index.html"
     if dash.exists():

@@ -45,8 +45,9 @@ MODALITY_SIGNAL = {
     "egomotion": "RANSAC affine on the flow field -> camera (head) motion, residual (hand/object) motion, ratio.",
     "pose": "MediaPipe Pose 33 keypoints -> segment summary (shoulder span, elbow angles, body-bob period).",
     "hands": "MediaPipe HandLandmarker keypoints, propagated by a CSRT tracker -> segment summary + coverage.",
-    "fusion": "Per-modality z-score, L2-normalise, weighted concat (confidence x cross-clip mixing), HDBSCAN "
-    "on cosine.",
+    "fusion": "Per-modality z-score, L2-normalise, weighted concat, HDBSCAN on cosine. Weight = bootstrap stability "
+    "x separation of the modality's own clusters, x the share of segments it observes, gated out when its "
+    "clusters are clip-private (a fingerprint).",
 }
 # The per-clip table each modality comes from (its absence is what makes the modality absent).
 MODALITY_SOURCE = {
