@@ -156,7 +156,8 @@ def _entropy_tables(clusters: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]
         summ.append({"modality": m, **s})
     schema = {"modality": pl.Utf8, "mean_entropy": pl.Float64, "multi_clip_share": pl.Float64, "k": pl.Int64,
               "noise": pl.Int64, "n": pl.Int64}
-    s = pl.DataFrame(summ, schema=schema).sort("mean_entropy", descending=True, nulls_last=True)
+    s = (pl.DataFrame(summ, schema=schema).with_columns(pl.col("mean_entropy").fill_nan(None))  # no cluster: null
+         .sort("mean_entropy", descending=True, nulls_last=True))
     return pl.concat(per), s
 
 
