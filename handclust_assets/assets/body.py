@@ -275,6 +275,19 @@ def _segment_frame(clip: str, seg: pl.DataFrame, vec: np.ndarray, extra: dict, s
     )
 
 
+def _segment_output(clip: str, seg: pl.DataFrame, vec: np.ndarray, dims: list[str], shown: tuple[str, ...],
+                    schema: dict) -> dg.Output[pl.DataFrame]:
+    """One row per segment: the summary vector plus a few readable columns; coverage in the metadata."""
+    df = _segment_frame(clip, seg, vec, {k: vec[:, dims.index(k)] for k in shown}, schema)
+    cov = vec[:, dims.index("coverage")] if len(vec) else np.zeros(0)
+    return dg.Output(df, metadata={
+        "n_segments": dg.MetadataValue.int(df.height),
+        "dim": dg.MetadataValue.int(len(dims)),
+        "mean_coverage": dg.MetadataValue.float(round(float(cov.mean()) if len(cov) else 0.0, 4)),
+        "dims": ", ".join(dims),
+    })
+
+
 @dg.asset(
     partitions_def=clip_partitions,
     group_name="modalities",
@@ -296,18 +309,8 @@ def pose_segments(
     feats = {k: p[k].to_numpy() for k in FRAME_FEATURES}
     feats["detected"] = p["detected"].to_numpy()
     vec = pose_segment_vectors(feats, seg)
-    dim = [d for d, _ in POSE_VECTOR_DIMS]
-    extra = {k: vec[:, dim.index(k)] for k in ("coverage", "shoulder_span", "bob_period_s", "wrist_speed_p90")}
-    df = _segment_frame(clip, seg, vec, extra, POSE_SEGMENTS_SCHEMA)
-    return dg.Output(
-        df,
-        metadata={
-            "n_segments": dg.MetadataValue.int(df.height),
-            "dim": dg.MetadataValue.int(len(dim)),
-            "mean_coverage": dg.MetadataValue.float(round(float(vec[:, 0].mean()) if len(vec) else 0.0, 4)),
-            "dims": ", ".join(dim),
-        },
-    )
+    return _segment_output(clip, seg, vec, [d for d, _ in POSE_VECTOR_DIMS],
+                           ("coverage", "shoulder_span", "bob_period_s", "wrist_speed_p90"), POSE_SEGMENTS_SCHEMA)
 
 
 @dg.asset(
@@ -340,15 +343,5 @@ def hand_segments(
                 boxes[i, s] = b
         openness[:, s] = h[f"{slot}_openness"].to_numpy()
     vec = hand_segment_vectors(boxes, source, openness, h["t_s"].to_numpy(), seg)
-    dim = [d for d, _ in HAND_VECTOR_DIMS]
-    extra = {k: vec[:, dim.index(k)] for k in ("coverage_detected", "coverage", "two_hand_share", "speed_mean")}
-    df = _segment_frame(clip, seg, vec, extra, HAND_SEGMENTS_SCHEMA)
-    return dg.Output(
-        df,
-        metadata={
-            "n_segments": dg.MetadataValue.int(df.height),
-            "dim": dg.MetadataValue.int(len(dim)),
-            "mean_coverage": dg.MetadataValue.float(round(float(vec[:, 1].mean()) if len(vec) else 0.0, 4)),
-            "dims": ", ".join(dim),
-        },
-    )
+    return _segment_output(clip, seg, vec, [d for d, _ in HAND_VECTOR_DIMS],
+                           ("coverage_detected", "coverage", "two_hand_share", "speed_mean"), HAND_SEGMENTS_SCHEMA)
