@@ -113,10 +113,12 @@ def test_segment_features_pick_up_pose_and_hands(run) -> None:
     feats = X.segment_features(tables["segments"], tables)
     mods = set(feats["modality"].unique().to_list())
     assert {"pose", "hands"} <= mods
-    n_seg = tables["segments"].height
-    for m, dim in (("pose", POSE_DIM), ("hands", HAND_DIM)):
+    # a segment gets a pose / hands descriptor only where they are seen (coverage >= MIN_COVERAGE)
+    for m, table, dim in (("pose", "pose_segments", POSE_DIM), ("hands", "hand_segments", HAND_DIM)):
         f = feats.filter(pl.col("modality") == m)
-        assert f.height == n_seg and set(f["vector"].list.len().to_list()) == {dim}
+        seen = tables[table].filter(pl.col("coverage") >= X.MIN_COVERAGE)
+        assert f.height == seen.height > 0 and set(f["vector"].list.len().to_list()) == {dim}
+        assert set(zip(f["clip"], f["segment_idx"])) == set(zip(seen["clip"], seen["segment_idx"]))
     assert {dg.AssetKey("pose_segments"), dg.AssetKey("hand_segments")} <= set(CROSS_DEPS)
 
 
