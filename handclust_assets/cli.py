@@ -234,7 +234,7 @@ def catalog(storage: Path = typer.Option(Path("storage"))) -> None:
     typer.echo(str(refresh_catalog(storage)))
     con = connect(storage)
     for (name,) in con.execute("select view_name from duckdb_views() where not internal order by 1").fetchall():
-        n = con.execute(f'select count(*) from "{name}"').fetchone()[0]
+        n = con.execute(f'select count(*) from "{name}"').fetchall()[0][0]
         typer.echo(f"{name:32s} {n:>9d}")
 
 

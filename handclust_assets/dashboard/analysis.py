@@ -10,7 +10,7 @@ import polars as pl
 
 from handclust_assets.dashboard.data import MODALITIES, MODALITY_SOURCE, Results, finite
 from handclust_assets.science.clustering import l2n, standardise_block
-from handclust_assets.science.crossclip import FUSION_EXCLUDE
+from handclust_assets.science.crossclip import FUSION_EXCLUDE, MIN_COVERAGE
 
 
 @dataclass
@@ -20,6 +20,13 @@ class ModalityStatus:
     reason: str = ""  # why it is absent (or partial)
     n_clips: int = 0  # clips with results in its source table
     n_clustered: int = 0  # segments with a cross-clip cluster row
+
+
+def _never_seen(r: Results, modality: str) -> bool:
+    """True when the modality's segment table exists and no segment reaches the coverage that earns a descriptor."""
+    t = r.get("pose_segments" if modality == "pose" else "hand_segments")
+    return t is not None and t.height > 0 and "coverage" in t.columns and \
+        bool((t["coverage"].fill_null(0) < MIN_COVERAGE).all())
 
 
 def modality_status(r: Results, reasons: dict[str, str] | None = None) -> dict[str, ModalityStatus]:
@@ -47,6 +54,9 @@ def modality_status(r: Results, reasons: dict[str, str] | None = None) -> dict[s
         elif n_clips == 0:
             why = (f"no results: `{src}` has no rows in storage (its asset was never materialized, e.g. because "
                    "its model is not available here)")
+        elif m in ("pose", "hands") and _never_seen(r, m):
+            why = (f"seen on fewer than {MIN_COVERAGE:.0%} of the frames of every segment: a segment where the "
+                   f"{'body' if m == 'pose' else 'hands'} cannot be seen gets no descriptor (no evidence)")
         else:
             why = (f"`{src}` has results for {n_clips} clip(s) but no segment descriptors: re-materialize "
                    "segment_features and cross_clip_clusters")

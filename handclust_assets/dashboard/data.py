@@ -142,7 +142,7 @@ class Results:
             return 0
         try:
             if self._con is not None and name not in self._cache:
-                return int(self._con.execute(f'select count(distinct clip) from "{name}"').fetchone()[0])
+                return int(self._con.execute(f'select count(distinct clip) from "{name}"').fetchall()[0][0])
             df = self.get(name)
             return int(df["clip"].n_unique()) if df is not None and "clip" in df.columns else 0
         except duckdb.Error:
