@@ -5,6 +5,12 @@ import json
 
 import dagster as dg
 
+from handclust_assets.models.resources import (
+    MediaPipeResource,
+    SceneModelResource,
+    ToolModelResource,
+    VideoModelResource,
+)
 from handclust_assets.partitions import clip_partitions, file_fingerprint, scan_videos
 from handclust_assets.settings import HandclustSettings
 
@@ -78,7 +84,8 @@ def recorded_model_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey
 def build_model_update_sensor(job_name: str, model_assets: dict[str, str],
                               downstream: dict[str, list[dg.AssetKey]], batch_size: int = 4,
                               interval_s: int = 300) -> dg.SensorDefinition:
-    """Re-embed on a schedule when a model updates: every `interval_s`, compare each model asset's recorded
+    """Re-embed on a schedule when a model updates (`model_assets`: asset -> one of the resource keys scene_model,
+    video_model, tool_model, mediapipe): every `interval_s`, compare each model asset's recorded
     model version per clip partition with what its resource resolves to now (new hub commit, changed local
     weights folder, other .task file) and request the stale partitions, `batch_size` runs per tick, each
     re-materializing the model asset and its per-clip downstream assets for one clip."""
@@ -88,11 +95,14 @@ def build_model_update_sensor(job_name: str, model_assets: dict[str, str],
         job_name=job_name,
         minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        required_resource_keys=set(model_assets.values()),
         description="Re-embeds clip partitions whose model changed (model id, hub revision/commit, local weights "
         f"fingerprint), {batch_size} runs per tick; runs are tagged handclust/reembed=<asset>@<version>.",
     )
-    def model_update_sensor(context: dg.SensorEvaluationContext, **resources: object) -> dg.SensorResult:
+    def model_update_sensor(context: dg.SensorEvaluationContext, scene_model: SceneModelResource,
+                            video_model: VideoModelResource, tool_model: ToolModelResource,
+                            mediapipe: MediaPipeResource) -> dg.SensorResult:
+        resources = {"scene_model": scene_model, "video_model": video_model, "tool_model": tool_model,
+                     "mediapipe": mediapipe}
         from handclust_assets.reembed import plan_reembed, run_key
 
         cursor = json.loads(context.cursor) if context.cursor else {}
@@ -102,7 +112,7 @@ def build_model_update_sensor(job_name: str, model_assets: dict[str, str],
         notes: list[str] = []
         for asset, res_key in model_assets.items():
             try:
-                current = resources[res_key].version()  # type: ignore[attr-defined]
+                current = resources[res_key].version()
             except Exception as e:  # noqa: BLE001 - a resource that cannot say its version skips this asset
                 notes.append(f"{asset}: no version ({type(e).__name__}: {e})")
                 continue

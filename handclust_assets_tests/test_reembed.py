@@ -14,7 +14,12 @@ import pytest
 from handclust_assets.assets import embeddings, ingest
 from handclust_assets.io_manager import DuckDBParquetIOManager
 from handclust_assets.models import spec as spec_mod
-from handclust_assets.models.resources import SceneModelResource
+from handclust_assets.models.resources import (
+    MediaPipeResource,
+    SceneModelResource,
+    ToolModelResource,
+    VideoModelResource,
+)
 from handclust_assets.reembed import plan_reembed
 from handclust_assets.sensors import build_model_update_sensor, recorded_model_versions
 from handclust_assets.settings import HandclustSettings
@@ -34,8 +39,13 @@ def test_plan_reembed_batches_and_pending() -> None:
     assert plan_reembed("scene_embeddings", {"a": "m@2"}, "m@2", [], 4).stale == []
 
 
+def _model_resources(scene: SceneModelResource) -> dict:
+    return {"scene_model": scene, "video_model": VideoModelResource(), "tool_model": ToolModelResource(),
+            "mediapipe": MediaPipeResource()}
+
+
 def _sensor_tick(sensor: dg.SensorDefinition, inst: dg.DagsterInstance, res: SceneModelResource, cursor: str | None):
-    ctx = dg.build_sensor_context(instance=inst, cursor=cursor, resources={"scene_model": res})
+    ctx = dg.build_sensor_context(instance=inst, cursor=cursor, resources=_model_resources(res))
     return sensor(ctx)
 
 
@@ -73,6 +83,14 @@ def test_changed_local_model_requests_exactly_the_stale_partitions(storage: Path
     assert set(recorded_model_versions(inst, KEY, {"a_prep", "b_demo"}).values()) == {v1}
     done = _sensor_tick(sensor, inst, scene, tick2.cursor)
     assert not done.run_requests and json.loads(done.cursor)["scene_embeddings"]["requested"] == []
+    # the path the daemon takes: evaluate_tick, resources injected as typed parameters
+    job = dg.define_asset_job("process_clip", selection=dg.AssetSelection.assets(*ASSETS))
+    defs = dg.Definitions(assets=ASSETS, jobs=[job], sensors=[sensor], resources={**res, **_model_resources(scene)})
+    bound = defs.get_sensor_def("model_update_sensor")
+    ctx = dg.build_sensor_context(instance=inst, cursor=done.cursor, definitions=defs,
+                                  resources=_model_resources(scene))
+    again = bound.evaluate_tick(ctx)  # the daemon's entry point (not direct invocation)
+    assert not again.run_requests and "up to date" in (again.skip_message or "")
 
 
 class _FakeHub(BaseHTTPRequestHandler):
