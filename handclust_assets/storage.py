@@ -7,7 +7,7 @@
       frames/<clip>/             frame cache (JPEG pack + offsets + meta)
       arrays/<asset>/<clip>.npz  large per-frame arrays (flow fields) that are not worth a table
       dashboard/                 the lab dashboard (index.html + images)
-      models/                    fetched model files (MediaPipe .task)
+      models/                    fetched model files (MediaPipe .task), cluster_model.json (the pooled clustering)
       dagster_home/              Dagster instance storage (runs, event log, schedules)
 """
 
@@ -42,6 +42,18 @@ def arrays_path(root: str | os.PathLike | None, asset: str, clip: str) -> Path:
 
 def catalog_path(root: str | os.PathLike | None = None) -> Path:
     return storage_root(root) / "handclust.duckdb"
+
+
+def cluster_model_path(root: str | os.PathLike | None = None) -> Path:
+    """The pooled clustering's fitted spaces and centroids (written by `cross_clip_clusters`)."""
+    return storage_root(root) / "models" / "cluster_model.json"
+
+
+def load_cluster_model(root: str | os.PathLike | None = None) -> dict | None:
+    import json
+
+    path = cluster_model_path(root)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def dashboard_dir(root: str | os.PathLike | None = None) -> Path:

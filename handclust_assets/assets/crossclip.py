@@ -11,6 +11,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from handclust_assets import storage
 from handclust_assets import tables as T
 from handclust_assets.labeling import ClusterEvidence, OpenAICompatibleLabeler, offline_labels
 from handclust_assets.partitions import clip_partitions
@@ -95,12 +96,11 @@ def clip_clusters(context: dg.AssetExecutionContext, settings: HandclustSettings
 
 
 def cluster_model_path(settings: HandclustSettings):  # noqa: ANN201
-    return settings.root() / "models" / "cluster_model.json"
+    return storage.cluster_model_path(settings.root())
 
 
 def load_cluster_model(settings: HandclustSettings) -> dict | None:
-    path = cluster_model_path(settings)
-    return json.loads(path.read_text()) if path.exists() else None
+    return storage.load_cluster_model(settings.root())
 
 
 def _save_json(path, obj: dict) -> None:  # noqa: ANN001
@@ -287,17 +287,12 @@ def _medoids(features: pl.DataFrame, clusters: pl.DataFrame, entry: dict | None)
     """cluster -> (clip, segment_idx) of its medoid in the space the clustering used (saved model)."""
     g = clusters.filter(pl.col("cluster") >= 0).select("clip", "segment_idx", "cluster")
     out: dict[int, tuple[str, int]] = {}
-    if entry is not None:
-        space = X.C.FusionSpace.from_dict(entry["space"])
-        keys, blocks = X.blocks_of(features, tuple(space.names), how="outer")
-        if blocks:
-            blocks = {n: blocks.get(n, np.full((keys.height, space.blocks[n].in_dim), np.nan, np.float32))
-                      for n in space.names}
-            if space.compatible(blocks):
-                k = keys.with_row_index("row").join(g, on=["clip", "segment_idx"])
-                x = space.transform(blocks)[k["row"].to_numpy()]
-                for c, i in medoids(x, k["cluster"].to_numpy()).items():
-                    out[c] = (k["clip"][i], int(k["segment_idx"][i]))
+    rows = X.space_rows(features, entry) if entry is not None else None
+    if rows is not None:
+        k = rows[0].with_row_index("row").join(g, on=["clip", "segment_idx"])
+        x = rows[1][k["row"].to_numpy()]
+        for c, i in medoids(x, k["cluster"].to_numpy()).items():
+            out[c] = (k["clip"][i], int(k["segment_idx"][i]))
     for (c,), grp in g.group_by(["cluster"]):  # no usable space: the first segment
         out.setdefault(int(c), (grp["clip"][0], int(grp["segment_idx"][0])))
     return out
@@ -354,12 +349,9 @@ def cluster_labels(context: dg.AssetExecutionContext, settings: HandclustSetting
 def segment_map(settings: HandclustSettings, cross_clip_clusters: pl.DataFrame, segment_features: pl.DataFrame,
                 cluster_labels: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     model = (load_cluster_model(settings) or {}).get("modalities", {}).get("fusion")
-    if model is not None:
-        space = X.C.FusionSpace.from_dict(model["space"])
-        keys, blocks = X.blocks_of(segment_features, tuple(space.names), how="outer")
-        blocks = {n: blocks.get(n, np.full((keys.height, space.blocks[n].in_dim), np.nan, np.float32))
-                  for n in space.names}
-        x = space.transform(blocks)
+    rows = X.space_rows(segment_features, model) if model is not None else None
+    if rows is not None:
+        keys, x = rows
     else:
         mods = [m for m in X.MODALITIES if m not in X.FUSION_EXCLUDE]
         keys, blocks = X.blocks_of(segment_features, tuple(mods), how="outer")

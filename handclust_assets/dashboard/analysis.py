@@ -10,7 +10,8 @@ import polars as pl
 
 from handclust_assets.dashboard.data import MODALITIES, MODALITY_SOURCE, Results, finite
 from handclust_assets.science.clustering import l2n, standardise_block
-from handclust_assets.science.crossclip import FUSION_EXCLUDE, MIN_COVERAGE
+from handclust_assets.science.crossclip import FUSION_EXCLUDE, MIN_COVERAGE, space_rows
+from handclust_assets.storage import load_cluster_model
 
 
 @dataclass
@@ -66,9 +67,14 @@ def modality_status(r: Results, reasons: dict[str, str] | None = None) -> dict[s
 
 # ---- medoid grids ------------------------------------------------------------------------------------------
 def _feature_matrix(r: Results, modality: str) -> tuple[pl.DataFrame, np.ndarray] | None:
+    """Segment rows in the space the pooled clustering used (saved model), else an equal-weight stand-in."""
     feats = r.get("segment_features")
     if feats is None or not feats.height:
         return None
+    entry = ((load_cluster_model(r.root) or {}).get("modalities") or {}).get(modality)
+    rows = space_rows(feats, entry) if entry is not None else None
+    if rows is not None:
+        return rows
     if modality != "fusion":
         f = feats.filter(pl.col("modality") == modality).sort("clip", "segment_idx")
         if not f.height:

@@ -223,6 +223,24 @@ CLASSIFIED_SCHEMA = {"clip": pl.Utf8, "segment_idx": pl.Int64, "modality": pl.Ut
                      "nearest_cluster": pl.Int64, "distance": pl.Float64}
 
 
+def space_blocks(features: pl.DataFrame, space: C.FusionSpace) -> tuple[pl.DataFrame, dict[str, np.ndarray]] | None:
+    """`features` aligned for a fitted space: every segment with any of its modalities, NaN rows (no evidence)
+    for a modality a segment lacks; None when nothing matches or a descriptor's dimension changed."""
+    keys, blocks = blocks_of(features, tuple(space.names), how="outer")
+    if not blocks:
+        return None
+    blocks = {n: blocks.get(n, np.full((keys.height, space.blocks[n].in_dim), np.nan, np.float32))
+              for n in space.names}
+    return (keys, blocks) if space.compatible(blocks) else None
+
+
+def space_rows(features: pl.DataFrame, entry: dict) -> tuple[pl.DataFrame, np.ndarray] | None:
+    """(keys, rows in the saved space) for one modality's (or the fusion's) entry of the cluster model."""
+    space = C.FusionSpace.from_dict(entry["space"])
+    aligned = space_blocks(features, space)
+    return None if aligned is None else (aligned[0], space.transform(aligned[1]))
+
+
 def classify_segments(features: pl.DataFrame, model: dict[str, dict]) -> pl.DataFrame:
     """Place segments (any clips) into an existing clustering without re-clustering: each modality's and the
     fusion's saved space + centroids. `cluster` is -1 where a segment lies outside every acceptance radius
@@ -230,15 +248,11 @@ def classify_segments(features: pl.DataFrame, model: dict[str, dict]) -> pl.Data
     but these segments lack counts as no evidence; a modality whose descriptor changed is skipped."""
     out = []
     for m, entry in model.items():
-        space = C.FusionSpace.from_dict(entry["space"])
-        keys, blocks = blocks_of(features, tuple(space.names), how="outer")
-        if not blocks:
+        rows = space_rows(features, entry)
+        if rows is None:
             continue
-        blocks = {n: blocks.get(n, np.full((keys.height, space.blocks[n].in_dim), np.nan, np.float32))
-                  for n in space.names}
-        if not space.compatible(blocks):
-            continue
-        ids, d, ok = C.ClusterModel.from_dict(entry["clusters"]).nearest(space.transform(blocks))
+        keys, x = rows
+        ids, d, ok = C.ClusterModel.from_dict(entry["clusters"]).nearest(x)
         out.append(keys.with_columns(pl.lit(m).alias("modality"), pl.Series("cluster", np.where(ok, ids, -1), pl.Int64),
                                      pl.Series("nearest_cluster", ids, pl.Int64), pl.Series("distance", d, pl.Float64)))
     return pl.concat(out).select(list(CLASSIFIED_SCHEMA)) if out else pl.DataFrame(schema=CLASSIFIED_SCHEMA)
