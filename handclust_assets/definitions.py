@@ -90,16 +90,8 @@ MODEL_RESOURCES |= {"pose": "mediapipe", "hands": "mediapipe"}
 
 def per_clip_downstream(key: dg.AssetKey, assets: list[dg.AssetsDefinition]) -> list[dg.AssetKey]:
     """Every per-clip asset that (transitively) depends on `key`: what a re-embed run must rebuild."""
-    reached, out, changed = {key}, [], True
-    while changed:
-        changed = False
-        for a in assets:
-            for k, deps in a.asset_deps.items():
-                if k not in reached and deps & reached:
-                    reached.add(k)
-                    out.append(k)
-                    changed = True
-    return sorted(out, key=lambda k: k.to_user_string())
+    selection = dg.AssetSelection.assets(key).downstream() & dg.AssetSelection.assets(*assets)
+    return sorted((k for k in selection.resolve(assets) if k != key), key=lambda k: k.to_user_string())
 
 
 def build_sensors() -> list[dg.SensorDefinition]:
