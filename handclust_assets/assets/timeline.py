@@ -25,14 +25,21 @@ TIMELINE_SCHEMA = {
 }
 
 
-def timeline_for_clip(clip: str, segments: pl.DataFrame, clustered: pl.DataFrame | None, features: pl.DataFrame,
-                      model: dict | None, labels: pl.DataFrame | None) -> pl.DataFrame:
-    """Plain function behind the asset: rows for every segment of `clip`, in segment order."""
+def pooled_rows(clip: str, segments: pl.DataFrame, clustered: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The clip's fusion rows in the pooled clustering when it covers every segment of the clip, else None."""
+    if clustered is None or not clustered.height:
+        return None
+    fus = clustered.filter((pl.col("clip") == clip) & (pl.col("modality") == "fusion"))
+    return fus if fus.height == segments.filter(pl.col("clip") == clip).height else None
+
+
+def timeline_for_clip(clip: str, segments: pl.DataFrame, clustered: pl.DataFrame | None,
+                      features: pl.DataFrame | None, model: dict | None, labels: pl.DataFrame | None) -> pl.DataFrame:
+    """Plain function behind the asset: rows for every segment of `clip`, in segment order. `features` (the
+    clip's segment descriptors) are needed only when the clip is not in the pooled clustering."""
     seg = segments.filter(pl.col("clip") == clip).sort("segment_idx").select("clip", "segment_idx", "start_s", "end_s")
-    fus = None
-    if clustered is not None and clustered.height:
-        fus = clustered.filter((pl.col("clip") == clip) & (pl.col("modality") == "fusion"))
-    if fus is not None and fus.height == seg.height:
+    fus = pooled_rows(clip, segments, clustered)
+    if fus is not None:
         rows = seg.join(fus.select("segment_idx", "cluster", pl.col("cluster_full").alias("activity")),
                         on="segment_idx", how="left").with_columns(
             pl.lit(float("nan")).alias("distance"), pl.lit("clustered").alias("source"))
@@ -40,6 +47,8 @@ def timeline_for_clip(clip: str, segments: pl.DataFrame, clustered: pl.DataFrame
         if model is None or "fusion" not in model.get("modalities", {}):
             raise ValueError(f"{clip}: not in the cross-clip clustering and no saved cluster model to classify it "
                              "with: materialize cross_clip_clusters first")
+        if features is None:
+            raise ValueError(f"{clip}: not in the cross-clip clustering: its segment descriptors are needed")
         cl = X.classify_segments(features.filter(pl.col("clip") == clip), {"fusion": model["modalities"]["fusion"]})
         rows = seg.join(cl.select("segment_idx", "cluster", pl.col("nearest_cluster").alias("activity"), "distance"),
                         on="segment_idx", how="left").with_columns(pl.lit("classified").alias("source"))
@@ -68,24 +77,23 @@ def timeline_for_clip(clip: str, segments: pl.DataFrame, clustered: pl.DataFrame
 def activity_timeline(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.Output[pl.DataFrame]:
     clip = context.partition_key
     root = settings.root()
-    t = {}
-    for name in PER_CLIP_TABLES:
+
+    def read(name: str, parts: list[str] | None = None) -> pl.DataFrame | None:
         try:
-            t[name] = T.read_table(root, name, [clip])
+            return T.read_table(root, name, parts)
         except FileNotFoundError:
-            continue
-    if "segments" not in t:
+            return None
+
+    segs = read("segments", [clip])
+    if segs is None:
         raise dg.Failure(f"{clip}: no segments yet (materialize the clip's per-clip assets first)")
-    read = {}
-    for name in ("cross_clip_clusters", "cluster_labels"):
-        try:
-            read[name] = T.read_table(root, name)
-        except FileNotFoundError:
-            read[name] = None
-    feats = X.segment_features(t["segments"], t)
+    clustered = read("cross_clip_clusters")
+    feats = None
+    if pooled_rows(clip, segs, clustered) is None:  # a new clip: its descriptors, to classify it
+        t = {n: df for n in PER_CLIP_TABLES if (df := read(n, [clip])) is not None}
+        feats = X.segment_features(t["segments"], t)
     try:
-        df = timeline_for_clip(clip, t["segments"], read["cross_clip_clusters"], feats, load_cluster_model(settings),
-                               read["cluster_labels"])
+        df = timeline_for_clip(clip, segs, clustered, feats, load_cluster_model(settings), read("cluster_labels"))
     except ValueError as e:
         raise dg.Failure(str(e)) from e
     novel = float((df["cluster"] < 0).mean()) if df.height else 0.0
