@@ -5,7 +5,9 @@ tables directly from storage, so a missing table or modality makes a section say
 """
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -174,25 +176,9 @@ def lab_dashboard(context: dg.AssetExecutionContext, settings: HandclustSettings
 )
 def preview_reel(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.MaterializeResult:
     root = settings.root()
-    t0 = time.perf_counter()
-    try:
-        v = render_preview_reel(root)
-    except NothingToRender as e:
-        stale = reel_path(root)
-        if stale.exists():
-            stale.unlink()
-        context.log.warning(f"preview reel not rendered: {e}")
-        return dg.MaterializeResult(metadata={"skipped": dg.MetadataValue.text(str(e)),
-                                              "frames": dg.MetadataValue.int(0)})
-    return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(v.path)),
-        "frames": dg.MetadataValue.int(v.n_frames),
-        "clusters": dg.MetadataValue.int(v.clusters),
-        "examples": dg.MetadataValue.int(len(v.examples)),
-        "duration_s": dg.MetadataValue.float(round(v.duration_s, 2)),
-        "megabytes": dg.MetadataValue.float(round(v.path.stat().st_size / 1e6, 3)),
-        "render_seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 2)),
-    })
+    return _render_video(context, lambda: render_preview_reel(root), reel_path(root), "preview reel",
+                         lambda v: {"clusters": dg.MetadataValue.int(v.clusters),
+                                    "examples": dg.MetadataValue.int(len(v.examples))})
 
 
 @dg.asset(
@@ -208,20 +194,26 @@ def preview_reel(context: dg.AssetExecutionContext, settings: HandclustSettings)
 def activity_overlays(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.MaterializeResult:
     clip = context.partition_key
     root = settings.root()
+    return _render_video(context, lambda: render_activity_overlay(root, clip), overlay_path(root, clip),
+                         f"overlay for {clip}", lambda v: {"activities": dg.MetadataValue.int(v.clusters)})
+
+
+def _render_video(context: dg.AssetExecutionContext, render: Callable[[], Any], path: Path, what: str,
+                  extra: Callable[[Any], dict]) -> dg.MaterializeResult:
+    """Render one video; when there is nothing to render, remove a stale file and say why in the metadata."""
     t0 = time.perf_counter()
     try:
-        v = render_activity_overlay(root, clip)
+        v = render()
     except NothingToRender as e:
-        stale = overlay_path(root, clip)
-        if stale.exists():
-            stale.unlink()
-        context.log.warning(f"overlay for {clip} not rendered: {e}")
+        if path.exists():
+            path.unlink()
+        context.log.warning(f"{what} not rendered: {e}")
         return dg.MaterializeResult(metadata={"skipped": dg.MetadataValue.text(str(e)),
                                               "frames": dg.MetadataValue.int(0)})
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(v.path)),
         "frames": dg.MetadataValue.int(v.n_frames),
-        "activities": dg.MetadataValue.int(v.clusters),
+        **extra(v),
         "duration_s": dg.MetadataValue.float(round(v.duration_s, 2)),
         "megabytes": dg.MetadataValue.float(round(v.path.stat().st_size / 1e6, 3)),
         "render_seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 2)),
