@@ -59,7 +59,7 @@ def make_clip(path: Path, seconds: float, source: str, fps: float = 30.0) -> Pat
 
     n = int(round(seconds * fps))
     if source == "synthetic":
-        from handclust_assets.synthetic import generate_clip
+        from handclust_assets.lib.synthetic import generate_clip
 
         print(f"encoding a {seconds:.0f}s 1920x1080 {fps:.0f} fps synthetic clip -> {path} (one-off)", flush=True)
         generate_clip(path, seed=0, duration_s=seconds, width=1920, height=1080, fps=fps, phase="production")
@@ -104,7 +104,7 @@ def run_step(step: str, cache: Path, work: Path) -> dict:
     fc = FrameCache(cache)
     n, fps = len(fc), fc.fps
     if step in ("pose", "hands"):
-        from handclust_assets.models.resources import MediaPipeResource
+        from handclust_assets.defs.resources import MediaPipeResource
 
         mp = MediaPipeResource()  # the pose/hands assets' defaults
         chunk = max(1, int(round(mp.chunk_seconds * fps)))
@@ -203,9 +203,9 @@ def shared_hand_coverage() -> list[tuple[str, int, float, float, float]]:
 
 
 def rhythm_period_errors(tmp: Path) -> list[tuple[str, float, float, float]]:
+    from handclust_assets.lib.synthetic import generate_clip
     from handclust_assets.science.flow import compute_flow
     from handclust_assets.science.rhythm import flow_rhythm
-    from handclust_assets.synthetic import generate_clip
     from handclust_assets.video.frame_cache import sample_frames
 
     rows = []

@@ -28,14 +28,14 @@ def run_set(root: Path, seed: int, clips: int, duration: float) -> tuple[pl.Data
 
     from handclust_assets.cli import QUIET, unavailable_model_assets
     from handclust_assets.definitions import cross_clip_assets, defs, per_clip_assets
-    from handclust_assets.partitions import scan_videos
-    from handclust_assets.settings import HandclustSettings
-    from handclust_assets.synthetic import generate_demo_set
-    from handclust_assets.tables import connect
+    from handclust_assets.defs.resources import HandclustSettings
+    from handclust_assets.lib.synthetic import generate_demo_set
+    from handclust_assets.lib.tables import connect
+    from handclust_assets.lib.video_folder import scan_videos
 
     generate_demo_set(root / "videos", n_clips=clips, duration_s=duration, seed=seed)
     res = {**defs.resources, "settings": HandclustSettings(storage=str(root))}
-    from handclust_assets.io_manager import DuckDBParquetIOManager
+    from handclust_assets.defs.io_manager import DuckDBParquetIOManager
 
     res["io_manager"] = DuckDBParquetIOManager(root=str(root))
     inst = dg.DagsterInstance.ephemeral()

@@ -36,7 +36,7 @@ def generate(
     seed: int = 0,
 ) -> None:
     """Generate synthetic helmet-cam clips with per-frame ground truth."""
-    from handclust_assets.synthetic import generate_demo_set
+    from handclust_assets.lib.synthetic import generate_demo_set
 
     paths = generate_demo_set(out, n_clips=n_clips, duration_s=duration, width=width, height=height, fps=fps, seed=seed)
     for p in paths:
@@ -54,8 +54,8 @@ def fetch_models(dest: Path = typer.Option(None, help="Default: storage/models")
 
 def unavailable_model_assets() -> dict[str, str]:
     """Model-backed assets whose model cannot be loaded here, with the reason (the demo skips them)."""
-    from handclust_assets.assets.embeddings import TOOL_MODEL, VIDEO_MODEL
-    from handclust_assets.errors import ModelUnavailableError
+    from handclust_assets.defs.modalities.embeddings import TOOL_MODEL, VIDEO_MODEL
+    from handclust_assets.lib.errors import ModelUnavailableError
 
     out = {}
     for name, res in (("video_embeddings", VIDEO_MODEL), ("tool_scores", TOOL_MODEL)):
@@ -63,7 +63,7 @@ def unavailable_model_assets() -> dict[str, str]:
             res.load()
         except ModelUnavailableError as e:
             out[name] = str(e)
-    from handclust_assets.models.resources import MediaPipeResource
+    from handclust_assets.defs.resources import MediaPipeResource
 
     mp = MediaPipeResource()
     for names, find in ((("pose", "pose_segments"), mp.pose_model), (("hands", "hand_segments"), mp.hand_model)):
@@ -114,14 +114,15 @@ def demo(
     from tqdm import tqdm
 
     from handclust_assets.definitions import CROSS_JOB, defs
-    from handclust_assets.partitions import clip_partitions, scan_videos
-    from handclust_assets.settings import HandclustSettings
+    from handclust_assets.defs.partitions import clip_partitions
+    from handclust_assets.defs.resources import HandclustSettings
+    from handclust_assets.lib.video_folder import scan_videos
 
     settings = HandclustSettings(storage=str(storage.resolve()))
     vids = settings.videos()
     t0 = time.perf_counter()
     if not skip_generate:
-        from handclust_assets.synthetic import generate_demo_set
+        from handclust_assets.lib.synthetic import generate_demo_set
 
         typer.echo(f"generating {n_clips} synthetic clips of {duration:.0f}s into {vids} ...")
         generate_demo_set(vids, n_clips=n_clips, duration_s=duration)
@@ -165,12 +166,12 @@ def demo(
                 if not r.success:
                     failed.setdefault(key, f"{job_name} failed; see the Dagster UI run logs")
         # the page links the overlays and timelines that exist when it is built: render it once more now
-        from handclust_assets.assets.dashboard import lab_dashboard
         from handclust_assets.definitions import cross_clip_assets, dashboard_assets
+        from handclust_assets.defs.dashboard.assets import lab_dashboard
 
         dg.materialize([*per_clip_assets, *cross_clip_assets, *dashboard_assets], selection=[lab_dashboard.key],
                        instance=instance, resources=defs.resources, raise_on_error=False, run_config=QUIET)
-    from handclust_assets.tables import connect, refresh_catalog
+    from handclust_assets.lib.tables import connect, refresh_catalog
 
     catalog = refresh_catalog(storage)
     con = connect(storage)
@@ -213,7 +214,7 @@ def forget(clip: str, storage: Path = typer.Option(Path("storage"))) -> None:
     _dagster_home()
     import dagster as dg
 
-    from handclust_assets.tables import delete_partition, refresh_catalog
+    from handclust_assets.lib.tables import delete_partition, refresh_catalog
 
     removed = delete_partition(storage, clip)
     shutil.rmtree(storage / "frames" / clip, ignore_errors=True)
@@ -229,7 +230,7 @@ def forget(clip: str, storage: Path = typer.Option(Path("storage"))) -> None:
 @app.command()
 def catalog(storage: Path = typer.Option(Path("storage"))) -> None:
     """Rebuild the DuckDB catalog and print each table's row count."""
-    from handclust_assets.tables import connect, refresh_catalog
+    from handclust_assets.lib.tables import connect, refresh_catalog
 
     typer.echo(str(refresh_catalog(storage)))
     con = connect(storage)
@@ -254,7 +255,7 @@ def dashboard(
         if not (storage.resolve() / "tables").is_dir():
             typer.echo(f"no results under {storage.resolve()}: run `handclust demo` or materialize the assets", err=True)
             raise typer.Exit(1)
-        from handclust_assets.dashboard import build_dashboard
+        from handclust_assets.report import build_dashboard
 
         res = build_dashboard(storage.resolve())
         typer.echo(f"built {res.index}: {len(res.sections)} sections, {res.images} images"

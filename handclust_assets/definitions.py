@@ -3,21 +3,15 @@
 
 import dagster as dg
 
-from handclust_assets.assets import (
-    body,
-    checks,
-    crossclip,
-    dashboard,
-    embeddings,
-    ingest,
-    motion,
-    segments,
-    timeline,
-)
-from handclust_assets.io_manager import DuckDBParquetIOManager
-from handclust_assets.models.resources import MediaPipeResource
-from handclust_assets.sensors import build_model_update_sensor, build_video_folder_sensor
-from handclust_assets.settings import HandclustSettings
+from handclust_assets.defs.clusters import assets as crossclip
+from handclust_assets.defs.clusters import timeline
+from handclust_assets.defs.dashboard import assets as dashboard
+from handclust_assets.defs.ingest import assets as ingest
+from handclust_assets.defs.io_manager import DuckDBParquetIOManager
+from handclust_assets.defs.modalities import body, checks, embeddings, motion
+from handclust_assets.defs.resources import HandclustSettings, MediaPipeResource
+from handclust_assets.defs.segments import assets as segments
+from handclust_assets.defs.sensors import build_model_update_sensor, build_video_folder_sensor
 
 ingest_assets = [ingest.clips, ingest.frame_cache, ingest.ground_truth]
 motion_assets = [motion.flow, motion.flow_rhythm, motion.egomotion]

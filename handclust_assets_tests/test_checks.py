@@ -8,10 +8,10 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from handclust_assets.assets import checks, embeddings, ingest
-from handclust_assets.io_manager import DuckDBParquetIOManager
-from handclust_assets.models.resources import SceneModelResource
-from handclust_assets.settings import HandclustSettings
+from handclust_assets.defs.ingest import assets as ingest
+from handclust_assets.defs.io_manager import DuckDBParquetIOManager
+from handclust_assets.defs.modalities import checks, embeddings
+from handclust_assets.defs.resources import HandclustSettings, SceneModelResource
 from handclust_assets.video.writer import moving_pattern, write_video
 from handclust_assets_tests.tiny_models import make_tiny_dinov2
 

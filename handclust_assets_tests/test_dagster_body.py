@@ -12,17 +12,18 @@ import numpy as np
 import polars as pl
 import pytest
 
-from handclust_assets.assets import body, embeddings, ingest, motion, segments
-from handclust_assets.assets.crossclip import CROSS_DEPS
 from handclust_assets.definitions import defs, per_clip_assets
-from handclust_assets.io_manager import DuckDBParquetIOManager
-from handclust_assets.models.resources import MediaPipeResource, SceneModelResource
+from handclust_assets.defs.clusters.assets import CROSS_DEPS
+from handclust_assets.defs.ingest import assets as ingest
+from handclust_assets.defs.io_manager import DuckDBParquetIOManager
+from handclust_assets.defs.modalities import body, embeddings, motion
+from handclust_assets.defs.resources import HandclustSettings, MediaPipeResource, SceneModelResource
+from handclust_assets.defs.segments import assets as segments
+from handclust_assets.lib.synthetic import generate_clip
+from handclust_assets.lib.tables import read_table
 from handclust_assets.science import crossclip as X
 from handclust_assets.science.hands import HAND_DIM
 from handclust_assets.science.pose import POSE_DIM
-from handclust_assets.settings import HandclustSettings
-from handclust_assets.synthetic import generate_clip
-from handclust_assets.tables import read_table
 from handclust_assets_tests.test_pose_hands import find_models_dir
 
 ASSETS = [ingest.clips, ingest.frame_cache, motion.flow, embeddings.scene_embeddings, segments.segments,

@@ -14,11 +14,11 @@ import dagster as dg
 import duckdb
 
 from handclust_assets.definitions import defs, ingest_assets
-from handclust_assets.io_manager import DuckDBParquetIOManager
-from handclust_assets.partitions import scan_videos
-from handclust_assets.sensors import plan_folder_changes
-from handclust_assets.settings import HandclustSettings
-from handclust_assets.tables import connect
+from handclust_assets.defs.io_manager import DuckDBParquetIOManager
+from handclust_assets.defs.resources import HandclustSettings
+from handclust_assets.defs.sensors import plan_folder_changes
+from handclust_assets.lib.tables import connect
+from handclust_assets.lib.video_folder import scan_videos
 from handclust_assets.video.writer import moving_pattern, write_video
 
 
@@ -77,8 +77,8 @@ RUN_ONE = textwrap.dedent(
     """
     import sys, dagster as dg
     from handclust_assets.definitions import ingest_assets
-    from handclust_assets.io_manager import DuckDBParquetIOManager
-    from handclust_assets.settings import HandclustSettings
+    from handclust_assets.defs.io_manager import DuckDBParquetIOManager
+    from handclust_assets.defs.resources import HandclustSettings
     root, key = sys.argv[1], sys.argv[2]
     inst = dg.DagsterInstance.get()
     r = dg.materialize(ingest_assets, partition_key=key, instance=inst,

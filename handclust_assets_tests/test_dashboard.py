@@ -20,21 +20,21 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from handclust_assets.assets.crossclip import LabelerResource
-from handclust_assets.dashboard import Results, build_dashboard, render_activity_overlay, render_preview_reel
-from handclust_assets.dashboard.build import SECTION_TITLES
 from handclust_assets.definitions import cross_clip_assets, dashboard_assets, per_clip_assets
-from handclust_assets.io_manager import DuckDBParquetIOManager
-from handclust_assets.models.resources import (
+from handclust_assets.defs.clusters.assets import LabelerResource
+from handclust_assets.defs.io_manager import DuckDBParquetIOManager
+from handclust_assets.defs.resources import (
+    HandclustSettings,
     MediaPipeResource,
     SceneModelResource,
     ToolModelResource,
     VideoModelResource,
 )
+from handclust_assets.lib.synthetic import generate_clip
+from handclust_assets.lib.tables import connect
 from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
-from handclust_assets.settings import HandclustSettings
-from handclust_assets.synthetic import generate_clip
-from handclust_assets.tables import connect
+from handclust_assets.report import Results, build_dashboard, render_activity_overlay, render_preview_reel
+from handclust_assets.report.build import SECTION_TITLES
 from handclust_assets.video.frame_cache import FrameCache
 from handclust_assets_tests.tiny_models import make_tiny_owlv2, make_tiny_vjepa2
 

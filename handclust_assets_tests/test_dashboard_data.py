@@ -6,9 +6,9 @@ from pathlib import Path
 
 import polars as pl
 
-from handclust_assets.dashboard.analysis import modality_status
-from handclust_assets.dashboard.data import Results
-from handclust_assets.tables import write_table
+from handclust_assets.lib.tables import write_table
+from handclust_assets.report.analysis import modality_status
+from handclust_assets.report.data import Results
 
 
 def test_counting_a_table_does_not_hide_the_next_one(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handclust_assets.errors import ClipError
-from handclust_assets.partitions import scan_videos
-from handclust_assets.phase import phase_from_name
+from handclust_assets.lib.errors import ClipError
+from handclust_assets.lib.phase import phase_from_name
+from handclust_assets.lib.video_folder import scan_videos
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache, output_size
 from handclust_assets.video.probe import probe_video
 from handclust_assets.video.rectify import load_intrinsics, undistort_maps

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handclust_assets.labeling import ClusterEvidence, OpenAICompatibleLabeler, clean_label, offline_label
+from handclust_assets.lib.labeling import ClusterEvidence, OpenAICompatibleLabeler, clean_label, offline_label
 
 
 class _Server:
@@ -79,7 +79,7 @@ def test_offline_labels_follow_the_evidence(ev: ClusterEvidence) -> None:
 
 def test_offline_labels_are_relative_to_the_corpus() -> None:
     """The same absolute motion means different things on different cameras: labels compare clusters."""
-    from handclust_assets.labeling import offline_labels
+    from handclust_assets.lib.labeling import offline_labels
 
     lay = [0.0] * 12
     lay[8] = 1.0  # all hand motion in the low-left cell (row-major 3 x 4 grid)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handclust_assets.errors import ModelUnavailableError
+from handclust_assets.lib.errors import ModelUnavailableError
 from handclust_assets.models.scene import Dinov2SceneEncoder, EfficientNetLiteSceneEncoder, load_scene_encoder
 from handclust_assets.models.spec import ModelSpec
 from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS, Owlv2ToolDetector

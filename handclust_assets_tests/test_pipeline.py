@@ -8,18 +8,18 @@ import dagster as dg
 import duckdb
 import pytest
 
-from handclust_assets.assets.crossclip import LabelerResource
 from handclust_assets.definitions import asset_checks, cross_clip_assets, defs, per_clip_assets
-from handclust_assets.io_manager import DuckDBParquetIOManager
-from handclust_assets.models.resources import (
+from handclust_assets.defs.clusters.assets import LabelerResource
+from handclust_assets.defs.io_manager import DuckDBParquetIOManager
+from handclust_assets.defs.resources import (
+    HandclustSettings,
     MediaPipeResource,
     SceneModelResource,
     ToolModelResource,
     VideoModelResource,
 )
+from handclust_assets.lib.synthetic import generate_clip
 from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
-from handclust_assets.settings import HandclustSettings
-from handclust_assets.synthetic import generate_clip
 from handclust_assets_tests.test_pose_hands import find_models_dir
 from handclust_assets_tests.tiny_models import make_tiny_owlv2, make_tiny_vjepa2
 

@@ -14,7 +14,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from handclust_assets.errors import ModelUnavailableError
+from handclust_assets.lib.errors import ModelUnavailableError
+from handclust_assets.lib.synthetic import generate_clip
 from handclust_assets.models.landmarkers import (
     HandDetection,
     HandFrames,
@@ -49,7 +50,6 @@ from handclust_assets.science.pose import (
     pose_frame_features,
     pose_segment_vectors,
 )
-from handclust_assets.synthetic import generate_clip
 from handclust_assets.video.frame_cache import sample_frames
 from handclust_assets.video.writer import moving_pattern, write_video
 

@@ -11,18 +11,19 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from handclust_assets.assets import embeddings, ingest
-from handclust_assets.io_manager import DuckDBParquetIOManager
-from handclust_assets.models import spec as spec_mod
-from handclust_assets.models.resources import (
+from handclust_assets.defs.ingest import assets as ingest
+from handclust_assets.defs.io_manager import DuckDBParquetIOManager
+from handclust_assets.defs.modalities import embeddings
+from handclust_assets.defs.resources import (
+    HandclustSettings,
     MediaPipeResource,
     SceneModelResource,
     ToolModelResource,
     VideoModelResource,
 )
-from handclust_assets.reembed import plan_reembed
-from handclust_assets.sensors import build_model_update_sensor, recorded_model_versions
-from handclust_assets.settings import HandclustSettings
+from handclust_assets.defs.sensors import build_model_update_sensor, recorded_model_versions
+from handclust_assets.lib.reembed import plan_reembed
+from handclust_assets.models import spec as spec_mod
 from handclust_assets.video.writer import moving_pattern, write_video
 from handclust_assets_tests.tiny_models import make_tiny_dinov2
 

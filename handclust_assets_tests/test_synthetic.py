@@ -8,7 +8,7 @@ import av
 import numpy as np
 import polars as pl
 
-from handclust_assets.synthetic import PERIODS, generate_clip, generate_demo_set, load_ground_truth
+from handclust_assets.lib.synthetic import PERIODS, generate_clip, generate_demo_set, load_ground_truth
 from handclust_assets.video.frame_cache import sample_frames
 
 PLAN = [("trowel", 4.0), ("idle", 4.0), ("walk", 4.0)]

@@ -10,13 +10,16 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from handclust_assets.assets import crossclip, embeddings, ingest, motion, segments, timeline
-from handclust_assets.assets.crossclip import LabelerResource
-from handclust_assets.io_manager import DuckDBParquetIOManager
-from handclust_assets.models.resources import SceneModelResource
-from handclust_assets.settings import HandclustSettings
-from handclust_assets.synthetic import generate_clip
-from handclust_assets.tables import connect
+from handclust_assets.defs.clusters import assets as crossclip
+from handclust_assets.defs.clusters import timeline
+from handclust_assets.defs.clusters.assets import LabelerResource
+from handclust_assets.defs.ingest import assets as ingest
+from handclust_assets.defs.io_manager import DuckDBParquetIOManager
+from handclust_assets.defs.modalities import embeddings, motion
+from handclust_assets.defs.resources import HandclustSettings, SceneModelResource
+from handclust_assets.defs.segments import assets as segments
+from handclust_assets.lib.synthetic import generate_clip
+from handclust_assets.lib.tables import connect
 from handclust_assets_tests.tiny_models import make_tiny_dinov2
 
 PER_CLIP = [ingest.clips, ingest.frame_cache, ingest.ground_truth, motion.flow, motion.flow_rhythm, motion.egomotion,

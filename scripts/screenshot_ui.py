@@ -50,8 +50,9 @@ def ensure_partitions(home: Path, storage: Path) -> list[str]:
     os.chdir(home)
     import dagster as dg
 
-    from handclust_assets.partitions import clip_partitions, scan_videos
-    from handclust_assets.tables import existing_partitions
+    from handclust_assets.defs.partitions import clip_partitions
+    from handclust_assets.lib.tables import existing_partitions
+    from handclust_assets.lib.video_folder import scan_videos
 
     keys = set(scan_videos(storage / "videos")) | set(existing_partitions(storage, "clips"))
     if (storage / "frames").is_dir():

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
-from handclust_assets.errors import ModelUnavailableError
+from handclust_assets.lib.errors import ModelUnavailableError
 from handclust_assets.models.spec import ModelSpec
 
 

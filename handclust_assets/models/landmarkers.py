@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from handclust_assets.errors import ModelUnavailableError
+from handclust_assets.lib.errors import ModelUnavailableError
 from handclust_assets.models.mediapipe_models import MEDIAPIPE_MODELS, find_mediapipe_model
 
 POSE_MODEL = "pose_landmarker_full"

@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from handclust_assets.errors import ModelUnavailableError
+from handclust_assets.lib.errors import ModelUnavailableError
 
 MEDIAPIPE_MODELS: dict[str, tuple[str, str, str]] = {
     "hand_landmarker": (

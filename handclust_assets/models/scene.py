@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import torch
 
-from handclust_assets.errors import ModelUnavailableError
+from handclust_assets.lib.errors import ModelUnavailableError
 from handclust_assets.models.device import batches, resolve_device, resolve_dtype
 from handclust_assets.models.hub import load_pretrained
 from handclust_assets.models.spec import ModelSpec

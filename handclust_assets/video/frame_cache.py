@@ -26,7 +26,7 @@ import av
 import cv2
 import numpy as np
 
-from handclust_assets.errors import ClipError
+from handclust_assets.lib.errors import ClipError
 from handclust_assets.video.probe import VideoInfo, probe_video
 from handclust_assets.video.rectify import FisheyeIntrinsics, check_intrinsics_fit, undistort_maps
 

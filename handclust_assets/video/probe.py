@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from handclust_assets.errors import ClipError
+from handclust_assets.lib.errors import ClipError
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif", ".mpg", ".mpeg", ".ts", ".hevc")
 

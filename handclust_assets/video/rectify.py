@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from handclust_assets.errors import ClipError
+from handclust_assets.lib.errors import ClipError
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,0 @@
-"""Thin Dagster wiring over the science modules, one module per group."""
