@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from handclust_assets.lib.errors import ClipError
-from handclust_assets.video.probe import VideoInfo, probe_video
+from handclust_assets.video.probe import VideoInfo, VideoSource, open_input, probe_video, source_label
 from handclust_assets.video.rectify import FisheyeIntrinsics, check_intrinsics_fit, undistort_maps
 
 PACK = "frames.jpgpack"
@@ -69,7 +69,7 @@ class CacheStats:
 
 
 def build_frame_cache(
-    video_path: str | Path,
+    video_path: str | Path | VideoSource,
     out_dir: str | Path,
     sample_fps: float = 5.0,
     max_side: int = 480,
@@ -78,8 +78,10 @@ def build_frame_cache(
     jpeg_quality: int = 90,
     progress: Callable[[int, float], None] | None = None,
 ) -> CacheStats:
-    """Decode `video_path` once and write the sampled frames into `out_dir` (replaced atomically)."""
-    video_path = Path(video_path)
+    """Decode `video_path` once and write the sampled frames into `out_dir` (replaced atomically).
+
+    `video_path` may be a VideoSource (a tar-shard member): decoded straight from it, nothing extracted."""
+    video_path = video_path if isinstance(video_path, VideoSource) else Path(video_path)
     out_dir = Path(out_dir)
     if sample_fps <= 0:
         raise ValueError(f"sample_fps must be positive, got {sample_fps}")
@@ -105,7 +107,10 @@ def build_frame_cache(
     t0 = time.perf_counter()
     enc = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
     try:
-        container = av.open(str(video_path))
+        container, fobj = open_input(video_path)
+    except ClipError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except Exception as e:  # noqa: BLE001
         shutil.rmtree(tmp, ignore_errors=True)
         raise ClipError(video_path, f"cannot open for decoding ({type(e).__name__}: {e})") from e
@@ -151,6 +156,8 @@ def build_frame_cache(
                 warning = f"decoding stopped at frame {decoded} ({type(e).__name__}: {e})"
     finally:
         container.close()
+        if fobj is not None:
+            fobj.close()
     wall = time.perf_counter() - t0
     if not times:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -160,7 +167,7 @@ def build_frame_cache(
         warning += f"; only {times[-1]:.1f}s of {info.duration_s:.1f}s decoded"
     np.save(tmp / OFFSETS, np.asarray(offsets, dtype=np.int64))
     meta = {
-        "source": str(video_path.resolve()),
+        "source": source_label(video_path) if isinstance(video_path, VideoSource) else str(video_path.resolve()),
         "content_hash": info.content_hash,
         "sample_fps": sample_fps,
         "width": ow,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
 
 import av
 import numpy as np
@@ -42,12 +44,51 @@ class VideoInfo:
         return self.width, self.height
 
 
-def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of the head, tail and size of the file: cheap for hour-long videos, changes when the file does."""
-    p = Path(path)
-    size = p.stat().st_size
+@runtime_checkable
+class VideoSource(Protocol):
+    """A video that is not a plain file of its own (e.g. a member of a tar shard, `lib/shards.ShardMember`).
+
+    `ref` names it in errors and tables; `open()` returns a seekable, read-only binary file object (PyAV reads
+    it without any copy on disk) and raises ClipError naming `ref` when the source is unusable.
+    """
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+    def open(self) -> BinaryIO: ...
+
+
+def source_label(source: str | Path | VideoSource) -> str:
+    """How a file or a source is named in errors and tables (a file: its path as given)."""
+    return source.ref if isinstance(source, VideoSource) else str(source)
+
+
+def open_input(source: str | Path | VideoSource) -> tuple[av.container.InputContainer, BinaryIO | None]:
+    """`av.open` a file path or a VideoSource; the caller closes the container, then the file object (if any)."""
+    if not isinstance(source, VideoSource):
+        return av.open(os.fspath(source), mode="r"), None
+    fobj = source.open()
+    try:
+        return av.open(fobj, mode="r"), fobj
+    except BaseException:
+        fobj.close()
+        raise
+
+
+def content_hash(path: str | Path | VideoSource, chunk: int = 1 << 20) -> str:
+    """sha256 of the head, tail and size of the file: cheap for hour-long videos, changes when the file does.
+
+    A VideoSource (tar member) hashes its bytes the same way, so a member and its extracted copy hash alike."""
+    if isinstance(path, VideoSource):
+        size, opener = int(path.size_bytes), path.open
+    else:
+        p = Path(path)
+        size, opener = p.stat().st_size, lambda: p.open("rb")
     h = hashlib.sha256(str(size).encode())
-    with p.open("rb") as f:
+    with opener() as f:
         h.update(f.read(chunk))
         if size > 2 * chunk:
             f.seek(size - chunk)
@@ -79,22 +120,32 @@ def stream_rotation(stream: av.video.stream.VideoStream) -> int:
     return int(rot) % 360
 
 
-def probe_video(path: str | Path, scan_timestamps: bool = True, max_scan_packets: int = 3000) -> VideoInfo:
-    """Probe a video file; raise ClipError naming the file and the problem when it is not a usable video.
-
-    With scan_timestamps, packet timestamps of the first `max_scan_packets` packets are read (no decoding)
-    to tell constant from variable frame rate and to count frames when the container does not say.
-    """
-    p = Path(path)
+def _check_file(p: Path) -> int:
     if not p.exists():
         raise ClipError(p, "file does not exist")
     if p.is_dir():
         raise ClipError(p, "is a directory, not a video file")
-    size = p.stat().st_size
+    return p.stat().st_size
+
+
+def probe_video(
+    path: str | Path | VideoSource, scan_timestamps: bool = True, max_scan_packets: int = 3000
+) -> VideoInfo:
+    """Probe a video file (or a VideoSource such as a tar member); raise ClipError naming the file and the
+    problem when it is not a usable video.
+
+    With scan_timestamps, packet timestamps of the first `max_scan_packets` packets are read (no decoding)
+    to tell constant from variable frame rate and to count frames when the container does not say.
+    """
+    source = path if isinstance(path, VideoSource) else Path(path)
+    p = source_label(source) if isinstance(source, VideoSource) else source
+    size = int(source.size_bytes) if isinstance(source, VideoSource) else _check_file(source)
     if size == 0:
         raise ClipError(p, "file is empty (0 bytes)")
     try:
-        container = av.open(str(p), mode="r")
+        container, fobj = open_input(source)
+    except ClipError:
+        raise
     except av.error.FFmpegError as e:  # type: ignore[attr-defined]
         raise ClipError(p, f"not a readable video container ({type(e).__name__}: {e})") from e
     except Exception as e:  # noqa: BLE001
@@ -168,8 +219,10 @@ def probe_video(path: str | Path, scan_timestamps: bool = True, max_scan_packets
             rotation = int(round(-fr_rot)) % 360
     finally:
         container.close()
+        if fobj is not None:
+            fobj.close()
     return VideoInfo(
-        path=str(p.resolve()),
+        path=source_label(source) if isinstance(source, VideoSource) else str(source.resolve()),
         duration_s=float(duration),
         fps=float(fps),
         variable_fps=variable,
@@ -179,5 +232,5 @@ def probe_video(path: str | Path, scan_timestamps: bool = True, max_scan_packets
         rotation=rotation,
         frame_count=int(frames),
         size_bytes=int(size),
-        content_hash=content_hash(p),
+        content_hash=content_hash(source),
     )

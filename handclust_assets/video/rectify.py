@@ -57,7 +57,7 @@ def find_intrinsics(video_path: str | Path) -> Path | None:
     return None
 
 
-def _num(obj: dict, key: str, path: Path) -> float:
+def _num(obj: dict, key: str, path: str | Path) -> float:
     if key not in obj:
         raise ClipError(path, f"bad intrinsics: missing key {key!r}")
     try:
@@ -73,11 +73,25 @@ def load_intrinsics(path: str | Path) -> FisheyeIntrinsics:
     """Parse and validate an intrinsics file; ClipError names the file and what is wrong."""
     p = Path(path)
     try:
-        obj = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ClipError(p, f"bad intrinsics: not valid JSON ({e.msg} at line {e.lineno})") from e
+        data = p.read_bytes()
     except OSError as e:
         raise ClipError(p, f"bad intrinsics: cannot read ({e})") from e
+    return parse_intrinsics(data, source=p)
+
+
+def parse_intrinsics(data: bytes | str | dict, source: str | Path) -> FisheyeIntrinsics:
+    """Parse and validate intrinsics given as JSON bytes/text or an already-decoded object (e.g. read from a tar
+    member); `source` names where they came from in errors and in `FisheyeIntrinsics.source`."""
+    p = source
+    if isinstance(data, dict):
+        obj = data
+    else:
+        try:
+            obj = json.loads(data)
+        except UnicodeDecodeError as e:
+            raise ClipError(p, f"bad intrinsics: not UTF-8 text ({e.reason})") from e
+        except json.JSONDecodeError as e:
+            raise ClipError(p, f"bad intrinsics: not valid JSON ({e.msg} at line {e.lineno})") from e
     if isinstance(obj, dict) and isinstance(obj.get("intrinsics"), dict):
         obj = obj["intrinsics"]
     if not isinstance(obj, dict):
@@ -101,11 +115,11 @@ def load_intrinsics(path: str | Path) -> FisheyeIntrinsics:
         raise ClipError(p, "bad intrinsics: non-finite values")
     if K[0, 0] <= 0 or K[1, 1] <= 0:
         raise ClipError(p, f"bad intrinsics: focal lengths must be positive (fx={K[0, 0]}, fy={K[1, 1]})")
-    w = int(obj["width"]) if "width" in obj else None
-    h = int(obj["height"]) if "height" in obj else None
+    w = int(_num(obj, "width", p)) if "width" in obj else None
+    h = int(_num(obj, "height", p)) if "height" in obj else None
     if (w is not None and w <= 0) or (h is not None and h <= 0):
         raise ClipError(p, "bad intrinsics: width/height must be positive")
-    balance = float(obj.get("balance", 0.0))
+    balance = _num(obj, "balance", p) if "balance" in obj else 0.0
     if not 0.0 <= balance <= 1.0:
         raise ClipError(p, f"bad intrinsics: balance must be in [0, 1], got {balance}")
     return FisheyeIntrinsics(K=K, D=D, width=w, height=h, balance=balance, source=str(p))
