@@ -14,7 +14,6 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,11 +21,16 @@ import numpy as np
 
 from handclust_assets.lib.errors import ModelUnavailableError
 from handclust_assets.models.mediapipe_models import MEDIAPIPE_MODELS, find_mediapipe_model
+from handclust_assets.science.landmark_types import (  # noqa: F401 - re-exported: the old import path
+    N_HAND_KEYPOINTS,
+    N_POSE_KEYPOINTS,
+    HandDetection,
+    HandFrames,
+    PoseFrames,
+)
 
 POSE_MODEL = "pose_landmarker_full"
 HAND_MODEL = "hand_landmarker"
-N_POSE_KEYPOINTS = 33
-N_HAND_KEYPOINTS = 21
 T = TypeVar("T")
 
 
@@ -62,42 +66,6 @@ def _create(name: str, path: Path, make: Callable[[], object]) -> object:
             name, f"MediaPipe could not load {path}: {e}",
             ["run `handclust fetch-models`", f"check that {path} is the published {MEDIAPIPE_MODELS[name][0]}"],
         ) from e
-
-
-@dataclass
-class PoseFrames:
-    """detected: (N,) bool; keypoints: (N, 33, 4) float32 = normalised x, y (0..1 of width/height), z (same scale
-    as x, hip-centred depth), visibility; NaN where no pose was found."""
-
-    detected: np.ndarray
-    keypoints: np.ndarray
-
-    @property
-    def coverage(self) -> float:
-        return float(self.detected.mean()) if len(self.detected) else 0.0
-
-
-@dataclass
-class HandDetection:
-    """One detected hand: `label` Left/Right (the person's own hand; see `mirrored`), classifier score,
-    keypoints (21, 3) normalised x, y, z and the landmark bounding box (x0, y0, x1, y1), normalised."""
-
-    label: str
-    score: float
-    keypoints: np.ndarray
-    box: np.ndarray
-
-
-@dataclass
-class HandFrames:
-    hands: list[list[HandDetection]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.hands)
-
-    @property
-    def coverage(self) -> float:
-        return float(np.mean([len(h) > 0 for h in self.hands])) if self.hands else 0.0
 
 
 def _mp_image(mp, rgb: np.ndarray):  # noqa: ANN001, ANN202

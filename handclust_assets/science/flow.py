@@ -23,12 +23,30 @@ class FlowResult:
     field: np.ndarray
 
 
-def _gray(frame: np.ndarray, work_width: int) -> np.ndarray:
+# OpenCV's DIS crashes (segfault) on frames with a short side below ~32 px and a wide aspect (e.g. 24 x 300,
+# 12 x 40); a thumbnail GIF is stretched per axis to at least this, and the flow converted back to its units.
+MIN_SIDE = 32
+
+
+def _gray(frame: np.ndarray, work_width: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """(grey working image, (height, width) it stands for): downscaled to `work_width`, then each side below
+    MIN_SIDE stretched to it."""
     g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
     if g.shape[1] > work_width:
         h = max(8, int(round(g.shape[0] * work_width / g.shape[1])))
         g = cv2.resize(g, (work_width, h), interpolation=cv2.INTER_AREA)
-    return g
+    shape = (int(g.shape[0]), int(g.shape[1]))
+    if min(shape) < MIN_SIDE:
+        g = cv2.resize(g, (max(MIN_SIDE, shape[1]), max(MIN_SIDE, shape[0])), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(g), shape  # DIS asserts a continuous buffer (a cropped view is not)
+
+
+def _in_frame_widths(f: np.ndarray, shape: tuple[int, int], g: np.ndarray) -> np.ndarray:
+    """Pixel flow on the (possibly stretched) working image -> frame widths of the image it stands for."""
+    (h0, w0), (h1, w1) = shape, g.shape[:2]
+    if (h0, w0) == (h1, w1):
+        return f / float(w1)
+    return f * np.asarray([1.0 / w1, h0 / (h1 * w0)], np.float32)
 
 
 def compute_flow(
@@ -50,16 +68,16 @@ def compute_flow(
     mags: list[float] = []
     hists: list[np.ndarray] = []
     fields: list[np.ndarray] = []
-    prev = None
+    prev, prev_shape = None, None
     for frame in frames:
-        g = _gray(np.asarray(frame), work_width)
-        if prev is None or prev.shape != g.shape:
+        g, shape = _gray(np.asarray(frame), work_width)
+        if prev is None or prev_shape != shape:
             mags.append(0.0)
             hists.append(np.zeros(n_dir_bins, np.float32))
             fields.append(np.zeros((gh, gw, 2), np.float16))
-            prev = g
+            prev, prev_shape = g, shape
             continue
-        f = flow_fn(prev, g) / float(g.shape[1])
+        f = _in_frame_widths(flow_fn(prev, g), shape, g)
         prev = g
         mag, ang = cv2.cartToPolar(f[..., 0], f[..., 1])
         mags.append(float(mag.mean()))

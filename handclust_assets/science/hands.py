@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import polars as pl
 
-from handclust_assets.models.landmarkers import N_HAND_KEYPOINTS, HandFrames
+from handclust_assets.science.landmark_types import N_HAND_KEYPOINTS, HandFrames
 
 SLOTS = ("left", "right")
 ABSENT, DETECTED, TRACKED = 0, 1, 2

@@ -20,7 +20,7 @@ def cross_clip_entropy(labels: np.ndarray, clip_ids: np.ndarray) -> tuple[pl.Dat
         clips = clip_ids[labels == c]
         _, counts = np.unique(clips, return_counts=True)
         p = counts / counts.sum()
-        h = float(-(p * np.log(p)).sum() / np.log(len(p))) if len(p) > 1 else 0.0
+        h = min(1.0, float(-(p * np.log(p)).sum() / np.log(len(p)))) if len(p) > 1 else 0.0  # rounding: <= 1
         rows.append({"cluster": int(c), "size": int(counts.sum()), "n_clips": len(p), "entropy": h})
     df = pl.DataFrame(rows, schema=ENTROPY_SCHEMA) if rows else pl.DataFrame(schema=ENTROPY_SCHEMA)
     k = df.height
@@ -61,7 +61,7 @@ def mof_hungarian(pred: np.ndarray, gt: np.ndarray) -> tuple[float, dict]:
     gc, gi = np.unique(gt, return_inverse=True)
     conf = np.zeros((len(pc), len(gc)))
     np.add.at(conf, (pi, gi), 1)
-    valid = np.array([not (isinstance(p, (int, np.integer)) and p < 0) for p in pc])
+    valid = np.array([not (isinstance(p, (int, np.integer)) and p < 0) for p in pc], dtype=bool)
     conf[~valid] = 0
     r, c = linear_sum_assignment(-conf)
     mapping = {pc[i].item() if hasattr(pc[i], "item") else pc[i]: gc[j] for i, j in zip(r, c) if valid[i]}
@@ -97,10 +97,16 @@ def gt_scores(pred: np.ndarray, gt: np.ndarray, sequences: np.ndarray | None = N
             "ari": float(adjusted_rand_score(gt, pred)), "edit": float(np.mean(edits)) if edits else float("nan")}
 
 
+def _finite_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    x = x[:, None] if x.ndim == 1 else x
+    return x[np.isfinite(x).all(axis=1)]
+
+
 def kendall_tau_alignment(seq_a: np.ndarray, seq_b: np.ndarray) -> float:
-    """Align every frame of a to its cosine nearest neighbour in b; Kendall's tau of (arange, nn index)."""
-    a = np.asarray(seq_a, np.float64)
-    b = np.asarray(seq_b, np.float64)
+    """Align every frame of a to its cosine nearest neighbour in b; Kendall's tau of (arange, nn index).
+    Frames with a non-finite vector are left out; NaN when either sequence keeps fewer than 2 frames."""
+    a, b = _finite_rows(seq_a), _finite_rows(seq_b)
     if len(a) < 2 or len(b) < 2:
         return float("nan")
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)

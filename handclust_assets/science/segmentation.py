@@ -32,9 +32,28 @@ SEGMENT_SCHEMA = {
 }
 
 
+def fill_nonfinite(x: np.ndarray) -> np.ndarray:
+    """A float64 copy with NaN / inf entries replaced by linear interpolation in time between the finite values
+    of their column (held at the ends; 0 in a column without any): a frame a model could not measure is not
+    a change point."""
+    x = np.array(x, np.float64)
+    flat = x.reshape(len(x), -1)
+    bad = ~np.isfinite(flat)
+    if not bad.any():
+        return x
+    idx = np.arange(len(flat))
+    for j in np.flatnonzero(bad.any(axis=0)):
+        ok = ~bad[:, j]
+        flat[:, j] = np.interp(idx, idx[ok], flat[ok, j]) if ok.any() else 0.0
+    return flat.reshape(x.shape)
+
+
 def _zscore(x: np.ndarray) -> np.ndarray:
+    """Columns to zero mean, unit std. A column varying by less than float32 resolution noise (std below 1e-6 of
+    its magnitude: a static clip's repeated frames) is only centred: its jitter must not become unit noise."""
     s = x.std(axis=0)
-    return (x - x.mean(axis=0)) / np.where(s > 1e-12, s, 1.0)
+    scale = np.abs(x).max(axis=0, initial=0.0)
+    return (x - x.mean(axis=0)) / np.where(s > np.maximum(1e-6 * scale, 1e-12), s, 1.0)
 
 
 def window_novelty(x: np.ndarray, half: int, metric: str = "euclidean") -> np.ndarray:
@@ -58,9 +77,12 @@ def window_novelty(x: np.ndarray, half: int, metric: str = "euclidean") -> np.nd
 
 
 def _peaks(novelty: np.ndarray, min_dist: int) -> tuple[np.ndarray, np.ndarray]:
-    """Peaks standing out from the curve (prominence > 1 robust std above the median), with z-scored strength."""
+    """Peaks standing out from the curve (prominence > 1 robust std above the median), with z-scored strength.
+
+    The robust std has a floor of 1e-6: novelty is in z-units (motion) or cosine distance (appearance), where
+    real changes are >= 1e-3, so a curve of float jitter (a static clip) has no peaks instead of scale-free ones."""
     med = np.median(novelty)
-    mad = np.median(np.abs(novelty - med)) * 1.4826 + 1e-12
+    mad = np.median(np.abs(novelty - med)) * 1.4826 + 1e-6
     z = (novelty - med) / mad
     idx, _ = find_peaks(z, height=1.5, distance=max(1, min_dist), prominence=1.0)
     return idx, z[idx]
@@ -69,9 +91,9 @@ def _peaks(novelty: np.ndarray, min_dist: int) -> tuple[np.ndarray, np.ndarray]:
 def motion_boundaries(flow_mag: np.ndarray, dir_hist: np.ndarray | None, fps: float, window_s: float = 2.0,
                       min_len_s: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     half = max(2, int(round(window_s * fps)))
-    feats = [np.log1p(np.asarray(flow_mag, np.float64) * 1000.0)[:, None]]
+    feats = [np.log1p(np.maximum(fill_nonfinite(flow_mag), 0.0) * 1000.0)[:, None]]
     if dir_hist is not None and len(dir_hist):
-        feats.append(np.asarray(dir_hist, np.float64))
+        feats.append(fill_nonfinite(dir_hist))
     x = _zscore(uniform_filter1d(np.hstack(feats), size=max(1, int(fps)), axis=0))
     return _peaks(window_novelty(x, half), int(min_len_s * fps))
 
@@ -79,7 +101,7 @@ def motion_boundaries(flow_mag: np.ndarray, dir_hist: np.ndarray | None, fps: fl
 def appearance_boundaries(scene_emb: np.ndarray, fps: float, window_s: float = 2.0,
                           min_len_s: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     half = max(2, int(round(window_s * fps)))
-    return _peaks(window_novelty(np.asarray(scene_emb, np.float64), half, "cosine"), int(min_len_s * fps))
+    return _peaks(window_novelty(fill_nonfinite(scene_emb), half, "cosine"), int(min_len_s * fps))
 
 
 def statistical_boundaries(feats: np.ndarray, fps: float, min_len_s: float = 2.0,
@@ -90,11 +112,12 @@ def statistical_boundaries(feats: np.ndarray, fps: float, min_len_s: float = 2.0
     step = max(1, int(round(fps)))
     n = len(feats)
     nb = n // step
-    if nb < 4:
+    min_size = max(2, int(min_len_s))
+    if nb < max(4, 2 * min_size):  # no room for two segments of min_size (ruptures raises on too short a signal)
         return np.zeros(0, np.int64), np.zeros(0)
-    x = _zscore(np.asarray(feats[: nb * step], np.float64).reshape(nb, step, -1).mean(axis=1))
+    x = _zscore(fill_nonfinite(feats[: nb * step]).reshape(nb, step, -1).mean(axis=1))
     pen = penalty if penalty is not None else 2.0 * np.log(nb)
-    bkps = rpt.KernelCPD(kernel="rbf", min_size=max(2, int(min_len_s))).fit(x).predict(pen=pen)
+    bkps = rpt.KernelCPD(kernel="rbf", min_size=min_size).fit(x).predict(pen=pen)
     idx = np.asarray([b * step for b in bkps if b < nb], np.int64)
     return idx, np.full(len(idx), 2.0)
 
@@ -155,25 +178,32 @@ def fuse_boundaries(candidates: dict[str, tuple[np.ndarray, np.ndarray]], n_fram
 def segment_clip(flow_mag: np.ndarray, dir_hist: np.ndarray | None, scene_emb: np.ndarray | None, fps: float,
                  times_s: np.ndarray | None = None, min_len_s: float = 2.0, max_len_s: float = 6.0,
                  tolerance_s: float = 1.0) -> pl.DataFrame:
-    """Segments covering frames [0, n) with fixed columns (SEGMENT_SCHEMA)."""
+    """Segments covering frames [0, n) with fixed columns (SEGMENT_SCHEMA); no rows for a clip without frames.
+    NaN / inf in the signals are interpolated over (`fill_nonfinite`)."""
     n = len(flow_mag)
+    if n == 0:
+        return pl.DataFrame(schema=SEGMENT_SCHEMA)
     t = np.asarray(times_s, np.float64) if times_s is not None else np.arange(n) / fps
     cands: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if n >= 4:
+        flow_mag = np.maximum(fill_nonfinite(flow_mag), 0.0)
+        dir_hist = fill_nonfinite(dir_hist) if dir_hist is not None else None
         cands["motion"] = motion_boundaries(flow_mag, dir_hist, fps, min_len_s=min_len_s)
-        stat_feats = [np.log1p(np.asarray(flow_mag) * 1000.0)[:, None]]
+        stat_feats = [np.log1p(flow_mag * 1000.0)[:, None]]
         if dir_hist is not None:
-            stat_feats.append(np.asarray(dir_hist))
+            stat_feats.append(dir_hist)
         if scene_emb is not None and len(scene_emb) == n:
+            scene_emb = fill_nonfinite(scene_emb)
             cands["appearance"] = appearance_boundaries(scene_emb, fps, min_len_s=min_len_s)
-            e = np.asarray(scene_emb, np.float64) - np.mean(scene_emb, axis=0)
+            e = scene_emb - np.mean(scene_emb, axis=0)
             u, sv, _ = np.linalg.svd(e, full_matrices=False)
+            sv = np.where(sv > 1e-6 * np.linalg.norm(scene_emb), sv, 0.0)  # float jitter of a static view: no axis
             stat_feats.append(u[:, :4] * sv[:4])
         cands["statistical"] = statistical_boundaries(np.hstack(stat_feats), fps, min_len_s=min_len_s)
     b, _, names = fuse_boundaries(cands, n, fps, min_len_s, max_len_s, tolerance_s)
     edges = np.concatenate([[0], b, [n]]).astype(np.int64)
     step = float(np.median(np.diff(t))) if n > 1 else 1.0 / fps
-    t_end = np.append(t, t[-1] + step) if n else np.zeros(1)
+    t_end = np.append(t, t[-1] + step)
     dets = ["start", *names]
     return pl.DataFrame(
         {
@@ -194,7 +224,7 @@ def check_coverage(segs: pl.DataFrame, n_frames: int) -> list[str]:
     """Problems with a segmentation (empty list = covers [0, n) exactly, no gaps, no overlaps)."""
     problems = []
     if segs.height == 0:
-        return ["no segments"]
+        return [] if n_frames == 0 else ["no segments"]
     s = segs.sort("start_frame")
     if s["start_frame"][0] != 0:
         problems.append(f"first segment starts at frame {s['start_frame'][0]}, not 0")
