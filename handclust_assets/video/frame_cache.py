@@ -5,6 +5,8 @@ Layout of one clip's cache folder (`storage/frames/<clip_key>/`):
     frames.jpgpack   the sampled frames as JPEG images, concatenated
     offsets.npy      int64 (n + 1,) byte offsets into frames.jpgpack
     meta.json        fps, size, timestamps, source info, whether it was rectified
+    motion.npz       every decoded frame's motion energy per grid cell and gray intensity (tiny images) at the
+                     source frame rate, for repetition counting (video/motion_track.py; not rectified)
 
 Why JPEG-in-one-file: a 5-fps cache at 480 px is ~20 KB/frame (5 h of footage ~ 1.8 GB instead of ~35 GB
 raw), one file per clip keeps inode counts low, and decoding a 480 px JPEG costs ~1 ms, far below any
@@ -27,6 +29,13 @@ import cv2
 import numpy as np
 
 from handclust_assets.lib.errors import ClipError
+from handclust_assets.video.motion_track import (
+    MOTION_FILE,
+    MotionTrack,
+    MotionTrackBuilder,
+    load_motion_track,
+    save_motion_track,
+)
 from handclust_assets.video.probe import VideoInfo, VideoSource, open_input, probe_video, source_label
 from handclust_assets.video.rectify import FisheyeIntrinsics, check_intrinsics_fit, undistort_maps
 
@@ -106,6 +115,7 @@ def build_frame_cache(
     next_t = 0.0
     t0 = time.perf_counter()
     enc = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
+    motion = MotionTrackBuilder(info.rotation)  # every decoded frame, for the rhythm path (motion.npz)
     try:
         container, fobj = open_input(video_path)
     except ClipError:
@@ -129,6 +139,7 @@ def build_frame_cache(
                         if start is None:
                             start = float(frame.pts) * tb
                         t = float(frame.pts) * tb - start
+                    motion.add(frame, t)
                     # half a source frame of slack so 30 fps -> 5 fps picks every 6th frame exactly
                     if t + 0.5 / info.fps < next_t:
                         continue
@@ -166,6 +177,7 @@ def build_frame_cache(
     if truncated and times[-1] < 0.5 * info.duration_s:
         warning += f"; only {times[-1]:.1f}s of {info.duration_s:.1f}s decoded"
     np.save(tmp / OFFSETS, np.asarray(offsets, dtype=np.int64))
+    save_motion_track(motion.result(), tmp / MOTION_FILE)
     meta = {
         "source": source_label(video_path) if isinstance(video_path, VideoSource) else str(video_path.resolve()),
         "content_hash": info.content_hash,
@@ -220,6 +232,12 @@ class FrameCache:
 
     def __len__(self) -> int:
         return len(self.timestamps)
+
+    def motion_track(self) -> MotionTrack | None:
+        """The source-rate motion track (motion energy per grid cell, intensity), or None for a cache built
+        before it existed (rebuild the frame cache to get it)."""
+        path = self.dir / MOTION_FILE
+        return load_motion_track(path) if path.exists() else None
 
     @property
     def n_frames(self) -> int:

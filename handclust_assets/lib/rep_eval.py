@@ -1,0 +1,194 @@
+"""Repetition counting against labelled footage: LABELS.csv, scores (MAE, off-by-one), and a single-video
+counter that needs no Dagster (decode -> rhythm signals -> count), for development and for eval scripts.
+
+LABELS.csv columns: `file` (a name inside the videos folder), `count` (ground-truth repetitions) and optionally
+`cycle_end_frames` (frame indices where each repetition ends, separated by spaces, `;` or `|`).
+
+Scores (the RepNet / Runia et al. conventions):
+    MAE = mean over clips of |pred - gt| / gt           OBO = share of clips with |pred - gt| <= 1
+`pred` is the clip count rounded to the nearest integer. A clip the counter declines ("no agreement",
+"aperiodic", null count) scores pred = 0 in the strict numbers; the `*_estimate` numbers use the counter's
+estimate for those clips instead (how much declining costs).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from handclust_assets.science.counting import (
+    CountingParams,
+    RepetitionCounts,
+    RhythmSignal,
+    count_repetitions,
+    flow_signal,
+    motion_signals,
+)
+
+LABEL_SCHEMA = {"file": pl.Utf8, "count": pl.Float64, "cycle_end_frames": pl.List(pl.Int64)}
+CLIP_SCORE_SCHEMA = {
+    "file": pl.Utf8,
+    "gt": pl.Float64,
+    "pred": pl.Float64,  # the rounded count used for the scores (0 when declined)
+    "count": pl.Float64,  # the counter's count (null when declined)
+    "count_estimate": pl.Float64,
+    "abs_rel_error": pl.Float64,
+    "off_by_one": pl.Boolean,
+    "mean_period_s": pl.Float64,
+    "confidence": pl.Float64,
+    "status": pl.Utf8,
+    "agreeing_signals": pl.Utf8,
+    "seconds": pl.Float64,  # wall time of the counter on this clip
+}
+
+
+def read_labels(path: str | Path) -> pl.DataFrame:
+    """LABELS.csv -> (file, count, cycle_end_frames) with a fixed schema; rows without a file or with a
+    non-positive or unparsable count raise ValueError naming the line."""
+    rows = []
+    with Path(path).open(newline="") as f:
+        reader = csv.DictReader(f)
+        cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
+        if "file" not in cols or "count" not in cols:
+            raise ValueError(f"{path}: needs columns file, count (has {reader.fieldnames})")
+        for i, r in enumerate(reader, start=2):
+            name = (r.get(cols["file"]) or "").strip()
+            if not name or name.startswith("#"):
+                continue
+            try:
+                count = float(r[cols["count"]])
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{path}:{i}: count {r.get(cols['count'])!r} is not a number") from e
+            if not np.isfinite(count) or count < 0:
+                raise ValueError(f"{path}:{i}: count must be >= 0, got {count}")
+            ends_raw = (r.get(cols["cycle_end_frames"]) or "") if "cycle_end_frames" in cols else ""
+            ends = [int(x) for x in re.split(r"[\s;|,]+", ends_raw.strip()) if x] if ends_raw.strip() else []
+            rows.append((name, count, ends))
+    return pl.DataFrame(rows, schema=LABEL_SCHEMA, orient="row")
+
+
+def _pred(count: float | None) -> float:
+    return float(np.round(count)) if count is not None and np.isfinite(count) else 0.0
+
+
+def score_counts(labels: pl.DataFrame, results: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
+    """Join labels (file, count) with results (file, count, count_estimate, mean_period_s, confidence, status,
+    agreeing_signals, seconds; missing columns are null) -> per-clip table (CLIP_SCORE_SCHEMA) and a summary:
+    n, mae, obo (strict), mae_estimate, obo_estimate, declined share. Clips with gt 0 are left out of MAE/OBO
+    and reported as `n_negative` / `negative_false_counts` (a count >= 1 where nothing repeats)."""
+    res = {r["file"]: r for r in results.iter_rows(named=True)} if results.height else {}
+    rows = []
+    for lab in labels.iter_rows(named=True):
+        r = res.get(lab["file"], {})
+        count = r.get("count")
+        est = r.get("count_estimate")
+        gt = float(lab["count"])
+        pred = _pred(count)
+        err = abs(pred - gt) / gt if gt > 0 else float("nan")
+        agree = r.get("agreeing_signals")
+        rows.append((lab["file"], gt, pred, count, est, err, bool(abs(pred - gt) <= 1),
+                     r.get("mean_period_s"), r.get("confidence"), r.get("status") or "missing",
+                     ",".join(agree) if isinstance(agree, list) else (agree or ""), r.get("seconds")))
+    table = pl.DataFrame(rows, schema=CLIP_SCORE_SCHEMA, orient="row")
+    return table, summarize(table)
+
+
+def summarize(table: pl.DataFrame) -> dict:
+    pos = table.filter(pl.col("gt") > 0)
+    neg = table.filter(pl.col("gt") == 0)
+    out: dict = {"n": pos.height, "n_negative": neg.height}
+    if pos.height:
+        gt = pos["gt"].to_numpy()
+        pred = pos["pred"].to_numpy()
+        est = np.array([_pred(e) if c is None or not np.isfinite(c) else _pred(c)
+                        for c, e in zip(pos["count"].to_list(), pos["count_estimate"].to_list())])
+        out.update(mae=float(np.mean(np.abs(pred - gt) / gt)), obo=float(np.mean(np.abs(pred - gt) <= 1)),
+                   mae_estimate=float(np.mean(np.abs(est - gt) / gt)), obo_estimate=float(np.mean(np.abs(est - gt) <= 1)),
+                   declined=float(np.mean(pos["status"].to_numpy() != "counted")))
+    if neg.height:
+        out["negative_false_counts"] = float(np.mean(neg["pred"].to_numpy() >= 1))
+    return out
+
+
+def signals_for_video(video_path: str | Path, with_flow: bool = False, flow_fps: float = 5.0
+                      ) -> tuple[list[RhythmSignal], float]:
+    """Decode once: the source-rate motion track (motion_energy, appearance) and, with `with_flow`, dense-flow
+    magnitude + direction on frames sampled at `flow_fps` (as the graph's 5-fps flow asset). Returns the
+    signals and the clip duration (s)."""
+    from handclust_assets.video.motion_track import motion_track_from_video
+
+    track = motion_track_from_video(video_path)
+    if len(track) == 0:
+        return [], 0.0
+    duration = float(track.t_s[-1] + 1.0 / max(track.fps, 1e-3))
+    signals = motion_signals(track.t_s, track.energy, track.intensity)
+    if with_flow:
+        from handclust_assets.science.flow import compute_flow
+        from handclust_assets.video.frame_cache import sample_frames
+
+        frames, times = sample_frames(video_path, flow_fps, max_side=320)
+        fr = compute_flow(frames)
+        signals.append(flow_signal(times, fr.mag, fr.dir_hist))
+    return signals, duration
+
+
+def count_video(video_path: str | Path, spans: pl.DataFrame | None = None, params: CountingParams | None = None,
+                with_flow: bool = False) -> RepetitionCounts:
+    """Count one video end to end without Dagster (decode -> signals -> count)."""
+    signals, duration = signals_for_video(video_path, with_flow=with_flow)
+    return count_repetitions(signals, duration, spans, params)
+
+
+def result_row(file: str, rc: RepetitionCounts, seconds: float) -> dict:
+    clip = rc.counts.filter(pl.col("scope") == "clip").row(0, named=True)
+    return {"file": file, "count": clip["count"], "count_estimate": clip["count_estimate"],
+            "mean_period_s": clip["mean_period_s"], "confidence": clip["confidence"], "status": clip["status"],
+            "agreeing_signals": clip["agreeing_signals"], "seconds": seconds}
+
+
+def eval_folder(videos_dir: str | Path, labels_csv: str | Path,
+                counter: Callable[[Path], RepetitionCounts] | None = None) -> tuple[pl.DataFrame, dict]:
+    """Count every labelled video in `videos_dir` with `counter` (default: `count_video`) and score it.
+    A labelled file that is missing or fails to decode scores as declined, with its status saying why."""
+    labels = read_labels(labels_csv)
+    counter = counter or (lambda p: count_video(p))
+    rows = []
+    for name in labels["file"].to_list():
+        path = Path(videos_dir) / name
+        t0 = time.perf_counter()
+        try:
+            rc = counter(path)
+        except Exception as e:  # noqa: BLE001 - one bad clip must not stop the evaluation
+            rows.append({"file": name, "status": f"failed: {type(e).__name__}: {e}"[:200],
+                         "seconds": time.perf_counter() - t0})
+            continue
+        rows.append(result_row(name, rc, time.perf_counter() - t0))
+    results = pl.DataFrame(rows, schema={
+        "file": pl.Utf8, "count": pl.Float64, "count_estimate": pl.Float64, "mean_period_s": pl.Float64,
+        "confidence": pl.Float64, "status": pl.Utf8, "agreeing_signals": pl.List(pl.Utf8), "seconds": pl.Float64})
+    return score_counts(labels, results)
+
+
+def format_scores(table: pl.DataFrame, summary: dict) -> str:
+    """A plain-text report: summary line and the per-clip table."""
+    head = (f"clips {summary.get('n', 0)}  MAE {summary.get('mae', float('nan')):.3f}  "
+            f"OBO {summary.get('obo', float('nan')):.3f}  declined {summary.get('declined', float('nan')):.2f}  "
+            f"(with estimates where declined: MAE {summary.get('mae_estimate', float('nan')):.3f}  "
+            f"OBO {summary.get('obo_estimate', float('nan')):.3f})")
+    if summary.get("n_negative"):
+        head += f"\nclips without repetition {summary['n_negative']}: false counts {summary['negative_false_counts']:.2f}"
+    lines = [head, f"{'file':40s} {'gt':>5s} {'pred':>6s} {'estim':>6s} {'err':>6s} {'period':>7s} {'conf':>5s} status"]
+    for r in table.iter_rows(named=True):
+        est = r["count_estimate"]
+        per = r["mean_period_s"]
+        lines.append(f"{r['file'][:40]:40s} {r['gt']:5.0f} {r['pred']:6.0f} "
+                     f"{(est if est is not None else float('nan')):6.1f} {r['abs_rel_error']:6.2f} "
+                     f"{(per if per is not None else float('nan')):7.2f} {(r['confidence'] or 0):5.2f} "
+                     f"{r['status']} [{r['agreeing_signals']}]")
+    return "\n".join(lines)

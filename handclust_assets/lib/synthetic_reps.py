@@ -1,0 +1,302 @@
+"""Clips with exact repetition counts, for developing and testing repetition counting.
+
+Two generators, both deterministic by seed and both writing real encoded video (H.264 through PyAV):
+
+- `generate_rep_clip`: drawn scenes of one repetitive action (a stroke, sawing, stirring, chopping, a squat, a
+  bouncing ball, a jump) whose period drifts linearly from cycle to cycle, with optional still pauses between
+  cycles, an aperiodic lead-in and tail, camera sway, sensor noise and a randomly wandering distractor.
+- `loop_real_clip`: real pixels made periodic (the trick RepNet used to synthesise training data): a short
+  piece of a real video is played forth-and-back ("pingpong") or forth-and-jump ("forward") once per cycle,
+  time-warped so each cycle has its own period.
+
+A cycle is one full turn of the action's phase; the clip's count is the number of completed cycles and
+`cycle_end_s` lists when each one completes (the LABELS.csv `cycle_end_frames` are these times x fps).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from handclust_assets.video.writer import write_video
+
+MOTIONS = ("stroke", "saw", "stir", "chop", "squat", "bounce", "jump")
+
+
+@dataclass(frozen=True)
+class RepClipSpec:
+    """One clip. Periods drift linearly from `period_start_s` (first cycle) to `period_end_s` (last cycle);
+    `pauses` are (after_cycle, seconds) holds where the actor stays still."""
+
+    name: str
+    motion: str = "stroke"
+    n_cycles: int = 10
+    period_start_s: float = 1.0
+    period_end_s: float = 1.0
+    lead_in_s: float = 0.0
+    tail_s: float = 0.0
+    pauses: tuple[tuple[int, float], ...] = ()
+    fps: float = 30.0
+    width: int = 480
+    height: int = 270
+    sway_px: float = 0.0
+    noise: float = 2.0
+    distractor: bool = False
+    object_scale: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class RepTruth:
+    """Exact ground truth of a generated clip."""
+
+    name: str
+    count: int
+    duration_s: float
+    fps: float
+    cycle_end_s: list[float]
+    periodic_spans_s: list[tuple[float, float]]  # where the action is moving (pauses, lead-in, tail excluded)
+    source: dict = field(default_factory=dict)
+
+    @property
+    def cycle_end_frames(self) -> list[int]:
+        return [int(round(t * self.fps)) for t in self.cycle_end_s]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def cycle_schedule(spec: RepClipSpec) -> tuple[list[tuple[float, float]], float]:
+    """(start_s, period_s) of every cycle, and the clip duration (lead-in, cycles, pauses, tail)."""
+    if spec.n_cycles < 1:
+        raise ValueError("n_cycles must be >= 1")
+    pauses = dict(spec.pauses)
+    n = spec.n_cycles
+    periods = np.linspace(spec.period_start_s, spec.period_end_s, n) if n > 1 else np.array([spec.period_start_s])
+    if np.any(periods <= 0):
+        raise ValueError("periods must be positive")
+    t = spec.lead_in_s
+    cycles = []
+    for k, p in enumerate(periods):
+        cycles.append((t, float(p)))
+        t += float(p) + float(pauses.get(k + 1, 0.0)) * (k + 1 < n)
+    return cycles, t + spec.tail_s
+
+
+def _phase_track(cycles: list[tuple[float, float]], times: np.ndarray) -> np.ndarray:
+    starts = np.array([c[0] for c in cycles])
+    periods = np.array([c[1] for c in cycles])
+    k = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(cycles) - 1)
+    frac = np.clip((times - starts[k]) / periods[k], 0.0, 1.0)
+    return np.where(times < starts[0], 0.0, k + frac)
+
+
+def _texture(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    base = rng.uniform(50, 200, 3)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = base
+    for _ in range(int(w * h / 1500)):
+        c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        col = np.clip(base + rng.normal(0, 40, 3), 0, 255)
+        cv2.circle(img, c, int(rng.integers(2, 12)), col.tolist(), -1)
+    big = cv2.resize(rng.normal(0, 20, (h // 16 + 1, w // 16 + 1, 1)).astype(np.float32), (w, h))
+    return np.clip(img + big[..., None], 0, 255).astype(np.uint8)
+
+
+def _draw_action(img: np.ndarray, motion: str, phase: float, s: float, col: tuple[int, int, int],
+                 tool: tuple[int, int, int]) -> None:
+    """Draw the actor at `phase` (cycles; the fractional part is the position in the cycle)."""
+    h, w = img.shape[:2]
+    a = 2 * np.pi * phase
+    if motion in ("stroke", "saw"):
+        amp = (0.18 if motion == "stroke" else 0.12) * w
+        x = w * 0.5 + amp * (np.sin(a) + (0.3 * np.sin(2 * a) if motion == "saw" else 0.0))
+        y = h * 0.6 + (0.02 * h * np.sin(a) if motion == "stroke" else 0.0)
+        length = (70 if motion == "stroke" else 150) * s
+        cv2.rectangle(img, (int(x - length / 2), int(y)), (int(x + length / 2), int(y + 14 * s)), tool, -1)
+        cv2.ellipse(img, (int(x), int(y - 16 * s)), (int(26 * s), int(18 * s)), 0, 0, 360, col, -1)
+        cv2.rectangle(img, (int(x - 12 * s), int(y - 16 * s)), (int(x + 40 * s), int(h)), col, -1)  # forearm
+    elif motion == "stir":
+        cx, cy = w * 0.5, h * 0.62
+        cv2.ellipse(img, (int(cx), int(cy + 20 * s)), (int(95 * s), int(45 * s)), 0, 0, 360, (60, 60, 70), -1)
+        x, y = cx + 60 * s * np.cos(a), cy + 22 * s * np.sin(a)
+        cv2.line(img, (int(x), int(y)), (int(x + 20 * s), int(y - 90 * s)), tool, max(2, int(7 * s)))
+        cv2.ellipse(img, (int(x + 20 * s), int(y - 90 * s)), (int(22 * s), int(16 * s)), 0, 0, 360, col, -1)
+    elif motion == "chop":
+        u = phase % 1.0
+        lift = (1 - u / 0.25) if u < 0.25 else (u - 0.25) / 0.75  # fast chop down, slow lift
+        x, y = w * 0.55, h * 0.72 - 0.3 * h * lift
+        cv2.rectangle(img, (int(w * 0.3), int(h * 0.75)), (int(w * 0.8), int(h * 0.85)), (150, 110, 70), -1)
+        cv2.rectangle(img, (int(x - 50 * s), int(y)), (int(x + 20 * s), int(y + 12 * s)), tool, -1)
+        cv2.ellipse(img, (int(x + 30 * s), int(y - 4 * s)), (int(24 * s), int(18 * s)), 0, 0, 360, col, -1)
+    elif motion in ("squat", "jump"):
+        u = 0.5 * (1 - np.cos(a))
+        cx = w * 0.5
+        foot = h * 0.95 - (0.18 * h * u if motion == "jump" else 0.0)
+        height = 0.75 * h * (1 - (0.3 * u if motion == "squat" else 0.0))
+        top = foot - height
+        cv2.circle(img, (int(cx), int(top + 0.08 * h)), int(0.07 * h), col, -1)
+        cv2.rectangle(img, (int(cx - 0.07 * h), int(top + 0.15 * h)), (int(cx + 0.07 * h), int(foot - 0.35 * height)),
+                      tool, -1)
+        cv2.line(img, (int(cx - 0.04 * h), int(foot - 0.35 * height)), (int(cx - 0.08 * h - 0.1 * h * u), int(foot)),
+                 col, max(3, int(10 * s)))
+        cv2.line(img, (int(cx + 0.04 * h), int(foot - 0.35 * height)), (int(cx + 0.08 * h + 0.1 * h * u), int(foot)),
+                 col, max(3, int(10 * s)))
+    elif motion == "bounce":
+        u = phase % 1.0
+        y = h * 0.85 - 0.45 * h * 4 * u * (1 - u)  # a ball kicked up once per cycle
+        cv2.circle(img, (int(w * 0.45), int(y)), max(3, int(10 * s)), (240, 240, 240), -1)
+        cv2.rectangle(img, (int(w * 0.4), int(h * 0.88)), (int(w * 0.5), int(h * 0.95)), col, -1)
+    else:
+        raise ValueError(f"unknown motion {motion!r} (known: {', '.join(MOTIONS)})")
+
+
+def _sway(rng: np.random.Generator, times: np.ndarray, amp: float) -> np.ndarray:
+    """Smooth aperiodic camera path (sum of incommensurate slow sines with random phases), (n, 2) pixels."""
+    out = np.zeros((len(times), 2))
+    for d in range(2):
+        for f in rng.uniform(0.05, 0.45, 3):
+            out[:, d] += np.sin(2 * np.pi * f * times + rng.uniform(0, 2 * np.pi))
+    return out * amp / 3.0
+
+
+def _rep_frames(spec: RepClipSpec, cycles: list[tuple[float, float]], times: np.ndarray) -> Iterator[np.ndarray]:
+    rng = np.random.default_rng(spec.seed)
+    w, h = spec.width, spec.height
+    pad = int(spec.sway_px) + 4
+    bg = _texture(rng, w + 2 * pad, h + 2 * pad)
+    col = tuple(int(v) for v in rng.uniform([150, 90, 60], [230, 170, 140]))
+    tool = tuple(int(v) for v in rng.uniform(40, 220, 3))
+    phases = _phase_track(cycles, times)
+    sway = _sway(rng, times, spec.sway_px)
+    walk = np.cumsum(rng.normal(0, 1.0, (len(times), 2)), axis=0)  # distractor: a random walk, not periodic
+    walk = walk - np.linspace(0, 1, len(times))[:, None] * walk[-1]
+    s = spec.object_scale * w / 480.0
+    for i, _t in enumerate(times):
+        scene = bg.copy()
+        if spec.distractor:
+            dx, dy = w * 0.15 + 6 * walk[i, 0] % (w * 0.3), h * 0.3 + (4 * walk[i, 1]) % (h * 0.3)
+            cv2.circle(scene, (int(dx + pad), int(dy + pad)), int(22 * s), (40, 160, 60), -1)
+        canvas = scene[pad : pad + h, pad : pad + w].copy()
+        _draw_action(canvas, spec.motion, float(phases[i]), s, col, tool)
+        scene[pad : pad + h, pad : pad + w] = canvas
+        ox, oy = pad + sway[i, 0], pad + sway[i, 1]
+        m = np.float32([[1, 0, -ox], [0, 1, -oy]])
+        img = cv2.warpAffine(scene, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        if spec.noise > 0:
+            noise = rng.standard_normal(img.shape[:2], dtype=np.float32) * np.float32(spec.noise)
+            img = cv2.add(img, cv2.merge([noise] * 3), dtype=cv2.CV_8U)
+        yield img
+
+
+def generate_rep_clip(spec: RepClipSpec, out_dir: str | Path) -> tuple[Path, RepTruth]:
+    """Write `<out_dir>/<name>.mp4` and `<name>.reps.json` (the `RepTruth`); returns both."""
+    cycles, duration = cycle_schedule(spec)
+    n = max(2, int(round(duration * spec.fps)))
+    times = np.arange(n) / spec.fps
+    path = Path(out_dir) / f"{spec.name}.mp4"
+    write_video(path, _rep_frames(spec, cycles, times), spec.fps, crf=26)
+    truth = RepTruth(name=spec.name, count=spec.n_cycles, duration_s=n / spec.fps, fps=spec.fps,
+                     cycle_end_s=[round(a + p, 4) for a, p in cycles],
+                     periodic_spans_s=[(round(a, 4), round(a + p, 4)) for a, p in cycles],
+                     source={"generator": "generate_rep_clip", **asdict(spec)})
+    path.with_suffix(".reps.json").write_text(truth.to_json())
+    return path, truth
+
+
+def _decode_piece(src: Path, start_s: float, seconds: float, max_side: int) -> tuple[list[np.ndarray], float]:
+    frames: list[np.ndarray] = []
+    with av.open(str(src)) as c:
+        vs = c.streams.video[0]
+        rate = float(vs.average_rate or 25)
+        t0 = None
+        for k, fr in enumerate(c.decode(vs)):
+            t = float(fr.pts * vs.time_base) if fr.pts is not None else k / rate
+            t0 = t if t0 is None else t0
+            t -= t0
+            if t < start_s - 1e-6:
+                continue
+            if t >= start_s + seconds:
+                break
+            rgb = fr.to_ndarray(format="rgb24")
+            sc = min(1.0, max_side / max(rgb.shape[:2]))
+            ow, oh = int(round(rgb.shape[1] * sc / 2)) * 2, int(round(rgb.shape[0] * sc / 2)) * 2
+            frames.append(cv2.resize(rgb, (ow, oh), interpolation=cv2.INTER_AREA))
+    if len(frames) < 3:
+        raise ValueError(f"{src}: fewer than 3 frames in [{start_s}, {start_s + seconds}) s")
+    return frames, rate
+
+
+def loop_real_clip(src: str | Path, out_dir: str | Path, name: str, start_s: float, piece_s: float,
+                   n_cycles: int, period_start_s: float, period_end_s: float, mode: str = "pingpong",
+                   lead_in_s: float = 0.0, tail_s: float = 0.0, fps: float = 30.0, max_side: int = 480
+                   ) -> tuple[Path, RepTruth]:
+    """A real piece of `src` ([start_s, start_s + piece_s)) played once per cycle: forth and back ("pingpong")
+    or forth and jump back ("forward"). Cycle k lasts its own period (linear drift); lead-in and tail hold the
+    first / last frame still (aperiodic)."""
+    if mode not in ("pingpong", "forward"):
+        raise ValueError(f"mode must be pingpong or forward, got {mode!r}")
+    piece, _ = _decode_piece(Path(src), start_s, piece_s, max_side)
+    spec = RepClipSpec(name=name, n_cycles=n_cycles, period_start_s=period_start_s, period_end_s=period_end_s,
+                       lead_in_s=lead_in_s, tail_s=tail_s, fps=fps)
+    cycles, duration = cycle_schedule(spec)
+    times = np.arange(max(2, int(round(duration * fps)))) / fps
+    phases = _phase_track(cycles, times)
+    last = len(piece) - 1
+
+    def frames() -> Iterator[np.ndarray]:
+        for ph in phases:
+            u = ph - np.floor(ph) if ph < n_cycles else 1.0
+            pos = (1.0 - abs(2.0 * u - 1.0)) if mode == "pingpong" else u
+            if mode == "forward" and ph >= n_cycles:
+                pos = 1.0
+            yield piece[int(round(pos * last))]
+
+    path = Path(out_dir) / f"{name}.mp4"
+    write_video(path, frames(), fps, crf=23)
+    truth = RepTruth(name=name, count=n_cycles, duration_s=len(times) / fps, fps=fps,
+                     cycle_end_s=[round(a + p, 4) for a, p in cycles],
+                     periodic_spans_s=[(round(a, 4), round(a + p, 4)) for a, p in cycles],
+                     source={"generator": "loop_real_clip", "src": Path(src).name, "start_s": start_s,
+                             "piece_s": piece_s, "mode": mode, "period_start_s": period_start_s,
+                             "period_end_s": period_end_s})
+    path.with_suffix(".reps.json").write_text(truth.to_json())
+    return path, truth
+
+
+def load_truth(video_path: str | Path) -> RepTruth | None:
+    p = Path(video_path).with_suffix(".reps.json")
+    if not p.exists():
+        return None
+    d = json.loads(p.read_text())
+    d["periodic_spans_s"] = [tuple(x) for x in d["periodic_spans_s"]]
+    return RepTruth(**d)
+
+
+def dev_specs(n: int = 24, seed: int = 0, prefix: str = "syn") -> list[RepClipSpec]:
+    """A varied synthetic development set: every motion, fast (0.3-0.45 s) / medium / slow periods, drift up to
+    +-35 %, pauses, camera sway, distractors, small objects, 4-30 cycles, clips of at most ~25 s."""
+    rng = np.random.default_rng(seed)
+    classes = [(0.3, 0.45), (0.5, 1.0), (0.9, 1.6), (1.5, 3.0)]
+    specs = []
+    for i in range(n):
+        motion = MOTIONS[i % len(MOTIONS)]
+        lo, hi = classes[(i // len(MOTIONS) + i) % len(classes)]
+        p0 = float(rng.uniform(lo, hi))
+        p1 = float(np.clip(p0 * rng.uniform(0.7, 1.35), 0.3, 4.0))
+        n_cyc = int(np.clip(int(rng.uniform(4, 30)), 4, max(4, int(22.0 / ((p0 + p1) / 2)))))
+        pauses = ((int(rng.integers(1, n_cyc)), float(rng.uniform(1.0, 3.0))),) if rng.random() < 0.3 else ()
+        specs.append(RepClipSpec(
+            name=f"{prefix}{i:02d}_{motion}", motion=motion, n_cycles=n_cyc, period_start_s=round(p0, 3),
+            period_end_s=round(p1, 3), lead_in_s=float(rng.choice([0.0, 0.0, 1.0, 2.0])),
+            tail_s=float(rng.choice([0.0, 0.0, 1.0])), pauses=pauses, fps=float(rng.choice([24.0, 30.0, 30.0, 60.0])),
+            sway_px=float(rng.choice([0.0, 0.0, 3.0, 8.0])), noise=float(rng.uniform(1.0, 6.0)),
+            distractor=bool(rng.random() < 0.3), object_scale=float(rng.choice([0.6, 1.0, 1.0, 1.3])),
+            seed=int(seed * 1000 + i)))
+    return specs

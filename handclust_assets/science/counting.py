@@ -1,0 +1,421 @@
+"""Repetition counting through time: consensus of several rhythm signals, a tracked period curve, and counts
+per activity span and per clip by integrating 1 / period over the time that is periodic.
+
+Signals (any subset; each optional):
+
+| name            | from                                              | rate        | kind     |
+| --------------- | ------------------------------------------------- | ----------- | -------- |
+| motion_energy   | |frame difference| per grid cell, while decoding  | source fps  | speed    |
+| appearance      | gray intensity per grid cell, while decoding      | source fps  | position |
+| flow            | dense-flow magnitude (+ direction histogram)      | 5 fps cache | speed    |
+| scene           | scene embeddings (PCA)                            | 5 fps cache | position |
+| egomotion       | camera / residual motion magnitudes               | 5 fps cache | speed    |
+| pose, hands     | keypoint coordinates where seen (NaN elsewhere)   | 5 fps cache | position |
+
+A "speed" signal (a magnitude) peaks twice per back-and-forth cycle, so on its own it may show half the period;
+a "position" signal (where things are) repeats once per cycle. Both are pooled into one lag-correlation map,
+each signal weighted by its prior and by its own periodicity strength there (squared), then enhanced against
+octave errors (see `periodicity`). Signals abstain at periods shorter than 3 of their own samples (a 5-fps
+signal cannot see a 0.4 s stroke).
+
+A Viterbi path through that map (states: a log-spaced period grid and "aperiodic") gives the period curve:
+smooth drift is cheap, octave jumps are expensive, pauses fall into the aperiodic state. Count = integral of
+1 / period over the periodic part. A span is "counted" when enough signals support its period, "no agreement"
+when signals are periodic but do not agree (no count is given), "aperiodic" when nothing repeats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from handclust_assets.science.periodicity import LagMap, enhance, pooled_lag_map, resample_to_grid
+
+SPEED, POSITION = "speed", "position"
+COUNTED, NO_AGREEMENT, APERIODIC = "counted", "no agreement", "aperiodic"
+CONSENSUS = "consensus"
+
+SPAN_COUNT_SCHEMA = {
+    "scope": pl.Utf8,  # "clip" (the whole clip, one row) or "span"
+    "span_idx": pl.Int64,  # -1 for the clip row
+    "activity": pl.Int64,  # the fused cluster id of the span; null for the clip row or without clustering
+    "start_s": pl.Float64,
+    "end_s": pl.Float64,
+    "count": pl.Float64,  # repetitions (fractional); null unless status == "counted"
+    "count_estimate": pl.Float64,  # the consensus path's count even without agreement (null when aperiodic)
+    "mean_period_s": pl.Float64,  # mean period over the periodic part
+    "periodic_s": pl.Float64,  # seconds of the span counted as periodic (pauses excluded)
+    "confidence": pl.Float64,  # in [0, 1]: consensus strength x agreement x periodic coverage
+    "agreeing_signals": pl.List(pl.Utf8),
+    "available_signals": pl.List(pl.Utf8),
+    "status": pl.Utf8,  # "counted" | "no agreement" | "aperiodic"
+}
+PERIOD_CURVE_SCHEMA = {
+    "t_s": pl.Float64,
+    "period_s": pl.Float64,  # NaN where aperiodic
+    "strength": pl.Float64,  # enhanced correlation at that period, in [0, 1]
+    "signal": pl.Utf8,  # "consensus" or a signal name (its own best period there)
+}
+
+
+@dataclass(frozen=True)
+class RhythmSignal:
+    """One signal: values (T, C) at times t_s (seconds from the clip start), NaN where unseen."""
+
+    name: str
+    t_s: np.ndarray
+    values: np.ndarray
+    kind: str = POSITION
+    prior: float = 1.0
+
+
+@dataclass(frozen=True)
+class CountingParams:
+    fs: float = 20.0  # rhythm grid rate (Hz): periods down to ~0.25 s keep 5 samples
+    hop_s: float = 0.1  # spacing of the analysis centres
+    min_period_s: float = 0.25
+    max_period_s: float = 10.0
+    min_cycles: float = 2.0  # a period longer than span / min_cycles is not tested
+    n_cycles: float = 3.0  # analysis window = n_cycles x candidate period, clamped:
+    min_window_s: float = 2.0
+    max_window_s: float = 12.0
+    smooth_s: float = 0.04  # anti-alias Gaussian on source-rate signals (kills codec GOP flicker)
+    periods_per_octave: int = 16
+    periodic_threshold: float = 0.2  # consensus enhanced correlation needed to call a centre periodic
+    octave_cost: float = 3.0  # Viterbi cost per octave of period change between neighbouring centres
+    switch_cost: float = 0.6  # cost of entering / leaving the aperiodic state
+    agree_tol: float = 1.2  # a signal agrees where its own period is within this ratio of the consensus'
+    agree_r: float = 0.4  # ... or (speed signals) where it correlates this well at the period and at its half
+    signal_threshold: float = 0.15  # a signal counts as periodic where its own strength reaches this
+    min_agree: int = 2  # agreeing signals needed for "counted" (fewer if fewer are available)
+    min_coverage: float = 0.25  # periodic share of a span needed to count it
+
+
+@dataclass
+class RepetitionCounts:
+    counts: pl.DataFrame  # SPAN_COUNT_SCHEMA, the clip row first
+    curve: pl.DataFrame  # PERIOD_CURVE_SCHEMA
+    diagnostics: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- signal constructors
+
+
+def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndarray | None,
+                   pool: int = 2) -> list[RhythmSignal]:
+    """The source-rate signals from the frame cache's motion track: energy (T, cells) -> "motion_energy",
+    intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged) -> "appearance"."""
+    out = []
+    t = np.asarray(t_s, np.float64)
+    if energy is not None and len(energy):
+        out.append(RhythmSignal("motion_energy", t, np.asarray(energy, np.float64).reshape(len(t), -1), SPEED))
+    if intensity is not None and len(intensity):
+        img = np.asarray(intensity, np.float64)
+        if img.ndim == 3 and pool > 1 and img.shape[1] >= 2 * pool and img.shape[2] >= 2 * pool:
+            h, w = img.shape[1] // pool * pool, img.shape[2] // pool * pool
+            img = img[:, :h, :w].reshape(len(img), h // pool, pool, w // pool, pool).mean(axis=(2, 4))
+        out.append(RhythmSignal("appearance", t, img.reshape(len(t), -1), POSITION))
+    return out
+
+
+def flow_signal(t_s: np.ndarray, flow_mag: np.ndarray, dir_hist: np.ndarray | None = None) -> RhythmSignal:
+    """Flow magnitude (speed); with the direction histogram (T, B) the motion's direction rides along, which
+    turns back and forth once per cycle."""
+    mag = np.asarray(flow_mag, np.float64).reshape(len(t_s), 1)
+    vals = mag if dir_hist is None else np.concatenate([mag, np.asarray(dir_hist, np.float64) * mag], axis=1)
+    return RhythmSignal("flow", np.asarray(t_s, np.float64), vals, SPEED, prior=0.8)
+
+
+def scene_signal(t_s: np.ndarray, embeddings: np.ndarray, n_components: int = 8) -> RhythmSignal:
+    """Scene embeddings reduced to their main components (the SSM's periodic structure lives there)."""
+    e = np.asarray(embeddings, np.float64)
+    ok = np.isfinite(e).all(axis=1)
+    vals = np.full((len(e), n_components), np.nan)
+    if ok.sum() >= 3:
+        z = e[ok] / np.maximum(np.linalg.norm(e[ok], axis=1, keepdims=True), 1e-12)
+        z = z - z.mean(axis=0)
+        u, s, _ = np.linalg.svd(z, full_matrices=False)
+        k = min(n_components, len(s))
+        vals[ok, :k] = u[:, :k] * s[:k]
+        vals = vals[:, :k]
+    return RhythmSignal("scene", np.asarray(t_s, np.float64), vals, POSITION, prior=0.8)
+
+
+def egomotion_signal(t_s: np.ndarray, camera_mag: np.ndarray, residual_mag: np.ndarray) -> RhythmSignal:
+    vals = np.stack([np.asarray(camera_mag, np.float64), np.asarray(residual_mag, np.float64)], axis=1)
+    return RhythmSignal("egomotion", np.asarray(t_s, np.float64), vals, SPEED, prior=0.6)
+
+
+def keypoint_signal(name: str, t_s: np.ndarray, keypoints: np.ndarray, min_seen: float = 0.5) -> RhythmSignal:
+    """Keypoints (T, K, 2 or 3) with NaN where unseen; a frame counts as seen when >= min_seen of the
+    coordinates are finite (the rest are interpolated in time later)."""
+    k = np.asarray(keypoints, np.float64)
+    vals = k[..., :2].reshape(len(k), -1)
+    seen = np.isfinite(vals).mean(axis=1) >= min_seen
+    vals = vals[:, np.isfinite(vals[seen]).mean(axis=0) >= 0.5] if seen.any() else vals[:, :0]
+    vals = _fill_columns(vals)
+    vals[~seen] = np.nan
+    return RhythmSignal(name, np.asarray(t_s, np.float64), vals, POSITION)
+
+
+def _fill_columns(v: np.ndarray) -> np.ndarray:
+    out = v.copy()
+    pos = np.arange(len(v))
+    for c in range(v.shape[1]):
+        ok = np.isfinite(v[:, c])
+        if ok.sum() >= 2:
+            out[:, c] = np.interp(pos, pos[ok], v[ok, c])
+    return out
+
+
+# ---------------------------------------------------------------- per-signal maps on the rhythm grid
+
+
+@dataclass
+class _SignalMap:
+    name: str
+    kind: str
+    prior: float
+    min_lag: int  # shortest lag this signal can judge (3 of its own samples)
+    lag_map: LagMap
+
+
+def _standardise(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    if not ok.any():
+        return v[:, :0]
+    mu, sd = v[ok].mean(axis=0), v[ok].std(axis=0)
+    keep = sd > 1e-9 * (np.abs(mu) + 1.0)
+    return (v[:, keep] - mu[keep]) / sd[keep]
+
+
+def _signal_map(sig: RhythmSignal, grid_t: np.ndarray, centres: np.ndarray, max_lag: int,
+                p: CountingParams) -> _SignalMap | None:
+    t = np.asarray(sig.t_s, np.float64)
+    v = np.asarray(sig.values, np.float64)
+    if v.ndim == 1:
+        v = v[:, None]
+    if len(t) < 4 or v.shape[0] != len(t) or v.shape[1] == 0:
+        return None
+    dt_src = float(np.median(np.diff(np.sort(t)))) if len(t) > 1 else 1.0
+    smooth = p.smooth_s if dt_src < 0.5 / p.fs else 0.0
+    vals, ok = resample_to_grid(t, v, grid_t, smooth)
+    vals = _standardise(vals, ok)
+    if vals.shape[1] == 0 or ok.sum() < 6:
+        return None
+    min_lag = max(int(np.ceil(p.min_period_s * p.fs)), int(np.ceil(3 * dt_src * p.fs)), 3)
+    lm = pooled_lag_map(vals, ok, p.fs, centres, min_lag, max_lag, p.n_cycles, p.min_window_s, p.max_window_s)
+    return _SignalMap(sig.name, sig.kind, sig.prior, min_lag, lm)
+
+
+def _consensus(maps: list[_SignalMap], n_lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean correlation (n_centres, n_lag) over signals (weights: prior x own strength^2; a signal
+    abstains where it is unseen) and its enhanced map. All lags take part, so the octave check of a short period
+    sees how well its half and third correlate; a coarse signal's weight comes from its judgeable lags only."""
+    num = np.zeros((len(maps[0].lag_map.centres), n_lag))
+    den = np.zeros_like(num)
+    for m in maps:
+        r = np.full_like(num, np.nan)
+        k = min(n_lag, m.lag_map.r.shape[1])
+        r[:, :k] = m.lag_map.r[:, :k]
+        w = m.prior * m.lag_map.strength[:, None] ** 2 * np.isfinite(r)
+        num += np.nan_to_num(r) * w
+        den += w
+    cons = np.where(den > 1e-12, num / np.maximum(den, 1e-12), np.nan)
+    e = enhance(cons)
+    return cons, e
+
+
+# ---------------------------------------------------------------- period tracking
+
+
+def _interp_lags(m: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """m (n, K+1) at fractional lags -> (n, len(lags)); NaN -> 0."""
+    m0 = np.nan_to_num(m, nan=0.0)
+    lo = np.clip(np.floor(lags).astype(np.int64), 0, m.shape[1] - 1)
+    hi = np.clip(lo + 1, 0, m.shape[1] - 1)
+    w = lags - np.floor(lags)
+    return (1 - w) * m0[:, lo] + w * m0[:, hi]
+
+
+def track_period(emission: np.ndarray, periods: np.ndarray, threshold: float, octave_cost: float,
+                 switch_cost: float) -> np.ndarray:
+    """Viterbi over (n_centres, n_periods) emission scores; returns the period index per centre, -1 where the
+    aperiodic state (constant score `threshold`) wins."""
+    n, j = emission.shape
+    if n == 0 or j == 0:
+        return np.full(n, -1, np.int64)
+    lp = np.log2(periods)
+    trans = -octave_cost * np.abs(lp[:, None] - lp[None, :])  # from row to column
+    score = np.append(emission[0], threshold)
+    back = np.zeros((n, j + 1), np.int64)
+    for i in range(1, n):
+        per = score[:j, None] + trans  # (from, to)
+        best_from = np.argmax(per, axis=0)
+        stay = per[best_from, np.arange(j)]
+        from_ap = score[j] - switch_cost
+        new = np.where(stay >= from_ap, stay, from_ap) + emission[i]
+        back[i, :j] = np.where(stay >= from_ap, best_from, j)
+        to_ap_from = int(np.argmax(score[:j]))
+        ap_from_per = score[to_ap_from] - switch_cost
+        ap_stay = score[j]
+        back[i, j] = j if ap_stay >= ap_from_per else to_ap_from
+        score = np.append(new, max(ap_stay, ap_from_per) + threshold)
+    path = np.empty(n, np.int64)
+    path[-1] = int(np.argmax(score))
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return np.where(path == j, -1, path)
+
+
+# ---------------------------------------------------------------- the public entry point
+
+
+def _spans_frame(spans: pl.DataFrame | None, duration_s: float) -> list[tuple[int, int | None, float, float]]:
+    if spans is None or spans.height == 0:
+        return []
+    rows = []
+    for i, r in enumerate(spans.sort("start_s").iter_rows(named=True)):
+        a, b = max(0.0, float(r["start_s"])), min(duration_s, float(r["end_s"]))
+        if b > a:
+            act = r.get("activity")
+            rows.append((i, None if act is None else int(act), a, b))
+    return rows
+
+
+def count_repetitions(signals: Sequence[RhythmSignal], duration_s: float, spans: pl.DataFrame | None = None,
+                      params: CountingParams | None = None) -> RepetitionCounts:
+    """Count repetitions for the whole clip and for every span (columns start_s, end_s, optional activity).
+    Returns a `RepetitionCounts`: `counts` (SPAN_COUNT_SCHEMA, clip row first) and `curve` (PERIOD_CURVE_SCHEMA)."""
+    p = params or CountingParams()
+    duration_s = float(max(duration_s, 0.0))
+    track = _track(signals, duration_s, p)
+    rows = [_span_row("clip", -1, None, 0.0, duration_s, track, p)]
+    for i, act, a, b in _spans_frame(spans, duration_s):
+        rows.append(_span_row("span", i, act, a, b, track, p))
+    counts = pl.DataFrame(rows, schema=SPAN_COUNT_SCHEMA, orient="row")
+    return RepetitionCounts(counts, _curve_frame(track), {"signals": track.available, "n_centres": len(track.t)})
+
+
+@dataclass
+class _Track:
+    t: np.ndarray  # centre times (s)
+    hop_s: float
+    period: np.ndarray  # NaN where aperiodic
+    strength: np.ndarray  # consensus enhanced correlation at the chosen period (0 where aperiodic)
+    support: dict[str, np.ndarray]  # per signal: correlation at the consensus period (NaN: abstains)
+    sig_strength: dict[str, np.ndarray]
+    sig_period: dict[str, np.ndarray]
+    best_free: np.ndarray  # the consensus path's period even where aperiodic won (for "no agreement")
+    available: list[str]
+    kinds: dict[str, str] = field(default_factory=dict)
+    support_half: dict[str, np.ndarray] = field(default_factory=dict)  # correlation at half the period
+
+
+def _empty_track(duration_s: float, p: CountingParams, available: list[str]) -> _Track:
+    n = max(0, int(np.floor(duration_s / p.hop_s)))
+    t = (np.arange(n) + 0.5) * p.hop_s
+    z = np.full(n, np.nan)
+    return _Track(t, p.hop_s, z, np.zeros(n), {}, {}, {}, z.copy(), available)
+
+
+def _track(signals: Sequence[RhythmSignal], duration_s: float, p: CountingParams) -> _Track:
+    n_grid = int(np.floor(duration_s * p.fs)) + 1
+    n_c = max(0, int(np.floor(duration_s / p.hop_s)))
+    if n_grid < 8 or n_c == 0:
+        return _empty_track(duration_s, p, [s.name for s in signals])
+    grid_t = np.arange(n_grid) / p.fs
+    t_c = (np.arange(n_c) + 0.5) * p.hop_s
+    centres = np.clip(np.round(t_c * p.fs).astype(np.int64), 0, n_grid - 1)
+    max_period = min(p.max_period_s, duration_s / p.min_cycles)
+    max_lag = int(np.ceil(max_period * p.fs)) + 1
+    maps = [m for s in signals if (m := _signal_map(s, grid_t, centres, max_lag, p)) is not None]
+    available = [m.name for m in maps]
+    if not maps or max_period <= p.min_period_s:
+        return _empty_track(duration_s, p, available)
+    cons, enh = _consensus(maps, max_lag + 1)
+    n_per = max(2, int(np.ceil(np.log2(max_period / p.min_period_s) * p.periods_per_octave)) + 1)
+    periods = np.geomspace(p.min_period_s, max_period, n_per)
+    emission = _interp_lags(enh, periods * p.fs)
+    free = track_period(emission, periods, -np.inf, p.octave_cost, p.switch_cost)
+    path = track_period(emission, periods, p.periodic_threshold, p.octave_cost, p.switch_cost)
+    per = np.where(path >= 0, periods[np.maximum(path, 0)], np.nan)
+    strength = np.where(path >= 0, emission[np.arange(n_c), np.maximum(path, 0)], 0.0)
+    support, half, sstr, sper = {}, {}, {}, {}
+    lag_free = np.where(path >= 0, periods[np.maximum(path, 0)], periods[np.maximum(free, 0)]) * p.fs
+    for m in maps:
+        r_at = _interp_lags(m.lag_map.r, lag_free)[np.arange(n_c), np.arange(n_c)]
+        r_at[lag_free < m.min_lag] = np.nan
+        support[m.name] = r_at
+        half[m.name] = _interp_lags(m.lag_map.r, lag_free / 2)[np.arange(n_c), np.arange(n_c)]
+        sstr[m.name] = m.lag_map.strength
+        sper[m.name] = _own_period(m, periods, p.fs)
+    return _Track(t_c, p.hop_s, per, np.clip(strength, 0, 1), support, sstr, sper, periods[free], available,
+                  {m.name: m.kind for m in maps}, half)
+
+
+def _own_period(m: _SignalMap, periods: np.ndarray, fs: float, near_best: float = 0.85) -> np.ndarray:
+    """A signal's own period per centre: the shortest candidate whose enhanced value reaches `near_best` of its
+    best (a period and its multiples tie in a clean signal; the fundamental is the shortest)."""
+    own = _interp_lags(m.lag_map.enhanced, periods * fs)
+    own[:, periods * fs < m.min_lag] = -np.inf
+    best = own.max(axis=1, initial=-np.inf)
+    first = np.argmax(own >= near_best * best[:, None], axis=1)
+    return np.where((m.lag_map.strength > 0) & (best > 0), periods[first], np.nan)
+
+
+def _compatible(own: np.ndarray, period: np.ndarray, kind: str, tol: float) -> np.ndarray:
+    """Own period matches the consensus period, or half of it for a speed signal (two bursts per cycle), or
+    twice it for a position signal (alternating sides repeat every second cycle)."""
+    ratios = (1.0, 0.5) if kind == SPEED else (1.0, 2.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lr = np.log(own / period)
+        return np.any([np.abs(lr - np.log(q)) <= np.log(tol) for q in ratios], axis=0)
+
+
+def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr: _Track,
+              p: CountingParams) -> tuple:
+    inside = (tr.t >= a) & (tr.t < b)
+    length = b - a
+    periodic = inside & np.isfinite(tr.period)
+    periodic_s = float(periodic.sum() * tr.hop_s)
+    coverage = periodic_s / length if length > 0 else 0.0
+    count_est = float(np.sum(tr.hop_s / tr.period[periodic])) if periodic.any() else float("nan")
+    mean_period = float(periodic_s / count_est) if periodic.any() and count_est > 0 else float("nan")
+    judged = periodic if periodic.any() else inside
+    agreeing = []
+    ref = np.where(np.isfinite(tr.period), tr.period, tr.best_free)[judged]
+    for name, sup in tr.support.items():
+        seen = np.isfinite(sup[judged])
+        ok = seen & (tr.sig_strength[name][judged] >= p.signal_threshold) & _compatible(
+            tr.sig_period[name][judged], ref, tr.kinds[name], p.agree_tol)
+        if tr.kinds[name] == SPEED:  # two bursts per cycle, maybe faster than its own period search reaches
+            ok |= seen & (sup[judged] >= p.agree_r) & (tr.support_half[name][judged] >= p.agree_r)
+        if seen.any() and ok.sum() >= 0.5 * seen.sum():
+            agreeing.append(name)
+    any_periodic = any(float(np.mean(v[inside] >= p.signal_threshold)) >= p.min_coverage
+                       for v in tr.sig_strength.values()) if inside.any() else False
+    n_avail = sum(1 for s in tr.support.values() if np.isfinite(s[judged]).any()) if judged.any() else 0
+    need = max(1, min(p.min_agree, n_avail))
+    if coverage < p.min_coverage:
+        status = NO_AGREEMENT if any_periodic else APERIODIC
+        count_est = float("nan") if status == APERIODIC else count_est
+    else:
+        status = COUNTED if len(agreeing) >= need else NO_AGREEMENT
+    strength = float(np.mean(tr.strength[periodic])) if periodic.any() else 0.0
+    conf = strength * min(1.0, coverage) * (len(agreeing) / max(1, n_avail)) if status == COUNTED else 0.0
+    count = count_est if status == COUNTED else float("nan")
+    return (scope, idx, activity, a, b, count, count_est, mean_period, periodic_s, float(np.clip(conf, 0, 1)),
+            agreeing, list(tr.support), status)
+
+
+def _curve_frame(tr: _Track) -> pl.DataFrame:
+    parts = [pl.DataFrame({"t_s": tr.t, "period_s": tr.period, "strength": tr.strength,
+                           "signal": [CONSENSUS] * len(tr.t)}, schema=PERIOD_CURVE_SCHEMA)]
+    for name in tr.sig_period:
+        parts.append(pl.DataFrame({"t_s": tr.t, "period_s": tr.sig_period[name],
+                                   "strength": np.clip(tr.sig_strength[name], 0, 1), "signal": [name] * len(tr.t)},
+                                  schema=PERIOD_CURVE_SCHEMA))
+    return pl.concat(parts) if parts else pl.DataFrame(schema=PERIOD_CURVE_SCHEMA)

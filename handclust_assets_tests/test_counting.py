@@ -1,0 +1,282 @@
+"""Repetition counting: periodicity maps, consensus, tracking through drift and pauses, spans, scoring, the
+source-rate motion track in the frame cache, and end to end on generated clips with exact counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from handclust_assets.lib.rep_eval import count_video, read_labels, score_counts
+from handclust_assets.lib.synthetic_reps import RepClipSpec, cycle_schedule, generate_rep_clip, load_truth
+from handclust_assets.science.counting import (
+    APERIODIC,
+    COUNTED,
+    NO_AGREEMENT,
+    PERIOD_CURVE_SCHEMA,
+    POSITION,
+    SPAN_COUNT_SCHEMA,
+    SPEED,
+    RhythmSignal,
+    count_repetitions,
+    keypoint_signal,
+    motion_signals,
+    scene_signal,
+)
+from handclust_assets.science.periodicity import enhance, pooled_lag_map, resample_to_grid
+from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
+from handclust_assets.video.motion_track import motion_track_from_video
+
+FS = 30.0
+
+
+def phase_signal(phase: np.ndarray, n_cells: int = 6, seed: int = 0, noise: float = 0.2, kind: str = "both"
+                 ) -> list[RhythmSignal]:
+    """Grid-like channels driven by a phase track (cycles): position channels (cos/sin of the phase, mixed into
+    cells) and speed channels (|d phase| weighted), plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(len(phase)) / FS
+    a = 2 * np.pi * phase
+    mix = rng.normal(size=(2, n_cells))
+    pos = np.stack([np.cos(a), np.sin(a)], 1) @ mix + noise * rng.normal(size=(len(t), n_cells))
+    speed = np.abs(np.gradient(phase)) * FS
+    spd = np.abs(np.sin(a))[:, None] * speed[:, None] * rng.uniform(0.5, 1.5, n_cells) + noise * rng.normal(
+        size=(len(t), n_cells))
+    out = []
+    if kind in ("both", "position"):
+        out.append(RhythmSignal("appearance", t, pos, POSITION))
+    if kind in ("both", "speed"):
+        out.append(RhythmSignal("motion_energy", t, spd, SPEED))
+    return out
+
+
+def clip_row(res) -> dict:
+    return res.counts.filter(pl.col("scope") == "clip").row(0, named=True)
+
+
+def test_constant_period_counts_exactly() -> None:
+    t = np.arange(int(20 * FS)) / FS
+    res = count_repetitions(phase_signal(t / 0.8), 20.0)
+    row = clip_row(res)
+    assert row["status"] == COUNTED
+    assert row["count"] == pytest.approx(25.0, rel=0.05)
+    assert row["mean_period_s"] == pytest.approx(0.8, rel=0.05)
+    assert set(row["agreeing_signals"]) == {"appearance", "motion_energy"}
+
+
+def test_drifting_period_is_integrated_not_averaged_per_segment() -> None:
+    # frequency ramps 0.5 Hz -> 1.5 Hz over 24 s: phase = 0.5 t + t^2 / 48, 24 cycles in all
+    t = np.arange(int(24 * FS)) / FS
+    phase = 0.5 * t + t**2 / 48.0
+    row = clip_row(count_repetitions(phase_signal(phase, seed=1), 24.0))
+    assert row["status"] == COUNTED
+    assert row["count"] == pytest.approx(phase[-1], rel=0.08)
+
+
+def test_fast_strokes_at_source_rate() -> None:
+    t = np.arange(int(12 * FS)) / FS
+    row = clip_row(count_repetitions(phase_signal(t / 0.3, seed=2), 12.0))
+    assert row["status"] == COUNTED
+    assert row["count"] == pytest.approx(40.0, rel=0.08)
+
+
+def test_pause_is_not_counted() -> None:
+    # 8 s of 1-s cycles, a 6-s still pause, 8 s more: 16 cycles
+    t = np.arange(int(22 * FS)) / FS
+    phase = np.where(t < 8, t, np.where(t < 14, 8.0, t - 6.0))
+    res = count_repetitions(phase_signal(phase, seed=3, noise=0.1), 22.0)
+    row = clip_row(res)
+    assert row["count"] == pytest.approx(16.0, abs=2.0)
+    assert row["periodic_s"] < 19.0
+    curve = res.curve.filter(pl.col("signal") == "consensus")
+    mid = curve.filter((pl.col("t_s") > 10) & (pl.col("t_s") < 12))
+    assert mid["period_s"].is_nan().all()
+
+
+def test_octave_speed_signal_alone_shows_half_but_position_fixes_it() -> None:
+    t = np.arange(int(16 * FS)) / FS
+    both = clip_row(count_repetitions(phase_signal(t / 1.2, seed=4), 16.0))
+    assert both["mean_period_s"] == pytest.approx(1.2, rel=0.06)
+    position = clip_row(count_repetitions(phase_signal(t / 1.2, seed=4, kind="position"), 16.0))
+    assert position["mean_period_s"] == pytest.approx(1.2, rel=0.06)
+
+
+def test_noise_declines_instead_of_guessing() -> None:
+    rng = np.random.default_rng(5)
+    t = np.arange(int(15 * FS)) / FS
+    sig = [RhythmSignal("motion_energy", t, rng.normal(size=(len(t), 12)), SPEED),
+           RhythmSignal("appearance", t, np.cumsum(rng.normal(size=(len(t), 12)), axis=0), POSITION)]
+    row = clip_row(count_repetitions(sig, 15.0))
+    assert row["status"] in (APERIODIC, NO_AGREEMENT)
+    assert row["count"] is None or np.isnan(row["count"])
+
+
+def test_disagreeing_signals_say_no_agreement() -> None:
+    t = np.arange(int(16 * FS)) / FS
+    a = phase_signal(t / 0.7, seed=6, kind="position", noise=0.05)[0]
+    b = phase_signal(t / 1.9, seed=7, kind="position", noise=0.05)[0]
+    sig = [a, RhythmSignal("scene", b.t_s, b.values, POSITION)]
+    row = clip_row(count_repetitions(sig, 16.0))
+    assert row["status"] == NO_AGREEMENT
+    assert row["count"] is None or np.isnan(row["count"])
+
+
+def test_spans_are_counted_separately_and_keep_their_activity() -> None:
+    t = np.arange(int(20 * FS)) / FS
+    phase = np.where(t < 10, t / 0.5, 20 + (t - 10) / 1.25)  # 20 cycles, then 8 slower ones
+    spans = pl.DataFrame({"start_s": [0.0, 10.0], "end_s": [10.0, 20.0], "activity": [3, 7]})
+    res = count_repetitions(phase_signal(phase, seed=8), 20.0, spans)
+    assert res.counts.columns == list(SPAN_COUNT_SCHEMA)
+    assert res.counts["scope"].to_list() == ["clip", "span", "span"]
+    s = res.counts.filter(pl.col("scope") == "span")
+    assert s["activity"].to_list() == [3, 7]
+    assert s["count"][0] == pytest.approx(20.0, rel=0.12)
+    assert s["count"][1] == pytest.approx(8.0, rel=0.15)
+    assert s["mean_period_s"][0] == pytest.approx(0.5, rel=0.1)
+
+
+def test_other_signal_kinds_take_part() -> None:
+    t5 = np.arange(0, 20, 0.2)
+    ang = 2 * np.pi * t5 / 1.6
+    kps = np.stack([np.stack([np.cos(ang) * (k + 1), np.sin(ang)], 1) for k in range(5)], 1)  # (T, 5, 2)
+    kps[::7] = np.nan  # unseen frames
+    emb = np.stack([np.cos(ang), np.sin(ang), np.ones_like(ang)], 1) + 0.01
+    sig = [keypoint_signal("pose", t5, kps), scene_signal(t5, emb)]
+    row = clip_row(count_repetitions(sig, 20.0))
+    assert row["status"] == COUNTED
+    assert row["count"] == pytest.approx(12.5, rel=0.1)
+    assert set(row["agreeing_signals"]) == {"pose", "scene"}
+
+
+finite = st.floats(-1e6, 1e6) | st.just(float("nan"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 40), c=st.integers(1, 4), kind=st.sampled_from(["const", "nan", "tiny", "random"]),
+       seed=st.integers(0, 1000), duration=st.floats(0.0, 3.0))
+def test_degenerate_signals_never_crash_or_guess(n: int, c: int, kind: str, seed: int, duration: float) -> None:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / FS
+    if kind == "const":
+        v = np.full((n, c), 3.0)
+    elif kind == "nan":
+        v = np.full((n, c), np.nan)
+        v[rng.random((n, c)) < 0.3] = 1.0
+    elif kind == "tiny":
+        v = 1e-12 * rng.normal(size=(n, c))
+    else:
+        v = rng.normal(size=(n, c))
+    res = count_repetitions([RhythmSignal("motion_energy", t, v, SPEED)], duration)
+    assert res.counts.columns == list(SPAN_COUNT_SCHEMA)
+    assert res.curve.columns == list(PERIOD_CURVE_SCHEMA)
+    row = clip_row(res)
+    assert row["status"] in (COUNTED, NO_AGREEMENT, APERIODIC)
+    if kind in ("const", "nan", "tiny"):
+        assert row["status"] != COUNTED
+    if row["status"] != COUNTED:
+        assert row["count"] is None or np.isnan(row["count"])
+    assert 0.0 <= row["confidence"] <= 1.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.lists(finite, min_size=0, max_size=30), seed=st.integers(0, 100))
+def test_lag_map_and_enhance_stay_bounded(values: list[float], seed: int) -> None:
+    x = np.asarray(values, np.float64).reshape(-1, 1)
+    valid = np.isfinite(x[:, 0])
+    x = np.nan_to_num(x)
+    centres = np.arange(0, max(len(x), 1), 2)
+    lm = pooled_lag_map(x, valid, 10.0, centres, 3, 10, min_window_s=1.0)
+    r = lm.r[np.isfinite(lm.r)]
+    assert np.all(np.abs(r) <= 1.0 + 1e-9)
+    assert np.all(lm.strength >= 0) and np.all(lm.strength <= 1.0 + 1e-9)
+    e = enhance(np.atleast_2d(np.nan_to_num(lm.r)))
+    assert np.all(e[np.isfinite(e)] <= 1.0 + 1e-9)
+
+
+def test_enhance_removes_multiples_of_the_period() -> None:
+    lags = np.arange(60)
+    r = np.cos(2 * np.pi * lags / 10.0)[None, :]  # period 10 samples
+    e = enhance(r)[0]
+    assert int(np.nanargmax(e)) == 10
+    assert e[20] < 0.05 and e[30] < 0.05
+
+
+def test_resample_to_grid_marks_unseen() -> None:
+    t = np.arange(0, 10, 0.2)
+    v = np.sin(t)[:, None]
+    v[10:20] = np.nan
+    grid = np.arange(0, 10, 0.05)
+    out, ok = resample_to_grid(t, v, grid)
+    assert out.shape == (len(grid), 1)
+    assert not ok[(grid > 2.4) & (grid < 3.6)].any()
+    assert ok[grid < 1.5].all()
+    inner = ok & ((grid <= 1.8) | ((grid >= 4.0) & (grid <= t[-1])))
+    assert np.allclose(out[inner, 0], np.sin(grid[inner]), atol=0.02)
+
+
+def test_labels_and_scores(tmp_path: Path) -> None:
+    p = tmp_path / "LABELS.csv"
+    p.write_text("file,count,cycle_end_frames\na.mp4,10,10 20 30\nb.mp4,4,\nc.mp4,0,\nd.mp4,5,\n")
+    labels = read_labels(p)
+    assert labels["cycle_end_frames"][0].to_list() == [10, 20, 30]
+    results = pl.DataFrame({"file": ["a.mp4", "b.mp4", "c.mp4", "d.mp4"], "count": [11.4, 7.0, None, None],
+                            "count_estimate": [11.4, 7.0, 2.0, 5.2], "status": ["counted", "counted", "aperiodic",
+                                                                             "no agreement"]})
+    table, s = score_counts(labels, results)
+    assert table["pred"].to_list() == [11.0, 7.0, 0.0, 0.0]
+    assert s["n"] == 3 and s["n_negative"] == 1
+    assert s["mae"] == pytest.approx((0.1 + 0.75 + 1.0) / 3)
+    assert s["obo"] == pytest.approx(1 / 3)
+    assert s["mae_estimate"] == pytest.approx((0.1 + 0.75 + 0.0) / 3)
+    assert s["negative_false_counts"] == 0.0
+    bad = tmp_path / "BAD.csv"
+    bad.write_text("file,count\na.mp4,many\n")
+    with pytest.raises(ValueError, match="not a number"):
+        read_labels(bad)
+
+
+def test_schedule_is_exact() -> None:
+    spec = RepClipSpec("s", n_cycles=4, period_start_s=1.0, period_end_s=2.0, lead_in_s=0.5, tail_s=1.0,
+                       pauses=((2, 3.0),))
+    cycles, duration = cycle_schedule(spec)
+    assert [round(p, 3) for _, p in cycles] == [1.0, 1.333, 1.667, 2.0]
+    assert cycles[2][0] == pytest.approx(0.5 + 1.0 + 1.3333 + 3.0, abs=1e-3)
+    assert duration == pytest.approx(0.5 + 6.0 + 3.0 + 1.0)
+
+
+@pytest.fixture(scope="module")
+def rep_clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    out = tmp_path_factory.mktemp("reps")
+    specs = [RepClipSpec("stroke_drift", "stroke", n_cycles=9, period_start_s=0.9, period_end_s=1.3, lead_in_s=1.0,
+                         width=320, height=180, seed=1),
+             RepClipSpec("fast_saw", "saw", n_cycles=24, period_start_s=0.32, period_end_s=0.4, width=320, height=180,
+                         fps=30.0, seed=2),
+             RepClipSpec("stir_pause", "stir", n_cycles=8, period_start_s=1.0, period_end_s=1.0, pauses=((4, 3.0),),
+                         width=320, height=180, seed=3)]
+    return [generate_rep_clip(s, out)[0] for s in specs]
+
+
+def test_generated_clips_are_counted(rep_clips: list[Path]) -> None:
+    for path in rep_clips:
+        truth = load_truth(path)
+        row = clip_row(count_video(path))
+        assert row["status"] == COUNTED, (path.name, row)
+        assert row["count"] == pytest.approx(truth.count, rel=0.15, abs=1.0), (path.name, row)
+
+
+def test_frame_cache_keeps_the_source_rate_motion_track(rep_clips: list[Path], tmp_path: Path) -> None:
+    path = rep_clips[1]
+    build_frame_cache(path, tmp_path / "fc", sample_fps=5.0, max_side=160)
+    fc = FrameCache(tmp_path / "fc")
+    mt = fc.motion_track()
+    assert mt is not None and mt.fps == pytest.approx(30.0, rel=0.01)
+    assert len(mt) > 5 * len(fc)
+    direct = motion_track_from_video(path)
+    assert np.array_equal(direct.intensity, mt.intensity)
+    sig = motion_signals(mt.t_s, mt.energy, mt.intensity)
+    row = clip_row(count_repetitions(sig, float(mt.t_s[-1] + 1 / 30)))
+    assert row["count"] == pytest.approx(load_truth(path).count, rel=0.15)
