@@ -13,6 +13,19 @@ Vocabulary (shared by every clip; periods are the motion period of the activity,
 Periods are >= 1 s so they stay recoverable from 5 fps sampling. The scene trap: every clip gets its own
 background texture, palette, lighting gain/gamma and colour cast, so appearance fingerprints the clip while
 motion and tools carry the activity. File names carry a phase word (production/prep/transit/downtime/demo).
+
+Injected anomalies (EgoClean's kinds, only when asked: `generate_clip(anomalies=[(kind, start_s, end_s), ...])`
+or `generate_demo_set(anomalies=True)`), with frame-exact spans written to `<stem>.anomalies.csv`
+(start_s,end_s,label) and the per-frame ground truth's `activity` set to the kind inside them:
+
+| kind              | what the camera sees                                                              |
+| ----------------- | --------------------------------------------------------------------------------- |
+| not_working       | the worker stands turned away: another part of the site, gloves out of view       |
+| getting_up        | the head rises and swings: big vertical/rotational camera motion, motion blur     |
+| material_handling | cardboard boxes lifted and stacked on a pallet: other objects, other colours      |
+| lens_covered      | a glove over the lens: dark, blurred, glove-tinted frames                         |
+
+Anomaly rendering draws from its own random stream, so a clip without anomalies is byte-identical to before.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ import cv2
 import numpy as np
 import polars as pl
 
+from handclust_assets.science.anomaly_eval import anomaly_sidecar_path, write_anomaly_sidecar
 from handclust_assets.video.writer import write_video
 
 PERIODS = {"trowel": 1.5, "scoop": 2.5, "carry": 1.1, "walk": 1.0, "idle": float("nan")}
@@ -43,6 +57,8 @@ GT_SCHEMA = {
     "segment_idx": pl.Int64,
     "period_s": pl.Float64,
 }
+ANOMALY_KINDS = {"not_working": "not working", "getting_up": "getting up", "material_handling": "material handling",
+                 "lens_covered": "lens covered"}
 DEMO_CLIPS = [
     ("01_production_masonry", "production"),
     ("02_prep_mixing", "prep"),
@@ -166,6 +182,90 @@ def _render(style: _Style, act: str, tl: float, period: float, cam: tuple[float,
     return img
 
 
+@dataclass
+class _AnomalyScene:
+    away: _Style  # the part of the site the worker looks at when not working
+    box: tuple[int, int, int]  # cardboard colour (RGB)
+    ceiling: tuple[int, int, int]  # what enters the top of the view when the head rises
+
+
+def _anomaly_scene(seed: int, width: int, height: int) -> _AnomalyScene:
+    rng = np.random.default_rng([seed, 0xA7])  # own stream: clips without anomalies are unchanged
+    away = _style(rng, width, height)
+    box = tuple(int(v) for v in rng.uniform([150, 105, 55], [200, 145, 85]))
+    ceiling = tuple(int(v) for v in rng.uniform(170, 235, 3))
+    return _AnomalyScene(away=away, box=box, ceiling=ceiling)
+
+
+def _smoothstep(u: float) -> float:
+    u = min(1.0, max(0.0, u))
+    return u * u * (3 - 2 * u)
+
+
+def _render_anomaly(kind: str, u: float, ta: float, base: np.ndarray, scene: _AnomalyScene, style: _Style,
+                    cam: tuple[float, float, float], glove: tuple[int, int, int]) -> np.ndarray:
+    """One frame of an injected anomaly; `u` in [0, 1) is the position in the span, `ta` seconds into it,
+    `base` the frame the normal activity would have shown."""
+    h, w = base.shape[:2]
+    s = w / 640.0
+    if kind == "not_working":  # turned away: another part of the site, hands out of view
+        x0 = int(cam[0] * 0.3 + 3 * s * np.sin(ta / 3.0)) % (scene.away.canvas.shape[1] - w - 1)
+        y0 = int(40 + 2 * np.sin(ta / 4.1))
+        return np.ascontiguousarray(scene.away.canvas[y0 : y0 + h, x0 : x0 + w])
+    if kind == "getting_up":  # head rises and swings: big camera motion with motion blur
+        rise = _smoothstep(2.5 * u) * 0.45 * h
+        rot = 9.0 * np.sin(2 * np.pi * ta / 1.7)
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), rot, 1.0)
+        m[0, 2] += 0.15 * w * np.sin(2 * np.pi * ta / 2.3)
+        m[1, 2] += rise
+        img = cv2.warpAffine(base, m, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=scene.ceiling)
+        k = max(3, int(15 * s)) | 1
+        return cv2.blur(img, (k, max(1, k // 3)))
+    if kind == "material_handling":  # lifting boxes onto a pallet: other objects, other colours
+        m = np.float32([[1, 0, 0.08 * w * np.sin(2 * np.pi * ta / 4.0)], [0, 1, 0]])
+        img = cv2.warpAffine(np.ascontiguousarray(style.canvas[40 : 40 + h, :w]), m, (w, h),
+                             borderMode=cv2.BORDER_REFLECT)
+        for k in range(5):  # pallet slats
+            y = int(h * 0.82 + k * 10 * s)
+            cv2.rectangle(img, (int(w * 0.1), y), (int(w * 0.9), y + int(6 * s)), (110, 80, 45), -1)
+        for k in range(3):  # the stack
+            x = int(w * (0.14 + 0.25 * k))
+            cv2.rectangle(img, (x, int(h * 0.55)), (x + int(120 * s), int(h * 0.82)), scene.box, -1)
+            cv2.line(img, (x, int(h * 0.68)), (x + int(120 * s), int(h * 0.68)), (225, 215, 190), max(2, int(5 * s)))
+        lift = 0.5 * (1 - np.cos(2 * np.pi * ta / 3.0))
+        bx, by = w * 0.5, h * (0.75 - 0.35 * lift)
+        cv2.rectangle(img, (int(bx - 90 * s), int(by - 60 * s)), (int(bx + 90 * s), int(by + 60 * s)), scene.box, -1)
+        cv2.line(img, (int(bx - 90 * s), int(by)), (int(bx + 90 * s), int(by)), (225, 215, 190), max(2, int(6 * s)))
+        _glove(img, (bx - 95 * s, by + 10 * s), 1.3 * s, glove)
+        _glove(img, (bx + 95 * s, by + 10 * s), 1.3 * s, glove)
+        return img
+    if kind == "lens_covered":  # a glove over the lens: dark, blurred, glove-tinted
+        sigma = max(3.0, w / 18.0)
+        img = cv2.GaussianBlur(base, (0, 0), sigma).astype(np.float32) * 0.1
+        return np.clip(img + np.float32(glove) * 0.12, 0, 255).astype(np.uint8)
+    raise ValueError(f"unknown anomaly kind {kind!r} (known: {', '.join(ANOMALY_KINDS)})")
+
+
+def random_anomaly_spans(seed: int, duration_s: float, n: int, min_len_s: float = 8.0, max_len_s: float = 20.0,
+                         margin_s: float = 10.0, kinds: tuple[str, ...] = tuple(ANOMALY_KINDS)
+                         ) -> list[tuple[str, float, float]]:
+    """`n` non-overlapping (kind, start_s, end_s) spans, `margin_s` away from the clip's ends and from each
+    other, on whole tenths of a second; fewer when the clip is too short to hold them."""
+    rng = np.random.default_rng([seed, 0xA9])
+    spans: list[tuple[str, float, float]] = []
+    for k in range(200):
+        if len(spans) >= n:
+            break
+        length = round(float(rng.uniform(min_len_s, max_len_s)), 1)
+        hi = duration_s - margin_s - length
+        if hi <= margin_s:
+            break
+        a = round(float(rng.uniform(margin_s, hi)), 1)
+        if all(a + length + margin_s <= s0 or a >= s1 + margin_s for _, s0, s1 in spans):
+            spans.append((kinds[(len(spans) + k + seed) % len(kinds)], a, round(a + length, 1)))
+    return sorted(spans, key=lambda x: x[1])
+
+
 def generate_clip(
     path: str | Path,
     *,
@@ -176,10 +276,13 @@ def generate_clip(
     fps: float = 15.0,
     phase: str = "production",
     activities: list[tuple[str, float]] | None = None,
+    anomalies: list[tuple[str, float, float]] | None = None,
 ) -> pl.DataFrame:
     """Write one synthetic clip (H.264 mp4) and `<stem>.gt.parquet`; return the per-frame ground truth.
 
     `activities`, if given, fixes the plan as [(activity, seconds), ...] instead of the phase's random mix.
+    `anomalies`, if given (even empty), injects [(kind, start_s, end_s), ...] (kinds: ANOMALY_KINDS) into the
+    frames with t in [start_s, end_s) and writes them to `<stem>.anomalies.csv`; None changes nothing.
     """
     path = Path(path)
     rng = np.random.default_rng(seed)
@@ -202,6 +305,10 @@ def generate_clip(
     noise_bank = [rng.integers(0, 5, (height, width, 3), dtype=np.uint8) for _ in range(7)]
     lit_glove = 255.0 * np.power(np.clip(np.array(glove) * style.gain * style.cast / 255.0, 0, 1), style.gamma)
     glove = tuple(int(v) for v in lit_glove)
+    for kind, a, b in anomalies or []:
+        if kind not in ANOMALY_KINDS or not 0 <= a < b:
+            raise ValueError(f"bad anomaly {(kind, a, b)}: kind in {list(ANOMALY_KINDS)}, 0 <= start < end")
+    scene = _anomaly_scene(seed, width, height) if anomalies else None
 
     def frames():
         nonlocal cx, cy, bob_phase
@@ -227,6 +334,10 @@ def generate_clip(
             rows_seg.append(seg_i)
             rows_per.append(period)
             img = _render(style, act, tl, period, (cx, cy, rot), width, height, glove)
+            for kind, a, b in anomalies or []:
+                if a <= t < b:
+                    img = _render_anomaly(kind, (t - a) / (b - a), t - a, img, scene, style, (cx, cy, rot), glove)
+                    rows_act[-1], rows_per[-1] = kind, float("nan")
             yield cv2.add(img, noise_bank[i % len(noise_bank)], dtype=cv2.CV_8U)
 
     write_video(path, frames(), fps, codec="libx264", crf=23, preset="veryfast")
@@ -241,6 +352,8 @@ def generate_clip(
         schema=GT_SCHEMA,
     )
     gt.write_parquet(path.with_name(path.stem + ".gt.parquet"))
+    if anomalies is not None:
+        write_anomaly_sidecar(anomaly_sidecar_path(path), [(a, b, ANOMALY_KINDS[k]) for k, a, b in anomalies])
     return gt
 
 
@@ -258,8 +371,12 @@ def generate_demo_set(
     height: int = 360,
     fps: float = 15.0,
     seed: int = 0,
+    anomalies_per_clip: int = 0,
 ) -> list[Path]:
-    """The default demo data set: `n_clips` clips (phase words in the names), skipped when already present."""
+    """The default demo data set: `n_clips` clips (phase words in the names), skipped when already present.
+
+    `anomalies_per_clip` > 0 injects that many anomalies per clip (`random_anomaly_spans`, kinds rotating) with
+    their `<stem>.anomalies.csv`; 0 (the default) writes exactly the clips it always did."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -270,11 +387,17 @@ def generate_demo_set(
         p = out / f"{name}.mp4"
         params = {"seed": seed * 1000 + i, "duration_s": duration_s, "width": width, "height": height, "fps": fps,
                   "phase": phase, "version": 4}
+        spans = None
+        if anomalies_per_clip > 0:
+            params["anomalies_per_clip"] = anomalies_per_clip
+            spans = random_anomaly_spans(params["seed"], duration_s, anomalies_per_clip)
         side = p.with_name(p.stem + ".params.json")
         if p.exists() and side.exists() and json.loads(side.read_text()) == params:
             paths.append(p)
             continue
-        generate_clip(p, seed=params["seed"], duration_s=duration_s, width=width, height=height, fps=fps, phase=phase)
+        anomaly_sidecar_path(p).unlink(missing_ok=True)
+        generate_clip(p, seed=params["seed"], duration_s=duration_s, width=width, height=height, fps=fps, phase=phase,
+                      anomalies=spans)
         side.write_text(json.dumps(params))
         paths.append(p)
     return paths
