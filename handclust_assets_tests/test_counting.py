@@ -280,3 +280,16 @@ def test_frame_cache_keeps_the_source_rate_motion_track(rep_clips: list[Path], t
     sig = motion_signals(mt.t_s, mt.energy, mt.intensity)
     row = clip_row(count_repetitions(sig, float(mt.t_s[-1] + 1 / 30)))
     assert row["count"] == pytest.approx(load_truth(path).count, rel=0.15)
+
+
+def test_motion_track_compensates_camera_translation(tmp_path: Path) -> None:
+    from handclust_assets.video.writer import moving_pattern, write_video
+
+    path = write_video(tmp_path / "pan.mp4", moving_pattern(60, 320, 180, speed=5.0), 30.0, crf=18)
+    mt = motion_track_from_video(path)
+    assert mt.camera is not None and mt.camera.shape == (len(mt), 2)
+    dx = np.median(mt.camera[5:, 0])
+    assert dx == pytest.approx(-5.0 * 64 / 320, rel=0.15)  # content moves left; px of the 64-px image
+    assert abs(np.median(mt.camera[5:, 1])) < 0.1
+    comp, raw = mt.energy[5:].astype(float).mean(), mt.energy_raw[5:].astype(float).mean()
+    assert comp < 0.5 * raw

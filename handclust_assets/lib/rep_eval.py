@@ -127,7 +127,7 @@ def signals_for_video(video_path: str | Path, with_flow: bool = False, flow_fps:
     if len(track) == 0:
         return [], 0.0
     duration = float(track.t_s[-1] + 1.0 / max(track.fps, 1e-3))
-    signals = motion_signals(track.t_s, track.energy, track.intensity)
+    signals = motion_signals(track.t_s, track.energy, track.intensity, track.camera, track.energy_raw)
     if with_flow:
         from handclust_assets.science.flow import compute_flow
         from handclust_assets.video.frame_cache import sample_frames

@@ -79,8 +79,8 @@ class CountingParams:
     min_period_s: float = 0.25
     max_period_s: float = 10.0
     min_cycles: float = 2.0  # a period longer than span / min_cycles is not tested
-    n_cycles: float = 3.0  # analysis window = n_cycles x candidate period, clamped:
-    min_window_s: float = 2.0
+    n_cycles: float = 4.0  # analysis window = n_cycles x candidate period, clamped:
+    min_window_s: float = 2.5
     max_window_s: float = 12.0
     smooth_s: float = 0.04  # anti-alias Gaussian on source-rate signals (kills codec GOP flicker)
     periods_per_octave: int = 16
@@ -92,6 +92,8 @@ class CountingParams:
     signal_threshold: float = 0.15  # a signal counts as periodic where its own strength reaches this
     min_agree: int = 2  # agreeing signals needed for "counted" (fewer if fewer are available)
     min_coverage: float = 0.25  # periodic share of a span needed to count it
+    still_ratio: float = 0.12  # motion energy below this share of its typical moving level = a pause
+    still_window_s: float = 0.6
 
 
 @dataclass
@@ -105,19 +107,28 @@ class RepetitionCounts:
 
 
 def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndarray | None,
-                   pool: int = 2) -> list[RhythmSignal]:
+                   camera: np.ndarray | None = None, energy_raw: np.ndarray | None = None, pool: int = 2
+                   ) -> list[RhythmSignal]:
     """The source-rate signals from the frame cache's motion track: energy (T, cells) -> "motion_energy",
-    intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged) -> "appearance"."""
+    (with `energy_raw`, the uncompensated cells ride along as more channels: whichever repeats gets the weight),
+    intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged) -> "appearance", the camera's
+    per-frame translation (T, 2) -> "camera_motion" (signed: turns once per cycle, like a position)."""
     out = []
     t = np.asarray(t_s, np.float64)
     if energy is not None and len(energy):
-        out.append(RhythmSignal("motion_energy", t, np.asarray(energy, np.float64).reshape(len(t), -1), SPEED))
+        e = np.asarray(energy, np.float64).reshape(len(t), -1)
+        if energy_raw is not None and len(energy_raw) == len(t) and camera is not None and np.any(camera):
+            e = np.concatenate([e, np.asarray(energy_raw, np.float64).reshape(len(t), -1)], axis=1)
+        out.append(RhythmSignal("motion_energy", t, e, SPEED))
     if intensity is not None and len(intensity):
         img = np.asarray(intensity, np.float64)
         if img.ndim == 3 and pool > 1 and img.shape[1] >= 2 * pool and img.shape[2] >= 2 * pool:
             h, w = img.shape[1] // pool * pool, img.shape[2] // pool * pool
             img = img[:, :h, :w].reshape(len(img), h // pool, pool, w // pool, pool).mean(axis=(2, 4))
         out.append(RhythmSignal("appearance", t, img.reshape(len(t), -1), POSITION))
+    if camera is not None and len(camera) == len(t) and np.any(np.abs(np.asarray(camera)) > 0):
+        out.append(RhythmSignal("camera_motion", t, np.asarray(camera, np.float64).reshape(len(t), -1), POSITION,
+                                prior=0.7))
     return out
 
 
@@ -339,6 +350,8 @@ def _track(signals: Sequence[RhythmSignal], duration_s: float, p: CountingParams
     n_per = max(2, int(np.ceil(np.log2(max_period / p.min_period_s) * p.periods_per_octave)) + 1)
     periods = np.geomspace(p.min_period_s, max_period, n_per)
     emission = _interp_lags(enh, periods * p.fs)
+    still = _still_centres(signals, t_c, p)
+    emission[still] = -1.0  # no motion, no repetition (pauses shorter than the analysis window)
     free = track_period(emission, periods, -np.inf, p.octave_cost, p.switch_cost)
     path = track_period(emission, periods, p.periodic_threshold, p.octave_cost, p.switch_cost)
     per = np.where(path >= 0, periods[np.maximum(path, 0)], np.nan)
@@ -373,6 +386,29 @@ def _compatible(own: np.ndarray, period: np.ndarray, kind: str, tol: float) -> n
     with np.errstate(invalid="ignore", divide="ignore"):
         lr = np.log(own / period)
         return np.any([np.abs(lr - np.log(q)) <= np.log(tol) for q in ratios], axis=0)
+
+
+def _still_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, p: CountingParams) -> np.ndarray:
+    """Centres where the frame-difference energy (summed over cells, noise floor removed) stays below
+    `still_ratio` of its typical moving level for the whole +-still_window_s / 2: the actor pauses."""
+    sig = next((s for s in signals if s.name == "motion_energy" and len(s.t_s) >= 8), None)
+    out = np.zeros(len(t_c), bool)
+    if sig is None:
+        return out
+    e = np.nanmean(np.asarray(sig.values, np.float64).reshape(len(sig.t_s), -1), axis=1)
+    ok = np.isfinite(e)
+    if ok.sum() < 8:
+        return out
+    floor, moving = np.percentile(e[ok], [5, 75])
+    if moving - floor <= 1e-9:
+        return out
+    t = np.asarray(sig.t_s, np.float64)[ok]
+    level = (e[ok] - floor) / (moving - floor)
+    cum = np.concatenate([[0.0], np.cumsum(level)])
+    a = np.searchsorted(t, t_c - p.still_window_s / 2)
+    b = np.searchsorted(t, t_c + p.still_window_s / 2)
+    mean = (cum[b] - cum[a]) / np.maximum(b - a, 1)
+    return (b > a) & (mean < p.still_ratio)
 
 
 def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr: _Track,

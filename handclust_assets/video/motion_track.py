@@ -5,7 +5,11 @@ source frame rate at almost no cost: while the frame cache decodes, every frame'
 conversion) is subsampled to a 64-px-wide gray image, from which two signals are kept:
 
     energy     float16 (T, gh, gw)  mean |frame difference| per cell of a coarse grid (cells of ~8 px of
-                                    the 64-px image), so a small moving hand is not averaged with the whole frame
+                                    the 64-px image), so a small moving hand is not averaged with the whole frame;
+                                    the previous frame is first shifted by the camera's translation (phase
+                                    correlation), so head / camera sway is not counted as hand motion
+    energy_raw float16 (T, gh, gw)  the same without the compensation (the camera's own rhythm, e.g. walking)
+    camera     float32 (T, 2)       that translation (dx, dy) in px of the 64-px image per frame (0 for frame 0)
     intensity  uint8   (T, th, tw)  the gray image pooled to 32 px wide (where things are: repeats once per cycle)
     t_s        float64 (T,)         presentation time of each frame, from the first frame
 
@@ -25,6 +29,8 @@ MOTION_FILE = "motion.npz"
 WORK_WIDTH = 64
 THUMB_WIDTH = 32
 CELL_PX = 8
+MIN_SHIFT_PX = 0.25  # camera translations below this (px of the 64-px image) are left uncompensated
+MIN_RESPONSE = 0.2  # phase-correlation peak needed to trust a translation
 _LUMA_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p",
                  "nv12", "nv21", "gray", "yuva420p"}
 
@@ -34,6 +40,8 @@ class MotionTrack:
     t_s: np.ndarray
     energy: np.ndarray
     intensity: np.ndarray
+    camera: np.ndarray | None = None
+    energy_raw: np.ndarray | None = None  # the same energy without camera compensation
 
     @property
     def fps(self) -> float:
@@ -77,6 +85,10 @@ class MotionTrackBuilder:
         self._intensity: list[np.ndarray] = []
         self._prev: np.ndarray | None = None
         self._grid: tuple[int, int] | None = None
+        self._camera: list[tuple[float, float]] = []
+        self._raw: list[np.ndarray] = []
+        self._prev_f: np.ndarray | None = None
+        self._window: np.ndarray | None = None
 
     def add(self, frame: av.VideoFrame, t_s: float) -> None:
         self.add_gray(_rotate(small_gray(frame, self.width), self.rotation), t_s)
@@ -90,33 +102,60 @@ class MotionTrackBuilder:
             h, w = g.shape
         if self._prev is None:
             diff = np.zeros(g.shape, np.float32)
+            shift = (0.0, 0.0)
         else:
-            diff = cv2.absdiff(g, self._prev).astype(np.float32)
+            diff, shift = self._compensated_diff(g)
+        self._camera.append(shift)
+        raw = diff if shift == (0.0, 0.0) or self._prev is None else cv2.absdiff(g, self._prev).astype(np.float32)
+        self._raw.append(cv2.resize(raw, self._grid, interpolation=cv2.INTER_AREA).astype(np.float16))
         self._energy.append(cv2.resize(diff, self._grid, interpolation=cv2.INTER_AREA).astype(np.float16))
         th = max(2, int(round(THUMB_WIDTH * h / w)))
         self._intensity.append(cv2.resize(g, (THUMB_WIDTH, th), interpolation=cv2.INTER_AREA))
         self._t.append(float(t_s))
         self._prev = g
+        if self._prev_f is None:
+            self._prev_f = g.astype(np.float32)
+
+    def _compensated_diff(self, g: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+        """|g - previous frame shifted by the global translation|; no shift under `MIN_SHIFT_PX` or when the
+        phase-correlation peak is weak (no dominant translation: a static camera, or only the subject moves)."""
+        gf = g.astype(np.float32)
+        if self._window is None or self._window.shape != g.shape:
+            self._window = cv2.createHanningWindow((g.shape[1], g.shape[0]), cv2.CV_32F)
+        (dx, dy), response = cv2.phaseCorrelate(self._prev_f, gf, self._window)
+        self._prev_f = gf
+        if response < MIN_RESPONSE or np.hypot(dx, dy) < MIN_SHIFT_PX or np.hypot(dx, dy) > g.shape[1] / 4:
+            return cv2.absdiff(g, self._prev).astype(np.float32), (0.0, 0.0)
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        moved = cv2.warpAffine(self._prev, m, (g.shape[1], g.shape[0]), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+        return cv2.absdiff(g, moved).astype(np.float32), (float(dx), float(dy))
 
     def result(self) -> MotionTrack:
         if not self._t:
             return MotionTrack(np.zeros(0), np.zeros((0, 1, 1), np.float16), np.zeros((0, 1, 1), np.uint8))
-        energy = np.stack(self._energy)
+        energy, raw = np.stack(self._energy), np.stack(self._raw)
         if len(energy) > 1:
-            energy[0] = energy[1]  # the first frame has no predecessor
-        return MotionTrack(np.asarray(self._t, np.float64), energy, np.stack(self._intensity))
+            energy[0], raw[0] = energy[1], raw[1]  # the first frame has no predecessor
+        return MotionTrack(np.asarray(self._t, np.float64), energy, np.stack(self._intensity),
+                           np.asarray(self._camera, np.float32).reshape(-1, 2), raw)
 
 
 def save_motion_track(track: MotionTrack, path: str | Path) -> Path:
     path = Path(path)
     with path.open("wb") as f:
-        np.savez_compressed(f, t_s=track.t_s, energy=track.energy, intensity=track.intensity)
+        cam = track.camera if track.camera is not None else np.zeros((len(track.t_s), 2), np.float32)
+        raw = track.energy_raw if track.energy_raw is not None else track.energy
+        np.savez_compressed(f, t_s=track.t_s, energy=track.energy, intensity=track.intensity, camera=cam,
+                            energy_raw=raw)
     return path
 
 
 def load_motion_track(path: str | Path) -> MotionTrack:
     with np.load(Path(path)) as d:
-        return MotionTrack(d["t_s"].astype(np.float64), d["energy"], d["intensity"])
+        cam = d["camera"] if "camera" in d.files else None
+        raw = d["energy_raw"] if "energy_raw" in d.files else None
+        return MotionTrack(d["t_s"].astype(np.float64), d["energy"], d["intensity"], cam, raw)
 
 
 def motion_track_from_video(video_path: str | Path, max_seconds: float | None = None) -> MotionTrack:
