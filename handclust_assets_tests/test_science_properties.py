@@ -91,6 +91,17 @@ def test_otsu_threshold_on_ulp_spread_scores() -> None:
         assert min(x) <= t <= max(x)
 
 
+@pytest.mark.parametrize(("seed", "n", "d"), [(7, 10, 384), (11, 3, 8), (15, 10, 768)])
+def test_detect_anomalies_on_a_static_clip_issue_9(seed: int, n: int, d: int) -> None:
+    """Issue 9 as it happened: a short static clip whose window embeddings are identical float32 vectors. Their
+    typicality is 1 up to a few ulps, so the score spans a few ulps and numpy raised 'Too many bins for data
+    range' (these seeds did, before the fix)."""
+    emb = np.tile(np.random.default_rng(seed).normal(size=d).astype(np.float32), (n, 1))
+    scores, spans = detect_anomalies(emb, np.arange(n, dtype=np.float64))
+    assert scores.height == n and spans.height == 0 and not scores["is_anomaly"].any()
+    assert np.isfinite(scores["theta_on"].to_numpy()).all()
+
+
 @FAST
 @given(signals(max_len=40), st.sampled_from((0.1, 0.3, 1.0)))
 def test_ema_keeps_length_and_carries_over_gaps(x: np.ndarray, alpha: float) -> None:

@@ -26,9 +26,23 @@ def min_samples_rule(mcs: int) -> int:
     return max(2, mcs // 3)
 
 
+def finite(x: np.ndarray) -> np.ndarray:
+    """float64 copy with NaN and +-inf set to 0 (an unmeasured value carries no evidence either way)."""
+    return np.nan_to_num(np.asarray(x, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def l2n(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm; a row of norm <= 1e-12 (no direction) becomes zero."""
     x = np.asarray(x, np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.where(norm > 1e-12, x / np.maximum(norm, 1e-12), 0.0)
+
+
+def _spread_scale(x: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Per-column divisor for z-scoring: the std, or 1 for a column that does not vary beyond float32 noise
+    (std <= 1e-9, or <= 1e-6 of the column's magnitude): its jitter must not become unit-variance noise."""
+    mag = np.abs(x).max(axis=0, initial=0.0)
+    return np.where(std > np.maximum(1e-9, 1e-6 * mag), std, 1.0)
 
 
 def reduce_dim(x: np.ndarray, max_dim: int | None = None, seed: int = 0) -> np.ndarray:
@@ -64,10 +78,10 @@ def cluster_hdbscan(x: np.ndarray, metric: str = "cosine", min_cluster_size: int
     """
     import hdbscan
 
-    x = np.nan_to_num(np.asarray(x, np.float64))
+    x = finite(x)
     n = len(x)
     fit_n = min(n, max_fit_rows)
-    mcs = min_cluster_size or min_cluster_size_rule(fit_n)
+    mcs = max(2, min_cluster_size or min_cluster_size_rule(fit_n))  # HDBSCAN rejects a minimum size of 1
     if n < max(mcs, 3):
         return ClusterResult(np.full(n, -1), np.zeros(n), 0, n, mcs)
     if metric == "cosine":
@@ -76,6 +90,8 @@ def cluster_hdbscan(x: np.ndarray, metric: str = "cosine", min_cluster_size: int
     x = reduce_dim(x, max_dim)
     if metric == "cosine" and x.shape[1] < d0:
         x = l2n(x)
+    if np.ptp(x, axis=0).max(initial=0.0) <= 1e-12:  # every row the same point: one activity (HDBSCAN never
+        return ClusterResult(np.zeros(n, np.int64), np.ones(n), 1, 0, mcs)  # returns a single cluster: all noise)
     ms = min(min_samples or min_samples_rule(mcs), fit_n - 1)
     algo = "boruvka_kdtree" if x.shape[1] <= 40 else "best"
     cl = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=ms, metric="euclidean", algorithm=algo,
@@ -121,13 +137,13 @@ def stable_relabel(labels: np.ndarray, x: np.ndarray, previous_centroids: np.nda
     """Match this run's clusters to the previous run's centroids (Hungarian on cosine distance) so cluster ids
     stay the same across re-runs; unmatched clusters get fresh ids after the previous ones."""
     labels = canonical_labels(labels)
-    if previous_centroids is None or len(previous_centroids) == 0 or labels.max() < 0:
+    if previous_centroids is None or len(previous_centroids) == 0 or labels.max(initial=-1) < 0:
         return labels
     if np.asarray(previous_centroids).shape[1] != np.asarray(x).shape[1]:
         return labels  # another space (a descriptor changed): ids cannot be matched
     cur = l2n(centroids(x, labels))
     prev = l2n(previous_centroids)
-    cost = 1.0 - cur @ prev.T
+    cost = np.nan_to_num(1.0 - cur @ prev.T, nan=2.0, posinf=2.0, neginf=2.0)  # a broken centroid matches nothing
     r, c = linear_sum_assignment(cost)
     mapping = {int(i): int(j) for i, j in zip(r, c) if cost[i, j] < 0.5}
     nxt = len(prev)
@@ -145,7 +161,7 @@ def assign_noise_to_nearest(x: np.ndarray, labels: np.ndarray, metric: str = "co
     labels = np.asarray(labels).copy()
     if labels.max(initial=-1) < 0 or not (labels < 0).any():
         return labels
-    z = l2n(x) if metric == "cosine" else np.asarray(x, np.float64)
+    z = l2n(finite(x)) if metric == "cosine" else finite(x)
     ids = np.unique(labels[labels >= 0])
     cen = np.stack([z[labels == c].mean(axis=0) for c in ids])
     noise = labels < 0
@@ -156,7 +172,7 @@ def assign_noise_to_nearest(x: np.ndarray, labels: np.ndarray, metric: str = "co
 
 def medoids(x: np.ndarray, labels: np.ndarray, metric: str = "cosine") -> dict[int, int]:
     """Row index of each cluster's medoid (the member closest to the cluster centroid)."""
-    z = l2n(x) if metric == "cosine" else np.asarray(x, np.float64)
+    z = l2n(finite(x)) if metric == "cosine" else finite(x)
     out = {}
     for c in np.unique(labels[labels >= 0]):
         idx = np.flatnonzero(labels == c)
@@ -167,10 +183,10 @@ def medoids(x: np.ndarray, labels: np.ndarray, metric: str = "cosine") -> dict[i
 
 def standardise_block(x: np.ndarray, mean: np.ndarray | None = None, std: np.ndarray | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = np.nan_to_num(np.asarray(x, np.float64))
-    mean = x.mean(axis=0) if mean is None else mean
-    std = x.std(axis=0) if std is None else std
-    z = (x - mean) / np.where(std > 1e-9, std, 1.0)
+    x = finite(x)
+    mean = (x.mean(axis=0) if len(x) else np.zeros(x.shape[1])) if mean is None else mean
+    std = (x.std(axis=0) if len(x) else np.ones(x.shape[1])) if std is None else std
+    z = (x - mean) / _spread_scale(x, std)
     return l2n(z), mean, std
 
 
@@ -199,9 +215,11 @@ class BlockTransform:
     def fit(cls, x: np.ndarray, max_dim: int | None = None, seed: int = 0, max_fit_rows: int = 20_000
             ) -> BlockTransform:
         max_dim = MAX_DIM if max_dim is None else max_dim
-        x = np.nan_to_num(np.asarray(x, np.float64))
+        x = finite(x)
+        if len(x) == 0:
+            return cls(np.zeros(x.shape[1]), np.ones(x.shape[1]))
         mean, std = x.mean(axis=0), x.std(axis=0)
-        t = cls(mean, np.where(std > 1e-9, std, 1.0))
+        t = cls(mean, _spread_scale(x, std))
         z = t._zl2(x)
         if z.shape[1] > max_dim and len(z) > max_dim:
             from sklearn.decomposition import PCA
@@ -214,7 +232,7 @@ class BlockTransform:
         return t
 
     def _zl2(self, x: np.ndarray) -> np.ndarray:
-        return l2n((np.nan_to_num(np.asarray(x, np.float64)) - self.mean) / self.std)
+        return l2n((finite(x) - self.mean) / self.std)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         z = self._zl2(x)
@@ -231,12 +249,18 @@ class BlockTransform:
         return cls(_arr(d["mean"]), _arr(d["std"]), _arr(d.get("pca_mean")), _arr(d.get("components")))
 
 
+def _weight(w: float) -> float:
+    """A usable fusion weight: finite and >= 0 (NaN, inf or negative -> 0)."""
+    w = float(w)
+    return w if np.isfinite(w) and w > 0 else 0.0
+
+
 @dataclass
 class FusionSpace:
     """Late fusion: each block through its BlockTransform, times sqrt(weight) (weights act on squared
     distances), concatenated and L2-normalised for cosine HDBSCAN. One block with weight 1 is a single
-    modality's space. A segment missing a modality (NaN rows) gets zeros for that block: no evidence, not
-    evidence of "zero"."""
+    modality's space. A segment missing a modality (a row with NaN/inf) gets zeros for that block: no evidence,
+    not evidence of "zero". Weights that are NaN, inf or negative count as 0."""
 
     names: list[str]
     weights: dict[str, float]
@@ -252,9 +276,9 @@ class FusionSpace:
         fitted = {}
         for n in names:
             x = np.asarray(blocks[n], np.float64)
-            ok = ~np.isnan(x).any(axis=1)
+            ok = np.isfinite(x).all(axis=1)
             fitted[n] = BlockTransform.fit(x[ok] if ok.any() else np.zeros((1, x.shape[1])), max_dim)
-        return cls(names, {n: float(max(weights.get(n, 0.0), 0.0)) for n in names}, fitted)
+        return cls(names, {n: _weight(weights.get(n, 0.0)) for n in names}, fitted)
 
     def compatible(self, blocks: dict[str, np.ndarray]) -> bool:
         return sorted(blocks) == self.names and all(
@@ -264,7 +288,7 @@ class FusionSpace:
         parts = []
         for n in self.names:
             x = np.asarray(blocks[n], np.float64)
-            missing = np.isnan(x).any(axis=1)
+            missing = ~np.isfinite(x).all(axis=1)
             z = self.blocks[n].transform(np.where(missing[:, None], 0.0, x))
             z[missing] = 0.0
             parts.append(np.sqrt(self.weights[n]) * z)
@@ -289,7 +313,7 @@ def clustering_confidence(x: np.ndarray, labels: np.ndarray, sample: int = 3000,
     k = len(np.unique(labels[m]))
     sil = 0.0
     if k >= 2 and m.sum() > k:
-        sil = float(silhouette_score(np.asarray(x)[m], labels[m], metric="cosine",
+        sil = float(silhouette_score(finite(x)[m], labels[m], metric="cosine",
                                      sample_size=min(sample, int(m.sum())), random_state=seed))
     return (1.0 - float((~m).mean()) if len(labels) else 0.0) * max(sil, 0.0) + 0.05
 
@@ -357,7 +381,7 @@ class ClusterModel:
 
     @classmethod
     def fit(cls, x: np.ndarray, labels: np.ndarray, metric: str = "cosine", quantile: float = 0.95) -> ClusterModel:
-        z = l2n(x) if metric == "cosine" else np.asarray(x, np.float64)
+        z = l2n(finite(x)) if metric == "cosine" else finite(x)
         ids, cens, radii = [], [], []
         for c in np.unique(labels[labels >= 0]):
             m = z[labels == c]
@@ -373,7 +397,7 @@ class ClusterModel:
         n = len(x)
         if not self.ids:
             return np.full(n, -1), np.full(n, np.inf), np.zeros(n, bool)
-        z = l2n(x) if self.metric == "cosine" else np.asarray(x, np.float64)
+        z = l2n(finite(x)) if self.metric == "cosine" else finite(x)
         cen = np.asarray(self.centroids)
         d2 = (z**2).sum(1)[:, None] - 2 * z @ cen.T + (cen**2).sum(1)[None]
         j = d2.argmin(axis=1)
@@ -395,7 +419,7 @@ class ClusterModel:
 
 def umap_2d(x: np.ndarray, metric: str = "cosine", seed: int = 0) -> np.ndarray:
     """2-D map of all segments: UMAP (cosine), PCA for fewer than 15 rows."""
-    x = np.nan_to_num(np.asarray(x, np.float64))
+    x = finite(x)
     if len(x) < 15:
         from sklearn.decomposition import PCA
 

@@ -140,6 +140,12 @@ def mixing_score(labels: np.ndarray, clips: np.ndarray) -> float:
     return (s["mean_entropy"] if np.isfinite(s["mean_entropy"]) else 0.0) * s["multi_clip_share"]
 
 
+def _nonneg(v: float) -> float:
+    """NaN / inf / negative (a score that could not be computed) -> 0."""
+    v = float(v)
+    return v if np.isfinite(v) and v > 0 else 0.0
+
+
 def fusion_weights(confidence: dict[str, float], mixing: dict[str, float] | None = None,
                    gate: float = FINGERPRINT_GATE, observed: dict[str, float] | None = None) -> dict[str, float]:
     """Label-free fusion weights, normalised to 1, so confident modalities outweigh ambiguous ones:
@@ -151,8 +157,8 @@ def fusion_weights(confidence: dict[str, float], mixing: dict[str, float] | None
     sees 10 % of the footage cannot carry the other 90 %."""
     w = {}
     for m, c in confidence.items():
-        g = 1.0 if mixing is None else min(1.0, max(mixing.get(m, 0.0), 0.0) / gate)
-        w[m] = (c + 0.01) * g * (1.0 if observed is None else observed.get(m, 1.0))
+        g = 1.0 if mixing is None else min(1.0, _nonneg(mixing.get(m, 0.0)) / gate)
+        w[m] = (_nonneg(c) + 0.01) * g * (1.0 if observed is None else _nonneg(observed.get(m, 1.0)))
     tot = sum(w.values())
     if tot <= 0:
         return {m: 1.0 / len(confidence) for m in confidence}
