@@ -1,10 +1,19 @@
 """HandClust: label-free activity discovery in egocentric work video, as a Dagster asset graph."""
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from handclust_assets.lib.storage import Storage
+    from handclust_assets.lib.tables import ResultsConnection
+
 __version__ = "0.1.0"
 
 
-def connect(root=None):  # noqa: ANN001, ANN201 - thin re-export, documented in tables.connect
-    """Open all results read-only in an in-memory DuckDB (see `handclust_assets.lib.tables.connect`)."""
+def connect(root: Storage | str | os.PathLike | None = None) -> ResultsConnection:
+    """All results, read-only, in an in-memory DuckDB that stays current (see `handclust_assets.lib.tables`)."""
     from handclust_assets.lib.tables import connect as _connect
 
     return _connect(root)

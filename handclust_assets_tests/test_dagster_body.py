@@ -1,5 +1,5 @@
 """`pose`, `hands`, `pose_segments`, `hand_segments` on a real Dagster instance with the REAL MediaPipe models,
-on a real shared clip and a generated one; a missing/corrupt model fails only those assets."""
+on a real shared clip and a generated one; a missing/corrupt model skips only those assets, with the reason."""
 
 from __future__ import annotations
 
@@ -12,39 +12,32 @@ import numpy as np
 import polars as pl
 import pytest
 
-from handclust_assets.definitions import defs, per_clip_assets
-from handclust_assets.defs.clusters.assets import CROSS_DEPS
-from handclust_assets.defs.ingest import assets as ingest
-from handclust_assets.defs.io_manager import DuckDBParquetIOManager
-from handclust_assets.defs.modalities import body, embeddings, motion
-from handclust_assets.defs.resources import HandclustSettings, MediaPipeResource, SceneModelResource
-from handclust_assets.defs.segments import assets as segments
+from handclust_assets.definitions import defs
+from handclust_assets.defs.clusters.assets import DESCRIPTOR_TABLES
+from handclust_assets.defs.jobs import PER_CLIP
+from handclust_assets.defs.modalities import body
+from handclust_assets.defs.resources import MediaPipeResource, SceneModelResource
 from handclust_assets.lib.synthetic import generate_clip
 from handclust_assets.lib.tables import read_table
 from handclust_assets.science import crossclip as X
 from handclust_assets.science.hands import HAND_DIM
 from handclust_assets.science.pose import POSE_DIM
-from handclust_assets_tests.test_pose_hands import find_models_dir
+from handclust_assets_tests.support import make_resources, materializations, materialize, step_failures
 
-ASSETS = [ingest.clips, ingest.frame_cache, motion.flow, embeddings.scene_embeddings, segments.segments,
-          body.pose, body.hands, body.pose_segments, body.hand_segments]
+ASSETS = ["clips", "frame_cache", "flow", "scene_embeddings", "segments", "pose", "hands", "pose_segments",
+          "hand_segments"]
 CLIPS = ["03_blocks", "09_synthetic"]
 
 
 def _resources(root: Path, mediapipe: MediaPipeResource) -> dict:
-    return {
-        "io_manager": DuckDBParquetIOManager(root=str(root)),
-        "settings": HandclustSettings(storage=str(root)),
-        "scene_model": SceneModelResource(model_id="nobody/no-dinov2-here"),  # -> offline EfficientNet-Lite0
-        "mediapipe": mediapipe,
-    }
+    # scene: a model id that is nowhere -> the offline EfficientNet-Lite0
+    return make_resources(root, scene_model=SceneModelResource(model_id="nobody/no-dinov2-here"), mediapipe=mediapipe)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, shared_clips: Path) -> tuple[Path, dict, dg.DagsterInstance]:
-    models = find_models_dir()
-    if models is None:
-        pytest.skip("MediaPipe .task models not found: run `handclust fetch-models`")
+def run(tmp_path_factory: pytest.TempPathFactory, shared_clips: Path, mediapipe_dir: Path
+        ) -> tuple[Path, dict, dg.DagsterInstance]:
+    models = mediapipe_dir
     root = tmp_path_factory.mktemp("body") / "storage"
     (root / "videos").mkdir(parents=True)
     shutil.copy(shared_clips / "03_blocks.mp4", root / "videos" / "03_blocks.mp4")  # a temp copy, never in the repo
@@ -57,7 +50,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, shared_clips: Path) -> tuple[P
     inst.add_dynamic_partitions("clips", CLIPS)
     results = {}
     for clip in CLIPS:
-        r = dg.materialize(ASSETS, partition_key=clip, instance=inst, resources=res)
+        r = materialize(ASSETS, res, inst, partition_key=clip)
         assert r.success
         results[clip] = r
     return root, results, inst
@@ -120,34 +113,35 @@ def test_segment_features_pick_up_pose_and_hands(run) -> None:
         seen = tables[table].filter(pl.col("coverage") >= X.MIN_COVERAGE)
         assert f.height == seen.height > 0 and set(f["vector"].list.len().to_list()) == {dim}
         assert set(zip(f["clip"], f["segment_idx"])) == set(zip(seen["clip"], seen["segment_idx"]))
-    assert {dg.AssetKey("pose_segments"), dg.AssetKey("hand_segments")} <= set(CROSS_DEPS)
+    assert {"pose_segments", "hand_segments"} <= set(DESCRIPTOR_TABLES)
 
 
-def test_missing_or_corrupt_model_fails_only_that_asset(run, tmp_path: Path, monkeypatch) -> None:
+def test_missing_or_corrupt_model_skips_only_that_asset_with_the_reason(run, tmp_path: Path, monkeypatch) -> None:
     root, _, inst = run
-    monkeypatch.setenv("HANDCLUST_MODELS_DIR", str(tmp_path / "no_models"))
+    monkeypatch.setenv("HANDCLUST_MODEL_CACHE", str(tmp_path / "no_models"))
     bad = tmp_path / "hand_landmarker.task"
     bad.write_bytes(b"\x00" * 1000)
     mp = MediaPipeResource(pose_model_path=str(tmp_path / "missing_pose.task"), hand_model_path=str(bad))
-    r = dg.materialize(ASSETS, partition_key="09_synthetic", instance=inst, resources=_resources(root, mp),
-                       raise_on_error=False, selection=[dg.AssetKey("pose"), dg.AssetKey("hands"),
-                                                        dg.AssetKey("flow")])
-    failures = {e.step_key: e.event_specific_data.error.message if e.event_specific_data.error else ""
-                for e in r.all_events if e.event_type_value == "STEP_FAILURE"}
-    descriptions = {e.step_key: str(e.event_specific_data) for e in r.all_events
-                    if e.event_type_value == "STEP_FAILURE"}
-    assert set(failures) == {"pose", "hands"}
-    assert "pose_landmarker_full" in descriptions["pose"] and "fetch-models" in descriptions["pose"]
-    assert "hand_landmarker" in descriptions["hands"] and "sha256" in descriptions["hands"]
-    ok = {e.step_key for e in r.all_events if e.event_type_value == "STEP_SUCCESS"}
-    assert "flow" in ok
+    r = materialize(["pose", "hands", "pose_segments", "hand_segments", "flow"], _resources(root, mp), inst,
+                    partition_key="09_synthetic", raise_on_error=False)
+    assert r.success and step_failures(r) == {}  # a missing model is not a red run
+    assert materializations(r) == {"flow"}
+    reasons = {e.asset_key.to_user_string(): str(e.event_specific_data.asset_observation.metadata["skipped"].value)
+               for e in r.all_events if e.event_type_value == "ASSET_OBSERVATION"}
+    assert set(reasons) == {"pose", "hands"}
+    assert "pose_landmarker_full" in reasons["pose"] and "model unavailable" in reasons["pose"]
+    assert "hand_landmarker" in reasons["hands"] and "sha256" in reasons["hands"]
+    skipped = {e.step_key for e in r.all_events if e.event_type_value == "STEP_SKIPPED"}
+    assert {"pose_segments", "hand_segments"} <= skipped  # their downstream waits for the model too
 
 
 def test_registered_in_the_code_location() -> None:
     dg.Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"pose", "hands", "pose_segments", "hand_segments"} <= keys
-    assert {body.pose, body.hands, body.pose_segments, body.hand_segments} <= set(per_clip_assets)
+    assert {"pose", "hands", "pose_segments", "hand_segments", "mediapipe_model_files"} <= keys
+    assert {body.pose, body.hands, body.pose_segments, body.hand_segments} <= set(PER_CLIP)
+    graph = defs.resolve_asset_graph()
     for a in (body.pose, body.hands):
         (key,) = a.keys
-        assert "@" in a.code_versions_by_key[key] and a.op.pool == "models"
+        assert a.op.pool == "models"
+        assert dg.AssetKey("mediapipe_model_files") in graph.get(key).parent_keys  # the model is an upstream

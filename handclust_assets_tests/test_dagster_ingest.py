@@ -13,23 +13,18 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from handclust_assets.definitions import defs, ingest_assets
-from handclust_assets.defs.io_manager import DuckDBParquetIOManager
+from handclust_assets.definitions import defs
 from handclust_assets.defs.resources import HandclustSettings
-from handclust_assets.defs.sensors import plan_folder_changes
 from handclust_assets.lib.tables import connect
-from handclust_assets.lib.video_folder import scan_videos
+from handclust_assets.lib.video_folder import FileState, plan_folder, scan_videos
 from handclust_assets.video.writer import moving_pattern, write_video
+from handclust_assets_tests.support import make_resources, materialize, step_failures
 
-
-def _resources(root: Path) -> dict:
-    return {"io_manager": DuckDBParquetIOManager(root=str(root)), "settings": HandclustSettings(storage=str(root))}
+INGEST = ["clips", "frame_cache", "ground_truth"]
 
 
 def _materialize(root: Path, instance: dg.DagsterInstance, key: str, raise_on_error: bool = True):
-    return dg.materialize(
-        ingest_assets, partition_key=key, instance=instance, resources=_resources(root), raise_on_error=raise_on_error
-    )
+    return materialize(INGEST, make_resources(root), instance, partition_key=key, raise_on_error=raise_on_error)
 
 
 def test_definitions_load() -> None:
@@ -48,8 +43,7 @@ def test_bad_clip_fails_only_its_partition(storage: Path) -> None:
     good = _materialize(storage, inst, "01_production_good")
     bad = _materialize(storage, inst, "02_prep_broken", raise_on_error=False)
     assert good.success and not bad.success
-    failures = [e for e in bad.all_events if e.event_type_value == "STEP_FAILURE"]
-    msg = failures[0].event_specific_data.error.message
+    msg = step_failures(bad)["clips"]
     assert "02_prep_broken.mp4" in msg and "not a readable video" in msg
     con = duckdb.connect()
     rows = con.execute(f"select clip, phase from '{storage}/tables/clips/*.parquet'").fetchall()
@@ -76,13 +70,10 @@ def test_rematerializing_twice_keeps_row_counts(storage: Path) -> None:
 RUN_ONE = textwrap.dedent(
     """
     import sys, dagster as dg
-    from handclust_assets.definitions import ingest_assets
-    from handclust_assets.defs.io_manager import DuckDBParquetIOManager
-    from handclust_assets.defs.resources import HandclustSettings
+    from handclust_assets.definitions import defs
     root, key = sys.argv[1], sys.argv[2]
     inst = dg.DagsterInstance.get()
-    r = dg.materialize(ingest_assets, partition_key=key, instance=inst,
-        resources={"io_manager": DuckDBParquetIOManager(root=root), "settings": HandclustSettings(storage=root)})
+    r = defs.resolve_job_def("ingest_clips").execute_in_process(partition_key=key, instance=inst)
     sys.exit(0 if r.success else 1)
     """
 )
@@ -95,7 +86,7 @@ def test_parallel_partition_runs_with_a_reader_open(storage: Path, tmp_path: Pat
         write_video(storage / "videos" / f"{i:02d}_production.mp4", moving_pattern(60, 320, 180, seed=i), 15)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "HANDCLUST_STORAGE": str(storage)}
+    env = {**os.environ, "DAGSTER_HOME": str(home), "HANDCLUST_HOME": str(storage)}
     keys = list(scan_videos(storage / "videos"))
     inst = dg.DagsterInstance.from_config(str(home))
     inst.add_dynamic_partitions("clips", keys)
@@ -121,38 +112,73 @@ def test_parallel_partition_runs_with_a_reader_open(storage: Path, tmp_path: Pat
     assert fresh.execute("select count(*) from clips").fetchone()[0] == n
 
 
-def test_folder_planning_handles_new_changed_removed() -> None:
-    new, run, removed, cur = plan_folder_changes({"a": "1:1", "b": "2:2"}, set(), {})
-    assert new == ["a", "b"] and run == ["a", "b"] and removed == []
-    new, run, removed, cur = plan_folder_changes({"a": "1:1", "b": "2:2"}, {"a", "b"}, cur)
-    assert (new, run, removed) == ([], [], [])
-    new, run, removed, cur = plan_folder_changes({"a": "1:9"}, {"a", "b"}, cur)
-    assert new == [] and run == ["a"] and removed == ["b"] and cur["removed"] == ["b"]
-    new, run, removed, cur = plan_folder_changes({"a": "1:9"}, {"a", "b"}, cur)
-    assert removed == []  # reported once
+def _files(**fps: str) -> dict[str, FileState]:
+    return {k: FileState(fp, age_s=60.0) for k, fp in fps.items()}
+
+
+def test_folder_planning_takes_a_file_only_once_it_stopped_changing() -> None:
+    p = plan_folder(_files(a="1:1"), set(), {})
+    assert p.to_run == [] and p.waiting == ["a"]  # first look: not known to be stable yet
+    p = plan_folder(_files(a="5:2"), set(), p.cursor)  # still growing
+    assert p.to_run == []
+    p = plan_folder(_files(a="5:2"), set(), p.cursor)  # same size and mtime twice: taken
+    assert p.new_keys == ["a"] and p.to_run == ["a"]
+    p = plan_folder(_files(a="5:2"), {"a"}, p.cursor)
+    assert p.to_run == [] and p.new_keys == []  # never twice for one fingerprint
+    young = {"b": FileState("1:1", age_s=0.5)}
+    q = plan_folder(young, set(), {"seen": {"b": "1:1"}}, settle_s=2.0)
+    assert q.to_run == []  # stable across looks but written less than settle_s ago
+
+
+def test_folder_planning_batches_a_burst_and_never_runs_a_busy_clip() -> None:
+    cur = plan_folder(_files(a="1:1", b="1:1"), set(), {}).cursor
+    p = plan_folder(_files(a="1:1", b="2:2"), set(), cur, now=100.0)  # a settled, b still landing
+    assert p.to_run == [] and p.cursor["held_since"] == 100.0
+    p = plan_folder(_files(a="1:1", b="2:2"), set(), p.cursor, now=110.0)  # the burst has landed
+    assert p.to_run == ["a", "b"] and p.new_keys == ["a", "b"]
+    held = plan_folder(_files(a="1:1", b="2:2"), set(), cur, now=0.0, max_hold_s=5.0)
+    late = plan_folder(_files(a="1:1", b="3:3"), set(), held.cursor, now=10.0, max_hold_s=5.0)
+    assert late.to_run == ["a"]  # a file that keeps changing does not hold the others forever
+    changed = plan_folder(_files(a="9:9", b="3:3"), {"a", "b"}, {**late.cursor, "seen": {"a": "9:9", "b": "3:3"}},
+                          busy={"a"}, now=20.0)
+    assert "a" not in changed.to_run and "a" in changed.waiting  # its run is still going: wait
+    again = plan_folder(_files(a="9:9", b="3:3"), {"a", "b"}, changed.cursor, now=30.0)
+    assert "a" in again.to_run
+
+
+def test_folder_planning_reports_a_removed_file_once() -> None:
+    cur = {"seen": {"a": "1:1", "b": "1:1"}, "done": {"a": "1:1", "b": "1:1"}}
+    p = plan_folder(_files(a="1:1"), {"a", "b"}, cur)
+    assert p.removed == ["b"] and p.to_run == []
+    assert plan_folder(_files(a="1:1"), {"a", "b"}, p.cursor).removed == []
 
 
 def test_sensor_adds_partitions_and_requests_runs(storage: Path) -> None:
     vids = storage / "videos"
     write_video(vids / "01_demo.mp4", moving_pattern(10, 64, 64), 15)
     write_video(vids / "sub" / "02 Prep Clip.mov", moving_pattern(10, 64, 64), 15)
+    (vids / "dangling.mp4").symlink_to(vids / "nowhere.mp4")
+    for f in vids.rglob("*"):
+        if f.is_file():
+            os.utime(f, (time.time() - 60, time.time() - 60))
     inst = dg.DagsterInstance.ephemeral()
     sensor = defs.get_sensor_def("video_folder_sensor")
-    res = sensor(dg.build_sensor_context(instance=inst, resources={"settings": HandclustSettings(storage=str(storage))}))
+    settings = {"settings": HandclustSettings()}
+    first = sensor(dg.build_sensor_context(instance=inst, resources=settings))
+    assert not first.run_requests  # seen once: not yet known to be finished
+    res = sensor(dg.build_sensor_context(instance=inst, cursor=first.cursor, resources=settings))
     assert [r.partition_key for r in res.run_requests] == ["01_demo", "sub__02_prep_clip"]
+    assert all(r.tags["handclust/clip"] == r.partition_key for r in res.run_requests)
     added = res.dynamic_partitions_requests[0].partition_keys
     assert list(added) == ["01_demo", "sub__02_prep_clip"]
+    assert "dangling.mp4" in json.loads(res.cursor)["problems"][0]  # reported, not silently ignored
     inst.add_dynamic_partitions("clips", list(added))
-    ctx = dg.build_sensor_context(
-        instance=inst, cursor=res.cursor, resources={"settings": HandclustSettings(storage=str(storage))}
-    )
-    again = sensor(ctx)
+    again = sensor(dg.build_sensor_context(instance=inst, cursor=res.cursor, resources=settings))
     assert not again.run_requests and not again.dynamic_partitions_requests
     write_video(vids / "01_demo.mp4", moving_pattern(20, 64, 64), 15)  # changed file
-    ctx = dg.build_sensor_context(
-        instance=inst, cursor=again.cursor, resources={"settings": HandclustSettings(storage=str(storage))}
-    )
-    changed = sensor(ctx)
-    assert [r.partition_key for r in changed.run_requests] == ["01_demo"]
+    os.utime(vids / "01_demo.mp4", (time.time() - 30, time.time() - 30))
+    seen = sensor(dg.build_sensor_context(instance=inst, cursor=again.cursor, resources=settings))
+    changed = sensor(dg.build_sensor_context(instance=inst, cursor=seen.cursor, resources=settings))
+    assert [r.partition_key for r in [*seen.run_requests, *changed.run_requests]] == ["01_demo"]
     assert not changed.dynamic_partitions_requests
-    assert json.loads(changed.cursor)["files"].keys() == {"01_demo", "sub__02_prep_clip"}
+    assert json.loads(changed.cursor)["done"].keys() == {"01_demo", "sub__02_prep_clip"}

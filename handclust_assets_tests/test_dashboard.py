@@ -20,22 +20,21 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from handclust_assets.definitions import cross_clip_assets, dashboard_assets, per_clip_assets
-from handclust_assets.defs.clusters.assets import LabelerResource
-from handclust_assets.defs.io_manager import DuckDBParquetIOManager
-from handclust_assets.defs.resources import (
-    HandclustSettings,
-    MediaPipeResource,
-    SceneModelResource,
-    ToolModelResource,
-    VideoModelResource,
-)
+from handclust_assets.defs.resources import SceneModelResource, ToolModelResource, VideoModelResource
 from handclust_assets.lib.synthetic import generate_clip
 from handclust_assets.lib.tables import connect
 from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
 from handclust_assets.report import Results, build_dashboard, render_activity_overlay, render_preview_reel
 from handclust_assets.report.build import SECTION_TITLES
 from handclust_assets.video.frame_cache import FrameCache
+from handclust_assets_tests.support import (
+    clip_run_selection,
+    cross_clip_selection,
+    find_models_dir,
+    make_resources,
+    materialize,
+    step_failures,
+)
 from handclust_assets_tests.tiny_models import make_tiny_owlv2, make_tiny_vjepa2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,20 +46,7 @@ CLIPS = [
     ("02_transit_b", [("walk", 8.0), ("carry", 8.0), ("idle", 6.0)]),
     ("03_production_c", [("scoop", 8.0), ("trowel", 8.0), ("walk", 6.0)]),
 ]
-MEDIAPIPE_FILES = ("pose_landmarker_full.task", "hand_landmarker.task")
 CORE = {"clips", "frame_cache", "flow", "flow_rhythm", "egomotion", "scene_embeddings", "segments", "repetitions"}
-
-
-def _mediapipe_dir() -> Path | None:
-    """A folder with both MediaPipe .task files, if this machine has one (used in place, never copied)."""
-    env = os.environ.get("HANDCLUST_MODELS_DIR")
-    cands = [Path(env) / "mediapipe", Path(env)] if env else []
-    cands += [REPO / "storage" / "models" / "mediapipe", Path("/work/shared/data/models")]
-    return next((c for c in cands if all((c / f).is_file() for f in MEDIAPIPE_FILES)), None)
-
-
-def _keys(assets: list) -> list[dg.AssetKey]:
-    return [k for a in assets for k in a.keys]
 
 
 def _meta(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -75,35 +61,25 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp / "storage"
     for i, (name, plan) in enumerate(CLIPS):
         generate_clip(root / "videos" / f"{name}.mp4", seed=i, width=320, height=180, fps=10, activities=plan)
-    mp = _mediapipe_dir()
-    res = {
-        "io_manager": DuckDBParquetIOManager(root=str(root)),
-        "settings": HandclustSettings(storage=str(root)),
-        "scene_model": SceneModelResource(model_id="nobody/no-dinov2-here"),  # -> offline EfficientNet fallback
-        "video_model": VideoModelResource(model_id="facebook/vjepa2-vitl-fpc64-256", window_frames=8,
-                                          local_path=str(make_tiny_vjepa2(tmp / "vjepa"))),
-        "tool_model": ToolModelResource(model_id="google/owlv2-base-patch16-ensemble",
-                                        local_path=str(make_tiny_owlv2(tmp / "owl", DEFAULT_TOOL_PROMPTS))),
-        "labeler": LabelerResource(),
-        "mediapipe": MediaPipeResource(pose_model_path=str(mp / MEDIAPIPE_FILES[0]) if mp else None,
-                                       hand_model_path=str(mp / MEDIAPIPE_FILES[1]) if mp else None),
-    }
+    mp = find_models_dir()
+    res = make_resources(
+        root,
+        scene_model=SceneModelResource(model_id="nobody/no-dinov2-here"),  # -> offline EfficientNet fallback
+        video_model=VideoModelResource(model_id="facebook/vjepa2-vitl-fpc64-256", window_frames=8,
+                                       local_path=str(make_tiny_vjepa2(tmp / "vjepa"))),
+        tool_model=ToolModelResource(model_id="google/owlv2-base-patch16-ensemble",
+                                     local_path=str(make_tiny_owlv2(tmp / "owl", DEFAULT_TOOL_PROMPTS))))
     inst = dg.DagsterInstance.ephemeral()
     inst.add_dynamic_partitions("clips", [c for c, _ in CLIPS])
-    every = [*per_clip_assets, *cross_clip_assets, *dashboard_assets]
     failed: set[str] = set()
     for name, _ in CLIPS:
-        r = dg.materialize(every, partition_key=name, instance=inst, resources=res, raise_on_error=False,
-                           selection=_keys(per_clip_assets))
-        failed |= {e.step_key for e in r.all_events if e.event_type_value == "STEP_FAILURE"}
+        r = materialize(clip_run_selection(), res, inst, partition_key=name, raise_on_error=False)
+        failed |= set(step_failures(r))
     assert not failed & CORE, f"core per-clip assets failed: {failed & CORE}"
-    cross = dg.materialize(every, instance=inst, resources=res,
-                           selection=[*_keys(cross_clip_assets), dg.AssetKey("preview_reel")])
-    overlays = {name: dg.materialize(every, instance=inst, resources=res, partition_key=name,
-                                     selection=[dg.AssetKey("activity_overlays")]) for name, _ in CLIPS}
-    dash = dg.materialize(every, instance=inst, resources=res, selection=[dg.AssetKey("lab_dashboard")])
-    return {"root": root, "tmp": tmp, "cross": cross, "overlays": overlays, "dash": dash, "failed": failed,
-            "mediapipe": mp}
+    # the cross-clip job in one run, as automation runs it: clustering ... timelines, overlays, the dashboard
+    cross = materialize(cross_clip_selection(), res, inst)
+    assert cross.success
+    return {"root": root, "tmp": tmp, "cross": cross, "dash": cross, "failed": failed, "mediapipe": mp}
 
 
 @pytest.fixture(scope="module")
@@ -210,10 +186,11 @@ def test_reel_and_overlays_decode_with_expected_frames(results: dict, tmp_path: 
     assert v.title_frames == 10 and all(0 < x[3] <= 15 for x in v.examples) and v.clusters == meta["clusters"]
     assert _decoded_frames(v.path)[0] == v.n_frames
     assert all(len([x for x in v.examples if x[0] == c]) <= 3 for c in {x[0] for x in v.examples})
+    om = _meta(results["cross"], "activity_overlays")
+    assert om["rendered"] == len(CLIPS) and om["unchanged"] == 0
     for clip, _ in CLIPS:
-        om = _meta(results["overlays"][clip], "activity_overlays")
-        n, w, h, codec = _decoded_frames(Path(om["path"]))
-        assert codec == "h264" and n == om["frames"] == len(FrameCache(root / "frames" / clip))
+        n, w, h, codec = _decoded_frames(root / "dashboard" / "videos" / f"overlay_{clip}.mp4")
+        assert codec == "h264" and n == len(FrameCache(root / "frames" / clip))
     o = render_activity_overlay(root, CLIPS[0][0], out=tmp_path / "overlay.mp4", window_s=10)
     assert _decoded_frames(o.path)[0] == o.n_frames == len(FrameCache(root / "frames" / CLIPS[0][0]))
 
@@ -238,7 +215,7 @@ def test_notebook_runs_clean_against_the_results(results: dict, monkeypatch: pyt
     import nbclient
     import nbformat
 
-    monkeypatch.setenv("HANDCLUST_STORAGE", str(results["root"]))
+    monkeypatch.setenv("HANDCLUST_HOME", str(results["root"]))
     monkeypatch.setenv("HANDCLUST_CLIP", CLIPS[1][0])
     nb = nbformat.read(REPO / "notebooks" / "explore_results.ipynb", as_version=4)
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",

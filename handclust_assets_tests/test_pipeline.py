@@ -8,19 +8,20 @@ import dagster as dg
 import duckdb
 import pytest
 
-from handclust_assets.definitions import asset_checks, cross_clip_assets, defs, per_clip_assets
-from handclust_assets.defs.clusters.assets import LabelerResource
-from handclust_assets.defs.io_manager import DuckDBParquetIOManager
-from handclust_assets.defs.resources import (
-    HandclustSettings,
-    MediaPipeResource,
-    SceneModelResource,
-    ToolModelResource,
-    VideoModelResource,
-)
+from handclust_assets.definitions import defs
+from handclust_assets.defs.resources import SceneModelResource, ToolModelResource, VideoModelResource
 from handclust_assets.lib.synthetic import generate_clip
 from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
-from handclust_assets_tests.test_pose_hands import find_models_dir
+from handclust_assets_tests.support import (
+    check_results,
+    clip_run_selection,
+    cross_clip_selection,
+    find_models_dir,
+    make_resources,
+    materializations,
+    materialize,
+    step_failures,
+)
 from handclust_assets_tests.tiny_models import make_tiny_owlv2, make_tiny_vjepa2
 
 CLIPS = [
@@ -30,25 +31,13 @@ CLIPS = [
 ]
 
 
-def _resources(root: Path, tmp: Path, video_path: str | None, tool_path: str | None) -> dict:
-    return {
-        "io_manager": DuckDBParquetIOManager(root=str(root)),
-        "settings": HandclustSettings(storage=str(root)),
-        "scene_model": SceneModelResource(model_id="nobody/no-dinov2-here"),  # -> offline EfficientNet fallback
-        "video_model": VideoModelResource(model_id="facebook/vjepa2-vitl-fpc64-256", local_path=video_path,
-                                          window_frames=8),
-        "tool_model": ToolModelResource(model_id="google/owlv2-base-patch16-ensemble", local_path=tool_path),
-        "labeler": LabelerResource(),
-        "mediapipe": _mediapipe(),
-    }
-
-
-def _mediapipe() -> MediaPipeResource:
-    d = find_models_dir()  # scripts/setup.sh fetches the models; without them pose/hands fail, named, alone
-    if d is None:
-        return MediaPipeResource()
-    return MediaPipeResource(pose_model_path=str(d / "pose_landmarker_full.task"),
-                             hand_model_path=str(d / "hand_landmarker.task"))
+def _resources(root: Path, video_path: str | None, tool_path: str | None) -> dict:
+    return make_resources(
+        root,
+        scene_model=SceneModelResource(model_id="nobody/no-dinov2-here"),  # -> offline EfficientNet fallback
+        video_model=VideoModelResource(model_id="facebook/vjepa2-vitl-fpc64-256", local_path=video_path,
+                                       window_frames=8),
+        tool_model=ToolModelResource(model_id="google/owlv2-base-patch16-ensemble", local_path=tool_path))
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +46,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dg.D
     root = tmp / "storage"
     for i, (name, plan) in enumerate(CLIPS):
         generate_clip(root / "videos" / f"{name}.mp4", seed=i, width=320, height=180, fps=10, activities=plan)
-    res = _resources(root, tmp, str(make_tiny_vjepa2(tmp / "vjepa")),
-                     str(make_tiny_owlv2(tmp / "owl", DEFAULT_TOOL_PROMPTS)))
+    res = _resources(root, str(make_tiny_vjepa2(tmp / "vjepa")), str(make_tiny_owlv2(tmp / "owl", DEFAULT_TOOL_PROMPTS)))
     inst = dg.DagsterInstance.ephemeral()
     inst.add_dynamic_partitions("clips", [c for c, _ in CLIPS])
     for name, _ in CLIPS:
-        r = dg.materialize(per_clip_assets, partition_key=name, instance=inst, resources=res,
-                           selection=[k for a in per_clip_assets for k in a.keys])
-        assert r.success
-    r = dg.materialize([*cross_clip_assets, *per_clip_assets], instance=inst, resources=res,
-                       selection=[k for a in cross_clip_assets for k in a.keys])
-    assert r.success
+        assert materialize(clip_run_selection(), res, inst, partition_key=name).success
+    assert materialize(cross_clip_selection(), res, inst).success
     return root, res, inst
 
 
@@ -105,28 +89,24 @@ def test_every_table_is_queryable_with_plain_duckdb(pipeline) -> None:
 
 def test_asset_checks_pass(pipeline) -> None:
     root, res, inst = pipeline
-    r = dg.materialize([*cross_clip_assets, *per_clip_assets, *asset_checks], instance=inst, resources=res,
-                       selection=[dg.AssetKey("cross_clip_clusters"), dg.AssetKey("cluster_entropy")])
-    evals = [e.event_specific_data for e in r.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert evals and all(ev.passed for ev in evals)
-    seg = dg.materialize([*per_clip_assets], instance=inst, resources=res, partition_key="01_production_a",
-                         selection=[dg.AssetKey("segments")])
-    assert seg.success
-    check = next(c for c in asset_checks if "segments_cover_clip" in str(c.check_keys))
-    assert check is not None
+    r = materialize(["cross_clip_clusters", "cluster_entropy"], res, inst)
+    assert check_results(r) == {"one_cluster_row_per_segment_and_modality": True, "entropy_in_unit_interval": True}
+    seg = materialize(["segments"], res, inst, partition_key="01_production_a")
+    assert check_results(seg) == {"segments_cover_clip": True}
 
 
-def test_missing_model_fails_only_its_asset(pipeline, tmp_path: Path) -> None:
+def test_missing_model_skips_only_its_asset_with_the_reason(pipeline, tmp_path: Path) -> None:
     root, res, inst = pipeline
     bad = {**res, "video_model": VideoModelResource(model_id="nobody/no-such-vjepa")}
-    r = dg.materialize(per_clip_assets, partition_key="02_transit_b", instance=inst, resources=bad,
-                       raise_on_error=False, selection=[dg.AssetKey("video_embeddings"), dg.AssetKey("flow")])
-    failures = {e.step_key: e.event_specific_data.error.message for e in r.all_events
-                if e.event_type_value == "STEP_FAILURE"}
-    assert list(failures) == ["video_embeddings"]
-    assert "nobody/no-such-vjepa" in failures["video_embeddings"] and "local_path" in failures["video_embeddings"]
-    ok = [e.step_key for e in r.all_events if e.event_type_value == "STEP_SUCCESS"]
-    assert "flow" in ok
+    r = materialize(["video_embeddings", "flow"], bad, inst, partition_key="02_transit_b", raise_on_error=False)
+    assert r.success and step_failures(r) == {}  # a missing model is not a red run
+    assert materializations(r) == {"flow"}
+    (obs,) = [e.event_specific_data.asset_observation for e in r.all_events
+              if e.event_type_value == "ASSET_OBSERVATION"]
+    reason = str(obs.metadata["skipped"].value)
+    assert obs.asset_key == dg.AssetKey("video_embeddings") and obs.partition == "02_transit_b"
+    assert "nobody/no-such-vjepa" in reason and "model unavailable" in reason
+    assert "local_path" in str(obs.metadata["how_to_fix"].value)  # and how to provide it
 
 
 def test_definitions_hold_the_whole_graph() -> None:

@@ -1,12 +1,10 @@
 """Body pose and hands with the REAL MediaPipe models on real and generated clips, and CSRT propagation.
 
-Models are looked up in $HANDCLUST_MODELS_DIR, the repo's storage/models/mediapipe (scripts/setup.sh runs
-`handclust fetch-models` there) and /work/shared/data/models, and passed explicitly (the `storage` fixture
-points HANDCLUST_STORAGE at a temp dir)."""
+Models are looked up in the shared model cache (scripts/setup.sh runs `handclust fetch-models`) and
+/work/shared/data/models, and passed explicitly."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -23,7 +21,6 @@ from handclust_assets.models.landmarkers import (
     detect_pose,
     video_timestamps_ms,
 )
-from handclust_assets.models.mediapipe_models import MEDIAPIPE_MODELS
 from handclust_assets.science.hands import (
     ABSENT,
     DETECTED,
@@ -52,21 +49,9 @@ from handclust_assets.science.pose import (
 )
 from handclust_assets.video.frame_cache import sample_frames
 from handclust_assets.video.writer import moving_pattern, write_video
+from handclust_assets_tests.support import find_models_dir
 
-REPO = Path(__file__).resolve().parents[1]
 FPS = 5.0
-
-
-def find_models_dir() -> Path | None:
-    """The first folder holding both .task files: $HANDCLUST_MODELS_DIR(/mediapipe), the repo's
-    storage/models/mediapipe, /work/shared/data/models."""
-    cands = []
-    env = os.environ.get("HANDCLUST_MODELS_DIR")
-    if env:
-        cands += [Path(env) / "mediapipe", Path(env)]
-    cands += [REPO / "storage" / "models" / "mediapipe", Path("/work/shared/data/models")]
-    files = [f for f, _, _ in MEDIAPIPE_MODELS.values()]
-    return next((c for c in cands if all((c / f).is_file() for f in files)), None)
 
 
 @pytest.fixture(scope="session")
@@ -350,7 +335,7 @@ def test_hand_segment_vectors_fixed_length_and_nan_free(blocks, blocks_hands) ->
 
 
 def test_missing_or_corrupt_model_names_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HANDCLUST_MODELS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("HANDCLUST_MODEL_CACHE", str(tmp_path / "empty"))
     frames, ts = np.zeros((2, 32, 32, 3), np.uint8), np.array([0.0, 0.2])
     with pytest.raises(ModelUnavailableError) as e:
         detect_pose(frames, ts, tmp_path / "nope.task")

@@ -1,5 +1,6 @@
 """Scheduled re-embedding: a changed model makes exactly the partitions built with the old one stale, and the
-sensor requests them in batches; a new hub commit is noticed (hub = a local fake HF API server)."""
+sensor requests them in batches; a model that appears fills in the partitions skipped without it; a new hub commit
+is noticed (hub = a local fake HF API server)."""
 
 from __future__ import annotations
 
@@ -12,20 +13,19 @@ import dagster as dg
 import pytest
 
 from handclust_assets.defs.ingest import assets as ingest
-from handclust_assets.defs.io_manager import DuckDBParquetIOManager
 from handclust_assets.defs.modalities import embeddings
+from handclust_assets.defs.models.sensors import build_model_update_sensor, recorded_model_versions
 from handclust_assets.defs.resources import (
-    HandclustSettings,
     MediaPipeResource,
     SceneModelResource,
     ToolModelResource,
     VideoModelResource,
 )
-from handclust_assets.defs.sensors import build_model_update_sensor, recorded_model_versions
 from handclust_assets.lib.reembed import plan_reembed
 from handclust_assets.models import spec as spec_mod
 from handclust_assets.video.writer import moving_pattern, write_video
-from handclust_assets_tests.tiny_models import make_tiny_dinov2
+from handclust_assets_tests.support import make_resources, materializations, materialize
+from handclust_assets_tests.tiny_models import make_tiny_dinov2, make_tiny_vjepa2
 
 ASSETS = [ingest.clips, ingest.frame_cache, embeddings.scene_embeddings]
 KEY = dg.AssetKey("scene_embeddings")
@@ -40,14 +40,19 @@ def test_plan_reembed_batches_and_pending() -> None:
     assert plan_reembed("scene_embeddings", {"a": "m@2"}, "m@2", [], 4).stale == []
 
 
-def _model_resources(scene: SceneModelResource) -> dict:
-    return {"scene_model": scene, "video_model": VideoModelResource(), "tool_model": ToolModelResource(),
+def _model_resources(scene: SceneModelResource, video: VideoModelResource | None = None) -> dict:
+    return {"scene_model": scene, "video_model": video or VideoModelResource(), "tool_model": ToolModelResource(),
             "mediapipe": MediaPipeResource()}
 
 
-def _sensor_tick(sensor: dg.SensorDefinition, inst: dg.DagsterInstance, res: SceneModelResource, cursor: str | None):
-    ctx = dg.build_sensor_context(instance=inst, cursor=cursor, resources=_model_resources(res))
+def _sensor_tick(sensor: dg.SensorDefinition, inst: dg.DagsterInstance, res: SceneModelResource, cursor: str | None,
+                 video: VideoModelResource | None = None):
+    ctx = dg.build_sensor_context(instance=inst, cursor=cursor, resources=_model_resources(res, video))
     return sensor(ctx)
+
+
+def _observed(result: dg.SensorResult) -> dict[str, str]:
+    return {e.asset_key.to_user_string(): e.tags["dagster/data_version"] for e in result.asset_events}
 
 
 def test_changed_local_model_requests_exactly_the_stale_partitions(storage: Path, tmp_path: Path) -> None:
@@ -55,8 +60,7 @@ def test_changed_local_model_requests_exactly_the_stale_partitions(storage: Path
         write_video(storage / "videos" / f"{name}.mp4", moving_pattern(15, 96, 64, seed=len(name)), 15)
     model_dir = make_tiny_dinov2(tmp_path / "dino", seed=0)
     scene = SceneModelResource(model_id="facebook/dinov2-small", local_path=str(model_dir), allow_fallback=False)
-    res = {"io_manager": DuckDBParquetIOManager(root=str(storage)), "settings": HandclustSettings(storage=str(storage)),
-           "scene_model": scene}
+    res = make_resources(storage, scene_model=scene)
     inst = dg.DagsterInstance.ephemeral()
     inst.add_dynamic_partitions("clips", ["a_prep", "b_demo", "c_transit"])
     for p in ("a_prep", "b_demo"):  # c_transit is never embedded: missing, not stale
@@ -68,14 +72,18 @@ def test_changed_local_model_requests_exactly_the_stale_partitions(storage: Path
                                        {"scene_embeddings": []}, batch_size=1)
     first = _sensor_tick(sensor, inst, scene, None)
     assert not first.run_requests and "up to date" in first.skip_reason.skip_message
+    assert _observed(first)["scene_model_weights"] == v0  # the model's version, observed at run time
+    assert _observed(_sensor_tick(sensor, inst, scene, first.cursor)) == {}  # recorded once per change
 
     make_tiny_dinov2(model_dir, seed=1)  # the model is updated in place (new weights)
     v1 = scene.version()
     assert v1 != v0 and v1.startswith("facebook/dinov2-small@main#")
     tick1 = _sensor_tick(sensor, inst, scene, first.cursor)
+    assert _observed(tick1) == {"scene_model_weights": v1}
     assert [r.partition_key for r in tick1.run_requests] == ["a_prep"]  # batch of 1
     req = tick1.run_requests[0]
     assert req.asset_selection == [KEY] and req.tags["handclust/reembed"] == f"scene_embeddings@{v1}"
+    assert req.tags["handclust/clip"] == "a_prep"  # one run per clip at a time, like the folder's runs
     tick2 = _sensor_tick(sensor, inst, scene, tick1.cursor)
     assert [r.partition_key for r in tick2.run_requests] == ["b_demo"]  # next batch; a_prep is pending
     for r in (req, tick2.run_requests[0]):
@@ -84,6 +92,7 @@ def test_changed_local_model_requests_exactly_the_stale_partitions(storage: Path
     assert set(recorded_model_versions(inst, KEY, {"a_prep", "b_demo"}).values()) == {v1}
     done = _sensor_tick(sensor, inst, scene, tick2.cursor)
     assert not done.run_requests and json.loads(done.cursor)["scene_embeddings"]["requested"] == []
+    assert "c_transit" not in recorded_model_versions(inst, KEY, {"c_transit"})  # no frame cache: nothing asked
     # the path the daemon takes: evaluate_tick, resources injected as typed parameters
     job = dg.define_asset_job("process_clip", selection=dg.AssetSelection.assets(*ASSETS))
     defs = dg.Definitions(assets=ASSETS, jobs=[job], sensors=[sensor], resources={**res, **_model_resources(scene)})
@@ -92,6 +101,33 @@ def test_changed_local_model_requests_exactly_the_stale_partitions(storage: Path
                                   resources=_model_resources(scene))
     again = bound.evaluate_tick(ctx)  # the daemon's entry point (not direct invocation)
     assert not again.run_requests and "up to date" in (again.skip_message or "")
+
+
+def test_a_model_that_appears_fills_in_the_partitions_skipped_without_it(storage: Path, tmp_path: Path) -> None:
+    for name in ("a_prep", "b_demo"):
+        write_video(storage / "videos" / f"{name}.mp4", moving_pattern(20, 96, 64, seed=len(name)), 15)
+    scene = SceneModelResource(model_id="nobody/no-dinov2-here")  # the offline fallback
+    vjepa = tmp_path / "vjepa"  # not there yet
+    video = VideoModelResource(local_path=str(vjepa), window_frames=8)
+    res = make_resources(storage, scene_model=scene, video_model=video)
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", ["a_prep", "b_demo"])
+    for p in ("a_prep", "b_demo"):
+        r = materialize(["clips", "frame_cache", "video_embeddings"], res, inst, partition_key=p)
+        assert r.success and materializations(r) == {"clips", "frame_cache"}  # video skipped, green
+    sensor = build_model_update_sensor("reembed_models", {"video_embeddings": "video_model"},
+                                       {"video_embeddings": []}, batch_size=4)
+    before = _sensor_tick(sensor, inst, scene, None, video)
+    assert not before.run_requests and "model unavailable" in before.skip_reason.skip_message
+    assert _observed(before)["video_model_weights"].startswith("unavailable:")
+    make_tiny_vjepa2(vjepa)  # the weights arrive
+    after = _sensor_tick(sensor, inst, scene, before.cursor, video)
+    assert sorted(r.partition_key for r in after.run_requests) == ["a_prep", "b_demo"]
+    assert not _observed(after)["video_model_weights"].startswith("unavailable:")
+    for req in after.run_requests:
+        r = materialize([k.to_user_string() for k in req.asset_selection], res, inst, partition_key=req.partition_key)
+        assert materializations(r) == {"video_embeddings"}
+    assert not _sensor_tick(sensor, inst, scene, after.cursor, video).run_requests  # filled in, once
 
 
 class _FakeHub(BaseHTTPRequestHandler):

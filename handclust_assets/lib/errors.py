@@ -23,3 +23,8 @@ class ModelUnavailableError(RuntimeError):
         self.remedies = remedies
         lines = "\n".join(f"  - {r}" for r in remedies)
         super().__init__(f"model {model!r} could not be loaded: {reason}\nWays to provide it:\n{lines}")
+
+
+class NothingYet(RuntimeError):
+    """A result that cannot exist yet and is not an error (e.g. no pooled clustering to classify a clip with):
+    the asset is skipped with this message, and filled in when what it waits for exists."""

@@ -14,11 +14,13 @@ import json
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+import polars as pl
 
 
 @dataclass
@@ -194,3 +196,88 @@ class OpenAICompatibleLabeler:
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps({"label": label, "model": self.model}))
         return label, self.model
+
+
+# ---- labelling a clustering ------------------------------------------------------------------------------------
+LABELS_SCHEMA = {"modality": pl.Utf8, "cluster": pl.Int64, "label": pl.Utf8, "source": pl.Utf8,
+                 "n_segments": pl.Int64, "n_clips": pl.Int64, "medoid_clip": pl.Utf8, "medoid_segment": pl.Int64,
+                 "evidence": pl.Utf8}
+
+
+def _frames_in(table: pl.DataFrame | None, segs: pl.DataFrame) -> pl.DataFrame | None:
+    """The rows of a per-frame table that fall inside the given segments."""
+    if table is None:
+        return None
+    return table.join(segs.select("clip", "start_frame", "end_frame"), on="clip").filter(
+        (pl.col("frame_idx") >= pl.col("start_frame")) & (pl.col("frame_idx") < pl.col("end_frame")))
+
+
+def cluster_evidence(modality: str, cluster: int, members: pl.DataFrame, tables: dict[str, pl.DataFrame]
+                     ) -> ClusterEvidence:
+    """What a cluster's segments show: top tools, rhythm, head and hand/object motion, where it moves, the phase.
+    `members`: (clip, segment_idx) rows; `tables`: segments, clips and, where present, tool_scores, flow_rhythm,
+    egomotion."""
+    segs = tables["segments"].join(members.select("clip", "segment_idx"), on=["clip", "segment_idx"])
+    ev = ClusterEvidence(cluster_id=cluster, modality=modality, n_segments=members.height,
+                         n_clips=members["clip"].n_unique())
+    if (tl := _frames_in(tables.get("tool_scores"), segs)) is not None and tl.height:
+        top = tl.group_by("prompt").agg(pl.col("score").mean()).sort("score", descending=True).head(3)
+        ev.top_tools = list(zip(top["prompt"].to_list(), top["score"].to_list()))
+    if (r := _frames_in(tables.get("flow_rhythm"), segs)) is not None and r.height:
+        ev.motion_period_s = float(r["period_s"].drop_nans().median() or np.nan)
+        ev.periodicity = float(r["strength"].mean())
+    if (e := _frames_in(tables.get("egomotion"), segs)) is not None and e.height:
+        ev.camera_motion = float(e["camera_mag"].mean())
+        ev.residual_motion = float(e["residual_mag"].mean())
+        if "residual_layout" in e.columns:
+            lay = np.asarray(e["residual_layout"].to_list(), np.float64)
+            ev.motion_layout = np.nanmean(lay, axis=0).tolist() if lay.size else []
+    clips = tables.get("clips")
+    ph = members.join(clips.select("clip", "phase"), on="clip")["phase"] if clips is not None else pl.Series([])
+    ev.phase = ph.mode()[0] if ph.len() else "unknown"
+    return ev
+
+
+def label_clustering(clusters: pl.DataFrame, tables: dict[str, pl.DataFrame],
+                     medoids: dict[str, dict[int, tuple[str, int]]], labeler: OpenAICompatibleLabeler | None = None,
+                     keyframes: Callable[[str, int, int], list[np.ndarray]] | None = None) -> pl.DataFrame:
+    """One label per (modality, cluster) of a clustering (noise excluded): offline labels judged against the
+    modality's other clusters, or the VLM's answer on the medoid's keyframes (falling back to the offline label).
+    `medoids`: modality -> cluster -> (clip, segment_idx); `keyframes(clip, start_frame, end_frame)` reads frames."""
+    rows = []
+    for (m,), cm in clusters.filter(pl.col("cluster") >= 0).sort("modality").group_by(["modality"],
+                                                                                        maintain_order=True):
+        groups = sorted(cm.group_by(["cluster"]), key=lambda kv: kv[0][0])
+        evs = [cluster_evidence(m, int(c), g, tables) for (c,), g in groups]
+        for ev, off in zip(evs, offline_labels(evs)):
+            med_clip, med_seg = medoids.get(m, {}).get(ev.cluster_id) or (
+                groups[evs.index(ev)][1]["clip"][0], int(groups[evs.index(ev)][1]["segment_idx"][0]))
+            label, source = off, "offline"
+            if labeler is not None:
+                seg = tables["segments"].filter((pl.col("clip") == med_clip) & (pl.col("segment_idx") == med_seg))
+                if keyframes is not None and seg.height:
+                    ev.keyframes = keyframes(med_clip, int(seg["start_frame"][0]), int(seg["end_frame"][0]))
+                label, source = labeler.label(ev, fallback=off)
+            rows.append({"modality": m, "cluster": ev.cluster_id, "label": label, "source": source,
+                         "n_segments": ev.n_segments, "n_clips": ev.n_clips, "medoid_clip": med_clip,
+                         "medoid_segment": med_seg, "evidence": ev.summary()})
+    return pl.DataFrame(rows, schema=LABELS_SCHEMA).sort("modality", "cluster")
+
+
+def medoid_segments(features: pl.DataFrame, clusters: pl.DataFrame, entry: dict | None) -> dict[int, tuple[str, int]]:
+    """cluster -> (clip, segment_idx) of its medoid in the space the clustering used (`entry` of the saved cluster
+    model); without a usable space, the cluster's first segment."""
+    from handclust_assets.science.clustering import medoids
+    from handclust_assets.science.crossclip import space_rows
+
+    g = clusters.filter(pl.col("cluster") >= 0).select("clip", "segment_idx", "cluster")
+    out: dict[int, tuple[str, int]] = {}
+    rows = space_rows(features, entry) if entry is not None else None
+    if rows is not None:
+        k = rows[0].with_row_index("row").join(g, on=["clip", "segment_idx"])
+        x = rows[1][k["row"].to_numpy()]
+        for c, i in medoids(x, k["cluster"].to_numpy()).items():
+            out[c] = (k["clip"][i], int(k["segment_idx"][i]))
+    for (c,), grp in g.group_by(["cluster"]):
+        out.setdefault(int(c), (grp["clip"][0], int(grp["segment_idx"][0])))
+    return out

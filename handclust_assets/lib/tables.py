@@ -1,40 +1,48 @@
-"""Table storage: one Parquet file per (asset, partition), with DuckDB views over them.
+"""Result tables: one Parquet file per (asset, partition) under `tables/`, with DuckDB views over them.
 
 Why per-partition Parquet behind a DuckDB catalog instead of one DuckDB database file:
-- DuckDB allows one writer process per database file. With the multiprocess executor several clip
-  partitions write at the same time, and a notebook may hold a connection open. Writing each partition
-  to its own Parquet file (temp file + atomic rename) needs no lock at all, and re-materializing a
-  partition replaces exactly its file, so rows are never duplicated and never half-written.
-- DuckDB reads the files natively: `storage/handclust.duckdb` holds only VIEWs
-  (`SELECT * FROM read_parquet('.../tables/<asset>/*.parquet', union_by_name=true)`), rebuilt into a temp
-  file and swapped in atomically when a new table appears. A reader holding the old catalog open keeps
-  working (its views read the same globs, so it sees new rows too).
+- DuckDB allows one writer process per database file. Several clip partitions are written at the same time (one
+  run per clip) and a notebook may hold a connection open. Writing each partition to its own Parquet file
+  (atomic replace) needs no lock at all, and re-materializing a partition replaces exactly its file, so rows are
+  never duplicated and never half-written.
+- DuckDB reads the files natively: `handclust.duckdb` holds only VIEWs (`SELECT * FROM read_parquet('.../tables/
+  <asset>/*.parquet', union_by_name=true)`), rebuilt into a temp file and swapped in when a new table appears.
+- `connect()` (what `handclust_assets.connect` returns) holds no lock, and adds views for tables that appear
+  while it is open, before every query: a notebook connection opened before the first run sees every table.
 """
 
 from __future__ import annotations
 
-import fcntl
+import io
 import os
 import re
 import tempfile
 from collections.abc import Iterable
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
+from filelock import FileLock
 
-from handclust_assets.lib.storage import catalog_path, storage_root, tables_dir
+from handclust_assets.lib.storage import Storage, as_storage
 
 UNPARTITIONED = "_all"
+TABLES = "tables"
 _SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+StorageLike = Storage | str | os.PathLike | None
 
 
-def table_file(root: str | Path | None, table: str, partition: str | None = None) -> Path:
+def _parts(table: str, partition: str | None = None) -> tuple[str, ...]:
     key = partition if partition is not None else UNPARTITIONED
     if not _SAFE.match(table) or not _SAFE.match(key):
         raise ValueError(f"unsafe table/partition name: {table!r}/{key!r}")
-    return tables_dir(root) / table / f"{key}.parquet"
+    return (TABLES, table, f"{key}.parquet")
+
+
+def table_file(root: StorageLike, table: str, partition: str | None = None) -> str:
+    """The address of one table partition's Parquet file."""
+    return as_storage(root).uri(*_parts(table, partition))
 
 
 def _normalise(df: pl.DataFrame) -> pl.DataFrame:
@@ -44,95 +52,98 @@ def _normalise(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(casts) if casts else df
 
 
-def write_table(df: pl.DataFrame, root: str | Path | None, table: str, partition: str | None = None) -> Path:
+def parquet_bytes(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    _normalise(df).write_parquet(buf, compression="zstd", statistics=True)
+    return buf.getvalue()
+
+
+def write_table(df: pl.DataFrame, root: StorageLike, table: str, partition: str | None = None) -> str:
     """Write (replace) one table partition atomically; refresh the catalog when the table is new."""
-    path = table_file(root, table, partition)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".parquet.tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _normalise(df).write_parquet(tmp, compression="zstd", statistics=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    if not _catalog_has(root, table):
-        refresh_catalog(root)
+    store = as_storage(root)
+    path = store.write_bytes(parquet_bytes(df), *_parts(table, partition))
+    if store.is_local and not _catalog_has(store, table):
+        refresh_catalog(store)
     return path
 
 
-def delete_partition(root: str | Path | None, partition: str) -> list[Path]:
+def delete_partition(root: StorageLike, partition: str) -> list[str]:
     """Remove every table file of one partition (used when the user deletes a clip's results)."""
+    store = as_storage(root)
     removed = []
-    for f in tables_dir(root).glob(f"*/{partition}.parquet"):
-        f.unlink()
-        removed.append(f)
+    for t in table_names(store):
+        if store.rm(*_parts(t, partition)):
+            removed.append(table_file(store, t, partition))
     return removed
 
 
-def read_table(
-    root: str | Path | None, table: str, partitions: Iterable[str] | None = None
-) -> pl.DataFrame:
+def read_parquet(store: Storage, parts: tuple[str, ...]) -> pl.DataFrame:
+    if store.is_local:
+        return pl.read_parquet(store.uri(*parts))
+    return pl.read_parquet(io.BytesIO(store.read_bytes(*parts)))
+
+
+def read_table(root: StorageLike, table: str, partitions: Iterable[str] | None = None) -> pl.DataFrame:
     """Read a table (all partitions, or the given ones; missing partitions are skipped)."""
-    d = tables_dir(root) / table
-    if partitions is None:
-        files = sorted(d.glob("*.parquet"))
-    else:
-        files = [p for p in (table_file(root, table, k) for k in partitions) if p.exists()]
+    store = as_storage(root)
+    keys = table_partitions(store, table, include_unpartitioned=True) if partitions is None else list(partitions)
+    have = set(table_partitions(store, table, include_unpartitioned=True))
+    files = [_parts(table, k) for k in keys if k in have]
     if not files:
-        raise FileNotFoundError(f"table {table!r} has no materialized partitions under {d}")
-    frames = [pl.read_parquet(f) for f in files]
+        raise FileNotFoundError(f"table {table!r} has no materialized partitions under {store.uri(TABLES, table)}")
+    frames = [read_parquet(store, f) for f in files]
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
 
-def existing_partitions(root: str | Path | None, table: str) -> list[str]:
-    d = tables_dir(root) / table
-    return sorted(p.stem for p in d.glob("*.parquet") if p.stem != UNPARTITIONED)
+def table_partitions(root: StorageLike, table: str, include_unpartitioned: bool = False) -> list[str]:
+    """The partition keys with a file (sorted); `_all` (an unpartitioned table) only when asked."""
+    names = as_storage(root).listdir(TABLES, table)
+    keys = [n.removesuffix(".parquet") for n in names if n.endswith(".parquet")]
+    return sorted(k for k in keys if include_unpartitioned or k != UNPARTITIONED)
 
 
-def _known_tables(root: str | Path | None) -> list[str]:
-    d = tables_dir(root)
-    if not d.exists():
-        return []
-    return sorted(p.name for p in d.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
+def existing_partitions(root: StorageLike, table: str) -> list[str]:
+    return table_partitions(root, table)
 
 
-def _view_sql(root: str | Path | None, table: str) -> str:
-    glob = str(tables_dir(root) / table / "*.parquet").replace("'", "''")
+def table_names(root: StorageLike) -> list[str]:
+    """Tables with at least one Parquet file."""
+    store = as_storage(root)
+    return [t for t in store.listdir(TABLES) if any(n.endswith(".parquet") for n in store.listdir(TABLES, t))]
+
+
+def _view_sql(store: Storage, table: str) -> str:
+    glob = store.uri(TABLES, table, "*.parquet").replace("'", "''")
     return f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{glob}', union_by_name=true)"
 
 
-def _catalog_has(root: str | Path | None, table: str) -> bool:
-    marker = tables_dir(root) / ".catalog_tables"
+def _marker(store: Storage) -> Path:
+    return store.local_root() / TABLES / ".catalog_tables"
+
+
+def _catalog_has(store: Storage, table: str) -> bool:
+    marker = _marker(store)
     return marker.exists() and table in marker.read_text().split()
 
 
-@contextmanager
-def _lock(root: str | Path | None):
-    lock = storage_root(root) / ".catalog.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def refresh_catalog(root: str | Path | None = None) -> Path:
-    """Rebuild the DuckDB catalog (views only) into a temp file and swap it in atomically."""
-    root = storage_root(root)
-    target = catalog_path(root)
-    with _lock(root):
-        tables = _known_tables(root)
-        fd, tmp = tempfile.mkstemp(prefix=".handclust.", suffix=".duckdb", dir=root)
+def refresh_catalog(root: StorageLike = None) -> Path | None:
+    """Rebuild the DuckDB catalog file (views only) into a temp file and swap it in atomically (folder roots;
+    an object-store root has no catalog file: `connect()` registers its filesystem instead)."""
+    store = as_storage(root)
+    if not store.is_local:
+        return None
+    target = store.catalog_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / ".catalog.lock")):
+        tables = table_names(store)
+        fd, tmp = tempfile.mkstemp(prefix=".handclust.", suffix=".duckdb", dir=target.parent)
         os.close(fd)
         os.unlink(tmp)  # duckdb wants to create the file itself
         try:
             con = duckdb.connect(tmp)
             try:
                 for t in tables:
-                    con.execute(_view_sql(root, t))
+                    con.execute(_view_sql(store, t))
             finally:
                 con.close()
             os.replace(tmp, target)
@@ -140,21 +151,81 @@ def refresh_catalog(root: str | Path | None = None) -> Path:
             for f in (tmp, tmp + ".wal"):
                 if os.path.exists(f):
                     os.unlink(f)
-        marker = tables_dir(root) / ".catalog_tables"
+        marker = _marker(store)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("\n".join(tables))
     return target
 
 
-def connect(root: str | Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only view of all results for notebooks: an in-memory DuckDB with one view per table.
+class ResultsConnection:
+    """An in-memory DuckDB connection with one view per result table, kept current.
+
+    Before every `sql` / `execute` / `query` / `table` call it adds views for tables that appeared since the last
+    call and drops views of tables that vanished (one listing of `tables/`), so a connection held open in a
+    notebook sees tables the pipeline creates later. `refresh()` does the same on demand. Every other attribute
+    is the underlying `duckdb.DuckDBPyConnection`'s (`.con`).
+    """
+
+    def __init__(self, root: StorageLike = None) -> None:
+        self.store = as_storage(root)
+        self.con = duckdb.connect()
+        if not self.store.is_local:
+            self.con.register_filesystem(self.store.fs)
+        self.views: set[str] = set()
+        self.refresh()
+
+    def refresh(self) -> list[str]:
+        """Sync the views with the tables present now; returns the names added."""
+        present = set(table_names(self.store))
+        added = sorted(present - self.views)
+        for t in added:
+            self.con.execute(_view_sql(self.store, t))
+        for t in sorted(self.views - present):
+            self.con.execute(f'DROP VIEW IF EXISTS "{t}"')
+        self.views = present
+        return added
+
+    def sql(self, query: str, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyRelation:
+        self.refresh()
+        return self.con.sql(query, *args, **kwargs)
+
+    def execute(self, query: str, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+        self.refresh()
+        return self.con.execute(query, *args, **kwargs)
+
+    def query(self, query: str, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyRelation:
+        self.refresh()
+        return self.con.query(query, *args, **kwargs)
+
+    def table(self, name: str) -> duckdb.DuckDBPyRelation:
+        self.refresh()
+        return self.con.table(name)
+
+    def tables(self) -> list[str]:
+        """The result tables visible now."""
+        self.refresh()
+        return sorted(self.views)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> ResultsConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.con, name)
+
+
+def connect(root: StorageLike = None) -> ResultsConnection:
+    """All results, read-only, for notebooks: an in-memory DuckDB with one view per table that stays current.
 
     It holds no lock on any file, so it can stay open while the pipeline writes:
 
-        from handclust_assets import connect
-        con = connect("storage"); con.sql("select * from clips").pl()
+        import handclust_assets as hc
+        con = hc.connect()                    # default root; or hc.connect("s3://bucket/prefix")
+        con.sql("select * from clips").pl()
     """
-    con = duckdb.connect()
-    for t in _known_tables(root):
-        con.execute(_view_sql(root, t))
-    return con
+    return ResultsConnection(root)

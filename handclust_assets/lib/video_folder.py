@@ -1,9 +1,17 @@
-"""The watched video folder: stable, sanitized partition keys derived from each video's path."""
+"""The watched video folder: stable partition keys from each video's path, and when a file is ready to take.
+
+Clips land by copy, sync or unpacking, so a file may be half-written when it is first seen. `plan_folder` (pure)
+takes a file only when its size and mtime stayed the same across two looks and it is `settle_s` old, holds the
+files of a burst back while other files are still arriving (up to `max_hold_s`), re-runs a file whose content
+changed, never while a run of that clip is still going, and reports removed files and problems once.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from handclust_assets.video.probe import VIDEO_EXTENSIONS
@@ -54,3 +62,85 @@ def scan_videos(folder: str | Path) -> dict[str, Path]:
 def file_fingerprint(path: Path) -> str:
     st = path.stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def scan_problems(folder: str | Path) -> dict[str, str]:
+    """Entries that look like videos but cannot be read: broken symlinks, unreadable files (path -> problem)."""
+    folder = Path(folder)
+    out: dict[str, str] = {}
+    if not folder.is_dir():
+        return out
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or p.suffix.lower() not in VIDEO_EXTENSIONS:
+            continue
+        if p.is_symlink() and not p.exists():
+            out[str(p)] = f"broken symlink (points to {os.readlink(p)})"
+        elif p.is_file() and not os.access(p, os.R_OK):
+            out[str(p)] = "not readable (permissions)"
+    return out
+
+
+@dataclass
+class FileState:
+    """What the sensor knows of one video at this look: fingerprint (size:mtime_ns) and age in seconds."""
+
+    fingerprint: str
+    age_s: float
+
+
+@dataclass
+class FolderPlan:
+    new_keys: list[str]  # partitions to add
+    to_run: list[str]  # partitions to run now (new or changed, settled)
+    waiting: list[str]  # seen but not taken yet (still changing, too young, held for the burst, or busy)
+    removed: list[str]  # reported once
+    cursor: dict = field(default_factory=dict)
+
+
+def plan_folder(files: dict[str, FileState], known: set[str], cursor: dict, *, busy: set[str] = frozenset(),
+                settle_s: float = 2.0, max_hold_s: float = 120.0, now: float = 0.0) -> FolderPlan:
+    """Pure planning step of the folder sensor.
+
+    cursor = {"seen": {key: fingerprint at the previous look}, "done": {key: fingerprint already run},
+              "removed": [keys reported as removed], "held_since": seconds when settled files began to wait}.
+    A key is *settled* when its fingerprint equals the previous look's and it is at least `settle_s` old. Settled
+    keys whose fingerprint was not run yet are taken — unless another file is still changing (a burst is landing):
+    then they wait, at most `max_hold_s`, so a burst becomes one batch of runs. A key in `busy` (a run of that clip
+    is queued or running) waits until the run ends: one file never runs twice at once.
+    """
+    seen, done = cursor.get("seen", {}), cursor.get("done", {})
+    removed_before = set(cursor.get("removed", []))
+    settled = {k for k, f in files.items() if seen.get(k) == f.fingerprint and f.age_s >= settle_s}
+    want = sorted(k for k in settled if done.get(k) != files[k].fingerprint)
+    changing = [k for k in files if k not in settled and done.get(k) != files[k].fingerprint]
+    held_since = cursor.get("held_since")
+    hold = bool(changing) and bool(want)
+    if hold:
+        held_since = now if held_since is None else held_since
+        hold = now - held_since < max_hold_s
+    to_run = [] if hold else [k for k in want if k not in busy]
+    if not hold:
+        held_since = None
+    new_keys = sorted(k for k in to_run if k not in known)
+    removed = sorted(k for k in known if k not in files and k not in removed_before)
+    nxt = {
+        "seen": {k: f.fingerprint for k, f in files.items()},
+        "done": {**{k: v for k, v in done.items() if k in files}, **{k: files[k].fingerprint for k in to_run}},
+        "removed": sorted((removed_before | set(removed)) - set(files)),
+        "held_since": held_since,
+    }
+    waiting = sorted(k for k in files if done.get(k) != files[k].fingerprint and k not in to_run)
+    return FolderPlan(new_keys, to_run, waiting, removed, nxt)
+
+
+def look(folder: str | Path, now: float) -> dict[str, FileState]:
+    """Every video under `folder` with its fingerprint and age (a file that vanishes while looking is skipped)."""
+    out: dict[str, FileState] = {}
+    for key, p in scan_videos(folder).items():
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out[key] = FileState(f"{st.st_size}:{st.st_mtime_ns}", max(0.0, now - st.st_mtime))
+    return out

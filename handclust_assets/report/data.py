@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from handclust_assets.lib.storage import frames_dir, storage_root
+from handclust_assets.lib.storage import Storage, as_storage
 from handclust_assets.science.crossclip import MODALITIES as SCIENCE_MODALITIES
 from handclust_assets.video.frame_cache import FrameCache
 
@@ -92,14 +92,17 @@ class Results:
 
     def __init__(
         self,
-        root: str | Path | None = None,
+        root: Storage | str | Path | None = None,
         source: duckdb.DuckDBPyConnection | Mapping[str, pl.DataFrame] | None = None,
     ) -> None:
-        self.root = storage_root(root)
-        if source is None:
-            from handclust_assets.lib.tables import connect
+        self.store = as_storage(root)
+        self.root = self.store.local_root()  # where the dashboard is built (the root itself, or scratch)
+        from handclust_assets.lib.tables import ResultsConnection, connect
 
-            source = connect(self.root)
+        if source is None:
+            source = connect(self.store)
+        if isinstance(source, ResultsConnection):
+            source = source.con
         self._con = source if isinstance(source, duckdb.DuckDBPyConnection) else None
         self._frames: dict[str, pl.DataFrame] = {} if self._con is not None else dict(source)  # type: ignore[arg-type]
         self._cache: dict[str, pl.DataFrame | None] = {}
@@ -174,8 +177,8 @@ class Results:
             df = self.get(name)
             if df is not None and "clip" in df.columns:
                 keys |= set(df["clip"].drop_nulls().to_list())
-        if not keys and (self.root / "frames").is_dir():
-            keys = {p.name for p in (self.root / "frames").iterdir() if (p / "meta.json").exists()}
+        if not keys:
+            keys = {c for c in self.store.listdir("frames") if self.store.exists("frames", c, "meta.json")}
         return sorted(keys)
 
     def clip_info(self, clip: str) -> dict:
@@ -253,7 +256,7 @@ class Results:
     def frame_cache(self, clip: str) -> FrameCache | None:
         if clip not in self._fc:
             try:
-                self._fc[clip] = FrameCache(frames_dir(self.root, clip))
+                self._fc[clip] = FrameCache(self.store.fetch_dir(*self.store.frames(clip)))
             except (FileNotFoundError, OSError, ValueError):
                 self._fc[clip] = None
         return self._fc[clip]

@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from handclust_assets.lib.storage import dashboard_dir
+from handclust_assets.lib.storage import Storage, as_storage
 from handclust_assets.report.data import Results, cluster_rgb
 from handclust_assets.video.writer import write_video
 
@@ -27,12 +27,12 @@ class NothingToRender(RuntimeError):
     """There is nothing to put in the video (no clusters, no frame cache); the message says what is missing."""
 
 
-def reel_path(root: str | Path | None) -> Path:
-    return dashboard_dir(root) / "videos" / "preview_reel.mp4"
+def reel_path(root: Storage | str | Path | None) -> Path:
+    return as_storage(root).local_root() / "dashboard" / "videos" / "preview_reel.mp4"
 
 
-def overlay_path(root: str | Path | None, clip: str) -> Path:
-    return dashboard_dir(root) / "videos" / f"overlay_{clip}.mp4"
+def overlay_path(root: Storage | str | Path | None, clip: str) -> Path:
+    return as_storage(root).local_root() / "dashboard" / "videos" / f"overlay_{clip}.mp4"
 
 
 @dataclass
@@ -189,7 +189,7 @@ def render_preview_reel(
     """Per cluster of `modality` (largest first): a title card with its label, then up to `examples` segments
     (up to `clip_seconds` each, from the middle of the segment) from the frame cache."""
     r = Results(root, source)
-    path = Path(out) if out is not None else reel_path(r.root)
+    path = Path(out) if out is not None else reel_path(r.store)
     ccc = r.get("cross_clip_clusters")
     segs = r.get("segments")
     if ccc is None or segs is None:
@@ -296,7 +296,7 @@ def render_activity_overlay(
     from handclust_assets.report.analysis import segments_of_cluster
 
     r = Results(root, source)
-    path = Path(out) if out is not None else overlay_path(r.root, clip)
+    path = Path(out) if out is not None else overlay_path(r.store, clip)
     fc = r.frame_cache(clip)
     if fc is None or not len(fc):
         raise NothingToRender(f"no frame cache for clip {clip!r}")

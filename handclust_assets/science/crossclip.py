@@ -306,3 +306,15 @@ def ground_truth_table(clusters: pl.DataFrame, segments: pl.DataFrame, gt: pl.Da
         s = gt_scores(fr["cluster_full"].to_numpy(), fr["activity"].to_numpy(), fr["clip"].to_numpy())
         rows.append({"modality": m, **s, "n_clips": fr["clip"].n_unique(), "n_frames": fr.height})
     return pl.DataFrame(rows, schema=schema).sort("mof", descending=True) if rows else pl.DataFrame(schema=schema)
+
+
+def fusion_rows(features: pl.DataFrame, entry: dict | None = None) -> tuple[pl.DataFrame, np.ndarray]:
+    """(keys, rows) of every segment in the fusion space: the saved one (`entry`, the cluster model's "fusion")
+    when it fits these descriptors, else an equal-weight fusion of every modality present (the one fallback the
+    segment map and the dashboard share)."""
+    rows = space_rows(features, entry) if entry is not None else None
+    if rows is not None:
+        return rows
+    mods = tuple(m for m in MODALITIES if m not in FUSION_EXCLUDE)
+    keys, blocks = blocks_of(features, mods, how="outer")
+    return keys, C.fuse_modalities(blocks, {m: 1.0 for m in blocks})[0]

@@ -3,7 +3,8 @@ segment summaries `pose_segments` (18-D) and `hand_segments` (16-D), which `segm
 `pose` and `hands` modalities.
 
 The models are found and sha256-verified by `MediaPipeResource` (paths optional); a missing or corrupt model
-fails only these assets, with the model named and how to get it (`handclust fetch-models`).
+skips these assets (and their segment summaries), with the model named and how to get it (`handclust
+fetch-models`) — the run stays green and `model_update_sensor` fills them in when the files appear.
 """
 
 import time
@@ -12,11 +13,11 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from handclust_assets.defs.common import named_failures
-from handclust_assets.defs.modalities.motion import open_cache
-from handclust_assets.defs.partitions import clip_partitions
-from handclust_assets.defs.resources import HandclustSettings, MediaPipeResource
-from handclust_assets.models.landmarkers import HAND_MODEL, POSE_MODEL, model_fingerprint
+from handclust_assets.defs.common import Progress, clip_asset
+from handclust_assets.defs.ingest.assets import open_cache
+from handclust_assets.defs.models.assets import MEDIAPIPE_FILES
+from handclust_assets.defs.resources import MediaPipeResource, StorageResource
+from handclust_assets.models.landmarkers import HAND_MODEL, POSE_MODEL
 
 POSE_SCHEMA = {
     "clip": pl.Utf8,
@@ -82,32 +83,6 @@ HAND_SEGMENTS_SCHEMA = {
 }
 
 
-class _Progress:
-    """Logs counts and rates about every 10 % of a long clip (and at most every 30 s of wall time)."""
-
-    def __init__(self, context: dg.AssetExecutionContext, what: str, n: int, fps: float) -> None:
-        self.context, self.what, self.n, self.fps = context, what, n, fps
-        self.t0 = self.last = time.perf_counter()
-        self.every = max(200, n // 10)
-
-    def __call__(self, done: int) -> None:
-        now = time.perf_counter()
-        if done != self.n and done % self.every and now - self.last < 30:
-            return
-        self.last = now
-        wall = max(now - self.t0, 1e-9)
-        self.context.log.info(f"{self.what}: {done}/{self.n} frames, {done / wall:.0f} frames/s, "
-                              f"{done / self.fps / wall:.1f}x realtime")
-
-
-def _rate_meta(n: int, video_s: float, wall: float) -> dict:
-    return {
-        "n_frames": dg.MetadataValue.int(n),
-        "frames_per_s": dg.MetadataValue.float(round(n / max(wall, 1e-9), 1)),
-        "x_realtime": dg.MetadataValue.float(round(video_s / max(wall, 1e-9), 2)),
-    }
-
-
 def _chunk(mediapipe: MediaPipeResource, fps: float) -> int:
     return max(1, int(round(mediapipe.chunk_seconds * fps))) if mediapipe.chunk_seconds > 0 else 0
 
@@ -117,34 +92,32 @@ def _lists(arr: np.ndarray, keep: np.ndarray) -> list[list[float] | None]:
     return [row.tolist() if k else None for row, k in zip(flat, keep)]
 
 
-@dg.asset(
-    partitions_def=clip_partitions,
-    group_name="modalities",
+@clip_asset(
+    group="modalities",
     kinds={"python", "mediapipe"},
-    deps=["frame_cache"],
+    deps=["frame_cache", MEDIAPIPE_FILES],
     pool="models",
-    code_version=f"pose-v1|{model_fingerprint(POSE_MODEL)}",
+    optional=True,
+    code_version="pose-v1",
     description="MediaPipe PoseLandmarker (pose_landmarker_full, VIDEO mode) on every cached frame: detected flag, "
     "33 keypoints (x, y, z, visibility) and per-frame geometry (shoulder span, elbow angles, wrist heights, torso "
     "tilt, body bob and its period, wrist speeds). Coverage = share of frames with a pose.",
 )
-@named_failures
 def pose(
-    context: dg.AssetExecutionContext, settings: HandclustSettings, mediapipe: MediaPipeResource
+    context: dg.AssetExecutionContext, storage: StorageResource, mediapipe: MediaPipeResource
 ) -> dg.Output[pl.DataFrame]:
     from handclust_assets.models.landmarkers import detect_pose
     from handclust_assets.science.pose import FRAME_FEATURES, pose_frame_features
 
     clip = context.partition_key
     path = mediapipe.pose_model()
-    fc = open_cache(settings, clip)
+    fc = open_cache(storage, clip)
     n = len(fc)
     context.log.info(f"{clip} pose: {n} frames ({n / fc.fps:.0f} s of video) with {path}")
-    t0 = time.perf_counter()
+    prog = Progress(context, f"{clip} pose", n, video_s=n / fc.fps)
     res = detect_pose(fc.read, fc.timestamps, path, mediapipe.min_detection_confidence,
-                      mediapipe.min_tracking_confidence, progress=_Progress(context, f"{clip} pose", n, fc.fps),
+                      mediapipe.min_tracking_confidence, progress=prog,
                       chunk_frames=_chunk(mediapipe, fc.fps), workers=mediapipe.n_workers())
-    wall = time.perf_counter() - t0
     feats = pose_frame_features(res.keypoints, res.detected, fc.timestamps, fc.width / fc.height, fc.fps)
     df = pl.DataFrame(
         {
@@ -157,33 +130,32 @@ def pose(
         },
         schema=POSE_SCHEMA,
     )
-    context.log.info(f"{clip} pose: coverage {res.coverage:.1%} in {wall:.1f}s")
+    context.log.info(f"{clip} pose: coverage {res.coverage:.1%}; {prog.line(n)}")
     return dg.Output(
         df,
         metadata={
             "coverage": dg.MetadataValue.float(round(res.coverage, 4)),
-            **_rate_meta(n, n / fc.fps, wall),
+            **prog.metadata(),
             "model": POSE_MODEL,
             "model_version": mediapipe.version(),
         },
     )
 
 
-@dg.asset(
-    partitions_def=clip_partitions,
-    group_name="modalities",
+@clip_asset(
+    group="modalities",
     kinds={"python", "mediapipe", "opencv"},
-    deps=["frame_cache"],
+    deps=["frame_cache", MEDIAPIPE_FILES],
     pool="models",
-    code_version=f"hands-v1|{model_fingerprint(HAND_MODEL)}",
+    optional=True,
+    code_version="hands-v1",
     description="MediaPipe HandLandmarker (VIDEO mode, num_hands configurable) on every cached frame: 21 keypoints, "
     "handedness and box per hand; detections then propagated forward and backward in time with an OpenCV CSRT "
     "tracker up to max_gap_frames (anchored CSRT), stopping at tracker failure or another detection. State per "
     "frame: detected / tracked / absent; coverage before and after propagation.",
 )
-@named_failures
 def hands(
-    context: dg.AssetExecutionContext, settings: HandclustSettings, mediapipe: MediaPipeResource
+    context: dg.AssetExecutionContext, storage: StorageResource, mediapipe: MediaPipeResource
 ) -> dg.Output[pl.DataFrame]:
     from handclust_assets.models.landmarkers import detect_hands
     from handclust_assets.science.hands import (
@@ -197,29 +169,22 @@ def hands(
 
     clip = context.partition_key
     path = mediapipe.hand_model()
-    fc = open_cache(settings, clip)
+    fc = open_cache(storage, clip)
     n = len(fc)
     context.log.info(f"{clip} hands: {n} frames ({n / fc.fps:.0f} s of video) with {path}, "
                      f"num_hands={mediapipe.num_hands}, CSRT reach {mediapipe.max_gap_frames} frames")
+    prog = Progress(context, f"{clip} hands (detect)", n, video_s=n / fc.fps)
     t0 = time.perf_counter()
     det = detect_hands(fc.read, fc.timestamps, path, mediapipe.num_hands, mediapipe.mirrored,
                        mediapipe.min_detection_confidence, mediapipe.min_tracking_confidence,
-                       progress=_Progress(context, f"{clip} hands (detect)", n, fc.fps),
+                       progress=prog,
                        chunk_frames=_chunk(mediapipe, fc.fps), workers=mediapipe.n_workers())
     t_det = time.perf_counter() - t0
     base = tracks_from_detections(det)
     t1 = time.perf_counter()
-    last = [t1]
-
-    def csrt_progress(done: int, total: int) -> None:
-        if time.perf_counter() - last[0] > 30:
-            last[0] = time.perf_counter()
-            context.log.info(f"{clip} hands (CSRT): {done}/{total} gaps, {time.perf_counter() - t1:.0f}s")
-
     tracks = propagate_csrt(base, fc.read, mediapipe.max_gap_frames, CsrtConfig(work_width=mediapipe.csrt_work_width),
-                            progress=csrt_progress, workers=mediapipe.n_workers())
+                            progress=lambda done, total: None, workers=mediapipe.n_workers())
     t_csrt = time.perf_counter() - t1
-    wall = time.perf_counter() - t0
     openness = hand_openness(tracks.keypoints, fc.width / fc.height)
     cols: dict = {}
     for s, slot in enumerate(("left", "right")):
@@ -251,7 +216,7 @@ def hands(
             "coverage": dg.MetadataValue.float(round(tracks.coverage, 4)),
             "coverage_lift": dg.MetadataValue.float(round(tracks.coverage - base.coverage, 4)),
             "two_hand_share": dg.MetadataValue.float(round(float((tracks.n_present == 2).mean()) if n else 0.0, 4)),
-            **_rate_meta(n, n / fc.fps, wall),
+            **prog.metadata(),
             "csrt_updates": dg.MetadataValue.int(int(st.get("updates", 0))),
             "csrt_seconds": dg.MetadataValue.float(round(t_csrt, 2)),
             "model": HAND_MODEL,
@@ -287,24 +252,21 @@ def _segment_output(clip: str, seg: pl.DataFrame, vec: np.ndarray, dims: list[st
     })
 
 
-@dg.asset(
-    partitions_def=clip_partitions,
-    group_name="modalities",
-    kinds={"python", "duckdb"},
+@clip_asset(
+    group="modalities",
     code_version="pose-segments-v1",
     description="18-D body-pose summary per segment (coverage, shoulder span, elbow angles, wrist heights, torso "
     "tilt, shoulder roll, body-bob period/strength/amplitude, wrist speeds, hand spread, arm extension, "
     "visibility); NaN-free, coverage carries 'no body visible'. One row per segment.",
 )
-@named_failures
 def pose_segments(
     context: dg.AssetExecutionContext, segments: pl.DataFrame, pose: pl.DataFrame
 ) -> dg.Output[pl.DataFrame]:
     from handclust_assets.science.pose import FRAME_FEATURES, POSE_VECTOR_DIMS, pose_segment_vectors
 
     clip = context.partition_key
-    seg = segments.filter(pl.col("clip") == clip).sort("segment_idx")
-    p = pose.filter(pl.col("clip") == clip).sort("frame_idx")
+    seg = segments.sort("segment_idx")
+    p = pose.sort("frame_idx")
     feats = {k: p[k].to_numpy() for k in FRAME_FEATURES}
     feats["detected"] = p["detected"].to_numpy()
     vec = pose_segment_vectors(feats, seg)
@@ -312,24 +274,21 @@ def pose_segments(
                            ("coverage", "shoulder_span", "bob_period_s", "wrist_speed_p90"), POSE_SEGMENTS_SCHEMA)
 
 
-@dg.asset(
-    partitions_def=clip_partitions,
-    group_name="modalities",
-    kinds={"python", "duckdb"},
+@clip_asset(
+    group="modalities",
     code_version="hand-segments-v1",
     description="16-D hand summary per segment (coverage before/after CSRT, two-hand share, left/right share, "
     "mean/std hand-box position and size, hand speed in the frame, hand spread, openness); NaN-free. One row per "
     "segment.",
 )
-@named_failures
 def hand_segments(
     context: dg.AssetExecutionContext, segments: pl.DataFrame, hands: pl.DataFrame
 ) -> dg.Output[pl.DataFrame]:
     from handclust_assets.science.hands import HAND_VECTOR_DIMS, SOURCE_NAMES, hand_segment_vectors
 
     clip = context.partition_key
-    seg = segments.filter(pl.col("clip") == clip).sort("segment_idx")
-    h = hands.filter(pl.col("clip") == clip).sort("frame_idx")
+    seg = segments.sort("segment_idx")
+    h = hands.sort("frame_idx")
     n = h.height
     code = {name: i for i, name in enumerate(SOURCE_NAMES)}
     boxes = np.full((n, 2, 4), np.nan, np.float64)
@@ -344,3 +303,6 @@ def hand_segments(
     vec = hand_segment_vectors(boxes, source, openness, h["t_s"].to_numpy(), seg)
     return _segment_output(clip, seg, vec, [d for d, _ in HAND_VECTOR_DIMS],
                            ("coverage_detected", "coverage", "two_hand_share", "speed_mean"), HAND_SEGMENTS_SCHEMA)
+
+
+assets = [pose, hands, pose_segments, hand_segments]

@@ -51,3 +51,4 @@ def tool_scores_are_probabilities(tool_scores: pl.DataFrame) -> dg.AssetCheckRes
 
 
 model_checks = [scene_embeddings_finite, video_embeddings_finite, tool_scores_are_probabilities]
+

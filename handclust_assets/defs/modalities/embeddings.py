@@ -1,7 +1,9 @@
-"""Modalities group, learned part: `scene_embeddings`, `video_embeddings`, `tool_scores` (per clip).
+"""Modalities, learned part: `scene_embeddings`, `video_embeddings`, `tool_scores` (per clip).
 
-Each model's id + revision (+ local weights fingerprint) is in the asset's code_version, so the UI marks
-partitions stale when a model changes, and a `model_version` column records what produced every row.
+Each model is an observable source asset (`defs/models`): its data version is the model id + revision + the
+weights' identity, observed at run time (never at import). The asset records the version it was built with
+(`model_version` metadata and column); `model_update_sensor` re-runs partitions whose version differs from the
+current one, and fills in partitions skipped while the model was unavailable.
 """
 
 import time
@@ -10,12 +12,12 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from handclust_assets.defs.common import named_failures
-from handclust_assets.defs.modalities.motion import open_cache
-from handclust_assets.defs.partitions import clip_partitions
+from handclust_assets.defs.common import clip_asset
+from handclust_assets.defs.ingest.assets import open_cache
+from handclust_assets.defs.models.assets import SCENE_WEIGHTS, TOOL_WEIGHTS, VIDEO_WEIGHTS
 from handclust_assets.defs.resources import (
-    HandclustSettings,
     SceneModelResource,
+    StorageResource,
     ToolModelResource,
     VideoModelResource,
 )
@@ -47,43 +49,25 @@ TOOL_SCHEMA = {
     "model_version": pl.Utf8,
 }
 
-# Default resources, also used to compute code versions at load time (env vars override the defaults).
-SCENE_MODEL = SceneModelResource(
-    model_id=dg.EnvVar("HANDCLUST_SCENE_MODEL").get_value("facebook/dinov2-small") or "facebook/dinov2-small",
-    local_path=dg.EnvVar("HANDCLUST_SCENE_MODEL_PATH").get_value(None),
-)
-VIDEO_MODEL = VideoModelResource(
-    model_id=dg.EnvVar("HANDCLUST_VIDEO_MODEL").get_value("facebook/vjepa2-vitl-fpc64-256")
-    or "facebook/vjepa2-vitl-fpc64-256",
-    local_path=dg.EnvVar("HANDCLUST_VIDEO_MODEL_PATH").get_value(None),
-)
-TOOL_MODEL = ToolModelResource(
-    model_id=dg.EnvVar("HANDCLUST_TOOL_MODEL").get_value("google/owlv2-base-patch16-ensemble")
-    or "google/owlv2-base-patch16-ensemble",
-    local_path=dg.EnvVar("HANDCLUST_TOOL_MODEL_PATH").get_value(None),
-)
-
-
 def _embedding_rows(clip: str, n: int) -> dict:
     return {"clip": [clip] * n, "frame_idx": np.arange(n)}
 
 
-@dg.asset(
-    partitions_def=clip_partitions,
-    group_name="modalities",
+@clip_asset(
+    group="modalities",
     kinds={"pytorch", "transformers"},
-    deps=["frame_cache"],
+    deps=["frame_cache", SCENE_WEIGHTS],
     pool="models",
-    code_version=f"scene-v1|{SCENE_MODEL.version()}",
+    optional=True,
+    code_version="scene-v1",
     description="Per-frame scene embedding: DINOv2 CLS token (model configurable) or, where DINOv2 weights are "
     "absent, the offline EfficientNet-Lite0 ImageNet backbone. The `model` column says which produced each row.",
 )
-@named_failures
 def scene_embeddings(
-    context: dg.AssetExecutionContext, settings: HandclustSettings, scene_model: SceneModelResource
+    context: dg.AssetExecutionContext, storage: StorageResource, scene_model: SceneModelResource
 ) -> dg.Output[pl.DataFrame]:
     clip = context.partition_key
-    fc = open_cache(settings, clip)
+    fc = open_cache(storage, clip)
     enc = scene_model.load()
     t0 = time.perf_counter()
     frames = fc.all_frames()
@@ -114,23 +98,23 @@ def scene_embeddings(
     )
 
 
-@dg.asset(
-    partitions_def=clip_partitions,
-    group_name="modalities",
+@clip_asset(
+    group="modalities",
     kinds={"pytorch", "transformers"},
-    deps=["frame_cache"],
+    deps=["frame_cache", VIDEO_WEIGHTS],
     pool="models",
-    code_version=f"video-v1|{VIDEO_MODEL.version()}",
+    optional=True,
+    code_version="video-v1",
     description="V-JEPA 2 video embedding: 64-frame windows at 1-s stride over the sampled frames, mean-pooled "
-    "tokens (1024-D for ViT-L). Needs the V-JEPA 2 weights (hub or local_path); fails clearly without them.",
+    "tokens (1024-D for ViT-L). Needs the V-JEPA 2 weights (hub or local_path); skipped, with the reason, without "
+    "them.",
 )
-@named_failures
 def video_embeddings(
-    context: dg.AssetExecutionContext, settings: HandclustSettings, video_model: VideoModelResource
+    context: dg.AssetExecutionContext, storage: StorageResource, video_model: VideoModelResource
 ) -> dg.Output[pl.DataFrame]:
     clip = context.partition_key
-    fc = open_cache(settings, clip)
     enc = video_model.load()
+    fc = open_cache(storage, clip)
     t0 = time.perf_counter()
     emb, ts, te = enc.embed_windows(fc.all_frames(), fc.fps, video_model.window_frames, video_model.stride_s)
     wall = time.perf_counter() - t0
@@ -152,23 +136,22 @@ def video_embeddings(
                                    "windows_per_s": dg.MetadataValue.float(round(len(emb) / max(wall, 1e-9), 3))})
 
 
-@dg.asset(
-    partitions_def=clip_partitions,
-    group_name="modalities",
+@clip_asset(
+    group="modalities",
     kinds={"pytorch", "transformers"},
-    deps=["frame_cache"],
+    deps=["frame_cache", TOOL_WEIGHTS],
     pool="models",
-    code_version=f"tools-v1|{TOOL_MODEL.version()}",
+    optional=True,
+    code_version="tools-v1",
     description="OWLv2 open-vocabulary tool presence: per frame and prompt (19 configurable prompts), the "
     "highest detection probability. Long format (clip, frame_idx, prompt, score).",
 )
-@named_failures
 def tool_scores(
-    context: dg.AssetExecutionContext, settings: HandclustSettings, tool_model: ToolModelResource
+    context: dg.AssetExecutionContext, storage: StorageResource, tool_model: ToolModelResource
 ) -> dg.Output[pl.DataFrame]:
     clip = context.partition_key
-    fc = open_cache(settings, clip)
     det = tool_model.load()
+    fc = open_cache(storage, clip)
     s = det.scores(fc.all_frames())
     n, p = s.shape
     df = pl.DataFrame(
@@ -186,3 +169,6 @@ def tool_scores(
     top = df.group_by("prompt").agg(pl.col("score").mean()).sort("score", descending=True)
     return dg.Output(df, metadata={"top_tool": top["prompt"][0], "model_version": tool_model.version(),
                                    "model_used": det.version(), "frames": dg.MetadataValue.int(n)})
+
+
+assets = [scene_embeddings, video_embeddings, tool_scores]

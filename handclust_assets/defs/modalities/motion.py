@@ -1,16 +1,14 @@
-"""Modalities group, motion part: `flow`, `flow_rhythm`, `egomotion` (per clip, no model needed)."""
+"""Modalities, motion part: `flow`, `flow_rhythm`, `egomotion` (per clip, no model needed)."""
 
-import time
+import io
 
 import dagster as dg
 import numpy as np
 import polars as pl
 
-from handclust_assets.defs.common import named_failures
-from handclust_assets.defs.partitions import clip_partitions
-from handclust_assets.defs.resources import HandclustSettings
-from handclust_assets.lib.storage import arrays_path, frames_dir
-from handclust_assets.video.frame_cache import FrameCache
+from handclust_assets.defs.common import Progress, clip_asset
+from handclust_assets.defs.ingest.assets import open_cache
+from handclust_assets.defs.resources import HandclustSettings, StorageResource
 
 FLOW_SCHEMA = {
     "clip": pl.Utf8,
@@ -39,19 +37,9 @@ EGO_SCHEMA = {
 }
 
 
-def open_cache(settings: HandclustSettings, clip: str) -> FrameCache:
-    return FrameCache(frames_dir(settings.root(), clip))
 
-
-def _rate(context: dg.AssetExecutionContext, what: str, n: int, video_s: float, t0: float) -> float:
-    wall = max(time.perf_counter() - t0, 1e-9)
-    context.log.info(f"{what}: {n} frames in {wall:.1f}s ({n / wall:.0f} frames/s, {video_s / wall:.1f}x realtime)")
-    return video_s / wall
-
-
-@dg.asset(
-    partitions_def=clip_partitions,
-    group_name="modalities",
+@clip_asset(
+    group="modalities",
     kinds={"python", "opencv"},
     deps=["frame_cache"],
     code_version="flow-v1",
@@ -59,18 +47,18 @@ def _rate(context: dg.AssetExecutionContext, what: str, n: int, video_s: float, 
     "frame width per sampled frame) and a magnitude-weighted direction histogram; the flow field on a 32x18 "
     "grid goes to storage/arrays/flow/<clip>.npz for ego-motion.",
 )
-@named_failures
-def flow(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.Output[pl.DataFrame]:
+def flow(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output[pl.DataFrame]:
     from handclust_assets.science.flow import compute_flow
 
     clip = context.partition_key
-    fc = open_cache(settings, clip)
-    t0 = time.perf_counter()
+    fc = open_cache(storage, clip)
+    prog = Progress(context, f"{clip} flow", len(fc), video_s=len(fc) / fc.fps)
     res = compute_flow(fc.iter_frames())
-    xrt = _rate(context, f"{clip} flow", len(fc), len(fc) / fc.fps, t0)
-    out = arrays_path(settings.root(), "flow", clip)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, field=res.field, t_s=fc.timestamps)
+    context.log.info(prog.line(len(fc)))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, field=res.field, t_s=fc.timestamps)
+    store = storage.store()
+    store.write_bytes(buf.getvalue(), *store.arrays("flow", clip))
     df = pl.DataFrame(
         {
             "clip": [clip] * len(fc),
@@ -85,28 +73,24 @@ def flow(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.O
         df,
         metadata={
             "mean_flow": dg.MetadataValue.float(float(np.mean(res.mag))),
-            "x_realtime": dg.MetadataValue.float(round(xrt, 1)),
-            "n_frames": dg.MetadataValue.int(len(fc)),
+            **prog.metadata(),
         },
     )
 
 
-@dg.asset(
-    partitions_def=clip_partitions,
-    group_name="modalities",
+@clip_asset(
+    group="modalities",
     kinds={"python", "numpy"},
     code_version="flow-rhythm-v1",
     description="12-s sliding FFT of flow magnitude: dominant period, periodicity strength (peak / total power) "
     "and mean flow, per frame (held from the windows covering it).",
 )
-@named_failures
 def flow_rhythm(
     context: dg.AssetExecutionContext, settings: HandclustSettings, flow: pl.DataFrame
 ) -> dg.Output[pl.DataFrame]:
     from handclust_assets.science.rhythm import flow_rhythm as rhythm_fn
 
-    clip = context.partition_key
-    f = flow.filter(pl.col("clip") == clip).sort("frame_idx")
+    f = flow.sort("frame_idx")
     mag = f["flow_mag"].to_numpy().astype(np.float64)
     _, per_frame = rhythm_fn(mag, settings.sample_fps)
     get = per_frame.__getitem__ if isinstance(per_frame, dict) else lambda k: getattr(per_frame, k)
@@ -131,9 +115,8 @@ def flow_rhythm(
     )
 
 
-@dg.asset(
-    partitions_def=clip_partitions,
-    group_name="modalities",
+@clip_asset(
+    group="modalities",
     kinds={"python", "opencv"},
     deps=["flow"],
     code_version="egomotion-v2",
@@ -141,17 +124,18 @@ def flow_rhythm(
     "explained by the head (camera-compensated hand/object motion), their ratio, and where in the frame the residual "
     "motion happens (`residual_layout`: mean residual magnitude on a 4x3 grid, row-major from the top left).",
 )
-@named_failures
-def egomotion(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.Output[pl.DataFrame]:
+def egomotion(context: dg.AssetExecutionContext, settings: HandclustSettings, storage: StorageResource
+              ) -> dg.Output[pl.DataFrame]:
     from handclust_assets.science.egomotion import egomotion as ego_fn
     from handclust_assets.science.egomotion import motion_layout
 
     clip = context.partition_key
-    data = np.load(arrays_path(settings.root(), "flow", clip))
+    store = storage.store()
+    data = np.load(io.BytesIO(store.read_bytes(*store.arrays("flow", clip))))
     field, t_s = data["field"].astype(np.float32), data["t_s"]
-    t0 = time.perf_counter()
+    prog = Progress(context, f"{clip} egomotion", len(t_s), video_s=len(t_s) / settings.sample_fps)
     res = ego_fn(field)
-    _rate(context, f"{clip} egomotion", len(t_s), len(t_s) / settings.sample_fps, t0)
+    context.log.info(prog.line(len(t_s)))
     df = pl.DataFrame(
         {
             "clip": [clip] * len(t_s),
@@ -172,3 +156,6 @@ def egomotion(context: dg.AssetExecutionContext, settings: HandclustSettings) ->
             "mean_residual": dg.MetadataValue.float(float(np.mean(res.residual_mag))),
         },
     )
+
+
+assets = [flow, flow_rhythm, egomotion]

@@ -1,0 +1,183 @@
+"""Running HandClust the way a user does: `dagster dev` (webserver + daemon + code server) on a Dagster home,
+videos landing in the watched folder, sensors and automation doing the rest — and knowing when it is done.
+
+`DagsterSession` is what `handclust demo`, the end-to-end test and the product-path benchmark share.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from handclust_assets.lib.home import instance_config
+
+IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+CLIP_TAG = "handclust/clip"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def quiet_env() -> dict[str, str]:
+    """Third-party native logging silenced at the source (TFLite/MediaPipe glog, absl, TensorFlow)."""
+    return {"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3", "ABSL_MIN_LOG_LEVEL": "2",
+            "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+
+
+@dataclass
+class Progress:
+    """Where a session stands: clip runs by status, other runs, the dashboard."""
+
+    clips_done: int = 0
+    clips_failed: list[str] = field(default_factory=list)
+    clips_total: int = 0
+    runs_in_progress: int = 0
+    cross_clip_runs: int = 0
+    dashboard_at: float | None = None
+    settled: bool = False
+
+
+class DagsterSession:
+    """`dagster dev` on a HandClust home, started and stopped by this object."""
+
+    def __init__(self, home: Path, *, port: int | None = None, max_runs: int | None = None,
+                 env: dict[str, str] | None = None, log: Path | None = None) -> None:
+        self.home = Path(home).resolve()
+        self.dagster_home = self.home / "dagster_home"
+        self.port = port or free_port()
+        self.max_runs = max_runs
+        self.env = {**os.environ, **quiet_env(), "HANDCLUST_HOME": str(self.home),
+                    "DAGSTER_HOME": str(self.dagster_home), **(env or {})}
+        for k in ("HANDCLUST_STORAGE", "HANDCLUST_VIDEO_DIR"):
+            if k not in (env or {}):
+                self.env.pop(k, None)
+        self.log = log or self.home / "dagster_dev.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def videos(self) -> Path:
+        return Path(self.env.get("HANDCLUST_VIDEO_DIR") or self.home / "videos")
+
+    def start(self, timeout_s: float = 180.0) -> DagsterSession:
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        self.videos.mkdir(parents=True, exist_ok=True)
+        cfg = self.dagster_home / "dagster.yaml"
+        if not cfg.exists() or self.max_runs:
+            cfg.write_text(instance_config(self.max_runs))
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "dagster", "dev", "-m", "handclust_assets.definitions", "-h", "127.0.0.1",
+               "-p", str(self.port)]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(cmd, env=self.env, cwd=str(self.home), stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dagster dev exited with {self.proc.returncode}; see {self.log}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/server_info", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"the Dagster UI did not answer on {self.url} within {timeout_s:.0f} s; see {self.log}")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> DagsterSession:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- watching ------------------------------------------------------------------------------------------
+    def instance(self):  # noqa: ANN201 - a DagsterInstance (imported lazily: dagster is slow to import)
+        import dagster as dg
+
+        os.environ["DAGSTER_HOME"] = str(self.dagster_home)
+        return dg.DagsterInstance.from_config(str(self.dagster_home))
+
+    def progress(self, expected_clips: int) -> Progress:
+        """Clip runs finished/failed, runs in progress, cross-clip runs, when the dashboard was last built."""
+        import dagster as dg
+
+        inst = self.instance()
+        runs = [r.dagster_run for r in inst.get_run_records(limit=5000)]
+        latest: dict[str, object] = {}
+        for r in sorted(runs, key=lambda r: r.run_id):
+            if r.job_name == "process_clip" and CLIP_TAG in r.tags:
+                latest[r.tags[CLIP_TAG]] = r
+        p = Progress(clips_total=expected_clips)
+        done = [r for r in latest.values() if r.status.value in ("SUCCESS", "FAILURE", "CANCELED")]
+        p.clips_done = len(done)
+        p.clips_failed = sorted(k for k, r in latest.items() if r.status.value in ("FAILURE", "CANCELED"))
+        p.runs_in_progress = sum(1 for r in runs if r.status.value in IN_PROGRESS)
+        p.cross_clip_runs = sum(1 for r in runs if "segment_features" in {k.to_user_string() for k in
+                                                                          (r.asset_selection or [])})
+        def last(asset: str) -> float | None:
+            rec = inst.fetch_materializations(dg.AssetKey(asset), limit=1).records
+            return rec[0].timestamp if rec else None
+
+        p.dashboard_at = last("lab_dashboard")
+        clustered, overlaid = last("cross_clip_clusters"), last("activity_overlays")
+        all_failed = p.clips_done >= expected_clips and len(p.clips_failed) == p.clips_done
+        p.settled = p.clips_done >= expected_clips and p.runs_in_progress == 0 and (all_failed or (
+            None not in (clustered, overlaid, p.dashboard_at) and overlaid >= clustered
+            and p.dashboard_at >= overlaid))
+        return p
+
+    def wait_settled(self, expected_clips: int, timeout_s: float = 1800.0, quiet_s: float = 5.0,
+                     on_progress: Callable[[Progress], None] | None = None, poll_s: float = 2.0) -> Progress:
+        """Until every expected clip run ended, the pooled clustering, then the overlays, then the dashboard were
+        rebuilt in that order, and no run has been in progress for `quiet_s`."""
+        deadline = time.monotonic() + timeout_s
+        quiet_since = None
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"dagster dev exited with {self.proc.returncode}; see {self.log}")
+            p = self.progress(expected_clips)
+            if on_progress is not None:
+                on_progress(p)
+            if p.settled:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= quiet_s:
+                    return p
+            else:
+                quiet_since = None
+            time.sleep(poll_s)
+        raise TimeoutError(f"not settled after {timeout_s:.0f} s: {self.progress(expected_clips)}; see {self.log}")
+
+
+def land(files: list[tuple[Path, Path]]) -> None:
+    """Move finished files into the watched folder: sidecars before their video, each by an atomic rename, so the
+    folder sensor never sees a video without its ground truth (and never a half-written one)."""
+    def order(pair: tuple[Path, Path]) -> int:
+        return 1 if pair[1].suffix.lower() in (".mp4", ".mov", ".mkv", ".avi", ".webm") else 0
+
+    for src, dst in sorted(files, key=order):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)

@@ -1,0 +1,60 @@
+"""The jobs users launch from the UI (and the sensors target). Runs execute a job's steps in one process (the
+code location's executor), so a clip's models are loaded once per run."""
+
+import dagster as dg
+
+from handclust_assets.defs.clusters import assets as clusters
+from handclust_assets.defs.clusters import timeline
+from handclust_assets.defs.dashboard import assets as dashboard
+from handclust_assets.defs.evaluation import assets as evaluation
+from handclust_assets.defs.ingest import assets as ingest
+from handclust_assets.defs.modalities import body, embeddings, motion
+from handclust_assets.defs.models import assets as models
+from handclust_assets.defs.segments import assets as segments
+
+CLIP_JOB, CROSS_JOB, REEMBED_JOB = "process_clip", "cross_clip", "reembed_models"
+# every asset partitioned by clip that a clip's own run builds (timelines and overlays follow the pooled clustering)
+PER_CLIP = [*ingest.assets, *motion.assets, *embeddings.assets, *body.assets, *segments.assets]
+CROSS_CLIP_ASSETS = [*clusters.assets, *timeline.assets, *evaluation.assets, *dashboard.assets]
+# model-backed asset -> the resource whose version says which model it should be built with now
+MODEL_RESOURCES = {"scene_embeddings": "scene_model", "video_embeddings": "video_model", "tool_scores": "tool_model",
+                   "pose": "mediapipe", "hands": "mediapipe"}
+
+
+def reembed_downstream() -> dict[str, list[dg.AssetKey]]:
+    """Per model asset, every per-clip asset that (transitively) depends on it: what a re-embed run rebuilds."""
+    every = [*PER_CLIP, *CROSS_CLIP_ASSETS, *models.assets]
+    out = {}
+    for name in MODEL_RESOURCES:
+        sel = dg.AssetSelection.assets(name).downstream() & dg.AssetSelection.assets(*PER_CLIP)
+        out[name] = sorted((k for k in sel.resolve(every) if k != dg.AssetKey(name)), key=lambda k: k.path)
+    return out
+
+
+process_clip = dg.define_asset_job(
+    CLIP_JOB, selection=dg.AssetSelection.assets(*PER_CLIP), tags={"handclust/kind": "clip"},
+    description="Every per-clip asset for one clip partition: ingest, frame cache, every modality (a modality whose "
+    "model is unavailable is skipped, named), segments, repetitions. What the video folder sensor launches for each "
+    "new or changed video; the cross-clip graph follows by automation.")
+ingest_clips = dg.define_asset_job(
+    "ingest_clips", selection=dg.AssetSelection.assets(*ingest.assets),
+    description="Per clip partition: probe, phase, fisheye rectification and the frame cache (decode once).")
+reembed_models = dg.define_asset_job(
+    REEMBED_JOB,
+    selection=(dg.AssetSelection.assets(*MODEL_RESOURCES).downstream() & dg.AssetSelection.assets(*PER_CLIP)),
+    description="Per clip partition: every model-backed modality (scene, video, tools, pose, hands) and the per-clip "
+    "assets built on them; what model_update_sensor runs for stale or skipped partitions.")
+cross_clip = dg.define_asset_job(
+    CROSS_JOB, selection=dg.AssetSelection.assets(*CROSS_CLIP_ASSETS),
+    description="Cross-clip clustering, evaluation and the dashboard over every clip partition with results (what "
+    "automation runs after a burst of clips; launch it by hand to refresh now).")
+classify_clips = dg.define_asset_job(
+    "classify_clips", selection=dg.AssetSelection.assets(*timeline.assets),
+    description="The activity timeline of every clip; clips not yet in the pooled clustering are classified against "
+    "the saved cluster model without re-clustering.")
+render_overlays = dg.define_asset_job(
+    "render_overlays", selection=dg.AssetSelection.assets(dashboard.activity_overlays),
+    description="The activity overlay videos (fusion cluster label + rolling timeline) of clips whose timeline "
+    "changed.")
+
+jobs = [process_clip, ingest_clips, reembed_models, cross_clip, classify_clips, render_overlays]

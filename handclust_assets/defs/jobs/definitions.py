@@ -1,0 +1,18 @@
+import os
+
+import dagster as dg
+
+from handclust_assets.defs.jobs import jobs
+
+# Cross-clip assets, timelines and overlays follow new clip results by their automation conditions. This sensor
+# evaluates them; it is on by default (Dagster's own default sensor starts stopped).
+automation = dg.AutomationConditionSensorDefinition(
+    "handclust_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=int(os.environ.get("HANDCLUST_AUTOMATION_INTERVAL_S", "10")),
+    description="Refreshes the cross-clip graph and the dashboard after a burst of clips (once no clip run is queued "
+    "or running), then every clip's timeline and overlay in one run.",
+)
+
+defs = dg.Definitions(jobs=jobs, sensors=[automation])

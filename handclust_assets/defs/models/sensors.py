@@ -1,0 +1,111 @@
+"""`model_update_sensor`: observe the models, re-embed what a model change made stale, fill in skipped modalities."""
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+
+import dagster as dg
+
+from handclust_assets.defs.ingest.sensors import CLIP_TAG, clips_with_active_runs
+from handclust_assets.defs.models.assets import WEIGHTS_OF, model_state
+from handclust_assets.defs.partitions import clip_partitions
+from handclust_assets.defs.resources import (
+    MediaPipeResource,
+    SceneModelResource,
+    ToolModelResource,
+    VideoModelResource,
+)
+from handclust_assets.lib.reembed import plan_reembed, run_key
+
+DATA_VERSION_TAG = "dagster/data_version"
+
+
+def recorded_model_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: set[str]
+                            ) -> dict[str, str | None]:
+    """partition -> the `model_version` its latest materialization recorded (two storage queries)."""
+    ids = instance.get_latest_storage_id_by_partition(asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION,
+                                                      partitions)
+    if not ids:
+        return {}
+    res = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(ids.values())),
+                                          limit=len(ids))
+    out: dict[str, str | None] = {}
+    for rec in res.records:
+        mat = rec.asset_materialization
+        if mat is None or mat.partition is None:
+            continue
+        v = mat.metadata.get("model_version")
+        out[mat.partition] = str(v.value) if v is not None else None
+    return out
+
+
+def build_model_update_sensor(job: str, model_assets: Mapping[str, str],
+                              downstream: Mapping[str, Sequence[dg.AssetKey]], batch_size: int = 4,
+                              interval_s: int | None = None) -> dg.SensorDefinition:
+    """Every `interval_s` (env HANDCLUST_MODEL_CHECK_S, default 300): observe each model (`model_assets`: asset ->
+    resource key), record a new version as an observation of its weights asset, and request — `batch_size` runs per
+    tick, each the model asset and its per-clip downstream for one clip — the partitions whose recorded version
+    differs from the current one, plus those that have a frame cache but no result (skipped while the model was
+    unavailable). Nothing is requested for a model that is unavailable, nor for a clip with a run in progress."""
+    interval = interval_s or int(os.environ.get("HANDCLUST_MODEL_CHECK_S", "300"))
+
+    @dg.sensor(
+        name="model_update_sensor",
+        job_name=job,
+        minimum_interval_seconds=interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Observes the models (hub commit / local weights fingerprint / .task sha256) and re-runs clip "
+        f"partitions whose model changed or that were skipped while it was unavailable, {batch_size} runs per tick; "
+        "runs are tagged handclust/reembed=<asset>@<version>.",
+    )
+    def model_update_sensor(context: dg.SensorEvaluationContext, scene_model: SceneModelResource,
+                            video_model: VideoModelResource, tool_model: ToolModelResource,
+                            mediapipe: MediaPipeResource) -> dg.SensorResult:
+        resources = {"scene_model": scene_model, "video_model": video_model, "tool_model": tool_model,
+                     "mediapipe": mediapipe}
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        observed = dict(cursor.get("observed", {}))
+        events: list[dg.AssetObservation] = []
+        states = {}
+        for res_key, res in resources.items():
+            states[res_key] = model_state(res)
+            version, reason = states[res_key]
+            if observed.get(res_key) != version:
+                observed[res_key] = version
+                events.append(dg.AssetObservation(WEIGHTS_OF[res_key], tags={DATA_VERSION_TAG: version[:255]},
+                                                  metadata={"version": version, "reason": reason or "none",
+                                                            "available": reason is None}))
+        partitions = set(context.instance.get_dynamic_partitions(clip_partitions.name))
+        cached = set(context.instance.get_materialized_partitions(dg.AssetKey("frame_cache"))) & partitions
+        busy = clips_with_active_runs(context.instance)
+        runs: list[dg.RunRequest] = []
+        nxt: dict = {"observed": observed}
+        notes: list[str] = []
+        for asset, res_key in model_assets.items():
+            current, reason = states[res_key]
+            if reason is not None:
+                notes.append(f"{asset}: skipped, model unavailable ({reason})")
+                continue
+            key = dg.AssetKey(asset)
+            recorded = {p: None for p in cached - busy}
+            recorded.update(recorded_model_versions(context.instance, key, partitions))
+            prev = cursor.get(asset, {})
+            already = prev.get("requested", []) if prev.get("version") == current else []
+            plan = plan_reembed(asset, {p: v for p, v in recorded.items() if p not in busy}, current, already,
+                                batch_size - len(runs))
+            for p in plan.requested:
+                runs.append(dg.RunRequest(run_key=run_key(asset, p, current), partition_key=p,
+                                          asset_selection=[key, *downstream.get(asset, [])],
+                                          tags={"handclust/reembed": f"{asset}@{current}"[:255], CLIP_TAG: p}))
+            nxt[asset] = {"version": current, "requested": sorted(set(plan.pending) | set(plan.requested))}
+            if plan.stale:
+                notes.append(f"{asset}: {len(plan.stale)} stale or missing for {current} ({len(plan.requested)} "
+                             f"requested now, {len(plan.pending)} pending)")
+        for n in notes:
+            context.log.info(n)
+        if not runs:
+            return dg.SensorResult(skip_reason="; ".join(notes) or "every model asset is up to date",
+                                   cursor=json.dumps(nxt), asset_events=events)
+        return dg.SensorResult(run_requests=runs, cursor=json.dumps(nxt), asset_events=events)
+
+    return model_update_sensor

@@ -1,0 +1,85 @@
+"""Plain helpers shared by the tests (not a test module): model files, Dagster event lookups."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from handclust_assets.models.mediapipe_models import MEDIAPIPE_MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+if not SHARED.is_dir():
+    SHARED = Path(os.environ.get("HANDCLUST_SHARED", "/work/shared"))
+
+
+def find_models_dir() -> Path | None:
+    """The first folder holding both MediaPipe .task files: the shared model cache (`handclust fetch-models`, run
+    by scripts/setup.sh), $HANDCLUST_MODEL_CACHE/mediapipe, /work/shared/data/models."""
+    from handclust_assets.lib.home import model_cache
+
+    cands = [model_cache() / "mediapipe", SHARED / "data" / "models"]
+    files = [f for f, _, _ in MEDIAPIPE_MODELS.values()]
+    return next((c for c in cands if all((c / f).is_file() for f in files)), None)
+
+
+def step_failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    """step key -> the failure message, from the run's failure events."""
+    return {e.step_key: e.step_failure_data.error.message for e in result.get_step_failure_events()}
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    """check name -> passed, from the run's asset check evaluations."""
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def materializations(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def materialize(selection: list[str] | str, resources: dict, instance: dg.DagsterInstance,
+                partition_key: str | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    """Materialize a selection of the code location's graph (assets and checks) in process."""
+    from handclust_assets.definitions import defs
+
+    graph = [*defs.assets, *(defs.asset_checks or [])]
+    return dg.materialize(graph, selection=selection, partition_key=partition_key, instance=instance,
+                          resources=resources, raise_on_error=raise_on_error)
+
+
+def clip_run_selection() -> list[str]:
+    """Every asset a clip's own run (`process_clip`) builds."""
+    from handclust_assets.defs.jobs import PER_CLIP
+
+    return [k.to_user_string() for a in PER_CLIP for k in a.keys]
+
+
+def cross_clip_selection() -> list[str]:
+    from handclust_assets.defs.jobs import CROSS_CLIP_ASSETS
+
+    return [k.to_user_string() for a in CROSS_CLIP_ASSETS for k in a.keys]
+
+
+def make_resources(root: Path | str, **overrides: Any) -> dict[str, Any]:
+    """The code location's resources on `root`, with overrides (e.g. a tiny model)."""
+    from handclust_assets.defs.io_manager import TablesIOManager
+    from handclust_assets.defs.resources import (
+        HandclustSettings,
+        MediaPipeResource,
+        StorageResource,
+        default_resources,
+    )
+
+    res = default_resources()
+    res["storage"] = StorageResource(root=str(root))
+    res["settings"] = HandclustSettings(video_folder=str(Path(root) / "videos"))
+    d = find_models_dir()
+    if d is not None:
+        res["mediapipe"] = MediaPipeResource(pose_model_path=str(d / "pose_landmarker_full.task"),
+                                             hand_model_path=str(d / "hand_landmarker.task"))
+    res.update(overrides)
+    res["io_manager"] = TablesIOManager(storage=res["storage"])
+    return res
