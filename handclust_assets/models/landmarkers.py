@@ -21,6 +21,7 @@ import numpy as np
 
 from handclust_assets.lib.errors import ModelUnavailableError
 from handclust_assets.models.mediapipe_models import MEDIAPIPE_MODELS, find_mediapipe_model
+from handclust_assets.models.native_logs import quiet_native_stderr
 from handclust_assets.science.landmark_types import (  # noqa: F401 - re-exported: the old import path
     N_HAND_KEYPOINTS,
     N_POSE_KEYPOINTS,
@@ -129,13 +130,14 @@ def _run_video(
                         progress(done[0])
 
     n_workers = min(workers or default_workers(), len(chunks))
-    if n_workers <= 1:
-        for a, b in chunks:
-            work(a, b)
-    else:
-        with ThreadPoolExecutor(n_workers, thread_name_prefix=f"mediapipe-{name}") as ex:
-            for f in [ex.submit(work, a, b) for a, b in chunks]:
-                f.result()
+    with quiet_native_stderr():
+        if n_workers <= 1:
+            for a, b in chunks:
+                work(a, b)
+        else:
+            with ThreadPoolExecutor(n_workers, thread_name_prefix=f"mediapipe-{name}") as ex:
+                for f in [ex.submit(work, a, b) for a, b in chunks]:
+                    f.result()
     return results
 
 

