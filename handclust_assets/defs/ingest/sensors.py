@@ -1,13 +1,16 @@
-"""The video-folder sensor: one dynamic partition per finished video, one run per new or changed file."""
+"""The video-folder sensor: one dynamic partition per finished video (a plain file, or a video member of a tar
+shard), one run per new or changed clip."""
 
 import json
+import os
 import time
 
 import dagster as dg
 
+from handclust_assets.defs.ingest.assets import SOURCE_TAG
 from handclust_assets.defs.partitions import clip_partitions
 from handclust_assets.defs.resources import HandclustSettings
-from handclust_assets.lib.video_folder import look, plan_folder, scan_problems
+from handclust_assets.lib.video_folder import look_folder, plan_folder
 
 CLIP_TAG = "handclust/clip"
 
@@ -20,36 +23,49 @@ def clips_with_active_runs(instance: dg.DagsterInstance) -> set[str]:
     return {r.dagster_run.tags[CLIP_TAG] for r in runs if CLIP_TAG in r.dagster_run.tags}
 
 
-def build_video_folder_sensor(job: str, interval_s: int = 10) -> dg.SensorDefinition:
+def log_problems_once(context: dg.SensorEvaluationContext, problems: dict[str, str], cursor: dict) -> None:
+    """Warn about each unreadable entry (broken link, unreadable file, truncated/corrupt/compressed shard) once
+    per problem, not every tick. A shard problem names the shard; its members that cannot be read fail in their
+    own runs, with shard and member named."""
+    warned = set(cursor.get("problems", []))
+    for path, why in problems.items():
+        if path not in warned:
+            what = ("members listed before the damage are still clips; one cut short fails in its own run, named"
+                    if path.lower().endswith(".tar") else "skipped")
+            context.log.warning(f"{path}: {why}; {what}")
+
+
+def build_video_folder_sensor(job: str, interval_s: int | None = None) -> dg.SensorDefinition:
+    """Looks at the folder every `interval_s` seconds (env HANDCLUST_SENSOR_INTERVAL_S, default 10)."""
+
     @dg.sensor(
         name="video_folder_sensor",
         job_name=job,
-        minimum_interval_seconds=interval_s,
+        minimum_interval_seconds=interval_s or int(os.environ.get("HANDCLUST_SENSOR_INTERVAL_S", "10")),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Watches the video folder ($HANDCLUST_VIDEO_DIR, default $HANDCLUST_HOME/videos): a video is "
         "taken once its size and mtime are stable across two ticks; a burst of files still landing is waited for "
-        "(one batch of runs); adds one `clips` partition per video and requests one run per new or changed file, "
+        "(one batch of runs). Every video member of an uncompressed .tar shard is a clip too (fingerprint = its tar "
+        "header, so a rewritten shard re-runs exactly its changed members). Adds one `clips` partition per clip and "
+        "requests one run per new or changed clip, "
         "never while a run of that clip is queued or running; reports removed files and unreadable entries once.",
     )
     def video_folder_sensor(context: dg.SensorEvaluationContext, settings: HandclustSettings) -> dg.SensorResult:
         folder = settings.videos()
         now = time.time()
-        files = look(folder, now)
+        seen = look_folder(folder, now)
+        files = seen.files
         known = set(context.instance.get_dynamic_partitions(clip_partitions.name))
         cursor = json.loads(context.cursor) if context.cursor else {}
         busy = clips_with_active_runs(context.instance) & set(files)
         plan = plan_folder(files, known, cursor, busy=busy, settle_s=settings.settle_seconds, now=now)
-        warned = set(cursor.get("problems", []))
-        problems = scan_problems(folder)
-        for path, why in problems.items():
-            if path not in warned:
-                context.log.warning(f"{path}: {why}; skipped")
+        log_problems_once(context, seen.problems, cursor)
         for k in plan.removed:
             context.log.warning(f"video for partition {k!r} was removed from {folder}; its results are kept "
                                 "(`handclust forget` deletes them)")
-        nxt = json.dumps({**plan.cursor, "problems": sorted(problems)})
-        runs = [dg.RunRequest(run_key=f"{k}@{files[k].fingerprint}", partition_key=k, tags={CLIP_TAG: k})
-                for k in plan.to_run]
+        nxt = json.dumps({**plan.cursor, "problems": sorted(seen.problems)})
+        runs = [dg.RunRequest(run_key=f"{k}@{files[k].fingerprint}", partition_key=k,
+                              tags={CLIP_TAG: k, SOURCE_TAG: seen.sources[k]}) for k in plan.to_run]
         if not runs:
             why = f"{len(plan.waiting)} video(s) still landing or waiting: {', '.join(plan.waiting[:5])}" \
                 if plan.waiting else f"no new or changed videos in {folder}"

@@ -7,6 +7,7 @@ import polars as pl
 from handclust_assets.defs.common import clip_asset
 from handclust_assets.defs.partitions import clip_partitions
 from handclust_assets.defs.resources import HandclustSettings
+from handclust_assets.lib.errors import ClipError
 
 
 def _stack(col: pl.Series) -> np.ndarray:
@@ -34,6 +35,8 @@ def segments(
     if problems:
         raise RuntimeError(f"{clip}: segmentation does not cover the clip: {problems}")
     df = segs.with_columns(pl.lit(clip).alias("clip")).select(["clip", *SEGMENT_SCHEMA])
+    if not df.height:
+        raise ClipError(clip, "no segments: the clip has no sampled frames")
     lens = df["end_s"] - df["start_s"]
     return dg.Output(
         df,
