@@ -196,6 +196,40 @@ class LabelerResource(dg.ConfigurableResource):
     max_keyframes: int = Field(default=4, description="Medoid keyframes sent per cluster.")
 
 
+class ShardHubResource(dg.ConfigurableResource):
+    """Named tar shards of a gated Hugging Face dataset (e.g. Egocentric-10K), fetched into the watched folder by
+    the `fetch_hub_shards` job (the folder sensor then takes their members). Offline, or without a token, the job
+    is skipped with a clear message; nothing is contacted at load time."""
+
+    repo_id: str = Field(default="", description="Dataset id on the hub, e.g. builddotai/Egocentric-10K; empty: "
+                         "$HANDCLUST_HUB_REPO.")
+    shards: list[str] = Field(default=[], description="Shard paths in the dataset, e.g. factory_001/worker_001.tar; "
+                              "empty: $HANDCLUST_HUB_SHARDS (comma-separated).")
+    token: str = Field(default="", description="Hub token for the gated dataset; set it from the environment: "
+                       "dg.EnvVar('HF_TOKEN') (HF_TOKEN or HF_KEY are also read at run time).")
+    endpoint: str = Field(default="", description="Hub endpoint; empty: $HF_ENDPOINT, else huggingface.co.")
+    revision: str = Field(default="", description="Branch, tag or commit; empty: main.")
+    timeout_s: float = Field(default=10.0, description="Connect/metadata timeout per request (s).")
+
+    def shard_names(self) -> list[str]:
+        names = self.shards or [n.strip() for n in os.environ.get("HANDCLUST_HUB_SHARDS", "").split(",")]
+        return [n for n in names if n]
+
+    def repo(self) -> str:
+        return self.repo_id or os.environ.get("HANDCLUST_HUB_REPO", "")
+
+
+class CostSettings(dg.ConfigurableResource):
+    """Prices that turn measured compute into dollars per footage hour (`cost_report`)."""
+
+    cpu_core_hour_usd: float = Field(default=0.05, description="Price of one CPU core for one hour (USD); a "
+                                     "measured CPU second is a core-second. Default: of the order of on-demand "
+                                     "cloud vCPU prices.")
+    gpu_hour_usd: float = Field(default=2.50, description="Price of one GPU for one hour (USD), applied to the "
+                                "GPU seconds measured with CUDA events. Default: of the order of an on-demand "
+                                "datacenter GPU.")
+
+
 def default_resources() -> dict[str, Any]:
     """The resources of the code location, from the environment (nothing is loaded or contacted here)."""
     env = os.environ.get
@@ -209,6 +243,8 @@ def default_resources() -> dict[str, Any]:
         "tool_model": ToolModelResource(model_id=env("HANDCLUST_TOOL_MODEL") or "google/owlv2-base-patch16-ensemble",
                                         local_path=env("HANDCLUST_TOOL_MODEL_PATH") or None),
         "mediapipe": MediaPipeResource(),
+        "hub_shards": ShardHubResource(token=dg.EnvVar("HF_TOKEN")) if env("HF_TOKEN") else ShardHubResource(),
+        "cost_settings": CostSettings(),
         "labeler": LabelerResource(kind="openai", base_url=env("HANDCLUST_LABELER_URL", ""),
                                    api_key=dg.EnvVar("HANDCLUST_LABELER_KEY"), model=env("HANDCLUST_LABELER_MODEL", ""))
         if env("HANDCLUST_LABELER_URL") else LabelerResource(),

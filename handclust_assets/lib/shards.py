@@ -163,9 +163,32 @@ def is_compressed_shard(path: str | Path) -> bool:
     return str(path).lower().endswith(COMPRESSED_SUFFIXES)
 
 
+_LISTINGS: dict[Path, tuple[tuple[int, int, int], ShardListing]] = {}
+_MAX_LISTINGS = 4096
+
+
 def list_shard(shard: str | Path) -> ShardListing:
-    """Read the member headers of an uncompressed tar (seeks over member data; reads no video bytes)."""
+    """Read the member headers of an uncompressed tar (seeks over member data; reads no video bytes).
+
+    Listings are kept per process while the shard's size, mtime and inode stay the same (the folder sensor
+    looks every few seconds; a long-lived code server then reads each unchanged shard's headers once)."""
     shard = Path(shard).resolve()
+    try:
+        st = shard.stat()
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError:
+        return _read_listing(shard)
+    hit = _LISTINGS.get(shard)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    out = _read_listing(shard)
+    if len(_LISTINGS) >= _MAX_LISTINGS:
+        _LISTINGS.clear()
+    _LISTINGS[shard] = (stamp, out)
+    return out
+
+
+def _read_listing(shard: Path) -> ShardListing:
     out = ShardListing(shard=shard)
     if is_compressed_shard(shard):
         out.problem = ("compressed shard: members cannot be read in place (every seek would decompress from the "

@@ -1,5 +1,8 @@
 """The watched video folder: stable partition keys from each video's path, and when a file is ready to take.
 
+Tar shards in the folder count too: every video member of an uncompressed `.tar` is a clip (`lib/shards.py`),
+fingerprinted by its tar header, aged by its shard (`look_folder`).
+
 Clips land by copy, sync or unpacking, so a file may be half-written when it is first seen. `plan_folder` (pure)
 takes a file only when its size and mtime stayed the same across two looks and it is `settle_s` old, holds the
 files of a burst back while other files are still arriving (up to `max_hold_s`), re-runs a file whose content
@@ -135,12 +138,48 @@ def plan_folder(files: dict[str, FileState], known: set[str], cursor: dict, *, b
 
 
 def look(folder: str | Path, now: float) -> dict[str, FileState]:
-    """Every video under `folder` with its fingerprint and age (a file that vanishes while looking is skipped)."""
-    out: dict[str, FileState] = {}
-    for key, p in scan_videos(folder).items():
+    """Every clip under `folder` (plain videos and tar-shard members) with its fingerprint and age."""
+    return look_folder(folder, now).files
+
+
+@dataclass
+class FolderLook:
+    """One look at the watched folder: every clip source, and every entry that cannot be taken."""
+
+    files: dict[str, FileState]  # partition key -> fingerprint and age
+    sources: dict[str, str]  # partition key -> file path or `<shard>.tar::<member>` reference
+    problems: dict[str, str]  # path -> problem (broken links, unreadable files, unreadable or compressed shards)
+
+
+def _member_state(member, now: float) -> FileState:  # noqa: ANN001 - a lib.shards.ShardMember
+    """A shard member's fingerprint (its tar header) and age (the shard's: a shard still being copied is young).
+    A member whose bytes are not all in the shard yet gets a `:partial` fingerprint, so it runs again once the
+    shard is complete instead of keeping the failure of its first, truncated look."""
+    try:
+        st = member.shard.stat()
+    except OSError:
+        return FileState(f"{member.fingerprint}:gone", 0.0)
+    partial = ":partial" if member.offset_data + member.size > st.st_size else ""
+    return FileState(f"{member.fingerprint}{partial}", max(0.0, now - st.st_mtime))
+
+
+def look_folder(folder: str | Path, now: float) -> FolderLook:
+    """Every clip under `folder` — plain videos and the video members of uncompressed tar shards
+    (`lib.shards.scan_sources`) — with fingerprint and age, plus the problems to report (`scan_problems` and the
+    shard problems). A file that vanishes while looking is skipped."""
+    from handclust_assets.lib.shards import ShardMember, scan_sources
+
+    sources, shard_problems = scan_sources(folder)
+    files: dict[str, FileState] = {}
+    refs: dict[str, str] = {}
+    for key, src in sources.items():
+        if isinstance(src, ShardMember):
+            files[key], refs[key] = _member_state(src, now), src.ref
+            continue
         try:
-            st = p.stat()
+            st = src.stat()
         except OSError:
             continue
-        out[key] = FileState(f"{st.st_size}:{st.st_mtime_ns}", max(0.0, now - st.st_mtime))
-    return out
+        files[key] = FileState(f"{st.st_size}:{st.st_mtime_ns}", max(0.0, now - st.st_mtime))
+        refs[key] = str(src)
+    return FolderLook(files, refs, {**scan_problems(folder), **shard_problems})

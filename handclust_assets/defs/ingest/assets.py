@@ -1,4 +1,11 @@
-"""Ingest: `clips` (probe + phase), `frame_cache` (decode once), `ground_truth` (synthetic labels)."""
+"""Ingest: `clips` (probe + phase), `frame_cache` (decode once), `ground_truth` (synthetic labels),
+`anomaly_ground_truth` (EgoClean anomaly spans from a sidecar).
+
+A clip is a plain video file or a video member of a tar shard in the watched folder (`lib/shards.py`); a member
+is probed, hashed and decoded straight from the shard (nothing extracted), rectified with the shard's
+intrinsics.json, and its sidecars are read from the shard. `clips.source_path` is the file path or the member
+reference `<shard>.tar::<member>`; errors name shard and member.
+"""
 
 import io
 from pathlib import Path
@@ -10,7 +17,14 @@ from handclust_assets.defs.common import Progress, clip_asset
 from handclust_assets.defs.resources import HandclustSettings, StorageResource
 from handclust_assets.lib.errors import ClipError
 from handclust_assets.lib.phase import phase_from_name
-from handclust_assets.lib.video_folder import scan_videos
+from handclust_assets.lib.shards import (
+    ShardMember,
+    find_member_intrinsics,
+    load_member_intrinsics,
+    member_sidecar,
+    resolve_source,
+    scan_sources,
+)
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.probe import probe_video
 from handclust_assets.video.rectify import find_intrinsics, load_intrinsics
@@ -48,12 +62,53 @@ GT_SCHEMA = {
 }
 
 
-def clip_path(settings: HandclustSettings, clip: str) -> Path:
-    videos = scan_videos(settings.videos())
-    if clip not in videos:
+ANOMALY_GT_SCHEMA = {
+    "clip": pl.Utf8,
+    "span_idx": pl.Int64,  # null on the one row of a clip whose sidecar lists no anomaly ("checked: none")
+    "start_s": pl.Float64,
+    "end_s": pl.Float64,
+    "label": pl.Utf8,
+    "sidecar": pl.Utf8,
+}
+SOURCE_TAG = "handclust/source"  # set by the folder sensor (defs/ingest/sensors.py): the clip's file or member
+
+
+def clip_source(settings: HandclustSettings, clip: str, tagged: str | None = None) -> Path | ShardMember:
+    """The clip's video: the source the folder sensor tagged the run with (no folder scan), else the one the
+    watched folder holds under this key (plain files and tar-shard members, `lib.shards.scan_sources`)."""
+    if tagged:
+        try:
+            return resolve_source(tagged)
+        except ClipError:
+            pass  # moved or replaced since the run was requested: look again
+    sources, _ = scan_sources(settings.videos())
+    if clip not in sources:
         raise ClipError(settings.videos() / clip,
                         f"no video for partition {clip!r} in {settings.videos()} (was it removed or renamed?)")
-    return videos[clip]
+    return sources[clip]
+
+
+def clip_path(settings: HandclustSettings, clip: str) -> Path | ShardMember:
+    """The clip's video (a Path, or a ShardMember for a clip inside a tar shard)."""
+    return clip_source(settings, clip)
+
+
+def source_of(row: dict) -> Path | ShardMember:
+    """The readable source of a `clips` row (`source_path` may be `<shard>.tar::<member>`)."""
+    return resolve_source(row["source_path"])
+
+
+def clip_intrinsics(settings: HandclustSettings, src: Path | ShardMember) -> tuple[str | None, object]:
+    """(where the intrinsics come from, parsed FisheyeIntrinsics or None), validated: a bad file fails this clip
+    with a clear message. A shard member needs intrinsics (shards are fisheye footage) unless rectify='never'."""
+    if isinstance(src, ShardMember):
+        if settings.rectify == "never":
+            found = find_member_intrinsics(src)
+            return (str(found) if found is not None else None), None
+        intr = load_member_intrinsics(src, required=True)
+        return intr.source if intr is not None else None, intr
+    path = find_intrinsics(src)
+    return (str(path) if path else None), (load_intrinsics(path) if path is not None else None)
 
 
 def open_cache(storage: StorageResource, clip: str) -> FrameCache:
@@ -70,21 +125,23 @@ def open_cache(storage: StorageResource, clip: str) -> FrameCache:
             "source path, phase from the file name, and the intrinsics.json that applies (if any).")
 def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.Output[pl.DataFrame]:
     clip = context.partition_key
-    path = clip_path(settings, clip)
-    info = probe_video(path)
-    intr = find_intrinsics(path)
-    if intr is not None:
-        load_intrinsics(intr)  # validate early: a bad file fails this clip with a clear message
+    src = clip_source(settings, clip, context.run.tags.get(SOURCE_TAG))
+    info = probe_video(src)
+    intr_from, _ = clip_intrinsics(settings, src)
+    member = isinstance(src, ShardMember)
+    stem = Path(src.member).stem if member else src.stem
     row = {
         "clip": clip,
-        "source_path": str(path.resolve()),
-        "phase": phase_from_name(path.stem, tuple(settings.phase_words), settings.phase_pattern),
+        "source_path": src.ref if member else str(src.resolve()),
+        "phase": phase_from_name(stem, tuple(settings.phase_words), settings.phase_pattern),
         **{k: v for k, v in info.as_dict().items() if k in CLIPS_SCHEMA and k != "source_path"},
-        "intrinsics_path": str(intr) if intr else None,
+        "intrinsics_path": intr_from,
     }
     if info.variable_fps:
-        context.log.warning(f"{path}: variable frame rate; frames are sampled by timestamp")
+        context.log.warning(f"{row['source_path']}: variable frame rate; frames are sampled by timestamp")
     return dg.Output(pl.DataFrame([row], schema=CLIPS_SCHEMA), metadata={
+        "source": dg.MetadataValue.text(row["source_path"]),
+        "in_shard": dg.MetadataValue.bool(member),
         "duration_s": dg.MetadataValue.float(info.duration_s),
         "fps": dg.MetadataValue.float(info.fps),
         "frame_count": dg.MetadataValue.int(info.frame_count),
@@ -102,12 +159,11 @@ def frame_cache(context: dg.AssetExecutionContext, settings: HandclustSettings, 
                 clips: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     clip = context.partition_key
     row = clips.row(0, named=True)
-    path = Path(row["source_path"])
+    path = source_of(row)
     intr = None
     if settings.rectify != "never":
-        if row["intrinsics_path"]:
-            intr = load_intrinsics(row["intrinsics_path"])
-        elif settings.rectify == "always":
+        _, intr = clip_intrinsics(settings, path)
+        if intr is None and settings.rectify == "always":
             raise ClipError(path, "rectify='always' but no intrinsics.json beside the clip")
     info = probe_video(path)
     progress = Progress(context, f"{clip} frame cache", max(1, int(info.duration_s * settings.sample_fps)),
@@ -140,9 +196,8 @@ def frame_cache(context: dg.AssetExecutionContext, settings: HandclustSettings, 
 def ground_truth(context: dg.AssetExecutionContext, clips: pl.DataFrame, frame_cache: pl.DataFrame
                  ) -> dg.Output[pl.DataFrame]:
     clip = context.partition_key
-    src = Path(clips["source_path"][0])
-    side = src.with_name(src.stem + ".gt.parquet")
-    if not side.exists():
+    side = sidecar(source_of(clips.row(0, named=True)), ".gt.parquet")
+    if side is None:
         return dg.Output(pl.DataFrame(schema=GT_SCHEMA), metadata={"has_ground_truth": False})
     try:
         gt = pl.read_parquet(io.BytesIO(side.read_bytes())).sort("t_s")
@@ -155,4 +210,41 @@ def ground_truth(context: dg.AssetExecutionContext, clips: pl.DataFrame, frame_c
                                    "n_activities": dg.MetadataValue.int(df["activity"].n_unique())})
 
 
-assets = [clips, frame_cache, ground_truth]
+def sidecar(src: Path | ShardMember, suffix: str) -> Path | ShardMember | None:
+    """`<stem><suffix>` beside a plain video, or next to a shard member inside its shard; None when absent."""
+    if isinstance(src, ShardMember):
+        return member_sidecar(src, suffix)
+    side = src.with_name(src.stem + suffix)
+    return side if side.is_file() else None
+
+
+@clip_asset(group="ingest", code_version="anomaly-gt-v1",
+            description="Ground-truth anomaly spans (EgoClean) from a `<clip>.anomalies.csv` sidecar (start_s, end_s, "
+            "label; seconds or mm:ss) beside the video or inside its tar shard; the synthetic generator writes one "
+            "with the exact spans of the anomalies it injects. Zero rows for a clip without a sidecar (not judged); "
+            "a sidecar without rows gives one row with null span_idx: checked, no anomaly (every detection there "
+            "is a false positive).")
+def anomaly_ground_truth(context: dg.AssetExecutionContext, clips: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+    from handclust_assets.science.anomaly_eval import SIDECAR_SUFFIX, parse_anomaly_csv
+
+    clip = context.partition_key
+    side = sidecar(source_of(clips.row(0, named=True)), SIDECAR_SUFFIX)
+    if side is None:
+        return dg.Output(pl.DataFrame(schema=ANOMALY_GT_SCHEMA), metadata={"has_ground_truth": False})
+    try:
+        text = side.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ClipError(str(side), f"anomaly sidecar cannot be read ({e})") from e
+    spans = parse_anomaly_csv(text, str(side))
+    df = spans.with_row_index("span_idx").with_columns(
+        pl.lit(clip).alias("clip"), pl.col("span_idx").cast(pl.Int64), pl.lit(str(side)).alias("sidecar"))
+    if not df.height:
+        df = pl.DataFrame([{"clip": clip, "span_idx": None, "start_s": None, "end_s": None,
+                            "label": "checked: no anomaly", "sidecar": str(side)}], schema=ANOMALY_GT_SCHEMA)
+    df = df.select(list(ANOMALY_GT_SCHEMA)).cast(ANOMALY_GT_SCHEMA)
+    return dg.Output(df, metadata={"has_ground_truth": True, "sidecar": dg.MetadataValue.text(str(side)),
+                                   "n_spans": dg.MetadataValue.int(spans.height),
+                                   "anomaly_s": dg.MetadataValue.float(float((spans["end_s"] - spans["start_s"]).sum()))})
+
+
+assets = [clips, frame_cache, ground_truth, anomaly_ground_truth]
