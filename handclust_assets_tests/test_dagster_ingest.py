@@ -112,22 +112,21 @@ def test_parallel_partition_runs_with_a_reader_open(storage: Path, tmp_path: Pat
     assert fresh.execute("select count(*) from clips").fetchone()[0] == n
 
 
-def _files(**fps: str) -> dict[str, FileState]:
-    return {k: FileState(fp, age_s=60.0) for k, fp in fps.items()}
+def _files(age_s: float = 0.5, **fps: str) -> dict[str, FileState]:
+    return {k: FileState(fp, age_s=age_s) for k, fp in fps.items()}
 
 
 def test_folder_planning_takes_a_file_only_once_it_stopped_changing() -> None:
     p = plan_folder(_files(a="1:1"), set(), {})
-    assert p.to_run == [] and p.waiting == ["a"]  # first look: not known to be stable yet
+    assert p.to_run == [] and p.waiting == ["a"]  # first look at a file being written: not known to be done
     p = plan_folder(_files(a="5:2"), set(), p.cursor)  # still growing
     assert p.to_run == []
     p = plan_folder(_files(a="5:2"), set(), p.cursor)  # same size and mtime twice: taken
     assert p.new_keys == ["a"] and p.to_run == ["a"]
     p = plan_folder(_files(a="5:2"), {"a"}, p.cursor)
     assert p.to_run == [] and p.new_keys == []  # never twice for one fingerprint
-    young = {"b": FileState("1:1", age_s=0.5)}
-    q = plan_folder(young, set(), {"seen": {"b": "1:1"}}, settle_s=2.0)
-    assert q.to_run == []  # stable across looks but written less than settle_s ago
+    landed = plan_folder(_files(age_s=30.0, b="1:1"), set(), {}, settle_s=5.0)
+    assert landed.to_run == ["b"]  # untouched for longer than settle_s (landed by a rename): taken at first look
 
 
 def test_folder_planning_batches_a_burst_and_never_runs_a_busy_clip() -> None:
@@ -164,9 +163,7 @@ def test_sensor_adds_partitions_and_requests_runs(storage: Path) -> None:
     inst = dg.DagsterInstance.ephemeral()
     sensor = defs.get_sensor_def("video_folder_sensor")
     settings = {"settings": HandclustSettings()}
-    first = sensor(dg.build_sensor_context(instance=inst, resources=settings))
-    assert not first.run_requests  # seen once: not yet known to be finished
-    res = sensor(dg.build_sensor_context(instance=inst, cursor=first.cursor, resources=settings))
+    res = sensor(dg.build_sensor_context(instance=inst, resources=settings))  # untouched for a minute: settled
     assert [r.partition_key for r in res.run_requests] == ["01_demo", "sub__02_prep_clip"]
     assert all(r.tags["handclust/clip"] == r.partition_key for r in res.run_requests)
     added = res.dynamic_partitions_requests[0].partition_keys
@@ -175,10 +172,10 @@ def test_sensor_adds_partitions_and_requests_runs(storage: Path) -> None:
     inst.add_dynamic_partitions("clips", list(added))
     again = sensor(dg.build_sensor_context(instance=inst, cursor=res.cursor, resources=settings))
     assert not again.run_requests and not again.dynamic_partitions_requests
-    write_video(vids / "01_demo.mp4", moving_pattern(20, 64, 64), 15)  # changed file
-    os.utime(vids / "01_demo.mp4", (time.time() - 30, time.time() - 30))
+    write_video(vids / "01_demo.mp4", moving_pattern(20, 64, 64), 15)  # changed file, just written
     seen = sensor(dg.build_sensor_context(instance=inst, cursor=again.cursor, resources=settings))
+    assert not seen.run_requests  # modified a moment ago and seen once: it may still be growing
     changed = sensor(dg.build_sensor_context(instance=inst, cursor=seen.cursor, resources=settings))
-    assert [r.partition_key for r in [*seen.run_requests, *changed.run_requests]] == ["01_demo"]
+    assert [r.partition_key for r in changed.run_requests] == ["01_demo"]  # unchanged at the next look
     assert not changed.dynamic_partitions_requests
     assert json.loads(changed.cursor)["done"].keys() == {"01_demo", "sub__02_prep_clip"}

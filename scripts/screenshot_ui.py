@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Screenshots of the Dagster web UI on this code location, for a given results folder.
+"""Screenshots of the Dagster web UI on this code location, for a given HandClust home.
 
 Starts `dagster-webserver` (or `dagster dev` with --dev, which also runs the daemon: sensors, schedules and
-automation may then launch runs and write into the storage) with DAGSTER_HOME and HANDCLUST_STORAGE pointing at
-the given folders, waits until it answers, then opens in headless Chromium (Playwright, the system's
-/usr/bin/chromium; never `playwright install`):
+automation may then launch runs and write into the storage) with HANDCLUST_HOME (and DAGSTER_HOME =
+<home>/dagster_home) pointing at the given home, waits until it answers, then opens in headless Chromium
+(Playwright, the system's /usr/bin/chromium; never `playwright install`):
 
   - the global asset lineage (groups) and the lineage of each main group, zoomed to fit,
   - an asset's partitions page (default flow_rhythm), with its first partition opened,
@@ -14,10 +14,7 @@ the given folders, waits until it answers, then opens in headless Chromium (Play
 and writes one PNG per page into the output folder. Clip partitions missing from the instance are added first
 (from the videos folder and the stored tables), so the partitions page has its keys.
 
-    python scripts/screenshot_ui.py --dagster-home /tmp/demo1 --storage /tmp/demo1/storage --out /tmp/ui_shots
-
-The instance's dagster.yaml may use paths relative to the working directory (this repo's does): the server
-runs with the Dagster home as its working directory.
+    python scripts/screenshot_ui.py --home storage --out /tmp/ui_shots [--only runs] [--jpeg]
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -45,18 +41,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def ensure_partitions(home: Path, storage: Path) -> list[str]:
-    """Add the clips found in storage (videos folder, stored tables, frame cache) that the instance lacks."""
-    os.chdir(home)
+def ensure_partitions(home: Path) -> list[str]:
+    """Add the clips found in the home (videos folder, stored tables) that the instance lacks."""
     import dagster as dg
 
     from handclust_assets.defs.partitions import clip_partitions
+    from handclust_assets.lib.home import video_dir
     from handclust_assets.lib.tables import existing_partitions
     from handclust_assets.lib.video_folder import scan_videos
 
-    keys = set(scan_videos(storage / "videos")) | set(existing_partitions(storage, "clips"))
-    if (storage / "frames").is_dir():
-        keys |= {p.name for p in (storage / "frames").iterdir() if (p / "meta.json").exists()}
+    keys = set(scan_videos(video_dir())) | set(existing_partitions(None, "clips"))
     with dg.DagsterInstance.get() as inst:
         have = set(inst.get_dynamic_partitions(clip_partitions.name))
         missing = sorted(keys - have)
@@ -115,7 +109,7 @@ def fit_graph(page, timeout_s: float) -> None:  # noqa: ANN001
 
 
 def shoot(url: str, out: Path, location: str, groups: list[str], asset: str, metrics_asset: str,
-          timeout_s: float) -> list[Path]:
+          timeout_s: float, only: set[str] | None = None, suffix: str = ".png") -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     graphs = [("lineage_groups", "/asset-groups")] + [
@@ -128,6 +122,9 @@ def shoot(url: str, out: Path, location: str, groups: list[str], asset: str, met
         ("asset_lab_dashboard", "/assets/lab_dashboard", "text=lab_dashboard"),
         ("runs", "/runs", "text=Runs"),
     ]
+    if only:
+        graphs = [g for g in graphs if g[0] in only]
+        pages = [q for q in pages if q[0] in only]
     written = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -141,8 +138,8 @@ def shoot(url: str, out: Path, location: str, groups: list[str], asset: str, met
                 except Exception as e:  # noqa: BLE001 - still take the picture: it shows what went wrong
                     print(f"warning: {name}: the asset graph did not render ({type(e).__name__})", file=sys.stderr)
                 page.wait_for_timeout(800)
-                dest = out / f"{name}.png"
-                page.screenshot(path=str(dest))
+                dest = out / f"{name}{suffix}"
+                page.screenshot(path=str(dest), **({"quality": 80} if suffix == ".jpg" else {}))
                 written.append(dest)
                 print(dest)
             for name, path, ready in pages:
@@ -160,8 +157,8 @@ def shoot(url: str, out: Path, location: str, groups: list[str], asset: str, met
                 except Exception as e:  # noqa: BLE001
                     print(f"warning: {name}: {ready!r} not ready ({type(e).__name__})", file=sys.stderr)
                 page.wait_for_timeout(2500)  # charts and tables settle
-                dest = out / f"{name}.png"
-                page.screenshot(path=str(dest))
+                dest = out / f"{name}{suffix}"
+                page.screenshot(path=str(dest), **({"quality": 80} if suffix == ".jpg" else {}))
                 written.append(dest)
                 print(dest)
         finally:
@@ -171,9 +168,10 @@ def shoot(url: str, out: Path, location: str, groups: list[str], asset: str, met
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dagster-home", type=Path, required=True, help="folder with dagster.yaml")
-    ap.add_argument("--storage", type=Path, required=True, help="HandClust storage root (results)")
-    ap.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
+    ap.add_argument("--home", type=Path, required=True, help="HandClust home (results, videos, dagster_home)")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the screenshots")
+    ap.add_argument("--only", default="", help="comma-separated page names (e.g. runs,lineage_groups); default all")
+    ap.add_argument("--jpeg", action="store_true", help="JPEG (quality 80) instead of PNG")
     ap.add_argument("--port", type=int, default=0, help="0 = a free port")
     ap.add_argument("--asset", default="flow_rhythm", help="asset whose partitions page to capture")
     ap.add_argument("--metrics-asset", default="cross_clip_entropy", help="asset whose metadata to capture")
@@ -183,26 +181,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev", action="store_true", help="run `dagster dev` (webserver + daemon) instead")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server / each page")
     a = ap.parse_args(argv)
-    home, storage, out = a.dagster_home.resolve(), a.storage.resolve(), a.out.resolve()
-    if not (home / "dagster.yaml").exists():
-        print(f"no dagster.yaml in {home}", file=sys.stderr)
+    home, out = a.home.resolve(), a.out.resolve()
+    if not (home / "dagster_home" / "dagster.yaml").exists():
+        print(f"no Dagster instance in {home / 'dagster_home'} (run `handclust demo --home {home}` first)",
+              file=sys.stderr)
         return 2
     if not Path(CHROMIUM).exists():
         print(f"{CHROMIUM} not found (scripts/setup.sh installs Debian's chromium when run as root)", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["HANDCLUST_STORAGE"] = str(storage)
-    added = ensure_partitions(home, storage)
+    os.environ["HANDCLUST_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
+    os.environ.pop("HANDCLUST_STORAGE", None)
+    added = ensure_partitions(home)
     if added:
         print(f"added clip partitions: {', '.join(added)}")
     port = a.port or free_port()
     bindir = Path(sys.executable).parent
-    workspace = str(REPO / "workspace.yaml")
+    target = ["-m", "handclust_assets.definitions"]
     if a.dev:
-        cmd = [str(bindir / "dagster"), "dev", "-w", workspace, "-h", "127.0.0.1", "-p", str(port)]
+        cmd = [str(bindir / "dagster"), "dev", *target, "-h", "127.0.0.1", "-p", str(port)]
     else:
-        cmd = [str(bindir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)]
+        cmd = [str(bindir / "dagster-webserver"), *target, "-h", "127.0.0.1", "-p", str(port)]
     log = (out / "webserver.log").open("w")
     proc = subprocess.Popen(cmd, cwd=home, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wait_until_up(url, proc, a.timeout)
         print(f"Dagster UI at {url} (log: {out / 'webserver.log'})")
-        shoot(url, out, a.location, [g for g in a.groups.split(",") if g], a.asset, a.metrics_asset, a.timeout)
+        shoot(url, out, a.location, [g for g in a.groups.split(",") if g], a.asset, a.metrics_asset, a.timeout,
+              only={x for x in a.only.split(",") if x} or None, suffix=".jpg" if a.jpeg else ".png")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -181,3 +181,36 @@ def land(files: list[tuple[Path, Path]]) -> None:
     for src, dst in sorted(files, key=order):
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
+
+
+def run_in_process(home: Path, on_clip: Callable[[str, bool], None] | None = None) -> dict[str, list[str]]:
+    """The whole graph in this process, no daemon: every clip's `process_clip` job, then the `cross_clip` job, on
+    the instance of `home` (what benchmarks compare the product path against, and what evaluations use).
+    Returns {"failed_clips": [...], "failed_cross_clip_steps": [...]}."""
+    import dagster as dg
+
+    os.environ["HANDCLUST_HOME"] = str(Path(home).resolve())
+    for k in ("HANDCLUST_STORAGE", "HANDCLUST_VIDEO_DIR", "DAGSTER_HOME"):
+        os.environ.pop(k, None)
+    from handclust_assets.definitions import defs
+    from handclust_assets.lib.home import ensure_dagster_home, video_dir
+    from handclust_assets.lib.video_folder import scan_videos
+
+    ensure_dagster_home()
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    keys = list(scan_videos(video_dir()))
+    failed: dict[str, list[str]] = {"failed_clips": [], "failed_cross_clip_steps": []}
+    with dg.DagsterInstance.get() as inst:
+        inst.add_dynamic_partitions("clips", [k for k in keys if not inst.has_dynamic_partition("clips", k)])
+        clip_job = defs.resolve_job_def("process_clip")
+        for k in keys:
+            r = clip_job.execute_in_process(partition_key=k, instance=inst, raise_on_error=False, run_config=quiet,
+                                            tags={CLIP_TAG: k})
+            if not r.success:
+                failed["failed_clips"].append(k)
+            if on_clip is not None:
+                on_clip(k, r.success)
+        r = defs.resolve_job_def("cross_clip").execute_in_process(instance=inst, raise_on_error=False,
+                                                                   run_config=quiet)
+        failed["failed_cross_clip_steps"] = [e.step_key for e in r.get_step_failure_events()]
+    return failed

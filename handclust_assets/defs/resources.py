@@ -48,8 +48,8 @@ class HandclustSettings(dg.ConfigurableResource):
     phase_words: list[str] = Field(default=list(DEFAULT_PHASE_WORDS), description="Phase words looked for in "
                                    "file names.")
     phase_pattern: str = Field(default="", description="Regex with one group naming the phase (overrides words).")
-    settle_seconds: float = Field(default=2.0, description="A video is taken only when its size and mtime stayed "
-                                  "the same across two sensor ticks and it is at least this old.")
+    settle_seconds: float = Field(default=5.0, description="A video is taken once its size and mtime stayed the "
+                                  "same across two sensor ticks, or once it was last modified this many seconds ago.")
 
     def videos(self) -> Path:
         return Path(self.video_folder).expanduser().resolve() if self.video_folder else video_dir()

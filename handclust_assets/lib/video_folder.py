@@ -102,19 +102,20 @@ class FolderPlan:
 
 
 def plan_folder(files: dict[str, FileState], known: set[str], cursor: dict, *, busy: set[str] = frozenset(),
-                settle_s: float = 2.0, max_hold_s: float = 120.0, now: float = 0.0) -> FolderPlan:
+                settle_s: float = 5.0, max_hold_s: float = 120.0, now: float = 0.0) -> FolderPlan:
     """Pure planning step of the folder sensor.
 
     cursor = {"seen": {key: fingerprint at the previous look}, "done": {key: fingerprint already run},
               "removed": [keys reported as removed], "held_since": seconds when settled files began to wait}.
-    A key is *settled* when its fingerprint equals the previous look's and it is at least `settle_s` old. Settled
-    keys whose fingerprint was not run yet are taken — unless another file is still changing (a burst is landing):
+    A key is *settled* when its fingerprint equals the previous look's (it stopped changing between two looks) or
+    when it was last modified at least `settle_s` ago (a file that landed whole, by a rename). Settled keys whose
+    fingerprint was not run yet are taken — unless another file is still changing (a burst is landing):
     then they wait, at most `max_hold_s`, so a burst becomes one batch of runs. A key in `busy` (a run of that clip
     is queued or running) waits until the run ends: one file never runs twice at once.
     """
     seen, done = cursor.get("seen", {}), cursor.get("done", {})
     removed_before = set(cursor.get("removed", []))
-    settled = {k for k, f in files.items() if seen.get(k) == f.fingerprint and f.age_s >= settle_s}
+    settled = {k for k, f in files.items() if seen.get(k) == f.fingerprint or f.age_s >= settle_s}
     want = sorted(k for k in settled if done.get(k) != files[k].fingerprint)
     changing = [k for k in files if k not in settled and done.get(k) != files[k].fingerprint]
     held_since = cursor.get("held_since")
