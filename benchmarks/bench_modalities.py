@@ -40,11 +40,10 @@ OFFLINE = ["flow", "flow_rhythm", "egomotion", "scene", "pose", "hands"]
 
 
 def models_dir() -> Path | None:
-    repo = Path(__file__).resolve().parents[1]
-    cands = []
-    if os.environ.get("HANDCLUST_MODELS_DIR"):
-        cands += [Path(os.environ["HANDCLUST_MODELS_DIR"]) / "mediapipe", Path(os.environ["HANDCLUST_MODELS_DIR"])]
-    cands += [repo / "storage" / "models" / "mediapipe", Path("/work/shared/data/models")]
+    """The shared model cache's MediaPipe folder (`handclust fetch-models`), else the shared data's models."""
+    from handclust_assets.lib.home import model_cache
+
+    cands = [model_cache() / "mediapipe", Path("/work/shared/data/models")]
     return next((c for c in cands if (c / "pose_landmarker_full.task").is_file()
                  and (c / "hand_landmarker.task").is_file()), None)
 

@@ -3,8 +3,9 @@
     python benchmarks/eval_synthetic.py [--sets 3] [--clips 6] [--duration 90] [--seed 100] [--work DIR]
 
 Each set is generated with its own seed (never one used while developing the method), run through the real asset
-graph in-process (the offline modalities: flow, flow rhythm, ego-motion, scene backbone, pose, hands; models that
-cannot be loaded here are skipped exactly as in `handclust demo`), pooled-clustered, and scored against the
+graph in-process (`handclust_assets.cli.session.run_in_process`: the offline modalities flow, flow rhythm,
+ego-motion, scene backbone, pose, hands; a model that cannot be loaded here is skipped, named, as everywhere),
+pooled-clustered, and scored against the
 per-frame ground truth. Printed per set and as mean +- sd over sets: MoF (Hungarian), NMI, ARI, edit score and k
 per modality, the fusion weights, how often the fusion beats the best single modality, and repetition counting.
 """
@@ -21,44 +22,22 @@ import polars as pl
 
 
 def run_set(root: Path, seed: int, clips: int, duration: float) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    os.environ["HANDCLUST_STORAGE"] = str(root)
-    import json
-
-    import dagster as dg
-
-    from handclust_assets.cli import QUIET, unavailable_model_assets
-    from handclust_assets.definitions import cross_clip_assets, defs, per_clip_assets
-    from handclust_assets.defs.resources import HandclustSettings
+    """One held-out set through the real graph (every clip's run, then the cross-clip job) on its own home."""
+    from handclust_assets.cli.session import run_in_process
     from handclust_assets.lib.synthetic import generate_demo_set
     from handclust_assets.lib.tables import connect
-    from handclust_assets.lib.video_folder import scan_videos
 
     generate_demo_set(root / "videos", n_clips=clips, duration_s=duration, seed=seed)
-    res = {**defs.resources, "settings": HandclustSettings(storage=str(root))}
-    from handclust_assets.defs.io_manager import DuckDBParquetIOManager
-
-    res["io_manager"] = DuckDBParquetIOManager(root=str(root))
-    inst = dg.DagsterInstance.ephemeral()
-    keys = list(scan_videos(root / "videos"))
-    inst.add_dynamic_partitions("clips", keys)
-    skipped = unavailable_model_assets()
-    sel = [k for a in per_clip_assets for k in a.keys if k.to_user_string() not in skipped]
-    for k in keys:
-        r = dg.materialize(per_clip_assets, selection=sel, partition_key=k, instance=inst, resources=res,
-                           raise_on_error=False, run_config=QUIET)
-        if not r.success:
-            print(f"  warning: {k} partly failed")
-    wanted = {"segment_features", "cross_clip_clusters", "ground_truth_scores", "repetition_scores"}
-    cross = [a for a in cross_clip_assets if {k.to_user_string() for k in a.keys} & wanted]
-    dg.materialize([*cross, *per_clip_assets], selection=[k for a in cross for k in a.keys], instance=inst,
-                   resources=res, run_config=QUIET)
+    failed = run_in_process(root)
+    for k in failed["failed_clips"]:
+        print(f"  warning: {k} partly failed")
     con = connect(root)
     gt = con.sql("select * from ground_truth_scores").pl()
     k = con.sql("select modality, count(distinct cluster) filter (where cluster >= 0) k from cross_clip_clusters "
                 "group by 1").pl()
     reps = con.sql("select * from repetition_scores").pl()
-    model = json.loads((root / "models" / "cluster_model.json").read_text())
-    return gt.join(k, on="modality", how="left"), reps, model["weights"]
+    weights = (con.store.load_cluster_model() or {}).get("weights", {})
+    return gt.join(k, on="modality", how="left"), reps, weights
 
 
 def main() -> None:
