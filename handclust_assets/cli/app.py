@@ -146,12 +146,16 @@ def demo(
         typer.echo(f"landing {n_clips} synthetic clips of {duration:.0f}s in {video_dir()} ...")
         generate_into(video_dir(), n_clips, duration)
         bar = tqdm(total=n_clips, desc="clip runs", unit="clip")
+        last: list[tuple] = [()]
 
         def show(p: object) -> None:
+            state = (p.clips_done, p.runs_in_progress, p.cross_clip_runs, p.dashboard_at)
+            if state == last[0]:
+                return  # redraw only when something changed (a log file gets one line per change)
+            last[0] = state
             bar.n = p.clips_done
             bar.set_postfix(running=p.runs_in_progress, cross_clip=p.cross_clip_runs,
                             dashboard="yes" if p.dashboard_at else "no")
-            bar.refresh()
 
         prog = session.wait_settled(n_clips, timeout_s=timeout, on_progress=show)
         bar.close()
@@ -255,6 +259,9 @@ def dashboard(
     with http.server.ThreadingHTTPServer((host, port), handler) as srv:
         typer.echo(f"lab dashboard on http://{host}:{srv.server_address[1]}/")
         srv.serve_forever()
+
+
+app.command("eval-repetitions")(__import__("handclust_assets.cli.eval_repetitions", fromlist=["x"]).eval_repetitions)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from sklearn.decomposition import PCA
+from sklearn.metrics import pairwise_distances_argmin_min
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 MAX_DIM = 16  # clustering space per modality: PCA to <= 16 dims (KD-trees stay fast; activity structure survives)
 FUSED_DIM = 32  # the fused concatenation keeps up to 32 dims (16 lost activity structure on a synthetic set)
@@ -51,8 +55,6 @@ def reduce_dim(x: np.ndarray, max_dim: int | None = None, seed: int = 0) -> np.n
     x = np.asarray(x, np.float64)
     if x.shape[1] <= max_dim or len(x) <= max_dim:
         return x
-    from sklearn.decomposition import PCA
-
     return PCA(n_components=max_dim, random_state=seed, svd_solver="randomized").fit_transform(x)
 
 
@@ -72,9 +74,9 @@ def cluster_hdbscan(x: np.ndarray, metric: str = "cosine", min_cluster_size: int
 
     Up to `max_fit_rows` rows (every realistic lab set: 5 h of footage is ~4k segments) HDBSCAN sees all of
     them. Beyond, it is fitted on a seeded uniform sample of `max_fit_rows` rows (min cluster size from the
-    rule for the sample), and every other row joins the cluster of its nearest fitted row if it lies within
-    that row's core distance (HDBSCAN's own mutual-reachability criterion), else it is noise. This keeps 100k
-    segments to seconds per modality instead of minutes.
+    rule for the sample) and every other row is placed by `hdbscan.approximate_predict` (the library's own
+    prediction on the fitted condensed tree; noise where it belongs to no cluster). This keeps 100k segments
+    to seconds per modality instead of minutes.
     """
     import hdbscan
 
@@ -95,23 +97,15 @@ def cluster_hdbscan(x: np.ndarray, metric: str = "cosine", min_cluster_size: int
     ms = min(min_samples or min_samples_rule(mcs), fit_n - 1)
     algo = "boruvka_kdtree" if x.shape[1] <= 40 else "best"
     cl = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=ms, metric="euclidean", algorithm=algo,
-                         core_dist_n_jobs=2, cluster_selection_method="eom")
+                         core_dist_n_jobs=2, cluster_selection_method="eom", prediction_data=n > max_fit_rows)
     if n <= max_fit_rows:
         labels = cl.fit_predict(x)
         probs = np.asarray(cl.probabilities_)
-    else:
-        from sklearn.neighbors import KDTree
-
+    else:  # fit on a seeded sample; every other row is placed by HDBSCAN's own approximate_predict
         fit_idx = np.sort(np.random.default_rng(seed).choice(n, fit_n, replace=False))
         cl.fit(x[fit_idx])
-        tree = KDTree(x[fit_idx])
-        core = tree.query(x[fit_idx], k=ms)[0][:, -1]
-        d1, j = tree.query(x, k=1)
-        d1, j = d1[:, 0], j[:, 0]
-        near = cl.labels_[j]
-        ok = (near >= 0) & (d1 <= core[j])
-        labels = np.where(ok, near, -1)
-        probs = np.where(ok, np.asarray(cl.probabilities_)[j], 0.0)
+        labels, probs = hdbscan.approximate_predict(cl, x)
+        labels, probs = np.asarray(labels), np.asarray(probs, np.float64)
         labels[fit_idx], probs[fit_idx] = cl.labels_, cl.probabilities_
     labels = canonical_labels(labels)
     return ClusterResult(labels, probs, int(labels.max() + 1), int((labels < 0).sum()), mcs)
@@ -194,22 +188,50 @@ def _arr(v: object) -> np.ndarray | None:
     return None if v is None else np.asarray(v, np.float64)
 
 
+def _spread_scaler(x: np.ndarray) -> StandardScaler:
+    """A fitted StandardScaler whose scale guards near-constant columns (see `_spread_scale`)."""
+    sc = StandardScaler().fit(x)
+    sc.scale_ = _spread_scale(x, x.std(axis=0))
+    return sc
+
+
+def _set_scaler(mean: np.ndarray, scale: np.ndarray) -> StandardScaler:
+    sc = StandardScaler()
+    sc.mean_, sc.scale_, sc.var_ = mean, scale, scale**2
+    sc.n_features_in_, sc.n_samples_seen_ = len(mean), 1
+    return sc
+
+
+def _set_pca(mean: np.ndarray, components: np.ndarray) -> PCA:
+    pca = PCA(n_components=len(components))
+    pca.mean_, pca.components_ = mean, components
+    pca.n_components_, pca.n_features_in_ = len(components), components.shape[1]
+    pca.whiten = False
+    return pca
+
+
 @dataclass
 class BlockTransform:
-    """One modality's vectors -> its clustering space: z-score, L2, PCA to <= `max_dim` dims, L2.
+    """One modality's vectors -> its clustering space, an sklearn Pipeline: finite -> z-score -> L2 -> PCA to
+    <= `max_dim` dims -> L2 (the PCA steps only when the vectors are wider than that).
 
-    Fitted once on the pooled segments and saved with the cluster model, so a new clip's segments land in
-    exactly the same space (classification without re-clustering) and re-runs can be compared.
+    Fitted once on the pooled segments and saved with the cluster model (`to_dict`: its fitted parameters), so a
+    new clip's segments land in exactly the same space (classification without re-clustering) and re-runs can be
+    compared.
     """
 
-    mean: np.ndarray
-    std: np.ndarray
-    pca_mean: np.ndarray | None = None
-    components: np.ndarray | None = None
+    pipeline: Pipeline
 
     @property
     def in_dim(self) -> int:
-        return len(self.mean)
+        return int(self.pipeline.named_steps["zscore"].n_features_in_)
+
+    @staticmethod
+    def _make(scaler: StandardScaler, pca: PCA | None) -> Pipeline:
+        steps = [("finite", FunctionTransformer(finite)), ("zscore", scaler), ("l2", FunctionTransformer(l2n))]
+        if pca is not None:
+            steps += [("pca", pca), ("l2_pca", FunctionTransformer(l2n))]
+        return Pipeline(steps)
 
     @classmethod
     def fit(cls, x: np.ndarray, max_dim: int | None = None, seed: int = 0, max_fit_rows: int = 20_000
@@ -217,36 +239,39 @@ class BlockTransform:
         max_dim = MAX_DIM if max_dim is None else max_dim
         x = finite(x)
         if len(x) == 0:
-            return cls(np.zeros(x.shape[1]), np.ones(x.shape[1]))
-        mean, std = x.mean(axis=0), x.std(axis=0)
-        t = cls(mean, _spread_scale(x, std))
-        z = t._zl2(x)
+            return cls(cls._make(_set_scaler(np.zeros(x.shape[1]), np.ones(x.shape[1])), None))
+        scaler = _spread_scaler(x)
+        z = l2n(scaler.transform(x))
+        pca = None
         if z.shape[1] > max_dim and len(z) > max_dim:
-            from sklearn.decomposition import PCA
-
             rows = z
             if len(z) > max_fit_rows:  # the basis from a large sample is as good and keeps 100k-row fits fast
                 rows = z[np.random.default_rng(seed).choice(len(z), max_fit_rows, replace=False)]
             pca = PCA(n_components=max_dim, random_state=seed, svd_solver="randomized").fit(rows)
-            t.pca_mean, t.components = pca.mean_, pca.components_
-        return t
+        return cls(cls._make(scaler, pca))
 
-    def _zl2(self, x: np.ndarray) -> np.ndarray:
-        return l2n((finite(x) - self.mean) / self.std)
+    @property
+    def out_dim(self) -> int:
+        pca = self.pipeline.named_steps.get("pca")
+        return self.in_dim if pca is None else int(pca.n_components_)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        z = self._zl2(x)
-        if self.components is not None:
-            z = l2n((z - self.pca_mean) @ self.components.T)
-        return z
+        x = np.asarray(x, np.float64)
+        if len(x) == 0:  # sklearn refuses zero rows; the space has a known width
+            return np.zeros((0, self.out_dim))
+        return np.asarray(self.pipeline.transform(x), np.float64)
 
     def to_dict(self) -> dict:
-        return {k: None if v is None else np.asarray(v).tolist() for k, v in
-                (("mean", self.mean), ("std", self.std), ("pca_mean", self.pca_mean), ("components", self.components))}
+        steps = self.pipeline.named_steps
+        pca = steps.get("pca")
+        return {"mean": steps["zscore"].mean_.tolist(), "std": steps["zscore"].scale_.tolist(),
+                "pca_mean": None if pca is None else pca.mean_.tolist(),
+                "components": None if pca is None else pca.components_.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict) -> BlockTransform:
-        return cls(_arr(d["mean"]), _arr(d["std"]), _arr(d.get("pca_mean")), _arr(d.get("components")))
+        pca = None if d.get("components") is None else _set_pca(_arr(d["pca_mean"]), _arr(d["components"]))
+        return cls(cls._make(_set_scaler(_arr(d["mean"]), _arr(d["std"])), pca))
 
 
 def _weight(w: float) -> float:
@@ -377,7 +402,6 @@ class ClusterModel:
     centroids: list[list[float]]
     radii: list[float]
     metric: str = "cosine"
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def fit(cls, x: np.ndarray, labels: np.ndarray, metric: str = "cosine", quantile: float = 0.95) -> ClusterModel:
@@ -395,13 +419,10 @@ class ClusterModel:
     def nearest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(nearest cluster id, distance to its centroid, inside its acceptance radius) per row."""
         n = len(x)
-        if not self.ids:
+        if not self.ids or n == 0:
             return np.full(n, -1), np.full(n, np.inf), np.zeros(n, bool)
         z = l2n(finite(x)) if self.metric == "cosine" else finite(x)
-        cen = np.asarray(self.centroids)
-        d2 = (z**2).sum(1)[:, None] - 2 * z @ cen.T + (cen**2).sum(1)[None]
-        j = d2.argmin(axis=1)
-        d = np.sqrt(np.maximum(d2[np.arange(n), j], 0.0))
+        j, d = pairwise_distances_argmin_min(z, np.asarray(self.centroids), metric="euclidean")
         return np.asarray(self.ids)[j], d, d <= np.asarray(self.radii)[j]
 
     def classify(self, x: np.ndarray) -> np.ndarray:
@@ -421,8 +442,6 @@ def umap_2d(x: np.ndarray, metric: str = "cosine", seed: int = 0) -> np.ndarray:
     """2-D map of all segments: UMAP (cosine), PCA for fewer than 15 rows."""
     x = finite(x)
     if len(x) < 15:
-        from sklearn.decomposition import PCA
-
         if len(x) < 2:
             return np.zeros((len(x), 2))
         return PCA(n_components=2).fit_transform(x if x.shape[1] >= 2 else np.hstack([x, x]))
