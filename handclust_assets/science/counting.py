@@ -60,6 +60,21 @@ PERIOD_CURVE_SCHEMA = {
     "signal": pl.Utf8,  # "consensus" or a signal name (its own best period there)
 }
 
+# The stored period track (long format: the consensus rows, then each signal's), enough to count any span set
+# again without the signals: `track_frame` / `track_from_frame`.
+TRACK_SCHEMA = {
+    "t_s": pl.Float64,  # analysis centre
+    "signal": pl.Utf8,  # "consensus" or a signal name
+    "kind": pl.Utf8,  # "consensus", "speed" or "position"
+    "period_s": pl.Float64,  # consensus: the tracked period (NaN aperiodic); signal: its own period there
+    "strength": pl.Float64,  # consensus: enhanced correlation at the period; signal: its own periodicity strength
+    "free_period_s": pl.Float64,  # consensus: the best period even where "aperiodic" won; NaN for signals
+    "support": pl.Float64,  # signal: its correlation at the consensus period (NaN: abstains); NaN for consensus
+    "support_half": pl.Float64,  # signal: its correlation at half the consensus period
+    "still": pl.Boolean,  # nothing moves around this centre (a pause)
+    "duration_s": pl.Float64,  # the clip's duration (the same on every row)
+}
+
 
 @dataclass(frozen=True)
 class RhythmSignal:
@@ -299,19 +314,32 @@ def _spans_frame(spans: pl.DataFrame | None, duration_s: float) -> list[tuple[in
 def count_repetitions(signals: Sequence[RhythmSignal], duration_s: float, spans: pl.DataFrame | None = None,
                       params: CountingParams | None = None) -> RepetitionCounts:
     """Count repetitions for the whole clip and for every span (columns start_s, end_s, optional activity).
-    Returns a `RepetitionCounts`: `counts` (SPAN_COUNT_SCHEMA, clip row first) and `curve` (PERIOD_CURVE_SCHEMA)."""
+    Returns a `RepetitionCounts`: `counts` (SPAN_COUNT_SCHEMA, clip row first) and `curve` (PERIOD_CURVE_SCHEMA).
+    The same as `track_periods` (the expensive part, once per clip) then `count_spans` (cheap, per span set)."""
     p = params or CountingParams()
-    duration_s = float(max(duration_s, 0.0))
-    track = _track(signals, duration_s, p)
+    track = track_periods(signals, duration_s, p)
+    counts = count_spans(track, spans, p)
+    return RepetitionCounts(counts, period_curve(track), {"signals": track.available, "n_centres": len(track.t)})
+
+
+def count_spans(track: PeriodTrack, spans: pl.DataFrame | None = None, params: CountingParams | None = None
+                ) -> pl.DataFrame:
+    """Counts (SPAN_COUNT_SCHEMA) from a period track: the whole clip first, then every span (columns start_s,
+    end_s, optional activity) clipped to the track's duration."""
+    p = params or CountingParams()
+    duration_s = track.duration_s
     rows = [_span_row("clip", -1, None, 0.0, duration_s, track, p)]
     for i, act, a, b in _spans_frame(spans, duration_s):
         rows.append(_span_row("span", i, act, a, b, track, p))
-    counts = pl.DataFrame(rows, schema=SPAN_COUNT_SCHEMA, orient="row")
-    return RepetitionCounts(counts, _curve_frame(track), {"signals": track.available, "n_centres": len(track.t)})
+    return pl.DataFrame(rows, schema=SPAN_COUNT_SCHEMA, orient="row")
 
 
 @dataclass
-class _Track:
+class PeriodTrack:
+    """The per-time state of counting: the consensus period curve and each signal's view of it, on analysis
+    centres every `hop_s` seconds. `track_periods` builds it; `count_spans` counts any span set from it;
+    `track_frame` / `track_from_frame` store it as a table (TRACK_SCHEMA)."""
+
     t: np.ndarray  # centre times (s)
     hop_s: float
     period: np.ndarray  # NaN where aperiodic
@@ -323,16 +351,24 @@ class _Track:
     available: list[str]
     kinds: dict[str, str] = field(default_factory=dict)
     support_half: dict[str, np.ndarray] = field(default_factory=dict)  # correlation at half the period
+    still: np.ndarray | None = None  # centres where nothing moves (a pause)
+    duration_s: float = 0.0
 
 
-def _empty_track(duration_s: float, p: CountingParams, available: list[str]) -> _Track:
+def _empty_track(duration_s: float, p: CountingParams, available: list[str]) -> PeriodTrack:
     n = max(0, int(np.floor(duration_s / p.hop_s)))
     t = (np.arange(n) + 0.5) * p.hop_s
     z = np.full(n, np.nan)
-    return _Track(t, p.hop_s, z, np.zeros(n), {}, {}, {}, z.copy(), available)
+    return PeriodTrack(t, p.hop_s, z, np.zeros(n), {}, {}, {}, z.copy(), available, still=np.zeros(n, bool),
+                       duration_s=duration_s)
 
 
-def _track(signals: Sequence[RhythmSignal], duration_s: float, p: CountingParams) -> _Track:
+def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: CountingParams | None = None
+                  ) -> PeriodTrack:
+    """The expensive part of counting, once per clip: per-signal lag maps on the rhythm grid, their consensus,
+    and the Viterbi period path (see the module doc)."""
+    p = params or CountingParams()
+    duration_s = float(max(duration_s, 0.0))
     n_grid = int(np.floor(duration_s * p.fs)) + 1
     n_c = max(0, int(np.floor(duration_s / p.hop_s)))
     if n_grid < 8 or n_c == 0:
@@ -365,8 +401,8 @@ def _track(signals: Sequence[RhythmSignal], duration_s: float, p: CountingParams
         half[m.name] = _interp_lags(m.lag_map.r, lag_free / 2)[np.arange(n_c), np.arange(n_c)]
         sstr[m.name] = m.lag_map.strength
         sper[m.name] = _own_period(m, periods, p.fs)
-    return _Track(t_c, p.hop_s, per, np.clip(strength, 0, 1), support, sstr, sper, periods[free], available,
-                  {m.name: m.kind for m in maps}, half)
+    return PeriodTrack(t_c, p.hop_s, per, np.clip(strength, 0, 1), support, sstr, sper, periods[free], available,
+                       {m.name: m.kind for m in maps}, half, still, duration_s)
 
 
 def _own_period(m: _SignalMap, periods: np.ndarray, fs: float, near_best: float = 0.85) -> np.ndarray:
@@ -411,7 +447,7 @@ def _still_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, p: Counting
     return (b > a) & (mean < p.still_ratio)
 
 
-def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr: _Track,
+def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr: PeriodTrack,
               p: CountingParams) -> tuple:
     inside = (tr.t >= a) & (tr.t < b)
     length = b - a
@@ -447,7 +483,8 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
             agreeing, list(tr.support), status)
 
 
-def _curve_frame(tr: _Track) -> pl.DataFrame:
+def period_curve(tr: PeriodTrack) -> pl.DataFrame:
+    """The period curve (PERIOD_CURVE_SCHEMA): the consensus first, then each signal's own period."""
     parts = [pl.DataFrame({"t_s": tr.t, "period_s": tr.period, "strength": tr.strength,
                            "signal": [CONSENSUS] * len(tr.t)}, schema=PERIOD_CURVE_SCHEMA)]
     for name in tr.sig_period:
@@ -455,3 +492,44 @@ def _curve_frame(tr: _Track) -> pl.DataFrame:
                                    "strength": np.clip(tr.sig_strength[name], 0, 1), "signal": [name] * len(tr.t)},
                                   schema=PERIOD_CURVE_SCHEMA))
     return pl.concat(parts) if parts else pl.DataFrame(schema=PERIOD_CURVE_SCHEMA)
+
+
+def track_frame(tr: PeriodTrack) -> pl.DataFrame:
+    """A period track as a table (TRACK_SCHEMA): consensus rows first, then each signal's, in `available` order."""
+    n = len(tr.t)
+    still = tr.still if tr.still is not None else np.zeros(n, bool)
+    nan = np.full(n, np.nan)
+    parts = [pl.DataFrame({"t_s": tr.t, "signal": [CONSENSUS] * n, "kind": [CONSENSUS] * n, "period_s": tr.period,
+                           "strength": tr.strength, "free_period_s": tr.best_free, "support": nan,
+                           "support_half": nan, "still": still, "duration_s": np.full(n, tr.duration_s)},
+                          schema=TRACK_SCHEMA)]
+    for name in tr.available:
+        if name not in tr.sig_period:
+            continue
+        parts.append(pl.DataFrame({
+            "t_s": tr.t, "signal": [name] * n, "kind": [tr.kinds.get(name, POSITION)] * n,
+            "period_s": tr.sig_period[name], "strength": tr.sig_strength[name], "free_period_s": nan,
+            "support": tr.support[name], "support_half": tr.support_half.get(name, nan), "still": still,
+            "duration_s": np.full(n, tr.duration_s)}, schema=TRACK_SCHEMA))
+    return pl.concat(parts)
+
+
+def track_from_frame(df: pl.DataFrame, hop_s: float | None = None) -> PeriodTrack:
+    """The inverse of `track_frame` (extra columns such as `clip` are ignored; one clip's rows only)."""
+    cons = df.filter(pl.col("signal") == CONSENSUS).sort("t_s")
+    t = cons["t_s"].to_numpy().astype(np.float64)
+    hop = hop_s if hop_s is not None else (float(np.median(np.diff(t))) if len(t) > 1 else CountingParams().hop_s)
+    duration = float(cons["duration_s"][0]) if cons.height else 0.0
+    f = lambda d, c: d[c].fill_null(float("nan")).to_numpy().astype(np.float64)  # noqa: E731
+    support, half, sstr, sper, kinds, available = {}, {}, {}, {}, {}, []
+    for name in df.filter(pl.col("signal") != CONSENSUS)["signal"].unique(maintain_order=True).to_list():
+        g = df.filter(pl.col("signal") == name).sort("t_s")
+        if g.height != len(t):
+            raise ValueError(f"period track: signal {name!r} has {g.height} rows, the consensus {len(t)}")
+        available.append(name)
+        kinds[name] = str(g["kind"][0])
+        support[name], half[name] = f(g, "support"), f(g, "support_half")
+        sstr[name], sper[name] = f(g, "strength"), f(g, "period_s")
+    return PeriodTrack(t, hop, f(cons, "period_s"), f(cons, "strength"), support, sstr, sper,
+                       f(cons, "free_period_s"), available, kinds, half,
+                       cons["still"].fill_null(False).to_numpy().astype(bool), duration)
