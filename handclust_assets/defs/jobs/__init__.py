@@ -5,6 +5,7 @@ import dagster as dg
 
 from handclust_assets.defs.clusters import assets as clusters
 from handclust_assets.defs.clusters import timeline
+from handclust_assets.defs.counting import assets as counting
 from handclust_assets.defs.dashboard import assets as dashboard
 from handclust_assets.defs.evaluation import assets as evaluation
 from handclust_assets.defs.ingest import assets as ingest
@@ -14,8 +15,10 @@ from handclust_assets.defs.segments import assets as segments
 
 CLIP_JOB, CROSS_JOB, REEMBED_JOB = "process_clip", "cross_clip", "reembed_models"
 # every asset partitioned by clip that a clip's own run builds (timelines and overlays follow the pooled clustering)
-PER_CLIP = [*ingest.assets, *motion.assets, *embeddings.assets, *body.assets, *segments.assets]
-CROSS_CLIP_ASSETS = [*clusters.assets, *timeline.assets, *evaluation.assets, *dashboard.assets]
+PER_CLIP = [*ingest.assets, *motion.assets, *embeddings.assets, *body.assets, *segments.assets,
+            counting.period_track, counting.period_curve]
+CROSS_CLIP_ASSETS = [*clusters.assets, *timeline.assets, *evaluation.assets, *dashboard.assets,
+                     counting.repetition_counts]
 # model-backed asset -> the resource whose version says which model it should be built with now
 MODEL_RESOURCES = {"scene_embeddings": "scene_model", "video_embeddings": "video_model", "tool_scores": "tool_model",
                    "pose": "mediapipe", "hands": "mediapipe"}

@@ -1,0 +1,186 @@
+"""`handclust eval-repetitions VIDEOS_DIR LABELS.csv`: repetition counting scored against labelled footage.
+
+Runs the real graph on the labelled videos: a temporary HandClust home (results, Dagster instance) whose watched
+folder is VIDEOS_DIR; each labelled clip gets its partition and a `process_clip` run in this process (by default
+the part of the job that repetition counting needs: clips, frame_cache, flow, egomotion, period_track,
+period_curve; `--full-clip-run` runs every per-clip asset, models included). The clip counts are then read back
+from the results with DuckDB (`handclust_assets.lib.tables.connect`: the stored period tracks, counted over the
+whole clip) and scored: MAE (mean |pred - gt| / gt), OBO (share with |pred - gt| <= 1) and a per-clip table.
+
+LABELS.csv: columns `file` (a path inside VIDEOS_DIR) and `count`; optional `cycle_end_frames`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+
+RHYTHM_PATH = ["clips", "frame_cache", "flow", "egomotion", "period_track", "period_curve"]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"eval-repetitions: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def clip_keys(videos_dir: Path, files: list[str]) -> tuple[dict[str, str], list[str]]:
+    """label file -> partition key (as the folder sensor names it), and the labelled files not found."""
+    from handclust_assets.lib.video_folder import scan_videos
+
+    by_path = {p.resolve(): k for k, p in scan_videos(videos_dir).items()}
+    keys, missing = {}, []
+    for f in files:
+        k = by_path.get((videos_dir / f).resolve())
+        if k is None:
+            missing.append(f)
+        else:
+            keys[f] = k
+    return keys, missing
+
+
+def clip_resources(home: Path, videos_dir: Path) -> dict:
+    """The code location's resources with results under `home` and `videos_dir` as the watched folder."""
+    from handclust_assets.defs.io_manager import TablesIOManager
+    from handclust_assets.defs.resources import HandclustSettings, StorageResource, default_resources
+
+    res = default_resources()
+    res["storage"] = StorageResource(root=str(home))
+    res["settings"] = HandclustSettings(video_folder=str(videos_dir.resolve()))
+    res["io_manager"] = TablesIOManager(storage=res["storage"])
+    return res
+
+
+def run_clip(key: str, selection: list[str] | None, instance: object, resources: dict) -> str | None:
+    """Materialize one clip partition: the process_clip job's assets (all, or `selection` of them) in this
+    process. None on success, else the failures."""
+    import dagster as dg
+
+    from handclust_assets.definitions import defs
+    from handclust_assets.defs.jobs import PER_CLIP
+
+    job_assets = [k.to_user_string() for a in PER_CLIP for k in a.keys]
+    chosen = [a for a in job_assets if selection is None or a in selection]
+    res = dg.materialize([*defs.assets, *(defs.asset_checks or [])], selection=chosen, partition_key=key,
+                         instance=instance, resources=resources, raise_on_error=False)
+    if res.success:
+        return None
+    fails = [e.step_failure_data.error.message.strip().splitlines()[0] for e in res.get_step_failure_events()
+             if e.step_failure_data and e.step_failure_data.error]
+    return "; ".join(fails) or "run failed"
+
+
+def read_clip_counts(root: Path, keys: dict[str, str]) -> dict[str, dict]:
+    """file -> the clip row of its counts, from the stored period tracks (read with DuckDB)."""
+    import polars as pl
+
+    from handclust_assets.lib import tables
+    from handclust_assets.science.counting import count_spans, track_from_frame
+
+    out = {}
+    with tables.connect(str(root)) as con:
+        if "period_track" not in con.tables():
+            return out
+        for f, k in keys.items():
+            df = pl.from_arrow(con.execute("select * from period_track where clip = ?", [k]).to_arrow_table())
+            if df.height:
+                out[f] = count_spans(track_from_frame(df)).row(0, named=True)
+    return out
+
+
+def eval_repetitions(
+    videos_dir: Path = typer.Argument(..., help="Folder with the labelled videos."),
+    labels_csv: Path = typer.Argument(..., help="CSV with columns file, count (optional cycle_end_frames)."),
+    full_clip_run: bool = typer.Option(False, "--full-clip-run", help="Run every per-clip asset of process_clip "
+                                       "(models included), not only what repetition counting needs."),
+    keep: Path = typer.Option(None, "--keep", help="Keep the results here (a HandClust home) instead of a "
+                              "temporary folder."),
+    out_csv: Path = typer.Option(None, "--out", help="Also write the per-clip table as CSV."),
+) -> None:
+    """Run the graph on a labelled folder and print MAE, OBO and a per-clip table of repetition counts."""
+    from handclust_assets.lib.rep_eval import format_scores, read_labels, score_counts
+
+    if not videos_dir.is_dir():
+        _fail(f"{videos_dir} is not a folder")
+    if not labels_csv.is_file():
+        _fail(f"{labels_csv} not found")
+    try:
+        labels = read_labels(labels_csv)
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        _fail(f"bad labels file: {e}")
+    if labels.height == 0:
+        _fail(f"{labels_csv} has no labelled clips")
+    keys, missing = clip_keys(videos_dir, labels["file"].to_list())
+    if missing:
+        _fail(f"{len(missing)} labelled file(s) not found as videos in {videos_dir}: {', '.join(missing[:10])}")
+    table, summary, seconds = _run(videos_dir, keys, None if full_clip_run else RHYTHM_PATH, keep, labels,
+                                   score_counts)
+    typer.echo(format_scores(table, summary))
+    typer.echo(f"graph runs: {sum(seconds.values()):.1f}s for {len(seconds)} clip(s)")
+    if out_csv is not None:
+        table.write_csv(out_csv)
+    if summary.get("failed"):
+        raise typer.Exit(code=1)
+
+
+def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, keep: Path | None, labels,  # noqa: ANN001
+         score_counts) -> tuple:  # noqa: ANN001
+    import polars as pl
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    home = keep.expanduser().resolve() if keep is not None else Path(tempfile.mkdtemp(prefix="handclust-evalrep-"))
+    (home / "videos").mkdir(parents=True, exist_ok=True)
+    saved = {v: os.environ.get(v) for v in ("HANDCLUST_HOME", "HANDCLUST_VIDEO_DIR", "HANDCLUST_STORAGE",
+                                            "DAGSTER_HOME")}
+    os.environ.update(HANDCLUST_HOME=str(home), HANDCLUST_VIDEO_DIR=str(videos_dir.resolve()))
+    os.environ.pop("HANDCLUST_STORAGE", None)
+    os.environ.pop("DAGSTER_HOME", None)
+    try:
+        resources = clip_resources(home, videos_dir)
+        import dagster as dg
+
+        from handclust_assets.defs.partitions import clip_partitions
+
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(clip_partitions.name, sorted(set(keys.values())))
+        failures, seconds = {}, {}
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      transient=False) as bar:
+            task = bar.add_task("counting", total=len(keys))
+            for f, k in keys.items():
+                bar.update(task, description=f"counting {f[:40]}")
+                t0 = time.perf_counter()
+                err = run_clip(k, selection, instance, resources)
+                seconds[f] = time.perf_counter() - t0
+                if err:
+                    failures[f] = err
+                bar.advance(task)
+        counts = read_clip_counts(home, keys)
+        rows = []
+        for f in keys:
+            r = counts.get(f)
+            if r is None:
+                rows.append({"file": f, "status": f"failed: {failures.get(f, 'no period track')}"[:200],
+                             "seconds": seconds[f]})
+                continue
+            rows.append({"file": f, **{c: r[c] for c in ("count", "count_estimate", "mean_period_s", "confidence",
+                                                         "status", "agreeing_signals")}, "seconds": seconds[f]})
+        results = pl.DataFrame(rows, schema={
+            "file": pl.Utf8, "count": pl.Float64, "count_estimate": pl.Float64, "mean_period_s": pl.Float64,
+            "confidence": pl.Float64, "status": pl.Utf8, "agreeing_signals": pl.List(pl.Utf8),
+            "seconds": pl.Float64})
+        table, summary = score_counts(labels, results)
+        summary["failed"] = len(failures)
+        return table, summary, seconds
+    finally:
+        for v, val in saved.items():
+            if val is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = val
+        if keep is None:
+            shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,167 @@
+"""Repetition counting through time (issue 12): `period_track` and `period_curve` per clip (the expensive part,
+once per clip, in the clip's own run) and `repetition_counts` across clips (counts per activity span of the
+activity timeline, from the stored tracks: nothing is recomputed).
+
+- `period_track` (group segments): the clip's rhythm signals, i.e. the frame cache's source-rate motion track
+  (camera-compensated motion energy per grid cell, luma thumbnails, camera translation), the 5-fps flow
+  magnitude / direction and ego-motion; their windowed lag-correlation maps, the consensus weighted by each
+  signal's own periodicity strength, and the Viterbi period path (science/counting.track_periods). Stored long
+  (TRACK_SCHEMA: the consensus and every signal's view per 0.1-s centre) so any span set can be counted later.
+  The whole-clip count is in its metadata (and in `repetition_counts`).
+- `period_curve` (group segments): the period curve over time for plots (PERIOD_CURVE_SCHEMA).
+- `repetition_counts` (group evaluation, unpartitioned): per clip, a clip row and one row per activity span
+  (consecutive segments of one fused activity in `activity_timeline`), SPAN_COUNT_SCHEMA.
+"""
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
+from handclust_assets.defs.ingest.assets import open_cache
+from handclust_assets.defs.resources import StorageResource
+
+TRACK_CODE_VERSION = "period-track-v1"
+
+
+def _stack(col: pl.Series) -> np.ndarray:
+    return np.asarray(col.to_list(), np.float64)
+
+
+def clip_signals(motion: object | None, flow: pl.DataFrame | None, egomotion: pl.DataFrame | None) -> list:
+    """The rhythm signals of one clip from its motion track (a `MotionTrack` or None) and 5-fps tables."""
+    from handclust_assets.science.counting import egomotion_signal, flow_signal, motion_signals
+
+    out = []
+    if motion is not None and len(motion):
+        out += motion_signals(motion.t_s, motion.energy, motion.intensity, motion.camera, motion.energy_raw)
+    if flow is not None and flow.height >= 4:
+        f = flow.sort("frame_idx")
+        out.append(flow_signal(f["t_s"].to_numpy(), f["flow_mag"].to_numpy(), _stack(f["dir_hist"])))
+    if egomotion is not None and egomotion.height >= 4:
+        e = egomotion.sort("frame_idx")
+        out.append(egomotion_signal(e["t_s"].to_numpy(), e["camera_mag"].to_numpy(), e["residual_mag"].to_numpy()))
+    return out
+
+
+def clip_duration(motion: object | None, flow: pl.DataFrame | None) -> float:
+    if motion is not None and len(motion):
+        return float(motion.t_s[-1] + 1.0 / max(motion.fps, 1e-3))
+    if flow is not None and flow.height:
+        t = flow["t_s"].to_numpy()
+        return float(t[-1] + (np.median(np.diff(t)) if len(t) > 1 else 0.2))
+    return 0.0
+
+
+def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
+    row = counts.filter(pl.col("scope") == "clip").row(0, named=True)
+    meta = numeric_metadata({k: row[k] for k in ("count", "count_estimate", "mean_period_s", "periodic_s",
+                                                  "confidence")}, prefix="clip_")
+    meta["clip_status"] = dg.MetadataValue.text(row["status"])
+    meta["agreeing_signals"] = dg.MetadataValue.text(", ".join(row["agreeing_signals"]) or "-")
+    return meta
+
+
+@clip_asset(
+    group="segments",
+    code_version=TRACK_CODE_VERSION,
+    deps=["frame_cache"],
+    description="Repetition rhythm of the clip through time: the source-rate motion track (frame cache), 5-fps flow "
+    "and ego-motion as rhythm signals; windowed lag-correlation per signal, consensus weighted by each signal's own "
+    "periodicity, Viterbi period path with pauses (0.1-s centres). Long table: the consensus and each signal's "
+    "view; any span set is counted from it without recomputing. The whole-clip count is in the metadata.",
+)
+def period_track(context: dg.AssetExecutionContext, storage: StorageResource, flow: pl.DataFrame,
+                 egomotion: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+    from handclust_assets.science.counting import TRACK_SCHEMA, count_spans, track_frame, track_periods
+
+    clip = context.partition_key
+    motion = open_cache(storage, clip).motion_track()
+    if motion is None:
+        context.log.warning(f"{clip}: frame cache has no motion track (built by an older version): counting from "
+                            "the 5-fps signals only; re-materialize frame_cache for source-rate rhythm")
+    signals = clip_signals(motion, flow, egomotion)
+    duration = clip_duration(motion, flow)
+    prog = Progress(context, f"{clip} period track", 1, unit="clips", video_s=duration)
+    track = track_periods(signals, duration)
+    counts = count_spans(track)
+    context.log.info(prog.line(1))
+    df = track_frame(track).with_columns(pl.lit(clip).alias("clip")).select(["clip", *TRACK_SCHEMA])
+    return dg.Output(df, metadata={**clip_count_metadata(counts), **prog.metadata(),
+                                   "signals": dg.MetadataValue.text(", ".join(track.available) or "-")})
+
+
+@clip_asset(
+    group="segments",
+    code_version="period-curve-v1",
+    description="The period curve over time (for plots): the consensus period (NaN where aperiodic or paused) and "
+    "its strength every 0.1 s, then each signal's own period and periodicity strength.",
+)
+def period_curve(context: dg.AssetExecutionContext, period_track: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+    from handclust_assets.science.counting import PERIOD_CURVE_SCHEMA, track_from_frame
+    from handclust_assets.science.counting import period_curve as curve_fn
+
+    clip = context.partition_key
+    df = curve_fn(track_from_frame(period_track)).with_columns(pl.lit(clip).alias("clip"))
+    df = df.select(["clip", *PERIOD_CURVE_SCHEMA])
+    cons = df.filter(pl.col("signal") == "consensus")["period_s"].drop_nans().drop_nulls()
+    return dg.Output(df, metadata={
+        "median_period_s": dg.MetadataValue.float(float(cons.median()) if cons.len() else float("nan")),
+        "periodic_share": dg.MetadataValue.float(
+            round(cons.len() / max(1, df.filter(pl.col("signal") == "consensus").height), 4))})
+
+
+def activity_spans(timeline: pl.DataFrame | None, clip: str) -> pl.DataFrame | None:
+    """Consecutive segments of one activity merged into spans (start_s, end_s, activity), in time order."""
+    if timeline is None or not timeline.height:
+        return None
+    seg = timeline.filter(pl.col("clip") == clip).sort("start_s")
+    if not seg.height:
+        return None
+    run = (pl.col("activity") != pl.col("activity").shift(1)).fill_null(True).cum_sum()
+    return (seg.with_columns(run.alias("_run")).group_by("_run", maintain_order=True)
+            .agg(pl.col("start_s").min(), pl.col("end_s").max(), pl.col("activity").first()).drop("_run"))
+
+
+def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame | None) -> pl.DataFrame:
+    """Plain function behind `repetition_counts`: clip + SPAN_COUNT_SCHEMA rows for every clip with a track."""
+    from handclust_assets.science.counting import SPAN_COUNT_SCHEMA, count_spans, track_from_frame
+
+    frames = []
+    for clip in sorted(period_track["clip"].unique().to_list()):
+        track = track_from_frame(period_track.filter(pl.col("clip") == clip))
+        counts = count_spans(track, activity_spans(activity_timeline, clip))
+        frames.append(counts.with_columns(pl.lit(clip).alias("clip")).select(["clip", *SPAN_COUNT_SCHEMA]))
+    schema = {"clip": pl.Utf8, **SPAN_COUNT_SCHEMA}
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+@dg.asset(
+    group_name="evaluation",
+    code_version="repetition-counts-v1",
+    kinds={"python", "duckdb"},
+    description="Repetitions per clip and per activity span (consecutive segments of one fused activity in the "
+    "activity timeline): count (integral of 1/period over the periodic time, pauses excluded), the count "
+    "estimate, mean period, periodic seconds, confidence, which signals agreed and the status (counted / no "
+    "agreement / aperiodic). From the stored period tracks; nothing is recomputed.",
+)
+def repetition_counts(context: dg.AssetExecutionContext, period_track: pl.DataFrame | None,
+                      activity_timeline: pl.DataFrame | None) -> dg.Output[pl.DataFrame]:
+    if period_track is None:
+        raise dg.Failure("no clip has a period track yet (materialize period_track in a clip run first)")
+    if activity_timeline is None:
+        context.log.warning("no activity timeline yet: counting whole clips only")
+    df = counts_for_clips(period_track, activity_timeline)
+    clips = df.filter(pl.col("scope") == "clip")
+    spans = df.filter(pl.col("scope") == "span")
+    counted = spans.filter(pl.col("status") == "counted")
+    return dg.Output(df, metadata={
+        "clips": dg.MetadataValue.int(clips.height),
+        "spans": dg.MetadataValue.int(spans.height),
+        "counted_span_share": dg.MetadataValue.float(round(counted.height / max(1, spans.height), 4)),
+        "total_repetitions": dg.MetadataValue.float(float(np.nansum(clips["count_estimate"].to_numpy()))),
+        "aperiodic_clips": dg.MetadataValue.int(clips.filter(pl.col("status") == "aperiodic").height),
+    })
+
+
+assets = [period_track, period_curve, repetition_counts]

@@ -1,0 +1,107 @@
+"""Repetition counting wired into the graph: `period_track` / `period_curve` in a clip's run, `repetition_counts`
+per activity span across clips (read back with DuckDB), and `handclust eval-repetitions` on a labelled folder."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from handclust_assets.cli.app import app
+from handclust_assets.cli.eval_repetitions import RHYTHM_PATH
+from handclust_assets.defs.counting.assets import activity_spans
+from handclust_assets.lib import tables
+from handclust_assets.lib.rep_eval import read_labels, score_counts
+from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
+from handclust_assets.science.counting import PERIOD_CURVE_SCHEMA, SPAN_COUNT_SCHEMA, TRACK_SCHEMA
+from handclust_assets_tests.support import materialize
+
+# 10 strokes of 0.8 s after a still second, then 2 s still: 11 s
+STROKES = RepClipSpec("strokes", "stroke", n_cycles=10, period_start_s=0.8, period_end_s=0.8, lead_in_s=1.0,
+                      tail_s=2.0, width=320, height=180, fps=30.0, seed=5)
+
+
+def test_activity_spans_merge_consecutive_segments() -> None:
+    tl = pl.DataFrame({"clip": ["a"] * 5 + ["b"], "start_s": [0.0, 2.0, 4.0, 6.0, 8.0, 0.0],
+                       "end_s": [2.0, 4.0, 6.0, 8.0, 10.0, 3.0], "activity": [1, 1, 2, 1, 1, 7]})
+    spans = activity_spans(tl, "a")
+    assert spans.rows() == [(0.0, 4.0, 1), (4.0, 6.0, 2), (6.0, 10.0, 1)]
+    assert activity_spans(tl, "zzz") is None and activity_spans(None, "a") is None
+
+
+def test_clip_run_and_cross_clip_counts(storage: Path, resources, instance: dg.DagsterInstance) -> None:
+    path, truth = generate_rep_clip(STROKES, storage / "videos")
+    res = resources()
+    instance.add_dynamic_partitions("clips", ["strokes"])
+    assert materialize(RHYTHM_PATH, res, instance, partition_key="strokes").success
+    # an activity timeline as the cross-clip graph would leave it: the strokes, then the still tail
+    tables.write_table(pl.DataFrame({"clip": ["strokes"] * 3, "segment_idx": [0, 1, 2], "start_s": [0.0, 4.0, 9.0],
+                                     "end_s": [4.0, 9.0, truth.duration_s], "cluster": [3, 3, 5],
+                                     "activity": [3, 3, 5], "distance": [0.0] * 3, "label": ["a", "a", "b"],
+                                     "source": ["clustered"] * 3}), storage, "activity_timeline")
+    assert materialize(["repetition_counts"], res, instance).success
+
+    con = duckdb.connect()
+    tpath = tables.table_file(storage, "period_track", "strokes")
+    track_cols = con.sql(f"select * from read_parquet('{tpath}') limit 1").pl().columns
+    assert track_cols == ["clip", *TRACK_SCHEMA]
+    curve = con.sql(f"select * from read_parquet('{tables.table_file(storage, 'period_curve', 'strokes')}')").pl()
+    assert curve.columns == ["clip", *PERIOD_CURVE_SCHEMA]
+    cons = curve.filter((pl.col("signal") == "consensus") & (pl.col("t_s") > 3) & (pl.col("t_s") < 8))
+    assert np.nanmedian(cons["period_s"].to_numpy()) == pytest.approx(0.8, rel=0.1)
+
+    counts = con.sql(f"select * from read_parquet('{tables.table_file(storage, 'repetition_counts')}') "
+                         "order by span_idx").pl()
+    assert counts.columns == ["clip", *SPAN_COUNT_SCHEMA]
+    clip = counts.filter(pl.col("scope") == "clip").row(0, named=True)
+    assert clip["status"] != "aperiodic"
+    assert clip["count_estimate"] == pytest.approx(truth.count, abs=1.0)
+    spans = counts.filter(pl.col("scope") == "span")
+    assert spans["activity"].to_list() == [3, 5]  # segments 0 and 1 are one span of activity 3
+    assert spans["start_s"].to_list() == [0.0, 9.0]
+    assert spans["count_estimate"][0] == pytest.approx(truth.count, abs=1.0)
+    assert spans["status"][1] != "counted"  # 2 s of stillness
+
+
+def _printed(out: str, name: str) -> float:
+    return float(re.search(rf"\b{name} ([0-9.]+|nan)", out).group(1))
+
+
+def test_eval_repetitions_cli(tmp_path: Path) -> None:
+    videos = tmp_path / "labelled"
+    a, ta = generate_rep_clip(RepClipSpec("saw", "saw", n_cycles=8, period_start_s=0.6, period_end_s=0.7,
+                                          width=256, height=144, seed=1), videos)
+    b, tb = generate_rep_clip(RepClipSpec("bounce", "bounce", n_cycles=5, period_start_s=1.0, period_end_s=1.1,
+                                          width=256, height=144, seed=2), videos)
+    labels = tmp_path / "LABELS.csv"
+    labels.write_text(f"file,count\n{a.name},{ta.count}\n{b.name},{tb.count + 2}\n")  # one label off by 2
+    out_csv = tmp_path / "scores.csv"
+    r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--out", str(out_csv)])
+    assert r.exit_code == 0, r.output
+    table = pl.read_csv(out_csv)
+    assert table["file"].to_list() == [a.name, b.name]
+    results = table.select("file", "count", "count_estimate", "status").with_columns(
+        pl.col("count").cast(pl.Float64), pl.col("count_estimate").cast(pl.Float64))
+    _, summary = score_counts(read_labels(labels), results)
+    assert _printed(r.output, "MAE") == pytest.approx(summary["mae"], abs=5e-4)
+    assert _printed(r.output, "OBO") == pytest.approx(summary["obo"], abs=5e-4)
+    assert abs(table["pred"][0] - ta.count) <= 1  # the graph counted the saw
+
+
+def test_eval_repetitions_cli_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "v").mkdir()
+    labels = tmp_path / "LABELS.csv"
+    labels.write_text("file,count\nmissing.mp4,5\n")
+    r = CliRunner().invoke(app, ["eval-repetitions", str(tmp_path / "v"), str(labels)])
+    assert r.exit_code == 2 and "not found" in r.output
+    labels.write_text("file,count\nmissing.mp4,many\n")
+    r = CliRunner().invoke(app, ["eval-repetitions", str(tmp_path / "v"), str(labels)])
+    assert r.exit_code == 2 and "not a number" in r.output
+    r = CliRunner().invoke(app, ["eval-repetitions", str(tmp_path / "nope"), str(labels)])
+    assert r.exit_code == 2 and "not a folder" in r.output
