@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import cv2
@@ -77,6 +78,109 @@ class CacheStats:
         return self.video_seconds / self.wall_seconds if self.wall_seconds > 0 else float("inf")
 
 
+class _Sampler:
+    """Which decoded frames the cache keeps: one per `1/sample_fps` step, by presentation time (VFR safe)."""
+
+    def __init__(self, sample_fps: float, source_fps: float) -> None:
+        self.step = 1.0 / sample_fps
+        self.slack = 0.5 / source_fps  # half a source frame: 30 fps -> 5 fps picks every 6th frame exactly
+        self.next_t = 0.0
+
+    def take(self, t: float) -> bool:
+        if t + self.slack < self.next_t:
+            return False
+        # a long gap in a VFR clip still yields one sample per step, not a burst
+        self.next_t = max(self.next_t + self.step, t + 0.5 * self.step) if t - self.next_t > self.step \
+            else self.next_t + self.step
+        return True
+
+
+def _timed_frames(container: av.container.InputContainer, info: VideoInfo) -> Iterator[tuple[av.VideoFrame, float]]:
+    """Every decoded frame with its time (s) from the first frame's presentation time (index-based without pts)."""
+    vs = container.streams.video[0]
+    vs.thread_type = "AUTO"
+    tb = float(vs.time_base) if vs.time_base else 1.0 / info.fps
+    start = None
+    for k, frame in enumerate(container.decode(vs)):
+        if frame.pts is None:
+            yield frame, k / info.fps
+            continue
+        start = float(frame.pts) * tb if start is None else start
+        yield frame, float(frame.pts) * tb - start
+
+
+def _rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int, maps: tuple | None) -> np.ndarray:
+    """The frame as RGB at the cache size: rotated by its display matrix, rectified when `maps` are given."""
+    ow, oh = size
+    if maps is None and rotation % 180 == 0:
+        return frame.to_ndarray(width=ow, height=oh, format="rgb24", interpolation="AREA")
+    rgb = _rotate(frame.to_ndarray(format="rgb24"), rotation)
+    if maps is not None:
+        return cv2.remap(rgb, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    if rgb.shape[1] != ow or rgb.shape[0] != oh:
+        rgb = cv2.resize(rgb, (ow, oh), interpolation=cv2.INTER_AREA)
+    return rgb
+
+
+@dataclass
+class _Pack:
+    """The JPEG pack being written: byte offsets, timestamps and source frame indices of the kept frames."""
+
+    path: Path
+    quality: int
+    offsets: list[int]
+    times: list[float]
+    source: list[int]
+
+    def add(self, f: BinaryIO, rgb: np.ndarray, t: float, index: int, video: object) -> None:
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [int(cv2.IMWRITE_JPEG_QUALITY),
+                                                                              self.quality])
+        if not ok:
+            raise ClipError(video, f"JPEG encoding failed at t={t:.2f}s")
+        f.write(buf.tobytes())
+        self.offsets.append(self.offsets[-1] + len(buf))
+        self.times.append(t)
+        self.source.append(index)
+
+
+def _open(video: Path | VideoSource, tmp: Path) -> tuple[av.container.InputContainer, BinaryIO | None]:
+    try:
+        return open_input(video)
+    except ClipError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except Exception as e:  # noqa: BLE001
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ClipError(video, f"cannot open for decoding ({type(e).__name__}: {e})") from e
+
+
+def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _Pack, sampler: _Sampler,
+                 size: tuple[int, int], maps: tuple | None, motion: MotionTrackBuilder,
+                 progress: Callable[[int, float], None] | None) -> tuple[int, str]:
+    """Decode every frame once: each feeds the motion track, the sampled ones go into the pack.
+    Returns (frames decoded, warning — non-empty when decoding stopped early)."""
+    container, fobj = _open(video, tmp)
+    decoded, warning = 0, ""
+    try:
+        with pack.path.open("wb") as f:
+            try:
+                for frame, t in _timed_frames(container, info):
+                    decoded += 1
+                    motion.add(frame, t)
+                    if not sampler.take(t):
+                        continue
+                    pack.add(f, _rgb(frame, size, info.rotation, maps), t, decoded - 1, video)
+                    if progress is not None:
+                        progress(len(pack.times), t)
+            except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
+                warning = f"decoding stopped at frame {decoded} ({type(e).__name__}: {e})"
+    finally:
+        container.close()
+        if fobj is not None:
+            fobj.close()
+    return decoded, warning
+
+
 def build_frame_cache(
     video_path: str | Path | VideoSource,
     out_dir: str | Path,
@@ -101,109 +205,35 @@ def build_frame_cache(
     if intrinsics is not None:
         check_intrinsics_fit(intrinsics, disp_w, disp_h)
         maps = undistort_maps(intrinsics, (disp_w, disp_h), (ow, oh))
-
     tmp = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    offsets = [0]
-    times: list[float] = []
-    src_idx: list[int] = []
-    decoded = 0
-    truncated = False
-    warning = ""
-    step = 1.0 / sample_fps
-    next_t = 0.0
-    t0 = time.perf_counter()
-    enc = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
+    pack = _Pack(tmp / PACK, int(jpeg_quality), [0], [], [])
+    sampler = _Sampler(sample_fps, info.fps)
     motion = MotionTrackBuilder(info.rotation)  # every decoded frame, for the rhythm path (motion.npz)
-    try:
-        container, fobj = open_input(video_path)
-    except ClipError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    except Exception as e:  # noqa: BLE001
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ClipError(video_path, f"cannot open for decoding ({type(e).__name__}: {e})") from e
-    try:
-        vs = container.streams.video[0]
-        vs.thread_type = "AUTO"
-        tb = float(vs.time_base) if vs.time_base else 1.0 / info.fps
-        start = None
-        with (tmp / PACK).open("wb") as pack:
-            try:
-                for frame in container.decode(vs):
-                    decoded += 1
-                    if frame.pts is None:
-                        t = (decoded - 1) / info.fps
-                    else:
-                        if start is None:
-                            start = float(frame.pts) * tb
-                        t = float(frame.pts) * tb - start
-                    motion.add(frame, t)
-                    # half a source frame of slack so 30 fps -> 5 fps picks every 6th frame exactly
-                    if t + 0.5 / info.fps < next_t:
-                        continue
-                    if maps is None and info.rotation % 180 == 0:
-                        rgb = frame.to_ndarray(width=ow, height=oh, format="rgb24", interpolation="AREA")
-                    else:
-                        rgb = _rotate(frame.to_ndarray(format="rgb24"), info.rotation)
-                        if maps is not None:
-                            rgb = cv2.remap(rgb, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-                        elif rgb.shape[1] != ow or rgb.shape[0] != oh:
-                            rgb = cv2.resize(rgb, (ow, oh), interpolation=cv2.INTER_AREA)
-                    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), enc)
-                    if not ok:
-                        raise ClipError(video_path, f"JPEG encoding failed at t={t:.2f}s")
-                    pack.write(buf.tobytes())
-                    offsets.append(offsets[-1] + len(buf))
-                    times.append(t)
-                    src_idx.append(decoded - 1)
-                    # a long gap in a VFR clip still yields one sample per step, not a burst
-                    next_t = max(next_t + step, t + 0.5 * step) if t - next_t > step else next_t + step
-                    if progress is not None:
-                        progress(len(times), t)
-            except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
-                truncated = True
-                warning = f"decoding stopped at frame {decoded} ({type(e).__name__}: {e})"
-    finally:
-        container.close()
-        if fobj is not None:
-            fobj.close()
+    t0 = time.perf_counter()
+    decoded, warning = _decode_into(video_path, tmp, info, pack, sampler, (ow, oh), maps, motion, progress)
     wall = time.perf_counter() - t0
-    if not times:
+    truncated = bool(warning)
+    if not pack.times:
         shutil.rmtree(tmp, ignore_errors=True)
-        why = warning or "the decoder produced no frames"
-        raise ClipError(video_path, f"no frames could be decoded: {why}")
-    if truncated and times[-1] < 0.5 * info.duration_s:
-        warning += f"; only {times[-1]:.1f}s of {info.duration_s:.1f}s decoded"
-    np.save(tmp / OFFSETS, np.asarray(offsets, dtype=np.int64))
+        raise ClipError(video_path, f"no frames could be decoded: {warning or 'the decoder produced no frames'}")
+    if truncated and pack.times[-1] < 0.5 * info.duration_s:
+        warning += f"; only {pack.times[-1]:.1f}s of {info.duration_s:.1f}s decoded"
+    np.save(tmp / OFFSETS, np.asarray(pack.offsets, dtype=np.int64))
     save_motion_track(motion.result(), tmp / MOTION_FILE)
     meta = {
         "source": source_label(video_path) if isinstance(video_path, VideoSource) else str(video_path.resolve()),
-        "content_hash": info.content_hash,
-        "sample_fps": sample_fps,
-        "width": ow,
-        "height": oh,
-        "rectified": maps is not None,
-        "intrinsics": intrinsics.source if intrinsics is not None else None,
-        "rotation_applied": info.rotation,
-        "timestamps": times,
-        "source_frame": src_idx,
-        "truncated": truncated,
-        "warning": warning,
+        "content_hash": info.content_hash, "sample_fps": sample_fps, "width": ow, "height": oh,
+        "rectified": maps is not None, "intrinsics": intrinsics.source if intrinsics is not None else None,
+        "rotation_applied": info.rotation, "timestamps": pack.times, "source_frame": pack.source,
+        "truncated": truncated, "warning": warning,
     }
     (tmp / META).write_text(json.dumps(meta))
-    nbytes = offsets[-1]
     _replace_dir(tmp, out_dir)
-    return CacheStats(
-        n_frames=len(times),
-        decoded_frames=decoded,
-        video_seconds=float(times[-1] + step),
-        wall_seconds=wall,
-        bytes=int(nbytes),
-        truncated=truncated,
-        warning=warning,
-    )
+    return CacheStats(n_frames=len(pack.times), decoded_frames=decoded,
+                      video_seconds=float(pack.times[-1] + sampler.step), wall_seconds=wall,
+                      bytes=int(pack.offsets[-1]), truncated=truncated, warning=warning)
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

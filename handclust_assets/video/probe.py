@@ -128,6 +128,100 @@ def _check_file(p: Path) -> int:
     return p.stat().st_size
 
 
+def _open_probed(source: Path | VideoSource, p: object) -> tuple[av.container.InputContainer, BinaryIO | None]:
+    try:
+        return open_input(source)
+    except ClipError:
+        raise
+    except av.error.FFmpegError as e:  # type: ignore[attr-defined]
+        raise ClipError(p, f"not a readable video container ({type(e).__name__}: {e})") from e
+    except Exception as e:  # noqa: BLE001
+        raise ClipError(p, f"cannot open as video ({type(e).__name__}: {e})") from e
+
+
+def _frame_size(vs: av.video.stream.VideoStream, p: object) -> tuple[int, int]:
+    cc = vs.codec_context
+    width, height = int(cc.width or 0), int(cc.height or 0)
+    if width <= 0 or height <= 0:
+        raise ClipError(p, f"video stream has no valid frame size ({width}x{height})")
+    if max(width, height) > MAX_SUPPORTED_SIDE:
+        raise ClipError(p, f"frame size {width}x{height} exceeds the supported {MAX_SUPPORTED_SIDE} px")
+    return width, height
+
+
+def _packet_times(container: av.container.InputContainer, vs: av.video.stream.VideoStream, tb: float,
+                  max_packets: int) -> list[float]:
+    """Presentation times of the first packets (demuxed, not decoded); a truncated file keeps what was read."""
+    pts: list[float] = []
+    try:
+        for i, pkt in enumerate(container.demux(vs)):
+            if pkt.pts is not None and tb:
+                pts.append(float(pkt.pts) * tb)
+            if i + 1 >= max_packets:
+                break
+    except av.error.FFmpegError:  # type: ignore[attr-defined]
+        pass  # decoding will report the real problem
+    return pts
+
+
+@dataclass
+class _Timing:
+    fps: float
+    duration_s: float
+    frames: int
+    variable: bool
+
+
+def _timing(container: av.container.InputContainer, vs: av.video.stream.VideoStream, pts: list[float],
+            max_packets: int, p: object) -> _Timing:
+    """Frame rate, duration, frame count and whether the rate varies (frame intervals spread more than 10 %
+    around their median), from the stream's header, completed from the packet times where it says nothing."""
+    tb = float(vs.time_base) if vs.time_base else 0.0
+    avg = float(vs.average_rate) if vs.average_rate else 0.0
+    base = float(vs.base_rate) if getattr(vs, "base_rate", None) else 0.0
+    duration = float(vs.duration * tb) if vs.duration and tb else (
+        float(container.duration / av.time_base) if container.duration else 0.0)
+    frames = int(vs.frames or 0)
+    variable = False
+    if len(pts) >= 3:
+        d = np.diff(np.sort(np.asarray(pts)))
+        d = d[d > 0]
+        if d.size:
+            med = float(np.median(d))
+            variable = bool(np.mean(np.abs(d - med) > 0.1 * med) > 0.05)
+            avg = avg if avg > 0 else 1.0 / med
+        if frames == 0 and len(pts) < max_packets:
+            frames = len(pts)
+    fps = avg or base
+    if fps <= 0 or not np.isfinite(fps):
+        raise ClipError(p, "cannot determine a frame rate (no timestamps in the video stream)")
+    if duration <= 0 and pts:
+        duration = max(pts) - min(pts) + 1.0 / fps
+    if frames == 0 and duration > 0:
+        frames = int(round(duration * fps))
+    if frames == 0 and not pts:
+        raise ClipError(p, "video stream holds no frames (empty or truncated file)")
+    return _Timing(fps, duration, frames, variable)
+
+
+def _first_frame_rotation(container: av.container.InputContainer, vs: av.video.stream.VideoStream,
+                          rotation: int, p: object) -> int:
+    """Decode the first frame: it proves the stream is decodable and carries the display rotation (FFmpeg
+    reports it counter-clockwise; the clockwise angle a player applies is returned)."""
+    container.seek(0)
+    first = None
+    try:
+        for fr in container.decode(vs):
+            first = fr
+            break
+    except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
+        raise ClipError(p, f"video stream cannot be decoded ({type(e).__name__}: {e})") from e
+    if first is None:
+        raise ClipError(p, "video stream holds no decodable frame (empty or truncated file)")
+    fr_rot = getattr(first, "rotation", 0) or 0
+    return int(round(-fr_rot)) % 360 if fr_rot else rotation
+
+
 def probe_video(
     path: str | Path | VideoSource, scan_timestamps: bool = True, max_scan_packets: int = 3000
 ) -> VideoInfo:
@@ -142,95 +236,31 @@ def probe_video(
     size = int(source.size_bytes) if isinstance(source, VideoSource) else _check_file(source)
     if size == 0:
         raise ClipError(p, "file is empty (0 bytes)")
-    try:
-        container, fobj = open_input(source)
-    except ClipError:
-        raise
-    except av.error.FFmpegError as e:  # type: ignore[attr-defined]
-        raise ClipError(p, f"not a readable video container ({type(e).__name__}: {e})") from e
-    except Exception as e:  # noqa: BLE001
-        raise ClipError(p, f"cannot open as video ({type(e).__name__}: {e})") from e
+    container, fobj = _open_probed(source, p)
     try:
         if not container.streams.video:
             raise ClipError(p, "contains no video stream")
         vs = container.streams.video[0]
-        cc = vs.codec_context
-        width, height = int(cc.width or 0), int(cc.height or 0)
-        if width <= 0 or height <= 0:
-            raise ClipError(p, f"video stream has no valid frame size ({width}x{height})")
-        if max(width, height) > MAX_SUPPORTED_SIDE:
-            raise ClipError(p, f"frame size {width}x{height} exceeds the supported {MAX_SUPPORTED_SIDE} px")
-        codec = cc.name or "unknown"
+        width, height = _frame_size(vs, p)
+        codec = vs.codec_context.name or "unknown"
         tb = float(vs.time_base) if vs.time_base else 0.0
-        avg = float(vs.average_rate) if vs.average_rate else 0.0
-        base = float(vs.base_rate) if getattr(vs, "base_rate", None) else 0.0
-        duration = 0.0
-        if vs.duration and tb:
-            duration = float(vs.duration * tb)
-        elif container.duration:
-            duration = float(container.duration / av.time_base)
-        frames = int(vs.frames or 0)
-        variable = False
-        pts: list[float] = []
-        if scan_timestamps:
-            try:
-                for i, pkt in enumerate(container.demux(vs)):
-                    if pkt.pts is not None and tb:
-                        pts.append(float(pkt.pts) * tb)
-                    if i + 1 >= max_scan_packets:
-                        break
-            except av.error.FFmpegError:  # type: ignore[attr-defined]
-                pass  # truncated files: keep what was read; decoding will report the real problem
-        if len(pts) >= 3:
-            d = np.diff(np.sort(np.asarray(pts)))
-            d = d[d > 0]
-            if d.size:
-                med = float(np.median(d))
-                # variable when frame intervals spread more than 10% around the median
-                variable = bool(np.mean(np.abs(d - med) > 0.1 * med) > 0.05)
-                if avg <= 0:
-                    avg = 1.0 / med
-            if frames == 0 and len(pts) < max_scan_packets:
-                frames = len(pts)
-        fps = avg or base
-        if fps <= 0 or not np.isfinite(fps):
-            raise ClipError(p, "cannot determine a frame rate (no timestamps in the video stream)")
-        if duration <= 0 and pts:
-            duration = max(pts) - min(pts) + 1.0 / fps
-        if frames == 0 and duration > 0:
-            frames = int(round(duration * fps))
-        if frames == 0 and len(pts) == 0:
-            raise ClipError(p, "video stream holds no frames (empty or truncated file)")
-        rotation = stream_rotation(vs)
-        # Decode the first frame: proves the stream is decodable and gives the display rotation
-        # (FFmpeg reports it counter-clockwise; we store the clockwise angle a player applies).
-        container.seek(0)
-        first = None
-        try:
-            for fr in container.decode(vs):
-                first = fr
-                break
-        except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
-            raise ClipError(p, f"video stream cannot be decoded ({type(e).__name__}: {e})") from e
-        if first is None:
-            raise ClipError(p, "video stream holds no decodable frame (empty or truncated file)")
-        fr_rot = getattr(first, "rotation", 0) or 0
-        if fr_rot:
-            rotation = int(round(-fr_rot)) % 360
+        pts = _packet_times(container, vs, tb, max_scan_packets) if scan_timestamps else []
+        timing = _timing(container, vs, pts, max_scan_packets, p)
+        rotation = _first_frame_rotation(container, vs, stream_rotation(vs), p)
     finally:
         container.close()
         if fobj is not None:
             fobj.close()
     return VideoInfo(
         path=source_label(source) if isinstance(source, VideoSource) else str(source.resolve()),
-        duration_s=float(duration),
-        fps=float(fps),
-        variable_fps=variable,
+        duration_s=float(timing.duration_s),
+        fps=float(timing.fps),
+        variable_fps=timing.variable,
         width=width,
         height=height,
         codec=codec,
         rotation=rotation,
-        frame_count=int(frames),
+        frame_count=int(timing.frames),
         size_bytes=int(size),
         content_hash=content_hash(source),
     )
