@@ -31,6 +31,7 @@ Anomaly rendering draws from its own random stream, so a clip without anomalies 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -266,6 +267,33 @@ def random_anomaly_spans(seed: int, duration_s: float, n: int, min_len_s: float 
     return sorted(spans, key=lambda x: x[1])
 
 
+def _fixed_plan(rng: np.random.Generator, activities: list[tuple[str, float]]
+                ) -> tuple[list[tuple[str, float, float, float]], float]:
+    """[(activity, start, end, period)] for a given [(activity, seconds)] (periods jittered +-5 %), and its length."""
+    plan, t = [], 0.0
+    for act, secs in activities:
+        plan.append((act, t, t + secs, PERIODS[act] * float(rng.uniform(0.95, 1.05))))
+        t += secs
+    return plan, t
+
+
+def _camera(act: str, tl: float, period: float, t: float, jitter: np.ndarray, cx: float, width: int, height: int,
+            fps: float) -> tuple[float, float, float]:
+    """Head pose (x, y, roll) at time t: a forward walk with a step bob, or standing with slow sway and tremor."""
+    if act in ("walk", "carry"):
+        bob = 2 * np.pi * tl / period
+        return (cx + 55.0 * width / 640 / fps, (9.0 * np.sin(bob) + 4.0 * np.sin(2 * bob)) * height / 360,
+                1.2 * np.sin(bob / 2))
+    return (cx + (0.04 * jitter[0] + 0.8 * np.cos(2 * np.pi * t / 6.1) / fps),
+            0.8 * np.sin(2 * np.pi * t / 4.7) + 0.05 * jitter[1], 0.1 * np.sin(2 * np.pi * t / 5.3))
+
+
+def _check_anomalies(anomalies: list[tuple[str, float, float]] | None) -> None:
+    for kind, a, b in anomalies or []:
+        if kind not in ANOMALY_KINDS or not 0 <= a < b:
+            raise ValueError(f"bad anomaly {(kind, a, b)}: kind in {list(ANOMALY_KINDS)}, 0 <= start < end")
+
+
 def generate_clip(
     path: str | Path,
     *,
@@ -287,74 +315,45 @@ def generate_clip(
     path = Path(path)
     rng = np.random.default_rng(seed)
     style = _style(rng, width, height)
-    if activities:
-        plan, t = [], 0.0
-        for act, secs in activities:
-            plan.append((act, t, t + secs, PERIODS[act] * float(rng.uniform(0.95, 1.05))))
-            t += secs
-        duration_s = t
-    else:
-        plan = _plan(rng, phase, duration_s)
+    plan, duration_s = _fixed_plan(rng, activities) if activities else (_plan(rng, phase, duration_s), duration_s)
     n = int(round(duration_s * fps))
     glove = tuple(int(v) for v in rng.uniform([10, 60, 150], [60, 120, 230]))  # bluish glove (RGB)
-    rows_act, rows_seg, rows_per = [], [], []
-    cx, cy = float(rng.uniform(0, 1000)), 0.0
-    bob_phase = 0.0
+    gt: dict[str, list] = {"activity": [], "segment_idx": [], "period_s": []}
+    cx = float(rng.uniform(0, 1000))
     jitter = rng.normal(0, 1, (n, 3)).astype(np.float32)
     # sensor noise: a small bank of non-negative noise images, cycled (cheap, still breaks exact repeats)
     noise_bank = [rng.integers(0, 5, (height, width, 3), dtype=np.uint8) for _ in range(7)]
     lit_glove = 255.0 * np.power(np.clip(np.array(glove) * style.gain * style.cast / 255.0, 0, 1), style.gamma)
     glove = tuple(int(v) for v in lit_glove)
-    for kind, a, b in anomalies or []:
-        if kind not in ANOMALY_KINDS or not 0 <= a < b:
-            raise ValueError(f"bad anomaly {(kind, a, b)}: kind in {list(ANOMALY_KINDS)}, 0 <= start < end")
+    _check_anomalies(anomalies)
     scene = _anomaly_scene(seed, width, height) if anomalies else None
 
-    def frames():
-        nonlocal cx, cy, bob_phase
+    def frames() -> Iterator[np.ndarray]:
+        nonlocal cx
         seg_i = 0
         for i in range(n):
             t = i / fps
             while seg_i < len(plan) - 1 and t >= plan[seg_i][2]:
                 seg_i += 1
             act, t0, _, period = plan[seg_i]
-            tl = t - t0
-            moving = act in ("walk", "carry")
-            if moving:
-                cx += 55.0 * width / 640 / fps
-                bob_phase = 2 * np.pi * tl / period
-                cy = (9.0 * np.sin(bob_phase) + 4.0 * np.sin(2 * bob_phase)) * height / 360
-                rot = 1.2 * np.sin(bob_phase / 2)
-            else:
-                # standing still: slow sway (a few px over seconds) and sub-pixel tremor
-                cx += 0.04 * jitter[i, 0] + 0.8 * np.cos(2 * np.pi * t / 6.1) / fps
-                cy = 0.8 * np.sin(2 * np.pi * t / 4.7) + 0.05 * jitter[i, 1]
-                rot = 0.1 * np.sin(2 * np.pi * t / 5.3)
-            rows_act.append(act)
-            rows_seg.append(seg_i)
-            rows_per.append(period)
-            img = _render(style, act, tl, period, (cx, cy, rot), width, height, glove)
+            cam = _camera(act, t - t0, period, t, jitter[i], cx, width, height, fps)
+            cx = cam[0]
+            row = [act, seg_i, period]
+            img = _render(style, act, t - t0, period, cam, width, height, glove)
             for kind, a, b in anomalies or []:
                 if a <= t < b:
-                    img = _render_anomaly(kind, (t - a) / (b - a), t - a, img, scene, style, (cx, cy, rot), glove)
-                    rows_act[-1], rows_per[-1] = kind, float("nan")
+                    img = _render_anomaly(kind, (t - a) / (b - a), t - a, img, scene, style, cam, glove)
+                    row[0], row[2] = kind, float("nan")
+            for k, v in zip(gt, row):
+                gt[k].append(v)
             yield cv2.add(img, noise_bank[i % len(noise_bank)], dtype=cv2.CV_8U)
 
     write_video(path, frames(), fps, codec="libx264", crf=23, preset="veryfast")
-    gt = pl.DataFrame(
-        {
-            "frame_idx": np.arange(n),
-            "t_s": np.arange(n) / fps,
-            "activity": rows_act,
-            "segment_idx": rows_seg,
-            "period_s": rows_per,
-        },
-        schema=GT_SCHEMA,
-    )
-    gt.write_parquet(path.with_name(path.stem + ".gt.parquet"))
+    table = pl.DataFrame({"frame_idx": np.arange(n), "t_s": np.arange(n) / fps, **gt}, schema=GT_SCHEMA)
+    table.write_parquet(path.with_name(path.stem + ".gt.parquet"))
     if anomalies is not None:
         write_anomaly_sidecar(anomaly_sidecar_path(path), [(a, b, ANOMALY_KINDS[k]) for k, a, b in anomalies])
-    return gt
+    return table
 
 
 def load_ground_truth(video_path: str | Path) -> pl.DataFrame | None:
