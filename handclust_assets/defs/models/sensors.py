@@ -3,6 +3,7 @@
 import json
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -39,6 +40,56 @@ def recorded_model_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey
     return out
 
 
+def observe_models(resources: Mapping[str, Any], observed: Mapping[str, str]
+                   ) -> tuple[dict[str, tuple[str, str | None]], list[dg.AssetObservation], dict[str, str]]:
+    """Each model's (version, unavailable reason); an observation of its weights asset when the version changed
+    since `observed` (resource key -> last recorded version); the updated record."""
+    states, events, now = {}, [], dict(observed)
+    for res_key, res in resources.items():
+        states[res_key] = model_state(res)
+        version, reason = states[res_key]
+        if now.get(res_key) != version:
+            now[res_key] = version
+            events.append(dg.AssetObservation(WEIGHTS_OF[res_key], tags={DATA_VERSION_TAG: version[:255]},
+                                              metadata={"version": version, "reason": reason or "none",
+                                                        "available": reason is None}))
+    return states, events, now
+
+
+def reembed_requests(instance: dg.DagsterInstance, model_assets: Mapping[str, str],
+                     downstream: Mapping[str, Sequence[dg.AssetKey]], states: Mapping[str, tuple[str, str | None]],
+                     cursor: Mapping[str, Any], batch_size: int) -> tuple[list[dg.RunRequest], dict, list[str]]:
+    """The runs to request now (stale or missing partitions of available models, clips without a run in
+    progress, `batch_size` at most), the cursor entries per asset, and notes for the log."""
+    partitions = set(instance.get_dynamic_partitions(clip_partitions.name))
+    cached = set(instance.get_materialized_partitions(dg.AssetKey("frame_cache"))) & partitions
+    busy = clips_with_active_runs(instance)
+    runs: list[dg.RunRequest] = []
+    nxt: dict = {}
+    notes: list[str] = []
+    for asset, res_key in model_assets.items():
+        current, reason = states[res_key]
+        if reason is not None:
+            notes.append(f"{asset}: skipped, model unavailable ({reason})")
+            continue
+        key = dg.AssetKey(asset)
+        recorded: dict[str, str | None] = {p: None for p in cached}  # a frame cache but no result: missing
+        recorded.update(recorded_model_versions(instance, key, partitions))
+        prev = cursor.get(asset, {})
+        already = prev.get("requested", []) if prev.get("version") == current else []
+        plan = plan_reembed(asset, {p: v for p, v in recorded.items() if p not in busy}, current, already,
+                            batch_size - len(runs))
+        runs += [dg.RunRequest(run_key=run_key(asset, p, current), partition_key=p,
+                               asset_selection=[key, *downstream.get(asset, [])],
+                               tags={"handclust/reembed": f"{asset}@{current}"[:255], CLIP_TAG: p})
+                 for p in plan.requested]
+        nxt[asset] = {"version": current, "requested": sorted(set(plan.pending) | set(plan.requested))}
+        if plan.stale:
+            notes.append(f"{asset}: {len(plan.stale)} stale or missing for {current} ({len(plan.requested)} "
+                         f"requested now, {len(plan.pending)} pending)")
+    return runs, nxt, notes
+
+
 def build_model_update_sensor(job: str, model_assets: Mapping[str, str],
                               downstream: Mapping[str, Sequence[dg.AssetKey]], batch_size: int = 4,
                               interval_s: int | None = None) -> dg.SensorDefinition:
@@ -64,48 +115,14 @@ def build_model_update_sensor(job: str, model_assets: Mapping[str, str],
         resources = {"scene_model": scene_model, "video_model": video_model, "tool_model": tool_model,
                      "mediapipe": mediapipe}
         cursor = json.loads(context.cursor) if context.cursor else {}
-        observed = dict(cursor.get("observed", {}))
-        events: list[dg.AssetObservation] = []
-        states = {}
-        for res_key, res in resources.items():
-            states[res_key] = model_state(res)
-            version, reason = states[res_key]
-            if observed.get(res_key) != version:
-                observed[res_key] = version
-                events.append(dg.AssetObservation(WEIGHTS_OF[res_key], tags={DATA_VERSION_TAG: version[:255]},
-                                                  metadata={"version": version, "reason": reason or "none",
-                                                            "available": reason is None}))
-        partitions = set(context.instance.get_dynamic_partitions(clip_partitions.name))
-        cached = set(context.instance.get_materialized_partitions(dg.AssetKey("frame_cache"))) & partitions
-        busy = clips_with_active_runs(context.instance)
-        runs: list[dg.RunRequest] = []
-        nxt: dict = {"observed": observed}
-        notes: list[str] = []
-        for asset, res_key in model_assets.items():
-            current, reason = states[res_key]
-            if reason is not None:
-                notes.append(f"{asset}: skipped, model unavailable ({reason})")
-                continue
-            key = dg.AssetKey(asset)
-            recorded = {p: None for p in cached - busy}
-            recorded.update(recorded_model_versions(context.instance, key, partitions))
-            prev = cursor.get(asset, {})
-            already = prev.get("requested", []) if prev.get("version") == current else []
-            plan = plan_reembed(asset, {p: v for p, v in recorded.items() if p not in busy}, current, already,
-                                batch_size - len(runs))
-            for p in plan.requested:
-                runs.append(dg.RunRequest(run_key=run_key(asset, p, current), partition_key=p,
-                                          asset_selection=[key, *downstream.get(asset, [])],
-                                          tags={"handclust/reembed": f"{asset}@{current}"[:255], CLIP_TAG: p}))
-            nxt[asset] = {"version": current, "requested": sorted(set(plan.pending) | set(plan.requested))}
-            if plan.stale:
-                notes.append(f"{asset}: {len(plan.stale)} stale or missing for {current} ({len(plan.requested)} "
-                             f"requested now, {len(plan.pending)} pending)")
+        states, events, observed = observe_models(resources, cursor.get("observed", {}))
+        runs, nxt, notes = reembed_requests(context.instance, model_assets, downstream, states, cursor, batch_size)
         for n in notes:
             context.log.info(n)
+        cur = json.dumps({"observed": observed, **nxt})
         if not runs:
-            return dg.SensorResult(skip_reason="; ".join(notes) or "every model asset is up to date",
-                                   cursor=json.dumps(nxt), asset_events=events)
-        return dg.SensorResult(run_requests=runs, cursor=json.dumps(nxt), asset_events=events)
+            return dg.SensorResult(skip_reason="; ".join(notes) or "every model asset is up to date", cursor=cur,
+                                   asset_events=events)
+        return dg.SensorResult(run_requests=runs, cursor=cur, asset_events=events)
 
     return model_update_sensor
