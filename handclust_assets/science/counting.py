@@ -20,7 +20,8 @@ signal cannot see a 0.4 s stroke).
 
 A Viterbi path through that map (states: a log-spaced period grid and "aperiodic") gives the period curve:
 smooth drift is cheap, octave jumps are expensive, pauses fall into the aperiodic state. Count = integral of
-1 / period over the periodic part. A span is "counted" when enough signals support its period, "no agreement"
+1 / period over the time that moves (stillness excluded), the period interpolated across stretches where the
+consensus was unsure; fewer than `min_reps` turns is not a repetition. A span is "counted" when enough signals support its period, "no agreement"
 when signals are periodic but do not agree (no count is given), "aperiodic" when nothing repeats.
 """
 
@@ -93,7 +94,8 @@ class CountingParams:
     hop_s: float = 0.1  # spacing of the analysis centres
     min_period_s: float = 0.25
     max_period_s: float = 10.0
-    min_cycles: float = 2.0  # a period longer than span / min_cycles is not tested
+    min_cycles: float = 3.0  # a period longer than span / min_cycles is not tested (a repetition repeats)
+    full_cycles: float = 0.0  # a period seen fewer times than this in its window (or the clip) is discounted
     n_cycles: float = 4.0  # analysis window = n_cycles x candidate period, clamped:
     min_window_s: float = 2.5
     max_window_s: float = 12.0
@@ -107,6 +109,7 @@ class CountingParams:
     signal_threshold: float = 0.15  # a signal counts as periodic where its own strength reaches this
     min_agree: int = 2  # agreeing signals needed for "counted" (fewer if fewer are available)
     min_coverage: float = 0.25  # periodic share of a span needed to count it
+    min_reps: float = 2.5  # a span with fewer turns than this is aperiodic (one or two moves do not repeat)
     still_ratio: float = 0.12  # motion energy below this share of its typical moving level = a pause
     still_window_s: float = 0.6
 
@@ -122,11 +125,12 @@ class RepetitionCounts:
 
 
 def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndarray | None,
-                   camera: np.ndarray | None = None, energy_raw: np.ndarray | None = None, pool: int = 2
-                   ) -> list[RhythmSignal]:
+                   camera: np.ndarray | None = None, energy_raw: np.ndarray | None = None, pool: int = 2,
+                   normalise_frames: bool = True) -> list[RhythmSignal]:
     """The source-rate signals from the frame cache's motion track: energy (T, cells) -> "motion_energy",
     (with `energy_raw`, the uncompensated cells ride along as more channels: whichever repeats gets the weight),
-    intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged) -> "appearance", the camera's
+    intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged; with `normalise_frames` each image to
+    zero mean and unit s.d., so exposure and lighting drift do not pass for motion) -> "appearance", the camera's
     per-frame translation (T, 2) -> "camera_motion" (signed: turns once per cycle, like a position)."""
     out = []
     t = np.asarray(t_s, np.float64)
@@ -140,7 +144,11 @@ def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.nda
         if img.ndim == 3 and pool > 1 and img.shape[1] >= 2 * pool and img.shape[2] >= 2 * pool:
             h, w = img.shape[1] // pool * pool, img.shape[2] // pool * pool
             img = img[:, :h, :w].reshape(len(img), h // pool, pool, w // pool, pool).mean(axis=(2, 4))
-        out.append(RhythmSignal("appearance", t, img.reshape(len(t), -1), POSITION))
+        flat = img.reshape(len(t), -1)
+        if normalise_frames and flat.shape[1] >= 4:  # exposure / lighting changes move every pixel together
+            sd = flat.std(axis=1, keepdims=True)
+            flat = (flat - flat.mean(axis=1, keepdims=True)) / np.where(sd > 1e-6, sd, 1.0)
+        out.append(RhythmSignal("appearance", t, flat, POSITION))
     if camera is not None and len(camera) == len(t) and np.any(np.abs(np.asarray(camera)) > 0):
         out.append(RhythmSignal("camera_motion", t, np.asarray(camera, np.float64).reshape(len(t), -1), POSITION,
                                 prior=0.7))
@@ -386,6 +394,9 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     n_per = max(2, int(np.ceil(np.log2(max_period / p.min_period_s) * p.periods_per_octave)) + 1)
     periods = np.geomspace(p.min_period_s, max_period, n_per)
     emission = _interp_lags(enh, periods * p.fs)
+    if p.full_cycles > 0:  # few cycles in view: weak evidence (a slow sway looks periodic over two turns)
+        seen = np.minimum(np.minimum(p.n_cycles * periods, p.max_window_s), duration_s) / periods
+        emission = emission * np.clip(seen / p.full_cycles, 0.0, 1.0)[None, :]
     still = _still_centres(signals, t_c, p)
     emission[still] = -1.0  # no motion, no repetition (pauses shorter than the analysis window)
     free = track_period(emission, periods, -np.inf, p.octave_cost, p.switch_cost)
@@ -447,6 +458,21 @@ def _still_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, p: Counting
     return (b > a) & (mean < p.still_ratio)
 
 
+def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray) -> tuple[float, float]:
+    """(count, moving seconds) of a span: 1 / period integrated over the time that moves (pauses excluded) from one
+    period before the first periodic centre to one after the last (the analysis windows blur the edges), the
+    period taken where the consensus is periodic and interpolated (in log) across stretches where it was unsure;
+    no periodic centre -> NaN."""
+    idx = np.flatnonzero(periodic)
+    if not len(idx):
+        return float("nan"), 0.0
+    first, last = tr.t[idx[0]] - tr.period[idx[0]], tr.t[idx[-1]] + tr.period[idx[-1]]
+    pos = np.flatnonzero(inside & (tr.t >= first) & (tr.t <= last))
+    log_period = np.interp(pos, idx, np.log(tr.period[idx]))
+    moving = ~tr.still[pos] if tr.still is not None and len(tr.still) == len(tr.t) else np.ones(len(pos), bool)
+    return float(np.sum(tr.hop_s / np.exp(log_period[moving]))), float(moving.sum() * tr.hop_s)
+
+
 def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr: PeriodTrack,
               p: CountingParams) -> tuple:
     inside = (tr.t >= a) & (tr.t < b)
@@ -454,8 +480,8 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
     periodic = inside & np.isfinite(tr.period)
     periodic_s = float(periodic.sum() * tr.hop_s)
     coverage = periodic_s / length if length > 0 else 0.0
-    count_est = float(np.sum(tr.hop_s / tr.period[periodic])) if periodic.any() else float("nan")
-    mean_period = float(periodic_s / count_est) if periodic.any() and count_est > 0 else float("nan")
+    count_est, moving_s = _moving_count(tr, inside, periodic)
+    mean_period = float(moving_s / count_est) if count_est > 0 else float("nan")
     judged = periodic if periodic.any() else inside
     agreeing = []
     ref = np.where(np.isfinite(tr.period), tr.period, tr.best_free)[judged]
@@ -476,6 +502,8 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
         count_est = float("nan") if status == APERIODIC else count_est
     else:
         status = COUNTED if len(agreeing) >= need else NO_AGREEMENT
+    if not count_est >= p.min_reps:  # fewer turns than a repetition needs (NaN included)
+        status, count_est = APERIODIC, float("nan")
     strength = float(np.mean(tr.strength[periodic])) if periodic.any() else 0.0
     conf = strength * min(1.0, coverage) * (len(agreeing) / max(1, n_avail)) if status == COUNTED else 0.0
     count = count_est if status == COUNTED else float("nan")
