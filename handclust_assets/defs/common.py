@@ -8,9 +8,12 @@
 - What needs the pooled clustering for every clip (timelines, overlays) is cross-clip too: one run per burst.
 - A named problem of one clip (ClipError) fails its partition with the file and problem in the UI; a model that is
   unavailable skips its modality (no output, an observation with the reason) instead of failing the run.
+- Every asset's compute is measured (`measured`: wall, CPU and GPU seconds, peak memory) and the numbers are
+  numeric metadata of its materialization, which `cost_report` reads back from the instance.
 """
 
 import functools
+import inspect
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -44,6 +47,21 @@ FOLLOWS_POOLING = (
 # A lab that ingests footage daily expects the pooled clustering and its scores at most a day old.
 DAILY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=24), warn_window=timedelta(hours=12))
 
+# Steps that want a GPU (the scene, video and tool models): the Celery queue only GPU workers listen on, and what
+# their step pod asks Kubernetes for (k8s executor). Every other step runs on the default queue ("dagster") in a
+# CPU pod. Per-deployment changes (node labels, taints, sizes) are configuration: the k8s executor's
+# `per_step_k8s_config` / `step_k8s_config` (deploy/helm/values.yaml), Celery workers' `-q`.
+GPU_QUEUE = "gpu"
+GPU_STEP_TAGS: dict[str, Any] = {
+    "dagster-celery/queue": GPU_QUEUE,
+    "dagster-k8s/config": {
+        "container_config": {"resources": {"requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
+                                           "limits": {"memory": "24Gi", "nvidia.com/gpu": "1"}}},
+        "pod_spec_config": {"node_selector": {"nvidia.com/gpu.present": "true"},
+                            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+    },
+}
+
 
 def failure_from(e: Exception) -> dg.Failure:
     """A named clip or model problem as a Dagster failure whose first line is the message."""
@@ -66,20 +84,63 @@ def skipped(context: dg.AssetExecutionContext, reason: str, remedies: list[str] 
                                metadata=meta)
 
 
+COST_KEYS = ("wall_s", "cpu_s", "gpu_s", "peak_rss_mb")
+
+
+def cost_metadata(sample: Any) -> dict[str, dg.MetadataValue]:
+    """A `lib.cost.CostSample` as the numeric metadata every materialization carries (plots over time in the UI)."""
+    return {"wall_s": dg.MetadataValue.float(round(sample.wall_s, 4)),
+            "cpu_s": dg.MetadataValue.float(round(sample.cpu_s, 4)),
+            "gpu_s": dg.MetadataValue.float(round(sample.gpu_s, 4)),
+            "peak_rss_mb": dg.MetadataValue.float(round(sample.peak_rss_bytes / 1e6, 1))}
+
+
+def with_cost(events: list[Any], cost: dict[str, dg.MetadataValue]) -> list[Any]:
+    """The events, the first output (Output or MaterializeResult) carrying the cost: a multi-asset's step is
+    counted once, on its first output."""
+    out, done = [], False
+    for ev in events:
+        if not done and isinstance(ev, dg.Output):
+            ev, done = ev.with_metadata({**(ev.metadata or {}), **cost}), True
+        elif not done and isinstance(ev, dg.MaterializeResult):
+            ev, done = ev._replace(metadata={**(ev.metadata or {}), **cost}), True
+        out.append(ev)
+    return out
+
+
+def measured(fn: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
+    """Measure an asset's compute (`lib.cost.CostMeter`: wall, process CPU incl. waited children, CUDA-event GPU
+    seconds of the model code's `gpu_section`s, peak RSS) and add it to its first output's metadata (COST_KEYS).
+    What the IO manager does before (loading inputs) and after (writing the output) is not inside. The compute
+    function may return or yield its outputs; the wrapper is a generator either way."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        from handclust_assets.lib.cost import CostMeter
+
+        with CostMeter() as meter:
+            result = fn(*args, **kwargs)
+            events = list(result) if inspect.isgenerator(result) else [result]
+        yield from with_cost(events, cost_metadata(meter.result))
+
+    return run
+
+
 def clip_asset(*, group: str, code_version: str, description: str, kinds: set[str] | None = None,
                optional: bool = False, **asset_kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """A per-clip asset (partitioned by clip). The decorated function returns a `dg.Output`/`MaterializeResult`.
 
     ClipError / ModelUnavailableError become named failures. With `optional=True` (model-backed modalities) a
     ModelUnavailableError (or NothingYet: what it needs does not exist yet) instead skips the asset: no output (its per-clip downstream is skipped too), an
-    observation with the reason, a green run; `model_update_sensor` fills it in when the model appears."""
+    observation with the reason, a green run; `model_update_sensor` fills it in when the model appears. The
+    compute is `measured`: its cost is metadata of the materialization."""
 
     def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Iterator[Any]:
             context = args[0] if args else kwargs["context"]
             try:
-                result = fn(*args, **kwargs)
+                events = list(measured(fn)(*args, **kwargs))
             except ModelUnavailableError as e:
                 if not optional:
                     raise failure_from(e) from e
@@ -92,7 +153,7 @@ def clip_asset(*, group: str, code_version: str, description: str, kinds: set[st
                 return
             except ClipError as e:
                 raise failure_from(e) from e
-            yield result
+            yield from events
 
         return dg.asset(partitions_def=clip_partitions, group_name=group, code_version=code_version,
                         description=description, kinds=kinds or {"python", "duckdb"}, output_required=not optional,

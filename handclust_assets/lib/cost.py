@@ -3,7 +3,7 @@
 `CostMeter` (also `measure_cost()`) measures one block:
 
 - wall_s: `time.perf_counter()` from entry to exit;
-- cpu_s: user + system CPU time of this process, all its threads (`os.times()`: CLOCK_PROCESS_CPUTIME-based),
+- cpu_s: user + system CPU time of this process, all its threads (`time.process_time()`, CLOCK_PROCESS_CPUTIME_ID),
   plus that of child processes that exited and were waited for during the block (`children_user/system`);
   PyAV/FFmpeg, OpenCV and torch CPU threads are all inside the process, so they count;
 - gpu_s: the summed duration of the `gpu_section()` blocks run inside the meter, timed with CUDA events on the
@@ -65,8 +65,10 @@ def _cuda():  # noqa: ANN202 - torch.cuda or None
 
 
 def _cpu_seconds() -> float:
+    """This process's CPU time at nanosecond resolution (CLOCK_PROCESS_CPUTIME_ID: all threads) plus the waited
+    children's (clock ticks: os.times has 10-ms resolution, so a short block is not read as 0 CPU seconds)."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    return time.process_time() + t.children_user + t.children_system
 
 
 class CostMeter:

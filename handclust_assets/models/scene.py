@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import torch
 
+from handclust_assets.lib.cost import gpu_section
 from handclust_assets.lib.errors import ModelUnavailableError
 from handclust_assets.models.device import batches, resolve_device, resolve_dtype
 from handclust_assets.models.hub import load_pretrained
@@ -52,8 +53,10 @@ class Dinov2SceneEncoder:
         for a, b in batches(len(frames), self.spec.batch_size):
             inp = self.processor(images=list(frames[a:b]), return_tensors="pt")
             px = inp["pixel_values"].to(self.device, self.dtype)
-            hs = self.model(pixel_values=px).last_hidden_state
-            out.append(hs[:, 0].float().cpu().numpy())
+            with gpu_section():  # GPU seconds for the cost report (a no-op on CPU)
+                hs = self.model(pixel_values=px).last_hidden_state
+                cls = hs[:, 0].float()
+            out.append(cls.cpu().numpy())
         return _l2(np.concatenate(out)) if out else np.zeros((0, self.model.config.hidden_size), np.float32)
 
 
@@ -99,7 +102,7 @@ class EfficientNetLiteSceneEncoder:
             x = np.stack([cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA) for f in frames[a:b]])
             t = torch.from_numpy(x).permute(0, 3, 1, 2).float().sub_(127.0).div_(128.0).to(self.device)
             t = t.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            with gpu_section(), torch.autocast(self.device, dtype=self.dtype, enabled=self.dtype != torch.float32):
                 feats = self.model.extract_features(t).float().mean(dim=(2, 3))
             out.append(feats.float().cpu().numpy())
         return _l2(np.concatenate(out)) if out else np.zeros((0, 1280), np.float32)

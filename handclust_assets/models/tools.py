@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from handclust_assets.lib.cost import gpu_section
 from handclust_assets.models.device import batches, resolve_device, resolve_dtype
 from handclust_assets.models.hub import load_pretrained
 from handclust_assets.models.spec import ModelSpec
@@ -51,8 +52,9 @@ class Owlv2ToolDetector:
             n = imgs.shape[0]
             ids = text["input_ids"].repeat(n, 1)
             mask = text["attention_mask"].repeat(n, 1)
-            res = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                             pixel_values=imgs.to(self.device, self.dtype))
-            logits = res.logits.float()  # (n, patches, P)
-            out.append(torch.sigmoid(logits).amax(dim=1).cpu().numpy())
+            with gpu_section():  # GPU seconds for the cost report (a no-op on CPU)
+                res = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                 pixel_values=imgs.to(self.device, self.dtype))
+                best = torch.sigmoid(res.logits.float()).amax(dim=1)  # (n, P) over (n, patches, P)
+            out.append(best.cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(self.prompts)), np.float32)

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import torch
 
+from handclust_assets.lib.cost import gpu_section
 from handclust_assets.models.device import resolve_device, resolve_dtype
 from handclust_assets.models.hub import load_pretrained
 from handclust_assets.models.spec import ModelSpec
@@ -83,8 +84,9 @@ class VJepa2VideoEncoder:
         for i in range(0, len(starts), bs):
             clip = np.stack([pre[s : s + wf] for s in starts[i : i + bs]])
             x = torch.from_numpy(clip).to(self.device, self.dtype)
-            hs = self.model(pixel_values_videos=x, skip_predictor=True).last_hidden_state
-            embs.append(hs.mean(dim=1).float().cpu().numpy())
+            with gpu_section():  # GPU seconds for the cost report (a no-op on CPU)
+                pooled = self.model(pixel_values_videos=x, skip_predictor=True).last_hidden_state.mean(dim=1)
+            embs.append(pooled.float().cpu().numpy())
         emb = np.concatenate(embs).astype(np.float32)
         t0 = np.asarray(starts, np.float64) / fps
         t1 = np.minimum(t0 + wf / fps, n / fps)

@@ -8,6 +8,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from handclust_assets.defs.common import measured
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.partitions import clip_partitions
 from handclust_assets.defs.resources import LabelerResource, StorageResource
@@ -38,6 +39,7 @@ def clip_coverage(context: dg.AssetExecutionContext, segments: pl.DataFrame) -> 
           kinds={"python", "duckdb"},
           description="Per segment and modality, the pooled descriptor: scene mean, V-JEPA windows, log-normalised "
           "tool histogram, flow, flow-rhythm and ego-motion summaries, pose/hands where seen.")
+@measured
 def segment_features(context: dg.AssetExecutionContext, segments: Frame, scene_embeddings: Frame,
                      video_embeddings: Frame, tool_scores: Frame, flow: Frame, flow_rhythm: Frame, egomotion: Frame,
                      pose_segments: Frame, hand_segments: Frame) -> dg.Output[pl.DataFrame]:
@@ -62,6 +64,7 @@ def segment_features(context: dg.AssetExecutionContext, segments: Frame, scene_e
           kinds={"python", "duckdb"},
           description="HDBSCAN per modality per clip (and the fusion per clip); noise = -1, cluster_full gives "
           "noise segments their nearest cluster.")
+@measured
 def clip_clusters(segment_features: pl.DataFrame, segments: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     from handclust_assets.science import crossclip
 
@@ -75,6 +78,7 @@ def clip_clusters(segment_features: pl.DataFrame, segments: pl.DataFrame) -> dg.
           "sqrt(n)) and late fusion (z-score, L2, weighted concat; weight = confidence x cross-clip mixing, "
           "label-free). Cluster ids are matched to the previous run's centroids so they stay stable; the fitted "
           "spaces + centroids go to <storage>/models/cluster_model.json for classifying new clips.")
+@measured
 def cross_clip_clusters(storage: StorageResource, segment_features: pl.DataFrame, segments: pl.DataFrame
                         ) -> dg.Output[pl.DataFrame]:
     from handclust_assets.science import crossclip
@@ -109,6 +113,7 @@ def one_cluster_row_per_segment_and_modality(cross_clip_clusters: pl.DataFrame) 
           "clusters (head still/moving, hand work vs the stillest cluster, where in the frame hands/objects move, "
           "top tool, rhythm), or from a vision-language model on medoid keyframes (LabelerResource, cached by "
           "content; any HTTP failure falls back to the offline label and says why).")
+@measured
 def cluster_labels(storage: StorageResource, labeler: LabelerResource, cross_clip_clusters: pl.DataFrame,
                    segment_features: pl.DataFrame, segments: pl.DataFrame, clips: Frame, tool_scores: Frame,
                    flow_rhythm: Frame, egomotion: Frame) -> dg.Output[pl.DataFrame]:
@@ -124,7 +129,7 @@ def cluster_labels(storage: StorageResource, labeler: LabelerResource, cross_cli
     if labeler.kind == "openai":
         client = OpenAICompatibleLabeler(labeler.base_url, labeler.api_key, labeler.model,
                                          max_keyframes=labeler.max_keyframes,
-                                         cache_dir=store.local_root() / "label_cache")
+                                         cache_dir=store.sub("label_cache"))
 
     def keyframes(clip: str, a: int, b: int) -> list[np.ndarray]:
         fc = open_cache(storage, clip)
@@ -139,6 +144,7 @@ def cluster_labels(storage: StorageResource, labeler: LabelerResource, cross_cli
           kinds={"python", "duckdb"},
           description="2-D UMAP map (cosine) of all segments in the fusion space the cross-clip clustering used "
           "(same weights), with their fusion cluster and its label.")
+@measured
 def segment_map(storage: StorageResource, cross_clip_clusters: pl.DataFrame, segment_features: pl.DataFrame,
                 cluster_labels: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     from handclust_assets.science import crossclip

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from handclust_assets.defs.clusters.assets import DESCRIPTOR_TABLES
+from handclust_assets.defs.common import measured
 from handclust_assets.defs.resources import StorageResource
 from handclust_assets.lib import tables
 from handclust_assets.lib.errors import NothingYet
@@ -87,6 +88,7 @@ def clip_descriptors(store: Storage, clip: str, segments: pl.DataFrame) -> pl.Da
     "(<storage>/models/cluster_model.json) without re-clustering; `source` says which, `cluster` = -1 marks a "
     "segment outside every known activity (novel).",
 )
+@measured
 def activity_timeline(context: dg.AssetExecutionContext, storage: StorageResource, segments: pl.DataFrame,
                       cross_clip_clusters: pl.DataFrame | None, cluster_labels: pl.DataFrame | None
                       ) -> dg.Output[pl.DataFrame]:

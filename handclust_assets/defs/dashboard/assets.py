@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from handclust_assets.defs.common import measured
 from handclust_assets.defs.resources import (
     MediaPipeResource,
     SceneModelResource,
@@ -25,7 +26,8 @@ from handclust_assets.defs.resources import (
 # is rebuilt when a clip's results change). Unpartitioned deps only, so one failed clip never blocks the page.
 DASHBOARD_DEPS = ("cross_clip_clusters", "clip_clusters", "cluster_labels", "cross_clip_entropy", "cluster_entropy",
                   "quality_matrix", "phase_scores", "ground_truth_scores", "segment_map", "alignment_scores",
-                  "anomalies", "anomaly_scores", "segment_features", "repetition_scores")
+                  "anomalies", "anomaly_scores", "segment_features", "repetition_scores", "anomaly_diagnostics",
+                  "anomaly_evaluation", "anomaly_matches", "cost_report", "clip_cost", "repetition_counts")
 
 
 def modality_reasons(instance: dg.DagsterInstance, models: dict[str, Any]) -> dict[str, str]:
@@ -54,6 +56,7 @@ def modality_reasons(instance: dg.DagsterInstance, models: dict[str, Any]) -> di
     "phase and ground-truth scores, computed take-aways. Static site at <storage>/dashboard/index.html "
     "(serve: `handclust dashboard`).",
 )
+@measured
 def lab_dashboard(context: dg.AssetExecutionContext, storage: StorageResource, scene_model: SceneModelResource,
                   video_model: VideoModelResource, tool_model: ToolModelResource,
                   mediapipe: MediaPipeResource) -> dg.MaterializeResult:
@@ -125,6 +128,7 @@ def render_or_skip(context: dg.AssetExecutionContext, storage: StorageResource, 
     description="Cluster preview reel (H.264, 5 fps, 480 px): per fusion cluster a title card with its label, "
     "then up to 3 example segments (3 s each) from different clips, from the frame cache.",
 )
+@measured
 def preview_reel(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     from handclust_assets.report import reel_path, render_preview_reel
 
@@ -158,6 +162,7 @@ def overlay_inputs_digest(clip: str, timeline: pl.DataFrame, anomalies: pl.DataF
     "cluster) and a rolling 30-s timeline strip (anomaly spans in red), H.264 at the cache's 5 fps. Only clips "
     "whose timeline, anomalies or video changed are re-rendered (<storage>/dashboard/videos/overlays.json).",
 )
+@measured
 def activity_overlays(context: dg.AssetExecutionContext, storage: StorageResource, activity_timeline: pl.DataFrame,
                       anomalies: pl.DataFrame | None, clips: pl.DataFrame | None) -> dg.MaterializeResult:
     from handclust_assets.report import overlay_path, render_activity_overlay

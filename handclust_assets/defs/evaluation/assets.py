@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from handclust_assets.defs.common import numeric_metadata
+from handclust_assets.defs.common import measured, numeric_metadata
 
 GT_EMPTY = {"clip": pl.Utf8, "frame_idx": pl.Int64, "activity": pl.Utf8, "period_s": pl.Float64}
 
@@ -31,6 +31,7 @@ def evaluation_asset(name: str, *, ins: Sequence[str], compute: Callable[..., pl
 
     @dg.asset(name=name, group_name="evaluation", kinds={"python", "duckdb"}, code_version=code_version,
               description=description, deps=list(deps), ins={k: dg.AssetIn(k) for k in ins})
+    @measured
     def _asset(**inputs: pl.DataFrame | None) -> dg.Output[pl.DataFrame]:
         df = compute(**inputs)
         return dg.Output(df, metadata={"rows": dg.MetadataValue.int(df.height), **metadata(df)})
@@ -126,6 +127,7 @@ alignment_scores = evaluation_asset(
     "embeddings pooled over 1-s windows when V-JEPA is absent: the `source` column says which), 1 - typicality, "
     "EMA, Otsu + hysteresis -> spans.",
 )
+@measured
 def anomaly_detection(video_embeddings: pl.DataFrame | None, scene_embeddings: pl.DataFrame | None):  # noqa: ANN201
     scores, spans, source = science("evaluation.anomaly_tables")(video_embeddings, scene_embeddings)
     yield dg.Output(scores, output_name="anomaly_scores", metadata={"source": source,

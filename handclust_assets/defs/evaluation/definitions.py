@@ -1,5 +1,5 @@
 import dagster as dg
 
-from handclust_assets.defs.evaluation import assets
+from handclust_assets.defs.evaluation import anomalies, assets, cost
 
-defs = dg.Definitions(assets=assets.assets, asset_checks=assets.checks)
+defs = dg.Definitions(assets=[*assets.assets, *anomalies.assets, *cost.assets], asset_checks=assets.checks)

@@ -78,7 +78,9 @@ def clip_source(settings: HandclustSettings, clip: str, tagged: str | None = Non
     watched folder holds under this key (plain files and tar-shard members, `lib.shards.scan_sources`)."""
     if tagged:
         try:
-            return resolve_source(tagged)
+            src = resolve_source(tagged)
+            if isinstance(src, ShardMember) or src.exists():
+                return src
         except ClipError:
             pass  # moved or replaced since the run was requested: look again
     sources, _ = scan_sources(settings.videos())

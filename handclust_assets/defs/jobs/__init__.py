@@ -7,7 +7,9 @@ from handclust_assets.defs.clusters import assets as clusters
 from handclust_assets.defs.clusters import timeline
 from handclust_assets.defs.counting import assets as counting
 from handclust_assets.defs.dashboard import assets as dashboard
+from handclust_assets.defs.evaluation import anomalies as anomaly_evaluation
 from handclust_assets.defs.evaluation import assets as evaluation
+from handclust_assets.defs.evaluation import cost
 from handclust_assets.defs.ingest import assets as ingest
 from handclust_assets.defs.modalities import body, embeddings, motion
 from handclust_assets.defs.models import assets as models
@@ -19,6 +21,7 @@ PER_CLIP = [*ingest.assets, *motion.assets, *embeddings.assets, *body.assets, *s
             counting.period_track, counting.period_curve]
 CROSS_CLIP_ASSETS = [*clusters.assets, *timeline.assets, *evaluation.assets, *dashboard.assets,
                      counting.repetition_counts]
+CROSS_CLIP_ASSETS += [*anomaly_evaluation.assets, *cost.assets]  # anomaly diagnostics/evaluation, cost per footage hour
 # model-backed asset -> the resource whose version says which model it should be built with now
 MODEL_RESOURCES = {"scene_embeddings": "scene_model", "video_embeddings": "video_model", "tool_scores": "tool_model",
                    "pose": "mediapipe", "hands": "mediapipe"}
