@@ -46,6 +46,7 @@ CLIPS = [
     ("02_transit_b", [("walk", 8.0), ("carry", 8.0), ("idle", 6.0)]),
     ("03_production_c", [("scoop", 8.0), ("trowel", 8.0), ("walk", 6.0)]),
 ]
+ANOMALIES = {"03_production_c": [("lens_covered", 9.0, 13.0)]}  # an anomaly with a known span: the GT table
 CORE = {"clips", "frame_cache", "flow", "flow_rhythm", "egomotion", "scene_embeddings", "segments", "repetitions"}
 
 
@@ -60,7 +61,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("dash")
     root = tmp / "storage"
     for i, (name, plan) in enumerate(CLIPS):
-        generate_clip(root / "videos" / f"{name}.mp4", seed=i, width=320, height=180, fps=10, activities=plan)
+        generate_clip(root / "videos" / f"{name}.mp4", seed=i, width=320, height=180, fps=10, activities=plan,
+                      anomalies=ANOMALIES.get(name))
     mp = find_models_dir()
     res = make_resources(
         root,
@@ -133,6 +135,8 @@ def test_dashboard_in_headless_chromium(results: dict, served: str, tmp_path: Pa
             page.wait_for_function("Array.from(document.images).every(i => i.complete)")
             ids = set(page.eval_on_selector_all("[id]", "els => els.map(e => e.id)"))
             imgs = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.naturalWidth])")
+            diag = page.eval_on_selector_all("img[id^=diag-], img[id^=detect-]",
+                                             "els => els.map(e => [e.id, e.getAttribute('src'), e.naturalWidth])")
             text = page.inner_text("body")
             n_errors = page.locator(".error").count()
             shot = tmp_path / "lab_dashboard.png"
@@ -148,13 +152,20 @@ def test_dashboard_in_headless_chromium(results: dict, served: str, tmp_path: Pa
     assert n_errors == 0
     expected = set(SECTION_TITLES) | {"toc", "modality-table", "ranking-table", "quality-table", "overview-table", "segment-map",
                                       "preview-reel", "phase-table", "gt-table", "grid-fusion"}
+    expected |= {"anomaly-table", "anomaly-summary", "cost-table", "cost-summary"}
     for clip, _ in CLIPS:
         expected |= {f"clip-{clip}", f"timeline-{clip}", f"ssm-{clip}", f"rhythm-{clip}", f"anomaly-{clip}",
-                     f"reps-{clip}", f"coverage-{clip}", f"overlay-{clip}", f"tools-{clip}"}
+                     f"reps-{clip}", f"coverage-{clip}", f"overlay-{clip}", f"tools-{clip}", f"diag-{clip}",
+                     f"detect-{clip}", f"cost-{clip}"}
     for m in r.clustered_modalities:
         expected |= {f"rank-{m}"}
     assert expected <= ids, sorted(expected - ids)
     assert len(imgs) > 12 and all(w > 0 for _, w in imgs), [s for s, w in imgs if not w]
+    # EgoClean's diagnostics and detection figures of every clip, written by anomaly_diagnostics, load in the page
+    assert len(diag) == 2 * len(CLIPS) and all(w > 0 for _, _, w in diag), diag
+    for _, src, _ in diag:
+        assert (root / "dashboard" / src).stat().st_size > 10_000 and src.startswith("diagnostics/")
+    assert "lens covered" in text and "00:09–00:13" in text  # the known span in EgoClean's table
     labels = r.get("cluster_labels")
     fusion = labels.filter(pl.col("modality") == "fusion")
     assert fusion.height

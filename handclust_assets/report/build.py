@@ -1,13 +1,14 @@
 """The lab dashboard: seed 000's static lab page, rebuilt from the current results as a self-contained static
 site (`storage/dashboard/index.html` + `img/` + `dashboard.css` + `dashboard.js`; nothing from a CDN).
 
-Every section is built by its own function; a missing or empty table makes that section say why, and a
-section that raises is reported on the page (and in `DashboardResult.errors`) instead of breaking the page.
+The HTML comes from jinja2 templates (`report/templates/`, autoescaped): each section's function gathers plain
+values from the result tables and renders its template. A missing or empty table makes that section say why,
+and a section that raises is reported on the page (and in `DashboardResult.errors`) instead of breaking the page.
 """
 
 from __future__ import annotations
 
-import html
+import functools
 import os
 import shutil
 import time
@@ -16,9 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import jinja2
 import polars as pl
+from markupsafe import Markup
 
 from handclust_assets.report import analysis as A
 from handclust_assets.report import figures as F
@@ -43,14 +47,14 @@ SECTION_TITLES = {
     "sec-reel": "Activity preview reel",
     "sec-phase": "Phase-score ablation",
     "sec-ground-truth": "Ground-truth scores",
+    "sec-anomalies": "Anomalies vs ground truth",
+    "sec-repetition": "Repetition counts",
     "sec-alignment": "Alignment between repetitions",
+    "sec-cost": "Cost per footage hour",
     "sec-clips": "Per-clip drilldowns",
     "sec-takeaways": "Take-aways",
 }
-
-
-def e(x: object) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
+DIAGNOSTICS_DIR = ("dashboard", "diagnostics")  # written by the anomaly_diagnostics asset, beside the page
 
 
 def _f(x: object, fmt: str = "{:.3f}") -> str:
@@ -61,8 +65,17 @@ def _pct(x: object) -> str:
     return f"{100 * float(x):.0f}%" if finite(x) else "–"
 
 
-def swatch(c: int | None) -> str:
-    return f'<span class="sw" style="background:{hex_of(cluster_rgb(c))}"></span>'
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The templates' environment: autoescaped, strict about undefined names, filters f / pct / colour."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("handclust_assets.report", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(f=_f, pct=_pct, colour=lambda c: hex_of(cluster_rgb(c)))
+    return env
+
+
+def render(template: str, **ctx: Any) -> Markup:
+    return Markup(environment().get_template(template).render(**ctx))
 
 
 @dataclass
@@ -98,6 +111,15 @@ class _Page:
         self.res.images += 1
         return self.img_dir / name, f"img/{name}"
 
+    def figure(self, name: str, draw: Callable[[Path], Any]) -> tuple[Any, str | None]:
+        """Draw `img/<name>`: (what `draw` returned, the page's link to it — None when it drew nothing)."""
+        path, rel = self.img_path(name)
+        out = draw(path)
+        if out is None or out is False:
+            self.res.images -= 1
+            return out, None
+        return out, rel
+
     def thumb(self, clip: str, frame: int) -> str | None:
         key = (clip, int(frame))
         if key not in self.thumbs:
@@ -109,112 +131,81 @@ class _Page:
             self.thumbs[key] = rel
         return self.thumbs[key]
 
-    def missing(self, key: str, why: str) -> str:
+    def missing(self, key: str, why: str) -> Markup:
         self.res.missing[key] = why
-        return f'<p class="missing" data-missing="{e(key)}">{e(why)}</p>'
+        return render("missing.html", key=key, why=why)
+
+    def label(self, modality: str, cluster: int) -> str:
+        """The cluster's label as shown on the page (counted as named)."""
+        self.res_labels.add((modality, int(cluster)))
+        return self.r.label(modality, int(cluster))
 
 
-def _section(page: _Page, sid: str, body: Callable[[_Page], str], intro: str = "") -> str:
+def _section(page: _Page, sid: str, body: Callable[[_Page], str], intro: str = "") -> Markup:
     try:
         inner = body(page)
     except Exception as ex:  # noqa: BLE001 - one broken section must not take the page down
         page.res.errors.append(f"{sid}: {type(ex).__name__}: {ex}")
-        tb = traceback.format_exc(limit=3)
-        inner = (f'<div class="error"><b>This section failed to build:</b> {e(type(ex).__name__)}: {e(ex)}'
-                 f"<pre>{e(tb)}</pre></div>")
+        inner = render("error.html", what="This section failed to build:", etype=type(ex).__name__, message=str(ex),
+                       tb=traceback.format_exc(limit=3))
     page.res.sections.append(sid)
-    return (f'<section id="{sid}"><h2>{e(SECTION_TITLES[sid])}</h2>'
-            f'{f"<p class=intro>{intro}</p>" if intro else ""}{inner}</section>')
-
-
-def _table(header: list[str], rows: list[list[str]], cls: str = "data", tid: str = "") -> str:
-    th = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    idattr = f' id="{tid}"' if tid else ""
-    return f'<div class="scroll"><table class="{cls}"{idattr}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
+    return render("section.html", sid=sid, title=SECTION_TITLES[sid], intro=Markup(intro), body=inner)
 
 
 # ---- sections -----------------------------------------------------------------------------------------------
-def _modalities(p: _Page) -> str:
+def _modalities(p: _Page) -> Markup:
     r, st = p.r, p.status
+    rows = [{"name": r.modality_name(m), "signal": MODALITY_SIGNAL.get(m, ""), "present": st[m].present,
+             "n_clustered": st[m].n_clustered, "n_clips": st[m].n_clips if m in MODALITY_SOURCE else None,
+             "reason": st[m].reason} for m in ALL_MODALITIES]
+    fallback = r.scene_model if r.scene_model and "dinov2" not in r.scene_model.lower() else ""
+    return render("sections/modalities.html", rows=rows, fallback_model=fallback)
+
+
+def _grid(p: _Page, m: str) -> list[dict] | None:
+    """The medoid grid of one modality: per top cluster, per clip, its medoid segment's thumbnail (or None)."""
+    r = p.r
+    grid = A.medoid_grid(r, m, p.top)
+    if not grid:
+        return None
     rows = []
-    for m in ALL_MODALITIES:
-        s = st[m]
-        if s.present:
-            state = f'<span class="ok">present</span> · {s.n_clustered} segments clustered'
-            if m in MODALITY_SOURCE:
-                state += f" · {s.n_clips} clip(s)"
-        else:
-            state = f'<span class="absent">absent</span> — {e(s.reason)}'
-        rows.append([f"<b>{e(r.modality_name(m))}</b>", e(MODALITY_SIGNAL.get(m, "")), state])
-    extra = ""
-    if r.scene_model and "dinov2" not in r.scene_model.lower():
-        extra = (f'<p class="note">Scene embeddings come from <b>{e(r.scene_model)}</b>, the offline fallback: '
-                 "DINOv2 weights were not available where the pipeline ran.</p>")
-    return _table(["modality", "signal", "status"], rows, "data modalities", "modality-table") + extra
+    for g in grid:
+        p.res_labels.add((m, g.cluster))
+        cells = []
+        for c in r.clips:
+            if c not in g.cells:
+                cells.append(None)
+                continue
+            seg_idx, frame = g.cells[c]
+            seg = r.segment(c, seg_idx) or {}
+            when = f"{_f(seg.get('start_s'), '{:.1f}')}–{_f(seg.get('end_s'), '{:.1f}')} s"
+            cells.append({"src": p.thumb(c, frame), "tip": f"{c} · segment {seg_idx} · {when} · {g.label}",
+                          "segment_idx": seg_idx, "when": when})
+        rows.append({"cluster": g.cluster, "label": g.label, "entropy": g.entropy, "size": g.size,
+                     "n_clips": g.n_clips, "cells": cells})
+    return rows
 
 
-def _ranking(p: _Page) -> str:
+def _ranking(p: _Page) -> Markup:
     r = p.r
     cce = r.nonempty("cross_clip_entropy")
     if cce is None:
         return p.missing("sec-ranking", "cross_clip_entropy is missing or empty: materialize the evaluation "
                          "assets (cross_clip_clusters -> cross_clip_entropy).")
-    clips = r.clips
-    out = []
     order = cce.with_columns(pl.col("mean_entropy").fill_nan(None)).sort(
         ["mean_entropy", "multi_clip_share"], descending=True, nulls_last=True)
-    rows = []
+    cards = []
     for rank, row in enumerate(order.iter_rows(named=True), start=1):
-        ent = row["mean_entropy"]
-        bar = (f'<div class="bar inline"><span style="width:{100 * float(ent) if finite(ent) else 0:.1f}%">'
-               "</span></div>")
-        rows.append([str(rank), f'<a href="#rank-{e(row["modality"])}">{e(r.modality_name(row["modality"]))}</a>',
-                     f'<span class="num">{_f(ent)}</span>{bar}', _pct(row["multi_clip_share"]), str(row["k"]),
-                     f"{row['noise']}/{row['n']}"])
-    out.append(_table(["#", "modality", "mean mixing entropy", "multi-clip clusters", "k", "noise"], rows,
-                      "data ranking", "ranking-table"))
-    for rank, row in enumerate(order.iter_rows(named=True), start=1):
-        m = row["modality"]
-        ent = row["mean_entropy"]
-        stats = (f"mean entropy <b>{_f(ent)}</b> · multi-clip clusters <b>{_pct(row['multi_clip_share'])}</b> · "
-                 f"k=<b>{row['k']}</b> · noise <b>{row['noise']}/{row['n']}</b>")
-        bar = f'<div class="bar"><span style="width:{100 * float(ent) if finite(ent) else 0:.1f}%"></span></div>'
-        grid = A.medoid_grid(r, m, p.top)
-        if not grid:
-            body = p.missing(f"grid-{m}", f"{r.modality_name(m)}: no clusters (every segment is noise).")
-        else:
-            head = "".join(f"<th>{e(c)}</th>" for c in clips)
-            trs = []
-            for g in grid:
-                p.res_labels.add((m, g.cluster))
-                tds = []
-                for c in clips:
-                    if c not in g.cells:
-                        tds.append('<td class="empty">–</td>')
-                        continue
-                    seg_idx, frame = g.cells[c]
-                    src = p.thumb(c, frame)
-                    seg = r.segment(c, seg_idx) or {}
-                    when = f"{_f(seg.get('start_s'), '{:.1f}')}–{_f(seg.get('end_s'), '{:.1f}')} s"
-                    tip = e(f"{c} · segment {seg_idx} · {when} · {g.label}")
-                    img = (f'<img src="{src}" alt="{tip}" title="{tip}">' if src else
-                           '<div class="noimg">no frame cache</div>')
-                    tds.append(f'<td>{img}<div class="cap">seg {seg_idx} · {when}</div></td>')
-                rowhead = (f'<th class="rowhead">{swatch(g.cluster)}<span class="lbl">{e(g.label)}</span><br>'
-                           f'<small>H={_f(g.entropy, "{:.2f}")} · {g.size} segs · {g.n_clips} clip(s)</small></th>')
-                trs.append(f"<tr>{rowhead}{''.join(tds)}</tr>")
-            body = (f'<div class="scroll"><table class="grid" id="grid-{e(m)}"><thead><tr><th>cluster</th>{head}'
-                    f"</tr></thead><tbody>{''.join(trs)}</tbody></table></div>")
-        badge = ' <span class="badge">fusion</span>' if m == "fusion" else ""
-        out.append(f'<div class="rank-card" id="rank-{e(m)}"><div class="rank-head"><span class="rank-no">{rank}'
-                   f"</span><h3>{e(r.modality_name(m))}{badge}</h3><span class='stats'>{stats}</span></div>{bar}"
-                   f"{body}</div>")
-    absent = [m for m in ALL_MODALITIES if not p.status[m].present]
-    if absent:
-        items = "".join(f"<li><b>{e(r.modality_name(m))}</b>: {e(p.status[m].reason)}</li>" for m in absent)
-        out.append(f'<div class="absent-box" id="ranking-absent"><b>Not ranked (absent):</b><ul>{items}</ul></div>')
-    return "".join(out)
+        m, ent = row["modality"], row["mean_entropy"]
+        grid = _grid(p, m)
+        cards.append({"rank": rank, "m": m, "name": r.modality_name(m), "entropy": ent,
+                      "bar_pct": 100 * float(ent) if finite(ent) else 0.0, "multi_clip_share": row["multi_clip_share"],
+                      "k": row["k"], "noise": row["noise"], "n": row["n"], "grid": grid,
+                      "no_grid": p.missing(f"grid-{m}", f"{r.modality_name(m)}: no clusters (every segment is "
+                                           "noise).") if grid is None else ""})
+    absent = [{"name": r.modality_name(m), "reason": p.status[m].reason} for m in ALL_MODALITIES
+              if not p.status[m].present]
+    return render("sections/ranking.html", cards=cards, clips=r.clips, absent=absent)
 
 
 def _heat(noise: float) -> str:
@@ -224,7 +215,7 @@ def _heat(noise: float) -> str:
     return f"background:rgba({r_},{g_},90,0.28)"
 
 
-def _quality(p: _Page) -> str:
+def _quality(p: _Page) -> Markup:
     r = p.r
     qm = r.nonempty("quality_matrix")
     if qm is None:
@@ -232,148 +223,179 @@ def _quality(p: _Page) -> str:
                          "quality_matrix.")
     present = set(qm["modality"].unique().to_list())
     mods = [m for m in ALL_MODALITIES if m in present] + sorted(present - set(ALL_MODALITIES))
-    absent = [m for m in ALL_MODALITIES if m not in present]
-    head = ["clip"] + [e(r.modality_name(m)) for m in mods] + [
-        f'<span class="absent" title="{e(p.status[m].reason)}">{e(r.modality_name(m))}</span>' for m in absent]
+    absent = [{"name": r.modality_name(m), "reason": p.status[m].reason} for m in ALL_MODALITIES if m not in present]
     rows = []
     for c in r.clips:
         q = qm.filter(pl.col("clip") == c)
         if not q.height:
             continue
-        cells = [f"<b>{e(c)}</b>"]
+        cells = []
         for m in mods:
             qq = q.filter(pl.col("modality") == m)
-            if not qq.height:
-                cells.append('<span class="absent">–</span>')
-                continue
-            x = qq.row(0, named=True)
-            cells.append(f'<div class="heat" style="{_heat(x["noise_rate"] if finite(x["noise_rate"]) else 1)}">'
-                         f'{_pct(x["noise_rate"])} <small>k={x["k"]}</small><br><small>n={x["n"]}</small></div>')
-        cells += ['<span class="absent">absent</span>'] * len(absent)
-        rows.append(cells)
-    note = ('<p class="note">Per-clip HDBSCAN (clip_clusters). Noise = share of the clip\'s segments no '
-            "cluster claims; very low noise with k=2–3 often means the modality saw the clip as homogeneous, "
-            "very high noise that the signal cannot separate activities.</p>")
-    return _table(head, rows, "data quality", "quality-table") + note
+            x = qq.row(0, named=True) if qq.height else None
+            cells.append(None if x is None else {**x, "style": _heat(x["noise_rate"] if finite(x["noise_rate"])
+                                                                     else 1)})
+        rows.append({"clip": c, "cells": cells})
+    return render("sections/quality.html", present=[r.modality_name(m) for m in mods], absent=absent, rows=rows)
 
 
-def _overview(p: _Page) -> str:
+def _overview_row(p: _Page, c: str) -> dict:
     r = p.r
-    if not r.clips:
+    sc = A.segments_of_cluster(r, c, "fusion")
+    acts, noise = None, "–"
+    if sc is not None:
+        ids = sorted({int(x) for x in sc["cluster"].drop_nulls().to_list() if x >= 0})
+        acts = [{"cluster": a, "label": r.label("fusion", a)} for a in ids]
+        noise = _pct(float((sc["cluster"].fill_null(-1) < 0).mean()))
+    rs = A.repetition_share(r, c)
+    an = r.clip("anomalies", c)
+    seg = r.clip_nonempty("segments", c)
+    cov = [(cv[0] if cv is not None else None) for cv in (A.coverage(r, t, c) for t in ("hands", "pose"))]
+    return {"clip": c, "phase": r.clip_info(c).get("phase", "–"), "duration": r.duration(c),
+            "n_segments": seg.height if seg is not None else 0, "activities": acts, "noise": noise,
+            "reps": f"{rs[0]}/{rs[1]} ({_pct(rs[0] / rs[1])})" if rs and rs[1] else "–",
+            "n_anomalies": str(an.height) if an is not None else "–", "coverage": cov}
+
+
+def _overview(p: _Page) -> Markup:
+    if not p.r.clips:
         return p.missing("sec-overview", "no clips in storage yet.")
-    rows = []
-    for c in r.clips:
-        info = r.clip_info(c)
-        sc = A.segments_of_cluster(r, c, "fusion")
-        if sc is not None:
-            acts = sorted({int(x) for x in sc["cluster"].drop_nulls().to_list() if x >= 0})
-            act_html = " ".join(f'<span class="chip">{swatch(a)}{e(r.label("fusion", a))}</span>' for a in acts) \
-                or '<span class="absent">all noise</span>'
-            noise = _pct(float((sc["cluster"].fill_null(-1) < 0).mean()))
-        else:
-            act_html, noise = '<span class="absent">no fusion clusters</span>', "–"
-        rs = A.repetition_share(r, c)
-        reps = f"{rs[0]}/{rs[1]} ({_pct(rs[0] / rs[1])})" if rs and rs[1] else "–"
-        an = r.clip("anomalies", c)
-        n_an = str(an.height) if an is not None else "–"
-        cov = []
-        for tab in ("hands", "pose"):
-            cv = A.coverage(r, tab, c)
-            cov.append(_pct(cv[0]) if cv is not None else '<span class="absent">absent</span>')
-        seg = r.clip_nonempty("segments", c)
-        rows.append([f'<a href="#clip-{e(c)}"><b>{e(c)}</b></a>', e(info.get("phase", "–")),
-                     _f(r.duration(c), "{:.0f} s"), str(seg.height if seg is not None else 0), act_html, noise,
-                     reps, n_an, *cov])
-    return _table(["clip", "phase", "duration", "segments", "activities (fusion clusters)", "fusion noise",
-                   "rep. period accepted", "anomaly spans", "hand coverage", "pose coverage"], rows, "data",
-                  "overview-table")
+    return render("sections/overview.html", rows=[_overview_row(p, c) for c in p.r.clips])
 
 
-def _map(p: _Page) -> str:
-    path, rel = p.img_path("segment_map.png")
-    info = F.segment_map_png(p.r, path)
-    if info is None:
-        p.res.images -= 1
+def _map(p: _Page) -> Markup:
+    info, rel = p.figure("segment_map.png", lambda path: F.segment_map_png(p.r, path))
+    if rel is None:
         return p.missing("sec-map", "segment_map is missing or empty: materialize the segment_map asset.")
-    return (f'<figure><img id="segment-map" src="{rel}" alt="2-D map of all segments"><figcaption>UMAP of the '
-            f"fused segment descriptors ({info['points']} segments). Left: fusion clusters (labels from "
-            "cluster_labels; black = noise). Right: the same points by clip — a cluster that mixes colours on the "
-            "right is an activity shared across clips, one colour means a clip-private cluster.</figcaption>"
-            "</figure>")
+    return render("sections/map.html", rel=rel, points=info["points"])
 
 
-def _reel(p: _Page) -> str:
+def _reel(p: _Page) -> Markup:
     rp = reel_path(p.r.store)
     if not rp.exists():
         return p.missing("sec-reel", "the preview reel has not been rendered: materialize the preview_reel asset.")
     poster = rp.with_suffix(".jpg")
-    post = f' poster="videos/{poster.name}"' if poster.exists() else ""
-    mb = rp.stat().st_size / 1e6
-    return (f'<video id="preview-reel" controls preload="none" width="640"{post} src="videos/{rp.name}"></video>'
-            f'<p class="note">Per fusion cluster: a title card with its label, then example segments from '
-            f'different clips (5 fps, {mb:.1f} MB). <a href="videos/{rp.name}">download</a></p>')
+    return render("sections/reel.html", name=rp.name, poster=poster.name if poster.exists() else "",
+                  mb=rp.stat().st_size / 1e6)
 
 
-def _phase(p: _Page) -> str:
+def _best(df: pl.DataFrame, col: str) -> float | None:
+    ok = df.filter(pl.col(col).is_not_null() & pl.col(col).is_not_nan())
+    return float(ok[col].max()) if ok.height else None
+
+
+def _is_best(x: object, best: float | None) -> bool:
+    return best is not None and finite(x) and abs(float(x) - best) < 1e-12  # type: ignore[arg-type]
+
+
+def _phase(p: _Page) -> Markup:
     ph = p.r.nonempty("phase_scores")
     if ph is None:
         return p.missing("sec-phase", "phase_scores is missing or empty: materialize the phase_scores asset.")
-    best = ph.filter(pl.col("nmi").is_not_null() & pl.col("nmi").is_not_nan())
-    bnmi = float(best["nmi"].max()) if best.height else None
-    rows = []
-    for x in ph.iter_rows(named=True):
-        star = " ★" if bnmi is not None and finite(x["nmi"]) and abs(x["nmi"] - bnmi) < 1e-12 else ""
-        rows.append([f"<b>{e(x['ablation'])}</b>{star}", e(x["modalities"]), _f(x["nmi"]), _f(x["ari"]),
-                     str(x["k"]), str(x["noise"]), e(x.get("note") or "")])
-    return (_table(["ablation", "modalities", "NMI", "ARI", "k", "noise", "note"], rows, "data", "phase-table") +
-            '<p class="note">Agreement of the clusters with the coarse phase in the file name (production / prep / '
-            "transit / downtime / demo). ★ = best NMI.</p>")
+    best = _best(ph, "nmi")
+    rows = [{**x, "note": x.get("note"), "best": _is_best(x["nmi"], best)} for x in ph.iter_rows(named=True)]
+    return render("sections/phase.html", rows=rows)
 
 
-def _gt(p: _Page) -> str:
+def _gt(p: _Page) -> Markup:
     gt = p.r.nonempty("ground_truth_scores")
     if gt is None:
         return p.missing("sec-ground-truth", "no ground truth: only synthetic clips carry per-frame activity "
                          "labels (ground_truth_scores is missing or empty).")
     best = float(gt["mof"].max()) if gt.height else None
-    rows = []
-    for x in gt.iter_rows(named=True):
-        star = " ★" if best is not None and finite(x["mof"]) and abs(x["mof"] - best) < 1e-12 else ""
-        rows.append([f"<b>{e(p.r.modality_name(x['modality']))}</b>{star}", _f(x["mof"]), _f(x["nmi"]),
-                     _f(x["ari"]), _f(x["edit"], "{:.1f}"), str(x["n_clips"]), str(x["n_frames"])])
-    out = (_table(["modality", "MoF (Hungarian)", "NMI", "ARI", "edit", "clips", "frames"], rows, "data",
-                  "gt-table") + '<p class="note">Frame-level scores of the cross-clip clusters against the '
-           "synthetic clips' known activities. ★ = best MoF.</p>")
+    rows = [{**x, "name": p.r.modality_name(x["modality"]), "best": _is_best(x["mof"], best)}
+            for x in gt.iter_rows(named=True)]
     rs = p.r.nonempty("repetition_scores")
+    reps = []
     if rs is not None and {"activity", "accepted_share", "median_count_error"} <= set(rs.columns):
-        rows = [[f"<b>{e(x['activity'])}</b>", str(x.get("segments", "–")),
-                 "yes" if x.get("periodic") else "no", _pct(x["accepted_share"]),
-                 _pct(x["median_count_error"]), _pct(x.get("within_10pct"))] for x in rs.iter_rows(named=True)]
-        out += ("<h4>Repetition counting vs ground truth</h4>" +
-                _table(["activity", "segments", "periodic", "period accepted", "median count error",
-                        "counts within 10%"], rows, "data small", "repetition-gt-table"))
-    return out
+        reps = [{"activity": x["activity"], "segments": x.get("segments", "–"), "periodic": x.get("periodic"),
+                 "accepted_share": x["accepted_share"], "median_count_error": x["median_count_error"],
+                 "within_10pct": x.get("within_10pct")} for x in rs.iter_rows(named=True)]
+    return render("sections/gt.html", rows=rows, reps=reps)
 
 
-def _alignment(p: _Page) -> str:
+def _alignment(p: _Page) -> Markup:
     al = p.r.nonempty("alignment_scores")
     if al is None:
         return p.missing("sec-alignment", "alignment_scores is missing or empty.")
     rows = []
     for (m,), g in al.sort("modality").group_by(["modality"], maintain_order=True):
         taus = g["mean_tau"].drop_nulls().drop_nans()
-        best = g.filter(pl.col("mean_tau").is_not_nan()).sort("mean_tau", descending=True).head(1)
-        bl = (f"{swatch(int(best['cluster'][0]))}{e(p.r.label(m, int(best['cluster'][0])))} "
-              f"(τ={_f(best['mean_tau'][0], '{:.2f}')})") if best.height else "–"
-        rows.append([f"<b>{e(p.r.modality_name(m))}</b>", _f(taus.mean() if taus.len() else None, "{:.3f}"),
-                     str(g.height), bl])
-    return (_table(["modality", "mean Kendall τ", "clusters", "best-aligned cluster"], rows, "data",
-                    "alignment-table") + '<p class="note">Kendall\'s τ of nearest-neighbour frame alignment between '
-            "repetitions (segments) of a cluster, on scene embeddings (MASA / LA2DS): 1 = the repetitions unfold "
-            "in the same order.</p>")
+        top = g.filter(pl.col("mean_tau").is_not_nan()).sort("mean_tau", descending=True).head(1)
+        best = ({"cluster": int(top["cluster"][0]), "label": p.r.label(m, int(top["cluster"][0])),
+                 "tau": top["mean_tau"][0]} if top.height else None)
+        rows.append({"name": p.r.modality_name(m), "mean_tau": taus.mean() if taus.len() else None, "n": g.height,
+                     "best": best})
+    return render("sections/alignment.html", rows=rows)
 
 
-def _clip_legend(p: _Page, clip: str) -> str:
+def _anomalies(p: _Page) -> Markup:
+    """EgoClean's table (clip, ground truth, activity, detected) with recall and false positives."""
+    from handclust_assets.science.anomaly_eval import seed_table
+
+    ev = p.r.nonempty("anomaly_evaluation")
+    if ev is None or not ev.filter(pl.col("scope") == "clip").height:
+        return p.missing("sec-anomalies", "no clip has anomaly ground truth yet: put a <clip>.anomalies.csv "
+                         "(start_s,end_s,label) beside a video or inside its shard — the synthetic generator writes "
+                         "one when it injects anomalies (anomaly_evaluation is missing or empty).")
+    matches = p.r.get("anomaly_matches")
+    seed = seed_table(matches).to_dicts() if matches is not None and matches.height else []
+    overall = ev.filter(pl.col("scope") == "overall").row(0, named=True)
+    per_clip = ev.filter(pl.col("scope") == "clip").sort("clip").to_dicts()
+    return render("sections/anomalies.html", o=overall, judged=len(per_clip), seed=seed, per_clip=per_clip)
+
+
+def _signals(x: dict) -> tuple[int, int]:
+    return len(x.get("agreeing_signals") or []), len(x.get("available_signals") or [])
+
+
+def _repetition(p: _Page) -> Markup:
+    counts = p.r.get("repetition_counts")
+    if counts is None:
+        return p.missing("sec-repetition", "repetition_counts has not been produced yet: the counts through time "
+                         "(period_curve, repetition_counts) appear here once those assets have run.")
+    clip_rows = counts.filter(pl.col("scope") == "clip").sort("clip") if "scope" in counts.columns else counts.clear()
+    if not clip_rows.height:
+        return p.missing("sec-repetition", "repetition_counts has no whole-clip rows yet.")
+    rows = []
+    for x in clip_rows.iter_rows(named=True):
+        agree, avail = _signals(x)
+        rows.append({**x, "agreeing": agree, "available": avail})
+    return render("sections/repetition.html", rows=rows)
+
+
+def _price_text(report: pl.DataFrame) -> str:
+    """The prices the report used, read back from its own numbers (per-hour $ over per-hour seconds)."""
+    tot = report.filter(pl.col("row_kind") == "total")
+    if not tot.height:
+        return "the CostSettings prices"
+    t = tot.row(0, named=True)
+    parts = []
+    for what, usd, secs, unit in (("CPU core-hour", "cpu_usd_per_footage_h", "cpu_s_per_footage_h", "{:.3f}"),
+                                  ("GPU-hour", "gpu_usd_per_footage_h", "gpu_s_per_footage_h", "{:.2f}")):
+        if finite(t[secs]) and t[secs] > 0 and finite(t[usd]):
+            parts.append(f"${unit.format(t[usd] / t[secs] * 3600)} per {what}")
+        else:
+            parts.append(f"the configured price per {what} (none measured)")
+    return " and ".join(parts)
+
+
+def _cost(p: _Page) -> Markup:
+    rep = p.r.nonempty("cost_report")
+    if rep is None:
+        return p.missing("sec-cost", "cost_report is missing or empty: materialize the cost_report asset (it reads "
+                         "the measurements every run records).")
+    assets = rep.filter(pl.col("row_kind") == "asset").sort("usd_per_footage_h", descending=True, nulls_last=True)
+    rest = rep.filter(pl.col("row_kind") != "asset")
+    total = rep.filter(pl.col("row_kind") == "total")
+    anchor = rep.filter(pl.col("row_kind") == "anchor")
+    return render("sections/cost.html", rows=pl.concat([assets, rest]).to_dicts(),
+                  total=total.row(0, named=True) if total.height else None,
+                  anchor=anchor["usd_per_footage_h"][0] if anchor.height else None, price_text=_price_text(rep))
+
+
+# ---- per-clip drilldown -------------------------------------------------------------------------------------
+def _clip_legend(p: _Page, clip: str) -> list[dict]:
     r = p.r
     qm = r.nonempty("quality_matrix")
     items = []
@@ -382,33 +404,25 @@ def _clip_legend(p: _Page, clip: str) -> str:
         if sc is None:
             continue
         cl = sc["cluster"].fill_null(-1).to_numpy()
-        k = len(set(cl[cl >= 0].tolist()))
-        qtxt = ""
-        if qm is not None:
-            q = qm.filter((pl.col("clip") == clip) & (pl.col("modality") == m))
-            if q.height:
-                qtxt = f' <small class="muted">(per-clip HDBSCAN: k={q["k"][0]}, noise {_pct(q["noise_rate"][0])})</small>'
-        lis = []
+        q = qm.filter((pl.col("clip") == clip) & (pl.col("modality") == m)) if qm is not None else None
+        clusters = []
         for c in sorted(set(cl[cl >= 0].tolist())):
-            p.res_labels.add((m, int(c)))
             segs = sc.filter(pl.col("cluster") == c)
-            dur = float((segs["end_s"] - segs["start_s"]).sum())
-            lis.append(f"<li>{swatch(int(c))}{e(r.label(m, int(c)))} <small class='muted'>· {segs.height} seg, "
-                       f"{dur:.0f} s</small></li>")
-        items.append(f'<div class="leg"><b>{e(r.modality_name(m))}</b> <small>k={k} · noise '
-                     f"{_pct(float((cl < 0).mean()) if len(cl) else 0)} / {len(cl)} segs</small>{qtxt}"
-                     f"<ul>{''.join(lis)}</ul></div>")
-    return f'<div class="legends">{"".join(items)}</div>' if items else ""
+            clusters.append({"cluster": int(c), "label": p.label(m, c), "n": segs.height,
+                             "seconds": float((segs["end_s"] - segs["start_s"]).sum())})
+        items.append({"name": r.modality_name(m), "k": len(clusters), "noise": float((cl < 0).mean()) if len(cl) else 0,
+                      "n": len(cl), "clusters": clusters,
+                      "quality": q.row(0, named=True) if q is not None and q.height else None})
+    return items
 
 
-def _reps_block(p: _Page, clip: str) -> str:
+def _reps_block(p: _Page, clip: str) -> Markup:
     r = p.r
     rep = r.clip("repetitions", clip)
     if rep is None:
         return p.missing(f"reps-{clip}", "repetitions table absent.")
     if not rep.height:
         return p.missing(f"reps-{clip}", "no segments with repetition estimates in this clip.")
-    acc = int(rep["accepted"].fill_null(False).sum())
     seg = r.clip_nonempty("segments", clip)
     sc = A.segments_of_cluster(r, clip, "fusion")
     lab = {int(s): int(c) for s, c in sc.select("segment_idx", "cluster").iter_rows()} if sc is not None else {}
@@ -418,126 +432,140 @@ def _reps_block(p: _Page, clip: str) -> str:
     rows = []
     for x in j.iter_rows(named=True):
         c = lab.get(int(x["segment_idx"]))
-        rows.append([str(x["segment_idx"]), f"{_f(x.get('start_s'), '{:.1f}')}–{_f(x.get('end_s'), '{:.1f}')} s",
-                     (swatch(c) + e(r.label("fusion", c))) if c is not None else "–",
-                     _f(x["ssm_period_s"], "{:.2f}"), _f(x["flow_period_s"], "{:.2f}"),
-                     '<span class="ok">yes</span>' if x["accepted"] else "no", _f(x["period_s"], "{:.2f}"),
-                     _f(x["rep_count"], "{:.1f}")])
-    tab = _table(["seg", "time", "activity (fusion)", "SSM period (s)", "flow period (s)", "accepted",
-                  "period (s)", "reps"], rows, "data small")
-    return (f'<p class="reps" id="reps-{e(clip)}"><b>Cross-modal rep counting:</b> scene-SSM and flow '
-            f"autocorrelation agreed (within 30%) on a period in <b>{acc} / {rep.height}</b> segments "
-            f"(<b>{_pct(acc / rep.height)}</b>).</p><details><summary>per-segment repetition table</summary>{tab}"
-            "</details>")
+        rows.append({**x, "start_s": x.get("start_s"), "end_s": x.get("end_s"), "cluster": c,
+                     "label": r.label("fusion", c) if c is not None else ""})
+    return render("clip/reps.html", clip=clip, rows=rows, accepted=int(rep["accepted"].fill_null(False).sum()))
 
 
-def _tools_block(p: _Page, clip: str) -> str:
+def _tools_block(p: _Page, clip: str) -> Markup:
     r = p.r
     if not p.status["tools"].present and r.clip_nonempty("tool_scores", clip) is None:
         return p.missing(f"tools-{clip}", f"OWLv2 tool scores absent — {p.status['tools'].reason}")
     tt = A.top_tools(r, clip, "fusion")
     if not tt:
         return p.missing(f"tools-{clip}", "no tool scores for this clip's clustered segments.")
+    rows = [{"cluster": c, "label": p.label("fusion", c), "tools": tops} for c, tops in tt]
+    return render("clip/tools.html", clip=clip, rows=rows)
+
+
+def _coverage_rows(p: _Page, clip: str) -> list[dict]:
     rows = []
-    for c, tops in tt:
-        p.res_labels.add(("fusion", c))
-        rows.append([swatch(c) + e(r.label("fusion", c)),
-                     " · ".join(f"{e(n)} <small class='muted'>{s:.2f}</small>" for n, s in tops)])
-    return _table(["activity (fusion cluster)", "top tools (mean OWLv2 score)"], rows, "data small",
-                  f"tools-{clip}")
-
-
-def _coverage_block(p: _Page, clip: str) -> str:
-    r = p.r
-    parts = []
     for tab, m, name in (("hands", "hands", "Hand"), ("pose", "pose", "Body pose")):
-        cv = A.coverage(r, tab, clip)
-        if cv is None:
-            parts.append(f"<li><b>{name}</b>: <span class='absent'>absent</span> — {e(p.status[m].reason)}</li>")
-            continue
-        by = ", ".join(f"{e(k)} {_pct(v)}" for k, v in sorted(cv[1].items()))
-        parts.append(f"<li><b>{name}</b>: present in <b>{_pct(cv[0])}</b> of frames"
-                     f"{f' ({by})' if len(cv[1]) > 1 else ''}</li>")
-    return f'<ul class="coverage" id="coverage-{e(clip)}">{"".join(parts)}</ul>'
+        cv = A.coverage(p.r, tab, clip)
+        rows.append({"name": name, "share": cv[0] if cv is not None else None, "reason": p.status[m].reason,
+                     "by": sorted(cv[1].items()) if cv is not None and len(cv[1]) > 1 else []})
+    return rows
 
 
-def _clip_article(p: _Page, clip: str) -> str:
+def _anomaly_block(p: _Page, clip: str) -> Markup:
+    src, rel = p.figure(f"anomaly_{clip}.png", lambda path: F.anomaly_png(p.r, clip, path))
+    if rel is None:
+        return p.missing(f"anomaly-{clip}", "no anomaly scores for this clip (anomaly_scores missing).")
+    an = p.r.clip("anomalies", clip)
+    spans = an.sort("start_s").to_dicts() if an is not None and an.height else []
+    contrast = None
+    scores = p.r.clip_nonempty("anomaly_scores", clip)
+    if not spans and scores is not None and {"theta_on", "smoothed"} <= set(scores.columns):
+        contrast = float(scores["theta_on"][0]) - float(scores["smoothed"].median())
+    return render("clip/anomaly.html", clip=clip, rel=rel, source=src, spans=spans, contrast=contrast)
+
+
+def _diagnostics_block(p: _Page, clip: str) -> Markup:
+    """The anomaly_diagnostics figures (written beside the page by that asset) and this clip's rows of the
+    ground-truth table."""
+    from handclust_assets.science.anomaly_eval import fmt_time
+
+    names = (f"{clip}_diagnostics.png", f"{clip}_detection.png")
+    store = p.r.store
+    if not all(store.exists(*DIAGNOSTICS_DIR, n) for n in names):
+        return p.missing(f"diag-{clip}", "no anomaly diagnostics for this clip yet: materialize anomaly_diagnostics.")
+    p.res.images += 2
+    diag = p.r.clip_nonempty("anomaly_diagnostics", clip)
+    summary = diag.row(0, named=True) if diag is not None else None
+    m = p.r.clip_nonempty("anomaly_matches", clip)
+    gt_rows = []
+    for x in (m.filter(pl.col("gt_idx").is_not_null()).sort("gt_start_s").iter_rows(named=True) if m is not None
+              else []):
+        det = f"{fmt_time(x['det_start_s'])}–{fmt_time(x['det_end_s'])}" if x["det_idx"] is not None else "missed"
+        gt_rows.append({"ground_truth": f"{fmt_time(x['gt_start_s'])}–{fmt_time(x['gt_end_s'])}",
+                        "activity": x["label"], "detected": det, "iou": x["iou"]})
+    rel = "/".join(DIAGNOSTICS_DIR[1:])
+    return render("clip/diagnostics.html", clip=clip, diagnostics=f"{rel}/{names[0]}", detection=f"{rel}/{names[1]}",
+                  source_label=summary["source_label"] if summary else "", summary=summary, gt_rows=gt_rows)
+
+
+def _count_rows(p: _Page, counts: pl.DataFrame) -> list[dict]:
+    rows = []
+    for x in counts.sort(pl.col("scope") != "clip", "start_s").iter_rows(named=True):
+        agree, avail = _signals(x)
+        c = x.get("activity")
+        rows.append({**x, "span": "clip" if x["scope"] == "clip" else x["span_idx"], "agreeing": agree,
+                     "available": avail, "cluster": int(c) if c is not None else None,
+                     "label": p.r.label("fusion", int(c)) if c is not None else ""})
+    return rows
+
+
+def _counting_block(p: _Page, clip: str) -> Markup:
+    """Counts through time (another asset's tables): the consensus period curve and the count per span."""
     r = p.r
-    info = r.clip_info(clip)
-    seg = r.clip_nonempty("segments", clip)
-    head = (f'<h3>{e(clip)}</h3><p class="meta"><span class="chip">{e(info.get("phase", "phase ?"))}</span> '
-            f"{_f(r.duration(clip), '{:.1f}')} s · {seg.height if seg is not None else 0} segments"
-            f"{' · ' + e(info.get('codec')) if info.get('codec') else ''}"
-            f"{' · fisheye-rectified' if info.get('intrinsics_path') else ''}</p>")
-    blocks = [head]
-    path, rel = p.img_path(f"timeline_{clip}.png")
-    F.timeline_png(r, clip, p.status, path)
-    blocks.append(f'<figure><img class="timeline" id="timeline-{e(clip)}" src="{rel}" alt="{e(clip)} timelines">'
-                  "<figcaption>Each strip is one modality's cross-clip clusters on the same time axis. Black = "
-                  "noise, grey = modality absent. Colours are consistent across clips within a strip, not across "
-                  "strips. Fusion spans carry their cluster label.</figcaption></figure>")
-    blocks.append(_clip_legend(p, clip))
-    blocks.append(_reps_block(p, clip))
+    curve, counts = r.clip_nonempty("period_curve", clip), r.clip_nonempty("repetition_counts", clip)
+    if curve is None and counts is None:
+        return p.missing(f"counting-{clip}", "no repetition counts through time for this clip yet (period_curve "
+                         "and repetition_counts appear once the counting assets have run).")
+    spans = counts.filter(pl.col("scope") == "span") if counts is not None else None
+    _, rel = p.figure(f"period_{clip}.png", lambda path: _period_png(curve, path, r.duration(clip), spans))
+    return render("clip/counting.html", clip=clip, curve=rel,
+                  no_curve="" if rel else p.missing(f"period-curve-{clip}", "no consensus period curve."),
+                  counts=_count_rows(p, counts) if counts is not None else [],
+                  no_counts="" if counts is not None else p.missing(f"rep-counts-{clip}", "no counts per span."))
+
+
+def _period_png(curve: pl.DataFrame | None, path: Path, duration: float, spans: pl.DataFrame | None) -> bool:
+    from handclust_assets.report.repetition import period_curve_png
+
+    return curve is not None and period_curve_png(curve, path, duration or None, spans)
+
+
+def _cost_block(p: _Page, clip: str) -> Markup:
+    cc = p.r.clip_nonempty("clip_cost", clip)
+    if cc is None:
+        return p.missing(f"cost-{clip}", "no cost measured for this clip yet (clip_cost).")
+    return render("clip/cost.html", clip=clip, r=cc.row(0, named=True))
+
+
+def _clip_head(p: _Page, clip: str) -> dict:
+    info = p.r.clip_info(clip)
+    seg = p.r.clip_nonempty("segments", clip)
+    src = str(info.get("source_path") or "")
+    return {"phase": info.get("phase", "phase ?"), "duration": p.r.duration(clip),
+            "n_segments": seg.height if seg is not None else 0, "codec": info.get("codec"),
+            "rectified": bool(info.get("intrinsics_path")), "source": src.rsplit("/", 1)[-1] if "::" in src else ""}
+
+
+def _clip_article(p: _Page, clip: str) -> Markup:
+    r = p.r
+    _, timeline = p.figure(f"timeline_{clip}.png", lambda path: F.timeline_png(r, clip, p.status, path) or True)
     ov = overlay_path(r.store, clip)
-    if ov.exists():
-        poster = ov.with_suffix(".jpg")
-        post = f' poster="videos/{poster.name}"' if poster.exists() else ""
-        blocks.append(f'<div class="overlay"><h4>Activity overlay</h4><video id="overlay-{e(clip)}" controls '
-                      f'preload="none" width="480"{post} src="videos/{ov.name}"></video></div>')
-    else:
-        blocks.append(p.missing(f"overlay-{clip}", "activity overlay video not rendered: materialize "
-                                f"activity_overlays for partition {clip}."))
-    # SSM + tools/coverage side by side
-    left = ""
-    path, rel = p.img_path(f"ssm_{clip}.png")
-    model = F.ssm_png(r, clip, path)
-    if model is None:
-        p.res.images -= 1
-        left = p.missing(f"ssm-{clip}", f"no scene embeddings for this clip — {p.status['scene'].reason}")
-    else:
-        left = (f'<h4>Self-similarity matrix</h4><img class="ssm" id="ssm-{e(clip)}" src="{rel}" alt="SSM">'
-                '<p class="note">Bright square blocks on the diagonal = distinct activity periods; bright '
-                "off-diagonal stripes at lag k = repetitive motion with period k. White lines = segment "
-                "boundaries.</p>")
-    right = (f"<h4>Top tools per activity</h4>{_tools_block(p, clip)}<h4>Hand / pose coverage</h4>"
-             f"{_coverage_block(p, clip)}")
-    blocks.append(f'<div class="two"><div>{left}</div><div>{right}</div></div>')
-    path, rel = p.img_path(f"rhythm_{clip}.png")
-    if F.rhythm_png(r, clip, path):
-        blocks.append(f'<h4>Flow-rhythm time series</h4><img class="wide" id="rhythm-{e(clip)}" src="{rel}" '
-                      'alt="flow rhythm"><p class="note">Top: per-frame flow magnitude (fusion activities shaded). '
-                      "Middle: dominant period from a 12-s sliding FFT. Bottom: periodicity strength (peak / total "
-                      "power).</p>")
-    else:
-        p.res.images -= 1
-        blocks.append(p.missing(f"rhythm-{clip}", "no flow / flow_rhythm results for this clip."))
-    path, rel = p.img_path(f"anomaly_{clip}.png")
-    src = F.anomaly_png(r, clip, path)
-    if src is None:
-        p.res.images -= 1
-        blocks.append(p.missing(f"anomaly-{clip}", "no anomaly scores for this clip (anomaly_scores missing)."))
-    else:
-        an = r.clip("anomalies", clip)
-        if an is not None and an.height:
-            rows = [[str(x["span_idx"]), f"{x['start_s']:.1f}–{x['end_s']:.1f} s", f"{x['end_s'] - x['start_s']:.1f} s",
-                     _f(x["peak_score"]), _f(x["mean_score"])] for x in an.sort("start_s").iter_rows(named=True)]
-            spans = _table(["span", "time", "length", "peak score", "mean score"], rows, "data small",
-                           f"anomalies-{clip}")
-        else:
-            scores = r.clip_nonempty("anomaly_scores", clip)
-            contrast = ""
-            if scores is not None and {"theta_on", "smoothed"} <= set(scores.columns):
-                c = float(scores["theta_on"][0]) - float(scores["smoothed"].median())
-                contrast = (f" θ_on − median smoothed score = {c:.3f}; the detector drops spans when this "
-                            "contrast is small or a span is short.")
-            spans = f'<p class="note">No anomalous span recorded for this clip.{e(contrast)}</p>'
-        blocks.append(f'<h4>Anomaly spans</h4><img class="wide" id="anomaly-{e(clip)}" src="{rel}" '
-                      f'alt="anomaly score"><p class="note">Source: {e(src)} self-similarity (EgoClean: 1 − row-mean '
-                      f"typicality, EMA, Otsu θ_on + hysteresis θ_off).</p>{spans}")
-    return f'<article class="clip" id="clip-{e(clip)}">{"".join(blocks)}</article>'
+    overlay = {"name": ov.name, "poster": ov.with_suffix(".jpg").name if ov.with_suffix(".jpg").exists() else ""} \
+        if ov.exists() else None
+    _, ssm = p.figure(f"ssm_{clip}.png", lambda path: F.ssm_png(r, clip, path))
+    _, rhythm = p.figure(f"rhythm_{clip}.png", lambda path: F.rhythm_png(r, clip, path))
+    ctx = {
+        "clip": clip, "head": _clip_head(p, clip), "timeline": timeline, "legend": _clip_legend(p, clip),
+        "reps": _reps_block(p, clip), "overlay": overlay,
+        "no_overlay": "" if overlay else p.missing(f"overlay-{clip}", "activity overlay video not rendered: "
+                                                   f"materialize activity_overlays for partition {clip}."),
+        "ssm": ssm, "no_ssm": "" if ssm else p.missing(f"ssm-{clip}", "no scene embeddings for this clip — "
+                                                       f"{p.status['scene'].reason}"),
+        "tools": _tools_block(p, clip), "coverage": _coverage_rows(p, clip), "rhythm": rhythm,
+        "no_rhythm": "" if rhythm else p.missing(f"rhythm-{clip}", "no flow / flow_rhythm results for this clip."),
+    }
+    ctx.update(anomaly=_anomaly_block(p, clip), diagnostics=_diagnostics_block(p, clip),
+               counting=_counting_block(p, clip), cost=_cost_block(p, clip))
+    return render("clip/article.html", **ctx)
 
 
-def _clips(p: _Page) -> str:
+def _clips(p: _Page) -> Markup:
     if not p.r.clips:
         return p.missing("sec-clips", "no clips in storage yet.")
     out = []
@@ -546,38 +574,21 @@ def _clips(p: _Page) -> str:
             out.append(_clip_article(p, c))
         except Exception as ex:  # noqa: BLE001
             p.res.errors.append(f"clip-{c}: {type(ex).__name__}: {ex}")
-            out.append(f'<article class="clip" id="clip-{e(c)}"><h3>{e(c)}</h3><div class="error">drilldown failed: '
-                       f"{e(type(ex).__name__)}: {e(ex)}<pre>{e(traceback.format_exc(limit=3))}</pre></div></article>")
-    return "".join(out)
+            err = render("error.html", what="drilldown failed:", etype=type(ex).__name__, message=str(ex),
+                         tb=traceback.format_exc(limit=3))
+            out.append(Markup('<article class="clip" id="clip-{}"><h3>{}</h3>{}</article>').format(c, c, err))
+    return Markup("").join(out)
 
 
-def _takeaways(p: _Page) -> str:
+def _takeaways(p: _Page) -> Markup:
     tk = A.takeaways(p.r, p.status)
     p.res.takeaways = tk
     if not tk:
         return p.missing("sec-takeaways", "not enough results to compute take-aways yet.")
-    items = "".join(f"<li><b>{e(h)}</b> {e(ev)}</li>" for h, ev in tk)
-    return f'<ol class="takeaways">{items}</ol><p class="note">Computed from the tables above at build time.</p>'
+    return render("sections/takeaways.html", items=tk)
 
 
 # ---- page ---------------------------------------------------------------------------------------------------
-def _header(p: _Page, built: str) -> str:
-    r = p.r
-    seg = r.get("segments")
-    n_seg = seg.height if seg is not None else 0
-    p.res.segments = n_seg
-    chips = "".join(
-        f'<span class="chip {"ok" if p.status[m].present else "off"}" title="{e(p.status[m].reason or "present")}">'
-        f"{e(r.modality_name(m))}{'' if p.status[m].present else ' — absent'}</span>" for m in ALL_MODALITIES)
-    toc = "".join(f'<a href="#{sid}">{e(t)}</a>' for sid, t in SECTION_TITLES.items())
-    opts = "".join(f'<option value="clip-{e(c)}">{e(c)}</option>' for c in r.clips)
-    return (f'<header id="top"><h1>HandClust lab <span class="sub">label-free activity discovery in '
-            f'egocentric work video</span></h1><p class="meta">{len(r.clips)} clips · {n_seg} segments · built '
-            f"{e(built)} from <code>{e(r.store.root)}</code></p><div class='chips' id='modality-chips'>{chips}</div>"
-            f'</header><nav id="toc">{toc}<select id="clip-jump" aria-label="jump to clip"><option value="">'
-            f"jump to clip…</option>{opts}</select></nav>")
-
-
 INTROS = {
     "sec-ranking": "Pool all segments of all clips, cluster once per modality. A modality whose clusters "
     "<b>mix segments from several clips</b> finds shared activity; one whose clusters are clip-pure fingerprints "
@@ -586,8 +597,53 @@ INTROS = {
     "clips. Each grid: rows = the top {top} clusters by entropy, columns = clips, cell = that cluster's medoid "
     "segment in that clip (empty = no segment there).",
     "sec-clips": "Per clip: every modality's clusters on one time axis, repetition counts, the scene "
-    "self-similarity matrix, top tools per activity, hand/pose coverage, flow rhythm and anomaly spans.",
+    "self-similarity matrix, top tools per activity, hand/pose coverage, flow rhythm, anomaly spans with "
+    "EgoClean's diagnostics, counts through time and what the clip cost to process.",
+    "sec-anomalies": "EgoClean's evaluation: detected anomaly spans (V-JEPA 2 windows, else offline scene "
+    "embeddings) against the ground-truth spans of each clip that has them.",
+    "sec-cost": "What processing costs, measured by the runs themselves, per asset and per footage hour.",
 }
+BUILDERS: dict[str, Callable[[_Page], Markup]] = {
+    "sec-modalities": _modalities, "sec-ranking": _ranking, "sec-quality": _quality, "sec-overview": _overview,
+    "sec-map": _map, "sec-reel": _reel, "sec-phase": _phase, "sec-ground-truth": _gt, "sec-anomalies": _anomalies,
+    "sec-repetition": _repetition, "sec-alignment": _alignment, "sec-cost": _cost, "sec-clips": _clips,
+    "sec-takeaways": _takeaways,
+}
+
+
+def _page_html(page: _Page, body: list[Markup], t0: float) -> str:
+    r, res = page.r, page.res
+    seg = r.get("segments")
+    res.segments = seg.height if seg is not None else 0
+    chips = [{"name": r.modality_name(m), "present": page.status[m].present, "reason": page.status[m].reason}
+             for m in ALL_MODALITIES]
+    return environment().get_template("page.html").render(
+        clips=r.clips, n_segments=res.segments, built=time.strftime("%Y-%m-%d %H:%M:%S"), root=r.store.root,
+        chips=chips, toc=list(SECTION_TITLES.items()), errors=res.errors, sections=body, images=res.images,
+        clusters=res.clusters, seconds=time.perf_counter() - t0)
+
+
+def _count_clusters(r: Results, res: DashboardResult) -> None:
+    ccc = r.get("cross_clip_clusters")
+    if ccc is not None and ccc.height:
+        cl = ccc.filter(pl.col("cluster") >= 0).select("modality", "cluster").unique()
+        res.clusters = cl.height
+        res.fusion_clusters = cl.filter(pl.col("modality") == "fusion").height
+
+
+def _publish(out: Path, tmp_img: Path, doc: str, res: DashboardResult) -> None:
+    """Static files, then the images folder and the page, each replaced atomically."""
+    for name in STATIC_FILES:
+        (out / name).write_bytes(resources.files("handclust_assets.report").joinpath(name).read_bytes())
+    final_img = out / "img"
+    old = out / f".img.old-{os.getpid()}"
+    if final_img.exists():
+        os.replace(final_img, old)
+    os.replace(tmp_img, final_img)
+    shutil.rmtree(old, ignore_errors=True)
+    tmp_html = out / f".index.html.tmp-{os.getpid()}"
+    tmp_html.write_text(doc, encoding="utf-8")
+    os.replace(tmp_html, res.index)
 
 
 def build_dashboard(
@@ -610,41 +666,10 @@ def build_dashboard(
     page = _Page(r, tmp_img, res, A.modality_status(r, dict(modality_reasons or {})), top_clusters)
     res.modalities_present = [m for m, s in page.status.items() if s.present]
     res.modalities_absent = {m: s.reason for m, s in page.status.items() if not s.present}
-    built = time.strftime("%Y-%m-%d %H:%M:%S")
-    builders = {
-        "sec-modalities": _modalities, "sec-ranking": _ranking, "sec-quality": _quality, "sec-overview": _overview,
-        "sec-map": _map, "sec-reel": _reel, "sec-phase": _phase, "sec-ground-truth": _gt,
-        "sec-alignment": _alignment, "sec-clips": _clips, "sec-takeaways": _takeaways,
-    }
     body = [_section(page, sid, fn, INTROS.get(sid, "").replace("{top}", str(top_clusters)))
-            for sid, fn in builders.items()]
-    ccc = r.get("cross_clip_clusters")
-    if ccc is not None and ccc.height:
-        cl = ccc.filter(pl.col("cluster") >= 0).select("modality", "cluster").unique()
-        res.clusters = cl.height
-        res.fusion_clusters = cl.filter(pl.col("modality") == "fusion").height
-    errs = ""
-    if res.errors:
-        errs = '<div class="error" id="build-errors"><b>Some sections failed:</b><ul>' + "".join(
-            f"<li>{e(x)}</li>" for x in res.errors) + "</ul></div>"
-    doc = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-           f'content="width=device-width, initial-scale=1"><title>HandClust lab · {len(r.clips)} clips</title>'
-           f'<link rel="icon" href="data:,"><link rel="stylesheet" href="dashboard.css"></head><body>'
-           f'{_header(page, built)}<main>{errs}{"".join(body)}</main><footer>HandClust lab dashboard · '
-           f"{res.images} images · {res.clusters} cross-clip clusters · built in "
-           f'{time.perf_counter() - t0:.1f} s</footer><script src="dashboard.js"></script></body></html>')
-    for name in STATIC_FILES:
-        data = resources.files("handclust_assets.report").joinpath(name).read_bytes()
-        (out / name).write_bytes(data)
-    final_img = out / "img"
-    old = out / f".img.old-{os.getpid()}"
-    if final_img.exists():
-        os.replace(final_img, old)
-    os.replace(tmp_img, final_img)
-    shutil.rmtree(old, ignore_errors=True)
-    tmp_html = out / f".index.html.tmp-{os.getpid()}"
-    tmp_html.write_text(doc, encoding="utf-8")
-    os.replace(tmp_html, res.index)
+            for sid, fn in BUILDERS.items()]
+    _count_clusters(r, res)
+    _publish(out, tmp_img, _page_html(page, body, t0), res)
     res.seconds = time.perf_counter() - t0
     res.labelled_clusters = len(page.res_labels)
     return res
