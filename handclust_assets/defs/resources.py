@@ -25,11 +25,17 @@ class StorageResource(dg.ConfigurableResource):
                       "$HANDCLUST_STORAGE, else $HANDCLUST_HOME (default storage/ in a checkout).")
     endpoint_url: str = Field(default="", description="S3-compatible endpoint (MinIO, Ceph, R2...); empty = AWS "
                               "or $AWS_ENDPOINT_URL.")
+    access_key_id: str = Field(default="", description="Object-store key; set it from the environment "
+                               "(dg.EnvVar). Empty: the usual AWS chain (AWS_ACCESS_KEY_ID, ~/.aws, an IAM role).")
+    secret_access_key: str = Field(default="", description="Object-store secret; set it from the environment "
+                                   "(dg.EnvVar). Empty: the usual AWS chain.")
 
     def store(self) -> Storage:
         opts: dict[str, Any] = {}
         if self.endpoint_url:
             opts["client_kwargs"] = {"endpoint_url": self.endpoint_url}
+        if self.access_key_id:
+            opts.update(key=self.access_key_id, secret=self.secret_access_key)
         return Storage(self.root or None, storage_options=opts)
 
 

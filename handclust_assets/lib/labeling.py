@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 import polars as pl
 
+from handclust_assets.lib.storage import Storage, as_storage
+
 
 @dataclass
 class ClusterEvidence:
@@ -150,13 +152,14 @@ class OpenAICompatibleLabeler:
               "Evidence: {summary}. Reply with a short activity label of at most 5 words, nothing else.")
 
     def __init__(self, base_url: str, api_key: str, model: str, timeout_s: float = 30.0, max_keyframes: int = 4,
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | Storage | None = None) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.api_key = api_key
         self.model = model
         self.timeout_s = timeout_s
         self.max_keyframes = max_keyframes
-        self.cache_dir = Path(cache_dir) if cache_dir else None
+        # answers cached by content: a folder, or a Storage (the results root's label_cache/, local or a bucket)
+        self.cache = as_storage(cache_dir) if cache_dir else None
         self.requests_made = 0
 
     def _request(self, ev: ClusterEvidence) -> tuple[dict, str]:
@@ -173,9 +176,9 @@ class OpenAICompatibleLabeler:
         label is `fallback` (e.g. the corpus-relative offline label), else `offline_label(ev)`."""
         off = fallback if fallback is not None else offline_label(ev)
         body, key = self._request(ev)
-        cache = self.cache_dir / f"{key}.json" if self.cache_dir else None
-        if cache is not None and cache.exists():
-            return json.loads(cache.read_text())["label"], f"cache:{self.model}"
+        cached = self.cache.read_json(f"{key}.json") if self.cache is not None else None
+        if cached is not None:
+            return cached["label"], f"cache:{self.model}"
         req = urllib.request.Request(self.url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json",
                                               "Authorization": f"Bearer {self.api_key}"})
@@ -192,9 +195,8 @@ class OpenAICompatibleLabeler:
             return off, f"offline-fallback: {self.url} unreachable ({e})"
         except (KeyError, IndexError, ValueError, json.JSONDecodeError) as e:
             return off, f"offline-fallback: unexpected response from {self.url} ({e})"
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps({"label": label, "model": self.model}))
+        if self.cache is not None:
+            self.cache.write_json({"label": label, "model": self.model}, f"{key}.json")
         return label, self.model
 
 
@@ -234,7 +236,7 @@ def cluster_evidence(modality: str, cluster: int, members: pl.DataFrame, tables:
             ev.motion_layout = np.nanmean(lay, axis=0).tolist() if lay.size else []
     clips = tables.get("clips")
     ph = members.join(clips.select("clip", "phase"), on="clip")["phase"] if clips is not None else pl.Series([])
-    ev.phase = ph.mode()[0] if ph.len() else "unknown"
+    ev.phase = ph.mode().sort()[0] if ph.len() else "unknown"  # a tie: the first name, not whichever came first
     return ev
 
 

@@ -32,6 +32,15 @@ from typing import Any
 from handclust_assets.lib.home import default_storage_root, scratch_dir
 
 CLUSTER_MODEL = ("models", "cluster_model.json")
+FETCHED = ".fetched.json"  # in a scratch mirror: the remote identity of each file it holds
+
+
+def _remote_stamp(info: dict[str, Any]) -> str:
+    """What identifies one version of a remote object: its ETag, else its size and modification time."""
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return str(etag).strip('"')
+    return f"{info.get('size')}:{info.get('LastModified') or info.get('mtime') or info.get('created')}"
 
 
 def _is_uri(root: str) -> bool:
@@ -50,6 +59,8 @@ class Storage:
 
             self.protocol = raw.split("://", 1)[0]
             self.root = raw.rstrip("/")
+            # listings are never cached: other processes (workers, the pipeline) add tables and files at any time
+            self.storage_options.setdefault("use_listings_cache", False)
             self.fs = fsspec.filesystem(self.protocol, **self.storage_options)
         else:
             from fsspec.implementations.local import LocalFileSystem
@@ -88,6 +99,11 @@ class Storage:
         """The root itself for a folder; the scratch mirror for an object store."""
         return Path(self.root) if self.is_local else self.scratch
 
+    def sub(self, *parts: str) -> Storage:
+        """The storage rooted at `parts` under this root (same filesystem, options and scratch mirror)."""
+        scratch = None if self.is_local else self.scratch.joinpath(*parts)
+        return Storage(self.uri(*parts), storage_options=self.storage_options, scratch=scratch)
+
     # ---- objects -----------------------------------------------------------------------------------------------
     def exists(self, *parts: str) -> bool:
         return os.path.exists(self.uri(*parts)) if self.is_local else self.fs.exists(self.uri(*parts))
@@ -114,6 +130,16 @@ class Storage:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return target
+
+    def read_many(self, paths: list[tuple[str, ...]]) -> list[bytes]:
+        """Several objects at once (on an object store: concurrent GETs in one call), in the order given."""
+        if self.is_local or len(paths) < 2:
+            return [self.read_bytes(*p) for p in paths]
+        uris = [self.uri(*p) for p in paths]
+        got = self.fs.cat(uris, on_error="raise")
+        bare = {u.split("://", 1)[-1]: u for u in uris}
+        by_uri = {bare.get(k.split("://", 1)[-1], k): v for k, v in got.items()}
+        return [by_uri[u] for u in uris]
 
     def read_json(self, *parts: str) -> Any | None:
         """The parsed JSON object, or None when it does not exist."""
@@ -193,11 +219,33 @@ class Storage:
                 rel = obj[len(target.split("://", 1)[-1]):].lstrip("/")
                 if rel not in files:
                     self.fs.rm_file(obj)
+        if prune:
+            self._seed_mirror(Path(local), files, *parts)
         return target
+
+    def _seed_mirror(self, local: Path, files: dict[str, Path], *parts: str) -> None:
+        """After an upload: the scratch mirror of `parts` gets the same files with their remote stamps, so the
+        next `fetch_dir` on this machine downloads nothing."""
+        dest = self.scratch.joinpath(*parts)
+        if Path(local).resolve() == dest.resolve():
+            return
+        found = self.fs.find(self.uri(*parts), detail=True)
+        prefix = self.uri(*parts).split("://", 1)[-1]
+        stamps = {obj.split("://", 1)[-1][len(prefix):].lstrip("/"): _remote_stamp(info) for obj, info in found.items()}
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
+        shutil.copytree(local, tmp)
+        (tmp / FETCHED).write_text(json.dumps({rel: stamps[rel] for rel in files if rel in stamps}))
+        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
 
     def fetch_dir(self, *parts: str) -> Path:
         """A local folder with the content of `parts`: the folder itself on a disk; on an object store a mirror
-        under scratch, refreshed file by file when the remote size changed (FileNotFoundError when absent)."""
+        under scratch that holds exactly the remote files, each refreshed when its remote identity (ETag, else
+        size and modification time) changed (FileNotFoundError when absent)."""
         if self.is_local:
             p = self.path(*parts)
             if not p.exists():
@@ -208,15 +256,29 @@ class Storage:
         if not found:
             raise FileNotFoundError(f"{target} does not exist")
         dest = self.scratch.joinpath(*parts)
+        dest.mkdir(parents=True, exist_ok=True)
+        stamps_file = dest / FETCHED
+        try:
+            stamps = json.loads(stamps_file.read_text())
+        except (FileNotFoundError, ValueError):
+            stamps = {}
         prefix = target.split("://", 1)[-1]
+        fresh: dict[str, str] = {}
         for obj, info in found.items():
             rel = obj.split("://", 1)[-1][len(prefix):].lstrip("/")
+            fresh[rel] = _remote_stamp(info)
             local = dest / rel
-            if not local.exists() or local.stat().st_size != int(info.get("size") or -1):
+            if not local.exists() or stamps.get(rel) != fresh[rel]:
                 local.parent.mkdir(parents=True, exist_ok=True)
                 tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex[:6]}")
                 self.fs.get_file(obj, str(tmp))
                 os.replace(tmp, local)
+        for f in [f for f in dest.rglob("*") if f.is_file() and not f.name.startswith(".")]:
+            if str(f.relative_to(dest)).replace(os.sep, "/") not in fresh:
+                f.unlink()  # gone from the store: a stale file must not outlive its object
+        tmp_stamps = stamps_file.with_name(f"{FETCHED}.{uuid.uuid4().hex[:6]}")
+        tmp_stamps.write_text(json.dumps(fresh))
+        os.replace(tmp_stamps, stamps_file)
         return dest
 
     # ---- the layout --------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import duckdb
 import polars as pl
 from filelock import FileLock
 
+from handclust_assets.lib.mirror import MirrorFileSystem
 from handclust_assets.lib.storage import Storage, as_storage
 
 UNPARTITIONED = "_all"
@@ -91,7 +92,10 @@ def read_table(root: StorageLike, table: str, partitions: Iterable[str] | None =
     files = [_parts(table, k) for k in keys if k in have]
     if not files:
         raise FileNotFoundError(f"table {table!r} has no materialized partitions under {store.uri(TABLES, table)}")
-    frames = [read_parquet(store, f) for f in files]
+    if store.is_local:
+        frames = [read_parquet(store, f) for f in files]
+    else:  # one concurrent batch of GETs, not a round trip per partition
+        frames = [pl.read_parquet(io.BytesIO(b)) for b in store.read_many(files)]
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
 
@@ -107,13 +111,17 @@ def existing_partitions(root: StorageLike, table: str) -> list[str]:
 
 
 def table_names(root: StorageLike) -> list[str]:
-    """Tables with at least one Parquet file."""
+    """Tables with at least one Parquet file (on an object store: every folder under tables/, which exists only
+    while it holds objects; one listing)."""
     store = as_storage(root)
+    if not store.is_local:
+        return store.listdir(TABLES)
     return [t for t in store.listdir(TABLES) if any(n.endswith(".parquet") for n in store.listdir(TABLES, t))]
 
 
-def _view_sql(store: Storage, table: str) -> str:
-    glob = store.uri(TABLES, table, "*.parquet").replace("'", "''")
+def _view_sql(store: Storage, table: str, mirror: MirrorFileSystem | None = None) -> str:
+    where = mirror.uri(TABLES, table, "*.parquet") if mirror is not None else store.uri(TABLES, table, "*.parquet")
+    glob = where.replace("'", "''")
     return f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{glob}', union_by_name=true)"
 
 
@@ -169,17 +177,21 @@ class ResultsConnection:
     def __init__(self, root: StorageLike = None) -> None:
         self.store = as_storage(root)
         self.con = duckdb.connect()
-        if not self.store.is_local:
-            self.con.register_filesystem(self.store.fs)
+        # an object store is read through MirrorFileSystem: store listings, local copies of the files read
+        self.mirror = None if self.store.is_local else MirrorFileSystem(self.store)
+        if self.mirror is not None:
+            self.con.register_filesystem(self.mirror)
         self.views: set[str] = set()
         self.refresh()
 
     def refresh(self) -> list[str]:
         """Sync the views with the tables present now; returns the names added."""
+        if self.mirror is not None:
+            self.mirror.invalidate()
         present = set(table_names(self.store))
         added = sorted(present - self.views)
         for t in added:
-            self.con.execute(_view_sql(self.store, t))
+            self.con.execute(_view_sql(self.store, t, self.mirror))
         for t in sorted(self.views - present):
             self.con.execute(f'DROP VIEW IF EXISTS "{t}"')
         self.views = present

@@ -1,0 +1,159 @@
+"""The whole per-clip and cross-clip graph with its results on an object store: an S3-compatible server (moto in
+server mode, a child process) started here. What the pipeline writes lands in the bucket (tables, frame caches,
+flow arrays, the cluster model, the label cache, the dashboard and its videos), nothing in the local results
+folder but the scratch mirror, and `hc.connect("s3://...")` reads back the same rows as a run on a folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+
+import dagster as dg
+import pytest
+
+import handclust_assets as hc
+from handclust_assets.defs.resources import (
+    HandclustSettings,
+    LabelerResource,
+    SceneModelResource,
+    StorageResource,
+    ToolModelResource,
+    VideoModelResource,
+)
+from handclust_assets.lib.storage import Storage
+from handclust_assets.lib.synthetic import generate_clip
+from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
+from handclust_assets_tests.scale_support import S3_ENV, frame_differences, moto_server, relative_to_root
+from handclust_assets_tests.support import (
+    clip_run_selection,
+    cross_clip_selection,
+    make_resources,
+    materialize,
+)
+from handclust_assets_tests.tiny_models import make_tiny_dinov2, make_tiny_owlv2, make_tiny_vjepa2
+
+CLIPS = [("01_production_a", [("trowel", 6.0), ("idle", 6.0)]), ("02_transit_b", [("walk", 6.0), ("trowel", 6.0)])]
+BUCKET_ROOT = "s3://lab/handclust"
+# measured per run (wall/CPU seconds, memory), not results: they differ between any two runs
+RUN_DEPENDENT = {"cost_report", "clip_cost"}
+
+
+class FakeVLM:
+    """An OpenAI-compatible chat-completions endpoint on a local port that names every cluster the same way."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests += 1
+                body = json.dumps({"choices": [{"message": {"content": "Laying blocks."}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def _run_graph(storage: StorageResource, videos: Path, models: dict, labeler: LabelerResource) -> None:
+    res = make_resources(videos.parent, storage=storage, settings=HandclustSettings(video_folder=str(videos)),
+                         labeler=labeler, **models)
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", [c for c, _ in CLIPS])
+    for clip, _ in CLIPS:
+        assert materialize(clip_run_selection(), res, inst, partition_key=clip).success
+    assert materialize(cross_clip_selection(), res, inst).success
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    tmp = tmp_path_factory.mktemp("scale_s3")
+    videos = tmp / "videos"
+    for i, (name, plan) in enumerate(CLIPS):
+        generate_clip(videos / f"{name}.mp4", seed=i, width=192, height=108, fps=10, activities=plan)
+    models = {
+        "scene_model": SceneModelResource(model_id="tiny/dinov2", local_path=str(make_tiny_dinov2(tmp / "dino"))),
+        "video_model": VideoModelResource(model_id="tiny/vjepa2", local_path=str(make_tiny_vjepa2(tmp / "vjepa")),
+                                          window_frames=8),
+        "tool_model": ToolModelResource(model_id="tiny/owlv2",
+                                        local_path=str(make_tiny_owlv2(tmp / "owl", DEFAULT_TOOL_PROMPTS))),
+    }
+    vlm = FakeVLM()
+    labeler = LabelerResource(kind="openai", base_url=vlm.url, api_key="sk-test", model="vlm-test")
+    with pytest.MonkeyPatch.context() as mp, moto_server(tmp) as endpoint:
+        mp.setenv("HANDCLUST_HOME", str(tmp / "home"))  # scratch mirrors of the bucket live here
+        for k, v in S3_ENV.items():
+            mp.setenv(k, v)
+        for var in ("HANDCLUST_STORAGE", "HANDCLUST_VIDEO_DIR", "DAGSTER_HOME", "AWS_ENDPOINT_URL"):
+            mp.delenv(var, raising=False)
+        local = tmp / "local"
+        _run_graph(StorageResource(root=str(local)), videos, models, labeler)
+        _run_graph(StorageResource(root=BUCKET_ROOT, endpoint_url=endpoint), videos, models, labeler)
+        mp.setenv("AWS_ENDPOINT_URL", endpoint)  # what a notebook has: the endpoint from its environment
+        yield {"local": local, "home": tmp / "home", "endpoint": endpoint, "vlm": vlm}
+    vlm.httpd.shutdown()
+
+
+def test_object_store_run_reads_back_the_same_rows_as_a_local_run(runs: dict) -> None:
+    with hc.connect(str(runs["local"])) as here, hc.connect(BUCKET_ROOT) as there:
+        tables = here.tables()
+        assert {"clips", "frame_cache", "flow", "egomotion", "scene_embeddings", "video_embeddings", "tool_scores",
+                "segments", "segment_features", "cross_clip_clusters", "cluster_labels", "segment_map",
+                "anomalies"} <= set(tables)
+        assert there.tables() == tables
+        differences = {}
+        for t in sorted(set(tables) - RUN_DEPENDENT):
+            # addresses of files the pipeline wrote (e.g. diagnostics PNGs) name their root: compare what is under it
+            a = relative_to_root(here.sql(f'select * from "{t}"').pl(), str(runs["local"]))
+            b = relative_to_root(there.sql(f'select * from "{t}"').pl(), BUCKET_ROOT)
+            diff = frame_differences(a, b)
+            if diff:
+                differences[t] = diff
+        assert differences == {}
+        n_seg = there.sql("select count(*) from segments").fetchall()[0][0]
+        assert n_seg > 0
+        assert there.sql("select count(*) from cross_clip_clusters where modality = 'fusion'").fetchall()[0][0] == n_seg
+        labels = there.sql("select distinct source from cluster_labels").fetchall()
+        assert labels and all(s in ("vlm-test", "cache:vlm-test") for (s,) in labels)
+
+
+def test_everything_the_pipeline_writes_is_in_the_bucket(runs: dict) -> None:
+    store = Storage(BUCKET_ROOT)
+    assert set(store.listdir()) >= {"tables", "frames", "arrays", "models", "label_cache", "dashboard"}
+    for clip, _ in CLIPS:
+        assert {"meta.json"} <= set(store.listdir("frames", clip))
+        assert store.exists("arrays", "flow", f"{clip}.npz")
+    assert store.load_cluster_model()["clips"] == sorted(c for c, _ in CLIPS)
+    assert store.listdir("label_cache") and all(n.endswith(".json") for n in store.listdir("label_cache"))
+    assert b"HandClust lab" in store.read_bytes("dashboard", "index.html")
+    videos = store.listdir("dashboard", "videos")
+    assert "preview_reel.mp4" in videos and {f"overlay_{c}.mp4" for c, _ in CLIPS} <= set(videos)
+    # the local home holds only the scratch mirror (and no results of its own)
+    assert sorted(os.listdir(runs["home"])) == ["scratch"]
+
+
+def test_label_cache_in_the_bucket_answers_a_fresh_labeler(runs: dict) -> None:
+    from handclust_assets.lib.labeling import ClusterEvidence, OpenAICompatibleLabeler
+
+    before = runs["vlm"].requests
+    ev = ClusterEvidence(cluster_id=0, modality="fusion", top_tools=[("mason trowel", 0.8)], n_segments=3, n_clips=2)
+    cache = Storage(BUCKET_ROOT).sub("label_cache")
+    first = OpenAICompatibleLabeler(runs["vlm"].url, "sk-test", "vlm-test", cache_dir=cache)
+    assert first.label(ev) == ("Laying blocks", "vlm-test")
+    fresh = OpenAICompatibleLabeler(runs["vlm"].url, "sk-test", "vlm-test", cache_dir=Storage(BUCKET_ROOT).sub(
+        "label_cache"))
+    assert fresh.label(ev) == ("Laying blocks", "cache:vlm-test")
+    assert runs["vlm"].requests == before + 1
