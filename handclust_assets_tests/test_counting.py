@@ -295,3 +295,53 @@ def test_motion_track_compensates_camera_translation(tmp_path: Path) -> None:
     assert abs(np.median(mt.camera[5:, 1])) < 0.1
     comp, raw = mt.energy[5:].astype(float).mean(), mt.energy_raw[5:].astype(float).mean()
     assert comp < 0.5 * raw
+
+
+def test_stored_track_counts_the_same_as_the_signals() -> None:
+    from handclust_assets.science.counting import (
+        TRACK_SCHEMA,
+        count_spans,
+        track_frame,
+        track_from_frame,
+        track_periods,
+    )
+
+    t = np.arange(int(18 * FS)) / FS
+    phase = np.where(t < 9, t / 0.6, 15 + (t - 9) / 1.1)
+    spans = pl.DataFrame({"start_s": [0.0, 9.0], "end_s": [9.0, 18.0], "activity": [1, 2]})
+    track = track_periods(phase_signal(phase, seed=9), 18.0)
+    stored = track_frame(track)
+    assert stored.columns == list(TRACK_SCHEMA)
+    back = track_from_frame(stored.with_columns(pl.lit("clip").alias("clip")))  # extra columns are ignored
+    direct = count_spans(track, spans)
+    again = count_spans(back, spans)
+    assert direct.select(pl.col(pl.Utf8, pl.List(pl.Utf8), pl.Int64)).equals(
+        again.select(pl.col(pl.Utf8, pl.List(pl.Utf8), pl.Int64)))
+    for c in ("count", "count_estimate", "mean_period_s", "periodic_s", "confidence"):
+        assert np.allclose(direct[c].to_numpy(), again[c].to_numpy(), equal_nan=True), c
+
+
+def test_unsure_stretch_inside_a_repetition_is_bridged() -> None:
+    # 1-s cycles for 20 s; from 8 to 11 s the signals are drowned in noise (the actor still moves)
+    rng = np.random.default_rng(10)
+    t = np.arange(int(20 * FS)) / FS
+    sig = phase_signal(t, seed=10, noise=0.1)
+    noisy = (t > 8) & (t < 11)
+    sig = [RhythmSignal(s.name, s.t_s, np.where(noisy[:, None], 3 * rng.normal(size=s.values.shape), s.values),
+                        s.kind) for s in sig]
+    row = clip_row(count_repetitions(sig, 20.0))
+    assert row["count_estimate"] == pytest.approx(20.0, abs=1.5)
+
+
+def test_lighting_drift_does_not_pass_for_repetition() -> None:
+    # a small object moving with 0.7-s cycles; the whole image brightens and darkens every 4 s (exposure)
+    t = np.arange(int(16 * FS)) / FS
+    rng = np.random.default_rng(11)
+    img = np.tile(rng.uniform(60, 160, (1, 18, 32)), (len(t), 1, 1))
+    x = (16 + 6 * np.sin(2 * np.pi * t / 0.7)).astype(int)
+    for i, xi in enumerate(x):
+        img[i, 8:11, xi : xi + 3] = 190
+    img = img * (1 + 0.3 * np.sin(2 * np.pi * t / 4.0))[:, None, None]
+    sig = motion_signals(t, None, np.clip(img, 0, 255))
+    row = clip_row(count_repetitions(sig, 16.0))
+    assert row["mean_period_s"] == pytest.approx(0.7, rel=0.1)

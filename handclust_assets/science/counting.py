@@ -109,9 +109,11 @@ class CountingParams:
     signal_threshold: float = 0.15  # a signal counts as periodic where its own strength reaches this
     min_agree: int = 2  # agreeing signals needed for "counted" (fewer if fewer are available)
     min_coverage: float = 0.25  # periodic share of a span needed to count it
+    period_median_s: float = 2.0  # the counted period is the running median over this much periodic time
     min_reps: float = 2.5  # a span with fewer turns than this is aperiodic (one or two moves do not repeat)
     still_ratio: float = 0.12  # motion energy below this share of its typical moving level = a pause
     still_window_s: float = 0.6
+    workers: int = 2  # signals analysed in parallel threads
 
 
 @dataclass
@@ -126,11 +128,12 @@ class RepetitionCounts:
 
 def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndarray | None,
                    camera: np.ndarray | None = None, energy_raw: np.ndarray | None = None, pool: int = 2,
-                   normalise_frames: bool = True) -> list[RhythmSignal]:
+                   normalise_frames: bool = True, appearance_components: int = 0) -> list[RhythmSignal]:
     """The source-rate signals from the frame cache's motion track: energy (T, cells) -> "motion_energy",
     (with `energy_raw`, the uncompensated cells ride along as more channels: whichever repeats gets the weight),
     intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged; with `normalise_frames` each image to
-    zero mean and unit s.d., so exposure and lighting drift do not pass for motion) -> "appearance", the camera's
+    zero mean and unit s.d., so exposure and lighting drift do not pass for motion; then its main
+    `appearance_components` principal components, 0 = every pixel) -> "appearance", the camera's
     per-frame translation (T, 2) -> "camera_motion" (signed: turns once per cycle, like a position)."""
     out = []
     t = np.asarray(t_s, np.float64)
@@ -148,10 +151,25 @@ def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.nda
         if normalise_frames and flat.shape[1] >= 4:  # exposure / lighting changes move every pixel together
             sd = flat.std(axis=1, keepdims=True)
             flat = (flat - flat.mean(axis=1, keepdims=True)) / np.where(sd > 1e-6, sd, 1.0)
-        out.append(RhythmSignal("appearance", t, flat, POSITION))
+        out.append(RhythmSignal("appearance", t, _components(flat, appearance_components), POSITION))
     if camera is not None and len(camera) == len(t) and np.any(np.abs(np.asarray(camera)) > 0):
         out.append(RhythmSignal("camera_motion", t, np.asarray(camera, np.float64).reshape(len(t), -1), POSITION,
                                 prior=0.7))
+    return out
+
+
+def _components(v: np.ndarray, k: int) -> np.ndarray:
+    """The first k principal component scores of (T, C) rows (NaN rows stay NaN); all columns when k <= 0 or
+    k >= C."""
+    if k <= 0 or v.shape[1] <= k:
+        return v
+    ok = np.isfinite(v).all(axis=1)
+    out = np.full((len(v), k), np.nan)
+    if ok.sum() >= 3:
+        z = v[ok] - v[ok].mean(axis=0)
+        u, sv, _ = np.linalg.svd(z, full_matrices=False)
+        kk = min(k, len(sv))
+        out[ok, :kk] = u[:, :kk] * sv[:kk]
     return out
 
 
@@ -242,6 +260,19 @@ def _signal_map(sig: RhythmSignal, grid_t: np.ndarray, centres: np.ndarray, max_
     min_lag = max(int(np.ceil(p.min_period_s * p.fs)), int(np.ceil(3 * dt_src * p.fs)), 3)
     lm = pooled_lag_map(vals, ok, p.fs, centres, min_lag, max_lag, p.n_cycles, p.min_window_s, p.max_window_s)
     return _SignalMap(sig.name, sig.kind, sig.prior, min_lag, lm)
+
+
+def _signal_maps(signals: Sequence[RhythmSignal], grid_t: np.ndarray, centres: np.ndarray, max_lag: int,
+                 p: CountingParams) -> list[_SignalMap | None]:
+    """Every signal's lag map; signals in parallel threads (numpy's loops release the GIL), `p.workers` at most."""
+    if p.workers <= 1 or len(signals) <= 1:
+        return [_signal_map(s, grid_t, centres, max_lag, p) for s in signals]
+    from concurrent.futures import ThreadPoolExecutor
+
+    order = sorted(range(len(signals)), key=lambda i: -np.asarray(signals[i].values).size)  # biggest first
+    with ThreadPoolExecutor(max_workers=min(p.workers, len(signals))) as pool:
+        done = dict(zip(order, pool.map(lambda i: _signal_map(signals[i], grid_t, centres, max_lag, p), order)))
+    return [done[i] for i in range(len(signals))]
 
 
 def _consensus(maps: list[_SignalMap], n_lag: int) -> tuple[np.ndarray, np.ndarray]:
@@ -386,7 +417,7 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     centres = np.clip(np.round(t_c * p.fs).astype(np.int64), 0, n_grid - 1)
     max_period = min(p.max_period_s, duration_s / p.min_cycles)
     max_lag = int(np.ceil(max_period * p.fs)) + 1
-    maps = [m for s in signals if (m := _signal_map(s, grid_t, centres, max_lag, p)) is not None]
+    maps = [m for m in _signal_maps(signals, grid_t, centres, max_lag, p) if m is not None]
     available = [m.name for m in maps]
     if not maps or max_period <= p.min_period_s:
         return _empty_track(duration_s, p, available)
@@ -458,17 +489,27 @@ def _still_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, p: Counting
     return (b > a) & (mean < p.still_ratio)
 
 
-def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray) -> tuple[float, float]:
+def _running_median(v: np.ndarray, window: int) -> np.ndarray:
+    """Centred running median (window clipped at the ends): octave blips of a few centres do not survive it."""
+    if window <= 1 or len(v) <= 2:
+        return v
+    from scipy.ndimage import median_filter
+
+    return median_filter(v, size=min(window, len(v) | 1), mode="nearest")
+
+
+def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray, p_window: int = 1
+                  ) -> tuple[float, float]:
     """(count, moving seconds) of a span: 1 / period integrated over the time that moves (pauses excluded) from one
     period before the first periodic centre to one after the last (the analysis windows blur the edges), the
-    period taken where the consensus is periodic and interpolated (in log) across stretches where it was unsure;
-    no periodic centre -> NaN."""
+    period taken where the consensus is periodic (running median over `p_window` periodic centres) and
+    interpolated (in log) across stretches where it was unsure; no periodic centre -> NaN."""
     idx = np.flatnonzero(periodic)
     if not len(idx):
         return float("nan"), 0.0
     first, last = tr.t[idx[0]] - tr.period[idx[0]], tr.t[idx[-1]] + tr.period[idx[-1]]
     pos = np.flatnonzero(inside & (tr.t >= first) & (tr.t <= last))
-    log_period = np.interp(pos, idx, np.log(tr.period[idx]))
+    log_period = np.interp(pos, idx, _running_median(np.log(tr.period[idx]), p_window))
     moving = ~tr.still[pos] if tr.still is not None and len(tr.still) == len(tr.t) else np.ones(len(pos), bool)
     return float(np.sum(tr.hop_s / np.exp(log_period[moving]))), float(moving.sum() * tr.hop_s)
 
@@ -480,7 +521,7 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
     periodic = inside & np.isfinite(tr.period)
     periodic_s = float(periodic.sum() * tr.hop_s)
     coverage = periodic_s / length if length > 0 else 0.0
-    count_est, moving_s = _moving_count(tr, inside, periodic)
+    count_est, moving_s = _moving_count(tr, inside, periodic, int(round(p.period_median_s / tr.hop_s)) | 1)
     mean_period = float(moving_s / count_est) if count_est > 0 else float("nan")
     judged = periodic if periodic.any() else inside
     agreeing = []
@@ -546,7 +587,8 @@ def track_from_frame(df: pl.DataFrame, hop_s: float | None = None) -> PeriodTrac
     """The inverse of `track_frame` (extra columns such as `clip` are ignored; one clip's rows only)."""
     cons = df.filter(pl.col("signal") == CONSENSUS).sort("t_s")
     t = cons["t_s"].to_numpy().astype(np.float64)
-    hop = hop_s if hop_s is not None else (float(np.median(np.diff(t))) if len(t) > 1 else CountingParams().hop_s)
+    hop = hop_s if hop_s is not None else (round(float(np.median(np.diff(t))), 9) if len(t) > 1
+                                           else CountingParams().hop_s)
     duration = float(cons["duration_s"][0]) if cons.height else 0.0
     f = lambda d, c: d[c].fill_null(float("nan")).to_numpy().astype(np.float64)  # noqa: E731
     support, half, sstr, sper, kinds, available = {}, {}, {}, {}, {}, []

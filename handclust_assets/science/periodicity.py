@@ -99,7 +99,8 @@ def channel_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndarra
 def enhance(r: np.ndarray, divisors: tuple[int, ...] = (2, 3)) -> np.ndarray:
     """Enhanced correlation along axis 1 (lags): max(r(k), 0) - max over d of max(r(k / d), 0), fractional lags
     interpolated; keeps any trailing axes (channels). NaN stays NaN."""
-    pos = np.where(np.isfinite(r), np.maximum(r, 0.0), np.nan)
+    finite = np.isfinite(r)
+    pos = np.where(finite, np.maximum(r, 0.0), 0.0)
     n_lag = r.shape[1]
     out = pos.copy()
     lags = np.arange(n_lag, dtype=np.float64)
@@ -108,9 +109,9 @@ def enhance(r: np.ndarray, divisors: tuple[int, ...] = (2, 3)) -> np.ndarray:
         lo = np.floor(f).astype(np.int64)
         hi = np.minimum(lo + 1, n_lag - 1)
         w = (f - lo).reshape((1, n_lag) + (1,) * (r.ndim - 2))
-        sub = (1 - w) * np.nan_to_num(pos[:, lo]) + w * np.nan_to_num(pos[:, hi])
-        out = out - sub
-        out = np.where(np.isfinite(pos), out, np.nan)
+        out -= pos[:, lo] * (1 - w)
+        out -= pos[:, hi] * w
+    out[~finite] = np.nan
     out[:, : max(divisors)] = np.nan  # lags too short to be checked against their fractions
     return out
 
@@ -135,9 +136,10 @@ def pooled_lag_map(x: np.ndarray, valid: np.ndarray, fs: float, centres: np.ndar
     for c0 in range(0, x.shape[1], chunk):
         r, sd = channel_lag_correlation(x[:, c0 : c0 + chunk], valid, centres, max_lag, lengths)
         e = enhance(r)[:, band]
-        q = np.max(np.nan_to_num(e, nan=0.0), axis=1) if e.shape[1] else np.zeros((n_c, r.shape[2]))
-        w = np.where(np.isfinite(r), sd * (np.maximum(q, 0.0)[:, None, :] ** 2 + 1e-6), 0.0)
-        num += np.sum(np.nan_to_num(r) * w, axis=2)
+        q = np.max(np.where(np.isnan(e), 0.0, e), axis=1) if e.shape[1] else np.zeros((n_c, r.shape[2]))
+        finite = np.isfinite(r)
+        w = np.where(finite, sd * (np.maximum(q, 0.0)[:, None, :] ** 2 + 1e-6), 0.0)
+        num += np.einsum("nkc,nkc->nk", np.where(finite, r, 0.0), w)
         den += w.sum(axis=2)
     pooled = np.where(den > 0, num / np.maximum(den, 1e-300), np.nan)
     pe = enhance(pooled)
