@@ -12,8 +12,6 @@ import base64
 import hashlib
 import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,52 +146,54 @@ def clean_label(text: str, max_words: int = 6) -> str:
 
 
 class OpenAICompatibleLabeler:
+    """Labels from a vision-language model behind any OpenAI-compatible chat-completions endpoint, through the
+    `openai` client (no retries: a failure falls back at once, the run does not wait on a flaky endpoint)."""
+
     PROMPT = ("These keyframes show one activity cluster discovered in egocentric helmet-camera video of manual work. "
               "Evidence: {summary}. Reply with a short activity label of at most 5 words, nothing else.")
 
     def __init__(self, base_url: str, api_key: str, model: str, timeout_s: float = 30.0, max_keyframes: int = 4,
                  cache_dir: str | Path | Storage | None = None) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.api_key = api_key
+        import openai
+
+        self.url = base_url.rstrip("/")
         self.model = model
-        self.timeout_s = timeout_s
         self.max_keyframes = max_keyframes
+        self.client = openai.OpenAI(base_url=self.url, api_key=api_key or "none", timeout=timeout_s, max_retries=0)
         # answers cached by content: a folder, or a Storage (the results root's label_cache/, local or a bucket)
         self.cache = as_storage(cache_dir) if cache_dir else None
         self.requests_made = 0
 
-    def _request(self, ev: ClusterEvidence) -> tuple[dict, str]:
+    def _request(self, ev: ClusterEvidence) -> tuple[list[dict], str]:
         prompt = self.PROMPT.format(summary=ev.summary())
         images = [_jpeg_data_url(k) for k in ev.keyframes[: self.max_keyframes]]
-        body = {"model": self.model, "max_tokens": 20, "temperature": 0,
-                "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}, *[
-                    {"type": "image_url", "image_url": {"url": u}} for u in images]]}]}
+        messages = [{"role": "user", "content": [{"type": "text", "text": prompt}, *[
+            {"type": "image_url", "image_url": {"url": u}} for u in images]]}]
         key = hashlib.sha256(json.dumps([self.model, prompt, images]).encode()).hexdigest()[:24]
-        return body, key
+        return messages, key
 
     def label(self, ev: ClusterEvidence, fallback: str | None = None) -> tuple[str, str]:
         """(label, source): source is `<model>`, `cache:<model>` or `offline-fallback: <reason>`; on failure the
         label is `fallback` (e.g. the corpus-relative offline label), else `offline_label(ev)`."""
+        import openai
+
         off = fallback if fallback is not None else offline_label(ev)
-        body, key = self._request(ev)
+        messages, key = self._request(ev)
         cached = self.cache.read_json(f"{key}.json") if self.cache is not None else None
         if cached is not None:
             return cached["label"], f"cache:{self.model}"
-        req = urllib.request.Request(self.url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": f"Bearer {self.api_key}"})
         try:
             self.requests_made += 1
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
-                data = json.loads(r.read())
-            label = clean_label(data["choices"][0]["message"]["content"])
+            reply = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=20,
+                                                        temperature=0)
+            label = clean_label(reply.choices[0].message.content or "")
             if not label:
                 raise ValueError("empty label in the response")
-        except urllib.error.HTTPError as e:
-            return off, f"offline-fallback: {self.url} answered HTTP {e.code}"
-        except (urllib.error.URLError, TimeoutError, OSError) as e:
-            return off, f"offline-fallback: {self.url} unreachable ({e})"
-        except (KeyError, IndexError, ValueError, json.JSONDecodeError) as e:
+        except openai.APIStatusError as e:
+            return off, f"offline-fallback: {self.url} answered HTTP {e.status_code}"
+        except openai.APIConnectionError as e:  # includes timeouts
+            return off, f"offline-fallback: {self.url} unreachable ({type(e).__name__})"
+        except (openai.APIError, IndexError, ValueError, TypeError) as e:
             return off, f"offline-fallback: unexpected response from {self.url} ({e})"
         if self.cache is not None:
             self.cache.write_json({"label": label, "model": self.model}, f"{key}.json")
