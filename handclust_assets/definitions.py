@@ -1,6 +1,6 @@
 """The code location: every group under `handclust_assets/defs/<group>/definitions.py` merged into one, with the
 project-wide policy applied once (cross-clip automation and freshness), the resources from the environment and
-the executor.
+the executor (`defs/executor.py`: HANDCLUST_EXECUTOR = in_process (default) | multiprocess | celery | k8s).
 
 Nothing is loaded or contacted at import: model versions are observed at run time (`defs/models`).
 """
@@ -15,6 +15,7 @@ import dagster as dg
 
 import handclust_assets.defs
 from handclust_assets.defs.common import CROSS_CLIP, DAILY, FOLLOWS_POOLING
+from handclust_assets.defs.executor import executor_from_env
 from handclust_assets.defs.io_manager import TablesIOManager
 from handclust_assets.defs.resources import default_resources
 
@@ -57,7 +58,7 @@ def build_defs() -> dg.Definitions:
     resources = default_resources()
     io_manager = TablesIOManager(storage=resources["storage"])
     merged = dg.Definitions.merge(
-        groups, dg.Definitions(resources={**resources, "io_manager": io_manager}, executor=dg.in_process_executor))
+        groups, dg.Definitions(resources={**resources, "io_manager": io_manager}, executor=executor_from_env()))
     return merged.map_resolved_asset_specs(func=project_policy, selection=dg.AssetSelection.groups(*CROSS_CLIP_GROUPS))
 
 

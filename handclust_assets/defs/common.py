@@ -14,8 +14,9 @@
 
 import functools
 import inspect
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -49,18 +50,30 @@ DAILY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=24), warn_win
 
 # Steps that want a GPU (the scene, video and tool models): the Celery queue only GPU workers listen on, and what
 # their step pod asks Kubernetes for (k8s executor). Every other step runs on the default queue ("dagster") in a
-# CPU pod. Per-deployment changes (node labels, taints, sizes) are configuration: the k8s executor's
-# `per_step_k8s_config` / `step_k8s_config` (deploy/helm/values.yaml), Celery workers' `-q`.
+# CPU pod with the code location's image. Per-deployment changes are configuration: HANDCLUST_GPU_IMAGE (the CUDA
+# image for GPU step pods; default: the code location's image), the k8s executor's `per_step_k8s_config` /
+# `step_k8s_config` (node labels, taints, sizes; deploy/helm/values.yaml), Celery workers' `-q`.
 GPU_QUEUE = "gpu"
-GPU_STEP_TAGS: dict[str, Any] = {
-    "dagster-celery/queue": GPU_QUEUE,
-    "dagster-k8s/config": {
-        "container_config": {"resources": {"requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
-                                           "limits": {"memory": "24Gi", "nvidia.com/gpu": "1"}}},
-        "pod_spec_config": {"node_selector": {"nvidia.com/gpu.present": "true"},
-                            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
-    },
-}
+
+
+def gpu_step_tags(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The op tags of a GPU step: Celery queue and the `dagster-k8s/config` of its pod (one GPU, a GPU node)."""
+    container: dict[str, Any] = {"resources": {"requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
+                                               "limits": {"memory": "24Gi", "nvidia.com/gpu": "1"}}}
+    if env.get("HANDCLUST_GPU_IMAGE"):
+        container["image"] = env["HANDCLUST_GPU_IMAGE"]
+    return {
+        "dagster-celery/queue": GPU_QUEUE,
+        "dagster-k8s/config": {
+            "container_config": container,
+            "pod_spec_config": {"node_selector": {"nvidia.com/gpu.present": "true"},
+                                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                 "effect": "NoSchedule"}]},
+        },
+    }
+
+
+GPU_STEP_TAGS = gpu_step_tags()
 
 
 def failure_from(e: Exception) -> dg.Failure:

@@ -12,7 +12,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from handclust_assets.defs.common import clip_asset
+from handclust_assets.defs.common import GPU_STEP_TAGS, clip_asset
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.models.assets import SCENE_WEIGHTS, TOOL_WEIGHTS, VIDEO_WEIGHTS
 from handclust_assets.defs.resources import (
@@ -58,6 +58,7 @@ def _embedding_rows(clip: str, n: int) -> dict:
     kinds={"pytorch", "transformers"},
     deps=["frame_cache", SCENE_WEIGHTS],
     pool="models",
+    op_tags=GPU_STEP_TAGS,
     optional=True,
     code_version="scene-v1",
     description="Per-frame scene embedding: DINOv2 CLS token (model configurable) or, where DINOv2 weights are "
@@ -103,6 +104,7 @@ def scene_embeddings(
     kinds={"pytorch", "transformers"},
     deps=["frame_cache", VIDEO_WEIGHTS],
     pool="models",
+    op_tags=GPU_STEP_TAGS,
     optional=True,
     code_version="video-v1",
     description="V-JEPA 2 video embedding: 64-frame windows at 1-s stride over the sampled frames, mean-pooled "
@@ -141,6 +143,7 @@ def video_embeddings(
     kinds={"pytorch", "transformers"},
     deps=["frame_cache", TOOL_WEIGHTS],
     pool="models",
+    op_tags=GPU_STEP_TAGS,
     optional=True,
     code_version="tools-v1",
     description="OWLv2 open-vocabulary tool presence: per frame and prompt (19 configurable prompts), the "
