@@ -4,8 +4,8 @@ the source-rate motion track.
     python benchmarks/bench_rhythm.py [--seconds 38] [--fps 30] [--threads 2] [--cache-seconds 20]
 
 1. The rhythm path (what `period_track` and `repetition_counts` compute per clip, from stored inputs): a real
-   decoded clip's motion track at the source rate (motion energy, appearance, camera motion) plus its 5-fps flow
-   and ego-motion -> period track -> counts for the clip and 4 spans. Printed as video-seconds per wall-second
+   decoded clip's motion track at the source rate (motion energy, appearance, camera motion) -> period track ->
+   counts for the clip and 4 spans. Printed as video-seconds per wall-second
    ("x realtime"; target >= 10x on 2 cores). Thread pools are capped at --threads.
 2. Frame-cache overhead: the frame cache build (decode + 5-fps JPEG + motion track) against the same decode
    with the motion track switched off, and against `ffmpeg -f null` decode-only, on the same file in the
@@ -28,17 +28,10 @@ def _cap_threads(n: int) -> None:
         os.environ[var] = str(n)
 
 
-def rhythm_inputs(seconds: float, fps: float) -> tuple[object, dict, float]:
-    """A real decoded clip's stored rhythm inputs, as the `period_track` asset reads them: the frame cache's
-    motion track (source rate) and the 5-fps flow and ego-motion tables. The clip: drawn strokes whose period
-    drifts 0.9 -> 0.6 s, with camera sway (cached in the temp folder)."""
-    import numpy as np
-    import polars as pl
-
+def rhythm_inputs(seconds: float, fps: float) -> tuple[object, int]:
+    """A real decoded clip's motion track (what the frame cache stores and `period_track` reads): drawn strokes
+    whose period drifts 0.9 -> 0.6 s, with camera sway (the clip is cached in the temp folder)."""
     from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
-    from handclust_assets.science.egomotion import egomotion
-    from handclust_assets.science.flow import compute_flow
-    from handclust_assets.video.frame_cache import sample_frames
     from handclust_assets.video.motion_track import motion_track_from_video
 
     out = Path(tempfile.gettempdir()) / "handclust_bench_rhythm"
@@ -48,34 +41,25 @@ def rhythm_inputs(seconds: float, fps: float) -> tuple[object, dict, float]:
     if not path.exists():
         out.mkdir(parents=True, exist_ok=True)
         generate_rep_clip(spec, out)
-    mt = motion_track_from_video(path)
-    frames, times = sample_frames(path, 5.0, max_side=480)
-    fr = compute_flow(frames)
-    ego = egomotion(fr.field.astype(np.float32))
-    n = len(times)
-    tables = {"flow": pl.DataFrame({"frame_idx": np.arange(n), "t_s": times, "flow_mag": fr.mag,
-                                    "dir_hist": [r.tolist() for r in fr.dir_hist]}),
-              "egomotion": pl.DataFrame({"frame_idx": np.arange(n), "t_s": times, "camera_mag": ego.camera_mag,
-                                         "residual_mag": ego.residual_mag})}
-    return mt, tables, spec.n_cycles
+    return motion_track_from_video(path), spec.n_cycles
 
 
 def bench_counting(seconds: float, fps: float, repeats: int) -> None:
     """The period_track asset's compute (signals -> track_periods -> whole-clip count) plus repetition_counts'
-    (count_spans over 4 spans), timed on stored inputs (decoding is the frame cache's, measured below)."""
+    (count_spans over 4 spans), timed on the stored motion track (decoding is the frame cache's, timed below)."""
     import polars as pl
 
     from handclust_assets.defs.counting.assets import clip_duration, clip_signals
     from handclust_assets.science.counting import count_spans, track_periods
 
-    mt, tabs, truth = rhythm_inputs(seconds, fps)
-    duration = clip_duration(mt, tabs["flow"])
+    mt, truth = rhythm_inputs(seconds, fps)
+    duration = clip_duration(mt, None)
     spans = pl.DataFrame({"start_s": [0.0, duration / 4, duration / 2, 3 * duration / 4],
                           "end_s": [duration / 4, duration / 2, 3 * duration / 4, duration], "activity": [0, 1, 0, 1]})
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        signals = clip_signals(mt, tabs["flow"], tabs["egomotion"])
+        signals = clip_signals(mt)
         track = track_periods(signals, duration)
         counts = count_spans(track, spans)
         best = min(best, time.perf_counter() - t0)

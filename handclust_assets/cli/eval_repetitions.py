@@ -2,8 +2,7 @@
 
 Runs the real graph on the labelled videos: a temporary HandClust home (results, Dagster instance) whose watched
 folder is VIDEOS_DIR; each labelled clip gets its partition and a `process_clip` run in this process (by default
-the part of the job that repetition counting needs: clips, frame_cache, flow, egomotion, period_track,
-period_curve; `--full-clip-run` runs every per-clip asset, models included). The clip counts are then read back
+the part of the job that repetition counting needs: clips, frame_cache, period_track, period_curve; `--full-clip-run` runs every per-clip asset, models included). The clip counts are then read back
 from the results with DuckDB (`handclust_assets.lib.tables.connect`: the stored period tracks, counted over the
 whole clip) and scored: MAE (mean |pred - gt| / gt), OBO (share with |pred - gt| <= 1) and a per-clip table.
 
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-RHYTHM_PATH = ["clips", "frame_cache", "flow", "egomotion", "period_track", "period_curve"]
+RHYTHM_PATH = ["clips", "frame_cache", "period_track", "period_curve"]
 
 
 def _fail(message: str) -> None:

@@ -2,12 +2,13 @@
 once per clip, in the clip's own run) and `repetition_counts` across clips (counts per activity span of the
 activity timeline, from the stored tracks: nothing is recomputed).
 
-- `period_track` (group segments): the clip's rhythm signals, i.e. the frame cache's source-rate motion track
-  (camera-compensated motion energy per grid cell, luma thumbnails, camera translation), the 5-fps flow
-  magnitude / direction and ego-motion; their windowed lag-correlation maps, the consensus weighted by each
-  signal's own periodicity strength, and the Viterbi period path (science/counting.track_periods). Stored long
-  (TRACK_SCHEMA: the consensus and every signal's view per 0.1-s centre) so any span set can be counted later.
-  The whole-clip count is in its metadata (and in `repetition_counts`).
+- `period_track` (group segments): the clip's rhythm signals from the frame cache's source-rate motion track
+  (camera-compensated motion energy per grid cell, luma thumbnails, camera translation); their windowed
+  lag-correlation maps, the consensus weighted by each signal's own periodicity strength, and the Viterbi period
+  path (science/counting.track_periods). Stored long (TRACK_SCHEMA: the consensus and every signal's view per
+  0.1-s centre) so any span set can be counted later. The whole-clip count is in its metadata (and in
+  `repetition_counts`). The 5-fps signals (flow, ego-motion, scene embeddings) are not used: on the development
+  set each one made the counts worse (benchmarks/eval_repetitions_dev.py --with-flow; docs in the report).
 - `period_curve` (group segments): the period curve over time for plots (PERIOD_CURVE_SCHEMA).
 - `repetition_counts` (group evaluation, unpartitioned): per clip, a clip row and one row per activity span
   (consecutive segments of one fused activity in `activity_timeline`), SPAN_COUNT_SCHEMA.
@@ -28,8 +29,10 @@ def _stack(col: pl.Series) -> np.ndarray:
     return np.asarray(col.to_list(), np.float64)
 
 
-def clip_signals(motion: object | None, flow: pl.DataFrame | None, egomotion: pl.DataFrame | None) -> list:
-    """The rhythm signals of one clip from its motion track (a `MotionTrack` or None) and 5-fps tables."""
+def clip_signals(motion: object | None, flow: pl.DataFrame | None = None, egomotion: pl.DataFrame | None = None
+                 ) -> list:
+    """The rhythm signals of one clip from its motion track (a `MotionTrack` or None) and, optionally, its 5-fps
+    flow / ego-motion tables (measured worse on the development set; kept for experiments)."""
     from handclust_assets.science.counting import egomotion_signal, flow_signal, motion_signals
 
     out = []
@@ -66,22 +69,24 @@ def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
     group="segments",
     code_version=TRACK_CODE_VERSION,
     deps=["frame_cache"],
-    description="Repetition rhythm of the clip through time: the source-rate motion track (frame cache), 5-fps flow "
-    "and ego-motion as rhythm signals; windowed lag-correlation per signal, consensus weighted by each signal's own "
-    "periodicity, Viterbi period path with pauses (0.1-s centres). Long table: the consensus and each signal's "
-    "view; any span set is counted from it without recomputing. The whole-clip count is in the metadata.",
+    description="Repetition rhythm of the clip through time, from the frame cache's source-rate motion track "
+    "(motion energy per grid cell, appearance thumbnails, camera translation): windowed lag-correlation per signal, "
+    "consensus weighted by each signal's own periodicity, Viterbi period path with pauses (0.1-s centres). Long "
+    "table: the consensus and each signal's view; any span set is counted from it without recomputing. The "
+    "whole-clip count is in the metadata.",
 )
-def period_track(context: dg.AssetExecutionContext, storage: StorageResource, flow: pl.DataFrame,
-                 egomotion: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+def period_track(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output[pl.DataFrame]:
+    from handclust_assets.lib.errors import ClipError
     from handclust_assets.science.counting import TRACK_SCHEMA, count_spans, track_frame, track_periods
 
     clip = context.partition_key
+    store = storage.store()
     motion = open_cache(storage, clip).motion_track()
-    if motion is None:
-        context.log.warning(f"{clip}: frame cache has no motion track (built by an older version): counting from "
-                            "the 5-fps signals only; re-materialize frame_cache for source-rate rhythm")
-    signals = clip_signals(motion, flow, egomotion)
-    duration = clip_duration(motion, flow)
+    if motion is None or len(motion) < 8:
+        raise ClipError(store.uri(*store.frames(clip)), "the frame cache has no source-rate motion track (built by "
+                        "an older version, or a clip under 8 frames): re-materialize frame_cache")
+    signals = clip_signals(motion, None, None)
+    duration = clip_duration(motion, None)
     prog = Progress(context, f"{clip} period track", 1, unit="clips", video_s=duration)
     track = track_periods(signals, duration)
     counts = count_spans(track)
