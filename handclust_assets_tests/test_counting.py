@@ -345,3 +345,20 @@ def test_lighting_drift_does_not_pass_for_repetition() -> None:
     sig = motion_signals(t, None, np.clip(img, 0, 255))
     row = clip_row(count_repetitions(sig, 16.0))
     assert row["mean_period_s"] == pytest.approx(0.7, rel=0.1)
+
+
+def test_real_cycle_clip_has_exact_truth_and_is_counted(tmp_path: Path) -> None:
+    from handclust_assets.lib.synthetic_reps import RealCycleSpec, cycle_real_clip
+    from handclust_assets.video.writer import moving_pattern, write_video
+
+    src = write_video(tmp_path / "src.mp4", moving_pattern(60, 320, 180, speed=6.0), 30.0)
+    spec = RealCycleSpec("rc", src.name, start_s=0.2, piece_s=1.0, n_cycles=10, period_start_s=0.9,
+                         period_end_s=0.7, lead_in_s=1.0, tail_s=0.5, rest_prob=0.3, shake_px=2.0, seed=4)
+    path, truth = cycle_real_clip(spec, src, tmp_path)
+    assert truth.count == 10 and len(truth.cycle_end_s) == 10
+    assert np.all(np.diff(truth.cycle_end_s) > 0.5)
+    assert truth.cycle_end_s[0] == pytest.approx(1.0 + truth.periodic_spans_s[0][1] - truth.periodic_spans_s[0][0],
+                                                 abs=1e-3)
+    assert load_truth(path).count == 10
+    row = clip_row(count_video(path))  # 1.5 s of moving, non-repeating footage around the cycles may add one or two
+    assert row["count_estimate"] == pytest.approx(10, abs=2.0)
