@@ -64,8 +64,9 @@ def run_clip(key: str, selection: list[str] | None, instance: object, resources:
 
     job_assets = [k.to_user_string() for a in PER_CLIP for k in a.keys]
     chosen = [a for a in job_assets if selection is None or a in selection]
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the progress bar speaks instead
     res = dg.materialize([*defs.assets, *(defs.asset_checks or [])], selection=chosen, partition_key=key,
-                         instance=instance, resources=resources, raise_on_error=False)
+                         instance=instance, resources=resources, raise_on_error=False, run_config=quiet)
     if res.success:
         return None
     fails = [e.step_failure_data.error.message.strip().splitlines()[0] for e in res.get_step_failure_events()
@@ -75,8 +76,6 @@ def run_clip(key: str, selection: list[str] | None, instance: object, resources:
 
 def read_clip_counts(root: Path, keys: dict[str, str]) -> dict[str, dict]:
     """file -> the clip row of its counts, from the stored period tracks (read with DuckDB)."""
-    import polars as pl
-
     from handclust_assets.lib import tables
     from handclust_assets.science.counting import count_spans, track_from_frame
 
@@ -85,7 +84,7 @@ def read_clip_counts(root: Path, keys: dict[str, str]) -> dict[str, dict]:
         if "period_track" not in con.tables():
             return out
         for f, k in keys.items():
-            df = pl.from_arrow(con.execute("select * from period_track where clip = ?", [k]).to_arrow_table())
+            df = con.sql("select * from period_track where clip = $1", params=[k]).pl()
             if df.height:
                 out[f] = count_spans(track_from_frame(df)).row(0, named=True)
     return out
