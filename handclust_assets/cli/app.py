@@ -246,6 +246,8 @@ def dashboard(
 
     store = Storage()
     root = store.local_root() / "dashboard"
+    if not store.is_local and store.exists("dashboard", "index.html") and not rebuild:
+        root = store.fetch_dir("dashboard")  # the dashboard another machine built, mirrored here
     if rebuild or not (root / "index.html").exists():
         if not table_names(store):
             typer.echo(f"no results under {store.root}: run `handclust demo` or materialize the assets", err=True)

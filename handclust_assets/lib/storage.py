@@ -43,6 +43,16 @@ def _remote_stamp(info: dict[str, Any]) -> str:
     return f"{info.get('size')}:{info.get('LastModified') or info.get('mtime') or info.get('created')}"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() / mkdir() would give: the process umask applied
+_DIR_MODE = 0o777 & ~_umask()
+
+
 def _is_uri(root: str) -> bool:
     return "://" in root and not root.startswith("file://")
 
@@ -125,6 +135,7 @@ class Storage:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            os.chmod(tmp, _FILE_MODE)  # mkstemp makes files owner-only; results are read by other users' servers
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -186,6 +197,7 @@ class Storage:
             dest = self.path(*parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+            os.chmod(tmp, _DIR_MODE)  # it becomes the published folder: readable like any other
         else:
             tmp = Path(tempfile.mkdtemp(prefix="stage-", dir=base))
         try:
