@@ -109,6 +109,7 @@ class CountingParams:
     signal_threshold: float = 0.15  # a signal counts as periodic where its own strength reaches this
     min_agree: int = 2  # agreeing signals needed for "counted" (fewer if fewer are available)
     min_coverage: float = 0.25  # periodic share of a span needed to count it
+    edge_periods: float = 1.0  # the count reaches this many periods beyond the first / last periodic centre
     period_median_s: float = 2.0  # the counted period is the running median over this much periodic time
     min_reps: float = 2.5  # a span with fewer turns than this is aperiodic (one or two moves do not repeat)
     still_ratio: float = 0.12  # motion energy below this share of its typical moving level = a pause
@@ -523,8 +524,8 @@ def _running_median(v: np.ndarray, window: int) -> np.ndarray:
     return median_filter(v, size=min(window, len(v) | 1), mode="nearest")
 
 
-def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray, p_window: int = 1
-                  ) -> tuple[float, float]:
+def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray, p_window: int = 1,
+                  edge_periods: float = 1.0) -> tuple[float, float]:
     """(count, moving seconds) of a span: 1 / period integrated over the time that moves (pauses excluded) from one
     period before the first periodic centre to one after the last (the analysis windows blur the edges), the
     period taken where the consensus is periodic (running median over `p_window` periodic centres) and
@@ -532,7 +533,8 @@ def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray, p_w
     idx = np.flatnonzero(periodic)
     if not len(idx):
         return float("nan"), 0.0
-    first, last = tr.t[idx[0]] - tr.period[idx[0]], tr.t[idx[-1]] + tr.period[idx[-1]]
+    first = tr.t[idx[0]] - edge_periods * tr.period[idx[0]]
+    last = tr.t[idx[-1]] + edge_periods * tr.period[idx[-1]]
     pos = np.flatnonzero(inside & (tr.t >= first) & (tr.t <= last))
     log_period = np.interp(pos, idx, _running_median(np.log(tr.period[idx]), p_window))
     moving = ~tr.still[pos] if tr.still is not None and len(tr.still) == len(tr.t) else np.ones(len(pos), bool)
@@ -546,7 +548,8 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
     periodic = inside & np.isfinite(tr.period)
     periodic_s = float(periodic.sum() * tr.hop_s)
     coverage = periodic_s / length if length > 0 else 0.0
-    count_est, moving_s = _moving_count(tr, inside, periodic, int(round(p.period_median_s / tr.hop_s)) | 1)
+    count_est, moving_s = _moving_count(tr, inside, periodic, int(round(p.period_median_s / tr.hop_s)) | 1,
+                                        p.edge_periods)
     mean_period = float(moving_s / count_est) if count_est > 0 else float("nan")
     judged = periodic if periodic.any() else inside
     agreeing = []
