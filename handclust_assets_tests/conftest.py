@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from handclust_assets_tests.support import SHARED, find_models_dir, make_resources
+from handclust_assets_tests.support import SHARED, build_whole_graph, find_models_dir, make_resources
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -53,3 +53,9 @@ def mediapipe_dir() -> Path:
     if d is None:
         pytest.skip("MediaPipe .task models not found: run `handclust fetch-models` (scripts/setup.sh does)")
     return d
+
+
+@pytest.fixture(scope="session")
+def whole_graph(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every clip run and the cross-clip job on three small synthetic clips, once per session (support.py)."""
+    return build_whole_graph(tmp_path_factory.mktemp("graph"))

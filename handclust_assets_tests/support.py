@@ -83,3 +83,46 @@ def make_resources(root: Path | str, **overrides: Any) -> dict[str, Any]:
     res.update(overrides)
     res["io_manager"] = TablesIOManager(storage=res["storage"])
     return res
+
+
+# The whole graph on three small synthetic clips (tiny random V-JEPA 2 and OWLv2, the offline scene backbone, the real
+# MediaPipe models when present, one injected anomaly with a known span): built once per test session, read by the
+# pipeline, dashboard and notebook tests.
+GRAPH_CLIPS = [
+    ("01_production_a", [("trowel", 8.0), ("idle", 6.0), ("scoop", 8.0)]),
+    ("02_transit_b", [("walk", 8.0), ("carry", 8.0), ("idle", 6.0)]),
+    ("03_production_c", [("scoop", 8.0), ("trowel", 8.0), ("walk", 6.0)]),
+]
+GRAPH_ANOMALIES = {"03_production_c": [("lens_covered", 9.0, 13.0)]}
+CORE = {"clips", "frame_cache", "flow", "flow_rhythm", "egomotion", "scene_embeddings", "segments", "repetitions"}
+
+
+def build_whole_graph(tmp: Path) -> dict[str, Any]:
+    from handclust_assets.defs.resources import SceneModelResource, ToolModelResource, VideoModelResource
+    from handclust_assets.lib.synthetic import generate_clip
+    from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
+    from handclust_assets_tests.tiny_models import make_tiny_owlv2, make_tiny_vjepa2
+
+    root = tmp / "storage"
+    for i, (name, plan) in enumerate(GRAPH_CLIPS):
+        generate_clip(root / "videos" / f"{name}.mp4", seed=i, width=320, height=180, fps=10, activities=plan,
+                      anomalies=GRAPH_ANOMALIES.get(name))
+    res = make_resources(
+        root,
+        scene_model=SceneModelResource(model_id="nobody/no-dinov2-here"),  # -> offline EfficientNet fallback
+        video_model=VideoModelResource(model_id="facebook/vjepa2-vitl-fpc64-256", window_frames=8,
+                                       local_path=str(make_tiny_vjepa2(tmp / "vjepa"))),
+        tool_model=ToolModelResource(model_id="google/owlv2-base-patch16-ensemble",
+                                     local_path=str(make_tiny_owlv2(tmp / "owl", DEFAULT_TOOL_PROMPTS))))
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", [c for c, _ in GRAPH_CLIPS])
+    failed: set[str] = set()
+    for name, _ in GRAPH_CLIPS:
+        r = materialize(clip_run_selection(), res, inst, partition_key=name, raise_on_error=False)
+        failed |= set(step_failures(r))
+    assert not failed & CORE, f"core per-clip assets failed: {failed & CORE}"
+    # the cross-clip job in one run, as automation runs it: clustering ... timelines, overlays, the dashboard
+    cross = materialize(cross_clip_selection(), res, inst)
+    assert cross.success
+    return {"root": root, "tmp": tmp, "res": res, "inst": inst, "cross": cross, "dash": cross, "failed": failed,
+            "mediapipe": find_models_dir()}

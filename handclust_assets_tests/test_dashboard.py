@@ -1,7 +1,7 @@
 """The lab dashboard, the preview reel, the activity overlays and the results notebook, on real results.
 
-One module fixture runs the whole graph on a real Dagster instance (3 tiny synthetic clips, tiny random V-JEPA 2
-and OWLv2, the real MediaPipe models when they are on disk), then materializes the dashboard assets. The page
+The session's `whole_graph` fixture ran the whole graph on a real Dagster instance (3 tiny synthetic clips, tiny
+random V-JEPA 2 and OWLv2, the real MediaPipe models when they are on disk), the dashboard assets included. The page
 is served by a real HTTP server and read by headless Chromium (Playwright, the system's /usr/bin/chromium).
 """
 
@@ -20,34 +20,18 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from handclust_assets.defs.resources import SceneModelResource, ToolModelResource, VideoModelResource
-from handclust_assets.lib.synthetic import generate_clip
 from handclust_assets.lib.tables import connect
-from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
 from handclust_assets.report import Results, build_dashboard, render_activity_overlay, render_preview_reel
 from handclust_assets.report.build import SECTION_TITLES
 from handclust_assets.video.frame_cache import FrameCache
-from handclust_assets_tests.support import (
-    clip_run_selection,
-    cross_clip_selection,
-    find_models_dir,
-    make_resources,
-    materialize,
-    step_failures,
-)
-from handclust_assets_tests.tiny_models import make_tiny_owlv2, make_tiny_vjepa2
+from handclust_assets_tests.support import GRAPH_ANOMALIES, GRAPH_CLIPS
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-CLIPS = [
-    ("01_production_a", [("trowel", 8.0), ("idle", 6.0), ("scoop", 8.0)]),
-    ("02_transit_b", [("walk", 8.0), ("carry", 8.0), ("idle", 6.0)]),
-    ("03_production_c", [("scoop", 8.0), ("trowel", 8.0), ("walk", 6.0)]),
-]
-ANOMALIES = {"03_production_c": [("lens_covered", 9.0, 13.0)]}  # an anomaly with a known span: the GT table
-CORE = {"clips", "frame_cache", "flow", "flow_rhythm", "egomotion", "scene_embeddings", "segments", "repetitions"}
+CLIPS = GRAPH_CLIPS
+ANOMALIES = GRAPH_ANOMALIES
 
 
 def _meta(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -57,31 +41,8 @@ def _meta(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    tmp = tmp_path_factory.mktemp("dash")
-    root = tmp / "storage"
-    for i, (name, plan) in enumerate(CLIPS):
-        generate_clip(root / "videos" / f"{name}.mp4", seed=i, width=320, height=180, fps=10, activities=plan,
-                      anomalies=ANOMALIES.get(name))
-    mp = find_models_dir()
-    res = make_resources(
-        root,
-        scene_model=SceneModelResource(model_id="nobody/no-dinov2-here"),  # -> offline EfficientNet fallback
-        video_model=VideoModelResource(model_id="facebook/vjepa2-vitl-fpc64-256", window_frames=8,
-                                       local_path=str(make_tiny_vjepa2(tmp / "vjepa"))),
-        tool_model=ToolModelResource(model_id="google/owlv2-base-patch16-ensemble",
-                                     local_path=str(make_tiny_owlv2(tmp / "owl", DEFAULT_TOOL_PROMPTS))))
-    inst = dg.DagsterInstance.ephemeral()
-    inst.add_dynamic_partitions("clips", [c for c, _ in CLIPS])
-    failed: set[str] = set()
-    for name, _ in CLIPS:
-        r = materialize(clip_run_selection(), res, inst, partition_key=name, raise_on_error=False)
-        failed |= set(step_failures(r))
-    assert not failed & CORE, f"core per-clip assets failed: {failed & CORE}"
-    # the cross-clip job in one run, as automation runs it: clustering ... timelines, overlays, the dashboard
-    cross = materialize(cross_clip_selection(), res, inst)
-    assert cross.success
-    return {"root": root, "tmp": tmp, "cross": cross, "dash": cross, "failed": failed, "mediapipe": mp}
+def results(whole_graph: dict) -> dict:
+    return whole_graph
 
 
 @pytest.fixture(scope="module")

@@ -9,50 +9,19 @@ import duckdb
 import pytest
 
 from handclust_assets.definitions import defs
-from handclust_assets.defs.resources import SceneModelResource, ToolModelResource, VideoModelResource
-from handclust_assets.lib.synthetic import generate_clip
-from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
+from handclust_assets.defs.resources import VideoModelResource
 from handclust_assets_tests.support import (
     check_results,
-    clip_run_selection,
-    cross_clip_selection,
     find_models_dir,
-    make_resources,
     materializations,
     materialize,
     step_failures,
 )
-from handclust_assets_tests.tiny_models import make_tiny_owlv2, make_tiny_vjepa2
-
-CLIPS = [
-    ("01_production_a", [("trowel", 8.0), ("idle", 6.0), ("scoop", 8.0)]),
-    ("02_transit_b", [("walk", 8.0), ("carry", 8.0), ("idle", 6.0)]),
-    ("03_production_c", [("scoop", 8.0), ("trowel", 8.0), ("walk", 6.0)]),
-]
-
-
-def _resources(root: Path, video_path: str | None, tool_path: str | None) -> dict:
-    return make_resources(
-        root,
-        scene_model=SceneModelResource(model_id="nobody/no-dinov2-here"),  # -> offline EfficientNet fallback
-        video_model=VideoModelResource(model_id="facebook/vjepa2-vitl-fpc64-256", local_path=video_path,
-                                       window_frames=8),
-        tool_model=ToolModelResource(model_id="google/owlv2-base-patch16-ensemble", local_path=tool_path))
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dg.DagsterInstance]:
-    tmp = tmp_path_factory.mktemp("pipe")
-    root = tmp / "storage"
-    for i, (name, plan) in enumerate(CLIPS):
-        generate_clip(root / "videos" / f"{name}.mp4", seed=i, width=320, height=180, fps=10, activities=plan)
-    res = _resources(root, str(make_tiny_vjepa2(tmp / "vjepa")), str(make_tiny_owlv2(tmp / "owl", DEFAULT_TOOL_PROMPTS)))
-    inst = dg.DagsterInstance.ephemeral()
-    inst.add_dynamic_partitions("clips", [c for c, _ in CLIPS])
-    for name, _ in CLIPS:
-        assert materialize(clip_run_selection(), res, inst, partition_key=name).success
-    assert materialize(cross_clip_selection(), res, inst).success
-    return root, res, inst
+def pipeline(whole_graph: dict) -> tuple[Path, dict, dg.DagsterInstance]:
+    return whole_graph["root"], whole_graph["res"], whole_graph["inst"]
 
 
 def test_every_table_is_queryable_with_plain_duckdb(pipeline) -> None:
