@@ -39,7 +39,7 @@ def write_slowly(src: Path, dst: Path, chunks: int = 4, pause_s: float = 1.5) ->
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - yields (session, notebook connection)
+def session(tmp_path_factory: pytest.TempPathFactory):  # yields (session, notebook connection)
     tmp = tmp_path_factory.mktemp("product")
     home = tmp / "home"
     made = tmp / "made"

@@ -133,7 +133,7 @@ def test_a_model_that_appears_fills_in_the_partitions_skipped_without_it(storage
 class _FakeHub(BaseHTTPRequestHandler):
     sha = "a" * 40
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:  # http.server API
         if self.path.startswith("/api/models/facebook/dinov2-small/revision/main"):
             body = json.dumps({"id": "facebook/dinov2-small", "sha": type(self).sha}).encode()
             self.send_response(200)

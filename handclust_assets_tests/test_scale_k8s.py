@@ -16,8 +16,8 @@ import yaml
 
 pytest.importorskip("dagster_k8s", reason="the [scale] extra (dagster-k8s) is not installed")
 
-from handclust_assets.defs.k8s_spec import chart_deployment, step_container  # noqa: E402
-from handclust_assets_tests.support import REPO  # noqa: E402
+from handclust_assets.defs.k8s_spec import chart_deployment, step_container
+from handclust_assets_tests.support import REPO
 
 VALUES = REPO / "deploy" / "helm" / "values.yaml"
 GPU_STEPS = ["scene_embeddings", "video_embeddings", "tool_scores"]

@@ -50,7 +50,7 @@ class FakeVLM:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests += 1
                 body = json.dumps({"choices": [{"message": {"content": "Laying blocks."}}]}).encode()

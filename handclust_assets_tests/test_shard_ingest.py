@@ -167,10 +167,10 @@ class _Hub(http.server.BaseHTTPRequestHandler):
         if body and data is not None and self.headers.get("Authorization") == "Bearer hf_test":
             self.wfile.write(data)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._serve(False)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._serve(True)
 
     def log_message(self, *args: object) -> None:
@@ -178,7 +178,7 @@ class _Hub(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def hub(monkeypatch: pytest.MonkeyPatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)

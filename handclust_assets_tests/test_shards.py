@@ -240,10 +240,10 @@ class _Hub(http.server.BaseHTTPRequestHandler):
         if body:
             self.wfile.write(data)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._serve(False)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._serve(True)
 
     def log_message(self, *args: object) -> None:
@@ -251,7 +251,7 @@ class _Hub(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def hub(monkeypatch: pytest.MonkeyPatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)

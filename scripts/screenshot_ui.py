@@ -84,18 +84,18 @@ GRAPH_RECTS = """() => {
 }"""
 
 
-def dismiss_popups(page) -> None:  # noqa: ANN001
+def dismiss_popups(page) -> None:
     """The UI's one-time 'Join the Dagster community' dialog covers the page: skip it."""
     skip = page.get_by_role("button", name="Skip")
     try:
         skip.first.wait_for(state="visible", timeout=2500)
         skip.first.click()
         page.wait_for_timeout(300)
-    except Exception:  # noqa: BLE001 - not shown (already dismissed in this browser context)
+    except Exception:  # not shown (already dismissed in this browser context)
         pass
 
 
-def fit_graph(page, timeout_s: float) -> None:  # noqa: ANN001
+def fit_graph(page, timeout_s: float) -> None:
     """Wait for the asset graph, then zoom out until all of it is inside its viewport."""
     page.wait_for_function(f"({GRAPH_RECTS})() !== null", timeout=timeout_s * 1000)
     page.wait_for_timeout(1000)
@@ -135,7 +135,7 @@ def shoot(url: str, out: Path, location: str, groups: list[str], asset: str, met
                 dismiss_popups(page)
                 try:
                     fit_graph(page, timeout_s)
-                except Exception as e:  # noqa: BLE001 - still take the picture: it shows what went wrong
+                except Exception as e:  # still take the picture: it shows what went wrong
                     print(f"warning: {name}: the asset graph did not render ({type(e).__name__})", file=sys.stderr)
                 page.wait_for_timeout(800)
                 dest = out / f"{name}{suffix}"
@@ -154,7 +154,7 @@ def shoot(url: str, out: Path, location: str, groups: list[str], asset: str, met
                         first.click(timeout=5000)
                     if name.startswith("plots_"):  # the metadata history as charts
                         page.locator(ready).first.click(timeout=5000)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     print(f"warning: {name}: {ready!r} not ready ({type(e).__name__})", file=sys.stderr)
                 page.wait_for_timeout(2500)  # charts and tables settle
                 dest = out / f"{name}{suffix}"

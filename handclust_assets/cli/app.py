@@ -72,7 +72,7 @@ def fetch_models(dest: Path = typer.Option(None, help="Default: the shared model
         typer.echo(f"{name}: {path}")
 
 
-def _print_results(con) -> None:  # noqa: ANN001 - a handclust ResultsConnection
+def _print_results(con) -> None:  # a handclust ResultsConnection
     """The headline numbers of a run, as a researcher would want them in the terminal."""
     import polars as pl
 
@@ -134,7 +134,7 @@ def demo(
         from handclust_assets.models.mediapipe_models import fetch_mediapipe_models
 
         fetch_mediapipe_models(None, progress=lambda m: None)
-    except Exception as e:  # noqa: BLE001 - pose/hands are skipped (named) without them
+    except Exception as e:  # pose/hands are skipped (named) without them
         typer.echo(f"note: MediaPipe models unavailable ({e}); pose and hands will be skipped")
     for key, why in unavailable_models().items():
         typer.echo(f"model unavailable, its modality is skipped (named in the UI): {key}: {why.splitlines()[0]}")

@@ -125,8 +125,8 @@ def eval_repetitions(
         raise typer.Exit(code=1)
 
 
-def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, keep: Path | None, labels,  # noqa: ANN001
-         score_counts) -> tuple:  # noqa: ANN001
+def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, keep: Path | None, labels,
+         score_counts) -> tuple:
     import polars as pl
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

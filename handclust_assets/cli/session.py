@@ -115,7 +115,7 @@ class DagsterSession:
         self.stop()
 
     # ---- watching ------------------------------------------------------------------------------------------
-    def instance(self):  # noqa: ANN201 - a DagsterInstance (imported lazily: dagster is slow to import)
+    def instance(self):  # a DagsterInstance (imported lazily: dagster is slow to import)
         import dagster as dg
 
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)

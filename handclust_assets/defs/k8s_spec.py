@@ -104,8 +104,8 @@ def render_step_jobs(step_keys: list[str], *, job_name: str = "process_clip", pa
             executor = job.executor_def.executor_creation_fn(InitExecutorContext(
                 job=recon, executor_def=job.executor_def, executor_config=config, instance=instance))
             recorder = RecordingBatchApi()
-            handler = executor._step_handler  # noqa: SLF001 - the executor's own handler, its API swapped
-            handler._api_client = DagsterKubernetesClient.production_client(batch_api_override=recorder)  # noqa: SLF001
+            handler = executor._step_handler  # the executor's own handler, its API swapped
+            handler._api_client = DagsterKubernetesClient.production_client(batch_api_override=recorder)
             run = instance.create_run_for_job(job, tags={"dagster/partition": partition},
                                               job_code_origin=recon.get_python_origin())
             plan = create_execution_plan(recon, run_config={}, tags=run.tags)

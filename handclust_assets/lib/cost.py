@@ -55,7 +55,7 @@ class CostSample:
         return asdict(self)
 
 
-def _cuda():  # noqa: ANN202 - torch.cuda or None
+def _cuda():  # torch.cuda or None
     """torch.cuda when torch is already imported and has a GPU (a block that never imported torch did no CUDA
     work; importing torch only to find that out would cost a second per meter)."""
     torch = sys.modules.get("torch")

@@ -109,4 +109,4 @@ class MirrorFileSystem(AbstractFileSystem):
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         if "r" not in mode or "+" in mode:
             raise PermissionError(f"{PROTOCOL}:// is read-only ({mode!r} for {path})")
-        return open(self.local_copy(path), "rb")  # noqa: SIM115 - the caller closes it
+        return open(self.local_copy(path), "rb")  # the caller closes it

@@ -69,7 +69,7 @@ class MemberFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # noqa: ANN001 - any writable buffer
+    def readinto(self, buf) -> int:  # any writable buffer
         n = min(len(buf), self._size - self._pos)
         if n <= 0:
             return 0

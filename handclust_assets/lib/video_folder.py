@@ -152,7 +152,7 @@ class FolderLook:
     problems: dict[str, str]  # path -> problem (broken links, unreadable files, unreadable or compressed shards)
 
 
-def _member_state(member, now: float) -> FileState:  # noqa: ANN001 - a lib.shards.ShardMember
+def _member_state(member, now: float) -> FileState:  # a lib.shards.ShardMember
     """A shard member's fingerprint (its tar header) and age (the shard's: a shard still being copied is young).
     A member whose bytes are not all in the shard yet gets a `:partial` fingerprint, so it runs again once the
     shard is complete instead of keeping the failure of its first, truncated look."""

@@ -42,6 +42,6 @@ def resolve_dtype(pref: str, device: str) -> torch.dtype:
     return torch.float32
 
 
-def batches(n: int, size: int):  # noqa: ANN201 - tiny generator
+def batches(n: int, size: int):  # tiny generator
     for i in range(0, n, max(1, size)):
         yield i, min(n, i + size)

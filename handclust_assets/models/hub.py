@@ -57,7 +57,7 @@ def load_pretrained(spec: ModelSpec, loader: Callable[..., Any], env_hint: str, 
                 kw = {**kw, "local_files_only": True}
             return loader(src, revision=spec.revision, **kw)
         return loader(src, **kw)
-    except Exception as e:  # noqa: BLE001 - OSError offline, ValueError for bad configs, etc.
+    except Exception as e:  # OSError offline, ValueError for bad configs, etc.
         where = "" if src != spec.model_id or hub_reachable() else " (hub unreachable; HF cache checked)"
         raise ModelUnavailableError(spec.model_id, f"{type(e).__name__}: {str(e)[:300]}{where}",
                                     remedies(spec, env_hint)) from e
@@ -74,7 +74,7 @@ def probe_model(spec: ModelSpec) -> str | None:
 
         if isinstance(try_to_load_from_cache(spec.model_id, "config.json", revision=spec.revision), str):
             return None
-    except Exception:  # noqa: BLE001 - a broken cache is judged by the hub check below
+    except Exception:  # a broken cache is judged by the hub check below
         pass
     if hub_reachable():
         return None

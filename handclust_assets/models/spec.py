@@ -62,7 +62,7 @@ def hub_commit(model_id: str, revision: str = "main", ttl_s: float | None = None
 
             sha = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None).model_info(
                 model_id, revision=revision, timeout=5).sha
-        except Exception:  # noqa: BLE001 - unknown repo, auth, network: fall back to the cache
+        except Exception:  # unknown repo, auth, network: fall back to the cache
             sha = None
     sha = sha or cached_commit(model_id, revision)
     _COMMIT_CACHE[key] = (time.monotonic(), sha)

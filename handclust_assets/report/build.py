@@ -144,7 +144,7 @@ class _Page:
 def _section(page: _Page, sid: str, body: Callable[[_Page], str], intro: str = "") -> Markup:
     try:
         inner = body(page)
-    except Exception as ex:  # noqa: BLE001 - one broken section must not take the page down
+    except Exception as ex:  # one broken section must not take the page down
         page.res.errors.append(f"{sid}: {type(ex).__name__}: {ex}")
         inner = render("error.html", what="This section failed to build:", etype=type(ex).__name__, message=str(ex),
                        tb=traceback.format_exc(limit=3))
@@ -572,7 +572,7 @@ def _clips(p: _Page) -> Markup:
     for c in p.r.clips:
         try:
             out.append(_clip_article(p, c))
-        except Exception as ex:  # noqa: BLE001
+        except Exception as ex:
             p.res.errors.append(f"clip-{c}: {type(ex).__name__}: {ex}")
             err = render("error.html", what="drilldown failed:", etype=type(ex).__name__, message=str(ex),
                          tb=traceback.format_exc(limit=3))

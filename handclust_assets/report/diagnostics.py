@@ -52,13 +52,13 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _empty(ax, text: str) -> None:  # noqa: ANN001
+def _empty(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="#666")
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def _style(ax, title: str, xlabel: str) -> None:  # noqa: ANN001
+def _style(ax, title: str, xlabel: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.tick_params(labelsize=8)
@@ -74,7 +74,7 @@ def _block_mean(m: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
     return np.nanmean(m[: k * f, : k * f].reshape(k, f, k, f), axis=(1, 3)), f
 
 
-def _panel_distance(ax, d: AnomalyDiagnostics) -> None:  # noqa: ANN001
+def _panel_distance(ax, d: AnomalyDiagnostics) -> None:
     _style(ax, "(1) consecutive cosine distance", "time (s)")
     if len(d.consecutive_distance) == 0:
         return _empty(ax, "needs ≥ 2 windows")
@@ -82,7 +82,7 @@ def _panel_distance(ax, d: AnomalyDiagnostics) -> None:  # noqa: ANN001
     ax.set_ylabel("1 − cos(eᵢ, eᵢ₊₁)", fontsize=9)
 
 
-def _panel_ssm(ax, fig: Figure, d: AnomalyDiagnostics) -> None:  # noqa: ANN001
+def _panel_ssm(ax, fig: Figure, d: AnomalyDiagnostics) -> None:
     ax.set_title("(2) window self-similarity (cosine)", fontsize=10)
     if len(d.ssm) < 2 or not np.isfinite(d.ssm).any():
         return _empty(ax, "needs ≥ 2 valid windows")
@@ -97,7 +97,7 @@ def _panel_ssm(ax, fig: Figure, d: AnomalyDiagnostics) -> None:  # noqa: ANN001
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
 
 
-def _panel_acf(ax, d: AnomalyDiagnostics) -> None:  # noqa: ANN001
+def _panel_acf(ax, d: AnomalyDiagnostics) -> None:
     _style(ax, "(3) autocorrelation of the distance", "lag (s)")
     if len(d.acf) < 2 or not np.isfinite(d.acf).any():
         return _empty(ax, "no autocorrelation (too few windows or a constant signal)")
@@ -112,7 +112,7 @@ def _panel_acf(ax, d: AnomalyDiagnostics) -> None:  # noqa: ANN001
         ax.set_title("(3) autocorrelation of the distance — no repeating period", fontsize=10)
 
 
-def _panel_cycle(ax, d: AnomalyDiagnostics) -> None:  # noqa: ANN001
+def _panel_cycle(ax, d: AnomalyDiagnostics) -> None:
     _style(ax, "(4) similarity to the previous cycle", "time (s)")
     if not d.period_windows or not np.isfinite(d.cycle_similarity).any():
         return _empty(ax, "no repeating period: no cycle to compare with")

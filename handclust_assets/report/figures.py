@@ -56,7 +56,7 @@ def _short_reason(reason: str) -> str:
     return "absent: no results"
 
 
-def _spans(ax, y: float, h: float, spans: list[tuple[float, float, tuple, str]], px_per_s: float) -> None:  # noqa: ANN001
+def _spans(ax, y: float, h: float, spans: list[tuple[float, float, tuple, str]], px_per_s: float) -> None:
     for a, b, col, text in spans:
         ax.add_patch(_rect(a, y, b - a, h, col))
         if text and (b - a) * px_per_s > 7 * len(text) + 6:
@@ -65,7 +65,7 @@ def _spans(ax, y: float, h: float, spans: list[tuple[float, float, tuple, str]],
                     color="black" if lum > 0.55 else "white", clip_on=True)
 
 
-def _rect(x: float, y: float, w: float, h: float, col: tuple):  # noqa: ANN202
+def _rect(x: float, y: float, w: float, h: float, col: tuple):
     from matplotlib.patches import Rectangle
 
     return Rectangle((x, y), w, h, facecolor=col, edgecolor="white", linewidth=0.4)

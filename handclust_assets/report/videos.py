@@ -63,7 +63,7 @@ def _bgr255(rgb: tuple[float, float, float]) -> tuple[int, int, int]:
     return tuple(int(round(255 * c)) for c in rgb)  # frames are RGB arrays: keep RGB order
 
 
-def _text(img: np.ndarray, s: str, org: tuple[int, int], scale: float = 0.5, color=(255, 255, 255),  # noqa: ANN001
+def _text(img: np.ndarray, s: str, org: tuple[int, int], scale: float = 0.5, color=(255, 255, 255),
           thick: int = 1) -> None:
     s = ascii_text(s)
     x, y = org

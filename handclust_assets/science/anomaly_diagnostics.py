@@ -158,7 +158,7 @@ class AnomalyDiagnostics:
                 "mean_offdiag_similarity": _mean_offdiag(self.ssm)}
 
 
-def _nan_stat(fn, x: np.ndarray) -> float:  # noqa: ANN001
+def _nan_stat(fn, x: np.ndarray) -> float:
     return float(fn(x)) if len(x) and np.isfinite(x).any() else float("nan")
 
 

@@ -149,7 +149,7 @@ def _open(video: Path | VideoSource, tmp: Path) -> tuple[av.container.InputConta
     except ClipError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ClipError(video, f"cannot open for decoding ({type(e).__name__}: {e})") from e
 

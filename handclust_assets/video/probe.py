@@ -115,7 +115,7 @@ def stream_rotation(stream: av.video.stream.VideoStream) -> int:
                     m = np.frombuffer(bytes(sd), dtype=np.int32)
                     a, b = m[0] / 65536.0, m[1] / 65536.0
                     rot = int(round(-np.degrees(np.arctan2(b, a))))
-            except Exception:  # noqa: BLE001 - side data varies across builds; rotation stays 0
+            except Exception:  # side data varies across builds; rotation stays 0
                 pass
     return int(rot) % 360
 
@@ -135,7 +135,7 @@ def _open_probed(source: Path | VideoSource, p: object) -> tuple[av.container.In
         raise
     except av.error.FFmpegError as e:  # type: ignore[attr-defined]
         raise ClipError(p, f"not a readable video container ({type(e).__name__}: {e})") from e
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ClipError(p, f"cannot open as video ({type(e).__name__}: {e})") from e
 
 

@@ -128,7 +128,7 @@ alignment_scores = evaluation_asset(
     "EMA, Otsu + hysteresis -> spans.",
 )
 @measured
-def anomaly_detection(video_embeddings: pl.DataFrame | None, scene_embeddings: pl.DataFrame | None):  # noqa: ANN201
+def anomaly_detection(video_embeddings: pl.DataFrame | None, scene_embeddings: pl.DataFrame | None):
     scores, spans, source = science("evaluation.anomaly_tables")(video_embeddings, scene_embeddings)
     yield dg.Output(scores, output_name="anomaly_scores", metadata={"source": source,
                                                                      "clips": dg.MetadataValue.int(scores["clip"].n_unique())})

@@ -57,7 +57,7 @@ def asset_keys(context: dg.AssetExecutionContext) -> list[dg.AssetKey]:
     """The materializable assets of this code location (every key with events when the graph is not at hand)."""
     try:
         keys = context.repository_def.asset_graph.materializable_asset_keys
-    except Exception:  # noqa: BLE001 - an execution context without a repository
+    except Exception:  # an execution context without a repository
         keys = context.instance.get_asset_keys()
     return sorted(keys, key=lambda k: k.to_user_string())
 
@@ -81,7 +81,7 @@ def _report_md(report: pl.DataFrame) -> str:
     "for EgoClean's V-JEPA 2 pass). `clip_cost`: per clip, all per-clip assets summed.",
 )
 @measured
-def cost_report(context: dg.AssetExecutionContext, cost_settings: CostSettings, clips: pl.DataFrame | None):  # noqa: ANN201
+def cost_report(context: dg.AssetExecutionContext, cost_settings: CostSettings, clips: pl.DataFrame | None):
     from handclust_assets.lib import cost
 
     prices = cost.Prices(cpu_core_hour_usd=cost_settings.cpu_core_hour_usd, gpu_hour_usd=cost_settings.gpu_hour_usd)

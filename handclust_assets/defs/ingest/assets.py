@@ -203,7 +203,7 @@ def ground_truth(context: dg.AssetExecutionContext, clips: pl.DataFrame, frame_c
         return dg.Output(pl.DataFrame(schema=GT_SCHEMA), metadata={"has_ground_truth": False})
     try:
         gt = pl.read_parquet(io.BytesIO(side.read_bytes())).sort("t_s")
-    except Exception as e:  # noqa: BLE001 - a broken sidecar is this clip's problem
+    except Exception as e:  # a broken sidecar is this clip's problem
         raise ClipError(side, f"unreadable ground-truth sidecar ({type(e).__name__}: {e})") from e
     fi = frame_cache.select("frame_idx", "t_s").sort("t_s")
     joined = fi.join_asof(gt.select("t_s", "activity", "segment_idx", "period_s"), on="t_s", strategy="backward")

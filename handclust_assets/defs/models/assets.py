@@ -51,7 +51,7 @@ def observation(key: str, resource: Any) -> dg.ObserveResult:
                  description="MediaPipe pose + hand landmarker .task files (sha256-verified)."),
 ], can_subset=True, description="Which weights each model resource would load now.")
 def model_weights(context: dg.AssetExecutionContext, scene_model: SceneModelResource,
-                  video_model: VideoModelResource, tool_model: ToolModelResource, mediapipe: MediaPipeResource):  # noqa: ANN201
+                  video_model: VideoModelResource, tool_model: ToolModelResource, mediapipe: MediaPipeResource):
     by_key = {SCENE_WEIGHTS: scene_model, VIDEO_WEIGHTS: video_model, TOOL_WEIGHTS: tool_model,
               MEDIAPIPE_FILES: mediapipe}
     for key in context.selected_asset_keys:
