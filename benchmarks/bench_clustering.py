@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import normalized_mutual_info_score
 
-from handclust_assets.science import clustering as C
+from handclust_assets.science import clustering
 from handclust_assets.science.crossclip import blocks_of, cluster_all
 
 DIMS = {"scene": 384, "video": 1024, "tools": 19, "flow": 11, "flow_rhythm": 4, "egomotion": 18, "pose": 18,
@@ -69,7 +69,7 @@ def main() -> None:
         t_all = time.perf_counter() - t0
         keys, x = info["fusion_x"]
         t1 = time.perf_counter()
-        C.cluster_hdbscan(x, "cosine", max_dim=C.FUSED_DIM)
+        clustering.cluster_hdbscan(x, "cosine", max_dim=clustering.FUSED_DIM)
         t_base = time.perf_counter() - t1
         fus = df.filter(pl.col("modality") == "fusion").sort("clip", "segment_idx")
         truth = keys.with_columns(pl.Series("act", act)).join(fus, on=["clip", "segment_idx"])

@@ -19,7 +19,7 @@ from handclust_assets.defs.modalities import body
 from handclust_assets.defs.resources import MediaPipeResource, SceneModelResource
 from handclust_assets.lib.synthetic import generate_clip
 from handclust_assets.lib.tables import read_table
-from handclust_assets.science import crossclip as X
+from handclust_assets.science import crossclip
 from handclust_assets.science.hands import HAND_DIM
 from handclust_assets.science.pose import POSE_DIM
 from handclust_assets_tests.support import make_resources, materializations, materialize, step_failures
@@ -104,13 +104,13 @@ def test_segment_features_pick_up_pose_and_hands(run) -> None:
     root, _, _ = run
     tables = {name: read_table(str(root), name, CLIPS) for name in
               ("segments", "flow_rhythm", "pose_segments", "hand_segments") if (root / "tables" / name).is_dir()}
-    feats = X.segment_features(tables["segments"], tables)
+    feats = crossclip.segment_features(tables["segments"], tables)
     mods = set(feats["modality"].unique().to_list())
     assert {"pose", "hands"} <= mods
     # a segment gets a pose / hands descriptor only where they are seen (coverage >= MIN_COVERAGE)
     for m, table, dim in (("pose", "pose_segments", POSE_DIM), ("hands", "hand_segments", HAND_DIM)):
         f = feats.filter(pl.col("modality") == m)
-        seen = tables[table].filter(pl.col("coverage") >= X.MIN_COVERAGE)
+        seen = tables[table].filter(pl.col("coverage") >= crossclip.MIN_COVERAGE)
         assert f.height == seen.height > 0 and set(f["vector"].list.len().to_list()) == {dim}
         assert set(zip(f["clip"], f["segment_idx"])) == set(zip(seen["clip"], seen["segment_idx"]))
     assert {"pose_segments", "hand_segments"} <= set(DESCRIPTOR_TABLES)

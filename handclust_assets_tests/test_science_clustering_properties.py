@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handclust_assets.science import clustering as C
-from handclust_assets.science import crossclip as X
+from handclust_assets.science import clustering, crossclip
 from handclust_assets_tests.science_strategies import examples, labels, matrices, partitions
 
 FAST = examples(40)
@@ -40,7 +39,7 @@ def unit_or_zero_rows(z: np.ndarray) -> bool:
        st.sampled_from((None, 1, 2, 5, 60)), st.sampled_from((20_000, 12)))
 def test_cluster_hdbscan_contract(x: np.ndarray, metric: str, mcs: int | None, max_fit_rows: int) -> None:
     n = len(x)
-    res = C.cluster_hdbscan(x, metric, min_cluster_size=mcs, max_fit_rows=max_fit_rows)
+    res = clustering.cluster_hdbscan(x, metric, min_cluster_size=mcs, max_fit_rows=max_fit_rows)
     check_labels(res.labels, n)
     assert res.k == len(np.unique(res.labels[res.labels >= 0])) and res.noise == int((res.labels < 0).sum())
     assert res.probabilities.shape == (n,) and np.all((res.probabilities >= 0) & (res.probabilities <= 1))
@@ -56,7 +55,7 @@ def test_hdbscan_with_infinite_values_returns() -> None:
     x = np.random.default_rng(0).normal(size=(30, 4))
     x[np.random.default_rng(1).random((30, 4)) < 0.3] = np.inf
     for metric in ("euclidean", "cosine"):
-        check_labels(C.cluster_hdbscan(x, metric).labels, 30)
+        check_labels(clustering.cluster_hdbscan(x, metric).labels, 30)
 
 
 @FAST
@@ -64,7 +63,7 @@ def test_hdbscan_with_infinite_values_returns() -> None:
 def test_identical_rows_form_one_cluster(n: int, d: int, metric: str, seed: int) -> None:
     """A clip whose every segment looks the same is one activity, not noise and not a crash."""
     x = np.tile(np.random.default_rng(seed).normal(size=d), (n, 1))
-    res = C.cluster_hdbscan(x, metric)
+    res = clustering.cluster_hdbscan(x, metric)
     if n >= res.min_cluster_size:
         assert res.k == 1 and res.noise == 0
 
@@ -74,27 +73,27 @@ def test_identical_rows_form_one_cluster(n: int, d: int, metric: str, seed: int)
 def test_canonical_and_stable_relabel_keep_the_partition(data: st.DataObject, n: int) -> None:
     lab = data.draw(labels(n))
     x = data.draw(matrices(min_rows=n, max_rows=n, min_cols=3, max_cols=3))
-    can = C.canonical_labels(lab)
+    can = clustering.canonical_labels(lab)
     check_labels(can, n)
-    assert np.array_equal(C.canonical_labels(can), can)
+    assert np.array_equal(clustering.canonical_labels(can), can)
     same = lab[:, None] == lab[None, :]
     assert np.array_equal(can[:, None] == can[None, :], same) and np.array_equal(can < 0, lab < 0)
     prev = data.draw(st.none() | matrices(max_rows=4, min_cols=3, max_cols=3))
-    rel = C.stable_relabel(lab, x, prev)
+    rel = clustering.stable_relabel(lab, x, prev)
     assert np.array_equal(rel[:, None] == rel[None, :], same) and np.array_equal(rel < 0, lab < 0)
 
 
 @FAST
 @given(st.data(), st.integers(0, 30), st.sampled_from(("cosine", "euclidean")))
 def test_noise_assignment_medoids_and_centroids(data: st.DataObject, n: int, metric: str) -> None:
-    lab = C.canonical_labels(data.draw(labels(n)))
+    lab = clustering.canonical_labels(data.draw(labels(n)))
     x = data.draw(matrices(min_rows=n, max_rows=n, min_cols=1, max_cols=5))
-    full = C.assign_noise_to_nearest(x, lab, metric)
+    full = clustering.assign_noise_to_nearest(x, lab, metric)
     assert np.array_equal(full[lab >= 0], lab[lab >= 0])
     assert (full >= 0).all() if (lab >= 0).any() else np.array_equal(full, lab)
-    meds = C.medoids(x, lab, metric)
+    meds = clustering.medoids(x, lab, metric)
     assert set(meds) == set(np.unique(lab[lab >= 0]).tolist()) and all(lab[i] == c for c, i in meds.items())
-    cen = C.centroids(np.nan_to_num(x), lab)
+    cen = clustering.centroids(np.nan_to_num(x), lab)
     assert cen.shape == (len(meds), x.shape[1])
 
 
@@ -102,8 +101,8 @@ def test_noise_assignment_medoids_and_centroids(data: st.DataObject, n: int, met
 @given(matrices(max_rows=30, max_cols=40), st.sampled_from((None, 2, 16)))
 def test_reduce_dim_keeps_rows_and_caps_dims(x: np.ndarray, max_dim: int | None) -> None:
     x = np.nan_to_num(x, posinf=0.0, neginf=0.0)  # callers hand over finite rows (see cluster_hdbscan)
-    z = C.reduce_dim(x, max_dim)
-    cap = C.MAX_DIM if max_dim is None else max_dim
+    z = clustering.reduce_dim(x, max_dim)
+    cap = clustering.MAX_DIM if max_dim is None else max_dim
     assert len(z) == len(x) and np.isfinite(z).all()
     assert z.shape[1] == x.shape[1] or z.shape[1] == cap
 
@@ -111,13 +110,13 @@ def test_reduce_dim_keeps_rows_and_caps_dims(x: np.ndarray, max_dim: int | None)
 @FAST
 @given(matrices(max_rows=30, max_cols=40), st.sampled_from((None, 2, 16)))
 def test_block_transform_unit_rows_and_round_trip(x: np.ndarray, max_dim: int | None) -> None:
-    t = C.BlockTransform.fit(x, max_dim)
+    t = clustering.BlockTransform.fit(x, max_dim)
     z = t.transform(x)
-    cap = C.MAX_DIM if max_dim is None else max_dim
+    cap = clustering.MAX_DIM if max_dim is None else max_dim
     assert z.shape[0] == len(x) and z.shape[1] <= max(cap, x.shape[1]) and np.isfinite(z).all()
     assert unit_or_zero_rows(z)
-    assert np.allclose(C.BlockTransform.from_dict(t.to_dict()).transform(x), z)
-    assert np.isfinite(C.standardise_block(x)[0]).all()
+    assert np.allclose(clustering.BlockTransform.from_dict(t.to_dict()).transform(x), z)
+    assert np.isfinite(clustering.standardise_block(x)[0]).all()
 
 
 @st.composite
@@ -137,40 +136,40 @@ def modality_blocks(draw: st.DrawFn, max_rows: int = 30) -> dict[str, np.ndarray
 @given(modality_blocks(), st.booleans())
 def test_fusion_space_unit_rows_and_weights(blocks: dict[str, np.ndarray], given_weights: bool) -> None:
     weights = {m: w for m, w in zip(blocks, (0.0, float("nan"), 2.0))} if given_weights else None
-    z, w, space = C.fuse_modalities(blocks, weights)
+    z, w, space = clustering.fuse_modalities(blocks, weights)
     n = len(next(iter(blocks.values())))
     assert z.shape[0] == n and np.isfinite(z).all() and unit_or_zero_rows(z)
     assert set(w) == set(blocks) and all(np.isfinite(v) and v >= 0 for v in w.values())
     if weights is None:
         assert sum(w.values()) == pytest.approx(1.0)
-    again = C.FusionSpace.from_dict(space.to_dict())
+    again = clustering.FusionSpace.from_dict(space.to_dict())
     assert again.compatible(blocks) and np.allclose(again.transform(blocks), z)
 
 
 def test_fusion_space_needs_a_modality() -> None:
     with pytest.raises(ValueError, match="no modality"):
-        C.FusionSpace.fit({})
+        clustering.FusionSpace.fit({})
 
 
 @SLOW
 @given(matrices(max_rows=40, max_cols=10), st.data())
 def test_confidences_in_range(x: np.ndarray, data: st.DataObject) -> None:
     lab = data.draw(labels(len(x)))
-    z = C.BlockTransform.fit(x).transform(x)
-    conf = C.clustering_confidence(z, lab)
+    z = clustering.BlockTransform.fit(x).transform(x)
+    conf = clustering.clustering_confidence(z, lab)
     assert 0.05 - 1e-12 <= conf <= 1.05 + 1e-12
-    stab = C.cluster_stability(z, lab, n_boot=2)
+    stab = clustering.cluster_stability(z, lab, n_boot=2)
     assert 0 <= stab <= 1
-    assert 0 <= C.modality_confidence(z, C.cluster_hdbscan(z).labels) <= 1.05
+    assert 0 <= clustering.modality_confidence(z, clustering.cluster_hdbscan(z).labels) <= 1.05
 
 
 @FAST
 @given(st.data(), st.integers(0, 25), st.sampled_from(("cosine", "euclidean")))
 def test_cluster_model_classifies_inside_its_clusters(data: st.DataObject, n: int, metric: str) -> None:
-    lab = C.canonical_labels(data.draw(labels(n)))
+    lab = clustering.canonical_labels(data.draw(labels(n)))
     x = data.draw(matrices(min_rows=n, max_rows=n, min_cols=1, max_cols=6, nonfinite=False))
-    model = C.ClusterModel.fit(x, lab, metric)
-    model = C.ClusterModel.from_dict(model.to_dict())
+    model = clustering.ClusterModel.fit(x, lab, metric)
+    model = clustering.ClusterModel.from_dict(model.to_dict())
     q = data.draw(matrices(max_rows=10, min_cols=x.shape[1], max_cols=x.shape[1], nonfinite=False))
     ids, dist, inside = model.nearest(q)
     assert ids.shape == dist.shape == inside.shape == (len(q),)
@@ -186,7 +185,7 @@ def test_cluster_model_classifies_inside_its_clusters(data: st.DataObject, n: in
 @SLOW
 @given(matrices(max_rows=14, max_cols=6))
 def test_umap_2d_small_sets_are_finite(x: np.ndarray) -> None:
-    xy = C.umap_2d(x)
+    xy = clustering.umap_2d(x)
     assert xy.shape == (len(x), 2) and np.isfinite(xy).all()
 
 
@@ -255,12 +254,12 @@ def corpora(draw: st.DrawFn) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
 @given(corpora(), st.booleans())
 def test_cross_clip_run_on_small_and_degenerate_corpora(corpus: tuple, per_clip: bool) -> None:
     segments, tables = corpus
-    feats = X.segment_features(segments, tables)
-    assert feats.schema == pl.Schema(X.FEATURES_SCHEMA)
+    feats = crossclip.segment_features(segments, tables)
+    assert feats.schema == pl.Schema(crossclip.FEATURES_SCHEMA)
     assert feats.select("clip", "segment_idx", "modality").is_unique().all()
     assert all(np.isfinite(v).all() for v in feats["vector"].to_list())
-    rows, info = X.cluster_all(feats, segments, per_clip=per_clip)
-    assert rows.columns == list(X.CLUSTERS_SCHEMA) and rows.schema == pl.Schema(X.CLUSTERS_SCHEMA)
+    rows, info = crossclip.cluster_all(feats, segments, per_clip=per_clip)
+    assert rows.columns == list(crossclip.CLUSTERS_SCHEMA) and rows.schema == pl.Schema(crossclip.CLUSTERS_SCHEMA)
     assert rows.select("clip", "segment_idx", "modality").is_unique().all()
     assert rows["start_s"].null_count() == 0 and rows["end_s"].null_count() == 0
     for (m,), g in rows.group_by(["modality"]):
@@ -274,11 +273,11 @@ def test_cross_clip_run_on_small_and_degenerate_corpora(corpus: tuple, per_clip:
     assert np.all((p >= 0) & (p <= 1))
     if feats.height and not per_clip:
         assert "fusion" in info["model"] and sum(info["weights"].values()) == pytest.approx(1.0)
-        cls = X.classify_segments(feats, info["model"])
-        assert cls.columns == list(X.CLASSIFIED_SCHEMA)
+        cls = crossclip.classify_segments(feats, info["model"])
+        assert cls.columns == list(crossclip.CLASSIFIED_SCHEMA)
         d = cls["distance"].to_numpy()
         assert np.all((d >= 0) | ~np.isfinite(d)) and np.isfinite(d[cls["nearest_cluster"].to_numpy() >= 0]).all()
-        again, _ = X.cluster_all(feats, segments, per_clip=False, previous=info["model"])
+        again, _ = crossclip.cluster_all(feats, segments, per_clip=False, previous=info["model"])
         assert again.height == rows.height
 
 
@@ -286,14 +285,14 @@ def test_cross_clip_run_on_small_and_degenerate_corpora(corpus: tuple, per_clip:
 @given(corpora())
 def test_ablations_and_ground_truth_tables(corpus: tuple) -> None:
     segments, tables = corpus
-    feats = X.segment_features(segments, tables)
+    feats = crossclip.segment_features(segments, tables)
     clips = pl.DataFrame({"clip": segments["clip"].unique().to_list()}).with_columns(pl.lit("dig").alias("phase"))
-    abl = X.ablation_phase_scores(feats, clips)
-    assert abl.height == len(X.ABLATIONS)
-    rows, _ = X.cluster_all(feats, segments, per_clip=False)
+    abl = crossclip.ablation_phase_scores(feats, clips)
+    assert abl.height == len(crossclip.ABLATIONS)
+    rows, _ = crossclip.cluster_all(feats, segments, per_clip=False)
     gt = segments.select("clip", pl.int_ranges("start_frame", "end_frame").alias("frame_idx")).explode("frame_idx")
     gt = gt.drop_nulls().with_columns(pl.lit("dig").alias("activity"), pl.lit(float("nan")).alias("period_s"))
-    table = X.ground_truth_table(rows, segments, gt)
+    table = crossclip.ground_truth_table(rows, segments, gt)
     for k in ("mof", "nmi", "ari"):
         v = table[k].to_numpy()
         assert np.all((v >= -1) & (v <= 1))
@@ -305,7 +304,7 @@ def test_ablations_and_ground_truth_tables(corpus: tuple) -> None:
        st.booleans())
 def test_fusion_weights_are_a_distribution(conf: dict[str, float], with_mixing: bool) -> None:
     mixing = {m: 0.1 for m in conf} if with_mixing else None
-    w = X.fusion_weights(conf, mixing)
+    w = crossclip.fusion_weights(conf, mixing)
     assert set(w) == set(conf) and all(np.isfinite(v) and v >= 0 for v in w.values())
     assert sum(w.values()) == pytest.approx(1.0)
 
@@ -315,4 +314,4 @@ def test_fusion_weights_are_a_distribution(conf: dict[str, float], with_mixing: 
 def test_mixing_score_in_unit_interval(data: st.DataObject, n: int) -> None:
     lab = data.draw(labels(n))
     clips = np.asarray(data.draw(st.lists(st.sampled_from("abc"), min_size=n, max_size=n)), object)
-    assert 0 <= X.mixing_score(lab, clips) <= 1
+    assert 0 <= crossclip.mixing_score(lab, clips) <= 1

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handclust_assets.science import descriptors as D
+from handclust_assets.science import descriptors
 from handclust_assets.science.anomaly import SCORE_SCHEMA, SPAN_SCHEMA, detect_anomalies, ema, otsu_threshold
 from handclust_assets.science.egomotion import egomotion, motion_layout
 from handclust_assets.science.flow import compute_flow
@@ -166,7 +166,7 @@ def test_detect_anomalies_finds_nothing_in_a_homogeneous_clip(n: int, d: int, ki
 @given(st.data(), matrices(max_rows=30, max_cols=8), st.booleans())
 def test_describe_mean_is_finite_and_unit_or_zero(data: st.DataObject, emb: np.ndarray, normalise: bool) -> None:
     segs = data.draw(segment_tables(len(emb)))
-    out = D.describe_mean(emb, segs, normalise)
+    out = descriptors.describe_mean(emb, segs, normalise)
     assert out.shape == (segs.height, emb.shape[1]) and out.dtype == np.float32
     assert np.isfinite(out).all()
     if normalise:
@@ -176,7 +176,7 @@ def test_describe_mean_is_finite_and_unit_or_zero(data: st.DataObject, emb: np.n
 
 def test_describe_mean_of_no_segments() -> None:
     segs = pl.DataFrame(schema={"start_frame": pl.Int64, "end_frame": pl.Int64})
-    assert D.describe_mean(np.ones((5, 3)), segs).shape == (0, 3)
+    assert descriptors.describe_mean(np.ones((5, 3)), segs).shape == (0, 3)
 
 
 @FAST
@@ -184,7 +184,7 @@ def test_describe_mean_of_no_segments() -> None:
 def test_describe_windows_finite_or_nan_without_windows(data: st.DataObject, win: np.ndarray, n: int) -> None:
     segs = data.draw(segment_tables(n))
     t0 = np.arange(len(win)) * 2.0
-    out = D.describe_windows(win, t0, t0 + 4.0, segs)
+    out = descriptors.describe_windows(win, t0, t0 + 4.0, segs)
     assert out.shape == (segs.height, win.shape[1]) and out.dtype == np.float32
     if np.isfinite(win).all(axis=1).any():
         assert np.isfinite(out).all()
@@ -196,7 +196,7 @@ def test_describe_windows_finite_or_nan_without_windows(data: st.DataObject, win
 @given(st.data(), matrices(max_rows=30, max_cols=6, nonnegative=True))
 def test_describe_tools_is_a_histogram(data: st.DataObject, scores: np.ndarray) -> None:
     segs = data.draw(segment_tables(len(scores)))
-    out = D.describe_tools(scores, segs)
+    out = descriptors.describe_tools(scores, segs)
     assert out.shape == (segs.height, scores.shape[1]) and np.isfinite(out).all() and (out >= 0).all()
     sums = out.sum(axis=1)
     assert np.all((np.abs(sums - 1) < 1e-4) | (sums == 0))
@@ -206,10 +206,10 @@ def test_describe_tools_is_a_histogram(data: st.DataObject, scores: np.ndarray) 
 @given(st.data(), matrices(max_rows=30, max_cols=4))
 def test_describe_stats_finite(data: st.DataObject, x: np.ndarray) -> None:
     segs = data.draw(segment_tables(len(x)))
-    out = D.describe_stats(x, segs)
+    out = descriptors.describe_stats(x, segs)
     assert out.shape == (segs.height, 2 * x.shape[1]) and np.isfinite(out).all()
     assert (out[:, x.shape[1]:] >= 0).all()
-    one = D.describe_stats(x[:, 0], segs)
+    one = descriptors.describe_stats(x[:, 0], segs)
     assert one.shape == (segs.height, 2)
 
 
@@ -217,7 +217,7 @@ def test_describe_stats_finite(data: st.DataObject, x: np.ndarray) -> None:
 @given(st.data(), matrices(min_cols=3, max_cols=3, max_rows=30, nonnegative=True))
 def test_describe_rhythm_finite(data: st.DataObject, x: np.ndarray) -> None:
     segs = data.draw(segment_tables(len(x)))
-    out = D.describe_rhythm(x[:, 0], np.clip(x[:, 1], 0, 1), x[:, 2], segs)
+    out = descriptors.describe_rhythm(x[:, 0], np.clip(x[:, 1], 0, 1), x[:, 2], segs)
     assert out.shape == (segs.height, 4) and np.isfinite(out).all()
     assert (out[:, 0] >= 0).all()
 
@@ -228,7 +228,7 @@ def test_describe_egomotion_finite_with_shares(data: st.DataObject, x: np.ndarra
     segs = data.draw(segment_tables(len(x)))
     layout = np.abs(data.draw(matrices(min_rows=len(x), max_rows=len(x), min_cols=max(cells, 1),
                                        max_cols=max(cells, 1)))) if cells else None
-    out = D.describe_egomotion(x[:, 0], x[:, 1], x[:, 2], segs, layout)
+    out = descriptors.describe_egomotion(x[:, 0], x[:, 1], x[:, 2], segs, layout)
     extra = 0 if layout is None or len(layout) == 0 else layout.shape[1]
     assert out.shape == (segs.height, 6 + extra) and np.isfinite(out).all()
     if extra:
@@ -241,7 +241,7 @@ def test_describe_egomotion_finite_with_shares(data: st.DataObject, x: np.ndarra
 def test_describe_flow_finite(data: st.DataObject, mag: np.ndarray, bins: int) -> None:
     segs = data.draw(segment_tables(len(mag)))
     hist = np.abs(data.draw(matrices(min_rows=len(mag), max_rows=len(mag), min_cols=bins, max_cols=bins)))
-    out = D.describe_flow(mag, hist, segs)
+    out = descriptors.describe_flow(mag, hist, segs)
     assert out.shape == (segs.height, bins + 3) and np.isfinite(out).all()
 
 

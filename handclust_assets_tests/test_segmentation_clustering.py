@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from handclust_assets.science import clustering as C
+from handclust_assets.science import clustering
 from handclust_assets.science.segmentation import check_coverage, fuse_boundaries, segment_clip
 
 FPS = 5.0
@@ -68,27 +68,27 @@ def test_hdbscan_recovers_blobs_and_noise_assignment() -> None:
     from sklearn.metrics import adjusted_rand_score
 
     x, y = _blobs()
-    r = C.cluster_hdbscan(x, "cosine")
+    r = clustering.cluster_hdbscan(x, "cosine")
     m = r.labels >= 0
     assert r.k == 4 and adjusted_rand_score(y[m], r.labels[m]) > 0.9
-    full = C.assign_noise_to_nearest(x, np.where(np.arange(len(y)) % 7 == 0, -1, r.labels))
+    full = clustering.assign_noise_to_nearest(x, np.where(np.arange(len(y)) % 7 == 0, -1, r.labels))
     assert (full >= 0).all() and adjusted_rand_score(y, full) > 0.9
 
 
 def test_ids_are_stable_and_deterministic() -> None:
     x, _ = _blobs(seed=1)
-    a = C.cluster_hdbscan(x, "cosine").labels
-    assert np.array_equal(a, C.cluster_hdbscan(x, "cosine").labels)
-    cen = C.centroids(C.l2n(x), a)
+    a = clustering.cluster_hdbscan(x, "cosine").labels
+    assert np.array_equal(a, clustering.cluster_hdbscan(x, "cosine").labels)
+    cen = clustering.centroids(clustering.l2n(x), a)
     perm = np.random.default_rng(0).permutation(len(x))
-    b = C.stable_relabel(C.cluster_hdbscan(x[perm], "cosine").labels, C.l2n(x[perm]), cen)
+    b = clustering.stable_relabel(clustering.cluster_hdbscan(x[perm], "cosine").labels, clustering.l2n(x[perm]), cen)
     assert np.array_equal(b, a[perm])
 
 
 def test_classify_new_points_without_reclustering() -> None:
     x, y = _blobs(seed=2)
-    r = C.cluster_hdbscan(x, "cosine")
-    model = C.ClusterModel.from_dict(C.ClusterModel.fit(x, r.labels).to_dict())
+    r = clustering.cluster_hdbscan(x, "cosine")
+    model = clustering.ClusterModel.from_dict(clustering.ClusterModel.fit(x, r.labels).to_dict())
     rng = np.random.default_rng(5)
     blob = int(r.labels[y == 1][0])
     new = x[y == 1][:5] + rng.normal(0, 0.02, (5, x.shape[1]))
@@ -100,12 +100,12 @@ def test_classify_new_points_without_reclustering() -> None:
 def test_confidence_weights_prefer_structure_over_noise() -> None:
     x, _ = _blobs(seed=3)
     noise = np.random.default_rng(0).normal(0, 1, x.shape)
-    w = C.confidence_weights({"clean": x, "noise": noise})
+    w = clustering.confidence_weights({"clean": x, "noise": noise})
     assert w["clean"] > 3 * w["noise"] and abs(sum(w.values()) - 1) < 1e-9
-    fused, used, _ = C.fuse_modalities({"clean": x, "noise": noise}, w)
+    fused, used, _ = clustering.fuse_modalities({"clean": x, "noise": noise}, w)
     assert np.allclose(np.linalg.norm(fused, axis=1), 1) and used == w
 
 
 def test_min_cluster_size_grows_with_data() -> None:
-    sizes = [C.min_cluster_size_rule(n) for n in (50, 600, 10_000, 100_000)]
+    sizes = [clustering.min_cluster_size_rule(n) for n in (50, 600, 10_000, 100_000)]
     assert sizes == sorted(sizes) and sizes[0] >= 3 and sizes[-1] > 100

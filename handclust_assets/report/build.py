@@ -24,8 +24,7 @@ import jinja2
 import polars as pl
 from markupsafe import Markup
 
-from handclust_assets.report import analysis as A
-from handclust_assets.report import figures as F
+from handclust_assets.report import analysis, figures
 from handclust_assets.report.data import (
     ALL_MODALITIES,
     MODALITY_SIGNAL,
@@ -97,7 +96,7 @@ class DashboardResult:
 
 
 class _Page:
-    def __init__(self, r: Results, img_dir: Path, res: DashboardResult, status: dict[str, A.ModalityStatus],
+    def __init__(self, r: Results, img_dir: Path, res: DashboardResult, status: dict[str, analysis.ModalityStatus],
                  top: int) -> None:
         self.r = r
         self.img_dir = img_dir
@@ -127,7 +126,7 @@ class _Page:
             if img is None:
                 return None
             p, rel = self.img_path(f"thumbs/{clip}_{int(frame):06d}.jpg")
-            F.write_thumb(img, p)
+            figures.write_thumb(img, p)
             self.thumbs[key] = rel
         return self.thumbs[key]
 
@@ -165,7 +164,7 @@ def _modalities(p: _Page) -> Markup:
 def _grid(p: _Page, m: str) -> list[dict] | None:
     """The medoid grid of one modality: per top cluster, per clip, its medoid segment's thumbnail (or None)."""
     r = p.r
-    grid = A.medoid_grid(r, m, p.top)
+    grid = analysis.medoid_grid(r, m, p.top)
     if not grid:
         return None
     rows = []
@@ -241,16 +240,16 @@ def _quality(p: _Page) -> Markup:
 
 def _overview_row(p: _Page, c: str) -> dict:
     r = p.r
-    sc = A.segments_of_cluster(r, c, "fusion")
+    sc = analysis.segments_of_cluster(r, c, "fusion")
     acts, noise = None, "–"
     if sc is not None:
         ids = sorted({int(x) for x in sc["cluster"].drop_nulls().to_list() if x >= 0})
         acts = [{"cluster": a, "label": r.label("fusion", a)} for a in ids]
         noise = _pct(float((sc["cluster"].fill_null(-1) < 0).mean()))
-    rs = A.repetition_share(r, c)
+    rs = analysis.repetition_share(r, c)
     an = r.clip("anomalies", c)
     seg = r.clip_nonempty("segments", c)
-    cov = [(cv[0] if cv is not None else None) for cv in (A.coverage(r, t, c) for t in ("hands", "pose"))]
+    cov = [(cv[0] if cv is not None else None) for cv in (analysis.coverage(r, t, c) for t in ("hands", "pose"))]
     return {"clip": c, "phase": r.clip_info(c).get("phase", "–"), "duration": r.duration(c),
             "n_segments": seg.height if seg is not None else 0, "activities": acts, "noise": noise,
             "reps": f"{rs[0]}/{rs[1]} ({_pct(rs[0] / rs[1])})" if rs and rs[1] else "–",
@@ -264,7 +263,7 @@ def _overview(p: _Page) -> Markup:
 
 
 def _map(p: _Page) -> Markup:
-    info, rel = p.figure("segment_map.png", lambda path: F.segment_map_png(p.r, path))
+    info, rel = p.figure("segment_map.png", lambda path: figures.segment_map_png(p.r, path))
     if rel is None:
         return p.missing("sec-map", "segment_map is missing or empty: materialize the segment_map asset.")
     return render("sections/map.html", rel=rel, points=info["points"])
@@ -400,7 +399,7 @@ def _clip_legend(p: _Page, clip: str) -> list[dict]:
     qm = r.nonempty("quality_matrix")
     items = []
     for m in ALL_MODALITIES:
-        sc = A.segments_of_cluster(r, clip, m)
+        sc = analysis.segments_of_cluster(r, clip, m)
         if sc is None:
             continue
         cl = sc["cluster"].fill_null(-1).to_numpy()
@@ -424,7 +423,7 @@ def _reps_block(p: _Page, clip: str) -> Markup:
     if not rep.height:
         return p.missing(f"reps-{clip}", "no segments with repetition estimates in this clip.")
     seg = r.clip_nonempty("segments", clip)
-    sc = A.segments_of_cluster(r, clip, "fusion")
+    sc = analysis.segments_of_cluster(r, clip, "fusion")
     lab = {int(s): int(c) for s, c in sc.select("segment_idx", "cluster").iter_rows()} if sc is not None else {}
     j = rep.sort("segment_idx")
     if seg is not None:
@@ -441,7 +440,7 @@ def _tools_block(p: _Page, clip: str) -> Markup:
     r = p.r
     if not p.status["tools"].present and r.clip_nonempty("tool_scores", clip) is None:
         return p.missing(f"tools-{clip}", f"OWLv2 tool scores absent — {p.status['tools'].reason}")
-    tt = A.top_tools(r, clip, "fusion")
+    tt = analysis.top_tools(r, clip, "fusion")
     if not tt:
         return p.missing(f"tools-{clip}", "no tool scores for this clip's clustered segments.")
     rows = [{"cluster": c, "label": p.label("fusion", c), "tools": tops} for c, tops in tt]
@@ -451,14 +450,14 @@ def _tools_block(p: _Page, clip: str) -> Markup:
 def _coverage_rows(p: _Page, clip: str) -> list[dict]:
     rows = []
     for tab, m, name in (("hands", "hands", "Hand"), ("pose", "pose", "Body pose")):
-        cv = A.coverage(p.r, tab, clip)
+        cv = analysis.coverage(p.r, tab, clip)
         rows.append({"name": name, "share": cv[0] if cv is not None else None, "reason": p.status[m].reason,
                      "by": sorted(cv[1].items()) if cv is not None and len(cv[1]) > 1 else []})
     return rows
 
 
 def _anomaly_block(p: _Page, clip: str) -> Markup:
-    src, rel = p.figure(f"anomaly_{clip}.png", lambda path: F.anomaly_png(p.r, clip, path))
+    src, rel = p.figure(f"anomaly_{clip}.png", lambda path: figures.anomaly_png(p.r, clip, path))
     if rel is None:
         return p.missing(f"anomaly-{clip}", "no anomaly scores for this clip (anomaly_scores missing).")
     an = p.r.clip("anomalies", clip)
@@ -544,12 +543,12 @@ def _clip_head(p: _Page, clip: str) -> dict:
 
 def _clip_article(p: _Page, clip: str) -> Markup:
     r = p.r
-    _, timeline = p.figure(f"timeline_{clip}.png", lambda path: F.timeline_png(r, clip, p.status, path) or True)
+    _, timeline = p.figure(f"timeline_{clip}.png", lambda path: figures.timeline_png(r, clip, p.status, path) or True)
     ov = overlay_path(r.store, clip)
     overlay = {"name": ov.name, "poster": ov.with_suffix(".jpg").name if ov.with_suffix(".jpg").exists() else ""} \
         if ov.exists() else None
-    _, ssm = p.figure(f"ssm_{clip}.png", lambda path: F.ssm_png(r, clip, path))
-    _, rhythm = p.figure(f"rhythm_{clip}.png", lambda path: F.rhythm_png(r, clip, path))
+    _, ssm = p.figure(f"ssm_{clip}.png", lambda path: figures.ssm_png(r, clip, path))
+    _, rhythm = p.figure(f"rhythm_{clip}.png", lambda path: figures.rhythm_png(r, clip, path))
     ctx = {
         "clip": clip, "head": _clip_head(p, clip), "timeline": timeline, "legend": _clip_legend(p, clip),
         "reps": _reps_block(p, clip), "overlay": overlay,
@@ -581,7 +580,7 @@ def _clips(p: _Page) -> Markup:
 
 
 def _takeaways(p: _Page) -> Markup:
-    tk = A.takeaways(p.r, p.status)
+    tk = analysis.takeaways(p.r, p.status)
     p.res.takeaways = tk
     if not tk:
         return p.missing("sec-takeaways", "not enough results to compute take-aways yet.")
@@ -663,7 +662,7 @@ def build_dashboard(
     shutil.rmtree(tmp_img, ignore_errors=True)
     tmp_img.mkdir(parents=True)
     res = DashboardResult(index=out / "index.html", clips=len(r.clips))
-    page = _Page(r, tmp_img, res, A.modality_status(r, dict(modality_reasons or {})), top_clusters)
+    page = _Page(r, tmp_img, res, analysis.modality_status(r, dict(modality_reasons or {})), top_clusters)
     res.modalities_present = [m for m, s in page.status.items() if s.present]
     res.modalities_absent = {m: s.reason for m, s in page.status.items() if not s.present}
     body = [_section(page, sid, fn, INTROS.get(sid, "").replace("{top}", str(top_clusters)))

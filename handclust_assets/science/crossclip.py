@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from handclust_assets.science import clustering as C
-from handclust_assets.science import descriptors as D
+from handclust_assets.science import clustering, descriptors
 from handclust_assets.science.metrics import cross_clip_entropy, gt_scores, phase_scores
 
 FEATURES_SCHEMA = {"clip": pl.Utf8, "segment_idx": pl.Int64, "modality": pl.Utf8, "vector": pl.List(pl.Float32)}
@@ -68,23 +67,23 @@ def segment_features(segments: pl.DataFrame, tables: dict[str, pl.DataFrame]) ->
             return t.sort("frame_idx") if t.height and "frame_idx" in t.columns else (t if t.height else None)
 
         if (s := frames("scene_embeddings")) is not None:
-            blocks["scene"] = D.describe_mean(_arr(s["embedding"]), seg)
+            blocks["scene"] = descriptors.describe_mean(_arr(s["embedding"]), seg)
         if (v := frames("video_embeddings")) is not None:
             v = v.sort("window_idx")
-            blocks["video"] = D.describe_windows(_arr(v["embedding"]), v["t_start_s"].to_numpy(),
+            blocks["video"] = descriptors.describe_windows(_arr(v["embedding"]), v["t_start_s"].to_numpy(),
                                                  v["t_end_s"].to_numpy(), seg)
         if (t := frames("tool_scores")) is not None:
             wide = t.pivot(on="prompt", index="frame_idx", values="score", aggregate_function="max").sort("frame_idx")
             prompts = sorted(c for c in wide.columns if c != "frame_idx")
-            blocks["tools"] = D.describe_tools(wide.select(prompts).to_numpy(), seg)
+            blocks["tools"] = descriptors.describe_tools(wide.select(prompts).to_numpy(), seg)
         if (f := frames("flow")) is not None:
-            blocks["flow"] = D.describe_flow(f["flow_mag"].to_numpy(), _arr(f["dir_hist"]), seg)
+            blocks["flow"] = descriptors.describe_flow(f["flow_mag"].to_numpy(), _arr(f["dir_hist"]), seg)
         if (r := frames("flow_rhythm")) is not None:
-            blocks["flow_rhythm"] = D.describe_rhythm(r["period_s"].to_numpy(), r["strength"].to_numpy(),
+            blocks["flow_rhythm"] = descriptors.describe_rhythm(r["period_s"].to_numpy(), r["strength"].to_numpy(),
                                                       r["mean_flow"].to_numpy(), seg)
         if (e := frames("egomotion")) is not None:
             lay = _arr(e["residual_layout"]) if "residual_layout" in e.columns else None
-            blocks["egomotion"] = D.describe_egomotion(e["camera_mag"].to_numpy(), e["residual_mag"].to_numpy(),
+            blocks["egomotion"] = descriptors.describe_egomotion(e["camera_mag"].to_numpy(), e["residual_mag"].to_numpy(),
                                                        e["ratio"].to_numpy(), seg, lay)
         for extra in ("pose_segments", "hand_segments"):
             t = tables.get(extra)
@@ -165,18 +164,18 @@ def fusion_weights(confidence: dict[str, float], mixing: dict[str, float] | None
     return {m: v / tot for m, v in w.items()}
 
 
-def _cluster_space(space: C.FusionSpace, blocks: dict[str, np.ndarray], prev: dict | None, stabilise: bool
-                   ) -> tuple[np.ndarray, C.ClusterResult, np.ndarray]:
+def _cluster_space(space: clustering.FusionSpace, blocks: dict[str, np.ndarray], prev: dict | None, stabilise: bool
+                   ) -> tuple[np.ndarray, clustering.ClusterResult, np.ndarray]:
     x = space.transform(blocks)
-    res = C.cluster_hdbscan(x, "cosine", max_dim=C.FUSED_DIM if len(space.names) > 1 else None)
-    labels = C.canonical_labels(res.labels)
+    res = clustering.cluster_hdbscan(x, "cosine", max_dim=clustering.FUSED_DIM if len(space.names) > 1 else None)
+    labels = clustering.canonical_labels(res.labels)
     if stabilise and prev is not None:
-        pspace = C.FusionSpace.from_dict(prev["space"])
+        pspace = clustering.FusionSpace.from_dict(prev["space"])
         if pspace.compatible(blocks):
-            pc = C.ClusterModel.from_dict(prev["clusters"])
-            labels = C.stable_relabel(labels, pspace.transform(blocks), np.asarray(pc.centroids))
+            pc = clustering.ClusterModel.from_dict(prev["clusters"])
+            labels = clustering.stable_relabel(labels, pspace.transform(blocks), np.asarray(pc.centroids))
     res.labels = labels
-    return x, res, C.assign_noise_to_nearest(x, labels)
+    return x, res, clustering.assign_noise_to_nearest(x, labels)
 
 
 def cluster_all(features: pl.DataFrame, segments: pl.DataFrame, per_clip: bool,
@@ -199,13 +198,13 @@ def cluster_all(features: pl.DataFrame, segments: pl.DataFrame, per_clip: bool,
             keys, blocks = blocks_of(feats, (m,))
             if not blocks:
                 continue
-            space = C.FusionSpace.fit(blocks, {m: 1.0})
+            space = clustering.FusionSpace.fit(blocks, {m: 1.0})
             x, res, full = _cluster_space(space, blocks, (previous or {}).get(m), stabilise=not per_clip)
             out.append(_rows(keys, m, res.labels, res.probabilities, full, spans))
-            conf[m] = C.modality_confidence(x, res.labels)
+            conf[m] = clustering.modality_confidence(x, res.labels)
             mix[m] = mixing_score(res.labels, keys["clip"].to_numpy())
             if not per_clip:
-                info["model"][m] = {"space": space.to_dict(), "clusters": C.ClusterModel.fit(x, res.labels).to_dict()}
+                info["model"][m] = {"space": space.to_dict(), "clusters": clustering.ClusterModel.fit(x, res.labels).to_dict()}
         mods = [m for m in fuse_mods if m in conf]
         if not mods:
             continue
@@ -214,13 +213,13 @@ def cluster_all(features: pl.DataFrame, segments: pl.DataFrame, per_clip: bool,
         weights = fusion_weights({m: conf[m] for m in mods}, None if per_clip else {m: mix[m] for m in mods},
                                  observed=seen)
         keys, blocks = blocks_of(feats, tuple(mods), how="outer")
-        space = C.FusionSpace.fit(blocks, weights)
+        space = clustering.FusionSpace.fit(blocks, weights)
         x, res, full = _cluster_space(space, blocks, (previous or {}).get("fusion"), stabilise=not per_clip)
         out.append(_rows(keys, "fusion", res.labels, res.probabilities, full, spans))
         if not per_clip:
             info["weights"], info["confidence"], info["mixing"], info["observed"] = weights, conf, mix, seen
             info["model"]["fusion"] = {"space": space.to_dict(),
-                                       "clusters": C.ClusterModel.fit(x, res.labels).to_dict()}
+                                       "clusters": clustering.ClusterModel.fit(x, res.labels).to_dict()}
             info["fusion_x"] = (keys, x)
     return (pl.concat(out) if out else pl.DataFrame(schema=CLUSTERS_SCHEMA)), info
 
@@ -229,7 +228,7 @@ CLASSIFIED_SCHEMA = {"clip": pl.Utf8, "segment_idx": pl.Int64, "modality": pl.Ut
                      "nearest_cluster": pl.Int64, "distance": pl.Float64}
 
 
-def space_blocks(features: pl.DataFrame, space: C.FusionSpace) -> tuple[pl.DataFrame, dict[str, np.ndarray]] | None:
+def space_blocks(features: pl.DataFrame, space: clustering.FusionSpace) -> tuple[pl.DataFrame, dict[str, np.ndarray]] | None:
     """`features` aligned for a fitted space: every segment with any of its modalities, NaN rows (no evidence)
     for a modality a segment lacks; None when nothing matches or a descriptor's dimension changed."""
     keys, blocks = blocks_of(features, tuple(space.names), how="outer")
@@ -242,7 +241,7 @@ def space_blocks(features: pl.DataFrame, space: C.FusionSpace) -> tuple[pl.DataF
 
 def space_rows(features: pl.DataFrame, entry: dict) -> tuple[pl.DataFrame, np.ndarray] | None:
     """(keys, rows in the saved space) for one modality's (or the fusion's) entry of the cluster model."""
-    space = C.FusionSpace.from_dict(entry["space"])
+    space = clustering.FusionSpace.from_dict(entry["space"])
     aligned = space_blocks(features, space)
     return None if aligned is None else (aligned[0], space.transform(aligned[1]))
 
@@ -258,7 +257,7 @@ def classify_segments(features: pl.DataFrame, model: dict[str, dict]) -> pl.Data
         if rows is None:
             continue
         keys, x = rows
-        ids, d, ok = C.ClusterModel.from_dict(entry["clusters"]).nearest(x)
+        ids, d, ok = clustering.ClusterModel.from_dict(entry["clusters"]).nearest(x)
         out.append(keys.with_columns(pl.lit(m).alias("modality"), pl.Series("cluster", np.where(ok, ids, -1), pl.Int64),
                                      pl.Series("nearest_cluster", ids, pl.Int64), pl.Series("distance", d, pl.Float64)))
     return pl.concat(out).select(list(CLASSIFIED_SCHEMA)) if out else pl.DataFrame(schema=CLASSIFIED_SCHEMA)
@@ -274,8 +273,8 @@ def ablation_phase_scores(features: pl.DataFrame, clips: pl.DataFrame) -> pl.Dat
             rows.append({"ablation": name, "modalities": "+".join(mods), "nmi": None, "ari": None, "k": 0,
                          "noise": 0, "note": f"not available: {', '.join(missing) or 'no features'}"})
             continue
-        x = C.FusionSpace.fit(blocks, {m: 1.0 / len(blocks) for m in blocks}).transform(blocks)
-        res = C.cluster_hdbscan(x, "cosine", max_dim=C.FUSED_DIM)
+        x = clustering.FusionSpace.fit(blocks, {m: 1.0 / len(blocks) for m in blocks}).transform(blocks)
+        res = clustering.cluster_hdbscan(x, "cosine", max_dim=clustering.FUSED_DIM)
         ph = np.array([phase.get(c, "unknown") for c in keys["clip"].to_list()])
         s = phase_scores(res.labels, ph)
         rows.append({"ablation": name, "modalities": "+".join(sorted(blocks)), "nmi": s["nmi"], "ari": s["ari"],
@@ -317,4 +316,4 @@ def fusion_rows(features: pl.DataFrame, entry: dict | None = None) -> tuple[pl.D
         return rows
     mods = tuple(m for m in MODALITIES if m not in FUSION_EXCLUDE)
     keys, blocks = blocks_of(features, mods, how="outer")
-    return keys, C.fuse_modalities(blocks, {m: 1.0 for m in blocks})[0]
+    return keys, clustering.fuse_modalities(blocks, {m: 1.0 for m in blocks})[0]
