@@ -265,109 +265,142 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def takeaways(r: Results, status: dict[str, ModalityStatus]) -> list[tuple[str, str]]:
-    """(headline, evidence) pairs, every number computed from the current tables."""
-    out: list[tuple[str, str]] = []
-    cce = r.nonempty("cross_clip_entropy")
+Takeaway = tuple[str, str]  # (headline, evidence)
+
+
+def _fusion_vs_best(r: Results, cce: pl.DataFrame, b: dict) -> Takeaway | None:
+    fus = cce.filter(pl.col("modality") == "fusion")
+    if not fus.height:
+        return None
     name = r.modality_name
-    if cce is not None:
-        single = cce.filter((pl.col("modality") != "fusion") & pl.col("mean_entropy").is_not_nan()
-                            & pl.col("mean_entropy").is_not_null()).sort(
-            ["mean_entropy", "multi_clip_share"], descending=True)
-        if single.height:
-            b = single.row(0, named=True)
-            ev = (f"{name(b['modality'])}: mean mixing entropy {b['mean_entropy']:.3f}, "
-                  f"{_pct(b['multi_clip_share'])} of its k={b['k']} clusters span ≥ 2 clips, noise "
-                  f"{b['noise']}/{b['n']} segments.")
-            if single.height > 1:
-                w = single.row(single.height - 1, named=True)
-                ev += (f" Lowest: {name(w['modality'])} ({w['mean_entropy']:.3f}, "
-                       f"{_pct(w['multi_clip_share'])} multi-clip)")
-                ev += (" — its clusters are clip-private, i.e. it fingerprints each clip's look."
-                       if w["multi_clip_share"] < 0.5 else ".")
-            out.append((f"{name(b['modality'])} forms the most cross-clip-consistent clusters.", ev))
-            fus = cce.filter(pl.col("modality") == "fusion")
-            if fus.height:
-                f = fus.row(0, named=True)
-                fe = f["mean_entropy"] if finite(f["mean_entropy"]) else float("nan")
-                d = fe - b["mean_entropy"]
-                verdict = "beats" if d > 0.005 else ("matches" if abs(d) <= 0.005 else "trails")
-                ev = (f"Fusion mean entropy {fe:.3f} vs {b['mean_entropy']:.3f} ({d:+.3f}); multi-clip "
-                      f"{_pct(f['multi_clip_share'])} vs {_pct(b['multi_clip_share'])}; noise {f['noise']}/{f['n']} vs "
-                      f"{b['noise']}/{b['n']}.")
-                gts = r.nonempty("ground_truth_scores")
-                if gts is not None and "mof" in gts.columns:
-                    fg = gts.filter(pl.col("modality") == "fusion")
-                    sg = gts.filter(pl.col("modality") != "fusion").sort("mof", descending=True, nulls_last=True)
-                    if fg.height and sg.height:
-                        s0 = sg.row(0, named=True)
-                        ev += (f" On ground truth: fusion MoF {fg['mof'][0]:.3f} vs best single "
-                               f"{name(s0['modality'])} {s0['mof']:.3f}.")
-                out.append((f"Late fusion {verdict} the best single modality on cross-clip consistency.", ev))
-    # hand / pose coverage
+    f = fus.row(0, named=True)
+    fe = f["mean_entropy"] if finite(f["mean_entropy"]) else float("nan")
+    d = fe - b["mean_entropy"]
+    verdict = "beats" if d > 0.005 else ("matches" if abs(d) <= 0.005 else "trails")
+    ev = (f"Fusion mean entropy {fe:.3f} vs {b['mean_entropy']:.3f} ({d:+.3f}); multi-clip "
+          f"{_pct(f['multi_clip_share'])} vs {_pct(b['multi_clip_share'])}; noise {f['noise']}/{f['n']} vs "
+          f"{b['noise']}/{b['n']}.")
+    gts = r.nonempty("ground_truth_scores")
+    if gts is not None and "mof" in gts.columns:
+        fg = gts.filter(pl.col("modality") == "fusion")
+        sg = gts.filter(pl.col("modality") != "fusion").sort("mof", descending=True, nulls_last=True)
+        if fg.height and sg.height:
+            s0 = sg.row(0, named=True)
+            ev += f" On ground truth: fusion MoF {fg['mof'][0]:.3f} vs best single {name(s0['modality'])} {s0['mof']:.3f}."
+    return f"Late fusion {verdict} the best single modality on cross-clip consistency.", ev
+
+
+def _consistency(r: Results) -> list[Takeaway]:
+    """Which single modality forms the most cross-clip-consistent clusters, and how the fusion compares."""
+    cce = r.nonempty("cross_clip_entropy")
+    if cce is None:
+        return []
+    name = r.modality_name
+    single = cce.filter((pl.col("modality") != "fusion") & pl.col("mean_entropy").is_not_nan()
+                        & pl.col("mean_entropy").is_not_null()).sort(["mean_entropy", "multi_clip_share"],
+                                                                     descending=True)
+    if not single.height:
+        return []
+    b = single.row(0, named=True)
+    ev = (f"{name(b['modality'])}: mean mixing entropy {b['mean_entropy']:.3f}, {_pct(b['multi_clip_share'])} of its "
+          f"k={b['k']} clusters span ≥ 2 clips, noise {b['noise']}/{b['n']} segments.")
+    if single.height > 1:
+        w = single.row(single.height - 1, named=True)
+        ev += f" Lowest: {name(w['modality'])} ({w['mean_entropy']:.3f}, {_pct(w['multi_clip_share'])} multi-clip)"
+        ev += (" — its clusters are clip-private, i.e. it fingerprints each clip's look."
+               if w["multi_clip_share"] < 0.5 else ".")
+    out = [(f"{name(b['modality'])} forms the most cross-clip-consistent clusters.", ev)]
+    fusion = _fusion_vs_best(r, cce, b)
+    return out + ([fusion] if fusion else [])
+
+
+def _coverage(r: Results, status: dict[str, ModalityStatus]) -> list[Takeaway]:
+    """How much of each clip the hands and the body are seen in (before and after CSRT tracking)."""
+    out = []
     for tab, label in (("hands", "Hand"), ("pose", "Body-pose")):
         cov = {c: cv for c in r.clips if (cv := coverage(r, tab, c)) is not None}
-        if cov:
-            share = {c: cv[0] for c, cv in cov.items()}
-            lo, hi = min(share.values()), max(share.values())
-            cmin, cmax = min(share, key=share.get), max(share, key=share.get)
-            if _pct(lo) == _pct(hi):
-                head = f"{label} coverage is {_pct(lo)} of frames in every clip."
-                ev = f"Same share in all {len(share)} clip(s) with {tab} results."
-            else:
-                head = f"{label} coverage ranges {_pct(lo)}–{_pct(hi)} of frames."
-                ev = (f"Lowest {cmin} ({_pct(lo)}), highest {cmax} ({_pct(hi)}), mean "
-                      f"{_pct(float(np.mean(list(share.values()))))} over {len(share)} clip(s).")
-            det = [cv[1]["detected"] for cv in cov.values() if "detected" in cv[1]]
-            if det and any("tracked" in cv[1] for cv in cov.values()):
-                ev += f" Detections alone (before CSRT tracking): {_pct(min(det))}–{_pct(max(det))}."
-            out.append((head, ev))
-        elif tab == "hands":
-            out.append(("Hand coverage is unknown: the hands modality is absent.", status["hands"].reason))
-    rs = repetition_share(r)
-    if rs is not None and rs[1]:
-        per = {c: s for c in r.clips if (s := repetition_share(r, c)) is not None and s[1]}
-        shares = [a / n for a, n in per.values()]
-        ev = f"SSM × flow periods agree within 30% in {rs[0]} / {rs[1]} segments"
-        if len(shares) > 1:
-            ev += f"; per clip {_pct(min(shares))}–{_pct(max(shares))}"
-        out.append((f"{_pct(rs[0] / rs[1])} of segments have an accepted repetition period.", ev + "."))
-    ph = r.nonempty("phase_scores")
-    if ph is not None:
-        ok = ph.filter(pl.col("nmi").is_not_null() & pl.col("nmi").is_not_nan()).sort("nmi", descending=True)
-        if ok.height:
-            top = float(ok["nmi"][0])
-            best = ok.filter((pl.col("nmi") - top).abs() < 1e-9)
-            names = " and ".join(f"'{b}'" for b in best["ablation"].to_list())
-            b = best.row(0, named=True)
-            ev = f"NMI {b['nmi']:.3f}, ARI {b['ari']:.3f} ({', '.join(best['modalities'].to_list())}; k={b['k']})."
-            private = []
-            if cce is not None:
-                for mods in best["modalities"].to_list():
-                    m = cce.filter(pl.col("modality") == mods)  # a single-modality ablation
-                    if m.height and m["multi_clip_share"][0] < 0.5:
-                        private.append((mods, float(m["multi_clip_share"][0])))
-            if private:
-                who = " and ".join(f"{name(m)} ({_pct(1 - sh)})" for m, sh in private)
-                ev += (f" Caution: the clusters of {who} are clip-private, so agreeing with the file-name phase "
-                       "may just mean recognising the clip.")
-            verb = "agree" if best.height > 1 else "agrees"
-            out.append((f"{names} {verb} best with the file-name phase{' (tie)' if best.height > 1 else ''}.", ev))
-    an = r.get("anomalies")
-    if an is not None:
-        n_scored = r.n_clips_in("anomaly_scores")
-        if an.height:
-            tot = float((an["end_s"] - an["start_s"]).sum())
-            out.append((f"{an.height} anomalous span(s) in {an['clip'].n_unique()} of {n_scored} clip(s).",
-                        f"{tot:.0f} s flagged in total (1 − typicality, EMA, Otsu threshold + hysteresis)."))
+        if not cov:
+            if tab == "hands":
+                out.append(("Hand coverage is unknown: the hands modality is absent.", status["hands"].reason))
+            continue
+        share = {c: cv[0] for c, cv in cov.items()}
+        lo, hi = min(share.values()), max(share.values())
+        cmin, cmax = min(share, key=share.get), max(share, key=share.get)
+        if _pct(lo) == _pct(hi):
+            head = f"{label} coverage is {_pct(lo)} of frames in every clip."
+            ev = f"Same share in all {len(share)} clip(s) with {tab} results."
         else:
-            out.append(("No anomalous span in any clip.",
-                        f"The detector (1 − typicality, EMA, Otsu threshold + hysteresis) kept no span in the "
-                        f"{n_scored} clip(s) with anomaly scores."))
-    skipped = [m for m, s in status.items() if not s.present]
-    if skipped:
-        out.append((f"Skipped modalities: {', '.join(name(m) for m in skipped)}.",
-                    " ".join(f"{name(m)}: {status[m].reason}." for m in skipped)))
-    else:
-        out.append(("Every modality has results.", "No modality was skipped."))
+            head = f"{label} coverage ranges {_pct(lo)}–{_pct(hi)} of frames."
+            ev = (f"Lowest {cmin} ({_pct(lo)}), highest {cmax} ({_pct(hi)}), mean "
+                  f"{_pct(float(np.mean(list(share.values()))))} over {len(share)} clip(s).")
+        det = [cv[1]["detected"] for cv in cov.values() if "detected" in cv[1]]
+        if det and any("tracked" in cv[1] for cv in cov.values()):
+            ev += f" Detections alone (before CSRT tracking): {_pct(min(det))}–{_pct(max(det))}."
+        out.append((head, ev))
     return out
+
+
+def _repetitions(r: Results) -> list[Takeaway]:
+    rs = repetition_share(r)
+    if rs is None or not rs[1]:
+        return []
+    per = {c: s for c in r.clips if (s := repetition_share(r, c)) is not None and s[1]}
+    shares = [a / n for a, n in per.values()]
+    ev = f"SSM × flow periods agree within 30% in {rs[0]} / {rs[1]} segments"
+    if len(shares) > 1:
+        ev += f"; per clip {_pct(min(shares))}–{_pct(max(shares))}"
+    return [(f"{_pct(rs[0] / rs[1])} of segments have an accepted repetition period.", ev + ".")]
+
+
+def _phase(r: Results) -> list[Takeaway]:
+    """Which ablation agrees best with the file-name phase, with a caution when that is clip recognition."""
+    ph = r.nonempty("phase_scores")
+    ok = None if ph is None else ph.filter(pl.col("nmi").is_not_null() & pl.col("nmi").is_not_nan()).sort(
+        "nmi", descending=True)
+    if ok is None or not ok.height:
+        return []
+    top = float(ok["nmi"][0])
+    best = ok.filter((pl.col("nmi") - top).abs() < 1e-9)
+    names = " and ".join(f"'{b}'" for b in best["ablation"].to_list())
+    b = best.row(0, named=True)
+    ev = f"NMI {b['nmi']:.3f}, ARI {b['ari']:.3f} ({', '.join(best['modalities'].to_list())}; k={b['k']})."
+    cce = r.nonempty("cross_clip_entropy")
+    private = []
+    for mods in best["modalities"].to_list() if cce is not None else []:
+        m = cce.filter(pl.col("modality") == mods)  # a single-modality ablation
+        if m.height and m["multi_clip_share"][0] < 0.5:
+            private.append((mods, float(m["multi_clip_share"][0])))
+    if private:
+        who = " and ".join(f"{r.modality_name(m)} ({_pct(1 - sh)})" for m, sh in private)
+        ev += (f" Caution: the clusters of {who} are clip-private, so agreeing with the file-name phase may just "
+               "mean recognising the clip.")
+    verb = "agree" if best.height > 1 else "agrees"
+    return [(f"{names} {verb} best with the file-name phase{' (tie)' if best.height > 1 else ''}.", ev)]
+
+
+def _anomalies(r: Results) -> list[Takeaway]:
+    an = r.get("anomalies")
+    if an is None:
+        return []
+    n_scored = r.n_clips_in("anomaly_scores")
+    if an.height:
+        tot = float((an["end_s"] - an["start_s"]).sum())
+        return [(f"{an.height} anomalous span(s) in {an['clip'].n_unique()} of {n_scored} clip(s).",
+                 f"{tot:.0f} s flagged in total (1 − typicality, EMA, Otsu threshold + hysteresis).")]
+    return [("No anomalous span in any clip.", f"The detector (1 − typicality, EMA, Otsu threshold + hysteresis) "
+             f"kept no span in the {n_scored} clip(s) with anomaly scores.")]
+
+
+def _skipped(r: Results, status: dict[str, ModalityStatus]) -> list[Takeaway]:
+    skipped = [m for m, s in status.items() if not s.present]
+    if not skipped:
+        return [("Every modality has results.", "No modality was skipped.")]
+    name = r.modality_name
+    return [(f"Skipped modalities: {', '.join(name(m) for m in skipped)}.",
+             " ".join(f"{name(m)}: {status[m].reason}." for m in skipped))]
+
+
+def takeaways(r: Results, status: dict[str, ModalityStatus]) -> list[Takeaway]:
+    """(headline, evidence) pairs, every number computed from the current tables."""
+    return [*_consistency(r), *_coverage(r, status), *_repetitions(r), *_phase(r), *_anomalies(r),
+            *_skipped(r, status)]
