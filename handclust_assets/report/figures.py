@@ -71,75 +71,87 @@ def _rect(x: float, y: float, w: float, h: float, col: tuple):
     return Rectangle((x, y), w, h, facecolor=col, edgecolor="white", linewidth=0.4)
 
 
-def timeline_png(r: Results, clip: str, status: dict[str, ModalityStatus], path: Path) -> list[str]:
-    """Strips on one time axis: ground truth (if any), every modality's cross-clip clusters (noise black, absent
-    grey), anomaly spans, accepted repetition periods, hand/pose detections. Returns the row names drawn."""
-    dur = max(r.duration(clip), 1e-6)
-    rows: list[tuple[str, list[tuple[float, float, tuple, str]], str]] = []  # name, spans, note
+Row = tuple[str, list[tuple[float, float, tuple, str]], str]  # name, spans (start, end, colour, text), note
+
+
+def _runs_of(labels: list, t: np.ndarray, step: float) -> list[tuple[float, float, object]]:
+    """(start s, end s, label) of each run of equal consecutive labels."""
+    out, start = [], 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            out.append((float(t[start]), float(t[i - 1] + step), labels[start]))
+            start = i
+    return out
+
+
+def _ground_truth_row(r: Results, clip: str) -> list[Row]:
     gt = r.clip_nonempty("ground_truth", clip)
-    if gt is not None and {"activity", "t_s"} <= set(gt.columns):
-        g = gt.sort("t_s")
-        acts = sorted(set(gt["activity"].drop_nulls().to_list()))
-        cmap = {a: GT_COLORS[i % len(GT_COLORS)] for i, a in enumerate(acts)}
-        t = g["t_s"].to_numpy()
-        a = g["activity"].to_list()
-        step = float(np.median(np.diff(t))) if len(t) > 1 else 0.2
-        spans, start = [], 0
-        for i in range(1, len(a) + 1):
-            if i == len(a) or a[i] != a[start]:
-                spans.append((float(t[start]), float(t[i - 1] + step), cmap.get(a[start], ABSENT_RGB),
-                              str(a[start])))
-                start = i
-        rows.append(("ground truth", spans, ""))
+    if gt is None or not {"activity", "t_s"} <= set(gt.columns):
+        return []
+    g = gt.sort("t_s")
+    acts = sorted(set(gt["activity"].drop_nulls().to_list()))
+    cmap = {a: GT_COLORS[i % len(GT_COLORS)] for i, a in enumerate(acts)}
+    t = g["t_s"].to_numpy()
+    step = float(np.median(np.diff(t))) if len(t) > 1 else 0.2
+    return [("ground truth", [(a, b, cmap.get(lab, ABSENT_RGB), str(lab))
+                              for a, b, lab in _runs_of(g["activity"].to_list(), t, step)], "")]
+
+
+def _modality_rows(r: Results, clip: str, status: dict[str, ModalityStatus], dur: float) -> list[Row]:
+    rows: list[Row] = []
     for m in ALL_MODALITIES:
         st = status.get(m)
-        name = r.modality_name(m)
         sc = segments_of_cluster(r, clip, m)
         if sc is None:
-            rows.append((name, [(0.0, dur, ABSENT_RGB, "")], _short_reason(st.reason) if st else "absent"))
+            rows.append((r.modality_name(m), [(0.0, dur, ABSENT_RGB, "")],
+                         _short_reason(st.reason) if st else "absent"))
             continue
         spans = []
         for s in sc.iter_rows(named=True):
-            c = s["cluster"]
-            c = -1 if c is None else int(c)
-            text = ("noise" if c < 0 else (r.label(m, c) if m == "fusion" else f"C{c}"))
+            c = -1 if s["cluster"] is None else int(s["cluster"])
+            text = "noise" if c < 0 else (r.label(m, c) if m == "fusion" else f"C{c}")
             spans.append((float(s["start_s"]), float(s["end_s"]), cluster_rgb(c), text))
-        rows.append((name, spans, ""))
+        rows.append((r.modality_name(m), spans, ""))
+    return rows
+
+
+def _event_rows(r: Results, clip: str) -> list[Row]:
+    """Anomaly spans and the segments whose repetition period was accepted."""
+    rows: list[Row] = []
     an = r.clip("anomalies", clip)
     if an is not None:
         sp = [(float(a), float(b), (0.85, 0.1, 0.1), "anomaly") for a, b in zip(an["start_s"], an["end_s"])]
         rows.append(("anomaly spans", sp, "" if sp else "none detected"))
-    rep = r.clip_nonempty("repetitions", clip)
-    seg = r.clip_nonempty("segments", clip)
+    rep, seg = r.clip_nonempty("repetitions", clip), r.clip_nonempty("segments", clip)
     if rep is not None and seg is not None:
         j = seg.join(rep, on="segment_idx", how="inner").filter(pl.col("accepted").fill_null(False))
         sp = [(float(s["start_s"]), float(s["end_s"]), (0.20, 0.63, 0.17),
-               f"×{s['rep_count']:.0f}" if finite(s["rep_count"]) else "")
-              for s in j.iter_rows(named=True)]
+               f"×{s['rep_count']:.0f}" if finite(s["rep_count"]) else "") for s in j.iter_rows(named=True)]
         rows.append(("rep. period accepted", sp, "" if sp else "none accepted"))
+    return rows
+
+
+def _body_rows(r: Results, clip: str) -> list[Row]:
+    """Where pose and hands were seen (detected / tracked), as runs of frames."""
     fc = r.frame_cache(clip)
     fps = fc.fps if fc is not None else 5.0
-    for tab, name in (("pose", "pose"), ("hands", "hands")):
+    rows: list[Row] = []
+    for tab in ("pose", "hands"):
         cv = coverage(r, tab, clip)
         if cv is None:
             continue
-        layers = [(k, v) for k, v in sorted(cv[3].items())] or [("detected", cv[2])]
         sp = []
-        for state, arr in layers:
+        for state, arr in [(k, v) for k, v in sorted(cv[3].items())] or [("detected", cv[2])]:
             col = STATE_COLORS.get(state, STATE_COLORS["detected"])
-            i = 0
-            while i < len(arr):
-                if arr[i]:
-                    j0 = i
-                    while i < len(arr) and arr[i]:
-                        i += 1
-                    sp.append((j0 / fps, i / fps, col, ""))
-                else:
-                    i += 1
+            seen = np.asarray(arr, bool).tolist()
+            sp += [(a, b, col, "") for a, b, on in _runs_of(seen, np.arange(len(seen)) / fps, 1 / fps) if on]
         detail = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(cv[1].items()))
-        rows.append((f"{name} {100 * cv[0]:.0f}%" + (f" ({detail})" if len(cv[1]) > 1 else ""), sp,
+        rows.append((f"{tab} {100 * cv[0]:.0f}%" + (f" ({detail})" if len(cv[1]) > 1 else ""), sp,
                      "" if sp else "no detections"))
+    return rows
 
+
+def _draw_strips(rows: list[Row], dur: float, path: Path) -> None:
     n = len(rows)
     fig = _fig(12.0, 0.42 * n + 0.75)
     ax = fig.add_axes((0.16, 0.55 / (0.42 * n + 0.75), 0.82, 1 - 0.7 / (0.42 * n + 0.75)))
@@ -149,20 +161,27 @@ def timeline_png(r: Results, clip: str, status: dict[str, ModalityStatus], path:
         ax.add_patch(_rect(0, y + 0.1, dur, 0.8, (0.97, 0.97, 0.97)))
         _spans(ax, y + 0.1, 0.8, spans, px_per_s)
         if note:
-            ax.text(dur / 2, y + 0.5, note, ha="center", va="center", fontsize=8.5, color="#555555",
-                    style="italic")
+            ax.text(dur / 2, y + 0.5, note, ha="center", va="center", fontsize=8.5, color="#555555", style="italic")
     ax.set_xlim(0, dur)
     ax.set_ylim(0, n)
     ax.set_yticks([n - 1 - i + 0.5 for i in range(n)])
     ax.set_yticklabels([row[0] for row in rows], fontsize=9)
     ax.set_xlabel("time (s)", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)
-    for s in ("top", "right", "left"):
-        ax.spines[s].set_visible(False)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
     ax.tick_params(axis="y", length=0)
     _save(fig, path)
-    return [row[0] for row in rows]
 
+
+def timeline_png(r: Results, clip: str, status: dict[str, ModalityStatus], path: Path) -> list[str]:
+    """Strips on one time axis: ground truth (if any), every modality's cross-clip clusters (noise black, absent
+    grey), anomaly spans, accepted repetition periods, hand/pose detections. Returns the row names drawn."""
+    dur = max(r.duration(clip), 1e-6)
+    rows = [*_ground_truth_row(r, clip), *_modality_rows(r, clip, status, dur), *_event_rows(r, clip),
+            *_body_rows(r, clip)]
+    _draw_strips(rows, dur, path)
+    return [row[0] for row in rows]
 
 def ssm_png(r: Results, clip: str, path: Path) -> str | None:
     """Cosine self-similarity of the clip's per-frame scene embeddings; returns the model name, None if absent."""

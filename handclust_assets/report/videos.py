@@ -175,6 +175,58 @@ def _title_card(w: int, h: int, color: tuple, lines: list[tuple[str, float]], th
     return img
 
 
+@dataclass
+class _ReelCluster:
+    rank: int
+    cluster: int
+    size: int
+    n_clips: int
+    entropy_text: str
+    examples: list[tuple[str, int, int, int]]  # (clip, segment, first frame, frames)
+
+
+def _example_windows(r: Results, members: pl.DataFrame, modality: str, cluster: int, k: int, n_ex: int
+                     ) -> list[tuple[str, int, int, int]]:
+    """Up to `k` example segments of a cluster, `n_ex` frames each from the middle of the segment."""
+    out = []
+    for x in _pick_examples(r, members, modality, cluster, k):
+        fc = r.frame_cache(x["clip"])
+        if fc is None or not len(fc):
+            continue
+        a, b = int(x["start_frame"]), min(int(x["end_frame"]), len(fc))
+        n = min(n_ex, max(0, b - a))
+        if n > 0:
+            out.append((x["clip"], int(x["segment_idx"]), a + (b - a - n) // 2, n))
+    return out
+
+
+def _reel_plan(r: Results, g: pl.DataFrame, modality: str, examples: int, n_ex: int) -> list[_ReelCluster]:
+    """Clusters largest first, each with its examples and its mixing entropy."""
+    sizes = g.group_by("cluster").len().sort(["len", "cluster"], descending=[True, False])
+    ent = r.get("cluster_entropy")
+    plan = []
+    for rank, c in enumerate(sizes["cluster"].to_list()):
+        gc = g.filter(pl.col("cluster") == c)
+        h_txt = ""
+        if ent is not None and ent.height:
+            m = ent.filter((pl.col("modality") == modality) & (pl.col("cluster") == c))
+            if m.height:
+                h_txt = f" | mixing entropy {float(m['entropy'][0]):.2f}"
+        plan.append(_ReelCluster(rank, int(c), gc.height, gc["clip"].n_unique(), h_txt,
+                                 _example_windows(r, gc, modality, int(c), examples, n_ex)))
+    return plan
+
+
+def _example_frame(img: np.ndarray, w: int, h: int, col: tuple, label: str, caption: str) -> np.ndarray:
+    img = _letterbox(img, w, h)
+    img[:26] = (img[:26] * 0.35).astype(np.uint8)
+    cv2.rectangle(img, (6, 6), (20, 20), _bgr255(col), -1)
+    _text(img, _fit_text(label, w - 40, 0.5), (28, 19), 0.5)
+    img[-22:] = (img[-22:] * 0.35).astype(np.uint8)
+    _text(img, caption, (8, h - 7), 0.42)
+    return img
+
+
 def render_preview_reel(
     root: str | Path | None = None,
     out: str | Path | None = None,
@@ -190,8 +242,7 @@ def render_preview_reel(
     (up to `clip_seconds` each, from the middle of the segment) from the frame cache."""
     r = Results(root, source)
     path = Path(out) if out is not None else reel_path(r.store)
-    ccc = r.get("cross_clip_clusters")
-    segs = r.get("segments")
+    ccc, segs = r.get("cross_clip_clusters"), r.get("segments")
     if ccc is None or segs is None:
         raise NothingToRender("cross_clip_clusters or segments missing: nothing to preview")
     g = ccc.filter((pl.col("modality") == modality) & (pl.col("cluster") >= 0)).join(
@@ -201,56 +252,28 @@ def render_preview_reel(
     w, h = _canvas_size(r, r.clips, max_side)
     fps = next((fc.fps for c in r.clips if (fc := r.frame_cache(c)) is not None), 5.0)
     n_title = max(1, int(round(title_seconds * fps)))
-    n_ex = max(1, int(round(clip_seconds * fps)))
-    sizes = g.group_by("cluster").len().sort(["len", "cluster"], descending=[True, False])
-    ent = r.get("cluster_entropy")
-    plan = []
-    for ci, c in enumerate(sizes["cluster"].to_list()):
-        gc = g.filter(pl.col("cluster") == c)
-        ex = []
-        for x in _pick_examples(r, gc, modality, int(c), examples):
-            fc = r.frame_cache(x["clip"])
-            if fc is None or not len(fc):
-                continue
-            a, b = int(x["start_frame"]), min(int(x["end_frame"]), len(fc))
-            n = min(n_ex, max(0, b - a))
-            if n <= 0:
-                continue
-            s0 = a + (b - a - n) // 2
-            ex.append((x["clip"], int(x["segment_idx"]), s0, n))
-        h_txt = ""
-        if ent is not None and ent.height:
-            m = ent.filter((pl.col("modality") == modality) & (pl.col("cluster") == c))
-            if m.height:
-                h_txt = f" | mixing entropy {float(m['entropy'][0]):.2f}"
-        plan.append((ci, int(c), gc.height, gc["clip"].n_unique(), h_txt, ex))
-    if not any(p[5] for p in plan):
+    plan = _reel_plan(r, g, modality, examples, max(1, int(round(clip_seconds * fps))))
+    if not any(p.examples for p in plan):
         raise NothingToRender("no frames for any cluster member (frame caches missing)")
     res = VideoResult(path, 0, fps, w, h, clusters=len(plan), title_frames=n_title)
     first_card: list[np.ndarray] = []
 
     def frames() -> Iterator[np.ndarray]:
-        for ci, c, size, n_clips, h_txt, ex in plan:
-            col = cluster_rgb(c)
-            thumbs = [r.frame_cache(clip).read(s0 + n // 2) for clip, _, s0, n in ex]
-            card = _title_card(w, h, col, [(f"activity {ci + 1}/{len(plan)}  ({r.modality_name(modality)})", 0.5),
-                                           (f"C{c}", 1.3), (r.label_text(modality, c) or "(no label)", 0.8),
-                                           (f"{size} segments in {n_clips} clip(s){h_txt}", 0.5)], thumbs)
-            if not first_card:
-                first_card.append(card)
-            for _ in range(n_title):
-                yield card
-            for k, (clip, seg, s0, n) in enumerate(ex):
+        for p in plan:
+            col = cluster_rgb(p.cluster)
+            thumbs = [r.frame_cache(clip).read(s0 + n // 2) for clip, _, s0, n in p.examples]
+            card = _title_card(w, h, col, [
+                (f"activity {p.rank + 1}/{len(plan)}  ({r.modality_name(modality)})", 0.5), (f"C{p.cluster}", 1.3),
+                (r.label_text(modality, p.cluster) or "(no label)", 0.8),
+                (f"{p.size} segments in {p.n_clips} clip(s){p.entropy_text}", 0.5)], thumbs)
+            first_card[:] = first_card or [card]
+            yield from [card] * n_title
+            for k, (clip, seg, s0, n) in enumerate(p.examples):
                 fc = r.frame_cache(clip)
-                res.examples.append((c, clip, seg, n))
+                res.examples.append((p.cluster, clip, seg, n))
                 for i in range(s0, s0 + n):
-                    img = _letterbox(fc.read(i), w, h)
-                    img[:26] = (img[:26] * 0.35).astype(np.uint8)
-                    cv2.rectangle(img, (6, 6), (20, 20), _bgr255(col), -1)
-                    _text(img, _fit_text(r.label(modality, c), w - 40, 0.5), (28, 19), 0.5)
-                    img[-22:] = (img[-22:] * 0.35).astype(np.uint8)
-                    _text(img, f"{clip}  seg {seg}  t={fc.timestamps[i]:.1f}s  ({k + 1}/{len(ex)})", (8, h - 7), 0.42)
-                    yield img
+                    yield _example_frame(fc.read(i), w, h, col, r.label(modality, p.cluster),
+                                         f"{clip}  seg {seg}  t={fc.timestamps[i]:.1f}s  ({k + 1}/{len(p.examples)})")
 
     res.n_frames = _write(path, frames(), fps, crf)
     if first_card:
