@@ -126,12 +126,12 @@ def test_missing_or_corrupt_model_skips_only_that_asset_with_the_reason(run, tmp
                     partition_key="09_synthetic", raise_on_error=False)
     assert r.success and step_failures(r) == {}  # a missing model is not a red run
     assert materializations(r) == {"flow"}
-    reasons = {e.asset_key.to_user_string(): str(e.event_specific_data.asset_observation.metadata["skipped"].value)
-               for e in r.all_events if e.event_type_value == "ASSET_OBSERVATION"}
+    reasons = {e.asset_key.to_user_string(): str(e.asset_observation_data.asset_observation.metadata["skipped"].value)
+               for e in r.get_asset_observation_events()}
     assert set(reasons) == {"pose", "hands"}
     assert "pose_landmarker_full" in reasons["pose"] and "model unavailable" in reasons["pose"]
     assert "hand_landmarker" in reasons["hands"] and "sha256" in reasons["hands"]
-    skipped = {e.step_key for e in r.all_events if e.event_type_value == "STEP_SKIPPED"}
+    skipped = {e.step_key for e in r.get_step_skipped_events()}
     assert {"pose_segments", "hand_segments"} <= skipped  # their downstream waits for the model too
 
 

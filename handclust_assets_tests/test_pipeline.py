@@ -70,8 +70,7 @@ def test_missing_model_skips_only_its_asset_with_the_reason(pipeline, tmp_path: 
     r = materialize(["video_embeddings", "flow"], bad, inst, partition_key="02_transit_b", raise_on_error=False)
     assert r.success and step_failures(r) == {}  # a missing model is not a red run
     assert materializations(r) == {"flow"}
-    (obs,) = [e.event_specific_data.asset_observation for e in r.all_events
-              if e.event_type_value == "ASSET_OBSERVATION"]
+    (obs,) = [e.asset_observation_data.asset_observation for e in r.get_asset_observation_events()]
     reason = str(obs.metadata["skipped"].value)
     assert obs.asset_key == dg.AssetKey("video_embeddings") and obs.partition == "02_transit_b"
     assert "nobody/no-such-vjepa" in reason and "model unavailable" in reason
