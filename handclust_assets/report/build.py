@@ -24,6 +24,7 @@ import jinja2
 import polars as pl
 from markupsafe import Markup
 
+from handclust_assets.lib.storage import atomic_write_bytes, replace_dir
 from handclust_assets.report import analysis, figures
 from handclust_assets.report.data import (
     ALL_MODALITIES,
@@ -634,15 +635,8 @@ def _publish(out: Path, tmp_img: Path, doc: str, res: DashboardResult) -> None:
     """Static files, then the images folder and the page, each replaced atomically."""
     for name in STATIC_FILES:
         (out / name).write_bytes(resources.files("handclust_assets.report").joinpath(name).read_bytes())
-    final_img = out / "img"
-    old = out / f".img.old-{os.getpid()}"
-    if final_img.exists():
-        os.replace(final_img, old)
-    os.replace(tmp_img, final_img)
-    shutil.rmtree(old, ignore_errors=True)
-    tmp_html = out / f".index.html.tmp-{os.getpid()}"
-    tmp_html.write_text(doc, encoding="utf-8")
-    os.replace(tmp_html, res.index)
+    replace_dir(tmp_img, out / "img")
+    atomic_write_bytes(res.index, doc.encode("utf-8"))
 
 
 def build_dashboard(

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from handclust_assets.lib.errors import ClipError
+from handclust_assets.lib.storage import replace_dir
 from handclust_assets.video.motion_track import (
     MOTION_FILE,
     MotionTrack,
@@ -230,18 +231,10 @@ def build_frame_cache(
         "truncated": truncated, "warning": warning,
     }
     (tmp / META).write_text(json.dumps(meta))
-    _replace_dir(tmp, out_dir)
+    replace_dir(tmp, out_dir)
     return CacheStats(n_frames=len(pack.times), decoded_frames=decoded,
                       video_seconds=float(pack.times[-1] + sampler.step), wall_seconds=wall,
                       bytes=int(pack.offsets[-1]), truncated=truncated, warning=warning)
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    old = dst.with_name(dst.name + f".old-{os.getpid()}")
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(src, dst)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 class FrameCache:
