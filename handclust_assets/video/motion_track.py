@@ -169,7 +169,7 @@ def motion_track_from_video(video_path: str | Path, max_seconds: float | None = 
             from handclust_assets.video.probe import probe_video
 
             rotation = probe_video(video_path, scan_timestamps=False).rotation
-        except Exception:  # noqa: BLE001 - rotation metadata is a nicety here
+        except Exception:  # rotation metadata is a nicety here
             rotation = 0
         b = MotionTrackBuilder(rotation)
         start = None
