@@ -15,7 +15,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handclust_assets.science import descriptors
-from handclust_assets.science.anomaly import SCORE_SCHEMA, SPAN_SCHEMA, detect_anomalies, ema, otsu_threshold
+from handclust_assets.science.anomaly import (
+    SCORE_SCHEMA,
+    SPAN_SCHEMA,
+    detect_anomalies,
+    ema,
+    otsu_threshold,
+    recurrence_typicality,
+    typicality,
+)
 from handclust_assets.science.egomotion import egomotion, motion_layout
 from handclust_assets.science.flow import compute_flow
 from handclust_assets.science.hands import (
@@ -100,6 +108,28 @@ def test_detect_anomalies_on_a_static_clip_issue_9(seed: int, n: int, d: int) ->
     scores, spans = detect_anomalies(emb, np.arange(n, dtype=np.float64))
     assert scores.height == n and spans.height == 0 and not scores["is_anomaly"].any()
     assert np.isfinite(scores["theta_on"].to_numpy()).all()
+
+
+@FAST
+@given(matrices(max_rows=40, max_cols=12), st.sampled_from((0.0, 3.0, 20.0)), st.sampled_from((0.05, 0.15, 1.0)))
+def test_recurrence_typicality_is_a_cosine_or_nan(emb: np.ndarray, exclude_s: float, share: float) -> None:
+    n = len(emb)
+    typ = recurrence_typicality(emb, np.arange(float(n)), share=share, exclude_s=exclude_s)
+    assert typ.shape == (n,)
+    ok = np.isfinite(emb).all(axis=1)
+    assert np.isnan(typ[~ok]).all(), "a window with a non-finite embedding has no typicality"
+    assert np.isfinite(typ[ok]).all() and np.all(np.abs(typ[ok]) <= 1 + 1e-9)
+
+
+@FAST
+@given(matrices(min_rows=2, max_rows=30, max_cols=8, nonfinite=False))
+def test_recurrence_typicality_over_every_other_window_is_the_row_mean_without_itself(emb: np.ndarray) -> None:
+    """No exclusion and every window a partner: the seed's row mean, the window's own similarity taken out."""
+    n = len(emb)
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    own = (unit * unit).sum(axis=1)
+    everyone = recurrence_typicality(emb, np.arange(float(n)), share=1.0, exclude_s=0.0, min_neighbours=n)
+    np.testing.assert_allclose(everyone, (n * typicality(emb) - own) / (n - 1), atol=1e-9)
 
 
 @FAST

@@ -386,8 +386,8 @@ def _anomalies(r: Results) -> list[Takeaway]:
     if an.height:
         tot = float((an["end_s"] - an["start_s"]).sum())
         return [(f"{an.height} anomalous span(s) in {an['clip'].n_unique()} of {n_scored} clip(s).",
-                 f"{tot:.0f} s flagged in total (1 − typicality, EMA, Otsu threshold + hysteresis).")]
-    return [("No anomalous span in any clip.", f"The detector (1 − typicality, EMA, Otsu threshold + hysteresis) "
+                 f"{tot:.0f} s flagged in total (1 − typicality, EMA, threshold median + contrast, hysteresis).")]
+    return [("No anomalous span in any clip.", f"The detector (1 − typicality, EMA, threshold median + contrast, hysteresis) "
              f"kept no span in the {n_scored} clip(s) with anomaly scores.")]
 
 

@@ -153,7 +153,7 @@ def detection_png(scores: pl.DataFrame, spans: pl.DataFrame, path: str | Path, s
     t = sc["t_s"].to_numpy()
     ax.plot(t, sc["raw_score"].to_numpy(), lw=0.7, color=RAW_GREY, label="raw: 1 − typicality")
     ax.plot(t, sc["smoothed"].to_numpy(), lw=1.5, color=EMA_BLUE, label="EMA")
-    ax.axhline(float(sc["theta_on"][0]), color=ON_RED, lw=1.0, label="θ_on (Otsu)")
+    ax.axhline(float(sc["theta_on"][0]), color=ON_RED, lw=1.0, label="θ_on (median + contrast)")
     ax.axhline(float(sc["theta_off"][0]), color=OFF_ORANGE, lw=1.0, label="θ_off (hysteresis)")
     for a, b in zip(spans["start_s"].to_list(), spans["end_s"].to_list()):
         ax.axvspan(a, b, color=SPAN_RED, alpha=0.18, lw=0)

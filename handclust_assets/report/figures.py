@@ -256,7 +256,7 @@ def rhythm_png(r: Results, clip: str, path: Path) -> bool:
 
 
 def anomaly_png(r: Results, clip: str, path: Path) -> str | None:
-    """Anomaly score (raw, EMA), Otsu θ_on / hysteresis θ_off, spans shaded. Returns the score source."""
+    """Anomaly score (raw, EMA), θ_on (median + contrast) / hysteresis θ_off, spans shaded. Returns the score source."""
     sc = r.clip_nonempty("anomaly_scores", clip)
     if sc is None:
         return None
@@ -267,7 +267,7 @@ def anomaly_png(r: Results, clip: str, path: Path) -> str | None:
     ax.plot(t, sc["raw_score"].to_numpy(), lw=0.7, color="#999999", label="1 − typicality")
     ax.plot(t, sc["smoothed"].to_numpy(), lw=1.4, color="#d62728", label="EMA")
     if sc.height:
-        ax.axhline(float(sc["theta_on"][0]), color="#333", lw=0.8, ls="--", label="θ_on (Otsu)")
+        ax.axhline(float(sc["theta_on"][0]), color="#333", lw=0.8, ls="--", label="θ_on (median + contrast)")
         ax.axhline(float(sc["theta_off"][0]), color="#333", lw=0.8, ls=":", label="θ_off")
     an = r.clip("anomalies", clip)
     if an is not None:

@@ -121,11 +121,12 @@ alignment_scores = evaluation_asset(
 @dg.multi_asset(
     group_name="evaluation",
     outs={"anomaly_scores": dg.AssetOut(kinds={"python", "duckdb"}), "anomalies": dg.AssetOut(kinds={"python", "duckdb"})},
-    code_version="anomalies-v1",
+    code_version="anomalies-v2",
     deps=["segment_features"],
-    description="EgoClean anomalies per clip: row-mean typicality of the V-JEPA 2 window self-similarity (scene "
-    "embeddings pooled over 1-s windows when V-JEPA is absent: the `source` column says which), 1 - typicality, "
-    "EMA, Otsu + hysteresis -> spans.",
+    description="EgoClean anomalies per clip: typicality of each window against the clip's recurring content (mean "
+    "cosine similarity to its most similar windows more than 20 s away) on V-JEPA 2 windows (scene embeddings "
+    "pooled over 1-s windows when V-JEPA is absent: the `source` column says which), 1 - typicality, EMA, "
+    "theta_on = median + contrast with hysteresis -> spans (science/anomaly.py says why not the seed's Otsu).",
 )
 @measured
 def anomaly_detection(video_embeddings: pl.DataFrame | None, scene_embeddings: pl.DataFrame | None):
