@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 
 from handclust_assets.models.mediapipe_models import MEDIAPIPE_MODELS
 
@@ -126,3 +130,22 @@ def build_whole_graph(tmp: Path) -> dict[str, Any]:
     assert cross.success
     return {"root": root, "tmp": tmp, "res": res, "inst": inst, "cross": cross, "dash": cross, "failed": failed,
             "mediapipe": find_models_dir()}
+
+
+def serve_fake_hub(monkeypatch: pytest.MonkeyPatch, handler: type[http.server.BaseHTTPRequestHandler]
+                   ) -> Iterator[str]:
+    """A local HTTP server with `handler` standing in for the Hugging Face hub (the only thing outside our machine
+    these tests talk to), with huggingface_hub switched online and to plain HTTP downloads: yields its URL.
+    `handler.requests` is reset to an empty list first."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    handler.requests = []
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

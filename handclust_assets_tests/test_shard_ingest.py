@@ -10,8 +10,8 @@ import io
 import json
 import os
 import tarfile
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -22,7 +22,7 @@ import pytest
 from handclust_assets.defs.ingest.assets import SOURCE_TAG
 from handclust_assets.defs.resources import HandclustSettings, ShardHubResource
 from handclust_assets.video.writer import moving_pattern, write_video
-from handclust_assets_tests.support import make_resources, step_failures
+from handclust_assets_tests.support import make_resources, serve_fake_hub, step_failures
 
 CODEC = "libx265" if "libx265" in av.codecs_available else "libx264"
 INTRINSICS = {"fx": 70.0, "fy": 70.0, "cx": 80.0, "cy": 48.0, "k1": 0.05, "k2": -0.01, "k3": 0.0, "k4": 0.0}
@@ -178,17 +178,8 @@ class _Hub(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Hub.requests = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    yield from serve_fake_hub(monkeypatch, _Hub)
 
 
 def _fetch(storage: Path, hub_res: ShardHubResource) -> tuple[dg.ExecuteInProcessResult, str]:

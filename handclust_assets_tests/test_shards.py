@@ -8,8 +8,8 @@ import io
 import json
 import socket
 import tarfile
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -29,6 +29,7 @@ from handclust_assets.lib.shards import (
 from handclust_assets.video.frame_cache import META, PACK, FrameCache, build_frame_cache
 from handclust_assets.video.probe import content_hash, probe_video
 from handclust_assets.video.writer import moving_pattern, write_video
+from handclust_assets_tests.support import serve_fake_hub
 
 CODEC = "libx265" if "libx265" in av.codecs_available else "libx264"
 INTRINSICS = {"fx": 70.0, "fy": 70.0, "cx": 80.0, "cy": 48.0, "k1": 0.05, "k2": -0.01, "k3": 0.0, "k4": 0.0}
@@ -251,17 +252,8 @@ class _Hub(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Hub.requests = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    yield from serve_fake_hub(monkeypatch, _Hub)
 
 
 def test_fetch_shards_from_a_local_hub(tmp_path: Path, clips: dict[str, bytes], hub: str,
