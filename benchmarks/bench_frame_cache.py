@@ -11,7 +11,6 @@ Then the cache build: decode + sample 5 fps + RGB/downscale + JPEG + write. Prin
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ import av
 import numpy as np
 
 from handclust_assets.video.frame_cache import build_frame_cache
+from handclust_assets.video.probe import ffmpeg_binary
 from handclust_assets.video.writer import write_video
 
 
@@ -65,14 +65,7 @@ def main() -> None:
         print(f"clip: {clip} {s.codec_context.name} {s.codec_context.width}x{s.codec_context.height} {dur:.1f}s")
 
     rows = []
-    ff = shutil.which("ffmpeg")
-    if ff is None:
-        try:
-            import imageio_ffmpeg
-
-            ff = imageio_ffmpeg.get_ffmpeg_exe()
-        except ImportError:
-            ff = None
+    ff = ffmpeg_binary()
     if ff:
         t = best_of(lambda: subprocess.run([ff, "-v", "error", "-threads", "0", "-i", str(clip), "-f", "null", "-"],
                                            check=True), a.repeats)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -72,6 +71,7 @@ def bench_counting(seconds: float, fps: float, repeats: int) -> None:
 
 def bench_cache(cache_seconds: float, repeats: int) -> None:
     import handclust_assets.video.frame_cache as fcm
+    from handclust_assets.video.probe import ffmpeg_binary
     from handclust_assets.video.writer import write_video
 
     clip = Path(tempfile.gettempdir()) / f"handclust_bench_rhythm_{int(cache_seconds)}s_1080p.mp4"
@@ -95,14 +95,7 @@ def bench_cache(cache_seconds: float, repeats: int) -> None:
         return min(out)
 
     rows = []
-    ff = shutil.which("ffmpeg")
-    if ff is None:
-        try:
-            import imageio_ffmpeg
-
-            ff = imageio_ffmpeg.get_ffmpeg_exe()
-        except ImportError:
-            ff = None
+    ff = ffmpeg_binary()
     if ff:
         rows.append(("ffmpeg decode-only", best_of(lambda: subprocess.run(
             [ff, "-v", "error", "-threads", "0", "-i", str(clip), "-f", "null", "-"], check=True))))

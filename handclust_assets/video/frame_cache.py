@@ -36,6 +36,7 @@ from handclust_assets.video.motion_track import (
     MotionTrack,
     MotionTrackBuilder,
     load_motion_track,
+    rotate_upright,
     save_motion_track,
 )
 from handclust_assets.video.probe import VideoInfo, VideoSource, open_input, probe_video, source_label
@@ -52,16 +53,6 @@ def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     w = max(2, int(round(width * s / 2)) * 2)
     h = max(2, int(round(height * s / 2)) * 2)
     return w, h
-
-
-def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
-    if rotation == 90:
-        return cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE)
-    if rotation == 180:
-        return cv2.rotate(img, cv2.ROTATE_180)
-    if rotation == 270:
-        return cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    return img
 
 
 @dataclass
@@ -115,7 +106,7 @@ def _rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int, maps: tuple
     ow, oh = size
     if maps is None and rotation % 180 == 0:
         return frame.to_ndarray(width=ow, height=oh, format="rgb24", interpolation="AREA")
-    rgb = _rotate(frame.to_ndarray(format="rgb24"), rotation)
+    rgb = rotate_upright(frame.to_ndarray(format="rgb24"), rotation)
     if maps is not None:
         return cv2.remap(rgb, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     if rgb.shape[1] != ow or rgb.shape[0] != oh:
@@ -307,7 +298,7 @@ def sample_frames(
                 break
             if t + 0.5 / info.fps < next_t:
                 continue
-            rgb = _rotate(fr.to_ndarray(format="rgb24"), info.rotation)
+            rgb = rotate_upright(fr.to_ndarray(format="rgb24"), info.rotation)
             frames.append(cv2.resize(rgb, (ow, oh), interpolation=cv2.INTER_AREA))
             times.append(t)
             next_t += 1.0 / sample_fps

@@ -51,7 +51,8 @@ class MotionTrack:
         return len(self.t_s)
 
 
-def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
+def rotate_upright(img: np.ndarray, rotation: int) -> np.ndarray:
+    """`img` turned by the stream's display rotation (0, 90, 180, 270 degrees clockwise), as a player shows it."""
     if rotation == 90:
         return cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE)
     if rotation == 180:
@@ -91,7 +92,7 @@ class MotionTrackBuilder:
         self._window: np.ndarray | None = None
 
     def add(self, frame: av.VideoFrame, t_s: float) -> None:
-        self.add_gray(_rotate(small_gray(frame, self.width), self.rotation), t_s)
+        self.add_gray(rotate_upright(small_gray(frame, self.width), self.rotation), t_s)
 
     def add_gray(self, g: np.ndarray, t_s: float) -> None:
         h, w = g.shape

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -264,3 +265,17 @@ def probe_video(
         size_bytes=int(size),
         content_hash=content_hash(source),
     )
+
+
+def ffmpeg_binary() -> str | None:
+    """An ffmpeg executable for baselines and tools: the system's, else the one inside the imageio-ffmpeg wheel
+    (a dev dependency), else None. Decoding itself never needs it (PyAV bundles FFmpeg)."""
+    found = shutil.which("ffmpeg")
+    if found is None:
+        try:
+            import imageio_ffmpeg
+
+            found = imageio_ffmpeg.get_ffmpeg_exe()
+        except (ImportError, RuntimeError):
+            found = None
+    return found
