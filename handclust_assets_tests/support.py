@@ -45,13 +45,14 @@ def materializations(result: dg.ExecuteInProcessResult) -> set[str]:
 
 
 def materialize(selection: list[str] | str, resources: dict, instance: dg.DagsterInstance,
-                partition_key: str | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+                partition_key: str | None = None, raise_on_error: bool = True,
+                run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     """Materialize a selection of the code location's graph (assets and checks) in process."""
     from handclust_assets.definitions import defs
 
     graph = [*defs.assets, *(defs.asset_checks or [])]
     return dg.materialize(graph, selection=selection, partition_key=partition_key, instance=instance,
-                          resources=resources, raise_on_error=raise_on_error)
+                          resources=resources, raise_on_error=raise_on_error, run_config=run_config)
 
 
 def clip_run_selection() -> list[str]:

@@ -43,10 +43,17 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     for k in keys:
         r = materialize(PER_CLIP, res, inst, partition_key=k, raise_on_error=False)
         assert r.success, step_failures(r)
+    # the launchpad's threshold reaches the detector: a contrast no window reaches flags nothing (then the
+    # default run below replaces these tables)
+    strict = materialize(["anomaly_scores", "anomalies"], res, inst,
+                         run_config={"ops": {"anomaly_detection": {"config": {"min_contrast": 5.0}}}})
+    strict_tables = {t: pl.read_parquet(root / "tables" / t / "_all.parquet") for t in ("anomaly_scores", "anomalies")}
+    assert strict.success
     cross = materialize(CROSS, res, inst)
     again = materialize(["anomaly_diagnostics"], res, inst)
     truth = pl.concat([load_anomaly_ground_truth(p).with_columns(pl.lit(p.stem).alias("clip")) for p in paths])
-    return {"root": root, "keys": keys, "cross": cross, "again": again, "truth": truth, "per_clip": r}
+    return {"root": root, "keys": keys, "cross": cross, "again": again, "truth": truth, "per_clip": r,
+            "strict": strict_tables}
 
 
 def test_spans_are_scored_against_the_injected_anomalies(run: dict) -> None:
@@ -71,6 +78,16 @@ def test_spans_are_scored_against_the_injected_anomalies(run: dict) -> None:
     assert meta["recall"] == 1.0 and meta["n_false_positive"] == 0, matches
     ev = pl.read_parquet(root / "tables" / "anomaly_evaluation" / "_all.parquet")
     assert ev["scope"].to_list() == ["clip", "clip", "overall"] and ev["n_gt"].to_list() == [1, 1, 2]
+
+
+def test_the_detector_threshold_is_a_launchpad_setting(run: dict) -> None:
+    strict, default = run["strict"], pl.read_parquet(run["root"] / "tables" / "anomalies" / "_all.parquet")
+    assert strict["anomalies"].height == 0 and default.height >= 2  # same embeddings, only the threshold differs
+    scores = pl.read_parquet(run["root"] / "tables" / "anomaly_scores" / "_all.parquet")
+    assert strict["anomaly_scores"].select("clip", "raw_score").equals(scores.select("clip", "raw_score"))
+    # theta_on is median + contrast capped at the clip's top score: the strict run's sits at the top
+    top = strict["anomaly_scores"].group_by("clip").agg(pl.col("smoothed").max(), pl.col("theta_on").first())
+    assert (top["theta_on"] == top["smoothed"]).all()
 
 
 def test_diagnostics_images_and_numbers_per_clip(run: dict) -> None:

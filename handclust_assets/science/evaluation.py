@@ -80,13 +80,14 @@ def window_embeddings(video_embeddings: pl.DataFrame | None, scene_embeddings: p
     return "scene_embeddings", out
 
 
-def anomaly_tables(video_embeddings: pl.DataFrame | None, scene_embeddings: pl.DataFrame | None
-                   ) -> tuple[pl.DataFrame, pl.DataFrame, str]:
-    """EgoClean per clip: (window scores, anomalous spans, embedding source)."""
+def anomaly_tables(video_embeddings: pl.DataFrame | None, scene_embeddings: pl.DataFrame | None,
+                   min_contrast: float = 0.12) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    """EgoClean per clip: (window scores, anomalous spans, embedding source); `min_contrast` as in
+    `detect_anomalies`."""
     source, windows = window_embeddings(video_embeddings, scene_embeddings)
     scores, spans = [], []
     for clip, (emb, ts, te) in sorted(windows.items()):
-        sc, sp = detect_anomalies(emb, ts, te)
+        sc, sp = detect_anomalies(emb, ts, te, min_contrast=min_contrast)
         scores.append(sc.with_columns(pl.lit(clip).alias("clip"), pl.lit(source).alias("source")))
         spans.append(sp.with_columns(pl.lit(clip).alias("clip"), pl.lit(source).alias("source")))
     sc = pl.concat(scores).select(list(ANOMALY_SCORES_SCHEMA)) if scores else pl.DataFrame(schema=ANOMALY_SCORES_SCHEMA)

@@ -9,6 +9,7 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from handclust_assets.defs.common import measured, numeric_metadata
 
@@ -118,6 +119,15 @@ alignment_scores = evaluation_asset(
     "on scene embeddings, averaged over pairs (MASA / LA2DS evaluation).")
 
 
+class AnomalyConfig(dg.Config):
+    """The EgoClean detector's threshold (launchpad): recall against false spans on clean footage."""
+
+    min_contrast: float = Field(
+        default=0.12, gt=0.0, description="theta_on = clip median + this (cosine-distance units of the window "
+        "embeddings; 0.12 chosen on a train split for the offline scene embeddings). Raise it (0.14-0.16) to flag "
+        "fewer spans on footage without anomalies, at the cost of missing weak ones (docs/results.md).")
+
+
 @dg.multi_asset(
     group_name="evaluation",
     outs={"anomaly_scores": dg.AssetOut(kinds={"python", "duckdb"}), "anomalies": dg.AssetOut(kinds={"python", "duckdb"})},
@@ -129,8 +139,10 @@ alignment_scores = evaluation_asset(
     "theta_on = median + contrast with hysteresis -> spans (science/anomaly.py says why not the seed's Otsu).",
 )
 @measured
-def anomaly_detection(video_embeddings: pl.DataFrame | None, scene_embeddings: pl.DataFrame | None):
-    scores, spans, source = science("evaluation.anomaly_tables")(video_embeddings, scene_embeddings)
+def anomaly_detection(config: AnomalyConfig, video_embeddings: pl.DataFrame | None,
+                      scene_embeddings: pl.DataFrame | None):
+    scores, spans, source = science("evaluation.anomaly_tables")(video_embeddings, scene_embeddings,
+                                                                 min_contrast=config.min_contrast)
     yield dg.Output(scores, output_name="anomaly_scores", metadata={"source": source,
                                                                      "clips": dg.MetadataValue.int(scores["clip"].n_unique())})
     yield dg.Output(spans, output_name="anomalies", metadata={"spans": dg.MetadataValue.int(spans.height),
