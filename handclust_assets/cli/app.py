@@ -149,12 +149,13 @@ def demo(
         last: list[tuple] = [()]
 
         def show(p: object) -> None:
-            state = (p.clips_done, p.runs_in_progress, p.cross_clip_runs, p.dashboard_at)
+            state = (p.clips_done, p.runs_in_progress, p.runs_queued, p.cross_clip_runs, p.dashboard_at)
             if state == last[0]:
                 return  # redraw only when something changed (a log file gets one line per change)
             last[0] = state
             bar.n = p.clips_done
-            bar.set_postfix(running=p.runs_in_progress, cross_clip=p.cross_clip_runs,
+            bar.set_postfix(running=p.runs_in_progress - p.runs_queued, queued=p.runs_queued,
+                            cross_clip=p.cross_clip_runs,
                             dashboard="yes" if p.dashboard_at else "no")
 
         prog = session.wait_settled(n_clips, timeout_s=timeout, on_progress=show)

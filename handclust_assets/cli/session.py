@@ -42,7 +42,8 @@ class Progress:
     clips_done: int = 0
     clips_failed: list[str] = field(default_factory=list)
     clips_total: int = 0
-    runs_in_progress: int = 0
+    runs_in_progress: int = 0  # queued, starting or running
+    runs_queued: int = 0
     cross_clip_runs: int = 0
     dashboard_at: float | None = None
     settled: bool = False
@@ -136,6 +137,7 @@ class DagsterSession:
         p.clips_done = len(done)
         p.clips_failed = sorted(k for k, r in latest.items() if r.status.value in ("FAILURE", "CANCELED"))
         p.runs_in_progress = sum(1 for r in runs if r.status.value in IN_PROGRESS)
+        p.runs_queued = sum(1 for r in runs if r.status.value == "QUEUED")
         p.cross_clip_runs = sum(1 for r in runs if "segment_features" in {k.to_user_string() for k in
                                                                           (r.asset_selection or [])})
         def last(asset: str) -> float | None:
