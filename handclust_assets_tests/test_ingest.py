@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from handclust_assets.lib.errors import ClipError
 from handclust_assets.lib.phase import phase_from_name
@@ -110,6 +112,11 @@ def _bad(tmp_path: Path, kind: str) -> Path:
         good = _clip(tmp_path / "good.mp4", n=60)
         p = tmp_path / "truncated.mp4"
         p.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif kind == "picture":  # a photo saved under a video's name: FFmpeg's image demuxer would open it
+        p = tmp_path / "photo.mp4"
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 48), (200, 10, 10)).save(buf, "PNG")
+        p.write_bytes(buf.getvalue())
     elif kind == "garbage":
         p = tmp_path / "noise.mkv"
         p.write_bytes(np.random.default_rng(0).integers(0, 255, 50_000, dtype=np.uint8).tobytes())
@@ -118,7 +125,7 @@ def _bad(tmp_path: Path, kind: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("kind", ["empty", "text", "truncated", "garbage"])
+@pytest.mark.parametrize("kind", ["empty", "text", "truncated", "garbage", "picture"])
 def test_bad_files_raise_clip_error_naming_the_file(tmp_path: Path, kind: str) -> None:
     p = _bad(tmp_path, kind)
     with pytest.raises(ClipError) as ei:

@@ -241,6 +241,8 @@ def probe_video(
     try:
         if not container.streams.video:
             raise ClipError(p, "contains no video stream")
+        if _is_still_image(container):
+            raise ClipError(p, f"is a still image ({container.format.name}), not a video")
         vs = container.streams.video[0]
         width, height = _frame_size(vs, p)
         codec = vs.codec_context.name or "unknown"
@@ -265,6 +267,13 @@ def probe_video(
         size_bytes=int(size),
         content_hash=content_hash(source),
     )
+
+
+def _is_still_image(container: av.container.InputContainer) -> bool:
+    """FFmpeg opens single pictures (PNG, JPEG, BMP, TIFF, WebP, ...) through its image demuxers: `image2`,
+    `*_pipe`. Animated GIF has its own demuxer (`gif`) and stays a video."""
+    name = container.format.name or ""
+    return name == "image2" or name.endswith("_pipe")
 
 
 def ffmpeg_binary() -> str | None:
