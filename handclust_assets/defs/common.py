@@ -152,6 +152,7 @@ def clip_asset(*, group: str, code_version: str, description: str, kinds: set[st
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Iterator[Any]:
             context = args[0] if args else kwargs["context"]
+            share_cores(context)
             try:
                 events = list(measured(fn)(*args, **kwargs))
             except ModelUnavailableError as e:
@@ -173,6 +174,26 @@ def clip_asset(*, group: str, code_version: str, description: str, kinds: set[st
                         **asset_kwargs)(run)
 
     return decorate
+
+
+def share_cores(context: dg.AssetExecutionContext) -> int:
+    """Set this step's numeric libraries to cores / runs in progress on this machine (`lib.threads`), where runs
+    are launched as local processes (the default run launcher); elsewhere (Celery, Kubernetes) each worker has its
+    own cores and nothing is changed. Returns the threads set (0: unchanged)."""
+    from handclust_assets.lib.threads import threads_per_run, use_threads
+
+    instance = context.instance
+    local = type(instance.run_launcher).__name__ == "DefaultRunLauncher"
+    executor = (os.environ.get("HANDCLUST_EXECUTOR") or "in_process").strip().lower().replace("-", "_")
+    if not local or executor != "in_process":
+        return 0
+    try:
+        active = instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    except Exception:  # the instance is unreachable: keep the libraries' defaults
+        return 0
+    n = threads_per_run(active)
+    use_threads(n)
+    return n
 
 
 def named_failures(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -16,6 +16,7 @@ Model files live outside any home, in one cache every home shares: `HANDCLUST_MO
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -85,12 +86,28 @@ def default_max_runs(cores: int | None = None) -> int:
     return max(1, min(16, cores or os.cpu_count() or 1))
 
 
-def instance_config(max_runs: int | None = None) -> str:
-    """The instance config for this machine: the template with `max_concurrent_runs` from the core count."""
+def has_nvidia_gpu() -> bool:
+    """An NVIDIA driver on this machine (no torch import: the instance config is written before any run)."""
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+
+
+def default_model_pool_limit(max_runs: int, gpu: bool | None = None) -> int:
+    """Model steps at once: 1 with a GPU (one model in GPU memory at a time), else every run's (on CPUs they
+    share the cores through `lib.threads`; with a limit of 1 the other runs stood idle waiting for the pool:
+    191 s vs 145 s for 4 x 45-s clips on 2 cores, benchmarks/bench_product_path.py)."""
+    return 1 if (has_nvidia_gpu() if gpu is None else gpu) else max(1, max_runs)
+
+
+def instance_config(max_runs: int | None = None, model_pool: int | None = None) -> str:
+    """The instance config for this machine: the template with `max_concurrent_runs` from the core count and the
+    `models` pool's limit from `default_model_pool_limit`."""
     import re
 
+    runs = max_runs or default_max_runs()
     text = instance_config_template().read_text()
-    return re.sub(r"(max_concurrent_runs:) *\d+", rf"\g<1> {max_runs or default_max_runs()}", text, count=1)
+    text = re.sub(r"(max_concurrent_runs:) *\d+", rf"\g<1> {runs}", text, count=1)
+    pool = model_pool or default_model_pool_limit(runs)
+    return re.sub(r"(default_limit:) *\d+", rf"\g<1> {pool}", text, count=1)
 
 
 def ensure_dagster_home(max_runs: int | None = None) -> Path:
