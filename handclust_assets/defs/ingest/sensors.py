@@ -36,12 +36,12 @@ def log_problems_once(context: dg.SensorEvaluationContext, problems: dict[str, s
 
 
 def build_video_folder_sensor(job: str, interval_s: int | None = None) -> dg.SensorDefinition:
-    """Looks at the folder every `interval_s` seconds (env HANDCLUST_SENSOR_INTERVAL_S, default 10)."""
+    """Looks at the folder every `interval_s` seconds (env HANDCLUST_SENSOR_INTERVAL_S, default 5)."""
 
     @dg.sensor(
         name="video_folder_sensor",
         job_name=job,
-        minimum_interval_seconds=interval_s or int(os.environ.get("HANDCLUST_SENSOR_INTERVAL_S", "10")),
+        minimum_interval_seconds=interval_s or int(os.environ.get("HANDCLUST_SENSOR_INTERVAL_S", "5")),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Watches the video folder ($HANDCLUST_VIDEO_DIR, default $HANDCLUST_HOME/videos): a video is "
         "taken once its size and mtime are stable across two ticks; a burst of files still landing is waited for "

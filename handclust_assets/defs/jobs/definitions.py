@@ -10,7 +10,7 @@ automation = dg.AutomationConditionSensorDefinition(
     "handclust_automation",
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=int(os.environ.get("HANDCLUST_AUTOMATION_INTERVAL_S", "5")),
+    minimum_interval_seconds=int(os.environ.get("HANDCLUST_AUTOMATION_INTERVAL_S", "2")),
     description="Refreshes the cross-clip graph and the dashboard after a burst of clips (once no clip run is queued "
     "or running), then every clip's timeline and overlay in one run.",
 )
