@@ -69,7 +69,6 @@ def make_models(tmp: Path) -> dict[str, dict]:
 
 def run_graph(storage, videos: Path, clips: list[str], models: dict[str, dict]) -> dict[str, float]:
     """The whole graph in process on `storage`: wall seconds of the clip runs and of the cross-clip run."""
-    import dagster as dg
 
     from handclust_assets.defs.resources import (
         HandclustSettings,
@@ -78,21 +77,20 @@ def run_graph(storage, videos: Path, clips: list[str], models: dict[str, dict]) 
         VideoModelResource,
     )
     from handclust_assets_tests.support import (
-        clip_run_selection,
         cross_clip_selection,
         make_resources,
         materialize,
+        run_clips,
+        step_failures,
     )
 
     res = make_resources(videos.parent, storage=storage, settings=HandclustSettings(video_folder=str(videos)),
                          scene_model=SceneModelResource(**models["scene_model"]),
                          video_model=VideoModelResource(**models["video_model"]),
                          tool_model=ToolModelResource(**models["tool_model"]))
-    inst = dg.DagsterInstance.ephemeral()
-    inst.add_dynamic_partitions("clips", clips)
     t0 = time.perf_counter()
-    for clip in clips:
-        assert materialize(clip_run_selection(), res, inst, partition_key=clip).success
+    inst, runs = run_clips(res, clips)
+    assert all(r.success for r in runs.values()), {c: step_failures(r) for c, r in runs.items()}
     t1 = time.perf_counter()
     assert materialize(cross_clip_selection(), res, inst).success
     return {"clip_runs_s": t1 - t0, "cross_clip_s": time.perf_counter() - t1}

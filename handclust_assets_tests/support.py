@@ -55,6 +55,17 @@ def materialize(selection: list[str] | str, resources: dict, instance: dg.Dagste
                           resources=resources, raise_on_error=raise_on_error, run_config=run_config)
 
 
+def run_clips(res: dict, clips: list[str], instance: dg.DagsterInstance | None = None
+              ) -> tuple[dg.DagsterInstance, dict[str, dg.ExecuteInProcessResult]]:
+    """Each clip's own run (`clip_run_selection`, as `process_clip` runs it) in process, one after another, on
+    `instance` (default: a new ephemeral one) with the clips added as partitions. Returns the instance and each
+    clip's result (failures are reported, not raised: callers assert what they expect)."""
+    inst = instance or dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", [c for c in clips if not inst.has_dynamic_partition("clips", c)])
+    return inst, {c: materialize(clip_run_selection(), res, inst, partition_key=c, raise_on_error=False)
+                  for c in clips}
+
+
 def clip_run_selection() -> list[str]:
     """Every asset a clip's own run (`process_clip`) builds."""
     from handclust_assets.defs.jobs import PER_CLIP
@@ -119,12 +130,8 @@ def build_whole_graph(tmp: Path) -> dict[str, Any]:
                                        local_path=str(make_tiny_vjepa2(tmp / "vjepa"))),
         tool_model=ToolModelResource(model_id="google/owlv2-base-patch16-ensemble",
                                      local_path=str(make_tiny_owlv2(tmp / "owl", DEFAULT_TOOL_PROMPTS))))
-    inst = dg.DagsterInstance.ephemeral()
-    inst.add_dynamic_partitions("clips", [c for c, _ in GRAPH_CLIPS])
-    failed: set[str] = set()
-    for name, _ in GRAPH_CLIPS:
-        r = materialize(clip_run_selection(), res, inst, partition_key=name, raise_on_error=False)
-        failed |= set(step_failures(r))
+    inst, runs = run_clips(res, [c for c, _ in GRAPH_CLIPS])
+    failed = {step for r in runs.values() for step in step_failures(r)}
     assert not failed & CORE, f"core per-clip assets failed: {failed & CORE}"
     # the cross-clip job in one run, as automation runs it: clustering ... timelines, overlays, the dashboard
     cross = materialize(cross_clip_selection(), res, inst)

@@ -33,7 +33,7 @@ from handclust_assets_tests.scale_support import (
     stop,
     wait_for_workers,
 )
-from handclust_assets_tests.support import clip_run_selection, make_resources, materialize
+from handclust_assets_tests.support import make_resources, run_clips, step_failures
 from handclust_assets_tests.tiny_models import make_tiny_dinov2, make_tiny_owlv2, make_tiny_vjepa2
 
 pytest.importorskip("dagster_celery", reason="the [scale] extra (dagster-celery) is not installed")
@@ -78,9 +78,8 @@ def _in_process_reference(root: Path, videos: Path, models: dict[str, dict]) -> 
                          scene_model=SceneModelResource(**models["scene_model"]),
                          video_model=VideoModelResource(**models["video_model"]),
                          tool_model=ToolModelResource(**models["tool_model"]))
-    inst = dg.DagsterInstance.ephemeral()
-    inst.add_dynamic_partitions("clips", [CLIP])
-    assert materialize(clip_run_selection(), res, inst, partition_key=CLIP).success
+    _, runs = run_clips(res, [CLIP])
+    assert runs[CLIP].success, step_failures(runs[CLIP])
 
 
 @pytest.fixture(scope="module")

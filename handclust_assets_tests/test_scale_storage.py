@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
 
-import dagster as dg
 import pytest
 
 import handclust_assets as hc
@@ -29,10 +28,11 @@ from handclust_assets.lib.synthetic import generate_clip
 from handclust_assets.models.tools import DEFAULT_TOOL_PROMPTS
 from handclust_assets_tests.scale_support import S3_ENV, frame_differences, moto_server, relative_to_root
 from handclust_assets_tests.support import (
-    clip_run_selection,
     cross_clip_selection,
     make_resources,
     materialize,
+    run_clips,
+    step_failures,
 )
 from handclust_assets_tests.tiny_models import make_tiny_dinov2, make_tiny_owlv2, make_tiny_vjepa2
 
@@ -71,10 +71,9 @@ class FakeVLM:
 def _run_graph(storage: StorageResource, videos: Path, models: dict, labeler: LabelerResource) -> None:
     res = make_resources(videos.parent, storage=storage, settings=HandclustSettings(video_folder=str(videos)),
                          labeler=labeler, **models)
-    inst = dg.DagsterInstance.ephemeral()
-    inst.add_dynamic_partitions("clips", [c for c, _ in CLIPS])
-    for clip, _ in CLIPS:
-        assert materialize(clip_run_selection(), res, inst, partition_key=clip).success
+    inst, runs = run_clips(res, [c for c, _ in CLIPS])
+    for clip, r in runs.items():
+        assert r.success, (clip, step_failures(r))
     assert materialize(cross_clip_selection(), res, inst).success
 
 

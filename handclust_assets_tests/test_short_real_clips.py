@@ -14,10 +14,10 @@ import pytest
 from handclust_assets.lib.tables import connect
 from handclust_assets.video.writer import write_video
 from handclust_assets_tests.support import (
-    clip_run_selection,
     cross_clip_selection,
     make_resources,
     materialize,
+    run_clips,
     step_failures,
 )
 
@@ -54,10 +54,8 @@ def graph(tmp_path_factory: pytest.TempPathFactory, shared_clips: Path) -> tuple
     for name, src, secs, h, codec, ext in CUTS:
         cut(shared_clips / f"{src}.mp4", root / "videos" / f"{name}.{ext}", secs, h, codec)
     res = make_resources(root)
-    inst = dg.DagsterInstance.ephemeral()
-    inst.add_dynamic_partitions("clips", [c[0] for c in CUTS])
-    for name, *_ in CUTS:
-        r = materialize(clip_run_selection(), res, inst, partition_key=name, raise_on_error=False)
+    inst, runs = run_clips(res, [c[0] for c in CUTS])
+    for name, r in runs.items():
         assert r.success, (name, step_failures(r))
     cross = materialize(cross_clip_selection(), res, inst, raise_on_error=False)
     return root, cross
