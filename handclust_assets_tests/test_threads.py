@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from handclust_assets.defs.common import share_cores
+from handclust_assets.lib import threads
 from handclust_assets.lib.threads import threads_per_run, use_threads
 
 
@@ -46,7 +47,7 @@ def _started_run(instance: dg.DagsterInstance) -> None:
 
 def test_a_step_takes_its_share_of_the_runs_in_progress(restore_threads: None,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(threads, "physical_cores", lambda: 4)
     monkeypatch.delenv("HANDCLUST_EXECUTOR", raising=False)
     with dg.instance_for_test() as instance:
         context = dg.build_asset_context(instance=instance)

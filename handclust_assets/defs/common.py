@@ -180,12 +180,11 @@ def share_cores(context: dg.AssetExecutionContext) -> int:
     """Set this step's numeric libraries to cores / runs in progress on this machine (`lib.threads`), where runs
     are launched as local processes (the default run launcher); elsewhere (Celery, Kubernetes) each worker has its
     own cores and nothing is changed. Returns the threads set (0: unchanged)."""
+    from handclust_assets.defs.executor import executor_kind
     from handclust_assets.lib.threads import threads_per_run, use_threads
 
     instance = context.instance
-    local = type(instance.run_launcher).__name__ == "DefaultRunLauncher"
-    executor = (os.environ.get("HANDCLUST_EXECUTOR") or "in_process").strip().lower().replace("-", "_")
-    if not local or executor != "in_process":
+    if type(instance.run_launcher).__name__ != "DefaultRunLauncher" or executor_kind() != "in_process":
         return 0
     try:
         active = instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))

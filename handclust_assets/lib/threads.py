@@ -12,9 +12,17 @@ import os
 import sys
 
 
+def physical_cores() -> int:
+    """This machine's physical cores: what torch uses by default (os.cpu_count() where psutil cannot tell), so
+    a run alone keeps the library defaults."""
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
 def threads_per_run(active_runs: int, cores: int | None = None) -> int:
-    """Threads for one of `active_runs` concurrent runs on `cores` (default: this machine's), at least 1."""
-    cores = cores if cores is not None else (os.cpu_count() or 1)
+    """Threads for one of `active_runs` concurrent runs on `cores` (default: `physical_cores()`), at least 1."""
+    cores = cores if cores is not None else physical_cores()
     return max(1, int(cores) // max(1, int(active_runs)))
 
 
