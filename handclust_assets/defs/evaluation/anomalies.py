@@ -23,7 +23,7 @@ from handclust_assets.defs.evaluation.assets import evaluation_asset
 from handclust_assets.defs.resources import StorageResource
 
 DIAG_DIR = ("dashboard", "diagnostics")
-DIAG_VERSION = "diag-v1"  # part of every clip's digest: a new figure style re-renders every clip
+DIAG_VERSION = "diag-v2"  # part of every clip's digest: a new figure style re-renders every clip
 MAX_CLIP_METADATA = 50  # clips whose numbers are also metadata keys (all of them are in the table)
 DIAG_SCHEMA = {
     "clip": pl.Utf8,
