@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import polars as pl
 import pytest
@@ -297,6 +298,30 @@ def test_motion_track_compensates_camera_translation(tmp_path: Path) -> None:
     assert comp < 0.5 * raw
 
 
+
+def test_motion_track_does_not_paint_a_big_subjects_motion_on_the_still_background(tmp_path: Path) -> None:
+    """A static camera and a subject filling a quarter of the frame that slides back and forth: the phase-correlation
+    peak may follow the subject, but shifting the whole frame by it would turn the still background into motion."""
+    from handclust_assets.video.writer import moving_pattern, write_video
+
+    rng = np.random.default_rng(3)
+    still = cv2.resize(rng.integers(0, 255, (23, 40, 3), dtype=np.uint8), (320, 180), interpolation=cv2.INTER_CUBIC)
+    subject = list(moving_pattern(90, 160, 90, seed=4, speed=4.0))
+    frames = []
+    for i in range(90):
+        f = still.copy()
+        f[45:135, 80:240] = subject[i if (i // 15) % 2 == 0 else 15 * (i // 15 + 1) - 1 - i % 15]  # to and fro
+        frames.append(f)
+    mt = motion_track_from_video(write_video(tmp_path / "subject.mp4", frames, 30.0, crf=18))
+    e = mt.energy[2:].astype(float)  # (T, gh, gw); the subject covers the middle half of the grid
+    gh, gw = e.shape[1:]
+    border = np.ones((gh, gw), bool)
+    border[gh // 4: gh - gh // 4, gw // 4: gw - gw // 4] = False
+    bg_comp = e[:, border].mean()
+    bg_raw = mt.energy_raw[2:].astype(float)[:, border].mean()
+    assert bg_comp < 1.5 * bg_raw + 0.5  # the still background stays still
+    assert e[:, ~border].mean() > 3 * bg_comp  # and the subject's cells carry the motion
+
 def test_stored_track_counts_the_same_as_the_signals() -> None:
     from handclust_assets.science.counting import (
         TRACK_SCHEMA,
@@ -361,4 +386,31 @@ def test_real_cycle_clip_has_exact_truth_and_is_counted(tmp_path: Path) -> None:
                                                  abs=1e-3)
     assert load_truth(path).count == 10
     row = clip_row(count_video(path))  # 1.5 s of moving, non-repeating footage around the cycles may add one or two
+    assert row["count_estimate"] == pytest.approx(10, abs=2.0)
+
+
+def test_local_real_cycles_repeat_inside_their_box_over_other_footage(tmp_path: Path) -> None:
+    """`region` mode: only a box of the picture cycles; elsewhere the background footage plays on unchanged."""
+    import av
+
+    from handclust_assets.lib.synthetic_reps import RealCycleSpec, cycle_real_clip
+    from handclust_assets.video.writer import moving_pattern, write_video
+
+    src = write_video(tmp_path / "src.mp4", moving_pattern(60, 320, 180, speed=6.0), 30.0)
+    bg = write_video(tmp_path / "bg.mp4", moving_pattern(400, 320, 180, seed=1, speed=0.0), 30.0)
+    spec = RealCycleSpec("lc", src.name, start_s=0.2, piece_s=1.0, n_cycles=10, period_start_s=0.9,
+                         period_end_s=0.7, rest_prob=0.0, shake_px=0.0, zoom=0.0, flicker=0.0, noise=0.0,
+                         region=0.5, background=str(bg), seed=5)
+    path, truth = cycle_real_clip(spec, src, tmp_path)
+    assert truth.count == 10 and truth.source["region"] == 0.5
+
+    def gray(p: Path) -> np.ndarray:
+        with av.open(str(p)) as c:
+            return np.stack([f.to_ndarray(format="gray").astype(np.float32) for f in c.decode(video=0)])
+
+    out, back = gray(path), gray(bg)
+    diff = np.abs(out - back[: len(out)]).mean(axis=0)
+    changed = float(np.mean(diff > 12))  # the box (0.5 x 0.5 of the frame, soft edge) differs from the background
+    assert 0.15 < changed < 0.35
+    row = clip_row(count_video(path))
     assert row["count_estimate"] == pytest.approx(10, abs=2.0)

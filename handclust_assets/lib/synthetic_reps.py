@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import av
@@ -308,7 +308,13 @@ class RealCycleSpec:
     what real repetitions have and a forth-and-back loop does not: per-cycle period jitter around a drifting
     mean, asymmetric strokes (fast out, slow back, eased), varying amplitude and start, content that slides on
     through the source from cycle to cycle, rests between some cycles, hand-held camera shake and zoom, lighting
-    flicker, sensor noise, and real (aperiodic) footage before and after the repetitions."""
+    flicker, sensor noise, and real (aperiodic) footage before and after the repetitions.
+
+    With `region` > 0 only part of the picture repeats, as in real footage where an actor moves in a scene that
+    does not: the cycled piece is shrunk into a box of `region` x the frame's width and height and laid, with a
+    soft edge, over other real footage (`background`, from `background_start_s`, played at `background_rate`
+    and held on its last frame), which goes on aperiodically; shake, zoom and flicker then move the whole
+    picture."""
 
     name: str
     src: str
@@ -332,6 +338,10 @@ class RealCycleSpec:
     fps: float = 30.0
     max_side: int = 480
     seed: int = 0
+    region: float = 0.0  # > 0: only a box of this share of the frame's sides repeats, over `background`
+    background: str = ""
+    background_start_s: float = 0.0
+    background_rate: float = 1.0
 
 
 def _real_cycle_schedule(spec: RealCycleSpec, rng: np.random.Generator
@@ -370,6 +380,30 @@ def _cycle_position(t: float, cycles: list[tuple[float, float, float, float, flo
     return len(cycles) - 1, cycles[-1][4]
 
 
+def _region_composer(spec: RealCycleSpec, piece: list[np.ndarray], duration: float):
+    """(frame of the piece, t) -> the piece, shrunk to `region` of the frame's sides, laid with a soft edge over
+    the background footage at time t (an actor that moves in a scene that does not repeat)."""
+    rng = np.random.default_rng(spec.seed + 7919)  # its own stream: whole-frame clips stay as they were
+    h, w = piece[0].shape[:2]
+    bw, bh = max(8, int(round(w * spec.region))), max(8, int(round(h * spec.region)))
+    bg, bg_rate = _decode_piece(Path(spec.background), spec.background_start_s,
+                                duration * spec.background_rate + 0.5, spec.max_side)
+    bg = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in bg]
+    px, py = int(rng.integers(0, w - bw + 1)), int(rng.integers(0, h - bh + 1))
+    mask = np.zeros((h, w), np.float32)
+    edge = max(2, min(bw, bh) // 10)
+    mask[py + edge:py + bh - edge, px + edge:px + bw - edge] = 1.0
+    mask = cv2.GaussianBlur(mask, (0, 0), edge / 2.0)[..., None]
+
+    def compose(img: np.ndarray, t: float) -> np.ndarray:
+        back = bg[int(np.clip(round(t * spec.background_rate * bg_rate), 0, len(bg) - 1))]
+        layer = back.copy()
+        layer[py:py + bh, px:px + bw] = cv2.resize(img, (bw, bh), interpolation=cv2.INTER_AREA)
+        return (mask * layer + (1.0 - mask) * back).astype(np.uint8)
+
+    return compose
+
+
 def cycle_real_clip(spec: RealCycleSpec, src_path: str | Path, out_dir: str | Path) -> tuple[Path, RepTruth]:
     """Write `<out_dir>/<name>.mp4` and its `.reps.json`: `spec.n_cycles` real cycles (see `RealCycleSpec`)."""
     rng = np.random.default_rng(spec.seed)
@@ -384,6 +418,8 @@ def cycle_real_clip(spec: RealCycleSpec, src_path: str | Path, out_dir: str | Pa
     zoom = 1 + spec.zoom * _sway(rng, times, 1.0)[:, 0]
     flick = 1 + spec.flicker * _sway(rng, times, 1.0)[:, 1]
 
+    compose = _region_composer(spec, piece, duration) if spec.region > 0 else None
+
     def frame_at(i: int, t: float) -> np.ndarray:
         k, pos = _cycle_position(t, cycles)
         if k < 0 or t >= end_t:  # real footage at 1x before / after the repetitions
@@ -392,6 +428,8 @@ def cycle_real_clip(spec: RealCycleSpec, src_path: str | Path, out_dir: str | Pa
         else:
             first = int(round(k * spec.slide_s * rate))
             img = piece[int(np.clip(first + round(pos * (n_piece - 1)), 0, len(piece) - 1))]
+        if compose is not None:
+            img = compose(img, t)
         h, w = img.shape[:2]
         m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, float(zoom[i]))
         m[:, 2] += shake[i]
@@ -412,11 +450,14 @@ def cycle_real_clip(spec: RealCycleSpec, src_path: str | Path, out_dir: str | Pa
     return path, truth
 
 
-def real_cycle_specs(sources: list[tuple[str, float, float]], n: int, seed: int = 0, prefix: str = "real"
-                     ) -> list[RealCycleSpec]:
+def real_cycle_specs(sources: list[tuple[str, float, float]], n: int, seed: int = 0, prefix: str = "real",
+                     backgrounds: list[tuple[str, float]] | None = None) -> list[RealCycleSpec]:
     """A varied set of `RealCycleSpec`s over (src, start_s, piece_s) pieces: periods 0.35-3 s with drift up to
-    +-35 %, 4-40 cycles, clips of 4-30 s, lead-in / tail of real footage, rests, shake."""
+    +-35 %, 4-40 cycles, clips of 4-30 s, lead-in / tail of real footage, rests, shake. With `backgrounds`
+    ((src, start_s) of real footage), the cycles fill only a box of 35-65 % of the frame's sides, laid over one of them
+    (another source than the piece's where there is one), played at 0.3-1x."""
     rng = np.random.default_rng(seed)
+    local = np.random.default_rng(seed + 104729)  # its own stream: whole-frame specs stay as they were
     classes = [(0.35, 0.6), (0.55, 1.0), (0.9, 1.8), (1.5, 3.0)]
     specs = []
     for i in range(n):
@@ -433,4 +474,9 @@ def real_cycle_specs(sources: list[tuple[str, float, float]], n: int, seed: int 
             shake_px=float(rng.choice([0.0, 2.0, 4.0, 8.0])), zoom=float(rng.choice([0.0, 0.02, 0.04])),
             flicker=float(rng.uniform(0.0, 0.06)), noise=float(rng.uniform(1.0, 4.0)),
             fps=float(rng.choice([24.0, 25.0, 30.0, 30.0])), seed=int(seed * 1000 + i)))
+        if backgrounds:
+            others = [b for b in backgrounds if Path(b[0]).name != Path(src).name] or list(backgrounds)
+            b_src, b_start = others[int(local.integers(0, len(others)))]
+            specs[-1] = replace(specs[-1], region=round(float(local.uniform(0.35, 0.65)), 3), background=b_src,
+                                background_start_s=b_start, background_rate=round(float(local.uniform(0.3, 1.0)), 3))
     return specs

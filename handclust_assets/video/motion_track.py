@@ -7,9 +7,12 @@ conversion) is subsampled to a 64-px-wide gray image, from which two signals are
     energy     float16 (T, gh, gw)  mean |frame difference| per cell of a coarse grid (cells of ~8 px of
                                     the 64-px image), so a small moving hand is not averaged with the whole frame;
                                     the previous frame is first shifted by the camera's translation (phase
-                                    correlation), so head / camera sway is not counted as hand motion
+                                    correlation), so head / camera sway is not counted as hand motion; not
+                                    when the shift leaves most pixels less alike (it followed a large moving
+                                    subject, not the camera)
     energy_raw float16 (T, gh, gw)  the same without the compensation (the camera's own rhythm, e.g. walking)
-    camera     float32 (T, 2)       that translation (dx, dy) in px of the 64-px image per frame (0 for frame 0)
+    camera     float32 (T, 2)       that translation (dx, dy) in px of the 64-px image per frame (0 for frame 0):
+                                    the dominant one, the camera's or a large subject's
     intensity  uint8   (T, th, tw)  the gray image pooled to 32 px wide (where things are: repeats once per cycle)
     t_s        float64 (T,)         presentation time of each frame, from the first frame
 
@@ -26,6 +29,7 @@ import cv2
 import numpy as np
 
 MOTION_FILE = "motion.npz"
+MOTION_TRACK_VERSION = 2  # bump when the same frames give a different track (caches keyed by it go stale)
 WORK_WIDTH = 64
 THUMB_WIDTH = 32
 CELL_PX = 8
@@ -118,8 +122,11 @@ class MotionTrackBuilder:
             self._prev_f = g.astype(np.float32)
 
     def _compensated_diff(self, g: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
-        """|g - previous frame shifted by the global translation|; no shift under `MIN_SHIFT_PX` or when the
-        phase-correlation peak is weak (no dominant translation: a static camera, or only the subject moves)."""
+        """|g - previous frame shifted by the global translation| and that translation. No shift under
+        `MIN_SHIFT_PX` or when the phase-correlation peak is weak (no dominant translation: a static camera, or only
+        the subject moves). The translation is returned as found, but the difference is taken without it when the
+        shift does not lower the median pixel difference: a camera move explains most pixels, a large moving
+        subject (which the peak may follow) only its own."""
         gf = g.astype(np.float32)
         if self._window is None or self._window.shape != g.shape:
             self._window = cv2.createHanningWindow((g.shape[1], g.shape[0]), cv2.CV_32F)
@@ -130,7 +137,10 @@ class MotionTrackBuilder:
         m = np.float32([[1, 0, dx], [0, 1, dy]])
         moved = cv2.warpAffine(self._prev, m, (g.shape[1], g.shape[0]), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
-        return cv2.absdiff(g, moved).astype(np.float32), (float(dx), float(dy))
+        comp, raw = cv2.absdiff(g, moved).astype(np.float32), cv2.absdiff(g, self._prev).astype(np.float32)
+        if np.median(comp) >= np.median(raw):  # the peak follows a moving subject, not the camera: shifting the
+            return raw, (float(dx), float(dy))  # whole frame by it would paint motion on the still background
+        return comp, (float(dx), float(dy))
 
     def result(self) -> MotionTrack:
         if not self._t:
