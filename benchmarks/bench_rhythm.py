@@ -4,8 +4,8 @@ the source-rate motion track.
     python benchmarks/bench_rhythm.py [--seconds 38] [--fps 30] [--threads 2] [--cache-seconds 20]
 
 1. The rhythm path (what `period_track` and `repetition_counts` compute per clip, from stored inputs): a real
-   decoded clip's motion track at the source rate (motion energy, appearance, camera motion) -> period track ->
-   counts for the clip and 4 spans. Printed as video-seconds per wall-second
+   decoded clip's motion track at the source rate (motion energy, appearance, camera motion) -> box search,
+   period tracks of the whole frame and the best box (`track_located`) -> counts for the clip and 4 spans. Printed as video-seconds per wall-second
    ("x realtime"; target >= 10x on 2 cores). Thread pools are capped at --threads.
 2. Frame-cache overhead: the frame cache build (decode + 5-fps JPEG + motion track) against the same decode
    with the motion track switched off, and against `ffmpeg -f null` decode-only, on the same file in the
@@ -44,12 +44,13 @@ def rhythm_inputs(seconds: float, fps: float) -> tuple[object, int]:
 
 
 def bench_counting(seconds: float, fps: float, repeats: int) -> None:
-    """The period_track asset's compute (signals -> track_periods -> whole-clip count) plus repetition_counts'
-    (count_spans over 4 spans), timed on the stored motion track (decoding is the frame cache's, timed below)."""
+    """The period_track asset's compute (box search, whole-frame and box tracks -> track_located -> whole-clip
+    count) plus repetition_counts' (count_spans over 4 spans), timed on the stored motion track (decoding is the
+    frame cache's, timed below)."""
     import polars as pl
 
-    from handclust_assets.defs.counting.assets import clip_duration, clip_signals
-    from handclust_assets.science.counting import count_spans, track_periods
+    from handclust_assets.defs.counting.assets import clip_duration
+    from handclust_assets.science.counting import count_spans, track_located
 
     mt, truth = rhythm_inputs(seconds, fps)
     duration = clip_duration(mt, None)
@@ -58,12 +59,11 @@ def bench_counting(seconds: float, fps: float, repeats: int) -> None:
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        signals = clip_signals(mt)
-        track = track_periods(signals, duration)
+        track, box = track_located(mt.t_s, mt.energy, mt.intensity, mt.camera, mt.energy_raw, duration)
         counts = count_spans(track, spans)
         best = min(best, time.perf_counter() - t0)
     row = counts.row(0, named=True)
-    names = ", ".join(s.name for s in signals)
+    names = ", ".join(track.available) + f"; region {box}"
     print(f"rhythm path: {duration:.0f}s clip at {fps:.0f} fps ({names}), clip + 4 spans: {best:.2f}s wall "
           f"= {duration / best:.1f}x realtime (target >= 10x): {'PASS' if duration / best >= 10 else 'MISS'}"
           f"   [count estimate {row['count_estimate']:.1f} vs {truth} true, {row['status']}]")

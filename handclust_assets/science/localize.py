@@ -1,0 +1,115 @@
+"""Where in the picture the repetition is: a box search over the source-rate motion track.
+
+A repetition often fills only part of the picture (an actor in a still scene, hands at a bench while people pass
+behind). Pooled over the whole frame, its cells and pixels are outvoted by the aperiodic rest, and the counter
+sees the wrong period or none. So before counting, candidate boxes (halves and two-thirds of the frame on a 3 x 3
+lattice of positions) are scored by how periodic their content is, cheaply: a few principal components of the
+box's thumbnail pixels plus its mean frame difference, windowed lag-correlation every second, octave-enhanced
+(the same maps as the counter, `periodicity`), all boxes' channels in one pass. The counter then tracks the
+best box as well as the whole frame, and the clip keeps whichever of the two is more periodic through time
+(`counting.track_located`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from handclust_assets.science.periodicity import (
+    channel_lag_correlation,
+    enhance,
+    resample_to_grid,
+    window_lengths,
+)
+
+FULL_FRAME = (0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class BoxScore:
+    box: tuple[float, float, float]  # (top, left, side) as shares of the frame's height / width
+    score: float  # mean octave-enhanced periodicity over the clip, in [0, 1]
+
+
+def candidate_boxes(sizes: tuple[float, ...] = (0.5, 0.7), steps: int = 3) -> list[tuple[float, float, float]]:
+    """(top, left, side) boxes: every size at a steps x steps lattice of positions (shares of the frame)."""
+    out = []
+    for s in sizes:
+        for top in np.linspace(0.0, 1.0 - s, steps):
+            for left in np.linspace(0.0, 1.0 - s, steps):
+                out.append((round(float(top), 4), round(float(left), 4), float(s)))
+    return out
+
+
+def crop_box(a: np.ndarray, box: tuple[float, float, float]) -> np.ndarray:
+    """a (T, h, w) cut to the box (at least one cell each way)."""
+    h, w = a.shape[1:3]
+    top, left, side = box
+    y0, x0 = int(np.floor(top * h)), int(np.floor(left * w))
+    y1, x1 = max(y0 + 1, int(np.ceil((top + side) * h))), max(x0 + 1, int(np.ceil((left + side) * w)))
+    return a[:, y0:min(y1, h), x0:min(x1, w)]
+
+
+def _box_channels(intensity: np.ndarray, energy: np.ndarray | None, box: tuple[float, float, float],
+                  k: int) -> np.ndarray:
+    img = crop_box(intensity, box).reshape(len(intensity), -1).astype(np.float64)
+    sd = img.std(axis=1, keepdims=True)
+    img = (img - img.mean(axis=1, keepdims=True)) / np.where(sd > 1e-6, sd, 1.0)
+    z = img - img.mean(axis=0)
+    out = np.zeros((len(img), k + 1))
+    if z.shape[1] >= 2 and len(z) >= 3:  # principal component scores, from the (pixels x pixels) scatter
+        _, vec = np.linalg.eigh(z.T @ z)
+        kk = min(k, vec.shape[1])
+        out[:, :kk] = z @ vec[:, ::-1][:, :kk]
+    if energy is not None:
+        out[:, k] = crop_box(energy, box).reshape(len(energy), -1).astype(np.float64).mean(axis=1)
+    return out
+
+
+def score_boxes(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | None,
+                boxes: list[tuple[float, float, float]], fs: float = 20.0, n_components: int = 4,
+                min_period_s: float = 0.25, max_period_s: float = 10.0, min_cycles: float = 3.0,
+                step_s: float = 1.0) -> list[BoxScore]:
+    """How periodic each box's content is (see the module doc). intensity (T, h, w) thumbnails, energy (T, gh, gw)
+    frame differences (uncompensated) or None, at times t_s. Scores in the order of `boxes`."""
+    t = np.asarray(t_s, np.float64)
+    zeros = [BoxScore(b, 0.0) for b in boxes]
+    if len(t) < 8 or intensity is None or len(intensity) != len(t) or not boxes:
+        return zeros
+    duration = float(t[-1] - t[0]) + float(np.median(np.diff(t)))
+    per_box = [_box_channels(np.asarray(intensity), energy, b, n_components) for b in boxes]
+    width = per_box[0].shape[1]
+    grid = np.arange(int(np.floor(duration * fs)) + 1) / fs
+    vals, ok = resample_to_grid(t - t[0], np.concatenate(per_box, axis=1), grid, 0.04)
+    max_lag = int(min(max_period_s, duration / min_cycles) * fs)
+    min_lag = max(3, int(np.ceil(min_period_s * fs)))
+    if max_lag <= min_lag + 2 or ok.sum() < 8:
+        return zeros
+    mu, sd = vals[ok].mean(axis=0), vals[ok].std(axis=0)
+    vals = (vals - mu) / np.where(sd > 1e-9, sd, 1.0)
+    step = max(1, int(round(step_s * fs)))
+    centres = np.arange(step // 2, len(grid), step)
+    lengths = window_lengths(max_lag, fs, 4.0, 2.5, 12.0, len(grid))
+    r, csd = channel_lag_correlation(vals, ok, centres, max_lag, lengths)
+    band = slice(min_lag, max_lag + 1)
+    e = enhance(r)[:, band]
+    q = np.max(np.where(np.isnan(e), 0.0, e), axis=1)  # (n_c, channels): each channel's own periodicity
+    finite = np.isfinite(r)
+    w = np.where(finite, csd * (np.maximum(q, 0.0)[:, None, :] ** 2 + 1e-6), 0.0)
+    rw = np.where(finite, r, 0.0) * w
+    out = []
+    for i, b in enumerate(boxes):
+        cols = slice(i * width, (i + 1) * width)
+        den = w[:, :, cols].sum(axis=2)
+        pooled = np.where(den > 0, rw[:, :, cols].sum(axis=2) / np.maximum(den, 1e-300), np.nan)
+        pe = enhance(pooled)[:, band]
+        strength = np.nan_to_num(np.max(np.where(np.isfinite(pe), pe, -np.inf), axis=1), neginf=0.0)
+        out.append(BoxScore(b, float(np.mean(np.clip(strength, 0.0, 1.0)))))
+    return out
+
+
+def best_box(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | None, **kw: object) -> BoxScore:
+    """The most periodic candidate box (ties: the first in `candidate_boxes` order)."""
+    scores = score_boxes(t_s, intensity, energy, candidate_boxes(), **kw)
+    return max(scores, key=lambda s: s.score) if scores else BoxScore(FULL_FRAME, 0.0)

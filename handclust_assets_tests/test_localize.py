@@ -1,0 +1,107 @@
+"""Where the repetition is (science/localize) and counting there (counting.track_located)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from handclust_assets.science.counting import (
+    count_spans,
+    motion_signals,
+    track_located,
+    track_periods,
+    track_score,
+)
+from handclust_assets.science.localize import FULL_FRAME, best_box, candidate_boxes, crop_box, score_boxes
+
+
+def _grid_energy(img: np.ndarray, rows: int = 4, cols: int = 8) -> np.ndarray:
+    """Mean |frame difference| per cell of a rows x cols grid (as the motion track's energy)."""
+    diff = np.abs(np.diff(img.astype(np.float64), axis=0, prepend=img[:1].astype(np.float64)))
+    h, w = img.shape[1:]
+    ys, xs = np.linspace(0, h, rows + 1).astype(int), np.linspace(0, w, cols + 1).astype(int)
+    cells = [diff[:, ys[r]:ys[r + 1], xs[c]:xs[c + 1]].mean(axis=(1, 2)) for r in range(rows) for c in range(cols)]
+    return np.stack(cells, axis=1).reshape(len(img), rows, cols).astype(np.float16)
+
+
+def _scene(seconds: float = 24.0, fps: float = 30.0, period: float = 0.8, seed: int = 0
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """A 32 x 18 thumbnail stream: a bright blob swinging to and fro (one turn per `period`) in the bottom-right
+    corner, over a scene whose every pixel wanders aperiodically (a smoothed random walk, larger than the blob's
+    contrast). Returns (t_s, intensity, frame-difference energy on an 8 x 4 grid, true count)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * fps)
+    t = np.arange(n) / fps
+    walk = np.cumsum(rng.normal(0, 1.0, (n, 18, 32)), axis=0)
+    from scipy.ndimage import gaussian_filter
+
+    walk = gaussian_filter(walk, (8, 1.5, 1.5))
+    walk = 40 * (walk - walk.mean()) / walk.std()
+    img = 120 + walk
+    x = 24 + 4 * np.sin(2 * np.pi * t / period)
+    yy, xx = np.mgrid[0:18, 0:32]
+    for i in range(n):
+        img[i] += 70 * np.exp(-((xx - x[i]) ** 2 + (yy - 13) ** 2) / 4.0)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    return t, img, _grid_energy(img), int(seconds / period)
+
+
+def test_the_best_box_holds_the_repetition_and_counting_there_is_right() -> None:
+    t, img, energy, truth = _scene()
+    found = best_box(t, img, energy)
+    top, left, side = found.box
+    assert found.box != FULL_FRAME and 0 < found.score <= 1
+    assert top <= 13 / 18 <= top + side and left <= 24 / 32 <= left + side  # the blob's swing centre is inside
+    duration = float(t[-1] + t[1])
+    track, box = track_located(t, energy, img, None, energy, duration)
+    assert box == found.box
+    full = track_periods(motion_signals(t, energy, img, None, energy), duration)
+    assert track_score(track) > track_score(full)
+    count = count_spans(track).row(0, named=True)["count_estimate"]
+    assert abs(count - truth) <= max(1.5, 0.1 * truth)
+
+
+def test_a_whole_frame_repetition_stays_on_the_whole_frame_when_no_box_is_more_periodic() -> None:
+    n, fps = 480, 30.0
+    t = np.arange(n) / fps
+    x = 16 + 10 * np.sin(2 * np.pi * t / 1.0)
+    xx = np.arange(32)[None, None, :]
+    img = np.clip(120 + 80 * np.cos(2 * np.pi * (xx - x[:, None, None]) / 32) + np.zeros((n, 18, 32)), 0, 255)
+    img = img.astype(np.uint8)
+    energy = _grid_energy(img)
+    track, box = track_located(t, energy, img, None, energy, n / fps)
+    count = count_spans(track).row(0, named=True)["count_estimate"]
+    assert abs(count - 16) <= 1.5  # counted right whichever region won
+
+
+def test_boxes_cover_the_frame_and_crops_are_never_empty() -> None:
+    boxes = candidate_boxes()
+    assert len(boxes) == 18 and len(set(boxes)) == 18
+    a = np.zeros((3, 5, 7))
+    for b in [*boxes, FULL_FRAME]:
+        c = crop_box(a, b)
+        assert c.shape[0] == 3 and c.shape[1] >= 1 and c.shape[2] >= 1
+    assert crop_box(a, FULL_FRAME).shape == a.shape
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 120), h=st.integers(1, 18), w=st.integers(1, 32), kind=st.sampled_from(
+    ["constant", "tiny", "noise", "nan_energy"]), seed=st.integers(0, 10_000))
+def test_box_scores_are_finite_and_bounded_on_hostile_tracks(n: int, h: int, w: int, kind: str, seed: int) -> None:
+    """Real tracks are constant (a lens cap), tiny (a 5-frame clip, a 2-px thumbnail) or broken (NaN energy)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 25.0
+    img = np.full((n, h, w), 128, np.uint8) if kind == "constant" else rng.integers(0, 256, (n, h, w), np.uint8)
+    if kind == "tiny":
+        img = (img // 128).astype(np.uint8)
+    energy = rng.random((n, max(1, h // 4), max(1, w // 4))).astype(np.float16)
+    if kind == "nan_energy":
+        energy[::3] = np.nan
+    scores = score_boxes(t, img, energy, candidate_boxes())
+    assert len(scores) == 18
+    assert all(np.isfinite(s.score) and 0.0 <= s.score <= 1.0 for s in scores)
+    duration = float(n / 25.0)
+    track, box = track_located(t, energy, img, None, energy, duration)
+    assert box in [*candidate_boxes(), FULL_FRAME]
+    assert len(track.t) == max(0, int(np.floor(duration / 0.1)))
