@@ -106,12 +106,11 @@ class MotionTrackBuilder:
             g = cv2.resize(g, (self._prev.shape[1], self._prev.shape[0]), interpolation=cv2.INTER_AREA)
             h, w = g.shape
         if self._prev is None:
-            diff = np.zeros(g.shape, np.float32)
+            diff = raw = np.zeros(g.shape, np.float32)
             shift = (0.0, 0.0)
         else:
-            diff, shift = self._compensated_diff(g)
+            diff, raw, shift = self._compensated_diff(g)
         self._camera.append(shift)
-        raw = diff if shift == (0.0, 0.0) or self._prev is None else cv2.absdiff(g, self._prev).astype(np.float32)
         self._raw.append(cv2.resize(raw, self._grid, interpolation=cv2.INTER_AREA).astype(np.float16))
         self._energy.append(cv2.resize(diff, self._grid, interpolation=cv2.INTER_AREA).astype(np.float16))
         th = max(2, int(round(THUMB_WIDTH * h / w)))
@@ -121,26 +120,27 @@ class MotionTrackBuilder:
         if self._prev_f is None:
             self._prev_f = g.astype(np.float32)
 
-    def _compensated_diff(self, g: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    def _compensated_diff(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
         """|g - previous frame shifted by the global translation| and that translation. No shift under
         `MIN_SHIFT_PX` or when the phase-correlation peak is weak (no dominant translation: a static camera, or only
         the subject moves). The translation is returned as found, but the difference is taken without it when the
         shift does not lower the median pixel difference: a camera move explains most pixels, a large moving
-        subject (which the peak may follow) only its own."""
+        subject (which the peak may follow) only its own. Returns (difference, uncompensated difference, shift)."""
         gf = g.astype(np.float32)
         if self._window is None or self._window.shape != g.shape:
             self._window = cv2.createHanningWindow((g.shape[1], g.shape[0]), cv2.CV_32F)
         (dx, dy), response = cv2.phaseCorrelate(self._prev_f, gf, self._window)
         self._prev_f = gf
+        raw = cv2.absdiff(g, self._prev).astype(np.float32)
         if response < MIN_RESPONSE or np.hypot(dx, dy) < MIN_SHIFT_PX or np.hypot(dx, dy) > g.shape[1] / 4:
-            return cv2.absdiff(g, self._prev).astype(np.float32), (0.0, 0.0)
+            return raw, raw, (0.0, 0.0)
         m = np.float32([[1, 0, dx], [0, 1, dy]])
         moved = cv2.warpAffine(self._prev, m, (g.shape[1], g.shape[0]), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
-        comp, raw = cv2.absdiff(g, moved).astype(np.float32), cv2.absdiff(g, self._prev).astype(np.float32)
+        comp = cv2.absdiff(g, moved).astype(np.float32)
         if np.median(comp) >= np.median(raw):  # the peak follows a moving subject, not the camera: shifting the
-            return raw, (float(dx), float(dy))  # whole frame by it would paint motion on the still background
-        return comp, (float(dx), float(dy))
+            return raw, raw, (float(dx), float(dy))  # whole frame by it would paint motion on the still background
+        return comp, raw, (float(dx), float(dy))
 
     def result(self) -> MotionTrack:
         if not self._t:
