@@ -49,11 +49,10 @@ def bench_counting(seconds: float, fps: float, repeats: int) -> None:
     frame cache's, timed below)."""
     import polars as pl
 
-    from handclust_assets.defs.counting.assets import clip_duration
     from handclust_assets.science.counting import count_spans, track_located
 
     mt, truth = rhythm_inputs(seconds, fps)
-    duration = clip_duration(mt, None)
+    duration = mt.duration_s
     spans = pl.DataFrame({"start_s": [0.0, duration / 4, duration / 2, 3 * duration / 4],
                           "end_s": [duration / 4, duration / 2, 3 * duration / 4, duration], "activity": [0, 1, 0, 1]})
     best = float("inf")

@@ -135,7 +135,7 @@ def signals_for_video(video_path: str | Path, with_flow: bool = False, flow_fps:
     track = motion_track_from_video(video_path)
     if len(track) == 0:
         return [], 0.0
-    duration = float(track.t_s[-1] + 1.0 / max(track.fps, 1e-3))
+    duration = track.duration_s
     signals = motion_signals(track.t_s, track.energy, track.intensity, track.camera, track.energy_raw)
     if with_flow:
         from handclust_assets.science.flow import compute_flow
@@ -167,7 +167,7 @@ def count_motion_track(track: object, spans: pl.DataFrame | None = None, params:
 
     if len(track) == 0:
         return count_repetitions([], 0.0, spans, params)
-    duration = float(track.t_s[-1] + 1.0 / max(track.fps, 1e-3))
+    duration = track.duration_s
     tr, box = track_located(track.t_s, track.energy, track.intensity, track.camera, track.energy_raw, duration,
                             params)
     return RepetitionCounts(count_spans(tr, spans, params), period_curve(tr),

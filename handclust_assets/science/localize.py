@@ -18,7 +18,8 @@ import numpy as np
 
 from handclust_assets.science.periodicity import (
     channel_lag_correlation,
-    enhance,
+    channel_weights,
+    enhanced_strength,
     resample_to_grid,
     window_lengths,
 )
@@ -93,18 +94,14 @@ def score_boxes(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | Non
     lengths = window_lengths(max_lag, fs, 4.0, 2.5, 12.0, len(grid))
     r, csd = channel_lag_correlation(vals, ok, centres, max_lag, lengths)
     band = slice(min_lag, max_lag + 1)
-    e = enhance(r)[:, band]
-    q = np.max(np.where(np.isnan(e), 0.0, e), axis=1)  # (n_c, channels): each channel's own periodicity
-    finite = np.isfinite(r)
-    w = np.where(finite, csd * (np.maximum(q, 0.0)[:, None, :] ** 2 + 1e-6), 0.0)
-    rw = np.where(finite, r, 0.0) * w
+    w = channel_weights(r, csd, band)  # every box's channels weighted as `pooled_lag_map` weights them
+    rw = np.where(np.isfinite(r), r, 0.0) * w
     out = []
     for i, b in enumerate(boxes):
         cols = slice(i * width, (i + 1) * width)
         den = w[:, :, cols].sum(axis=2)
         pooled = np.where(den > 0, rw[:, :, cols].sum(axis=2) / np.maximum(den, 1e-300), np.nan)
-        pe = enhance(pooled)[:, band]
-        strength = np.nan_to_num(np.max(np.where(np.isfinite(pe), pe, -np.inf), axis=1), neginf=0.0)
+        _, strength = enhanced_strength(pooled, band)
         out.append(BoxScore(b, float(np.mean(np.clip(strength, 0.0, 1.0)))))
     return out
 

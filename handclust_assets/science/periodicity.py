@@ -135,18 +135,31 @@ def pooled_lag_map(x: np.ndarray, valid: np.ndarray, fs: float, centres: np.ndar
     band = slice(min_lag, max_lag + 1)
     for c0 in range(0, x.shape[1], chunk):
         r, sd = channel_lag_correlation(x[:, c0 : c0 + chunk], valid, centres, max_lag, lengths)
-        e = enhance(r)[:, band]
-        q = np.max(np.where(np.isnan(e), 0.0, e), axis=1) if e.shape[1] else np.zeros((n_c, r.shape[2]))
-        finite = np.isfinite(r)
-        w = np.where(finite, sd * (np.maximum(q, 0.0)[:, None, :] ** 2 + 1e-6), 0.0)
-        num += np.einsum("nkc,nkc->nk", np.where(finite, r, 0.0), w)
+        w = channel_weights(r, sd, band)
+        num += np.einsum("nkc,nkc->nk", np.where(np.isfinite(r), r, 0.0), w)
         den += w.sum(axis=2)
     pooled = np.where(den > 0, num / np.maximum(den, 1e-300), np.nan)
+    pe, strength = enhanced_strength(pooled, band)
+    return LagMap(fs, centres, pooled, pe, strength)
+
+
+def channel_weights(r: np.ndarray, sd: np.ndarray, band: slice) -> np.ndarray:
+    """Pooling weights (n_centres, lags, C) of per-channel correlations r with window s.d. sd: s.d. x (the channel's
+    own best enhanced correlation within the lag `band`)^2, 0 where r is NaN (a channel that repeats there
+    outweighs many that do not)."""
+    e = enhance(r)[:, band]
+    q = np.max(np.where(np.isnan(e), 0.0, e), axis=1) if e.shape[1] else np.zeros((r.shape[0], r.shape[2]))
+    return np.where(np.isfinite(r), sd * (np.maximum(q, 0.0)[:, None, :] ** 2 + 1e-6), 0.0)
+
+
+def enhanced_strength(pooled: np.ndarray, band: slice) -> tuple[np.ndarray, np.ndarray]:
+    """The enhanced map of a pooled correlation (n_centres, lags) and its strength per centre: the best enhanced
+    value within the lag `band`, >= 0 (0 where nothing is judged)."""
     pe = enhance(pooled)
     with np.errstate(invalid="ignore"):
         strength = np.nan_to_num(np.nanmax(np.where(np.isfinite(pe[:, band]), pe[:, band], -np.inf), axis=1),
                                  neginf=0.0, nan=0.0)
-    return LagMap(fs, centres, pooled, pe, np.maximum(strength, 0.0))
+    return pe, np.maximum(strength, 0.0)
 
 
 def resample_to_grid(t_s: np.ndarray, values: np.ndarray, grid_t: np.ndarray, smooth_s: float = 0.0

@@ -51,6 +51,11 @@ class MotionTrack:
     def fps(self) -> float:
         return float(1.0 / np.median(np.diff(self.t_s))) if len(self.t_s) > 1 else 0.0
 
+    @property
+    def duration_s(self) -> float:
+        """From the first frame to the end of the last one (0 for an empty track)."""
+        return float(self.t_s[-1] + 1.0 / max(self.fps, 1e-3)) if len(self.t_s) else 0.0
+
     def __len__(self) -> int:
         return len(self.t_s)
 

@@ -27,15 +27,6 @@ from handclust_assets.defs.resources import StorageResource
 TRACK_CODE_VERSION = "period-track-v2"
 
 
-def clip_duration(motion: object | None, flow: pl.DataFrame | None) -> float:
-    if motion is not None and len(motion):
-        return float(motion.t_s[-1] + 1.0 / max(motion.fps, 1e-3))
-    if flow is not None and flow.height:
-        t = flow["t_s"].to_numpy()
-        return float(t[-1] + (np.median(np.diff(t)) if len(t) > 1 else 0.2))
-    return 0.0
-
-
 def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
     row = counts.filter(pl.col("scope") == "clip").row(0, named=True)
     meta = numeric_metadata({k: row[k] for k in ("count", "count_estimate", "mean_period_s", "periodic_s",
@@ -59,6 +50,7 @@ def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
 def period_track(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output[pl.DataFrame]:
     from handclust_assets.lib.errors import ClipError
     from handclust_assets.science.counting import TRACK_SCHEMA, count_spans, track_frame, track_located
+    from handclust_assets.science.localize import FULL_FRAME
 
     clip = context.partition_key
     store = storage.store()
@@ -66,12 +58,12 @@ def period_track(context: dg.AssetExecutionContext, storage: StorageResource) ->
     if motion is None or len(motion) < 8:
         raise ClipError(store.uri(*store.frames(clip)), "the frame cache has no source-rate motion track (built by "
                         "an older version, or a clip under 8 frames): re-materialize frame_cache")
-    duration = clip_duration(motion, None)
+    duration = motion.duration_s
     prog = Progress(context, f"{clip} period track", 1, unit="clips", video_s=duration)
     track, box = track_located(motion.t_s, motion.energy, motion.intensity, motion.camera, motion.energy_raw,
                                duration)
     counts = count_spans(track)
-    region = "whole frame" if box == (0.0, 0.0, 1.0) else f"box top {box[0]:.2f} left {box[1]:.2f} side {box[2]:.2f}"
+    region = "whole frame" if box == FULL_FRAME else f"box top {box[0]:.2f} left {box[1]:.2f} side {box[2]:.2f}"
     context.log.info(f"{prog.line(1)}; counted in the {region}")
     df = track_frame(track).with_columns(pl.lit(clip).alias("clip")).select(["clip", *TRACK_SCHEMA])
     return dg.Output(df, metadata={**clip_count_metadata(counts), **prog.metadata(),
