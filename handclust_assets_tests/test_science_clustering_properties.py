@@ -315,3 +315,20 @@ def test_mixing_score_in_unit_interval(data: st.DataObject, n: int) -> None:
     lab = data.draw(labels(n))
     clips = np.asarray(data.draw(st.lists(st.sampled_from("abc"), min_size=n, max_size=n)), object)
     assert 0 <= crossclip.mixing_score(lab, clips) <= 1
+
+
+def test_an_ablation_whose_modalities_never_meet_on_a_segment_says_so() -> None:
+    """Found by `test_ablations_and_ground_truth_tables`: video seen only in one clip and pose only in the other
+    left the "all" ablation with no segment, and the scaler failed on a 0-column block."""
+    rng = np.random.default_rng(0)
+    rows = [("clip0", 0, "scene", 6), ("clip1", 0, "scene", 6), ("clip1", 0, "video", 5), ("clip0", 0, "pose", 4),
+            ("clip0", 0, "flow", 11), ("clip1", 0, "flow", 11)]
+    feats = pl.DataFrame({"clip": [r[0] for r in rows], "segment_idx": [r[1] for r in rows],
+                          "modality": [r[2] for r in rows],
+                          "vector": pl.Series([rng.random(r[3]).tolist() for r in rows], dtype=pl.List(pl.Float32))})
+    clips = pl.DataFrame({"clip": ["clip0", "clip1"], "phase": ["dig", "dig"]})
+    abl = crossclip.ablation_phase_scores(feats, clips)
+    assert abl.height == len(crossclip.ABLATIONS)
+    row = abl.filter(pl.col("ablation") == "all").row(0, named=True)
+    assert row["nmi"] is None and row["note"] == "not available: no segment has all of them"
+    assert abl.filter(pl.col("ablation") == "scene only")["note"].to_list() == [""]

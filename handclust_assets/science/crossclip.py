@@ -269,9 +269,10 @@ def ablation_phase_scores(features: pl.DataFrame, clips: pl.DataFrame) -> pl.Dat
     for name, mods in ABLATIONS.items():
         keys, blocks = blocks_of(features, mods)
         missing = [m for m in mods if m not in blocks] if name != "all" else []
-        if not blocks or missing:
+        if not blocks or missing or keys.height == 0:  # (no segment seen by every modality of the set)
+            why = ", ".join(missing) or ("no features" if not blocks else "no segment has all of them")
             rows.append({"ablation": name, "modalities": "+".join(mods), "nmi": None, "ari": None, "k": 0,
-                         "noise": 0, "note": f"not available: {', '.join(missing) or 'no features'}"})
+                         "noise": 0, "note": f"not available: {why}"})
             continue
         x = clustering.FusionSpace.fit(blocks, {m: 1.0 / len(blocks) for m in blocks}).transform(blocks)
         res = clustering.cluster_hdbscan(x, "cosine", max_dim=clustering.FUSED_DIM)
