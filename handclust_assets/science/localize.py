@@ -52,6 +52,22 @@ def crop_box(a: np.ndarray, box: tuple[float, float, float]) -> np.ndarray:
     return a[:, y0:min(y1, h), x0:min(x1, w)]
 
 
+def principal_scores(z: np.ndarray, k: int) -> np.ndarray:
+    """The first k principal component scores (T, k) of centred rows z (T, P) (zero-padded past rank), from the
+    smaller scatter matrix: pixels x pixels, or frames x frames when a box holds more pixels than the clip has
+    frames. Signs are arbitrary (correlations do not care)."""
+    out = np.zeros((len(z), k))
+    if z.shape[1] <= len(z):
+        _, vec = np.linalg.eigh(z.T @ z)
+        kk = min(k, vec.shape[1])
+        out[:, :kk] = z @ vec[:, ::-1][:, :kk]
+    else:
+        val, vec = np.linalg.eigh(z @ z.T)  # z z^T u = s^2 u, and z v = s u
+        kk = min(k, vec.shape[1])
+        out[:, :kk] = vec[:, ::-1][:, :kk] * np.sqrt(np.maximum(val[::-1][:kk], 0.0))
+    return out
+
+
 def _box_channels(intensity: np.ndarray, energy: np.ndarray | None, box: tuple[float, float, float],
                   k: int) -> np.ndarray:
     img = crop_box(intensity, box).reshape(len(intensity), -1).astype(np.float64)
@@ -59,10 +75,8 @@ def _box_channels(intensity: np.ndarray, energy: np.ndarray | None, box: tuple[f
     img = (img - img.mean(axis=1, keepdims=True)) / np.where(sd > 1e-6, sd, 1.0)
     z = img - img.mean(axis=0)
     out = np.zeros((len(img), k + 1))
-    if z.shape[1] >= 2 and len(z) >= 3:  # principal component scores, from the (pixels x pixels) scatter
-        _, vec = np.linalg.eigh(z.T @ z)
-        kk = min(k, vec.shape[1])
-        out[:, :kk] = z @ vec[:, ::-1][:, :kk]
+    if z.shape[1] >= 2 and len(z) >= 3:
+        out[:, :k] = principal_scores(z, k)
     if energy is not None:
         out[:, k] = crop_box(energy, box).reshape(len(energy), -1).astype(np.float64).mean(axis=1)
     return out
@@ -108,5 +122,8 @@ def score_boxes(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | Non
 
 def best_box(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | None, **kw: object) -> BoxScore:
     """The most periodic candidate box (ties: the first in `candidate_boxes` order)."""
-    scores = score_boxes(t_s, intensity, energy, candidate_boxes(), **kw)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):  # small eighs: threads only fight other work on the cores
+        scores = score_boxes(t_s, intensity, energy, candidate_boxes(), **kw)
     return max(scores, key=lambda s: s.score) if scores else BoxScore(FULL_FRAME, 0.0)

@@ -39,12 +39,21 @@ from handclust_assets.video.motion_track import (
     rotate_upright,
     save_motion_track,
 )
-from handclust_assets.video.probe import VideoInfo, VideoSource, open_input, probe_video, source_label
+from handclust_assets.video.probe import (
+    VideoInfo,
+    VideoSource,
+    open_input,
+    probe_video,
+    source_label,
+    timed_frames,
+)
 from handclust_assets.video.rectify import FisheyeIntrinsics, check_intrinsics_fit, undistort_maps
 
 PACK = "frames.jpgpack"
 OFFSETS = "offsets.npy"
 META = "meta.json"
+# Decoding that ends before this share of the duration the container declares (and 0.5 s short of it): truncated.
+EARLY_END_SHARE = 0.9
 
 
 def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -85,20 +94,6 @@ class _Sampler:
         self.next_t = max(self.next_t + self.step, t + 0.5 * self.step) if t - self.next_t > self.step \
             else self.next_t + self.step
         return True
-
-
-def _timed_frames(container: av.container.InputContainer, info: VideoInfo) -> Iterator[tuple[av.VideoFrame, float]]:
-    """Every decoded frame with its time (s) from the first frame's presentation time (index-based without pts)."""
-    vs = container.streams.video[0]
-    vs.thread_type = "AUTO"
-    tb = float(vs.time_base) if vs.time_base else 1.0 / info.fps
-    start = None
-    for k, frame in enumerate(container.decode(vs)):
-        if frame.pts is None:
-            yield frame, k / info.fps
-            continue
-        start = float(frame.pts) * tb if start is None else start
-        yield frame, float(frame.pts) * tb - start
 
 
 def _rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int, maps: tuple | None) -> np.ndarray:
@@ -148,16 +143,18 @@ def _open(video: Path | VideoSource, tmp: Path) -> tuple[av.container.InputConta
 
 def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _Pack, sampler: _Sampler,
                  size: tuple[int, int], maps: tuple | None, motion: MotionTrackBuilder,
-                 progress: Callable[[int, float], None] | None) -> tuple[int, str]:
+                 progress: Callable[[int, float], None] | None) -> tuple[int, float, str, list[str]]:
     """Decode every frame once: each feeds the motion track, the sampled ones go into the pack.
-    Returns (frames decoded, warning — non-empty when decoding stopped early)."""
+    Returns (frames decoded, time of the last one, a warning when a decoding error stopped it early, notes on
+    repaired timestamps)."""
     container, fobj = _open(video, tmp)
-    decoded, warning = 0, ""
+    decoded, last_t, warning, notes = 0, 0.0, "", []
     try:
         with pack.path.open("wb") as f:
             try:
-                for frame, t in _timed_frames(container, info):
+                for frame, t in timed_frames(container, info.fps, notes):
                     decoded += 1
+                    last_t = t
                     motion.add(frame, t)
                     if not sampler.take(t):
                         continue
@@ -170,7 +167,7 @@ def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _P
         container.close()
         if fobj is not None:
             fobj.close()
-    return decoded, warning
+    return decoded, last_t, warning, notes
 
 
 def build_frame_cache(
@@ -204,14 +201,20 @@ def build_frame_cache(
     sampler = _Sampler(sample_fps, info.fps)
     motion = MotionTrackBuilder(info.rotation)  # every decoded frame, for the rhythm path (motion.npz)
     t0 = time.perf_counter()
-    decoded, warning = _decode_into(video_path, tmp, info, pack, sampler, (ow, oh), maps, motion, progress)
+    decoded, last_t, warning, notes = _decode_into(video_path, tmp, info, pack, sampler, (ow, oh), maps, motion,
+                                                   progress)
     wall = time.perf_counter() - t0
-    truncated = bool(warning)
     if not pack.times:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ClipError(video_path, f"no frames could be decoded: {warning or 'the decoder produced no frames'}")
-    if truncated and pack.times[-1] < 0.5 * info.duration_s:
+    end_s = last_t + 1.0 / info.fps
+    if not warning and end_s < min(EARLY_END_SHARE * info.duration_s, info.duration_s - 0.5):  # ends early
+        warning = (f"decoding ended at {end_s:.1f}s of the {info.duration_s:.1f}s the container declares "
+                   f"(truncated file?)")
+    elif warning and pack.times[-1] < 0.5 * info.duration_s:
         warning += f"; only {pack.times[-1]:.1f}s of {info.duration_s:.1f}s decoded"
+    truncated = bool(warning)
+    warning = "; ".join([w for w in [warning, *notes] if w])
     np.save(tmp / OFFSETS, np.asarray(pack.offsets, dtype=np.int64))
     save_motion_track(motion.result(), tmp / MOTION_FILE)
     meta = {
@@ -287,13 +290,7 @@ def sample_frames(
     frames, times = [], []
     next_t = 0.0
     with av.open(str(video_path)) as c:
-        vs = c.streams.video[0]
-        vs.thread_type = "AUTO"
-        start = None
-        for k, fr in enumerate(c.decode(vs)):
-            t = float(fr.pts * vs.time_base) if fr.pts is not None else k / info.fps
-            start = t if start is None else start
-            t -= start
+        for fr, t in timed_frames(c, info.fps):
             if max_seconds is not None and t >= max_seconds:
                 break
             if t + 0.5 / info.fps < next_t:

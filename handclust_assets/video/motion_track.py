@@ -33,6 +33,7 @@ MOTION_TRACK_VERSION = 2  # bump when the same frames give a different track (ca
 WORK_WIDTH = 64
 THUMB_WIDTH = 32
 CELL_PX = 8
+MAX_ASPECT = 2  # a frame taller than 2:1 (a sliver of a video) is squeezed to that, so the track stays small
 MIN_SHIFT_PX = 0.25  # camera translations below this (px of the 64-px image) are left uncompensated
 MIN_RESPONSE = 0.2  # phase-correlation peak needed to trust a translation
 _LUMA_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p",
@@ -54,7 +55,9 @@ class MotionTrack:
     @property
     def duration_s(self) -> float:
         """From the first frame to the end of the last one (0 for an empty track)."""
-        return float(self.t_s[-1] + 1.0 / max(self.fps, 1e-3)) if len(self.t_s) else 0.0
+        if len(self.t_s) < 2:  # no frame interval to measure: the frames' span (0 s for one frame)
+            return float(self.t_s[-1]) if len(self.t_s) else 0.0
+        return float(self.t_s[-1] + 1.0 / max(self.fps, 1e-3))
 
     def __len__(self) -> int:
         return len(self.t_s)
@@ -72,10 +75,11 @@ def rotate_upright(img: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def small_gray(frame: av.VideoFrame, width: int = WORK_WIDTH) -> np.ndarray:
-    """The frame's luma, subsampled then area-averaged to `width` px wide (aspect kept), uint8. Reads the Y plane
-    directly for 8-bit YUV/gray formats (no colour conversion); other formats go through swscale."""
+    """The frame's luma, subsampled then area-averaged to `width` px wide (aspect kept up to `MAX_ASPECT`), uint8.
+    Reads the Y plane directly for 8-bit YUV/gray formats (no colour conversion); other formats go through
+    swscale."""
     w, h = frame.width, frame.height
-    height = max(4, int(round(width * h / max(w, 1))))
+    height = min(MAX_ASPECT * width, max(4, int(round(width * h / max(w, 1)))))
     if frame.format.name in _LUMA_FORMATS:
         plane = frame.planes[0]
         y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
@@ -118,7 +122,7 @@ class MotionTrackBuilder:
         self._camera.append(shift)
         self._raw.append(cv2.resize(raw, self._grid, interpolation=cv2.INTER_AREA).astype(np.float16))
         self._energy.append(cv2.resize(diff, self._grid, interpolation=cv2.INTER_AREA).astype(np.float16))
-        th = max(2, int(round(THUMB_WIDTH * h / w)))
+        th = min(MAX_ASPECT * THUMB_WIDTH, max(2, int(round(THUMB_WIDTH * h / w))))
         self._intensity.append(cv2.resize(g, (THUMB_WIDTH, th), interpolation=cv2.INTER_AREA))
         self._t.append(float(t_s))
         self._prev = g
@@ -175,24 +179,21 @@ def load_motion_track(path: str | Path) -> MotionTrack:
 
 
 def motion_track_from_video(video_path: str | Path, max_seconds: float | None = None) -> MotionTrack:
-    """Decode a video once and build its motion track (no frame cache): for development, tests and eval."""
-    with av.open(str(video_path)) as c:
-        vs = c.streams.video[0]
-        vs.thread_type = "AUTO"
-        rate = float(vs.average_rate or 30)
-        rotation = 0
-        try:
-            from handclust_assets.video.probe import probe_video
+    """Decode a video once and build its motion track (no frame cache): for development, tests and eval.
+    A file that is not a usable video raises `ClipError` naming it (`probe_video`); a decoding error part-way keeps
+    the frames decoded so far (as the frame cache does), and one before any frame raises `ClipError`."""
+    from handclust_assets.lib.errors import ClipError
+    from handclust_assets.video.probe import probe_video, timed_frames
 
-            rotation = probe_video(video_path, scan_timestamps=False).rotation
-        except Exception:  # rotation metadata is a nicety here
-            rotation = 0
-        b = MotionTrackBuilder(rotation)
-        start = None
-        for k, fr in enumerate(c.decode(vs)):
-            t = float(fr.pts * vs.time_base) if fr.pts is not None else k / rate
-            start = t if start is None else start
-            if max_seconds is not None and t - start >= max_seconds:
-                break
-            b.add(fr, t - start)
+    info = probe_video(video_path, scan_timestamps=False)
+    b = MotionTrackBuilder(info.rotation)
+    try:
+        with av.open(str(video_path)) as c:
+            for fr, t in timed_frames(c, info.fps):
+                if max_seconds is not None and t >= max_seconds:
+                    break
+                b.add(fr, t)
+    except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
+        if not b._t:
+            raise ClipError(video_path, f"video stream cannot be decoded ({type(e).__name__}: {e})") from e
     return b.result()

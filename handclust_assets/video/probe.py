@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -118,7 +119,86 @@ def stream_rotation(stream: av.video.stream.VideoStream) -> int:
                     rot = int(round(-np.degrees(np.arctan2(b, a))))
             except Exception:  # side data varies across builds; rotation stays 0
                 pass
-    return int(rot) % 360
+    return snap_rotation(rot)
+
+
+def snap_rotation(degrees: float) -> int:
+    """A display rotation as one of 0/90/180/270 (a 45-degree matrix, which no player applies as a quarter turn,
+    snaps to the nearest quarter; ties go to the lower one)."""
+    return int(np.ceil(float(degrees) / 90.0 - 0.5)) * 90 % 360
+
+
+def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The clip's video stream: not a cover picture (attached_pic disposition), and of the rest the one with the
+    most frames (stream header, else duration x rate), then the largest picture; the first on ties. A .mov or .mkv
+    may carry a one-frame cover or thumbnail stream before the real video. IndexError when there is none."""
+    streams = list(container.streams.video)
+    if not streams:
+        raise IndexError("no video stream")
+    attached = int(getattr(getattr(av.stream, "Disposition", None), "attached_pic", 0x400))
+
+    def key(ix: tuple[int, av.video.stream.VideoStream]) -> tuple:
+        i, s = ix
+        cover = bool(int(getattr(s, "disposition", 0) or 0) & attached)
+        frames = float(s.frames or 0)
+        if frames <= 0 and s.duration and s.time_base and s.average_rate:
+            frames = float(s.duration * s.time_base * s.average_rate)
+        cc = s.codec_context
+        return (not cover, frames, int(cc.width or 0) * int(cc.height or 0), -i)
+
+    return max(enumerate(streams), key=key)[1]
+
+
+def monotonic_times(times: Iterator[float | None], fps: float, reset_s: float = 0.5
+                    ) -> Iterator[tuple[float | None, str]]:
+    """Presentation times (s; None where a frame has none) -> a timeline that starts at 0 and only goes forward,
+    with a note ("" or what was repaired). A jump back of more than `reset_s` is a timestamp restart
+    (concatenated MPEG-TS, a camera's file split): the timeline continues one frame after the last time instead of
+    laying the second part over the first. A frame whose time repeats or steps back by less (a broken muxer, a
+    duplicated frame) gets None: it is skipped. Frames without any time follow the previous one at 1 / fps."""
+    dt = 1.0 / fps if np.isfinite(fps) and fps > 1e-3 else 1.0 / 30.0
+    start: float | None = None
+    offset, last = 0.0, -np.inf
+    for t in times:
+        if t is None or not np.isfinite(t):
+            last = last + dt if np.isfinite(last) else 0.0
+            yield last, ""
+            continue
+        start = t if start is None else start
+        out = t - start + offset
+        if last - out > reset_s:
+            offset += last + dt - out
+            last = last + dt
+            yield last, f"timestamps restart after {last - dt:.2f}s (concatenated stream?); the timeline continues"
+        elif out <= last:
+            yield None, "frames with a repeated or backward timestamp skipped"
+        else:
+            last = out
+            yield out, ""
+
+
+def timed_frames(container: av.container.InputContainer, fps: float, notes: list[str] | None = None
+                 ) -> Iterator[tuple[av.VideoFrame, float]]:
+    """Every decoded frame of the clip's video stream (`pick_video_stream`) with its time (s) on a timeline that
+    starts at 0 and only goes forward (`monotonic_times`: a restart of the timestamps continues the timeline, a
+    frame with a repeated or backward time is skipped); what had to be repaired is appended to `notes`, once per
+    kind."""
+    vs = pick_video_stream(container)
+    vs.thread_type = "AUTO"
+    tb = float(vs.time_base) if vs.time_base else 0.0
+    frames: list[av.VideoFrame] = []
+
+    def times() -> Iterator[float | None]:
+        for frame in container.decode(vs):
+            frames.append(frame)
+            yield float(frame.pts) * tb if frame.pts is not None and tb else None
+
+    for t, note in monotonic_times(times(), fps):
+        if note and notes is not None and not any(n.split(" ")[:2] == note.split(" ")[:2] for n in notes):
+            notes.append(note)
+        frame = frames.pop()
+        if t is not None:
+            yield frame, t
 
 
 def _check_file(p: Path) -> int:
@@ -165,6 +245,13 @@ def _packet_times(container: av.container.InputContainer, vs: av.video.stream.Vi
     return pts
 
 
+def _timestamp_runs(pts: np.ndarray, reset_s: float = 1.0) -> list[np.ndarray]:
+    """Packet times (in demuxing order) split where they jump back by more than `reset_s` (a restart; B-frame
+    reordering steps back by at most 16 frames, which the caller's `reset_s` covers)."""
+    cuts = np.flatnonzero(np.diff(pts) < -reset_s) + 1
+    return [r for r in np.split(pts, cuts) if len(r)]
+
+
 @dataclass
 class _Timing:
     fps: float
@@ -185,14 +272,17 @@ def _timing(container: av.container.InputContainer, vs: av.video.stream.VideoStr
     frames = int(vs.frames or 0)
     variable = False
     if len(pts) >= 3:
-        d = np.diff(np.sort(np.asarray(pts)))
+        parts = _timestamp_runs(np.asarray(pts), max(1.0, 16.0 / avg) if avg > 0 else 1.0)
+        d = np.concatenate([np.diff(np.sort(r)) for r in parts])
         d = d[d > 0]
         if d.size:
             med = float(np.median(d))
             variable = bool(np.mean(np.abs(d - med) > 0.1 * med) > 0.05)
             avg = avg if avg > 0 else 1.0 / med
-        if frames == 0 and len(pts) < max_packets:
-            frames = len(pts)
+            if len(parts) > 1:  # timestamps restart (concatenated stream): the decoded timeline runs on
+                duration = max(duration, sum(float(r.max() - r.min()) + med for r in parts))
+        if (frames == 0 or len(parts) > 1) and len(pts) < max_packets:
+            frames = max(frames, len(pts))
     fps = avg or base
     if fps <= 0 or not np.isfinite(fps):
         raise ClipError(p, "cannot determine a frame rate (no timestamps in the video stream)")
@@ -220,7 +310,7 @@ def _first_frame_rotation(container: av.container.InputContainer, vs: av.video.s
     if first is None:
         raise ClipError(p, "video stream holds no decodable frame (empty or truncated file)")
     fr_rot = getattr(first, "rotation", 0) or 0
-    return int(round(-fr_rot)) % 360 if fr_rot else rotation
+    return snap_rotation(-fr_rot) if fr_rot else rotation
 
 
 def probe_video(
@@ -243,7 +333,7 @@ def probe_video(
             raise ClipError(p, "contains no video stream")
         if _is_still_image(container):
             raise ClipError(p, f"is a still image ({container.format.name}), not a video")
-        vs = container.streams.video[0]
+        vs = pick_video_stream(container)
         width, height = _frame_size(vs, p)
         codec = vs.codec_context.name or "unknown"
         tb = float(vs.time_base) if vs.time_base else 0.0

@@ -1,0 +1,211 @@
+"""Hostile video files beyond the plainly broken ones (test_ingest): files that open and decode but lie about
+themselves — timestamps that restart (concatenated MPEG-TS), a file cut short behind an intact header, a cover
+picture as the first video stream, slivers of frames, a lone frame — and what the rhythm path's own decoder
+(`motion_track_from_video`, used by `count_video` and `eval-repetitions` development runs) says about bad files."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from handclust_assets.lib.errors import ClipError
+from handclust_assets.lib.rep_eval import count_motion_track, count_video
+from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
+from handclust_assets.science.localize import principal_scores
+from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
+from handclust_assets.video.motion_track import motion_track_from_video
+from handclust_assets.video.probe import monotonic_times, probe_video, snap_rotation
+from handclust_assets.video.writer import moving_pattern, write_video
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def _clip_row(counts: object) -> dict:
+    return counts.counts.row(0, named=True)  # type: ignore[attr-defined]
+
+
+def test_a_concatenated_stream_is_counted_through_its_timestamp_restart(tmp_path: Path) -> None:
+    """Two MPEG-TS recordings joined byte for byte (what `cat` or a camera's file split gives): the second part's
+    timestamps start again at 0. Laid over the first part, its frames were dropped and the count came out
+    aperiodic; the timeline now continues and the count covers both parts."""
+    src, truth = generate_rep_clip(RepClipSpec("reps", n_cycles=12, period_start_s=0.8, period_end_s=0.8,
+                                               width=320, height=180), tmp_path)
+    one = write_video(tmp_path / "part.ts", _frames(src), 30.0)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(one.read_bytes() * 2)
+    single, double = probe_video(one), probe_video(joined)
+    assert double.duration_s == pytest.approx(2 * single.duration_s, rel=0.05)
+    stats = build_frame_cache(joined, tmp_path / "fc")
+    fc = FrameCache(tmp_path / "fc")
+    times = np.asarray(fc.timestamps)
+    assert np.all(np.diff(times) > 0) and times[-1] == pytest.approx(2 * single.duration_s, abs=0.5)
+    assert "restart" in stats.warning and not stats.truncated
+    track = fc.motion_track()
+    assert track is not None and np.all(np.diff(track.t_s) > 0)
+    row = _clip_row(count_motion_track(track))
+    assert row["count_estimate"] == pytest.approx(2 * truth.count, rel=0.15), row
+
+
+def _faststart_mp4(path: Path, n: int = 150) -> Path:
+    """An mp4 with its index (moov) at the front, as streaming muxers write it: cut short, it still opens."""
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        s = out.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 320, 180, "yuv420p"
+        for i, img in enumerate(moving_pattern(n, 320, 180)):
+            fr = av.VideoFrame.from_ndarray(img, format="rgb24")
+            fr.pts = i
+            for pkt in s.encode(fr):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["faststart mp4", "mkv"])
+def test_a_file_cut_short_behind_an_intact_header_is_flagged_truncated(tmp_path: Path, kind: str) -> None:
+    """The header still declares 5 s, the data stops at about a third: no decoder error is raised, so the early
+    end itself must mark the cache truncated (it used to pass as a complete 0.5-s clip)."""
+    if kind == "mkv":
+        good = write_video(tmp_path / "good.mkv", moving_pattern(150, 320, 180), 30.0)
+    else:
+        good = _faststart_mp4(tmp_path / "good.mp4")
+    cut = tmp_path / f"cut{good.suffix}"
+    cut.write_bytes(good.read_bytes()[: int(good.stat().st_size * 0.35)])
+    info = probe_video(cut)
+    assert info.duration_s == pytest.approx(5.0, abs=0.1)
+    stats = build_frame_cache(cut, tmp_path / "fc")
+    assert stats.truncated and "truncated" in stats.warning and f"{info.duration_s:.1f}s" in stats.warning
+    full = build_frame_cache(good, tmp_path / "fc_full")
+    assert not full.truncated and full.warning == ""
+
+
+def test_a_cover_picture_stream_is_not_taken_for_the_video(tmp_path: Path) -> None:
+    """A .mov whose first video stream is a one-frame picture and whose second is the 2-s clip."""
+    p = tmp_path / "cover.mov"
+    with av.open(str(p), "w") as out:
+        cover = out.add_stream("png", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 320, 180, "rgb24"
+        video = out.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 320, 180, "yuv420p"
+        fr = av.VideoFrame.from_ndarray(next(iter(moving_pattern(1, 320, 180))), format="rgb24")
+        fr.pts = 0
+        for pkt in [*cover.encode(fr), *cover.encode()]:
+            out.mux(pkt)
+        for i, img in enumerate(moving_pattern(60, 320, 180)):
+            fr = av.VideoFrame.from_ndarray(img, format="rgb24")
+            fr.pts = i
+            for pkt in video.encode(fr):
+                out.mux(pkt)
+        for pkt in video.encode():
+            out.mux(pkt)
+    info = probe_video(p)
+    assert info.frame_count == 60 and info.fps == pytest.approx(30.0)
+    assert build_frame_cache(p, tmp_path / "fc", sample_fps=5).n_frames == 10
+    assert len(motion_track_from_video(p)) == 60
+
+
+def test_sliver_frames_keep_the_motion_track_small(tmp_path: Path) -> None:
+    """An 8 x 720 video: the 64-px-wide working image used to be 64 x 5760 px (and the thumbnails 32 x 2880), so
+    the box search built a 46k x 46k scatter matrix and ran for hours; it is squeezed to 2:1 now."""
+    p = write_video(tmp_path / "sliver.mp4", moving_pattern(60, 8, 720), 30.0)
+    build_frame_cache(p, tmp_path / "fc")
+    track = FrameCache(tmp_path / "fc").motion_track()
+    assert track is not None and len(track) == 60
+    assert track.intensity.shape[1] <= 2 * track.intensity.shape[2] <= 64
+    assert track.energy.shape[1] * track.energy.shape[2] <= 8 * 16
+    assert _clip_row(count_motion_track(track))["status"] in ("counted", "no agreement", "aperiodic")
+
+
+def _audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("aac", rate=44100)
+        for i in range(40):
+            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            fr.sample_rate, fr.pts, fr.time_base = 44100, i * 1024, Fraction(1, 44100)
+            for pkt in s.encode(fr):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    return path
+
+
+@pytest.mark.parametrize(("kind", "needle"), [("audio", "no video stream"), ("text", "not a readable video"),
+                                              ("empty", "empty")])
+def test_the_rhythm_path_decoder_names_the_file_and_the_problem(tmp_path: Path, kind: str, needle: str) -> None:
+    """count_video used to end in `IndexError: tuple index out of range` on an audio-only file."""
+    if kind == "audio":
+        p = _audio_only(tmp_path / "voice.m4a")
+    elif kind == "text":
+        p = tmp_path / "notes.mp4"
+        p.write_text("not a video\n" * 100)
+    else:
+        p = tmp_path / "empty.mp4"
+        p.write_bytes(b"")
+    with pytest.raises(ClipError) as ei:
+        count_video(p)
+    assert str(p) in str(ei.value) and needle in str(ei.value)
+
+
+def test_a_lone_frame_gets_no_invented_duration(tmp_path: Path) -> None:
+    """One frame has no frame interval: its track used to claim 1000 s (1 / max(fps, 1e-3))."""
+    p = write_video(tmp_path / "one.mp4", moving_pattern(1, 64, 64), 30.0)
+    track = motion_track_from_video(p)
+    assert len(track) == 1 and track.duration_s == 0.0
+    row = _clip_row(count_video(p))
+    assert row["end_s"] <= 0.1 and row["status"] == "aperiodic"
+
+
+@pytest.mark.parametrize(("deg", "quarter"), [(0, 0), (45, 0), (46, 90), (90, 90), (135, 90), (180, 180),
+                                              (-90, 270), (270, 270), (359, 0), (-44, 0), (-46, 270)])
+def test_display_rotations_snap_to_quarter_turns(deg: float, quarter: int) -> None:
+    assert snap_rotation(deg) == quarter
+
+
+_TIMES = st.lists(st.one_of(st.none(), st.floats(-1e4, 1e4), st.just(float("nan"))), min_size=0, max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(times=_TIMES, fps=st.floats(0.0, 240.0))
+def test_the_timeline_starts_at_zero_and_only_goes_forward(times: list[float | None], fps: float) -> None:
+    out = list(monotonic_times(iter(times), fps))
+    assert len(out) == len(times)
+    kept = [t for t, _ in out if t is not None]
+    assert all(np.isfinite(kept))
+    assert all(b > a for a, b in zip(kept, kept[1:]))
+    if kept:
+        assert kept[0] == 0.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(start=st.floats(-100, 100), steps=st.lists(st.floats(0.001, 2.0), min_size=1, max_size=40))
+def test_a_clean_timeline_is_only_shifted_to_zero(start: float, steps: list[float]) -> None:
+    times = start + np.concatenate([[0.0], np.cumsum(steps)])
+    out = list(monotonic_times(iter(times.tolist()), 30.0))
+    assert all(note == "" for _, note in out)
+    assert np.allclose([t for t, _ in out], times - times[0], atol=1e-9)
+
+
+def test_a_restart_continues_the_timeline_and_a_repeat_is_skipped() -> None:
+    times = [10.0, 10.1, 10.2, 10.2, 10.15, 10.3, 10.4, 10.5, 10.6, 10.0, 10.1]  # a repeat, a step back, a restart
+    out = list(monotonic_times(iter(times), 10.0))
+    kept = [round(t, 6) for t, _ in out if t is not None]
+    assert kept == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    assert [i for i, (t, _) in enumerate(out) if t is None] == [3, 4]
+    assert "restart" in out[9][1] and "skipped" in out[3][1]
+
+
+@pytest.mark.parametrize(("n_frames", "n_pixels"), [(60, 12), (12, 60)])
+def test_principal_scores_are_the_same_from_either_scatter_matrix(n_frames: int, n_pixels: int) -> None:
+    z = np.random.default_rng(3).normal(size=(n_frames, n_pixels))
+    z -= z.mean(axis=0)
+    u, s, _ = np.linalg.svd(z, full_matrices=False)
+    assert np.allclose(np.abs(principal_scores(z, 4)), np.abs(u[:, :4] * s[:4]), atol=1e-8)
