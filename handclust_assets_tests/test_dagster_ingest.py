@@ -50,6 +50,24 @@ def test_bad_clip_fails_only_its_partition(storage: Path) -> None:
     assert rows == [("01_production_good", "production")]
 
 
+
+def test_a_clip_cut_behind_its_header_is_cached_and_flagged_in_the_ui(storage: Path) -> None:
+    """A file that decodes without error but stops at a third of the duration its header declares: its partition
+    succeeds with what could be decoded, and the run's metadata says truncated and why (the asset page shows it)."""
+    vids = storage / "videos"
+    good = write_video(vids / "src.mkv", moving_pattern(150, 320, 180), 30)
+    cut = vids / "05_production_cut.mkv"
+    cut.write_bytes(good.read_bytes()[: int(good.stat().st_size * 0.35)])
+    good.unlink()
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", ["05_production_cut"])
+    assert _materialize(storage, inst, "05_production_cut").success
+    ev = inst.get_latest_materialization_event(dg.AssetKey("frame_cache"))
+    meta = ev.asset_materialization.metadata
+    assert meta["truncated"].value is True and "truncated file?" in meta["warning"].value
+    n = connect(storage).execute("select count(*) from frame_cache where clip = '05_production_cut'").fetchone()[0]
+    assert 0 < n < 25
+
 def test_rematerializing_twice_keeps_row_counts(storage: Path) -> None:
     write_video(storage / "videos" / "03_transit.mp4", moving_pattern(45, 320, 180), 15)
     inst = dg.DagsterInstance.ephemeral()

@@ -188,6 +188,7 @@ def frame_cache(context: dg.AssetExecutionContext, settings: HandclustSettings, 
         "cache_mb": dg.MetadataValue.float(round(stats.bytes / 1e6, 2)),
         "rectified": dg.MetadataValue.bool(intr is not None),
         "truncated": dg.MetadataValue.bool(stats.truncated),
+        "warning": dg.MetadataValue.text(stats.warning or "-"),  # truncation, repaired timestamps
         "cache_dir": dg.MetadataValue.path(store.uri(*store.frames(clip))),
     })
 
