@@ -55,18 +55,28 @@ def test_a_concatenated_stream_is_counted_through_its_timestamp_restart(tmp_path
     assert row["count_estimate"] == pytest.approx(2 * truth.count, rel=0.15), row
 
 
+def _h264_stream(out: av.container.OutputContainer) -> av.video.stream.VideoStream:
+    s = out.add_stream("libx264", rate=30)
+    s.width, s.height, s.pix_fmt = 320, 180, "yuv420p"
+    return s
+
+
+def _encode_h264(out: av.container.OutputContainer, n: int, s: av.video.stream.VideoStream | None = None) -> None:
+    """n frames of a 320 x 180 moving pattern into the H.264 stream `s` of `out` (a new one at 30 fps if None)."""
+    s = s or _h264_stream(out)
+    for i, img in enumerate(moving_pattern(n, 320, 180)):
+        fr = av.VideoFrame.from_ndarray(img, format="rgb24")
+        fr.pts = i
+        for pkt in s.encode(fr):
+            out.mux(pkt)
+    for pkt in s.encode():
+        out.mux(pkt)
+
+
 def _faststart_mp4(path: Path, n: int = 150) -> Path:
     """An mp4 with its index (moov) at the front, as streaming muxers write it: cut short, it still opens."""
     with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
-        s = out.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 320, 180, "yuv420p"
-        for i, img in enumerate(moving_pattern(n, 320, 180)):
-            fr = av.VideoFrame.from_ndarray(img, format="rgb24")
-            fr.pts = i
-            for pkt in s.encode(fr):
-                out.mux(pkt)
-        for pkt in s.encode():
-            out.mux(pkt)
+        _encode_h264(out, n)
     return path
 
 
@@ -94,19 +104,12 @@ def test_a_cover_picture_stream_is_not_taken_for_the_video(tmp_path: Path) -> No
     with av.open(str(p), "w") as out:
         cover = out.add_stream("png", rate=1)
         cover.width, cover.height, cover.pix_fmt = 320, 180, "rgb24"
-        video = out.add_stream("libx264", rate=30)
-        video.width, video.height, video.pix_fmt = 320, 180, "yuv420p"
+        video = _h264_stream(out)  # every stream before the first packet
         fr = av.VideoFrame.from_ndarray(next(iter(moving_pattern(1, 320, 180))), format="rgb24")
         fr.pts = 0
         for pkt in [*cover.encode(fr), *cover.encode()]:
             out.mux(pkt)
-        for i, img in enumerate(moving_pattern(60, 320, 180)):
-            fr = av.VideoFrame.from_ndarray(img, format="rgb24")
-            fr.pts = i
-            for pkt in video.encode(fr):
-                out.mux(pkt)
-        for pkt in video.encode():
-            out.mux(pkt)
+        _encode_h264(out, 60, video)
     info = probe_video(p)
     assert info.frame_count == 60 and info.fps == pytest.approx(30.0)
     assert build_frame_cache(p, tmp_path / "fc", sample_fps=5).n_frames == 10
