@@ -24,6 +24,8 @@ import av
 import cv2
 import numpy as np
 
+from handclust_assets.video.frame_cache import output_size
+from handclust_assets.video.probe import pick_video_stream, timed_frames
 from handclust_assets.video.writer import write_video
 
 MOTIONS = ("stroke", "saw", "stir", "chop", "squat", "bounce", "jump")
@@ -213,21 +215,15 @@ def generate_rep_clip(spec: RepClipSpec, out_dir: str | Path) -> tuple[Path, Rep
 def _decode_piece(src: Path, start_s: float, seconds: float, max_side: int) -> tuple[list[np.ndarray], float]:
     frames: list[np.ndarray] = []
     with av.open(str(src)) as c:
-        vs = c.streams.video[0]
-        rate = float(vs.average_rate or 25)
-        t0 = None
-        for k, fr in enumerate(c.decode(vs)):
-            t = float(fr.pts * vs.time_base) if fr.pts is not None else k / rate
-            t0 = t if t0 is None else t0
-            t -= t0
+        rate = float(pick_video_stream(c).average_rate or 25)
+        for fr, t in timed_frames(c, rate):
             if t < start_s - 1e-6:
                 continue
             if t >= start_s + seconds:
                 break
             rgb = fr.to_ndarray(format="rgb24")
-            sc = min(1.0, max_side / max(rgb.shape[:2]))
-            ow, oh = int(round(rgb.shape[1] * sc / 2)) * 2, int(round(rgb.shape[0] * sc / 2)) * 2
-            frames.append(cv2.resize(rgb, (ow, oh), interpolation=cv2.INTER_AREA))
+            frames.append(cv2.resize(rgb, output_size(rgb.shape[1], rgb.shape[0], max_side),
+                                     interpolation=cv2.INTER_AREA))
     if len(frames) < 3:
         raise ValueError(f"{src}: fewer than 3 frames in [{start_s}, {start_s + seconds}) s")
     return frames, rate

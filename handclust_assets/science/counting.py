@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from handclust_assets.science.localize import FULL_FRAME, best_box, crop_box, principal_scores
 from handclust_assets.science.periodicity import LagMap, enhance, pooled_lag_map, resample_to_grid
 
 SPEED, POSITION = "speed", "position"
@@ -192,10 +193,7 @@ def _components(v: np.ndarray, k: int) -> np.ndarray:
     ok = np.isfinite(v).all(axis=1)
     out = np.full((len(v), k), np.nan)
     if ok.sum() >= 3:
-        z = v[ok] - v[ok].mean(axis=0)
-        u, sv, _ = np.linalg.svd(z, full_matrices=False)
-        kk = min(k, len(sv))
-        out[ok, :kk] = u[:, :kk] * sv[:kk]
+        out[ok] = principal_scores(v[ok] - v[ok].mean(axis=0), k)
     return out
 
 
@@ -649,8 +647,6 @@ def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndar
     """`track_periods` on the whole frame's source-rate signals (`motion_signals`) and on the most periodic box
     of the picture (`localize.best_box`); returns the more periodic track (`track_score`) and its box
     ((top, left, side) shares of the frame; (0, 0, 1) = the whole frame)."""
-    from handclust_assets.science.localize import FULL_FRAME, best_box, crop_box
-
     full = track_periods(motion_signals(t_s, energy, intensity, camera, energy_raw), duration_s, params)
     if intensity is None or np.asarray(intensity).ndim != 3 or len(intensity) < 8:
         return full, FULL_FRAME
