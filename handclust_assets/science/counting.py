@@ -129,12 +129,14 @@ class RepetitionCounts:
 
 
 def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndarray | None,
-                   camera: np.ndarray | None = None, energy_raw: np.ndarray | None = None, pool: int = 2,
+                   camera: np.ndarray | None = None, energy_raw: np.ndarray | None = None, pool: int = 3,
                    normalise_frames: bool = True, appearance_components: int = 0, stabilise_s: float = 0.0,
                    camera_width: int = 64) -> list[RhythmSignal]:
     """The source-rate signals from the frame cache's motion track: energy (T, cells) -> "motion_energy",
     (with `energy_raw`, the uncompensated cells ride along as more channels: whichever repeats gets the weight),
-    intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged; with `normalise_frames` each image to
+    intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged: 3 x 3 cells of the 32-px thumbnail are
+    coarse enough that sub-pixel camera shake barely changes them, while a moving hand or tool still does; with
+    `normalise_frames` each image to
     zero mean and unit s.d., so exposure and lighting drift do not pass for motion; then its main
     `appearance_components` principal components, 0 = every pixel; with `stabilise_s` > 0 the images are first
     moved back by the camera's shake: its path minus the path's moving average over `stabilise_s`; `camera` is in

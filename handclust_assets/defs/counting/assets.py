@@ -24,7 +24,7 @@ from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import StorageResource
 
-TRACK_CODE_VERSION = "period-track-v2"
+TRACK_CODE_VERSION = "period-track-v3"  # v3: appearance pooled 3 x 3
 
 
 def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
