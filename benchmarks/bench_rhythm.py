@@ -65,7 +65,7 @@ def bench_counting(seconds: float, fps: float, repeats: int) -> None:
     names = ", ".join(track.available) + f"; region {box}"
     print(f"rhythm path: {duration:.0f}s clip at {fps:.0f} fps ({names}), clip + 4 spans: {best:.2f}s wall "
           f"= {duration / best:.1f}x realtime (target >= 10x): {'PASS' if duration / best >= 10 else 'MISS'}"
-          f"   [count estimate {row['count_estimate']:.1f} vs {truth} true, {row['status']}]")
+          f"   [count estimate {row['count_estimate'] or float('nan'):.1f} vs {truth} true, {row['status']}]")
 
 
 def bench_cache(cache_seconds: float, repeats: int) -> None:

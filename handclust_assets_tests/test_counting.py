@@ -113,7 +113,7 @@ def test_noise_declines_instead_of_guessing() -> None:
            RhythmSignal("appearance", t, np.cumsum(rng.normal(size=(len(t), 12)), axis=0), POSITION)]
     row = clip_row(count_repetitions(sig, 15.0))
     assert row["status"] in (APERIODIC, NO_AGREEMENT)
-    assert row["count"] is None or np.isnan(row["count"])
+    assert row["count"] is None  # null, not NaN
 
 
 def test_disagreeing_signals_say_no_agreement() -> None:
@@ -123,7 +123,7 @@ def test_disagreeing_signals_say_no_agreement() -> None:
     sig = [a, RhythmSignal("scene", b.t_s, b.values, POSITION)]
     row = clip_row(count_repetitions(sig, 16.0))
     assert row["status"] == NO_AGREEMENT
-    assert row["count"] is None or np.isnan(row["count"])
+    assert row["count"] is None  # null, not NaN
 
 
 def test_spans_are_counted_separately_and_keep_their_activity() -> None:
@@ -179,7 +179,7 @@ def test_degenerate_signals_never_crash_or_guess(n: int, c: int, kind: str, seed
     if kind in ("const", "nan", "tiny"):
         assert row["status"] != COUNTED
     if row["status"] != COUNTED:
-        assert row["count"] is None or np.isnan(row["count"])
+        assert row["count"] is None  # null, not NaN
     assert 0.0 <= row["confidence"] <= 1.0
 
 

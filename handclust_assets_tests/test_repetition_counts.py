@@ -67,6 +67,11 @@ def test_clip_run_and_cross_clip_counts(storage: Path, resources, instance: dg.D
     assert spans["start_s"].to_list() == [0.0, 9.0]
     assert spans["count_estimate"][0] == pytest.approx(truth.count, abs=1.0)
     assert spans["status"][1] != "counted"  # 2 s of stillness
+    # a notebook finds the declined rows with IS NULL (a NaN would slip past it)
+    declined = con.sql(f"select count(*) from read_parquet('{tables.table_file(storage, 'repetition_counts')}') "
+                       "where status <> 'counted' and count is null").fetchall()[0][0]
+    assert declined == counts.filter(pl.col("status") != "counted").height >= 1
+    assert not counts["count"].is_nan().any()
 
 
 def _printed(out: str, name: str) -> float:

@@ -48,13 +48,14 @@ SPAN_COUNT_SCHEMA = {
     "end_s": pl.Float64,
     "count": pl.Float64,  # repetitions (fractional); null unless status == "counted"
     "count_estimate": pl.Float64,  # the consensus path's count even without agreement (null when aperiodic)
-    "mean_period_s": pl.Float64,  # mean period over the periodic part
+    "mean_period_s": pl.Float64,  # mean period over the periodic part (null when aperiodic)
     "periodic_s": pl.Float64,  # seconds of the span counted as periodic (pauses excluded)
     "confidence": pl.Float64,  # in [0, 1]: consensus strength x agreement x periodic coverage
     "agreeing_signals": pl.List(pl.Utf8),
     "available_signals": pl.List(pl.Utf8),
     "status": pl.Utf8,  # "counted" | "no agreement" | "aperiodic"
 }
+NULL_WHEN_NOT_GIVEN = ("count", "count_estimate", "mean_period_s")  # stored as null (never NaN) when not given
 PERIOD_CURVE_SCHEMA = {
     "t_s": pl.Float64,
     "period_s": pl.Float64,  # NaN where aperiodic
@@ -396,7 +397,9 @@ def count_spans(track: PeriodTrack, spans: pl.DataFrame | None = None, params: C
     rows = [_span_row("clip", -1, None, 0.0, duration_s, track, p)]
     for i, act, a, b in _spans_frame(spans, duration_s):
         rows.append(_span_row("span", i, act, a, b, track, p))
-    return pl.DataFrame(rows, schema=SPAN_COUNT_SCHEMA, orient="row")
+    # no number is null, not NaN: `count IS NULL` in DuckDB and `is_null()` in polars find the declined rows
+    return pl.DataFrame(rows, schema=SPAN_COUNT_SCHEMA, orient="row").with_columns(
+        pl.col(c).fill_nan(None) for c in NULL_WHEN_NOT_GIVEN)
 
 
 @dataclass
