@@ -119,7 +119,7 @@ def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame
 
 @dg.asset(
     group_name="evaluation",
-    code_version="repetition-counts-v1",
+    code_version="repetition-counts-v2",  # v2: null, not NaN, where no count is given
     kinds={"python", "duckdb"},
     description="Repetitions per clip and per activity span (consecutive segments of one fused activity in the "
     "activity timeline): count (integral of 1/period over the periodic time, pauses excluded), the count "
