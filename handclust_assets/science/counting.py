@@ -137,8 +137,8 @@ def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.nda
     (with `energy_raw`, the uncompensated cells ride along as more channels: whichever repeats gets the weight),
     intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged: 3 x 3 cells of the 32-px thumbnail are
     coarse enough that sub-pixel camera shake barely changes them, while a moving hand or tool still does; with
-    `normalise_frames` each image to
-    zero mean and unit s.d., so exposure and lighting drift do not pass for motion; then its main
+    `normalise_frames` each image to zero mean and unit s.d., so exposure and lighting drift do not pass for
+    motion; then its main
     `appearance_components` principal components, 0 = every pixel; with `stabilise_s` > 0 the images are first
     moved back by the camera's shake: its path minus the path's moving average over `stabilise_s`; `camera` is in
     px of a `camera_width`-px image) -> "appearance", the camera's
@@ -397,7 +397,7 @@ def count_spans(track: PeriodTrack, spans: pl.DataFrame | None = None, params: C
     rows = [_span_row("clip", -1, None, 0.0, duration_s, track, p)]
     for i, act, a, b in _spans_frame(spans, duration_s):
         rows.append(_span_row("span", i, act, a, b, track, p))
-    # no number is null, not NaN: `count IS NULL` in DuckDB and `is_null()` in polars find the declined rows
+    # a number not given is null, never NaN: `count IS NULL` (DuckDB) and `is_null()` (polars) find the declines
     return pl.DataFrame(rows, schema=SPAN_COUNT_SCHEMA, orient="row").with_columns(
         pl.col(c).fill_nan(None) for c in NULL_WHEN_NOT_GIVEN)
 
