@@ -1,4 +1,4 @@
-"""Plain helpers shared by the tests (not a test module): model files, Dagster event lookups."""
+"""Plain helpers shared by the tests (not a test module): model files, Dagster event lookups, count rows."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ def find_models_dir() -> Path | None:
     cands = [model_cache() / "mediapipe", SHARED / "data" / "models"]
     files = [f for f, _, _ in MEDIAPIPE_MODELS.values()]
     return next((c for c in cands if all((c / f).is_file() for f in files)), None)
+
+
+def clip_row(res: Any) -> dict:
+    """The whole-clip row of a `RepetitionCounts` (its `counts` table)."""
+    return res.counts.filter(res.counts["scope"] == "clip").row(0, named=True)
 
 
 def step_failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:

@@ -31,6 +31,7 @@ from handclust_assets.science.counting import (
 from handclust_assets.science.periodicity import enhance, pooled_lag_map, resample_to_grid
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import motion_track_from_video
+from handclust_assets_tests.support import clip_row
 
 FS = 30.0
 
@@ -53,10 +54,6 @@ def phase_signal(phase: np.ndarray, n_cells: int = 6, seed: int = 0, noise: floa
     if kind in ("both", "speed"):
         out.append(RhythmSignal("motion_energy", t, spd, SPEED))
     return out
-
-
-def clip_row(res) -> dict:
-    return res.counts.filter(pl.col("scope") == "clip").row(0, named=True)
 
 
 def test_constant_period_counts_exactly() -> None:

@@ -50,7 +50,6 @@ def test_bad_clip_fails_only_its_partition(storage: Path) -> None:
     assert rows == [("01_production_good", "production")]
 
 
-
 def test_a_clip_cut_behind_its_header_is_cached_and_flagged_in_the_ui(storage: Path) -> None:
     """A file that decodes without error but stops at a third of the duration its header declares: its partition
     succeeds with what could be decoded, and the run's metadata says truncated and why (the asset page shows it)."""
@@ -67,6 +66,7 @@ def test_a_clip_cut_behind_its_header_is_cached_and_flagged_in_the_ui(storage: P
     assert meta["truncated"].value is True and "truncated file?" in meta["warning"].value
     n = connect(storage).execute("select count(*) from frame_cache where clip = '05_production_cut'").fetchone()[0]
     assert 0 < n < 25
+
 
 def test_rematerializing_twice_keeps_row_counts(storage: Path) -> None:
     write_video(storage / "videos" / "03_transit.mp4", moving_pattern(45, 320, 180), 15)

@@ -22,15 +22,12 @@ from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import motion_track_from_video
 from handclust_assets.video.probe import monotonic_times, probe_video, snap_rotation
 from handclust_assets.video.writer import moving_pattern, write_video
+from handclust_assets_tests.support import clip_row
 
 
 def _frames(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-
-
-def _clip_row(counts: object) -> dict:
-    return counts.counts.row(0, named=True)  # type: ignore[attr-defined]
 
 
 def test_a_concatenated_stream_is_counted_through_its_timestamp_restart(tmp_path: Path) -> None:
@@ -51,7 +48,7 @@ def test_a_concatenated_stream_is_counted_through_its_timestamp_restart(tmp_path
     assert "restart" in stats.warning and not stats.truncated
     track = fc.motion_track()
     assert track is not None and np.all(np.diff(track.t_s) > 0)
-    row = _clip_row(count_motion_track(track))
+    row = clip_row(count_motion_track(track))
     assert row["count_estimate"] == pytest.approx(2 * truth.count, rel=0.15), row
 
 
@@ -125,7 +122,7 @@ def test_sliver_frames_keep_the_motion_track_small(tmp_path: Path) -> None:
     assert track is not None and len(track) == 60
     assert track.intensity.shape[1] <= 2 * track.intensity.shape[2] <= 64
     assert track.energy.shape[1] * track.energy.shape[2] <= 8 * 16
-    assert _clip_row(count_motion_track(track))["status"] in ("counted", "no agreement", "aperiodic")
+    assert clip_row(count_motion_track(track))["status"] in ("counted", "no agreement", "aperiodic")
 
 
 def _audio_only(path: Path) -> Path:
@@ -163,7 +160,7 @@ def test_a_lone_frame_gets_no_invented_duration(tmp_path: Path) -> None:
     p = write_video(tmp_path / "one.mp4", moving_pattern(1, 64, 64), 30.0)
     track = motion_track_from_video(p)
     assert len(track) == 1 and track.duration_s == 0.0
-    row = _clip_row(count_video(p))
+    row = clip_row(count_video(p))
     assert row["end_s"] <= 0.1 and row["status"] == "aperiodic"
 
 
