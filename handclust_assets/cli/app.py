@@ -186,12 +186,13 @@ def demo(
 @app.command()
 def ui(port: int = 3000, host: str = "127.0.0.1", home: Path = HomeOpt) -> None:
     """Start the Dagster UI and daemon (`dagster dev`) on this code location, from any working folder."""
-    from handclust_assets.cli.session import quiet_env
+    from handclust_assets.cli.session import default_interrupts, quiet_env
 
     root = _use_home(home)
     (root / "videos").mkdir(parents=True, exist_ok=True)
     os.environ.update(quiet_env())
     os.chdir(root)
+    default_interrupts()  # Ctrl-C and `kill` stop the UI even when a script started it in the background
     os.execvp(sys.executable, [sys.executable, "-m", "dagster", "dev", "-m", "handclust_assets.definitions",
                                "-p", str(port), "-h", host])
 

@@ -35,6 +35,15 @@ def quiet_env() -> dict[str, str]:
             "PYTHONWARNINGS": "ignore::DeprecationWarning"}
 
 
+def default_interrupts() -> None:
+    """SIGINT and SIGTERM back to their default actions, for a process about to exec `dagster dev`. A command that
+    a non-interactive shell starts in the background (`handclust ui &` in a script) inherits SIGINT *ignored*;
+    Python then installs no KeyboardInterrupt handler, and `dagster dev` maps SIGTERM to SIGINT's handler, so it
+    would ignore both and never stop its webserver and daemon."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @dataclass
 class Progress:
     """Where a session stands: clip runs by status, other runs, the dashboard."""
@@ -85,7 +94,7 @@ class DagsterSession:
                "-p", str(self.port)]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(cmd, env=self.env, cwd=str(self.home), stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=default_interrupts)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

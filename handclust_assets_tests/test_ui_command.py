@@ -1,0 +1,82 @@
+"""Stopping the UI when a script started it: in the background of a non-interactive shell, which hands the process
+SIGINT *ignored*. `dagster dev` maps SIGTERM to SIGINT's handler, so before the fix a plain `kill PID` (and
+`DagsterSession.stop`'s SIGINT) was ignored and the webserver, daemon and code server ran on. Real processes: the
+CLI, `dagster dev` and its children."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from handclust_assets.cli.session import DagsterSession, free_port
+
+
+def _ignore_sigint() -> None:  # what `cmd &` in a non-interactive shell does to the child
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _group_running(proc: subprocess.Popen) -> list[int]:
+    """PIDs of the child's process group still running (zombies waiting to be reaped do not count), from /proc."""
+    proc.poll()  # reap the child itself once it has exited
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(pgrp) == proc.pid and state != "Z":
+                pids.append(int(stat.parent.name))
+    return pids
+
+
+def test_ui_started_in_a_script_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "ui.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "HANDCLUST_STORAGE",
+                                                            "HANDCLUST_VIDEO_DIR")}
+    cmd = [sys.executable, "-c", "from handclust_assets.cli import app; app()", "ui", "--port", str(port),
+           "--home", str(tmp_path / "home")]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_ignore_sigint)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, f"no UI on port {port}: {log.read_text()[-2000:]}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGTERM)  # the main process only, as `kill PID` does
+        t0 = time.monotonic()
+        while _group_running(proc) and time.monotonic() - t0 < 45:
+            time.sleep(0.25)
+        left = _group_running(proc)
+        assert not left, f"{len(left)} process(es) still running {time.monotonic() - t0:.0f} s after SIGTERM"
+        assert "Dagster services shut down" in log.read_text()  # a clean shutdown, not a crash
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def test_session_started_with_sigint_ignored_stops_cleanly(tmp_path: Path) -> None:
+    """`DagsterSession` (what `handclust demo` and the end-to-end tests run) from a parent that ignores SIGINT, as
+    `bash scripts/demo.sh &` does: its stop (SIGINT to the group) must still shut `dagster dev` down cleanly."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        session = DagsterSession(tmp_path / "home").start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    t0 = time.monotonic()
+    session.stop(timeout_s=30)
+    assert time.monotonic() - t0 < 30, "stop fell back to SIGKILL"
+    assert not _group_running(session.proc)
+    assert "Dagster services shut down" in session.log.read_text()
