@@ -239,6 +239,19 @@ def test_labels_and_scores(tmp_path: Path) -> None:
         read_labels(bad)
 
 
+@pytest.mark.parametrize("text", [
+    "file,count,cycle_end_frames\na.mp4,3,10 20 30\n",
+    "\ufeffFile,Count,Cycle_End_Frames\r\na.mp4,3,10 20 30\r\n",  # a spreadsheet's UTF-8 export
+    "file;count;cycle_end_frames\na.mp4;3;10 20 30\n",  # ';'-separated, as many locales save CSV
+    "file\tcount\tcycle_end_frames\na.mp4\t3\t10|20|30\n",
+])
+def test_labels_from_spreadsheet_exports(tmp_path: Path, text: str) -> None:
+    p = tmp_path / "LABELS.csv"
+    p.write_bytes(text.encode())
+    labels = read_labels(p)
+    assert labels.rows() == [("a.mp4", 3.0, [10, 20, 30])]
+
+
 def test_schedule_is_exact() -> None:
     spec = RepClipSpec("s", n_cycles=4, period_start_s=1.0, period_end_s=2.0, lead_in_s=0.5, tail_s=1.0,
                        pauses=((2, 3.0),))

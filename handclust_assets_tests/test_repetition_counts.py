@@ -84,13 +84,19 @@ def test_eval_repetitions_cli(tmp_path: Path) -> None:
                                           width=256, height=144, seed=1), videos)
     b, tb = generate_rep_clip(RepClipSpec("bounce", "bounce", n_cycles=5, period_start_s=1.0, period_end_s=1.1,
                                           width=256, height=144, seed=2), videos)
+    (videos / "sub dir").mkdir()
+    b = b.rename(videos / "sub dir" / "Bounce Clip.MP4")  # a subfolder, a space, an upper-case extension
     labels = tmp_path / "LABELS.csv"
-    labels.write_text(f"file,count\n{a.name},{ta.count}\n{b.name},{tb.count + 2}\n")  # one label off by 2
+    # as a spreadsheet in many locales saves it: byte-order mark, ';' separators, CRLF, capitalised header; the
+    # second label names its video without the extension
+    labels.write_bytes(f"\ufeffFile;Count\r\n{a.name};{ta.count}\r\nsub dir/Bounce Clip;{tb.count + 2}\r\n"
+                       .encode())  # one label off by 2
     out_csv = tmp_path / "scores.csv"
     r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--out", str(out_csv)])
     assert r.exit_code == 0, r.output
     table = pl.read_csv(out_csv)
-    assert table["file"].to_list() == [a.name, b.name]
+    assert table["file"].to_list() == [a.name, "sub dir/Bounce Clip"]
+    assert table["status"].null_count() == 0 and not any(s.startswith("failed") for s in table["status"])
     results = table.select("file", "count", "count_estimate", "status").with_columns(
         pl.col("count").cast(pl.Float64), pl.col("count_estimate").cast(pl.Float64))
     _, summary = score_counts(read_labels(labels), results)

@@ -28,13 +28,20 @@ def _fail(message: str) -> None:
 
 
 def clip_keys(videos_dir: Path, files: list[str]) -> tuple[dict[str, str], list[str]]:
-    """label file -> partition key (as the folder sensor names it), and the labelled files not found."""
+    """label file -> partition key (as the folder sensor names it), and the labelled files not found. A label
+    without the extension (`001_stirring` for `001_stirring.mp4`) names the one video of that path and stem."""
     from handclust_assets.lib.video_folder import scan_videos
 
     by_path = {p.resolve(): k for k, p in scan_videos(videos_dir).items()}
+    by_stem: dict[Path, list[str]] = {}
+    for p, k in by_path.items():
+        by_stem.setdefault(p.with_suffix(""), []).append(k)
     keys, missing = {}, []
     for f in files:
-        k = by_path.get((videos_dir / f).resolve())
+        path = (videos_dir / f).resolve()
+        k = by_path.get(path)
+        if k is None and len(by_stem.get(path, [])) == 1:
+            k = by_stem[path][0]
         if k is None:
             missing.append(f)
         else:

@@ -48,12 +48,23 @@ CLIP_SCORE_SCHEMA = {
 }
 
 
+def _delimiter(header: str) -> str:
+    """The header's field separator: ',' unless only ';' (spreadsheets in many locales) or a tab splits it."""
+    for sep in (",", ";", "\t"):
+        if sep in header:
+            return sep
+    return ","
+
+
 def read_labels(path: str | Path) -> pl.DataFrame:
     """LABELS.csv -> (file, count, cycle_end_frames) with a fixed schema; rows without a file or with a
-    non-positive or unparsable count raise ValueError naming the line."""
+    non-positive or unparsable count raise ValueError naming the line. Spreadsheet exports read as they are: a
+    UTF-8 byte-order mark, CRLF line ends, ';' or tab separators, any case of the column names."""
     rows = []
-    with Path(path).open(newline="") as f:
-        reader = csv.DictReader(f)
+    with Path(path).open(newline="", encoding="utf-8-sig") as f:
+        header = f.readline()
+        f.seek(0)
+        reader = csv.DictReader(f, delimiter=_delimiter(header))
         cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
         if "file" not in cols or "count" not in cols:
             raise ValueError(f"{path}: needs columns file, count (has {reader.fieldnames})")
