@@ -11,10 +11,9 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from handclust_assets.cli.session import DagsterSession, free_port
+from handclust_assets.cli.session import DagsterSession, free_port, wait_for_ui
 
 
 def _ignore_sigint() -> None:  # what `cmd &` in a non-interactive shell does to the child
@@ -44,16 +43,7 @@ def test_ui_started_in_a_script_stops_on_sigterm(tmp_path: Path) -> None:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=_ignore_sigint)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, f"no UI on port {port}: {log.read_text()[-2000:]}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
+        wait_for_ui(f"http://127.0.0.1:{port}", proc, 120, log)
         os.kill(proc.pid, signal.SIGTERM)  # the main process only, as `kill PID` does
         t0 = time.monotonic()
         while _group_running(proc) and time.monotonic() - t0 < 45:

@@ -26,8 +26,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -57,20 +55,6 @@ def ensure_partitions(home: Path) -> list[str]:
         if missing:
             inst.add_dynamic_partitions(clip_partitions.name, missing)
         return missing
-
-
-def wait_until_up(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
-    t0 = time.time()
-    while time.time() - t0 < timeout_s:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Dagster web server exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/server_info", timeout=3) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(1.0)
-    raise TimeoutError(f"the Dagster web server did not answer at {url} within {timeout_s:.0f}s")
 
 
 # the graph's <svg> and the first enclosing element that clips it (the visible viewport of the graph)
@@ -207,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     proc = subprocess.Popen(cmd, cwd=home, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    from handclust_assets.cli.session import wait_for_ui
+
     try:
-        wait_until_up(url, proc, a.timeout)
+        wait_for_ui(url, proc, a.timeout)
         print(f"Dagster UI at {url} (log: {out / 'webserver.log'})")
         shoot(url, out, a.location, [g for g in a.groups.split(",") if g], a.asset, a.metrics_asset, a.timeout,
               only={x for x in a.only.split(",") if x} or None, suffix=".jpg" if a.jpeg else ".png")

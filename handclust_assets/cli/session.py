@@ -44,6 +44,33 @@ def default_interrupts() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member we may not signal: it exists
+        return True
+
+
+def wait_for_ui(url: str, proc: subprocess.Popen, timeout_s: float, log: Path | None = None) -> None:
+    """Until the Dagster webserver at `url` answers `/server_info`; RuntimeError if `proc` (what serves it) exits
+    first, TimeoutError after `timeout_s`."""
+    see = f"; see {log}" if log is not None else ""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Dagster UI process exited with {proc.returncode}{see}")
+        try:
+            with urllib.request.urlopen(f"{url}/server_info", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"the Dagster UI did not answer on {url} within {timeout_s:.0f} s{see}")
+
+
 @dataclass
 class Progress:
     """Where a session stands: clip runs by status, other runs, the dashboard."""
@@ -95,28 +122,29 @@ class DagsterSession:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(cmd, env=self.env, cwd=str(self.home), stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True, preexec_fn=default_interrupts)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dagster dev exited with {self.proc.returncode}; see {self.log}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/server_info", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        raise TimeoutError(f"the Dagster UI did not answer on {self.url} within {timeout_s:.0f} s; see {self.log}")
+        try:
+            wait_for_ui(self.url, self.proc, timeout_s, self.log)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGINT to the session's process group (a clean shutdown), and back once every process of it has gone:
+        `dagster dev` exits before its code servers have; what is left after `timeout_s` is killed."""
         if self.proc is None or self.proc.poll() is not None:
             return
+        deadline = time.monotonic() + timeout_s
         os.killpg(self.proc.pid, signal.SIGINT)
         try:
             self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            pass
+        while _group_exists(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _group_exists(self.proc.pid):
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        self.proc.wait(timeout=10)
 
     def __enter__(self) -> DagsterSession:
         return self.start()
