@@ -27,6 +27,7 @@ from handclust_assets.science.counting import (
     keypoint_signal,
     motion_signals,
     scene_signal,
+    track_periods,
 )
 from handclust_assets.science.periodicity import enhance, pooled_lag_map, resample_to_grid
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
@@ -121,6 +122,45 @@ def test_disagreeing_signals_say_no_agreement() -> None:
     row = clip_row(count_repetitions(sig, 16.0))
     assert row["status"] == NO_AGREEMENT
     assert row["count"] is None  # null, not NaN
+
+
+def test_a_derived_signal_agreeing_with_its_source_is_no_second_opinion() -> None:
+    # the appearance and its velocity repeat every 0.7 s; the motion energy is noise: one source agrees, not two
+    t = np.arange(int(16 * FS)) / FS
+    app = phase_signal(t / 0.7, seed=6, kind="position", noise=0.05)[0]
+    vel = np.full_like(app.values, np.nan)
+    vel[2:-2] = app.values[4:] - app.values[:-4]
+    noise = np.random.default_rng(9).normal(size=(len(t), 6))
+    sig = [app, RhythmSignal("appearance_velocity", t, vel, POSITION), RhythmSignal("motion_energy", t, noise, SPEED)]
+    row = clip_row(count_repetitions(sig, 16.0))
+    assert set(row["agreeing_signals"]) == {"appearance", "appearance_velocity"}
+    assert row["status"] == NO_AGREEMENT and row["count"] is None
+    assert row["count_estimate"] == pytest.approx(16.0 / 0.7, rel=0.1)  # the estimate is still there
+
+
+def test_appearance_velocity_sees_a_small_repetition_under_camera_sway() -> None:
+    # a small blob moves with 0.6-s cycles while the whole textured picture sways slowly (4.5-s and 6.1-s sines):
+    # the sway outweighs the blob in the appearance; in its velocity the blob's fast cycle stands out
+    t = np.arange(int(18 * FS)) / FS
+    base = cv2.GaussianBlur(np.random.default_rng(12).uniform(40, 200, (40, 72)), (0, 0), 2.0)
+    img = np.empty((len(t), 18, 32))
+    for i, ti in enumerate(t):
+        m = np.float32([[1, 0, np.sin(2 * np.pi * ti / 4.5)], [0, 1, 0.5 * np.sin(2 * np.pi * ti / 6.1)]])
+        img[i] = cv2.warpAffine(base, m, (72, 40), borderMode=cv2.BORDER_REFLECT)[11:29, 20:52]
+        x = int(round(14 + 3 * np.sin(2 * np.pi * ti / 0.6)))
+        img[i, 8:11, x:x + 3] = 255
+    sig = motion_signals(t, None, img)
+    assert [s.name for s in sig] == ["appearance", "appearance_velocity"]
+    vel = sig[1].values  # +-2 frames at 30 fps
+    assert np.isnan(vel[:2]).all() and np.isnan(vel[-2:]).all() and np.isfinite(vel[2:-2]).all()
+    own = {n: float(np.nanmedian(p)) for n, p in track_periods(sig, 18.0).sig_period.items()}
+    assert own["appearance"] > 3.0  # the sway
+    assert own["appearance_velocity"] == pytest.approx(0.6, rel=0.05)
+    row = clip_row(count_repetitions(sig, 18.0))
+    assert row["mean_period_s"] == pytest.approx(0.6, rel=0.05)
+    assert row["count_estimate"] == pytest.approx(30, abs=2)
+    without = clip_row(count_repetitions(motion_signals(t, None, img, velocity_s=0.0), 18.0))
+    assert without["mean_period_s"] > 3.0  # what the counter saw before
 
 
 def test_spans_are_counted_separately_and_keep_their_activity() -> None:

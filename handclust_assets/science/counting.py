@@ -7,6 +7,7 @@ Signals (any subset; each optional):
 | --------------- | ------------------------------------------------- | ----------- | -------- |
 | motion_energy   | |frame difference| per grid cell, while decoding  | source fps  | speed    |
 | appearance      | gray intensity per grid cell, while decoding      | source fps  | position |
+| appearance_velocity | its change over +-0.07 s (drift and sway fade) | source fps  | position |
 | flow            | dense-flow magnitude (+ direction histogram)      | 5 fps cache | speed    |
 | scene           | scene embeddings (PCA)                            | 5 fps cache | position |
 | egomotion       | camera / residual motion magnitudes               | 5 fps cache | speed    |
@@ -55,6 +56,9 @@ SPAN_COUNT_SCHEMA = {
     "available_signals": pl.List(pl.Utf8),
     "status": pl.Utf8,  # "counted" | "no agreement" | "aperiodic"
 }
+# signals derived from another one's data: they vote in the consensus, but agreeing with their source is no
+# independent evidence, so agreement is counted per source
+DERIVED_FROM = {"appearance_velocity": "appearance"}
 NULL_WHEN_NOT_GIVEN = ("count", "count_estimate", "mean_period_s")  # stored as null (never NaN) when not given
 PERIOD_CURVE_SCHEMA = {
     "t_s": pl.Float64,
@@ -132,7 +136,7 @@ class RepetitionCounts:
 def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndarray | None,
                    camera: np.ndarray | None = None, energy_raw: np.ndarray | None = None, pool: int = 3,
                    normalise_frames: bool = True, appearance_components: int = 0, stabilise_s: float = 0.0,
-                   camera_width: int = 64) -> list[RhythmSignal]:
+                   camera_width: int = 64, velocity_s: float = 0.07) -> list[RhythmSignal]:
     """The source-rate signals from the frame cache's motion track: energy (T, cells) -> "motion_energy",
     (with `energy_raw`, the uncompensated cells ride along as more channels: whichever repeats gets the weight),
     intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged: 3 x 3 cells of the 32-px thumbnail are
@@ -141,7 +145,9 @@ def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.nda
     motion; then its main
     `appearance_components` principal components, 0 = every pixel; with `stabilise_s` > 0 the images are first
     moved back by the camera's shake: its path minus the path's moving average over `stabilise_s`; `camera` is in
-    px of a `camera_width`-px image) -> "appearance", the camera's
+    px of a `camera_width`-px image) -> "appearance"; with `velocity_s` > 0 also its change over +-velocity_s
+    (x(t + d) - x(t - d)) -> "appearance_velocity": signed, so it still turns once per cycle, while slow drift and
+    sway, which can outweigh a small repetition in the appearance itself, shrink to nearly nothing; the camera's
     per-frame translation (T, 2) -> "camera_motion" (signed: turns once per cycle, like a position)."""
     out = []
     t = np.asarray(t_s, np.float64)
@@ -161,7 +167,14 @@ def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.nda
         if normalise_frames and flat.shape[1] >= 4:  # exposure / lighting changes move every pixel together
             sd = flat.std(axis=1, keepdims=True)
             flat = (flat - flat.mean(axis=1, keepdims=True)) / np.where(sd > 1e-6, sd, 1.0)
-        out.append(RhythmSignal("appearance", t, _components(flat, appearance_components), POSITION))
+        app = _components(flat, appearance_components)
+        out.append(RhythmSignal("appearance", t, app, POSITION))
+        if velocity_s > 0 and len(t) > 4:
+            d = max(1, int(round(velocity_s / max(float(np.median(np.diff(t))), 1e-6))))
+            vel = np.full_like(app, np.nan)
+            if len(app) > 2 * d:
+                vel[d:-d] = app[2 * d:] - app[:-2 * d]
+            out.append(RhythmSignal("appearance_velocity", t, vel, POSITION))
     if camera is not None and len(camera) == len(t) and np.any(np.abs(np.asarray(camera)) > 0):
         out.append(RhythmSignal("camera_motion", t, np.asarray(camera, np.float64).reshape(len(t), -1), POSITION,
                                 prior=0.7))
@@ -569,19 +582,21 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
             agreeing.append(name)
     any_periodic = any(float(np.mean(v[inside] >= p.signal_threshold)) >= p.min_coverage
                        for v in tr.sig_strength.values()) if inside.any() else False
-    n_avail = sum(1 for s in tr.support.values() if np.isfinite(s[judged]).any()) if judged.any() else 0
+    n_avail = len({DERIVED_FROM.get(n, n) for n, s in tr.support.items() if np.isfinite(s[judged]).any()}
+                  ) if judged.any() else 0
+    n_agree = len({DERIVED_FROM.get(n, n) for n in agreeing})
     need = max(1, min(p.min_agree, n_avail))
     if coverage < p.min_coverage:
         status = NO_AGREEMENT if any_periodic else APERIODIC
         count_est = float("nan") if status == APERIODIC else count_est
     else:
-        status = COUNTED if len(agreeing) >= need else NO_AGREEMENT
+        status = COUNTED if n_agree >= need else NO_AGREEMENT
     if not count_est >= p.min_reps:  # fewer turns than a repetition needs (NaN included)
         status, count_est = APERIODIC, float("nan")
     if status == APERIODIC:
         mean_period = float("nan")
     strength = float(np.mean(tr.strength[periodic])) if periodic.any() else 0.0
-    conf = strength * min(1.0, coverage) * (len(agreeing) / max(1, n_avail)) if status == COUNTED else 0.0
+    conf = strength * min(1.0, coverage) * (n_agree / max(1, n_avail)) if status == COUNTED else 0.0
     count = count_est if status == COUNTED else float("nan")
     return (scope, idx, activity, a, b, count, count_est, mean_period, periodic_s, float(np.clip(conf, 0, 1)),
             agreeing, list(tr.support), status)

@@ -24,7 +24,7 @@ from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import StorageResource
 
-TRACK_CODE_VERSION = "period-track-v3"  # v3: appearance pooled 3 x 3
+TRACK_CODE_VERSION = "period-track-v4"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity
 
 
 def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -119,7 +119,7 @@ def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame
 
 @dg.asset(
     group_name="evaluation",
-    code_version="repetition-counts-v2",  # v2: null, not NaN, where no count is given
+    code_version="repetition-counts-v3",  # v2: null, not NaN, where no count is given; v3: agreement per source
     kinds={"python", "duckdb"},
     description="Repetitions per clip and per activity span (consecutive segments of one fused activity in the "
     "activity timeline): count (integral of 1/period over the periodic time, pauses excluded), the count "
