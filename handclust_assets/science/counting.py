@@ -3,15 +3,15 @@ per activity span and per clip by integrating 1 / period over the time that is p
 
 Signals (any subset; each optional):
 
-| name            | from                                              | rate        | kind     |
-| --------------- | ------------------------------------------------- | ----------- | -------- |
-| motion_energy   | |frame difference| per grid cell, while decoding  | source fps  | speed    |
-| appearance      | gray intensity per grid cell, while decoding      | source fps  | position |
-| appearance_velocity | its change over +-0.07 s (drift and sway fade) | source fps  | position |
-| flow            | dense-flow magnitude (+ direction histogram)      | 5 fps cache | speed    |
-| scene           | scene embeddings (PCA)                            | 5 fps cache | position |
-| egomotion       | camera / residual motion magnitudes               | 5 fps cache | speed    |
-| pose, hands     | keypoint coordinates where seen (NaN elsewhere)   | 5 fps cache | position |
+| name                | from                                              | rate        | kind     |
+| ------------------- | ------------------------------------------------- | ----------- | -------- |
+| motion_energy       | |frame difference| per grid cell, while decoding  | source fps  | speed    |
+| appearance          | gray intensity per grid cell, while decoding      | source fps  | position |
+| appearance_velocity | its change over +-0.07 s (drift and sway fade)    | source fps  | position |
+| flow                | dense-flow magnitude (+ direction histogram)      | 5 fps cache | speed    |
+| scene               | scene embeddings (PCA)                            | 5 fps cache | position |
+| egomotion           | camera / residual motion magnitudes               | 5 fps cache | speed    |
+| pose, hands         | keypoint coordinates where seen (NaN elsewhere)   | 5 fps cache | position |
 
 A "speed" signal (a magnitude) peaks twice per back-and-forth cycle, so on its own it may show half the period;
 a "position" signal (where things are) repeats once per cycle. Both are pooled into one lag-correlation map,
