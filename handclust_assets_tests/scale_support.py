@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,28 +18,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from handclust_assets.cli.session import free_port, stop_group
+
 S3_ENV = {"AWS_ACCESS_KEY_ID": "handclust-test", "AWS_SECRET_ACCESS_KEY": "handclust-test",
           "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Stop a child started with start_new_session=True: its own process group (the child and what it forked)."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout)
+    """Stop a child started with start_new_session=True: SIGTERM to its own process group (`stop_group`)."""
+    stop_group(proc, timeout_s=timeout)
 
 
 def _wait_until(ready: callable, what: str, proc: subprocess.Popen, timeout: float, log: Path | None) -> None:

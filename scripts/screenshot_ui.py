@@ -23,7 +23,6 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,12 +30,6 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_partitions(home: Path) -> list[str]:
@@ -180,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     added = ensure_partitions(home)
     if added:
         print(f"added clip partitions: {', '.join(added)}")
+    from handclust_assets.cli.session import free_port, stop_group, wait_for_ui
+
     port = a.port or free_port()
     bindir = Path(sys.executable).parent
     target = ["-m", "handclust_assets.definitions"]
@@ -191,20 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     proc = subprocess.Popen(cmd, cwd=home, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    from handclust_assets.cli.session import wait_for_ui
-
     try:
         wait_for_ui(url, proc, a.timeout)
         print(f"Dagster UI at {url} (log: {out / 'webserver.log'})")
         shoot(url, out, a.location, [g for g in a.groups.split(",") if g], a.asset, a.metrics_asset, a.timeout,
               only={x for x in a.only.split(",") if x} or None, suffix=".jpg" if a.jpeg else ".png")
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, signal.SIGTERM, 30)
         log.close()
     return 0
 

@@ -6,6 +6,7 @@ videos landing in the watched folder, sensors and automation doing the rest — 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -52,6 +53,27 @@ def _group_exists(pgid: int) -> bool:
         return False
     except PermissionError:  # a member we may not signal: it exists
         return True
+
+
+def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
+    """Stop a child started with `start_new_session=True`: `sig` to its process group, and back once every process
+    of the group has gone (`dagster dev` exits before its code servers have); what is left after `timeout_s` is
+    killed."""
+    if proc.poll() is not None:
+        return
+    deadline = time.monotonic() + timeout_s
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
+    while _group_exists(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _group_exists(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 def wait_for_ui(url: str, proc: subprocess.Popen, timeout_s: float, log: Path | None = None) -> None:
@@ -130,21 +152,9 @@ class DagsterSession:
         return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGINT to the session's process group (a clean shutdown), and back once every process of it has gone:
-        `dagster dev` exits before its code servers have; what is left after `timeout_s` is killed."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        deadline = time.monotonic() + timeout_s
-        os.killpg(self.proc.pid, signal.SIGINT)
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            pass
-        while _group_exists(self.proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _group_exists(self.proc.pid):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        """SIGINT to the session's process group (a clean shutdown of `dagster dev`), see `stop_group`."""
+        if self.proc is not None:
+            stop_group(self.proc, signal.SIGINT, timeout_s)
 
     def __enter__(self) -> DagsterSession:
         return self.start()
