@@ -22,8 +22,10 @@ signal cannot see a 0.4 s stroke).
 A Viterbi path through that map (states: a log-spaced period grid and "aperiodic") gives the period curve:
 smooth drift is cheap, octave jumps are expensive, pauses fall into the aperiodic state. Count = integral of
 1 / period over the time that moves (stillness excluded), the period interpolated across stretches where the
-consensus was unsure; fewer than `min_reps` turns is not a repetition. A span is "counted" when enough signals support its period, "no agreement"
-when signals are periodic but do not agree (no count is given), "aperiodic" when nothing repeats.
+consensus was unsure; fewer than `min_reps` turns is not a repetition. A span is "counted" when enough signals
+support its period, "no agreement" when signals are periodic but do not agree, "brief" when they agree but the
+repetition fills less than `min_coverage` of the span (no count is given in either case; the estimate stays),
+"aperiodic" when nothing repeats.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from handclust_assets.science.localize import FULL_FRAME, best_box, crop_box, pr
 from handclust_assets.science.periodicity import LagMap, enhance, pooled_lag_map, resample_to_grid
 
 SPEED, POSITION = "speed", "position"
-COUNTED, NO_AGREEMENT, APERIODIC = "counted", "no agreement", "aperiodic"
+COUNTED, NO_AGREEMENT, BRIEF, APERIODIC = "counted", "no agreement", "brief", "aperiodic"
 CONSENSUS = "consensus"
 
 SPAN_COUNT_SCHEMA = {
@@ -54,7 +56,7 @@ SPAN_COUNT_SCHEMA = {
     "confidence": pl.Float64,  # in [0, 1]: consensus strength x agreement x periodic coverage
     "agreeing_signals": pl.List(pl.Utf8),
     "available_signals": pl.List(pl.Utf8),
-    "status": pl.Utf8,  # "counted" | "no agreement" | "aperiodic"
+    "status": pl.Utf8,  # "counted" | "no agreement" | "brief" (agreed, but periodic too little of it) | "aperiodic"
 }
 # signals derived from another one's data: they vote in the consensus, but agreeing with their source is no
 # independent evidence, so agreement is counted per source
@@ -586,11 +588,12 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
                   ) if judged.any() else 0
     n_agree = len({DERIVED_FROM.get(n, n) for n in agreeing})
     need = max(1, min(p.min_agree, n_avail))
-    if coverage < p.min_coverage:
-        status = NO_AGREEMENT if any_periodic else APERIODIC
+    agreed = n_agree >= need
+    if coverage < p.min_coverage:  # the signals may agree, but on too little of the span to count it
+        status = (BRIEF if agreed else NO_AGREEMENT) if any_periodic else APERIODIC
         count_est = float("nan") if status == APERIODIC else count_est
     else:
-        status = COUNTED if n_agree >= need else NO_AGREEMENT
+        status = COUNTED if agreed else NO_AGREEMENT
     if not count_est >= p.min_reps:  # fewer turns than a repetition needs (NaN included)
         status, count_est = APERIODIC, float("nan")
     if status == APERIODIC:

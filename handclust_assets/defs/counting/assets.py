@@ -119,12 +119,14 @@ def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame
 
 @dg.asset(
     group_name="evaluation",
-    code_version="repetition-counts-v3",  # v2: null, not NaN, where no count is given; v3: agreement per source
+    code_version="repetition-counts-v4",  # v2: null, not NaN, where no count is given; v3: agreement per source;
+    # v4: "brief" (signals agree on too little of the span), where v3 said "no agreement"
     kinds={"python", "duckdb"},
     description="Repetitions per clip and per activity span (consecutive segments of one fused activity in the "
     "activity timeline): count (integral of 1/period over the periodic time, pauses excluded), the count "
     "estimate, mean period, periodic seconds, confidence, which signals agreed and the status (counted / no "
-    "agreement / aperiodic). From the stored period tracks; nothing is recomputed.",
+    "agreement / brief: agreed on too little of the span / aperiodic). From the stored period tracks; nothing is "
+    "recomputed.",
 )
 def repetition_counts(context: dg.AssetExecutionContext, period_track: pl.DataFrame | None,
                       activity_timeline: pl.DataFrame | None) -> dg.Output[pl.DataFrame]:
