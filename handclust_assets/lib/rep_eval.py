@@ -8,8 +8,8 @@ Scores (the RepNet / Runia et al. conventions):
     MAE = mean over clips of |pred - gt| / gt           OBO = share of clips with |pred - gt| <= 1
 `pred` is the clip's count rounded to the nearest integer: the count where the signals agreed ("counted"), the
 counter's estimate where they did not ("no agreement": periodic evidence, but not confirmed; "brief": confirmed on
-too little of the clip), 0 where the clip
-was judged aperiodic. The `*_strict` numbers score every clip that is not "counted" as 0 (what declining costs).
+too little of the clip), 0 where the clip was judged aperiodic. The `*_strict` numbers score every clip that is not
+"counted" as 0 (what declining costs).
 """
 
 from __future__ import annotations
