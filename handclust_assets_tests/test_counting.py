@@ -343,6 +343,18 @@ def test_generated_clips_are_counted(rep_clips: list[Path]) -> None:
         assert row["count"] == pytest.approx(truth.count, rel=0.15, abs=1.0), (path.name, row)
 
 
+@pytest.mark.parametrize("n, period, motion", [(4, 0.65, "stroke"), (8, 0.35, "saw")])
+def test_short_clips_are_counted_to_the_repetition(tmp_path: Path, n: int, period: float, motion: str) -> None:
+    # labelled real sets start at 2.5-s clips with 4 repetitions: the whole clip is one analysis window and the
+    # longest period tried is a third of it
+    path, truth = generate_rep_clip(RepClipSpec(f"short_{n}", motion, n_cycles=n, period_start_s=period,
+                                                period_end_s=period * 1.05, width=320, height=180, sway_px=2.0,
+                                                seed=100 + n), tmp_path)
+    assert truth.duration_s < 3.0
+    row = clip_row(count_video(path))
+    assert row["status"] == COUNTED and round(row["count"]) == truth.count, row
+
+
 def test_frame_cache_keeps_the_source_rate_motion_track(rep_clips: list[Path], tmp_path: Path) -> None:
     path = rep_clips[1]
     build_frame_cache(path, tmp_path / "fc", sample_fps=5.0, max_side=160)
