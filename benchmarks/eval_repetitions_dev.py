@@ -34,7 +34,9 @@ import csv
 import time
 from pathlib import Path
 
-from handclust_assets.lib.rep_eval import count_motion_track, eval_folder, format_scores
+import polars as pl
+
+from handclust_assets.lib.rep_eval import count_motion_track, eval_folder, format_scores, summarize
 from handclust_assets.lib.synthetic_reps import (
     cycle_real_clip,
     dev_specs,
@@ -221,20 +223,23 @@ def main() -> None:
             if not a.quiet:
                 print(f"\n=== {split} / {name} ===")
                 print(format_scores(table, summary))
-            totals.append((split, name, summary))
-    print("\nsplit    subset                    clips    MAE    OBO  declined  false counts (no-rep clips)")
-    for split, name, s in totals:
-        print(f"{split:8s} {name:24s} {s.get('n', 0):6d} {s.get('mae', float('nan')):6.3f} "
-              f"{s.get('obo', float('nan')):6.3f} {s.get('declined', float('nan')):9.2f}  "
-              f"{s.get('negative_false_counts', float('nan')):.2f} of {s.get('n_negative', 0)}")
-    for split in splits:
-        ss = [s for sp, _, s in totals if sp == split and s.get("n")]
-        n = sum(s["n"] for s in ss)
-        if n:
-            mae = sum(s["mae"] * s["n"] for s in ss) / n
-            obo = sum(s["obo"] * s["n"] for s in ss) / n
-            print(f"{split:8s} {'all':24s} {n:6d} {mae:6.3f} {obo:6.3f}")
+            totals.append((split, name, summary, table))
+    print("\nsplit    subset                    clips    MAE  (95% interval)    OBO  (95% interval)  declined  "
+          "false counts (no-rep clips)")
+    for split, name, s, _ in totals:
+        print(_summary_line(split, name, s) + f"  {s.get('negative_false_counts', float('nan')):.2f} of "
+              f"{s.get('n_negative', 0)}")
+    for split in splits:  # every clip of the split together (the intervals need the clips, not the subset means)
+        tables = [t for sp, _, s, t in totals if sp == split and s.get("n")]
+        if tables:
+            print(_summary_line(split, "all", summarize(pl.concat(tables))))
 
+
+def _summary_line(split: str, name: str, s: dict) -> str:
+    nan2 = (float("nan"), float("nan"))
+    (ml, mh), (ol, oh) = s.get("mae_ci", nan2), s.get("obo_ci", nan2)
+    return (f"{split:8s} {name:24s} {s.get('n', 0):6d} {s.get('mae', float('nan')):6.3f} ({ml:5.3f}-{mh:5.3f}) "
+            f"{s.get('obo', float('nan')):6.3f} ({ol:5.3f}-{oh:5.3f}) {s.get('declined', float('nan')):9.2f}")
 
 if __name__ == "__main__":
     main()

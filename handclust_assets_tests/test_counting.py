@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handclust_assets.lib.rep_eval import count_video, read_labels, score_counts
+from handclust_assets.lib.rep_eval import bootstrap_ci, count_video, read_labels, score_counts
 from handclust_assets.lib.synthetic_reps import RepClipSpec, cycle_schedule, generate_rep_clip, load_truth
 from handclust_assets.science.counting import (
     APERIODIC,
@@ -278,6 +278,31 @@ def test_resample_to_grid_marks_unseen() -> None:
     assert np.allclose(out[inner, 0], np.sin(grid[inner]), atol=0.02)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.floats(0, 5), st.just(float("nan"))), min_size=1, max_size=40))
+def test_the_bootstrap_interval_brackets_the_mean_of_the_seen_clips(values: list[float]) -> None:
+    v = np.array(values)
+    lo, hi = bootstrap_ci(v)
+    seen = v[np.isfinite(v)]
+    if not len(seen):  # nothing scored: no interval, not a zero-width one
+        assert np.isnan(lo) and np.isnan(hi)
+        return
+    mean = float(seen.mean())
+    assert lo <= mean + 1e-9 and mean <= hi + 1e-9
+    assert seen.min() - 1e-9 <= lo and hi <= seen.max() + 1e-9
+    assert bootstrap_ci(v) == (lo, hi)  # a fixed seed: the same report every time
+
+
+def test_the_bootstrap_interval_narrows_with_more_clips() -> None:
+    hits = np.r_[np.ones(11), np.zeros(9)]  # OBO 0.55 on 20 clips
+    lo, hi = bootstrap_ci(hits)
+    assert lo == pytest.approx(0.35, abs=0.051) and hi == pytest.approx(0.75, abs=0.051)
+    lo9, hi9 = bootstrap_ci(np.tile(hits, 9))  # the same share on 180 clips: about a third as wide
+    assert lo < lo9 < 0.55 < hi9 < hi
+    assert (hi9 - lo9) / (hi - lo) == pytest.approx(1 / 3, abs=0.08)
+    assert bootstrap_ci(np.full(7, 0.25)) == pytest.approx((0.25, 0.25))  # every clip alike: no spread
+
+
 def test_labels_and_scores(tmp_path: Path) -> None:
     p = tmp_path / "LABELS.csv"
     p.write_text("file,count,cycle_end_frames\na.mp4,10,10 20 30\nb.mp4,4,\nc.mp4,0,\nd.mp4,5,\n")
@@ -295,6 +320,7 @@ def test_labels_and_scores(tmp_path: Path) -> None:
     assert s["mae_strict"] == pytest.approx((0.1 + 0.75 + 1.0) / 3)
     assert s["obo_strict"] == pytest.approx(1 / 3)
     assert s["negative_false_counts"] == 0.0
+    assert s["mae_ci"][0] <= s["mae"] <= s["mae_ci"][1] and s["obo_ci"][0] <= s["obo"] <= s["obo_ci"][1]
     bad = tmp_path / "BAD.csv"
     bad.write_text("file,count\na.mp4,many\n")
     with pytest.raises(ValueError, match="not a number"):

@@ -102,6 +102,10 @@ def test_eval_repetitions_cli(tmp_path: Path) -> None:
     _, summary = score_counts(read_labels(labels), results)
     assert _printed(r.output, "MAE") == pytest.approx(summary["mae"], abs=5e-4)
     assert _printed(r.output, "OBO") == pytest.approx(summary["obo"], abs=5e-4)
+    ci = re.search(r"95% bootstrap interval over clips: MAE ([0-9.]+)-([0-9.]+)  OBO ([0-9.]+)-([0-9.]+)", r.output)
+    assert ci, r.output
+    assert [float(x) for x in ci.groups()] == pytest.approx([*summary["mae_ci"], *summary["obo_ci"]], abs=5e-4)
+    assert float(ci[1]) <= summary["mae"] <= float(ci[2]) and float(ci[3]) <= summary["obo"] <= float(ci[4])
     assert abs(table["pred"][0] - ta.count) <= 1  # the graph counted the saw
 
 

@@ -101,7 +101,8 @@ def clip_prediction(count: float | None, estimate: float | None, status: str | N
 def score_counts(labels: pl.DataFrame, results: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
     """Join labels (file, count) with results (file, count, count_estimate, mean_period_s, confidence, status,
     agreeing_signals, seconds; missing columns are null) -> per-clip table (CLIP_SCORE_SCHEMA) and a summary:
-    n, mae, obo (scored with `clip_prediction`), mae_strict, obo_strict (only "counted" clips count), declined share. Clips with gt 0 are left out of MAE/OBO
+    n, mae, obo (scored with `clip_prediction`), mae_ci, obo_ci (95 % bootstrap intervals over clips, `bootstrap_ci`),
+    mae_strict, obo_strict (only "counted" clips count), declined share. Clips with gt 0 are left out of MAE/OBO
     and reported as `n_negative` / `negative_false_counts` (a count >= 1 where nothing repeats)."""
     res = {r["file"]: r for r in results.iter_rows(named=True)} if results.height else {}
     rows = []
@@ -128,13 +129,30 @@ def summarize(table: pl.DataFrame) -> dict:
         gt = pos["gt"].to_numpy()
         pred = pos["pred"].to_numpy()
         strict = np.array([_pred(c) for c in pos["count"].to_list()])
-        out.update(mae=float(np.mean(np.abs(pred - gt) / gt)), obo=float(np.mean(np.abs(pred - gt) <= 1)),
+        err, hit = np.abs(pred - gt) / gt, (np.abs(pred - gt) <= 1).astype(np.float64)
+        out.update(mae=float(np.mean(err)), obo=float(np.mean(hit)),
                    mae_strict=float(np.mean(np.abs(strict - gt) / gt)),
                    obo_strict=float(np.mean(np.abs(strict - gt) <= 1)),
-                   declined=float(np.mean(pos["status"].to_numpy() != "counted")))
+                   declined=float(np.mean(pos["status"].to_numpy() != "counted")),
+                   mae_ci=bootstrap_ci(err), obo_ci=bootstrap_ci(hit))
     if neg.height:
         out["negative_false_counts"] = float(np.mean(neg["pred"].to_numpy() >= 1))
     return out
+
+
+def bootstrap_ci(values: np.ndarray, level: float = 0.95, n_resamples: int = 2000, seed: int = 0
+                 ) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean of per-clip values (resampling clips with replacement; a fixed
+    seed, so a report is reproducible). How far a score on this many clips could move on other clips of the same
+    kind: on 20 clips an OBO of 0.55 spans about 0.35-0.75. NaN values are left out; no values -> (NaN, NaN)."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n_resamples, len(v)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def signals_for_video(video_path: str | Path, with_flow: bool = False, flow_fps: float = 5.0
@@ -218,10 +236,14 @@ def eval_folder(videos_dir: str | Path, labels_csv: str | Path,
 
 def format_scores(table: pl.DataFrame, summary: dict) -> str:
     """A plain-text report: summary line and the per-clip table."""
+    nan2 = (float("nan"), float("nan"))
+    mae_lo, mae_hi = summary.get("mae_ci", nan2)
+    obo_lo, obo_hi = summary.get("obo_ci", nan2)
     head = (f"clips {summary.get('n', 0)}  MAE {summary.get('mae', float('nan')):.3f}  "
             f"OBO {summary.get('obo', float('nan')):.3f}  declined {summary.get('declined', float('nan')):.2f}  "
             f"(counted clips only: MAE {summary.get('mae_strict', float('nan')):.3f}  "
-            f"OBO {summary.get('obo_strict', float('nan')):.3f})")
+            f"OBO {summary.get('obo_strict', float('nan')):.3f})\n"
+            f"95% bootstrap interval over clips: MAE {mae_lo:.3f}-{mae_hi:.3f}  OBO {obo_lo:.3f}-{obo_hi:.3f}")
     if summary.get("n_negative"):
         head += f"\nclips without repetition {summary['n_negative']}: false counts {summary['negative_false_counts']:.2f}"
     lines = [head, f"{'file':40s} {'gt':>5s} {'pred':>6s} {'estim':>6s} {'err':>6s} {'period':>7s} {'conf':>5s} status"]
