@@ -241,5 +241,6 @@ def _summary_line(split: str, name: str, s: dict) -> str:
     return (f"{split:8s} {name:24s} {s.get('n', 0):6d} {s.get('mae', float('nan')):6.3f} ({ml:5.3f}-{mh:5.3f}) "
             f"{s.get('obo', float('nan')):6.3f} ({ol:5.3f}-{oh:5.3f}) {s.get('declined', float('nan')):9.2f}")
 
+
 if __name__ == "__main__":
     main()

@@ -300,6 +300,8 @@ def test_the_bootstrap_interval_narrows_with_more_clips() -> None:
     lo9, hi9 = bootstrap_ci(np.tile(hits, 9))  # the same share on 180 clips: about a third as wide
     assert lo < lo9 < 0.55 < hi9 < hi
     assert (hi9 - lo9) / (hi - lo) == pytest.approx(1 / 3, abs=0.08)
+    lo60, hi60 = bootstrap_ci(np.tile(hits, 60))  # 1200 clips: resampled in two batches
+    assert lo60 < 0.55 < hi60 and (hi60 - lo60) / (hi - lo) == pytest.approx(60 ** -0.5, abs=0.04)
     assert bootstrap_ci(np.full(7, 0.25)) == pytest.approx((0.25, 0.25))  # every clip alike: no spread
 
 

@@ -150,7 +150,9 @@ def bootstrap_ci(values: np.ndarray, level: float = 0.95, n_resamples: int = 200
     if len(v) == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_resamples, len(v)))].mean(axis=1)
+    step = max(1, 2_000_000 // len(v))  # resamples per batch: memory stays bounded for any number of clips
+    means = np.concatenate([v[rng.integers(0, len(v), size=(min(step, n_resamples - i), len(v)))].mean(axis=1)
+                            for i in range(0, n_resamples, step)])
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
 
