@@ -164,6 +164,34 @@ def test_a_lone_frame_gets_no_invented_duration(tmp_path: Path) -> None:
     assert row["end_s"] <= 0.1 and row["status"] == "aperiodic"
 
 
+def test_a_stream_with_an_unknown_codec_is_named_not_a_crash(tmp_path: Path) -> None:
+    """A corrupt codec id (here the sample entry's fourcc) leaves FFmpeg no decoder: the stream has no codec
+    context, and picking the stream used to fail with AttributeError ('NoneType' has no attribute 'width')."""
+    good = write_video(tmp_path / "good.mp4", moving_pattern(20, 64, 48), 15.0)
+    data = good.read_bytes()
+    assert data.count(b"avc1") >= 1
+    bad = tmp_path / "unknown_codec.mp4"
+    bad.write_bytes(data.replace(b"avc1", b"zq9x"))
+    with av.open(str(bad)) as c:
+        assert c.streams.video and c.streams.video[0].codec_context is None
+    with pytest.raises(ClipError) as ei:
+        probe_video(bad)
+    assert str(bad) in str(ei.value) and "no decoder" in ei.value.problem
+
+
+def test_timestamps_that_jump_minutes_ahead_keep_the_frames(tmp_path: Path) -> None:
+    """A clock that jumps (minutes, or an hour, between two frames) is a gap, not a crash: every frame is kept on
+    its own time and the counter runs over the gap (finding nothing). An hour's gap used to end the run for want of
+    memory: the period track built a centres x centres matrix (36,000^2 values for an hour, see test_counting)."""
+    times = [i / 25 for i in range(20)] + [200 + i / 25 for i in range(20)]
+    p = write_video(tmp_path / "gap.mkv", moving_pattern(40, 96, 64), 25.0, times_s=times)
+    stats = build_frame_cache(p, tmp_path / "fc")
+    cache = FrameCache(tmp_path / "fc")
+    assert stats.decoded_frames == 40 and cache.timestamps[-1] > 199
+    row = clip_row(count_video(p))
+    assert row["end_s"] > 199 and row["status"] == "aperiodic" and row["count"] is None
+
+
 @pytest.mark.parametrize(("deg", "quarter"), [(0, 0), (45, 0), (46, 90), (90, 90), (135, 90), (180, 180),
                                               (-90, 270), (270, 270), (359, 0), (-44, 0), (-46, 270)])
 def test_display_rotations_snap_to_quarter_turns(deg: float, quarter: int) -> None:

@@ -347,6 +347,17 @@ def _interp_lags(m: np.ndarray, lags: np.ndarray) -> np.ndarray:
     return (1 - w) * m0[:, lo] + w * m0[:, hi]
 
 
+def _interp_lag_per_row(m: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """m (n, K+1), one fractional lag per row -> (n,); NaN -> 0. The diagonal of `_interp_lags(m, lags)` without
+    its n x n intermediate (an hour at the 0.1-s hop would be 36,000^2 values)."""
+    m0 = np.nan_to_num(m, nan=0.0)
+    rows = np.arange(m.shape[0])
+    lo = np.clip(np.floor(lags).astype(np.int64), 0, m.shape[1] - 1)
+    hi = np.clip(lo + 1, 0, m.shape[1] - 1)
+    w = lags - np.floor(lags)
+    return (1 - w) * m0[rows, lo] + w * m0[rows, hi]
+
+
 def track_period(emission: np.ndarray, periods: np.ndarray, threshold: float, octave_cost: float,
                  switch_cost: float) -> np.ndarray:
     """Viterbi over (n_centres, n_periods) emission scores; returns the period index per centre, -1 where the
@@ -481,10 +492,10 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     support, half, sstr, sper = {}, {}, {}, {}
     lag_free = np.where(path >= 0, periods[np.maximum(path, 0)], periods[np.maximum(free, 0)]) * p.fs
     for m in maps:
-        r_at = _interp_lags(m.lag_map.r, lag_free)[np.arange(n_c), np.arange(n_c)]
+        r_at = _interp_lag_per_row(m.lag_map.r, lag_free)
         r_at[lag_free < m.min_lag] = np.nan
         support[m.name] = r_at
-        half[m.name] = _interp_lags(m.lag_map.r, lag_free / 2)[np.arange(n_c), np.arange(n_c)]
+        half[m.name] = _interp_lag_per_row(m.lag_map.r, lag_free / 2)
         sstr[m.name] = m.lag_map.strength
         sper[m.name] = _own_period(m, periods, p.fs)
     return PeriodTrack(t_c, p.hop_s, per, np.clip(strength, 0, 1), support, sstr, sper, periods[free], available,

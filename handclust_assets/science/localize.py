@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from handclust_assets.science.periodicity import (
-    channel_lag_correlation,
+    blockwise_lag_correlation,
     channel_weights,
     enhanced_strength,
     resample_to_grid,
@@ -70,11 +70,12 @@ def principal_scores(z: np.ndarray, k: int) -> np.ndarray:
 
 def _box_channels(intensity: np.ndarray, energy: np.ndarray | None, box: tuple[float, float, float],
                   k: int) -> np.ndarray:
-    img = crop_box(intensity, box).reshape(len(intensity), -1).astype(np.float64)
-    sd = img.std(axis=1, keepdims=True)
-    img = (img - img.mean(axis=1, keepdims=True)) / np.where(sd > 1e-6, sd, 1.0)
-    z = img - img.mean(axis=0)
-    out = np.zeros((len(img), k + 1))
+    z = crop_box(intensity, box).reshape(len(intensity), -1).astype(np.float64)  # in place from here: long clips
+    sd = z.std(axis=1, keepdims=True)
+    z -= z.mean(axis=1, keepdims=True)
+    z /= np.where(sd > 1e-6, sd, 1.0)
+    z -= z.mean(axis=0)
+    out = np.zeros((len(z), k + 1))
     if z.shape[1] >= 2 and len(z) >= 3:
         out[:, :k] = principal_scores(z, k)
     if energy is not None:
@@ -106,18 +107,32 @@ def score_boxes(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | Non
     step = max(1, int(round(step_s * fs)))
     centres = np.arange(step // 2, len(grid), step)
     lengths = window_lengths(max_lag, fs, 4.0, 2.5, 12.0, len(grid))
-    r, csd = channel_lag_correlation(vals, ok, centres, max_lag, lengths)
     band = slice(min_lag, max_lag + 1)
-    w = channel_weights(r, csd, band)  # every box's channels weighted as `pooled_lag_map` weights them
-    rw = np.where(np.isfinite(r), r, 0.0) * w
-    out = []
-    for i, b in enumerate(boxes):
-        cols = slice(i * width, (i + 1) * width)
-        den = w[:, :, cols].sum(axis=2)
-        pooled = np.where(den > 0, rw[:, :, cols].sum(axis=2) / np.maximum(den, 1e-300), np.nan)
-        _, strength = enhanced_strength(pooled, band)
-        out.append(BoxScore(b, float(np.mean(np.clip(strength, 0.0, 1.0)))))
-    return out
+    box_of = np.arange(vals.shape[1]) // width
+    total = np.zeros(len(boxes))  # sum over centres of each box's strength
+
+    def finish(num: np.ndarray, den: np.ndarray) -> None:
+        for i in range(len(boxes)):
+            pooled = np.where(den[..., i] > 0, num[..., i] / np.maximum(den[..., i], 1e-300), np.nan)
+            total[i] += np.clip(enhanced_strength(pooled, band)[1], 0.0, 1.0).sum()
+
+    rows_now, num, den = None, None, None
+    for rows, cols, r, csd in blockwise_lag_correlation(vals, ok, centres, max_lag, lengths):
+        if rows != rows_now:  # a new block of centres: the last one is complete
+            if num is not None:
+                finish(num, den)
+            rows_now = rows
+            num = np.zeros((rows.stop - rows.start, max_lag + 1, len(boxes)))
+            den = np.zeros_like(num)
+        w = channel_weights(r, csd, band)  # every box's channels weighted as `pooled_lag_map` weights them
+        rw = np.where(np.isfinite(r), r, 0.0) * w
+        for i in np.unique(box_of[cols]):
+            mine = box_of[cols] == i
+            num[..., i] += rw[:, :, mine].sum(axis=2)
+            den[..., i] += w[:, :, mine].sum(axis=2)
+    if num is not None:
+        finish(num, den)
+    return [BoxScore(b, float(total[i] / len(centres))) for i, b in enumerate(boxes)]
 
 
 def best_box(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | None, **kw: object) -> BoxScore:

@@ -21,6 +21,7 @@ correlates at every lag, cancels too.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +97,33 @@ def channel_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndarra
     return r, sd
 
 
+def blockwise_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndarray, max_lag: int,
+                              lengths: np.ndarray, max_cells: float = 6e6
+                              ) -> Iterator[tuple[slice, slice, np.ndarray, np.ndarray]]:
+    """`channel_lag_correlation` in pieces, so memory stays flat however long the clip is: blocks of centres, each
+    computed on its own stretch of the signal (a centre's windows lie within the longest window of it, so the
+    values are the same), and within a block groups of channels of at most ~`max_cells` (centre, lag, channel)
+    values (~50 MB per array). A block spans at least 20 of the longest windows, so the overlap costs little.
+    Yields (the block's rows of `centres`, the group's channels, r, sd), r and sd (rows, max_lag + 1, channels);
+    the groups of one block come one after another."""
+    t_len, n_ch = x.shape
+    n_c = len(centres)
+    if n_c == 0 or n_ch == 0:
+        return
+    cells = max_lag + 1
+    reach = int(np.max(lengths)) + 1
+    spacing = max(1.0, float(np.median(np.diff(centres)))) if n_c > 1 else 1.0
+    block = int(min(max(np.ceil(20 * reach / spacing), 1), max(1, max_cells // cells)))
+    for b0 in range(0, n_c, block):
+        cb = np.asarray(centres[b0 : b0 + block], np.int64)
+        lo, hi = max(0, int(cb.min()) - reach), min(t_len, int(cb.max()) + reach)
+        chunk = max(1, int(max_cells // (len(cb) * cells)))
+        for c0 in range(0, n_ch, chunk):
+            cols = slice(c0, min(n_ch, c0 + chunk))
+            r, sd = channel_lag_correlation(x[lo:hi, cols], valid[lo:hi], cb - lo, max_lag, lengths)
+            yield slice(b0, b0 + len(cb)), cols, r, sd
+
+
 def enhance(r: np.ndarray, divisors: tuple[int, ...] = (2, 3)) -> np.ndarray:
     """Enhanced correlation along axis 1 (lags): max(r(k), 0) - max over d of max(r(k / d), 0), fractional lags
     interpolated; keeps any trailing axes (channels). NaN stays NaN."""
@@ -131,13 +159,11 @@ def pooled_lag_map(x: np.ndarray, valid: np.ndarray, fs: float, centres: np.ndar
     lengths = window_lengths(max_lag, fs, n_cycles, min_window_s, max_window_s, t_len)
     num = np.zeros((n_c, max_lag + 1))
     den = np.zeros((n_c, max_lag + 1))
-    chunk = max(1, int(6e6 // max(1, n_c * (max_lag + 1))))  # bound memory: ~50 MB per array
     band = slice(min_lag, max_lag + 1)
-    for c0 in range(0, x.shape[1], chunk):
-        r, sd = channel_lag_correlation(x[:, c0 : c0 + chunk], valid, centres, max_lag, lengths)
+    for rows, _, r, sd in blockwise_lag_correlation(x, valid, centres, max_lag, lengths):
         w = channel_weights(r, sd, band)
-        num += np.einsum("nkc,nkc->nk", np.where(np.isfinite(r), r, 0.0), w)
-        den += w.sum(axis=2)
+        num[rows] += np.einsum("nkc,nkc->nk", np.where(np.isfinite(r), r, 0.0), w)
+        den[rows] += w.sum(axis=2)
     pooled = np.where(den > 0, num / np.maximum(den, 1e-300), np.nan)
     pe, strength = enhanced_strength(pooled, band)
     return LagMap(fs, centres, pooled, pe, strength)

@@ -129,8 +129,8 @@ def snap_rotation(degrees: float) -> int:
 
 
 def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
-    """The clip's video stream: not a cover picture (attached_pic disposition), and of the rest the one with the
-    most frames (stream header, else duration x rate), then the largest picture; the first on ties. A .mov or .mkv
+    """The clip's video stream: one FFmpeg can decode, not a cover picture (attached_pic disposition), and of the
+    rest the one with the most frames (stream header, else duration x rate), then the largest picture; the first on ties. A .mov or .mkv
     may carry a one-frame cover or thumbnail stream before the real video. IndexError when there is none."""
     streams = list(container.streams.video)
     if not streams:
@@ -143,8 +143,9 @@ def pick_video_stream(container: av.container.InputContainer) -> av.video.stream
         frames = float(s.frames or 0)
         if frames <= 0 and s.duration and s.time_base and s.average_rate:
             frames = float(s.duration * s.time_base * s.average_rate)
-        cc = s.codec_context
-        return (not cover, frames, int(cc.width or 0) * int(cc.height or 0), -i)
+        cc = s.codec_context  # None when FFmpeg has no decoder for the stream (unknown or corrupt codec id)
+        area = int(cc.width or 0) * int(cc.height or 0) if cc is not None else 0
+        return (cc is not None, not cover, frames, area, -i)
 
     return max(enumerate(streams), key=key)[1]
 
@@ -334,6 +335,8 @@ def probe_video(
         if _is_still_image(container):
             raise ClipError(p, f"is a still image ({container.format.name}), not a video")
         vs = pick_video_stream(container)
+        if vs.codec_context is None:
+            raise ClipError(p, "video stream has no decoder here (unknown or corrupt codec id in the container)")
         width, height = _frame_size(vs, p)
         codec = vs.codec_context.name or "unknown"
         tb = float(vs.time_base) if vs.time_base else 0.0
