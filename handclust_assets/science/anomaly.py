@@ -74,17 +74,21 @@ def recurrence_typicality(emb: np.ndarray, t_s: np.ndarray | None = None, share:
     t = np.arange(n, dtype=np.float64) if t_s is None else np.asarray(t_s, np.float64)
     f, tf = _unit_rows(e[ok]), t[ok]
     m = len(f)
-    sim = f @ f.T
     reach = min(exclude_s, (tf.max() - tf.min()) / 3) if m > 1 else 0.0
-    far = np.abs(tf[:, None] - tf[None, :]) > reach
-    np.fill_diagonal(far, False)
     k = min(m, max(min_neighbours, int(round(share * m))))
-    top = -np.sort(-np.partition(np.where(far, sim, -np.inf), m - k, axis=1)[:, m - k:], axis=1)
-    n_partners = np.minimum(far.sum(axis=1), k)
-    sums = np.cumsum(np.where(np.isfinite(top), top, 0.0), axis=1)
-    rows = np.arange(m)
-    typ = sums[rows, np.maximum(n_partners - 1, 0)] / np.maximum(n_partners, 1)
-    out[ok] = np.where(n_partners > 0, typ, sim.mean(axis=1))
+    typ = np.empty(m)
+    block = max(1, int(4e6 // m))  # rows at a time: memory stays flat on long clips (a row needs only itself)
+    for r0 in range(0, m, block):
+        rows = np.arange(r0, min(m, r0 + block))
+        sim = f[rows] @ f.T
+        far = np.abs(tf[rows, None] - tf[None, :]) > reach
+        far[np.arange(len(rows)), rows] = False
+        top = -np.sort(-np.partition(np.where(far, sim, -np.inf), m - k, axis=1)[:, m - k:], axis=1)
+        n_partners = np.minimum(far.sum(axis=1), k)
+        sums = np.cumsum(np.where(np.isfinite(top), top, 0.0), axis=1)
+        mean_top = sums[np.arange(len(rows)), np.maximum(n_partners - 1, 0)] / np.maximum(n_partners, 1)
+        typ[rows] = np.where(n_partners > 0, mean_top, sim.mean(axis=1))
+    out[ok] = typ
     return out
 
 
