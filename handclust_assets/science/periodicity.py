@@ -104,8 +104,8 @@ def blockwise_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndar
     computed on its own stretch of the signal (a centre's windows lie within the longest window of it, so the
     values are the same), and within a block groups of channels of at most ~`max_cells` (centre, lag, channel)
     values (~50 MB per array). A block spans at least 20 of the longest windows, so the overlap costs little.
-    Yields (the block's rows of `centres`, the group's channels, r, sd), r and sd (rows, max_lag + 1, channels);
-    the groups of one block come one after another."""
+    `centres` ascending. Yields (the block's rows of `centres`, the group's channels, r, sd), r and sd (rows,
+    max_lag + 1, channels); the groups of one block come one after another."""
     t_len, n_ch = x.shape
     n_c = len(centres)
     if n_c == 0 or n_ch == 0:
