@@ -100,3 +100,74 @@ def test_offline_backbone_bf16_matches_fp32(shared_clips: Path) -> None:
     assert e32.version().endswith("|float32") and e16.version().endswith("|bfloat16")
     assert b.dtype == np.float32 and np.isfinite(b).all()
     assert float((a * b).sum(axis=1).min()) > 0.99
+
+
+class _CountingFrames:
+    """A lazy frame sequence (like `FrameCache.frames()`) that records what the model asked for."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self._f, self.reads, self.largest = frames, np.zeros(len(frames), int), 0
+
+    def __len__(self) -> int:
+        return len(self._f)
+
+    def __getitem__(self, i: int | slice) -> np.ndarray:
+        idx = range(*i.indices(len(self))) if isinstance(i, slice) else [i]
+        self.reads[list(idx)] += 1
+        self.largest = max(self.largest, len(idx))
+        return self._f[i]
+
+
+def test_models_read_a_long_clip_one_batch_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scene, tool and video models take the frame cache's lazy sequence (`FrameCache.frames()`): the same
+    embeddings as from every frame in memory, each frame read once, never more than a batch at a time (an hour
+    at 5 fps held 7 GB of pixels before; the 20-min product-path clip's scene step peaked at 6.9 GB)."""
+    import weakref
+
+    import handclust_assets.models.video as video_module
+    from handclust_assets.models.video import preprocess
+    from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
+    from handclust_assets.video.writer import moving_pattern, write_video
+
+    clip = write_video(tmp_path / "c.mp4", moving_pattern(150, 160, 90), 15.0)
+    build_frame_cache(clip, tmp_path / "fc")
+    fc = FrameCache(tmp_path / "fc")
+    every = fc.all_frames()
+    assert len(fc.frames()) == len(every) == 50 and np.array_equal(fc.frames()[3:7], every[3:7])
+    assert np.array_equal(fc.frames()[-1], every[-1]) and np.array_equal(np.stack(list(fc.frames())), every)
+
+    scene = Dinov2SceneEncoder(ModelSpec("s", local_path=str(make_tiny_dinov2(tmp_path / "d")), batch_size=4))
+    lazy = _CountingFrames(every)
+    assert np.array_equal(scene.load().embed(lazy), scene.embed(every))
+    assert (lazy.reads == 1).all() and lazy.largest == 4
+    assert np.array_equal(scene.embed(fc.frames()), scene.embed(every))
+
+    video = VJepa2VideoEncoder(ModelSpec("v", local_path=str(make_tiny_vjepa2(tmp_path / "v")), batch_size=16)).load()
+    lazy = _CountingFrames(every)
+    alive, most_alive = [0], [0]  # preprocessed frames held at once (each call's array lives while it is kept)
+
+    def counted(frames: np.ndarray, crop: int) -> np.ndarray:
+        out = preprocess(frames, crop)
+        alive[0] += len(out)
+        most_alive[0] = max(most_alive[0], alive[0])
+        weakref.finalize(out, lambda n=len(out): alive.__setitem__(0, alive[0] - n))
+        return out
+
+    monkeypatch.setattr(video_module, "preprocess", counted)
+    emb, t0, _ = video.embed_windows(lazy, fps=5.0)
+    assert (lazy.reads == 1).all() and lazy.largest == 1  # each frame read and preprocessed once
+    assert most_alive[0] <= 8 + 2 * 5  # a window and a batch's strides (2 windows, 5 frames), not all 50 frames
+    pre = preprocess(every, int(video.model.config.crop_size))  # the whole clip at once, as it used to be
+    starts = window_starts(len(every), 5.0, 8, 1.0)
+    import torch
+
+    with torch.inference_mode():
+        x = torch.from_numpy(np.stack([pre[s : s + 8] for s in starts])).to(video.device, video.dtype)
+        want = video.model(pixel_values_videos=x, skip_predictor=True).last_hidden_state.mean(dim=1).float().numpy()
+    np.testing.assert_allclose(emb, want, atol=1e-5)
+
+    tools = Owlv2ToolDetector(ModelSpec("t", local_path=str(make_tiny_owlv2(tmp_path / "o", DEFAULT_TOOL_PROMPTS)),
+                                        batch_size=2))
+    tools.load()
+    lazy = _CountingFrames(every[:6])
+    assert np.array_equal(tools.scores(lazy), tools.scores(every[:6])) and lazy.largest == 2

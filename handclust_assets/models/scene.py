@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -46,7 +47,7 @@ class Dinov2SceneEncoder:
         return self
 
     @torch.inference_mode()
-    def embed(self, frames: np.ndarray) -> np.ndarray:
+    def embed(self, frames: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         if self.model is None:
             self.load()
         out = []
@@ -94,7 +95,7 @@ class EfficientNetLiteSceneEncoder:
         return self
 
     @torch.inference_mode()
-    def embed(self, frames: np.ndarray) -> np.ndarray:
+    def embed(self, frames: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         if self.model is None:
             self.load()
         out = []

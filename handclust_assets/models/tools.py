@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -41,7 +43,7 @@ class Owlv2ToolDetector:
         return self
 
     @torch.inference_mode()
-    def scores(self, frames: np.ndarray) -> np.ndarray:
+    def scores(self, frames: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """(N, P) float32: per prompt, the highest detection probability (sigmoid logit) in the frame."""
         if self.model is None:
             self.load()

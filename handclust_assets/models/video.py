@@ -7,6 +7,8 @@ needs torchvision, which does not load beside the pinned CPU torch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import torch
@@ -66,23 +68,34 @@ class VJepa2VideoEncoder:
 
     @torch.inference_mode()
     def embed_windows(
-        self, frames: np.ndarray, fps: float, window_frames: int | None = None, stride_s: float = 1.0
+        self, frames: Sequence[np.ndarray] | np.ndarray, fps: float, window_frames: int | None = None,
+        stride_s: float = 1.0
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(emb (W, D) float32, t_start_s (W,), t_end_s (W,)). Short clips: the last frame is repeated."""
+        """(emb (W, D) float32, t_start_s (W,), t_end_s (W,)). Short clips: the last frame is repeated. `frames`
+        may be lazy (`FrameCache.frames()`): each frame is read and preprocessed once, and only the frames of the
+        windows to come are kept."""
         if self.model is None:
             self.load()
         cfg = self.model.config
         wf = int(window_frames or cfg.frames_per_clip)
         n = len(frames)
         crop = int(cfg.crop_size)
-        pre = preprocess(frames, crop)
-        if n < wf:
-            pre = np.concatenate([pre, np.repeat(pre[-1:], wf - n, axis=0)])
         starts = window_starts(n, fps, wf, stride_s)
+        ready: dict[int, np.ndarray] = {}  # preprocessed frames the coming windows still need (not the whole clip)
+
+        def window(s: int) -> np.ndarray:
+            idx = [min(j, n - 1) for j in range(s, s + wf)]  # short clips: the last frame repeated
+            for j in sorted(set(idx) - ready.keys()):
+                ready[j] = preprocess(frames[j : j + 1], crop)[0]
+            return np.stack([ready[j] for j in idx])
+
         embs = []
         bs = max(1, self.spec.batch_size // 8)
         for i in range(0, len(starts), bs):
-            clip = np.stack([pre[s : s + wf] for s in starts[i : i + bs]])
+            clip = np.stack([window(s) for s in starts[i : i + bs]])
+            if i + bs < len(starts):
+                for j in [j for j in ready if j < starts[i + bs]]:
+                    del ready[j]
             x = torch.from_numpy(clip).to(self.device, self.dtype)
             with gpu_section():  # GPU seconds for the cost report (a no-op on CPU)
                 pooled = self.model(pixel_values_videos=x, skip_predictor=True).last_hidden_state.mean(dim=1)

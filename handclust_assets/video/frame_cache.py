@@ -277,7 +277,34 @@ class FrameCache:
             yield self.read(i)
 
     def all_frames(self) -> np.ndarray:
+        """Every frame in memory at once: for short clips, tests and notebooks. Assets use `frames()` (an hour at
+        5 fps and 480 px is 7 GB of pixels)."""
         return self.read_batch(range(len(self)))
+
+    def frames(self) -> CachedFrames:
+        """The frames as a lazy sequence: decoded when indexed or sliced, so a model sees a clip of any length
+        one batch at a time."""
+        return CachedFrames(self)
+
+
+class CachedFrames(Sequence):
+    """A frame cache's frames as a sequence: `frames[i]` one RGB frame, `frames[a:b]` an (n, H, W, 3) array of
+    those frames, decoded on demand (nothing is kept)."""
+
+    def __init__(self, cache: FrameCache) -> None:
+        self._cache = cache
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def __getitem__(self, i: int | slice) -> np.ndarray:  # type: ignore[override]
+        if isinstance(i, slice):
+            return self._cache.read_batch(range(*i.indices(len(self))))
+        i = int(i)
+        return self._cache.read(i + len(self) if i < 0 else i)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self._cache.iter_frames()
 
 
 def sample_frames(

@@ -71,8 +71,7 @@ def scene_embeddings(
     fc = open_cache(storage, clip)
     enc = scene_model.load()
     t0 = time.perf_counter()
-    frames = fc.all_frames()
-    emb = enc.embed(frames)
+    emb = enc.embed(fc.frames())  # decoded one batch at a time: clips of any length
     wall = time.perf_counter() - t0
     context.log.info(f"{clip}: {len(emb)} frames with {enc.name} in {wall:.1f}s ({len(emb) / wall:.1f} frames/s)")
     if enc.name != scene_model.model_id:
@@ -118,7 +117,7 @@ def video_embeddings(
     enc = video_model.load()
     fc = open_cache(storage, clip)
     t0 = time.perf_counter()
-    emb, ts, te = enc.embed_windows(fc.all_frames(), fc.fps, video_model.window_frames, video_model.stride_s)
+    emb, ts, te = enc.embed_windows(fc.frames(), fc.fps, video_model.window_frames, video_model.stride_s)
     wall = time.perf_counter() - t0
     context.log.info(f"{clip}: {len(emb)} windows in {wall:.1f}s")
     df = pl.DataFrame(
@@ -155,7 +154,7 @@ def tool_scores(
     clip = context.partition_key
     det = tool_model.load()
     fc = open_cache(storage, clip)
-    s = det.scores(fc.all_frames())
+    s = det.scores(fc.frames())
     n, p = s.shape
     df = pl.DataFrame(
         {
