@@ -13,14 +13,10 @@ with the clip beyond its inputs, i.e. a peak ratio well below the length ratio.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import tracemalloc
 
-
-def _cap_threads(n: int) -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-        os.environ[var] = str(n)
+from bench_rhythm import _cap_threads  # benchmarks/ is on the path when this script runs
 
 
 def motion_inputs(seconds: float, fps: float, seed: int = 0) -> dict:
