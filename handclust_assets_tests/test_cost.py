@@ -151,3 +151,23 @@ def test_empty_measurements_give_total_and_anchor_only() -> None:
     rep = cost_report(_measurements([]), FOOTAGE)
     assert rep["row_kind"].to_list() == ["total", "anchor"]
     assert rep["usd_per_footage_h"].to_list() == [0.0, pytest.approx(0.21)]
+
+
+def test_a_measured_step_gives_freed_memory_back_after_its_compute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs keep one process for all of a clip's steps: after each step's compute (outside its
+    measurement) the freed heap goes back to the system (MediaPipe pose on 5 min of frames: 514 -> 322 MB)."""
+    import dagster as dg
+
+    from handclust_assets.defs.common import measured
+    from handclust_assets.lib import memory
+
+    order: list[str] = []
+    monkeypatch.setattr(memory, "release_freed_memory", lambda: order.append("release"))
+
+    def compute() -> dg.Output:
+        order.append("compute")
+        return dg.Output(1)
+
+    events = list(measured(compute)())
+    assert order == ["compute", "release"]
+    assert len(events) == 1 and "wall_s" in events[0].metadata

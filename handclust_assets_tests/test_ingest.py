@@ -222,5 +222,7 @@ def test_decoding_gives_freed_memory_back_as_it_goes(tmp_path: Path, monkeypatch
     stats = build_frame_cache(_clip(tmp_path / "c.mp4", n=45), tmp_path / "fc")
     assert stats.decoded_frames == 45 and len(calls) == 4
     monkeypatch.undo()
-    probe.release_freed_memory()  # the real one: glibc's malloc_trim here, a no-op without glibc
-    assert probe._MALLOC_TRIM is not None or not Path("/lib/x86_64-linux-gnu/libc.so.6").exists()
+    from handclust_assets.lib import memory
+
+    memory.release_freed_memory()  # the real one: glibc's malloc_trim here, a no-op without glibc
+    assert memory.MALLOC_TRIM is not None or not Path("/lib/x86_64-linux-gnu/libc.so.6").exists()

@@ -123,17 +123,20 @@ def with_cost(events: list[Any], cost: dict[str, dg.MetadataValue]) -> list[Any]
 
 def measured(fn: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
     """Measure an asset's compute (`lib.cost.CostMeter`: wall, process CPU incl. waited children, CUDA-event GPU
-    seconds of the model code's `gpu_section`s, peak RSS) and add it to its first output's metadata (COST_KEYS).
+    seconds of the model code's `gpu_section`s, peak RSS) and add it to its first output's metadata (COST_KEYS);
+    then give freed memory back (`lib.memory`).
     What the IO manager does before (loading inputs) and after (writing the output) is not inside. The compute
     function may return or yield its outputs; the wrapper is a generator either way."""
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Iterator[Any]:
         from handclust_assets.lib.cost import CostMeter
+        from handclust_assets.lib.memory import release_freed_memory
 
         with CostMeter() as meter:
             result = fn(*args, **kwargs)
             events = list(result) if inspect.isgenerator(result) else [result]
+        release_freed_memory()  # in-process runs keep one process for all of a clip's steps
         yield from with_cost(events, cost_metadata(meter.result))
 
     return run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -14,6 +14,7 @@ import av
 import numpy as np
 
 from handclust_assets.lib.errors import ClipError
+from handclust_assets.lib.memory import release_freed_memory
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif", ".mpg", ".mpeg", ".ts", ".hevc")
 
@@ -21,27 +22,6 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif", ".m
 MAX_SUPPORTED_SIDE = 8192
 # Decoded frames between two `release_freed_memory` calls while decoding (10 s at 30 fps).
 TRIM_EVERY_FRAMES = 300
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    import ctypes
-    import ctypes.util
-
-    try:
-        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), "malloc_trim", None)
-    except OSError:
-        return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def release_freed_memory() -> None:
-    """Give memory freed by FFmpeg's decoding threads back to the system (glibc's `malloc_trim`; a no-op
-    elsewhere). glibc keeps it in per-thread arenas that the next frames do not reuse well: decoding a 5-min 720p
-    clip into the frame cache ended at 711 MB resident without this, 150 MB with it (20 min: 2.2 GB in a run)."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 @dataclass(frozen=True)
