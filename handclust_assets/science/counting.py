@@ -338,12 +338,16 @@ def _consensus(maps: list[_SignalMap], n_lag: int) -> tuple[np.ndarray, np.ndarr
 # ---------------------------------------------------------------- period tracking
 
 
+def _lag_split(lags: np.ndarray, n_lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fractional lags -> (lower index, upper index, weight of the upper) for linear interpolation in n_lag lags."""
+    lo = np.clip(np.floor(lags).astype(np.int64), 0, n_lag - 1)
+    return lo, np.clip(lo + 1, 0, n_lag - 1), lags - np.floor(lags)
+
+
 def _interp_lags(m: np.ndarray, lags: np.ndarray) -> np.ndarray:
     """m (n, K+1) at fractional lags -> (n, len(lags)); NaN -> 0."""
     m0 = np.nan_to_num(m, nan=0.0)
-    lo = np.clip(np.floor(lags).astype(np.int64), 0, m.shape[1] - 1)
-    hi = np.clip(lo + 1, 0, m.shape[1] - 1)
-    w = lags - np.floor(lags)
+    lo, hi, w = _lag_split(lags, m.shape[1])
     return (1 - w) * m0[:, lo] + w * m0[:, hi]
 
 
@@ -352,9 +356,7 @@ def _interp_lag_per_row(m: np.ndarray, lags: np.ndarray) -> np.ndarray:
     its n x n intermediate (an hour at the 0.1-s hop would be 36,000^2 values)."""
     m0 = np.nan_to_num(m, nan=0.0)
     rows = np.arange(m.shape[0])
-    lo = np.clip(np.floor(lags).astype(np.int64), 0, m.shape[1] - 1)
-    hi = np.clip(lo + 1, 0, m.shape[1] - 1)
-    w = lags - np.floor(lags)
+    lo, hi, w = _lag_split(lags, m.shape[1])
     return (1 - w) * m0[rows, lo] + w * m0[rows, hi]
 
 

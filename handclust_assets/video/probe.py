@@ -133,8 +133,9 @@ def snap_rotation(degrees: float) -> int:
 
 def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
     """The clip's video stream: one FFmpeg can decode, not a cover picture (attached_pic disposition), and of the
-    rest the one with the most frames (stream header, else duration x rate), then the largest picture; the first on ties. A .mov or .mkv
-    may carry a one-frame cover or thumbnail stream before the real video. IndexError when there is none."""
+    rest the one with the most frames (stream header, else duration x rate), then the largest picture; the first
+    on ties. A .mov or .mkv may carry a one-frame cover or thumbnail stream before the real video. IndexError when
+    there is none."""
     streams = list(container.streams.video)
     if not streams:
         raise IndexError("no video stream")
