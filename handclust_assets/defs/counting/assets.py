@@ -24,7 +24,8 @@ from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import StorageResource
 
-TRACK_CODE_VERSION = "period-track-v4"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity
+TRACK_CODE_VERSION = "period-track-v5"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
+# v5: cubic lag reading, parabolic period refinement, multiples discounted
 
 
 def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
