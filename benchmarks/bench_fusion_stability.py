@@ -27,6 +27,7 @@ import polars as pl
 
 from handclust_assets.lib.tables import read_table
 from handclust_assets.science.crossclip import cluster_all, ground_truth_table
+from handclust_assets.science.metrics import quality_row
 
 
 def perturb(features: pl.DataFrame, noise: float, seed: int) -> pl.DataFrame:
@@ -51,10 +52,8 @@ def drop_segments(features: pl.DataFrame, segments: pl.DataFrame, share: float, 
 def score(features: pl.DataFrame, segments: pl.DataFrame, gt: pl.DataFrame) -> dict:
     clusters, info = cluster_all(features, segments, per_clip=False)
     table = ground_truth_table(clusters, segments, gt)
-    fus = clusters.filter(pl.col("modality") == "fusion")
-    labels = fus["cluster"].to_numpy()
-    row = {"k": int(len(np.unique(labels[labels >= 0]))), "noise": float(np.mean(labels < 0)) if len(labels) else 0.0,
-           "weights": {m: round(float(w), 3) for m, w in info.get("weights", {}).items()}}
+    q = quality_row(clusters.filter(pl.col("modality") == "fusion")["cluster"].to_numpy())
+    row = {"k": q["k"], "noise": q["noise_rate"], "weights": {m: round(float(w), 3) for m, w in info.get("weights", {}).items()}}
     for r in table.iter_rows(named=True):
         row[f"mof_{r['modality']}"] = r["mof"]
         row[f"nmi_{r['modality']}"] = r["nmi"]
@@ -73,30 +72,28 @@ def main() -> None:
     gt = read_table(a.root, "ground_truth")
     print(f"{segments.height} segments, {features['modality'].n_unique()} modalities, ground truth for "
           f"{gt['clip'].n_unique()} clips")
-    runs: list[tuple[str, dict]] = []
+    runs: dict[str, list[dict]] = {}  # condition -> its runs' scores
 
-    def run(name: str, f: pl.DataFrame, s: pl.DataFrame) -> None:
+    def run(condition: str, name: str, f: pl.DataFrame, s: pl.DataFrame) -> None:
         t0 = time.perf_counter()
         r = score(f, s, gt)
-        runs.append((name, r))
+        runs.setdefault(condition, []).append(r)
         mods = " ".join(f"{k[4:]}={v:.2f}" for k, v in sorted(r.items()) if k.startswith("mof_") and k != "mof_fusion")
         print(f"{name:18s} fusion k={r['k']:2d} noise={r['noise']:.2f} MoF={r.get('mof_fusion', float('nan')):.3f} "
               f"NMI={r.get('nmi_fusion', float('nan')):.3f} ({time.perf_counter() - t0:.0f}s) | {mods} | "
               f"weights {r['weights']}", flush=True)
 
-    run("stored", features, segments)
-    run("stored again", features, segments)
+    run("stored", "stored", features, segments)
+    run("stored", "stored again", features, segments)
     for eps in a.noise:
         for seed in range(a.repeats):
-            run(f"noise {eps:g} s{seed}", perturb(features, eps, seed), segments)
+            run(f"noise {eps:g}", f"noise {eps:g} s{seed}", perturb(features, eps, seed), segments)
     for seed in range(a.repeats):
-        run(f"drop {a.drop:g} s{seed}", *drop_segments(features, segments, a.drop, seed))
+        run(f"drop {a.drop:g}", f"drop {a.drop:g} s{seed}", *drop_segments(features, segments, a.drop, seed))
 
     print("\ncondition          runs  fusion MoF min / median / max   k min-max   NMI median")
-    base = runs[0][1].get("mof_fusion", float("nan"))
-    conds = ["stored"] + [f"noise {e:g}" for e in a.noise] + [f"drop {a.drop:g}"]
-    for c in conds:
-        rs = [r for n, r in runs if n == c or n.startswith(c + " s") or (c == "stored" and n == "stored again")]
+    base = runs["stored"][0].get("mof_fusion", float("nan"))
+    for c, rs in runs.items():
         mof = np.array([r.get("mof_fusion", np.nan) for r in rs])
         ks = [r["k"] for r in rs]
         nmi = np.array([r.get("nmi_fusion", np.nan) for r in rs])
