@@ -20,7 +20,9 @@ octave errors (see `periodicity`). Signals abstain at periods shorter than 3 of 
 signal cannot see a 0.4 s stroke).
 
 A Viterbi path through that map (states: a log-spaced period grid and "aperiodic") gives the period curve:
-smooth drift is cheap, octave jumps are expensive, pauses fall into the aperiodic state. Count = integral of
+smooth drift is cheap, octave jumps are expensive, pauses fall into the aperiodic state. The tracker's windows
+blur each periodic stretch's edges, so they are set again where the repetition starts and ends (`extent`: every
+signal compared with itself one tracked period later, sample by sample). Count = integral of
 1 / period over the time that moves (stillness excluded), the period interpolated across stretches where the
 consensus was unsure; fewer than `min_reps` turns is not a repetition. A span is "counted" when enough signals
 support its period, "no agreement" when signals are periodic but do not agree, "brief" when they agree but the
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from handclust_assets.science.extent import ExtentParams, GridSignal, refine_extents
 from handclust_assets.science.localize import FULL_FRAME, best_box, crop_box, principal_scores
 from handclust_assets.science.periodicity import LagMap, enhance, pooled_lag_map, resample_to_grid
 
@@ -117,7 +120,10 @@ class CountingParams:
     signal_threshold: float = 0.15  # a signal counts as periodic where its own strength reaches this
     min_agree: int = 2  # agreeing signals needed for "counted" (fewer if fewer are available)
     min_coverage: float = 0.25  # periodic share of a span needed to count it
-    edge_periods: float = 1.0  # the count reaches this many periods beyond the first / last periodic centre
+    extent_level: float = 0.3  # a periodic stretch ends where its one-cycle similarity falls below this share of its
+    # median (`extent`); 0 = off: the stretch keeps the tracker's edges +- extent_fallback_periods
+    extent_min_level: float = 0.1  # a stretch less similar than this to itself a period later keeps the fallback
+    extent_fallback_periods: float = 1.0  # the tracker's 4-cycle windows blur a stretch's edges by about this
     period_median_s: float = 2.0  # the counted period is the running median over this much periodic time
     min_reps: float = 2.5  # a span with fewer turns than this is aperiodic (one or two moves do not repeat)
     still_ratio: float = 0.12  # motion energy below this share of its typical moving level = a pause
@@ -277,6 +283,8 @@ class _SignalMap:
     prior: float
     min_lag: int  # shortest lag this signal can judge (3 of its own samples)
     lag_map: LagMap
+    values: np.ndarray  # (G, C) standardised values on the rhythm grid (float32), for the extent search
+    valid: np.ndarray  # (G,)
 
 
 def _standardise(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -303,7 +311,7 @@ def _signal_map(sig: RhythmSignal, grid_t: np.ndarray, centres: np.ndarray, max_
         return None
     min_lag = max(int(np.ceil(p.min_period_s * p.fs)), int(np.ceil(3 * dt_src * p.fs)), 3)
     lm = pooled_lag_map(vals, ok, p.fs, centres, min_lag, max_lag, p.n_cycles, p.min_window_s, p.max_window_s)
-    return _SignalMap(sig.name, sig.kind, sig.prior, min_lag, lm)
+    return _SignalMap(sig.name, sig.kind, sig.prior, min_lag, lm, vals.astype(np.float32), ok)
 
 
 def _signal_maps(signals: Sequence[RhythmSignal], grid_t: np.ndarray, centres: np.ndarray, max_lag: int,
@@ -555,9 +563,11 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     per = np.where(path >= 0, periods[np.maximum(path, 0)], np.nan)
     if p.refine_lag:
         per = np.where(path >= 0, refine_lags(cons, np.nan_to_num(per) * p.fs) / p.fs, np.nan)
-    strength = np.where(path >= 0, emission[np.arange(n_c), np.maximum(path, 0)], 0.0)
+    per = _repetition_extents(t_c, per, maps, duration_s, p)
+    col = np.argmin(np.abs(np.log(periods)[None, :] - np.log(np.nan_to_num(per, nan=1.0))[:, None]), axis=1)
+    strength = np.where(np.isfinite(per), emission[np.arange(n_c), col], 0.0)
     support, half, sstr, sper = {}, {}, {}, {}
-    lag_free = np.where(path >= 0, periods[np.maximum(path, 0)], periods[np.maximum(free, 0)]) * p.fs
+    lag_free = np.where(np.isfinite(per), per, periods[np.maximum(free, 0)]) * p.fs
     for m in maps:
         r_at = _interp_lag_per_row(m.lag_map.r, lag_free)
         r_at[lag_free < m.min_lag] = np.nan
@@ -622,21 +632,31 @@ def _running_median(v: np.ndarray, window: int) -> np.ndarray:
     return median_filter(v, size=min(window, len(v) | 1), mode="nearest")
 
 
-def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray, p_window: int = 1,
-                  edge_periods: float = 1.0) -> tuple[float, float]:
-    """(count, moving seconds) of a span: 1 / period integrated over the time that moves (pauses excluded) from one
-    period before the first periodic centre to one after the last (the analysis windows blur the edges), the
-    period taken where the consensus is periodic (running median over `p_window` periodic centres) and
-    interpolated (in log) across stretches where it was unsure; no periodic centre -> NaN."""
+def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray, p_window: int = 1
+                  ) -> tuple[float, float]:
+    """(count, moving seconds) of a span: 1 / period integrated over the time that moves (pauses excluded) from the
+    first periodic centre to the last (the track's periodic stretches already end where the repetition does:
+    `extent`), the period taken where the consensus is periodic (running median over `p_window` periodic centres)
+    and interpolated (in log) across stretches where it was unsure; no periodic centre -> NaN."""
     idx = np.flatnonzero(periodic)
     if not len(idx):
         return float("nan"), 0.0
-    first = tr.t[idx[0]] - edge_periods * tr.period[idx[0]]
-    last = tr.t[idx[-1]] + edge_periods * tr.period[idx[-1]]
-    pos = np.flatnonzero(inside & (tr.t >= first) & (tr.t <= last))
+    pos = np.flatnonzero(inside & (tr.t >= tr.t[idx[0]]) & (tr.t <= tr.t[idx[-1]]))
     log_period = np.interp(pos, idx, _running_median(np.log(tr.period[idx]), p_window))
     moving = ~tr.still[pos] if tr.still is not None and len(tr.still) == len(tr.t) else np.ones(len(pos), bool)
     return float(np.sum(tr.hop_s / np.exp(log_period[moving]))), float(moving.sum() * tr.hop_s)
+
+
+def _repetition_extents(t_c: np.ndarray, period: np.ndarray, maps: list[_SignalMap], duration_s: float,
+                        p: CountingParams) -> np.ndarray:
+    """The tracked period with each periodic stretch's edges set where the repetition starts and ends
+    (`extent.refine_extents`, one-cycle similarity of every signal at the stretch's period); with
+    `extent_level` 0, the tracker's edges +- `extent_fallback_periods` periods."""
+    grid = [GridSignal(m.values, m.valid, m.min_lag, m.prior * m.lag_map.strength ** 2) for m in maps
+            ] if p.extent_level > 0 else []
+    ep = ExtentParams(p.fs, p.n_cycles, p.min_window_s, p.max_window_s, p.extent_level, p.extent_min_level,
+                      p.extent_fallback_periods, int(round(2 * p.period_median_s / p.hop_s)) | 1)
+    return refine_extents(t_c, period, grid, duration_s, ep)
 
 
 def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr: PeriodTrack,
@@ -646,8 +666,7 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
     periodic = inside & np.isfinite(tr.period)
     periodic_s = float(periodic.sum() * tr.hop_s)
     coverage = periodic_s / length if length > 0 else 0.0
-    count_est, moving_s = _moving_count(tr, inside, periodic, int(round(p.period_median_s / tr.hop_s)) | 1,
-                                        p.edge_periods)
+    count_est, moving_s = _moving_count(tr, inside, periodic, int(round(p.period_median_s / tr.hop_s)) | 1)
     mean_period = float(moving_s / count_est) if count_est > 0 else float("nan")
     judged = periodic if periodic.any() else inside
     agreeing = []

@@ -24,8 +24,9 @@ from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import StorageResource
 
-TRACK_CODE_VERSION = "period-track-v5"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
-# v5: cubic lag reading, parabolic period refinement, multiples discounted
+TRACK_CODE_VERSION = "period-track-v6"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
+# v5: cubic lag reading, parabolic period refinement, multiples discounted; v6: periodic stretches end where the
+# repetition does (science/extent.py), not where the 4-cycle windows blur them
 
 
 def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -120,8 +121,9 @@ def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame
 
 @dg.asset(
     group_name="evaluation",
-    code_version="repetition-counts-v4",  # v2: null, not NaN, where no count is given; v3: agreement per source;
-    # v4: "brief" (signals agree on too little of the span), where v3 said "no agreement"
+    code_version="repetition-counts-v5",  # v2: null, not NaN, where no count is given; v3: agreement per source;
+    # v4: "brief" (signals agree on too little of the span), where v3 said "no agreement"; v5: counted between the
+    # stored stretch's own edges (period-track-v6), no longer one period beyond them
     kinds={"python", "duckdb"},
     description="Repetitions per clip and per activity span (consecutive segments of one fused activity in the "
     "activity timeline): count (integral of 1/period over the periodic time, pauses excluded), the count "
