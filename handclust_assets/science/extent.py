@@ -166,8 +166,10 @@ def refine_extents(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSign
                    params: ExtentParams | None = None) -> np.ndarray:
     """The tracked period per analysis centre `t` (NaN where aperiodic) with every periodic stretch's edges moved
     to where the repetition starts and ends (module doc): centres added at the edges take the stretch's nearest
-    period (running median over `median_centres`), centres cut off become NaN. A stretch where no signal can judge its period, or whose similarity is
-    below `min_level`, keeps its edges +- `fallback_periods` periods (the tracker's window blur, as before)."""
+    period (after a running median over `median_centres`), centres cut off become NaN. A stretch where no signal
+    can judge its period, or whose similarity is below `min_level`, keeps its edges +- `fallback_periods` periods
+    (the tracker's window blur, as before). Stretches that dip out for less than a period and come back half an
+    octave away are one stretch (`_join_octave_blips`)."""
     p = params or ExtentParams()
     t = np.asarray(t, np.float64)
     period = np.asarray(period, np.float64)
@@ -227,7 +229,4 @@ def _refined_span(t: np.ndarray, log_p: np.ndarray, i0: int, i1: int, typical: f
     if not typical_sim >= p.min_level:
         return None
     a, b = max_sum_run(smooth - p.level * typical_sim)
-    start, end = (lo + a) / p.fs, (lo + b) / p.fs + lag[min(lo + b, g - 1)] / p.fs
-    # the one-cycle smoothing cannot see the last half cycle before the clip's own edges: a run that reaches
-    # within a cycle of them goes on to them
-    return start, end
+    return (lo + a) / p.fs, (lo + b) / p.fs + lag[min(lo + b, g - 1)] / p.fs
