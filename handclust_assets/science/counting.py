@@ -654,8 +654,9 @@ def _repetition_extents(t_c: np.ndarray, period: np.ndarray, maps: list[_SignalM
     `extent_level` 0, the tracker's edges +- `extent_fallback_periods` periods."""
     grid = [GridSignal(m.values, m.valid, m.min_lag, m.prior * m.lag_map.strength ** 2) for m in maps
             ] if p.extent_level > 0 else []
-    ep = ExtentParams(p.fs, p.n_cycles, p.min_window_s, p.max_window_s, p.extent_level, p.extent_min_level,
-                      p.extent_fallback_periods, int(round(2 * p.period_median_s / p.hop_s)) | 1)
+    ep = ExtentParams(fs=p.fs, n_cycles=p.n_cycles, min_window_s=p.min_window_s, max_window_s=p.max_window_s,
+                      level=p.extent_level, min_level=p.extent_min_level, fallback_periods=p.extent_fallback_periods,
+                      median_centres=int(round(2 * p.period_median_s / p.hop_s)) | 1)
     return refine_extents(t_c, period, grid, duration_s, ep)
 
 
