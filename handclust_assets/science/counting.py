@@ -564,7 +564,9 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     if p.refine_lag:
         per = np.where(path >= 0, refine_lags(cons, np.nan_to_num(per) * p.fs) / p.fs, np.nan)
     per = _repetition_extents(t_c, per, maps, duration_s, p)
-    col = np.argmin(np.abs(np.log(periods)[None, :] - np.log(np.nan_to_num(per, nan=1.0))[:, None]), axis=1)
+    step = np.log(periods[-1] / periods[0]) / (len(periods) - 1)  # log-spaced grid: the nearest column directly
+    col = np.round(np.log(np.nan_to_num(per, nan=1.0) / periods[0]) / step)
+    col = np.clip(col, 0, len(periods) - 1).astype(np.int64)
     strength = np.where(np.isfinite(per), emission[np.arange(n_c), col], 0.0)
     support, half, sstr, sper = {}, {}, {}, {}
     lag_free = np.where(np.isfinite(per), per, periods[np.maximum(free, 0)]) * p.fs
@@ -655,7 +657,8 @@ def _repetition_extents(t_c: np.ndarray, period: np.ndarray, maps: list[_SignalM
     grid = [GridSignal(m.values, m.valid, m.min_lag, m.prior * m.lag_map.strength ** 2) for m in maps
             ] if p.extent_level > 0 else []
     ep = ExtentParams(fs=p.fs, n_cycles=p.n_cycles, min_window_s=p.min_window_s, max_window_s=p.max_window_s,
-                      level=p.extent_level, min_level=p.extent_min_level, fallback_periods=p.extent_fallback_periods,
+                      level=p.extent_level, min_level=p.extent_min_level,
+                      fallback_periods=p.extent_fallback_periods,
                       median_centres=int(round(2 * p.period_median_s / p.hop_s)) | 1)
     return refine_extents(t_c, period, grid, duration_s, ep)
 

@@ -203,14 +203,16 @@ def refine_extents(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSign
     return out
 
 
-def _refined_span(t: np.ndarray, log_p: np.ndarray, i0: int, i1: int, typical: float, lo_t: float, hi_t: float,
-                  grid_t: np.ndarray, signals: Sequence[GridSignal], p: ExtentParams) -> tuple[float, float] | None:
+def _refined_span(t: np.ndarray, log_p: np.ndarray, i0: int, i1: int, typical: float, lo_t: float,
+                  hi_t: float, grid_t: np.ndarray, signals: Sequence[GridSignal], p: ExtentParams
+                  ) -> tuple[float, float] | None:
     g = len(grid_t)
     if g < 8:
         return None
-    lag = np.exp(np.interp(grid_t, t[i0 : i1 + 1], log_p)) * p.fs  # the stretch's period, held at its ends
     lo = int(np.floor(lo_t * p.fs))
     hi = min(int(np.ceil(hi_t * p.fs)), g - 1)
+    lag = np.full(g, np.nan)  # the stretch's period in samples, held at its ends; only its search region is read
+    lag[lo : hi + 1] = np.exp(np.interp(grid_t[lo : hi + 1], t[i0 : i1 + 1], log_p)) * p.fs
     box = max(3, int(round(typical * p.fs)))
     pairs_hi = hi - int(round(typical * p.fs))  # pair starts whose partner is still in the search region
     if pairs_hi - lo < 3:
