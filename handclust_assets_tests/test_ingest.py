@@ -55,11 +55,16 @@ def test_cache_is_replaced_not_appended(tmp_path: Path) -> None:
         ("clip.mov", {"codec": "libx264"}),
         ("clip.gif", {"codec": "gif", "w": 160, "h": 90}),
         ("clip_hevc.mp4", {"codec": "libx265"}),
+        ("phone.3gp", {"codec": "mpeg4", "w": 176, "h": 144}),
+        ("camcorder.mts", {"codec": "mpeg2video"}),
+        ("old_web.flv", {"codec": "flv"}),
+        ("old_web.wmv", {"codec": "wmv2"}),
     ],
 )
 def test_containers_and_codecs_work(tmp_path: Path, name: str, kw: dict) -> None:
     w, h = kw.pop("w", 320), kw.pop("h", 180)
-    src = _clip(tmp_path / name, n=30, w=w, h=h, **kw)
+    src = _clip(tmp_path / "videos" / name, n=30, w=w, h=h, **kw)
+    assert list(scan_videos(tmp_path / "videos").values()) == [src]  # the watched folder sees it
     info = probe_video(src)
     assert info.frame_count >= 29
     stats = build_frame_cache(src, tmp_path / "fc", sample_fps=5)

@@ -16,7 +16,10 @@ import numpy as np
 from handclust_assets.lib.errors import ClipError
 from handclust_assets.lib.memory import release_freed_memory
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif", ".mpg", ".mpeg", ".ts", ".hevc")
+# Containers the bundled FFmpeg reads; a labelled folder of phone (.3gp), camcorder (.mts / .m2ts), broadcast (.mxf,
+# .vob) or older web footage (.flv, .wmv / .asf, .ogv) must not be skipped by the folder scan.
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif", ".mpg", ".mpeg", ".ts", ".hevc",
+                    ".3gp", ".3g2", ".mts", ".m2ts", ".mxf", ".vob", ".flv", ".wmv", ".asf", ".ogv", ".y4m")
 
 # Anything larger than this on its long side is decoded but flagged; the frame cache downsamples anyway.
 MAX_SUPPORTED_SIDE = 8192
