@@ -91,8 +91,9 @@ def cycle_products(values: np.ndarray, valid: np.ndarray, lag: np.ndarray, lo: i
     box = max(int(box), 1)
     reach = int(np.ceil(np.max(lag[lo:hi]))) + 2
     a, b = max(0, lo - 2 * box), min(g, hi + reach + 2 * box)
-    valid = np.asarray(valid, bool) & np.isfinite(values).all(axis=1)
-    x = np.where(valid[a:b, None], values[a:b], 0.0).astype(np.float64)
+    ok_ab = np.asarray(valid[a:b], bool) & np.isfinite(values[a:b]).all(axis=1)  # only the slice read here: a
+    # long clip has many stretches, and each would otherwise scan the whole grid
+    x = np.where(ok_ab[:, None], values[a:b], 0.0).astype(np.float64)
     hp = x - uniform_filter1d(x, size=box, axis=0, mode="nearest")
     rms = np.sqrt(np.maximum(uniform_filter1d(hp * hp, size=box, axis=0, mode="nearest"), 0.0))
     floor = 0.2 * np.sqrt(np.mean(hp * hp, axis=0)) + 1e-9
@@ -105,7 +106,7 @@ def cycle_products(values: np.ndarray, valid: np.ndarray, lag: np.ndarray, lo: i
     f = (target - i0)[:, None]
     later = z[i0 - a] * (1 - f) + z[i0 + 1 - a] * f
     prod = z[s - a] * later
-    ok = inside & valid[s] & valid[i0] & valid[i0 + 1]
+    ok = inside & ok_ab[s - a] & ok_ab[i0 - a] & ok_ab[i0 + 1 - a]
     prod[~ok] = np.nan
     return prod
 
