@@ -23,7 +23,9 @@ from handclust_assets.science.counting import (
     POSITION,
     SPAN_COUNT_SCHEMA,
     SPEED,
+    CountingParams,
     RhythmSignal,
+    _quiet_gaps,
     count_repetitions,
     keypoint_signal,
     motion_signals,
@@ -468,6 +470,60 @@ def test_unsure_stretch_inside_a_repetition_is_bridged() -> None:
                         s.kind) for s in sig]
     row = clip_row(count_repetitions(sig, 20.0))
     assert row["count_estimate"] == pytest.approx(20.0, abs=1.5)
+
+
+def _with_rest_shake(signals: list[RhythmSignal], rest: np.ndarray, level: float, seed: int) -> list[RhythmSignal]:
+    """Signals with noise at `level` of their typical moving size added inside `rest` (a hand-held camera
+    shaking while the actor rests: more than the pause detector's stillness, far less than the strokes)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in signals:
+        v = s.values.copy()
+        typ = np.percentile(np.abs(v[~rest]), 75)
+        noise = rng.normal(size=v[rest].shape)
+        v[rest] += level * typ * (np.abs(noise) if s.kind == SPEED else noise)
+        out.append(RhythmSignal(s.name, s.t_s, v, s.kind))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])
+def test_a_rest_that_shakes_is_not_counted_through(seed: int) -> None:
+    # 8 s of 1-s cycles, a 3-s rest with the camera shaking, 8 s more: 16 cycles
+    t = np.arange(int(19 * FS)) / FS
+    phase = np.where(t < 8, t, np.where(t < 11, 8.0, t - 3.0))
+    rest = (t >= 8) & (t < 11)
+    sig = _with_rest_shake(phase_signal(phase, seed=seed, noise=0.1), rest, 0.35, seed)
+    row = clip_row(count_repetitions(sig, 19.0))
+    assert row["count_estimate"] == pytest.approx(16.0, abs=1.0)
+    counted_through = clip_row(count_repetitions(sig, 19.0, params=CountingParams(quiet_gap_ratio=0.0)))
+    assert counted_through["count_estimate"] > 18.0  # without the rest test the 3 s are counted as 3 cycles
+
+
+def test_quiet_gaps_are_the_low_gaps_between_stretches() -> None:
+    nan = np.nan
+    period = np.array([nan, nan, 1, 1, 1, nan, nan, 1, 1, nan, nan, 1, 1, nan])
+    level = np.array([0.0, 0.0, 1, 1, 1, 0.2, 0.3, 1, 1, 0.9, 0.8, 1, 1, 0.0])
+    got = _quiet_gaps(period, level, 0.5)
+    assert got.tolist() == [False] * 5 + [True, True] + [False] * 7  # the lead-in, the busy gap and the tail stay
+    assert not _quiet_gaps(period, level, 0.0).any()  # off
+    assert not _quiet_gaps(period, np.full(len(period), nan), 0.5).any()  # no motion energy: nothing judged
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=60), st.lists(st.floats(-1, 3), min_size=60, max_size=60),
+       st.floats(0.0, 1.0))
+def test_quiet_gaps_mark_only_aperiodic_centres_between_stretches(periodic: list[bool], levels: list[float],
+                                                                  ratio: float) -> None:
+    ok = np.array(periodic)
+    period = np.where(ok, 1.0, np.nan)
+    level = np.array(levels[:len(ok)])
+    level[::7] = np.nan  # unseen centres
+    got = _quiet_gaps(period, level, ratio)
+    assert not (got & ok).any()
+    idx = np.flatnonzero(ok)
+    if len(idx):
+        assert not got[:idx[0]].any() and not got[idx[-1] + 1:].any()
+    else:
+        assert not got.any()
 
 
 def test_lighting_drift_does_not_pass_for_repetition() -> None:

@@ -23,8 +23,8 @@ A Viterbi path through that map (states: a log-spaced period grid and "aperiodic
 smooth drift is cheap, octave jumps are expensive, pauses fall into the aperiodic state. The tracker's windows
 blur each periodic stretch's edges, so they are set again where the repetition starts and ends (`extent`: every
 signal compared with itself one tracked period later, sample by sample). Count = integral of
-1 / period over the time that moves (stillness excluded), the period interpolated across stretches where the
-consensus was unsure; fewer than `min_reps` turns is not a repetition. A span is "counted" when enough signals
+1 / period over the time that moves (stillness excluded), the period interpolated across gaps between stretches
+where the consensus was unsure (a gap that moves less than half as much as the stretches is a rest: not counted); fewer than `min_reps` turns is not a repetition. A span is "counted" when enough signals
 support its period, "no agreement" when signals are periodic but do not agree, "brief" when they agree but the
 repetition fills less than `min_coverage` of the span (no count is given in either case; the estimate stays),
 "aperiodic" when nothing repeats.
@@ -128,6 +128,8 @@ class CountingParams:
     min_reps: float = 2.5  # a span with fewer turns than this is aperiodic (one or two moves do not repeat)
     still_ratio: float = 0.12  # motion energy below this share of its typical moving level = a pause
     still_window_s: float = 0.6
+    quiet_gap_ratio: float = 0.5  # an aperiodic gap between periodic stretches moving less than this share of the
+    # stretches' median motion energy is a rest: not counted (0 = every gap counted through, period interpolated)
     workers: int = 2  # signals analysed in parallel threads
     multiple_near: float = 0.7  # a period whose 1/m (m >= 4) scores this share of it is a multiple (0: off)
     refine_lag: bool = True  # the tracked period refined between the lag grid's samples (parabolic peak)
@@ -556,7 +558,7 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     if p.full_cycles > 0:  # few cycles in view: weak evidence (a slow sway looks periodic over two turns)
         seen = np.minimum(np.minimum(p.n_cycles * periods, p.max_window_s), duration_s) / periods
         emission = emission * np.clip(seen / p.full_cycles, 0.0, 1.0)[None, :]
-    still = _still_centres(signals, t_c, p)
+    still, level = _still_centres(signals, t_c, p)
     emission[still] = -1.0  # no motion, no repetition (pauses shorter than the analysis window)
     free = track_period(emission, periods, -np.inf, p.octave_cost, p.switch_cost)
     path = track_period(emission, periods, p.periodic_threshold, p.octave_cost, p.switch_cost)
@@ -564,6 +566,7 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     if p.refine_lag:
         per = np.where(path >= 0, refine_lags(cons, np.nan_to_num(per) * p.fs) / p.fs, np.nan)
     per = _repetition_extents(t_c, per, maps, duration_s, p)
+    still = still | _quiet_gaps(per, level, p.quiet_gap_ratio)
     step = np.log(periods[-1] / periods[0]) / (len(periods) - 1)  # log-spaced grid: the nearest column directly
     col = np.round(np.log(np.nan_to_num(per, nan=1.0) / periods[0]) / step)
     col = np.clip(col, 0, len(periods) - 1).astype(np.int64)
@@ -600,29 +603,52 @@ def _compatible(own: np.ndarray, period: np.ndarray, kind: str, tol: float) -> n
         return np.any([np.abs(lr - np.log(q)) <= np.log(tol) for q in ratios], axis=0)
 
 
-def _still_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, p: CountingParams) -> np.ndarray:
+def _still_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, p: CountingParams
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Centres where the frame-difference energy (summed over cells, noise floor removed) stays below
-    `still_ratio` of its typical moving level for the whole +-still_window_s / 2: the actor pauses."""
+    `still_ratio` of its typical moving level for the whole +-still_window_s / 2: the actor pauses. Also returns
+    that windowed level per centre (1 = the clip's typical moving level; NaN without a motion-energy signal)."""
     sig = next((s for s in signals if s.name == "motion_energy" and len(s.t_s) >= 8), None)
-    out = np.zeros(len(t_c), bool)
+    out, level = np.zeros(len(t_c), bool), np.full(len(t_c), np.nan)
     if sig is None:
-        return out
+        return out, level
     v = np.asarray(sig.values, np.float64).reshape(len(sig.t_s), -1)
     seen = np.isfinite(v).sum(axis=1)
     e = np.where(seen > 0, np.nansum(v, axis=1) / np.maximum(seen, 1), np.nan)  # NaN where nothing was seen
     ok = np.isfinite(e)
     if ok.sum() < 8:
-        return out
+        return out, level
     floor, moving = np.percentile(e[ok], [5, 75])
     if moving - floor <= 1e-9:
-        return out
+        return out, level
     t = np.asarray(sig.t_s, np.float64)[ok]
-    level = (e[ok] - floor) / (moving - floor)
-    cum = np.concatenate([[0.0], np.cumsum(level)])
+    cum = np.concatenate([[0.0], np.cumsum((e[ok] - floor) / (moving - floor))])
     a = np.searchsorted(t, t_c - p.still_window_s / 2)
     b = np.searchsorted(t, t_c + p.still_window_s / 2)
-    mean = (cum[b] - cum[a]) / np.maximum(b - a, 1)
-    return (b > a) & (mean < p.still_ratio)
+    level = np.where(b > a, (cum[b] - cum[a]) / np.maximum(b - a, 1), np.nan)
+    return (b > a) & (level < p.still_ratio), level
+
+
+def _quiet_gaps(period: np.ndarray, level: np.ndarray, ratio: float) -> np.ndarray:
+    """Centres of aperiodic gaps between two periodic stretches whose mean motion level is below `ratio` of the
+    periodic centres' median: the actor rests between strokes (a rest the pause detector's clip-wide threshold
+    misses: shaking, or a busy clip), as opposed to a gap where the motion goes on and only the tracker was
+    unsure, which `_moving_count` counts through."""
+    out = np.zeros(len(period), bool)
+    periodic = np.isfinite(period)
+    ref = np.nanmedian(level[periodic]) if ratio > 0 and np.isfinite(level[periodic]).any() else np.nan
+    if not ref > 0:
+        return out
+    edges = np.diff(periodic.astype(np.int8))
+    ups = np.flatnonzero(edges == 1) + 1  # first centre of a periodic stretch after a gap
+    for a in np.flatnonzero(edges == -1) + 1:  # first centre of a gap after a periodic stretch
+        later = ups[ups > a]
+        if not len(later):
+            break  # the trailing aperiodic part: not between stretches, never counted
+        gap = level[a:later[0]]
+        if np.isfinite(gap).any() and np.nanmean(gap) < ratio * ref:
+            out[a:later[0]] = True
+    return out
 
 
 def _running_median(v: np.ndarray, window: int) -> np.ndarray:
