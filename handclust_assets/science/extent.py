@@ -198,7 +198,7 @@ def refine_extents(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSign
         span = _refined_span(t, log_p, i0, i1, typical, lo_t, hi_t, grid_t, signals, p)
         if span is None:
             span = (t[i0] - p.fallback_periods * np.exp(log_p[0]), t[i1] + p.fallback_periods * np.exp(log_p[-1]))
-            span = (max(span[0], lo_t), min(span[1], hi_t))
+        span = (max(span[0], lo_t), min(span[1], hi_t))  # the grid's floor / ceil may reach a sample past them
         sel = (t >= span[0]) & (t <= span[1])
         out[sel] = np.exp(np.interp(t[sel], t[i0 : i1 + 1], log_p))
     return out
