@@ -24,8 +24,9 @@ smooth drift is cheap, octave jumps are expensive, pauses fall into the aperiodi
 blur each periodic stretch's edges, so they are set again where the repetition starts and ends (`extent`: every
 signal compared with itself one tracked period later, sample by sample). Count = integral of
 1 / period over the time that moves (stillness excluded), the period interpolated across gaps between stretches
-where the consensus was unsure (a gap that moves less than half as much as the stretches is a rest: not counted); fewer than `min_reps` turns is not a repetition. A span is "counted" when enough signals
-support its period, "no agreement" when signals are periodic but do not agree, "brief" when they agree but the
+where the consensus was unsure (a gap that moves less than half as much as the stretches is a rest: not
+counted); fewer than `min_reps` turns is not a repetition. A span is "counted" when enough signals support its
+period, "no agreement" when signals are periodic but do not agree, "brief" when they agree but the
 repetition fills less than `min_coverage` of the span (no count is given in either case; the estimate stays),
 "aperiodic" when nothing repeats.
 """
