@@ -84,7 +84,7 @@ TRACK_SCHEMA = {
     "free_period_s": pl.Float64,  # consensus: the best period even where "aperiodic" won; NaN for signals
     "support": pl.Float64,  # signal: its correlation at the consensus period (NaN: abstains); NaN for consensus
     "support_half": pl.Float64,  # signal: its correlation at half the consensus period
-    "still": pl.Boolean,  # nothing moves around this centre (a pause)
+    "still": pl.Boolean,  # a pause: nothing moves around this centre, or a quiet gap between periodic stretches
     "duration_s": pl.Float64,  # the clip's duration (the same on every row)
 }
 
@@ -519,7 +519,7 @@ class PeriodTrack:
     available: list[str]
     kinds: dict[str, str] = field(default_factory=dict)
     support_half: dict[str, np.ndarray] = field(default_factory=dict)  # correlation at half the period
-    still: np.ndarray | None = None  # centres where nothing moves (a pause)
+    still: np.ndarray | None = None  # pauses: nothing moves, or a quiet gap between periodic stretches (a rest)
     duration_s: float = 0.0
 
 
