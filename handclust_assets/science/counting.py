@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from handclust_assets.science.extent import ExtentParams, GridSignal, refine_extents
+from handclust_assets.science.extent import ExtentParams, GridSignal, periodic_runs, refine_extents
 from handclust_assets.science.localize import FULL_FRAME, best_box, crop_box, principal_scores
 from handclust_assets.science.periodicity import LagMap, enhance, pooled_lag_map, resample_to_grid
 
@@ -640,15 +640,11 @@ def _quiet_gaps(period: np.ndarray, level: np.ndarray, ratio: float) -> np.ndarr
     ref = np.nanmedian(level[periodic]) if ratio > 0 and np.isfinite(level[periodic]).any() else np.nan
     if not ref > 0:
         return out
-    edges = np.diff(periodic.astype(np.int8))
-    ups = np.flatnonzero(edges == 1) + 1  # first centre of a periodic stretch after a gap
-    for a in np.flatnonzero(edges == -1) + 1:  # first centre of a gap after a periodic stretch
-        later = ups[ups > a]
-        if not len(later):
-            break  # the trailing aperiodic part: not between stretches, never counted
-        gap = level[a:later[0]]
+    runs = periodic_runs(periodic)
+    for (_, last), (first, _) in zip(runs[:-1], runs[1:]):  # the gap [last + 1, first) between two stretches
+        gap = level[last + 1 : first]
         if np.isfinite(gap).any() and np.nanmean(gap) < ratio * ref:
-            out[a:later[0]] = True
+            out[last + 1 : first] = True
     return out
 
 
