@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from handclust_assets.lib.rep_eval import bootstrap_ci, count_video, read_labels, score_counts
@@ -25,7 +25,10 @@ from handclust_assets.science.counting import (
     SPEED,
     CountingParams,
     RhythmSignal,
+    _discount_drift,
+    _own_period,
     _quiet_gaps,
+    _signal_map,
     count_repetitions,
     keypoint_signal,
     motion_signals,
@@ -185,6 +188,79 @@ def test_appearance_velocity_sees_a_small_repetition_under_camera_sway() -> None
     assert row["count_estimate"] == pytest.approx(30, abs=2)
     without = clip_row(count_repetitions(motion_signals(t, None, img, velocity_s=0.0), 18.0))
     assert without["mean_period_s"] > 3.0  # what the counter saw before
+
+
+def _swaying_blob(seed: int, sway_px: float, duration_s: float = 18.0, period_s: float = 0.6) -> np.ndarray:
+    """Thumbnails (T, 18, 32) at 30 fps: a textured picture swaying slowly (4.5-s and 6.1-s sines, `sway_px`) and a
+    small bright blob moving 3 px to either side with `period_s` cycles."""
+    t = np.arange(int(duration_s * FS)) / FS
+    base = cv2.GaussianBlur(np.random.default_rng(seed).uniform(40, 200, (40, 72)), (0, 0), 2.0)
+    img = np.empty((len(t), 18, 32))
+    for i, ti in enumerate(t):
+        m = np.float32([[1, 0, sway_px * np.sin(2 * np.pi * ti / 4.5)],
+                        [0, 1, 0.5 * sway_px * np.sin(2 * np.pi * ti / 6.1)]])
+        img[i] = cv2.warpAffine(base, m, (72, 40), borderMode=cv2.BORDER_REFLECT)[11:29, 20:52]
+        x = int(round(14 + 3 * np.sin(2 * np.pi * ti / period_s)))
+        img[i, 8:11, x:x + 3] = 255
+    return img
+
+
+@pytest.mark.parametrize("seed", [3, 12])
+def test_a_drifting_appearance_does_not_outvote_its_velocity(seed: int) -> None:
+    # 3 px of sway: strong enough that the appearance's slow period wins the vote when it takes part; its
+    # velocity still turns once per 0.6-s cycle (30 in 18 s)
+    img = _swaying_blob(seed, 3.0)
+    t = np.arange(len(img)) / FS
+    sig = motion_signals(t, None, img)
+    row = clip_row(count_repetitions(sig, 18.0))
+    assert row["status"] == COUNTED
+    assert row["mean_period_s"] == pytest.approx(0.6, rel=0.05)
+    assert row["count"] == pytest.approx(30, abs=1)
+    voting = clip_row(count_repetitions(sig, 18.0, params=CountingParams(drift_ratio=0.0)))
+    assert voting["mean_period_s"] > 3.0  # with the drifting appearance voting: the sway's period
+
+
+def _maps_of(signals: list[RhythmSignal], duration_s: float, p: CountingParams) -> list:
+    n_grid = int(np.floor(duration_s * p.fs)) + 1
+    grid_t = np.arange(n_grid) / p.fs
+    centres = np.clip(np.round((np.arange(int(duration_s / p.hop_s)) + 0.5) * p.hop_s * p.fs), 0,
+                      n_grid - 1).astype(np.int64)
+    max_lag = int(np.ceil(min(p.max_period_s, duration_s / p.min_cycles) * p.fs)) + 1
+    return [m for s in signals if (m := _signal_map(s, grid_t, centres, max_lag, p)) is not None]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(period=st.floats(0.4, 2.0), slow=st.floats(2.5, 6.0), ratio=st.floats(1.05, 3.0), seed=st.integers(0, 99))
+@example(period=0.5, slow=5.0, ratio=1.4, seed=0)  # drifting: 10 x
+@example(period=1.5, slow=2.5, ratio=3.0, seed=0)  # not: 1.7 x
+def test_discount_drift_silences_only_a_source_slower_than_its_velocity(period: float, slow: float, ratio: float,
+                                                                        seed: int) -> None:
+    # an appearance repeating slowly and a velocity repeating fast (built apart, so each has its own period), and
+    # a motion energy: only the appearance may lose its vote, and only when its period is >= ratio x the velocity's
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(20 * FS)) / FS
+    chans = lambda p_s: np.sin(2 * np.pi * t / p_s)[:, None] * rng.uniform(0.5, 1.5, 4) + 0.1 * rng.normal(  # noqa: E731
+        size=(len(t), 4))
+    sigs = [RhythmSignal("appearance", t, chans(slow), POSITION),
+            RhythmSignal("appearance_velocity", t, chans(period), POSITION),
+            RhythmSignal("motion_energy", t, np.abs(chans(period)), SPEED)]
+    p = CountingParams(drift_ratio=ratio)
+    maps = _maps_of(sigs, 20.0, p)
+    periods = np.geomspace(p.min_period_s, 20.0 / p.min_cycles, 96)
+    out = _discount_drift(maps, periods, p)
+    assert [m.name for m in out] == [m.name for m in maps]
+    for before, after in zip(maps, out):
+        if before.name != "appearance":
+            assert after is before
+        assert after.lag_map is before.lag_map and after.values is before.values
+    own = {m.name: float(np.nanmedian(_own_period(m, periods, p.fs))) for m in maps}
+    drifting = own["appearance"] >= ratio * own["appearance_velocity"]
+    if (period, slow, ratio) == (0.5, 5.0, 1.4):
+        assert drifting
+    if (period, slow, ratio) == (1.5, 2.5, 3.0):
+        assert not drifting
+    assert out[0].prior == (0.0 if drifting else maps[0].prior)
+    assert _discount_drift(maps, periods, CountingParams(drift_ratio=0.0)) == maps
 
 
 def test_spans_are_counted_separately_and_keep_their_activity() -> None:
