@@ -247,20 +247,21 @@ def test_discount_drift_silences_only_a_source_slower_than_its_velocity(period: 
     p = CountingParams(drift_ratio=ratio)
     maps = _maps_of(sigs, 20.0, p)
     periods = np.geomspace(p.min_period_s, 20.0 / p.min_cycles, 96)
-    out = _discount_drift(maps, periods, p)
+    own_periods = {m.name: _own_period(m, periods, p.fs) for m in maps}
+    out = _discount_drift(maps, own_periods, p)
     assert [m.name for m in out] == [m.name for m in maps]
     for before, after in zip(maps, out):
         if before.name != "appearance":
             assert after is before
         assert after.lag_map is before.lag_map and after.values is before.values
-    own = {m.name: float(np.nanmedian(_own_period(m, periods, p.fs))) for m in maps}
+    own = {name: float(np.nanmedian(v)) for name, v in own_periods.items()}
     drifting = own["appearance"] >= ratio * own["appearance_velocity"]
     if (period, slow, ratio) == (0.5, 5.0, 1.4):
         assert drifting
     if (period, slow, ratio) == (1.5, 2.5, 3.0):
         assert not drifting
     assert out[0].prior == (0.0 if drifting else maps[0].prior)
-    assert _discount_drift(maps, periods, CountingParams(drift_ratio=0.0)) == maps
+    assert _discount_drift(maps, own_periods, CountingParams(drift_ratio=0.0)) == maps
 
 
 def test_spans_are_counted_separately_and_keep_their_activity() -> None:

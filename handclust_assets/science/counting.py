@@ -556,7 +556,8 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
         return _empty_track(duration_s, p, available)
     n_per = max(2, int(np.ceil(np.log2(max_period / p.min_period_s) * p.periods_per_octave)) + 1)
     periods = np.geomspace(p.min_period_s, max_period, n_per)
-    maps = _discount_drift(maps, periods, p)
+    own = {m.name: _own_period(m, periods, p.fs) for m in maps}  # the drift rule and the stored track read it
+    maps = _discount_drift(maps, own, p)
     cons, enh = _consensus(maps, max_lag + 1)
     emission = _interp_lags(enh, periods * p.fs)
     if p.multiple_near > 0:
@@ -585,14 +586,15 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
         support[m.name] = r_at
         half[m.name] = _interp_lag_per_row(m.lag_map.r, lag_free / 2)
         sstr[m.name] = m.lag_map.strength
-        sper[m.name] = _own_period(m, periods, p.fs)
+        sper[m.name] = own[m.name]
     return PeriodTrack(t_c, p.hop_s, per, np.clip(strength, 0, 1), support, sstr, sper, periods[free], available,
                        {m.name: m.kind for m in maps}, half, still, duration_s)
 
 
-def _discount_drift(maps: list[_SignalMap], periods: np.ndarray, p: CountingParams) -> list[_SignalMap]:
-    """Maps with a drifting position signal's prior scaled by `drift_weight`: one whose own period, as a median
-    over the clip, is at least `drift_ratio` times its velocity's (`DERIVED_FROM`). Slow camera sway, zoom or
+def _discount_drift(maps: list[_SignalMap], own: dict[str, np.ndarray], p: CountingParams) -> list[_SignalMap]:
+    """Maps with a drifting position signal's prior scaled by `drift_weight`: one whose own period (`own`: per
+    signal name, from `_own_period`), as a median over the clip, is at least `drift_ratio` times its velocity's
+    (`DERIVED_FROM`). Slow camera sway, zoom or
     lighting drift outweigh a small repetition in where things are, and then repeat (if at all) at some long
     period; the velocity, which shrinks slow changes to nearly nothing, still turns once per stroke. On the dev
     set's 204 train clips, where the appearance's period was 1.4 x its velocity's or more, the velocity's was the
@@ -600,14 +602,13 @@ def _discount_drift(maps: list[_SignalMap], periods: np.ndarray, p: CountingPara
     support and own period are still reported, and it may still agree."""
     if p.drift_ratio <= 0:
         return maps
-    by = {m.name: m for m in maps}
     out = []
     for m in maps:
-        vel = next((by[d] for d, src in DERIVED_FROM.items() if src == m.name and d in by), None)
+        vel = next((d for d, src in DERIVED_FROM.items() if src == m.name and d in own), None)
         if vel is not None:
-            own, own_vel = _own_period(m, periods, p.fs), _own_period(vel, periods, p.fs)
-            if np.isfinite(own).any() and np.isfinite(own_vel).any() and (
-                    np.nanmedian(own) >= p.drift_ratio * np.nanmedian(own_vel)):
+            mine, theirs = own[m.name], own[vel]
+            if np.isfinite(mine).any() and np.isfinite(theirs).any() and (
+                    np.nanmedian(mine) >= p.drift_ratio * np.nanmedian(theirs)):
                 m = replace(m, prior=m.prior * p.drift_weight)
         out.append(m)
     return out
