@@ -336,6 +336,70 @@ def test_lag_map_and_enhance_stay_bounded(values: list[float], seed: int) -> Non
     assert np.all(e[np.isfinite(e)] <= 1.0 + 1e-9)
 
 
+def _enhance_by_gathering(r: np.ndarray, divisors: tuple[int, ...] = (2, 3)) -> np.ndarray:
+    """The enhanced map written out plainly (gathered copies of r at k / d, linear interpolation)."""
+    pos = np.where(np.isfinite(r), np.maximum(r, 0.0), 0.0)
+    n_lag = r.shape[1]
+    out = pos.copy()
+    for d in divisors:
+        f = np.arange(n_lag) / d
+        lo = np.floor(f).astype(np.int64)
+        hi = np.minimum(lo + 1, n_lag - 1)
+        w = (f - lo).reshape((1, n_lag) + (1,) * (r.ndim - 2))
+        out -= pos[:, lo] * (1 - w)
+        out -= pos[:, hi] * w
+    out[~np.isfinite(r)] = np.nan
+    out[:, : max(divisors)] = np.nan
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 6), n_lag=st.integers(1, 40), n_ch=st.integers(0, 4), nan_frac=st.floats(0, 0.5),
+       seed=st.integers(0, 2**31 - 1))
+def test_enhance_on_views_is_the_gathered_map_bit_for_bit(n: int, n_lag: int, n_ch: int, nan_frac: float,
+                                                          seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    r = rng.uniform(-1, 1, (n, n_lag) + ((n_ch,) if n_ch else ()))
+    r[rng.random(r.shape) < nan_frac] = np.nan
+    assert np.array_equal(enhance(r), _enhance_by_gathering(r), equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(t_len=st.integers(12, 120), n_ch=st.integers(1, 3), gaps=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_lag_correlation_is_pearson_in_each_window(t_len: int, n_ch: int, gaps: bool, seed: int) -> None:
+    """Every (centre, lag, channel) value is the Pearson correlation of x(t) and x(t + k) over the window's
+    pairs where both are seen, with and without unseen samples (two code paths)."""
+    from handclust_assets.science.periodicity import channel_lag_correlation, window_lengths
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((t_len, n_ch)).cumsum(axis=0) + 3.0
+    valid = rng.random(t_len) > 0.15 if gaps else np.ones(t_len, bool)
+    centres = np.arange(1, t_len, 5)
+    max_lag = t_len // 3
+    lengths = window_lengths(max_lag, 10.0, 3.0, 0.6, 3.0, t_len)
+    r, sd = channel_lag_correlation(np.where(valid[:, None], x, 0.0), valid, centres, max_lag, lengths)
+    checked = 0
+    for i, c in enumerate(centres):
+        for k in range(1, max_lag + 1):
+            length, n_pairs = int(lengths[k]), int(lengths[k]) - k
+            if n_pairs < max(3, k):
+                assert np.all(np.isnan(r[i, k]))
+                continue
+            start = int(np.clip(c - length // 2, 0, max(0, t_len - length)))
+            t = np.arange(start, min(start + n_pairs, t_len - k))
+            t = t[valid[t] & valid[t + k]]
+            if len(t) < max(3.0, 0.6 * n_pairs):
+                assert np.all(np.isnan(r[i, k]))
+                continue
+            for ch in range(n_ch):
+                a, b = x[t, ch], x[t + k, ch]
+                assert sd[i, k, ch] == pytest.approx(a.std(), rel=1e-6, abs=1e-9)
+                if a.std() > 1e-6 and b.std() > 1e-6:
+                    assert r[i, k, ch] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-7)
+                    checked += 1
+    assert checked > 0 or max_lag < 3
+
+
 def test_enhance_removes_multiples_of_the_period() -> None:
     lags = np.arange(60)
     r = np.cos(2 * np.pi * lags / 10.0)[None, :]  # period 10 samples

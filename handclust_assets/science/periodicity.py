@@ -67,7 +67,10 @@ def channel_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndarra
     """Per-channel correlation r (n_centres, max_lag + 1, C) and the channels' s.d. in each window
     (n_centres, max_lag + 1, C). x: (T, C) float, finite where `valid`; invalid samples do not pair."""
     t_len, n_ch = x.shape
+    all_valid = bool(np.all(valid))
     xz = np.where(valid[:, None], x, 0.0)
+    if all_valid:  # every sample pairs: the sums of x and x^2 over any window come from one prefix sum each
+        p1, p2 = _prefix(xz), _prefix(xz * xz)
     r = np.full((len(centres), max_lag + 1, n_ch), np.nan)
     sd = np.zeros((len(centres), max_lag + 1, n_ch))
     for k in range(1, max_lag + 1):
@@ -75,20 +78,29 @@ def channel_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndarra
         n_pairs = length - k
         if n_pairs < max(3, k) or t_len - k < 3:
             continue
-        m = (valid[:-k] & valid[k:]).astype(np.float64)
-        a, b = xz[:-k] * m[:, None], xz[k:] * m[:, None]
         start = np.clip(centres - length // 2, 0, max(0, t_len - length))
         stop = np.minimum(start + n_pairs, t_len - k)
-        pm = _prefix(m)
-        cnt = pm[stop] - pm[start]
+        if all_valid:
+            cnt = (stop - start).astype(np.float64)
+        else:
+            m = (valid[:-k] & valid[k:]).astype(np.float64)
+            a, b = xz[:-k] * m[:, None], xz[k:] * m[:, None]
+            pm = _prefix(m)
+            cnt = pm[stop] - pm[start]
         ok = cnt >= max(3.0, min_pairs_frac * n_pairs)
         if not ok.any():
             continue
         c = np.maximum(cnt, 1.0)[:, None]
-        sa, sb = _window_sum(a, start, stop), _window_sum(b, start, stop)
-        va = _window_sum(a * a, start, stop) - sa * sa / c
-        vb = _window_sum(b * b, start, stop) - sb * sb / c
-        cov = _window_sum(a * b, start, stop) - sa * sb / c
+        if all_valid:  # a = x[t], b = x[t + k] over t in [start, stop)
+            sa, sb = p1[stop] - p1[start], p1[stop + k] - p1[start + k]
+            saa, sbb = p2[stop] - p2[start], p2[stop + k] - p2[start + k]
+            sab = _window_sum(xz[:-k] * xz[k:], start, stop)
+        else:
+            sa, sb = _window_sum(a, start, stop), _window_sum(b, start, stop)
+            saa, sbb, sab = _window_sum(a * a, start, stop), _window_sum(b * b, start, stop), _window_sum(a * b, start, stop)
+        va = saa - sa * sa / c
+        vb = sbb - sb * sb / c
+        cov = sab - sa * sb / c
         den = np.sqrt(np.maximum(va, 0) * np.maximum(vb, 0))
         rk = np.where(den > EPS * c, cov / np.maximum(den, EPS), np.nan)
         rk[~ok] = np.nan
@@ -125,20 +137,34 @@ def blockwise_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndar
 
 
 def enhance(r: np.ndarray, divisors: tuple[int, ...] = (2, 3)) -> np.ndarray:
-    """Enhanced correlation along axis 1 (lags): max(r(k), 0) - max over d of max(r(k / d), 0), fractional lags
-    interpolated; keeps any trailing axes (channels). NaN stays NaN."""
+    """Enhanced correlation along axis 1 (lags): max(r(k), 0) - the sum over d of max(r(k / d), 0), fractional lags
+    interpolated; keeps any trailing axes (channels). NaN stays NaN.
+
+    The maps are tens of MB (centres x lags x channels), so this works on views, not gathered copies: the lags
+    k = d j + q (one residue q at a time) read r at j and j + 1, two contiguous slices."""
     finite = np.isfinite(r)
     pos = np.where(finite, np.maximum(r, 0.0), 0.0)
     n_lag = r.shape[1]
     out = pos.copy()
     lags = np.arange(n_lag, dtype=np.float64)
+    tail = (1,) * (r.ndim - 2)
+
+    def run(idx: np.ndarray) -> np.ndarray:  # pos at these lags: a view when they are consecutive
+        return pos[:, idx[0]:idx[0] + len(idx)] if np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))) \
+            else pos[:, idx]
+
     for d in divisors:
         f = lags / d
         lo = np.floor(f).astype(np.int64)
         hi = np.minimum(lo + 1, n_lag - 1)
-        w = (f - lo).reshape((1, n_lag) + (1,) * (r.ndim - 2))
-        out -= pos[:, lo] * (1 - w)
-        out -= pos[:, hi] * w
+        w = f - lo
+        for q in range(min(d, n_lag)):
+            o, wq = out[:, q::d], w[q::d]
+            if not wq.any():  # k / d is a whole lag: subtract r there (the weight of the next is 0)
+                o -= run(lo[q::d])
+                continue
+            o -= run(lo[q::d]) * (1 - wq).reshape((1, len(wq)) + tail)
+            o -= run(hi[q::d]) * wq.reshape((1, len(wq)) + tail)
     out[~finite] = np.nan
     out[:, : max(divisors)] = np.nan  # lags too short to be checked against their fractions
     return out
