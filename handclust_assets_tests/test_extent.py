@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handclust_assets.science.counting import CountingParams, RhythmSignal, count_repetitions, track_periods
@@ -15,6 +15,7 @@ from handclust_assets.science.extent import (
     max_sum_run,
     periodic_runs,
     refine_extents,
+    rest_centres,
 )
 from handclust_assets_tests.science_strategies import examples, matrices
 from handclust_assets_tests.support import clip_row
@@ -186,3 +187,63 @@ def test_tracked_stretch_ends_where_the_repetition_does() -> None:
             out.extend([abs(first - 3.0) / 1.1, abs(last - 18.0) / 1.1])
     assert np.median(errors) <= 1 / 3
     assert np.median(errors) < np.median(tracker)
+
+
+def _cycles_with_rests(period: float, rests: list[tuple[float, float]], duration: float, seed: int, c: int = 6,
+                       shake: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """(grid times, values (G, c)): a repetition of `period` s that holds still through each (start, stop) rest (the
+    phase stops; the camera shakes: noise at `shake` of the strokes' size), then goes on where it stopped."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(duration * FS) + 1) / FS
+    still = np.zeros(len(t), bool)
+    for a, b in rests:
+        still |= (t >= a) & (t < b)
+    phase = np.cumsum(np.where(still, 0.0, 1.0 / (period * FS)))
+    a = 2 * np.pi * phase
+    v = np.stack([np.cos(a), np.sin(a)], 1) @ rng.normal(size=(2, c))
+    v = v + np.where(still[:, None], shake, 0.1) * rng.normal(size=(len(t), c))
+    return t, (v - v.mean(0)) / v.std(0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("period", [0.5, 0.9])
+def test_rests_inside_a_stretch_are_found_where_they_are(period: float, seed: int) -> None:
+    rests = [(4.0, 4.0 + 1.8 * period), (9.3, 9.3 + 2.5 * period), (15.1, 15.1 + 1.5 * period)]
+    _, v = _cycles_with_rests(period, rests, 20.0, seed)
+    tc = _centres(20.0)
+    found = rest_centres(tc, np.full(len(tc), period), _grid(v, len(tc)), ExtentParams(fs=FS))
+    assert found.any()
+    near, inside = np.zeros(len(tc), bool), np.zeros(len(tc), bool)
+    for a, b in rests:
+        near |= (tc >= a - 0.25) & (tc < b + 0.25)
+        this = (tc >= a) & (tc < b)
+        assert found[this].mean() >= 0.25  # part of every rest (the shaking breaks some dips into pieces) ...
+        inside |= this
+    assert found[inside].mean() >= 0.4  # ... and a good part of all of them
+    assert not found[~near].any()  # never in the strokes
+
+
+@settings(max_examples=25, deadline=None)
+@given(period=st.floats(0.35, 2.0), seed=st.integers(0, 10_000), noise=st.floats(0.05, 0.4),
+       swell=st.floats(0.0, 0.6))
+def test_a_steady_repetition_has_no_rests(period: float, seed: int, noise: float, swell: float) -> None:
+    """Strokes that go on (amplitude swelling by up to 60 %, noisy) are never taken for a rest."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(20 * FS) + 1) / FS
+    a = 2 * np.pi * t / period
+    amp = 1.0 + swell * np.sin(2 * np.pi * t / 7.3 + rng.uniform(0, 6.3))
+    v = (np.stack([np.cos(a), np.sin(a)], 1) * amp[:, None]) @ rng.normal(size=(2, 6))
+    v = v + noise * rng.normal(size=v.shape)
+    tc = _centres(20.0)
+    found = rest_centres(tc, np.full(len(tc), period), _grid((v - v.mean(0)) / v.std(0), len(tc)), ExtentParams(fs=FS))
+    assert not found.any()
+
+
+def test_rests_off_or_without_signals_find_nothing() -> None:
+    _, v = _cycles_with_rests(0.8, [(5.0, 7.0)], 20.0, 0)
+    tc = _centres(20.0)
+    per = np.full(len(tc), 0.8)
+    assert rest_centres(tc, per, _grid(v, len(tc)), ExtentParams(fs=FS)).any()
+    assert not rest_centres(tc, per, _grid(v, len(tc)), ExtentParams(fs=FS, rest_periods=0.0)).any()
+    assert not rest_centres(tc, per, [], ExtentParams(fs=FS)).any()
+    assert not rest_centres(tc, np.full(len(tc), np.nan), _grid(v, len(tc)), ExtentParams(fs=FS)).any()

@@ -26,7 +26,8 @@ blur each periodic stretch's edges, so they are set again where the repetition s
 signal compared with itself one tracked period later, sample by sample). Count = integral of
 1 / period over the time that moves (stillness excluded), the period interpolated across gaps between stretches
 where the consensus was unsure (a gap that moves less than half as much as the stretches is a rest: not
-counted); fewer than `min_reps` turns is not a repetition. A span is "counted" when enough signals support its
+counted; so is a rest inside a stretch, where nothing matches itself a period later: `extent.rest_centres`);
+fewer than `min_reps` turns is not a repetition. A span is "counted" when enough signals support its
 period, "no agreement" when signals are periodic but do not agree, "brief" when they agree but the
 repetition fills less than `min_coverage` of the span (no count is given in either case; the estimate stays),
 "aperiodic" when nothing repeats.
@@ -40,7 +41,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
-from handclust_assets.science.extent import ExtentParams, GridSignal, periodic_runs, refine_extents
+from handclust_assets.science.extent import (
+    ExtentParams,
+    GridSignal,
+    periodic_runs,
+    refine_extents,
+    rest_centres,
+)
 from handclust_assets.science.localize import FULL_FRAME, best_box, crop_box, principal_scores
 from handclust_assets.science.periodicity import LagMap, enhance, pooled_lag_map, resample_to_grid
 
@@ -137,6 +144,8 @@ class CountingParams:
     drift_ratio: float = 1.4  # a signal whose own period through the clip is at least this multiple of its
     # velocity's (`DERIVED_FROM`) follows drift or sway, not the repetition: its weight x `drift_weight` (0: off)
     drift_weight: float = 0.0  # 0: a drifting signal does not vote (nor weigh in the extent search)
+    rest_level: float = 0.3  # inside a periodic stretch, one-cycle similarity below this share of its median for
+    rest_periods: float = 1.3  # at least this many periods is a rest: not counted (`extent.rest_centres`; 0: off)
     refine_lag: bool = True  # the tracked period refined between the lag grid's samples (parabolic peak)
 
 
@@ -572,8 +581,9 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     per = np.where(path >= 0, periods[np.maximum(path, 0)], np.nan)
     if p.refine_lag:
         per = np.where(path >= 0, refine_lags(cons, np.nan_to_num(per) * p.fs) / p.fs, np.nan)
-    per = _repetition_extents(t_c, per, maps, duration_s, p)
-    still = still | _quiet_gaps(per, level, p.quiet_gap_ratio)
+    grid, ep = _grid_signals(maps, p), _extent_params(p)
+    per = refine_extents(t_c, per, grid, duration_s, ep)
+    still = still | _quiet_gaps(per, level, p.quiet_gap_ratio) | rest_centres(t_c, per, grid, ep)
     step = np.log(periods[-1] / periods[0]) / (len(periods) - 1)  # log-spaced grid: the nearest column directly
     col = np.round(np.log(np.nan_to_num(per, nan=1.0) / periods[0]) / step)
     col = np.clip(col, 0, len(periods) - 1).astype(np.int64)
@@ -701,18 +711,19 @@ def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray, p_w
     return float(np.sum(tr.hop_s / np.exp(log_period[moving]))), float(moving.sum() * tr.hop_s)
 
 
-def _repetition_extents(t_c: np.ndarray, period: np.ndarray, maps: list[_SignalMap], duration_s: float,
-                        p: CountingParams) -> np.ndarray:
-    """The tracked period with each periodic stretch's edges set where the repetition starts and ends
-    (`extent.refine_extents`, one-cycle similarity of every signal at the stretch's period); with
-    `extent_level` 0, the tracker's edges +- `extent_fallback_periods` periods."""
-    grid = [GridSignal(m.values, m.valid, m.min_lag, m.prior * m.lag_map.strength ** 2) for m in maps
+def _grid_signals(maps: list[_SignalMap], p: CountingParams) -> list[GridSignal]:
+    """The signals as the extent and rest searches read them (weights: prior x strength^2); none with
+    `extent_level` 0, which leaves every stretch the tracker's edges +- `extent_fallback_periods` periods."""
+    return [GridSignal(m.values, m.valid, m.min_lag, m.prior * m.lag_map.strength ** 2) for m in maps
             ] if p.extent_level > 0 else []
-    ep = ExtentParams(fs=p.fs, n_cycles=p.n_cycles, min_window_s=p.min_window_s, max_window_s=p.max_window_s,
-                      level=p.extent_level, min_level=p.extent_min_level,
-                      fallback_periods=p.extent_fallback_periods,
-                      median_centres=int(round(2 * p.period_median_s / p.hop_s)) | 1)
-    return refine_extents(t_c, period, grid, duration_s, ep)
+
+
+def _extent_params(p: CountingParams) -> ExtentParams:
+    return ExtentParams(fs=p.fs, n_cycles=p.n_cycles, min_window_s=p.min_window_s, max_window_s=p.max_window_s,
+                        level=p.extent_level, min_level=p.extent_min_level,
+                        fallback_periods=p.extent_fallback_periods,
+                        median_centres=int(round(2 * p.period_median_s / p.hop_s)) | 1,
+                        rest_level=p.rest_level, rest_periods=p.rest_periods)
 
 
 def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr: PeriodTrack,

@@ -20,6 +20,12 @@ pair starts [a, b] means the repetition [a, b + P].
 On the development set (`benchmarks/eval_repetitions_dev.py`, clips whose tracked period is right) the median
 absolute edge error fell from ~1 period to 0.15-0.4 of one.
 
+The same similarity finds rests inside a stretch (`rest_centres`), which the tracker's windows of four cycles
+bridge: where the actor holds still (or only the camera shakes) for a while, nothing matches itself a period
+later, so the pairs that start from a period before the rest to its end fall to ~0. A dip of the similarity
+(smoothed over half a period) below `rest_level` of its median for at least `rest_periods` periods of pair starts
+[a, b] means the rest [a + P, b]; its centres are not counted.
+
 Plain numpy; no Dagster.
 """
 
@@ -52,6 +58,9 @@ class ExtentParams:
     min_level: float = 0.1  # a stretch whose median similarity is lower keeps its edges +- `fallback_periods`
     fallback_periods: float = 1.0
     median_centres: int = 41  # the stretch's period is smoothed by a running median over this many centres first
+    rest_level: float = 0.3  # `rest_centres`: inside a stretch, similarity below this share of its median ...
+    rest_periods: float = 1.3  # ... for at least this many periods (of pair starts) is a rest; 0 = off
+    rest_smooth: float = 0.5  # the similarity is smoothed over this many periods first
 
 
 def periodic_runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -233,3 +242,44 @@ def _refined_span(t: np.ndarray, log_p: np.ndarray, i0: int, i1: int, typical: f
         return None
     a, b = max_sum_run(smooth - p.level * typical_sim)
     return (lo + a) / p.fs, (lo + b) / p.fs + lag[min(lo + b, g - 1)] / p.fs
+
+
+def rest_centres(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSignal], params: ExtentParams | None = None
+                 ) -> np.ndarray:
+    """Analysis centres `t` inside a rest within a periodic stretch of `period` (NaN where aperiodic; the refined
+    stretches of `refine_extents`): see the module doc. A stretch shorter than three periods of pair starts, or
+    whose similarity is weak throughout (median below `min_level`), has no rests."""
+    p = params or ExtentParams()
+    t = np.asarray(t, np.float64)
+    period = np.asarray(period, np.float64)
+    out = np.zeros(len(t), bool)
+    g = min((len(s.values) for s in signals), default=0)
+    if p.rest_periods <= 0 or g < 8:
+        return out
+    grid_t = np.arange(g) / p.fs
+    for i0, i1 in periodic_runs(np.isfinite(period)):
+        typical = float(np.exp(np.median(np.log(period[i0 : i1 + 1]))))
+        per_samples = typical * p.fs
+        lo = max(0, int(np.floor(t[i0] * p.fs)))
+        hi = min(int(np.ceil(t[i1] * p.fs)), g - 1)
+        pairs_hi = hi - int(round(per_samples))
+        if pairs_hi - lo < 3 * per_samples:
+            continue
+        lag = np.full(g, np.nan)
+        lag[lo : hi + 1] = np.interp(grid_t[lo : hi + 1], t[i0 : i1 + 1], period[i0 : i1 + 1]) * p.fs
+        box = max(3, int(round(per_samples)))
+        signal_w = np.array([float(np.mean(s.weight[i0 : i1 + 1])) if len(s.weight) > i1 else 0.0 for s in signals])
+        sim = _pooled_similarity(signals, lag, lo, pairs_hi, box, np.ones(pairs_hi - lo, bool), signal_w)
+        if sim is None:
+            continue
+        smooth = uniform_filter1d(sim, size=max(1, int(round(p.rest_smooth * per_samples))), mode="nearest")
+        typical_sim = float(np.median(smooth))
+        if not typical_sim > p.min_level:
+            continue
+        for a, b in periodic_runs(smooth < p.rest_level * typical_sim):
+            if b - a + 1 < p.rest_periods * per_samples:
+                continue
+            r0, r1 = (lo + a) / p.fs + typical, (lo + b + 1) / p.fs  # pairs from a period before the rest dip
+            if r1 > r0:
+                out |= (t >= r0) & (t < r1)
+    return out
