@@ -120,6 +120,11 @@ def cycle_products(values: np.ndarray, valid: np.ndarray, lag: np.ndarray, lo: i
     return prod
 
 
+def _stretch_weights(signals: Sequence[GridSignal], i0: int, i1: int) -> np.ndarray:
+    """Each signal's consensus weight, averaged over the stretch's centres i0..i1 (0 where it has none there)."""
+    return np.array([float(np.mean(s.weight[i0 : i1 + 1])) if len(s.weight) > i1 else 0.0 for s in signals])
+
+
 def _pooled_similarity(signals: Sequence[GridSignal], lag: np.ndarray, lo: int, hi: int, box: int,
                        core: np.ndarray, signal_w: np.ndarray) -> np.ndarray | None:
     """One pooled similarity per pair start in [lo, hi): channels weighted by their mean product over `core`
@@ -232,7 +237,7 @@ def _refined_span(t: np.ndarray, log_p: np.ndarray, i0: int, i1: int, typical: f
     core = (starts >= t[i0] * p.fs - half) & (starts <= t[i1] * p.fs - half)
     if core.sum() < 3:
         core = np.ones(len(starts), bool)
-    signal_w = np.array([float(np.mean(s.weight[i0 : i1 + 1])) if len(s.weight) > i1 else 0.0 for s in signals])
+    signal_w = _stretch_weights(signals, i0, i1)
     sim = _pooled_similarity(signals, lag, lo, pairs_hi, box, core, signal_w)
     if sim is None:
         return None
@@ -268,7 +273,7 @@ def rest_centres(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSignal
         lag = np.full(g, np.nan)
         lag[lo : hi + 1] = np.interp(grid_t[lo : hi + 1], t[i0 : i1 + 1], period[i0 : i1 + 1]) * p.fs
         box = max(3, int(round(per_samples)))
-        signal_w = np.array([float(np.mean(s.weight[i0 : i1 + 1])) if len(s.weight) > i1 else 0.0 for s in signals])
+        signal_w = _stretch_weights(signals, i0, i1)
         sim = _pooled_similarity(signals, lag, lo, pairs_hi, box, np.ones(pairs_hi - lo, bool), signal_w)
         if sim is None:
             continue
