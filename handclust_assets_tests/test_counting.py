@@ -3,6 +3,7 @@ source-rate motion track in the frame cache, and end to end on generated clips w
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from scipy.ndimage import gaussian_filter1d
 
 from handclust_assets.lib.rep_eval import bootstrap_ci, count_video, read_labels, score_counts
 from handclust_assets.lib.synthetic_reps import RepClipSpec, cycle_schedule, generate_rep_clip, load_truth
@@ -26,6 +28,7 @@ from handclust_assets.science.counting import (
     CountingParams,
     RhythmSignal,
     _discount_drift,
+    _frozen_centres,
     _own_period,
     _quiet_gaps,
     _signal_map,
@@ -664,6 +667,104 @@ def test_rests_inside_a_repetition_are_not_counted(seed: int) -> None:
     assert row["count_estimate"] == pytest.approx(20.0, abs=1.5)
     through = clip_row(count_repetitions(sig, duration, params=CountingParams(rest_periods=0.0)))
     assert through["count_estimate"] > 23.5  # 5.4 periods of rest counted as strokes
+
+
+def _appearance_with_velocity(t: np.ndarray, pos: np.ndarray) -> list[RhythmSignal]:
+    """"appearance" channels and their change over +-0.07 s ("appearance_velocity"), as `motion_signals` makes
+    them from thumbnails."""
+    d = int(round(0.07 * FS))
+    vel = np.full_like(pos, np.nan)
+    vel[d:-d] = pos[2 * d:] - pos[:-2 * d]
+    return [RhythmSignal("appearance", t, pos, POSITION), RhythmSignal("appearance_velocity", t, vel, POSITION)]
+
+
+def _frozen_rest_signals(seed: int) -> tuple[list[RhythmSignal], float]:
+    """20 cycles of 0.8 s with five rests of 1.1-1.4 periods (irregular). Through the rests the camera shakes:
+    the frame differences stay at 0.35 of their moving size (the pause detector sees motion), while the pooled
+    thumbnails barely change (noise at 0.04 of their size)."""
+    phase = _phase_with_rests(0.8, 20, {2: 1.2, 6: 1.4, 9: 1.1, 13: 1.3, 17: 1.2})
+    rest = np.r_[False, np.diff(phase) == 0]
+    rng = np.random.default_rng(seed)
+    t = np.arange(len(phase)) / FS
+    a = 2 * np.pi * phase
+    pos = np.stack([np.cos(a), np.sin(a)], 1) @ rng.normal(size=(2, 6)) + 0.04 * rng.normal(size=(len(t), 6))
+    speed = np.abs(np.gradient(phase)) * FS
+    spd = np.abs(np.sin(a))[:, None] * speed[:, None] * rng.uniform(0.5, 1.5, 6) + 0.1 * rng.normal(size=(len(t), 6))
+    spd[rest] += 0.35 * np.percentile(spd[~rest], 75) * np.abs(rng.normal(size=spd[rest].shape))
+    return [*_appearance_with_velocity(t, pos), RhythmSignal("motion_energy", t, spd, SPEED)], len(t) / FS
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rests_where_the_picture_is_frozen_are_not_counted(seed: int) -> None:
+    signals, duration = _frozen_rest_signals(seed)
+    alone = CountingParams(rest_periods=0.0)  # the one-cycle similarity rule off: the frozen-picture rule alone
+    row = clip_row(count_repetitions(signals, duration, params=alone))
+    assert row["count_estimate"] == pytest.approx(20.0, abs=1.5)
+    through = clip_row(count_repetitions(signals, duration, params=replace(alone, frozen_ratio=0.0)))
+    assert through["count_estimate"] > 22.3  # most of the 6.2 periods of rest counted as strokes (22.7-22.8)
+    both = clip_row(count_repetitions(signals, duration))  # as shipped: both rules (here either one finds them)
+    assert both["count_estimate"] == pytest.approx(20.0, abs=1.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_strokes_are_counted_on_when_the_background_behind_them_calms(seed: int) -> None:
+    # 25 cycles of 0.8 s in 6 cells; 6 other cells hold a busy background (6 x the strokes' size) for the first
+    # 12 s, then nothing moves there: the picture's change drops far below its median while the strokes go on
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(20 * FS)) / FS
+    a = 2 * np.pi * t / 0.8
+    strokes = np.stack([np.cos(a), np.sin(a)], 1) @ rng.normal(size=(2, 6)) + 0.05 * rng.normal(size=(len(t), 6))
+    background = gaussian_filter1d(rng.normal(size=(len(t), 6)), 3, axis=0)
+    background = background / background.std() * 6.0 * (t < 12.0)[:, None]
+    speed = np.abs(np.sin(a))[:, None] * rng.uniform(0.5, 1.5, 6) + 0.1 * rng.normal(size=(len(t), 6))
+    signals = [*_appearance_with_velocity(t, np.concatenate([strokes, background], 1)),
+               RhythmSignal("motion_energy", t, speed, SPEED)]
+    assert clip_row(count_repetitions(signals, 20.0))["count_estimate"] == pytest.approx(25.0, abs=1.0)
+    # the frozen-picture test alone takes the calm 8 s for a rest; the strokes matching the next cycle keep them
+    alone = clip_row(count_repetitions(signals, 20.0, params=CountingParams(frozen_unmatched=0.0)))
+    assert alone["count_estimate"] < 20.0
+
+
+@given(st.floats(0.4, 2.5), st.floats(0.0, 0.5), st.floats(0.0, 0.3), st.integers(0, 10_000))
+@settings(max_examples=40, deadline=None)
+def test_a_stroke_that_dwells_at_its_ends_is_never_frozen(period: float, dwell: float, noise: float,
+                                                          seed: int) -> None:
+    # out and back once per period, holding still for `dwell` of each cycle (half at each end): a window of one
+    # period always holds the stroke, so no centre is a rest
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16 * FS)) / FS
+    u = (t / period) % 1.0
+    move = (1.0 - dwell) / 2
+    x = np.where(u < move, u / move, np.where(u < move + dwell / 2, 1.0,
+                 np.where(u < 2 * move + dwell / 2, 1.0 - (u - move - dwell / 2) / move, 0.0)))
+    x = 0.5 - 0.5 * np.cos(np.pi * x)  # eased: slow at each end
+    pos = x[:, None] * rng.normal(size=(1, 8)) + noise * 0.2 * rng.normal(size=(len(t), 8))
+    t_c = (np.arange(160) + 0.5) * 0.1
+    got = _frozen_centres(_appearance_with_velocity(t, pos), t_c, np.full(len(t_c), period), CountingParams())
+    assert not got.any()
+
+
+@given(st.sampled_from(["constant", "tiny", "nan", "half_nan"]), st.integers(0, 100))
+@settings(max_examples=20, deadline=None)
+def test_frozen_centres_on_degenerate_signals(kind: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(8 * FS)) / FS
+    pos = {"constant": np.ones((len(t), 4)), "tiny": 1e-12 * rng.normal(size=(len(t), 4)),
+           "nan": np.full((len(t), 4), np.nan), "half_nan": rng.normal(size=(len(t), 4))}[kind]
+    if kind == "half_nan":
+        pos[::2] = np.nan
+    signals = _appearance_with_velocity(t, pos)
+    t_c = (np.arange(80) + 0.5) * 0.1
+    i = np.arange(80)
+    period = np.where((i % 20 >= 4) & (i < 70), 0.8, np.nan)  # periodic from centre 4 to centre 69
+    got = _frozen_centres(signals, t_c, period, CountingParams())
+    assert got.dtype == bool and got.shape == (80,)
+    if kind in ("constant", "tiny", "nan"):  # nothing changes at all: no median to be below, nothing judged
+        assert not got.any()
+    assert not got[:4].any() and not got[70:].any()  # never before the first periodic centre or past the last
+    assert not _frozen_centres(signals, t_c, np.full(80, np.nan), CountingParams()).any()  # nothing periodic
+    assert not _frozen_centres(signals, t_c, period, CountingParams(frozen_ratio=0.0)).any()  # off
+    assert not _frozen_centres(signals[:1], t_c, period, CountingParams()).any()  # no appearance_velocity
 
 
 def test_quiet_gaps_are_the_low_gaps_between_stretches() -> None:

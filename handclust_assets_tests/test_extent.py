@@ -16,6 +16,7 @@ from handclust_assets.science.extent import (
     periodic_runs,
     refine_extents,
     rest_centres,
+    unmatched_centres,
 )
 from handclust_assets_tests.science_strategies import examples, matrices
 from handclust_assets_tests.support import clip_row
@@ -247,3 +248,48 @@ def test_rests_off_or_without_signals_find_nothing() -> None:
     assert not rest_centres(tc, per, _grid(v, len(tc)), ExtentParams(fs=FS, rest_periods=0.0)).any()
     assert not rest_centres(tc, per, [], ExtentParams(fs=FS)).any()
     assert not rest_centres(tc, np.full(len(tc), np.nan), _grid(v, len(tc)), ExtentParams(fs=FS)).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("period", [0.5, 0.9])
+def test_unmatched_centres_are_the_rests_not_the_strokes(period: float, seed: int) -> None:
+    # rests of 1-1.5 periods: the cycle around each rest does not match the next; the strokes always do
+    rests = [(4.0, 4.0 + 1.2 * period), (9.3, 9.3 + 1.0 * period), (15.1, 15.1 + 1.5 * period)]
+    _, v = _cycles_with_rests(period, rests, 20.0, seed)
+    tc = _centres(20.0)
+    found = unmatched_centres(tc, np.full(len(tc), period), _grid(v, len(tc)), 0.4, ExtentParams(fs=FS))
+    near, inside = np.zeros(len(tc), bool), np.zeros(len(tc), bool)
+    for a, b in rests:
+        near |= (tc >= a - period) & (tc < b + period)  # the cycle before a rest is compared with the rest
+        inside |= (tc >= a) & (tc < b)
+    assert found[inside].mean() >= 0.8
+    assert not found[~near].any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(period=st.floats(0.35, 2.0), seed=st.integers(0, 10_000), noise=st.floats(0.05, 0.4),
+       calm=st.floats(1.0, 4.0))
+def test_strokes_that_go_on_while_the_picture_calms_stay_matched(period: float, seed: int, noise: float,
+                                                                 calm: float) -> None:
+    """Strokes whose size drops `calm`-fold halfway (the busy background behind them stops) still repeat: away
+    from the step, noise leaves at most a few centres unmatched (a frozen picture is also needed for a rest)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(20 * FS) + 1) / FS
+    a = 2 * np.pi * t / period
+    amp = np.where(t < 10, 1.0, 1.0 / calm)
+    v = (np.stack([np.cos(a), np.sin(a)], 1) * amp[:, None]) @ rng.normal(size=(2, 6))
+    v = v + noise * amp[:, None] * rng.normal(size=v.shape)
+    tc = _centres(20.0)
+    found = unmatched_centres(tc, np.full(len(tc), period), _grid((v - v.mean(0)) / v.std(0), len(tc)), 0.4,
+                              ExtentParams(fs=FS))
+    assert found[np.abs(tc - 10.0) > period].mean() <= 0.05
+
+
+def test_unmatched_centres_without_a_stretch_or_signals_find_nothing() -> None:
+    _, v = _cycles_with_rests(0.8, [(5.0, 6.0)], 20.0, 0)
+    tc = _centres(20.0)
+    per = np.full(len(tc), 0.8)
+    assert unmatched_centres(tc, per, _grid(v, len(tc)), 0.4, ExtentParams(fs=FS)).any()
+    assert not unmatched_centres(tc, per, [], 0.4, ExtentParams(fs=FS)).any()
+    assert not unmatched_centres(tc, np.full(len(tc), np.nan), _grid(v, len(tc)), 0.4, ExtentParams(fs=FS)).any()
+    assert not unmatched_centres(tc, per, _grid(v, len(tc)), 0.0, ExtentParams(fs=FS)).any()  # off

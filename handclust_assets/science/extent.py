@@ -31,7 +31,7 @@ Plain numpy; no Dagster.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,18 +249,14 @@ def _refined_span(t: np.ndarray, log_p: np.ndarray, i0: int, i1: int, typical: f
     return (lo + a) / p.fs, (lo + b) / p.fs + lag[min(lo + b, g - 1)] / p.fs
 
 
-def rest_centres(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSignal], params: ExtentParams | None = None
-                 ) -> np.ndarray:
-    """Analysis centres `t` inside a rest within a periodic stretch of `period` (NaN where aperiodic; the refined
-    stretches of `refine_extents`): see the module doc. A stretch shorter than three periods of pair starts, or
-    whose similarity is weak throughout (median below `min_level`), has no rests."""
-    p = params or ExtentParams()
-    t = np.asarray(t, np.float64)
-    period = np.asarray(period, np.float64)
-    out = np.zeros(len(t), bool)
+def _stretch_similarity(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSignal], p: ExtentParams
+                        ) -> Iterator[tuple[int, int, int, float, np.ndarray, float]]:
+    """Per periodic stretch of `period` with at least three periods of pair starts and a median similarity above
+    `min_level`: (i0, i1, lo, typical period s, the one-cycle similarity of the pairs starting at grid samples
+    lo, lo + 1, ... smoothed over `rest_smooth` periods, its median)."""
     g = min((len(s.values) for s in signals), default=0)
-    if p.rest_periods <= 0 or g < 8:
-        return out
+    if g < 8:
+        return
     grid_t = np.arange(g) / p.fs
     for i0, i1 in periodic_runs(np.isfinite(period)):
         typical = float(np.exp(np.median(np.log(period[i0 : i1 + 1]))))
@@ -279,12 +275,45 @@ def rest_centres(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSignal
             continue
         smooth = uniform_filter1d(sim, size=max(1, int(round(p.rest_smooth * per_samples))), mode="nearest")
         typical_sim = float(np.median(smooth))
-        if not typical_sim > p.min_level:
-            continue
+        if typical_sim > p.min_level:
+            yield i0, i1, lo, typical, smooth, typical_sim
+
+
+def rest_centres(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSignal], params: ExtentParams | None = None
+                 ) -> np.ndarray:
+    """Analysis centres `t` inside a rest within a periodic stretch of `period` (NaN where aperiodic; the refined
+    stretches of `refine_extents`): see the module doc. A stretch shorter than three periods of pair starts, or
+    whose similarity is weak throughout (median below `min_level`), has no rests."""
+    p = params or ExtentParams()
+    t = np.asarray(t, np.float64)
+    period = np.asarray(period, np.float64)
+    out = np.zeros(len(t), bool)
+    if p.rest_periods <= 0:
+        return out
+    for _, _, lo, typical, smooth, typical_sim in _stretch_similarity(t, period, signals, p):
         for a, b in periodic_runs(smooth < p.rest_level * typical_sim):
-            if b - a + 1 < p.rest_periods * per_samples:
+            if b - a + 1 < p.rest_periods * typical * p.fs:
                 continue
             r0, r1 = (lo + a) / p.fs + typical, (lo + b + 1) / p.fs  # pairs from a period before the rest dip
             if r1 > r0:
                 out |= (t >= r0) & (t < r1)
+    return out
+
+
+def unmatched_centres(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSignal], level: float,
+                      params: ExtentParams | None = None) -> np.ndarray:
+    """Centres inside a periodic stretch (as `rest_centres` reads them) where the pair starting half a period
+    before the centre, i.e. the cycle around it against the next, is less similar than `level` x the stretch's
+    median: whatever happens there does not repeat a period later. Outside such stretches, or with `level` <= 0:
+    False."""
+    p = params or ExtentParams()
+    t = np.asarray(t, np.float64)
+    period = np.asarray(period, np.float64)
+    out = np.zeros(len(t), bool)
+    if level <= 0:
+        return out
+    for i0, i1, lo, typical, smooth, typical_sim in _stretch_similarity(t, period, signals, p):
+        k = np.round((t[i0 : i1 + 1] - typical / 2) * p.fs).astype(np.int64) - lo
+        ok = (k >= 0) & (k < len(smooth))
+        out[i0 : i1 + 1][ok] = smooth[k[ok]] < level * typical_sim
     return out
