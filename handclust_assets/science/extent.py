@@ -304,8 +304,9 @@ def unmatched_centres(t: np.ndarray, period: np.ndarray, signals: Sequence[GridS
                       params: ExtentParams | None = None) -> np.ndarray:
     """Centres inside a periodic stretch (as `rest_centres` reads them) where the pair starting half a period
     before the centre, i.e. the cycle around it against the next, is less similar than `level` x the stretch's
-    median: whatever happens there does not repeat a period later. Outside such stretches, or with `level` <= 0:
-    False."""
+    median: whatever happens there does not repeat a period later. False outside such stretches (and in a stretch
+    too short or too weakly similar to judge: fewer than three periods of pair starts, median below `min_level`),
+    and everywhere with `level` <= 0."""
     p = params or ExtentParams()
     t = np.asarray(t, np.float64)
     period = np.asarray(period, np.float64)
