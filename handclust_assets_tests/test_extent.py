@@ -206,20 +206,33 @@ def _cycles_with_rests(period: float, rests: list[tuple[float, float]], duration
     return t, (v - v.mean(0)) / v.std(0)
 
 
+def _rest_clip(period: float, seed: int, lengths: tuple[float, float, float]
+               ) -> tuple[list[tuple[float, float]], np.ndarray, list[GridSignal]]:
+    """20 s of cycles with rests of `lengths` periods at 4.0, 9.3 and 15.1 s: (rests, centres, grid signals)."""
+    rests = [(start, start + n * period) for start, n in zip((4.0, 9.3, 15.1), lengths)]
+    _, v = _cycles_with_rests(period, rests, 20.0, seed)
+    tc = _centres(20.0)
+    return rests, tc, _grid(v, len(tc))
+
+
+def _rest_masks(tc: np.ndarray, rests: list[tuple[float, float]], margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """(near: the centres within `margin` s of a rest, inside: the centres in a rest)."""
+    near, inside = np.zeros(len(tc), bool), np.zeros(len(tc), bool)
+    for a, b in rests:
+        near |= (tc >= a - margin) & (tc < b + margin)
+        inside |= (tc >= a) & (tc < b)
+    return near, inside
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("period", [0.5, 0.9])
 def test_rests_inside_a_stretch_are_found_where_they_are(period: float, seed: int) -> None:
-    rests = [(4.0, 4.0 + 1.8 * period), (9.3, 9.3 + 2.5 * period), (15.1, 15.1 + 1.5 * period)]
-    _, v = _cycles_with_rests(period, rests, 20.0, seed)
-    tc = _centres(20.0)
-    found = rest_centres(tc, np.full(len(tc), period), _grid(v, len(tc)), ExtentParams(fs=FS))
+    rests, tc, grid = _rest_clip(period, seed, (1.8, 2.5, 1.5))
+    found = rest_centres(tc, np.full(len(tc), period), grid, ExtentParams(fs=FS))
     assert found.any()
-    near, inside = np.zeros(len(tc), bool), np.zeros(len(tc), bool)
-    for a, b in rests:
-        near |= (tc >= a - 0.25) & (tc < b + 0.25)
-        this = (tc >= a) & (tc < b)
-        assert found[this].mean() >= 0.25  # part of every rest (the shaking breaks some dips into pieces) ...
-        inside |= this
+    near, inside = _rest_masks(tc, rests, 0.25)
+    for a, b in rests:  # part of every rest (the shaking breaks some dips into pieces) ...
+        assert found[(tc >= a) & (tc < b)].mean() >= 0.25
     assert found[inside].mean() >= 0.4  # ... and a good part of all of them
     assert not found[~near].any()  # never in the strokes
 
@@ -254,14 +267,9 @@ def test_rests_off_or_without_signals_find_nothing() -> None:
 @pytest.mark.parametrize("period", [0.5, 0.9])
 def test_unmatched_centres_are_the_rests_not_the_strokes(period: float, seed: int) -> None:
     # rests of 1-1.5 periods: the cycle around each rest does not match the next; the strokes always do
-    rests = [(4.0, 4.0 + 1.2 * period), (9.3, 9.3 + 1.0 * period), (15.1, 15.1 + 1.5 * period)]
-    _, v = _cycles_with_rests(period, rests, 20.0, seed)
-    tc = _centres(20.0)
-    found = unmatched_centres(tc, np.full(len(tc), period), _grid(v, len(tc)), 0.4, ExtentParams(fs=FS))
-    near, inside = np.zeros(len(tc), bool), np.zeros(len(tc), bool)
-    for a, b in rests:
-        near |= (tc >= a - period) & (tc < b + period)  # the cycle before a rest is compared with the rest
-        inside |= (tc >= a) & (tc < b)
+    rests, tc, grid = _rest_clip(period, seed, (1.2, 1.0, 1.5))
+    found = unmatched_centres(tc, np.full(len(tc), period), grid, 0.4, ExtentParams(fs=FS))
+    near, inside = _rest_masks(tc, rests, period)  # the cycle before a rest is compared with the rest
     assert found[inside].mean() >= 0.8
     assert not found[~near].any()
 
