@@ -369,6 +369,8 @@ def test_enhance_on_views_is_the_gathered_map_bit_for_bit(n: int, n_lag: int, n_
 
 @settings(max_examples=40, deadline=None)
 @given(t_len=st.integers(12, 120), n_ch=st.integers(1, 3), gaps=st.booleans(), seed=st.integers(0, 2**31 - 1))
+@example(t_len=12, n_ch=1, gaps=True, seed=435704)  # every window of this short, gappy series is too thin to judge
+@example(t_len=120, n_ch=2, gaps=True, seed=1)
 def test_lag_correlation_is_pearson_in_each_window(t_len: int, n_ch: int, gaps: bool, seed: int) -> None:
     """Every (centre, lag, channel) value is the Pearson correlation of x(t) and x(t + k) over the window's
     pairs where both are seen, with and without unseen samples (two code paths)."""
@@ -400,7 +402,8 @@ def test_lag_correlation_is_pearson_in_each_window(t_len: int, n_ch: int, gaps: 
                 if a.std() > 1e-6 and b.std() > 1e-6:
                     assert r[i, k, ch] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-7)
                     checked += 1
-    assert checked > 0 or max_lag < 3
+    # not vacuous: without gaps every series checks values; with gaps a short one may lose every window's pairs
+    assert checked > 0 or max_lag < 3 or (gaps and t_len < 60)
 
 
 def test_enhance_removes_multiples_of_the_period() -> None:
