@@ -48,8 +48,7 @@ from handclust_assets.science.extent import (
     GridSignal,
     periodic_runs,
     refine_extents,
-    rest_centres,
-    unmatched_centres,
+    stretch_rests,
 )
 from handclust_assets.science.localize import FULL_FRAME, best_box, crop_box, principal_scores
 from handclust_assets.science.periodicity import LagMap, enhance, pooled_lag_map, resample_to_grid
@@ -593,9 +592,11 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     grid, ep = _grid_signals(maps, p), _extent_params(p)
     per = refine_extents(t_c, per, grid, duration_s, ep)
     frozen = _frozen_centres(signals, t_c, per, p)
-    if frozen.any() and p.frozen_unmatched > 0:  # inside a stretch, a frozen picture must also not repeat
-        frozen &= ~np.isfinite(per) | unmatched_centres(t_c, per, grid, p.frozen_unmatched, ep)
-    still = still | _quiet_gaps(per, level, p.quiet_gap_ratio) | rest_centres(t_c, per, grid, ep) | frozen
+    gate = p.frozen_unmatched if frozen.any() else 0.0  # inside a stretch, a frozen picture must also not repeat
+    rests, unmatched = stretch_rests(t_c, per, grid, gate, ep)  # one similarity pass for both
+    if gate > 0:
+        frozen &= ~np.isfinite(per) | unmatched
+    still = still | _quiet_gaps(per, level, p.quiet_gap_ratio) | rests | frozen
     step = np.log(periods[-1] / periods[0]) / (len(periods) - 1)  # log-spaced grid: the nearest column directly
     col = np.round(np.log(np.nan_to_num(per, nan=1.0) / periods[0]) / step)
     col = np.clip(col, 0, len(periods) - 1).astype(np.int64)

@@ -32,7 +32,7 @@ Plain numpy; no Dagster.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.ndimage import uniform_filter1d
@@ -279,25 +279,38 @@ def _stretch_similarity(t: np.ndarray, period: np.ndarray, signals: Sequence[Gri
             yield i0, i1, lo, typical, smooth, typical_sim
 
 
+def stretch_rests(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSignal], unmatched_level: float = 0.0,
+                  params: ExtentParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Both readings of each stretch's one-cycle similarity, which is computed once: (`rest_centres`,
+    `unmatched_centres` at `unmatched_level`). Either is all False when it is off (`rest_periods` <= 0,
+    `unmatched_level` <= 0); with both off the similarity is not computed."""
+    p = params or ExtentParams()
+    t = np.asarray(t, np.float64)
+    period = np.asarray(period, np.float64)
+    rest, unmatched = np.zeros(len(t), bool), np.zeros(len(t), bool)
+    if p.rest_periods <= 0 and unmatched_level <= 0:
+        return rest, unmatched
+    for i0, i1, lo, typical, smooth, typical_sim in _stretch_similarity(t, period, signals, p):
+        if p.rest_periods > 0:
+            for a, b in periodic_runs(smooth < p.rest_level * typical_sim):
+                if b - a + 1 < p.rest_periods * typical * p.fs:
+                    continue
+                r0, r1 = (lo + a) / p.fs + typical, (lo + b + 1) / p.fs  # pairs from a period before the rest dip
+                if r1 > r0:
+                    rest |= (t >= r0) & (t < r1)
+        if unmatched_level > 0:
+            k = np.round((t[i0 : i1 + 1] - typical / 2) * p.fs).astype(np.int64) - lo
+            ok = (k >= 0) & (k < len(smooth))
+            unmatched[i0 : i1 + 1][ok] = smooth[k[ok]] < unmatched_level * typical_sim
+    return rest, unmatched
+
+
 def rest_centres(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSignal], params: ExtentParams | None = None
                  ) -> np.ndarray:
     """Analysis centres `t` inside a rest within a periodic stretch of `period` (NaN where aperiodic; the refined
     stretches of `refine_extents`): see the module doc. A stretch shorter than three periods of pair starts, or
     whose similarity is weak throughout (median below `min_level`), has no rests."""
-    p = params or ExtentParams()
-    t = np.asarray(t, np.float64)
-    period = np.asarray(period, np.float64)
-    out = np.zeros(len(t), bool)
-    if p.rest_periods <= 0:
-        return out
-    for _, _, lo, typical, smooth, typical_sim in _stretch_similarity(t, period, signals, p):
-        for a, b in periodic_runs(smooth < p.rest_level * typical_sim):
-            if b - a + 1 < p.rest_periods * typical * p.fs:
-                continue
-            r0, r1 = (lo + a) / p.fs + typical, (lo + b + 1) / p.fs  # pairs from a period before the rest dip
-            if r1 > r0:
-                out |= (t >= r0) & (t < r1)
-    return out
+    return stretch_rests(t, period, signals, 0.0, params)[0]
 
 
 def unmatched_centres(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSignal], level: float,
@@ -307,14 +320,4 @@ def unmatched_centres(t: np.ndarray, period: np.ndarray, signals: Sequence[GridS
     median: whatever happens there does not repeat a period later. False outside such stretches (and in a stretch
     too short or too weakly similar to judge: fewer than three periods of pair starts, median below `min_level`),
     and everywhere with `level` <= 0."""
-    p = params or ExtentParams()
-    t = np.asarray(t, np.float64)
-    period = np.asarray(period, np.float64)
-    out = np.zeros(len(t), bool)
-    if level <= 0:
-        return out
-    for i0, i1, lo, typical, smooth, typical_sim in _stretch_similarity(t, period, signals, p):
-        k = np.round((t[i0 : i1 + 1] - typical / 2) * p.fs).astype(np.int64) - lo
-        ok = (k >= 0) & (k < len(smooth))
-        out[i0 : i1 + 1][ok] = smooth[k[ok]] < level * typical_sim
-    return out
+    return stretch_rests(t, period, signals, level, replace(params or ExtentParams(), rest_periods=0.0))[1]
