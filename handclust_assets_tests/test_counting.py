@@ -978,3 +978,29 @@ def test_discounting_multiples_only_lowers_scores_and_lets_the_fundamental_win(n
         for m in (1, 5, 7, 11, 17):
             comb[0, int(np.argmin(np.abs(periods - periods[f] * m)))] = 0.9
         assert int(np.argmax(discount_multiples(comb, periods, near)[0])) == f
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), short=st.floats(3.0, 12.0))
+def test_long_cycle_specs_are_slow_repetitions_that_fit_their_sources(seed: int, short: float) -> None:
+    """The dev set's slow subset (`long_cycle_specs`): periods 2.5-9 s drifting at most 15 %, 4-8 cycles, no rests,
+    clips of at most ~40 s, pieces that play at most 3.4x slower than real (no held-frame rhythm) and fit inside
+    their source; the same seed gives the same specs."""
+    from handclust_assets.lib.synthetic_reps import long_cycle_specs
+
+    sources = [("a.mp4", 1.0, 0.8), ("b.mp4", 40.0, 1.5)]
+    lengths = {"a.mp4": short, "b.mp4": 80.0}
+    specs = long_cycle_specs(sources, lengths, 8, seed=seed)
+    assert specs == long_cycle_specs(sources, lengths, 8, seed=seed)
+    for s in specs:
+        mean = (s.period_start_s + s.period_end_s) / 2
+        assert 2.5 <= s.period_start_s <= 9.0 and 2.0 <= s.period_end_s <= 10.0
+        assert 0.85 - 1e-3 <= s.period_end_s / s.period_start_s <= 1.15 + 1e-3
+        assert 4 <= s.n_cycles <= 8 and s.rest_prob == 0.0
+        assert s.n_cycles * mean <= 38.0 or s.n_cycles == 4
+        assert s.lead_in_s + s.n_cycles * mean * 1.3 + s.tail_s <= 50.0
+        assert 0.6 - 1e-3 <= s.piece_s <= 3.5 + 1e-3
+        assert mean / 2 / s.piece_s <= 3.4 or s.piece_s == pytest.approx(3.5, abs=1e-3)
+        length = lengths[s.src]
+        fits = s.start_s + s.piece_s + s.slide_s * s.n_cycles <= length - 0.3 + 1e-3
+        assert fits or s.start_s == 0.0  # a source too short for the piece plays it from its start

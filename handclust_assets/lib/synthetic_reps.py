@@ -476,3 +476,33 @@ def real_cycle_specs(sources: list[tuple[str, float, float]], n: int, seed: int 
             specs[-1] = replace(specs[-1], region=round(float(local.uniform(0.35, 0.65)), 3), background=b_src,
                                 background_start_s=b_start, background_rate=round(float(local.uniform(0.3, 1.0)), 3))
     return specs
+
+
+def long_cycle_specs(sources: list[tuple[str, float, float]], source_s: dict[str, float], n: int, seed: int = 0,
+                     prefix: str = "long") -> list[RealCycleSpec]:
+    """Slow repetitions (`RealCycleSpec`s): periods of 2.5-9 s (+-15 % drift), 4-8 cycles, clips of at most ~38 s,
+    no rests. The piece lasts 0.15-0.25 of the period, so half a period plays it 2-3.3x slower than real (before
+    the stroke's own easing): its source frames still step faster than the counter's band. A short piece slowed
+    down tenfold would hold each source frame for many output frames, and those steps (~3 per second) are a
+    rhythm inside the band that real slow motion does not have. `source_s` gives each source's length (s): a
+    piece that would run past it starts earlier."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    for i in range(n):
+        src, start, _ = sources[i % len(sources)]
+        p0 = float(rng.uniform(2.5, 9.0))
+        p1 = float(np.clip(p0 * rng.uniform(0.85, 1.15), 2.0, 10.0))
+        n_cyc = max(4, min(int(rng.integers(4, 9)), int(36.0 / ((p0 + p1) / 2))))
+        piece = float(np.clip((p0 + p1) / 4 * rng.uniform(0.6, 1.0), 0.6, 3.5))
+        slide = float(rng.uniform(0.0, 0.06))
+        length = source_s.get(src, source_s.get(Path(src).name, start + piece + slide * n_cyc + 0.3))
+        start = float(max(0.0, min(start, length - piece - slide * n_cyc - 0.3)))
+        specs.append(RealCycleSpec(
+            name=f"{prefix}{i:02d}_{Path(src).stem}", src=src, start_s=round(start, 3), piece_s=round(piece, 3),
+            n_cycles=n_cyc, period_start_s=round(p0, 3), period_end_s=round(p1, 3),
+            period_jitter=float(rng.uniform(0.03, 0.1)), slide_s=slide, rest_prob=0.0,
+            lead_in_s=float(rng.choice([0.0, 0.0, 0.5, 1.0])), tail_s=float(rng.choice([0.0, 0.0, 0.3])),
+            shake_px=float(rng.choice([0.0, 2.0, 4.0])), zoom=float(rng.choice([0.0, 0.02])),
+            flicker=float(rng.uniform(0.0, 0.04)), noise=float(rng.uniform(1.0, 3.0)),
+            fps=float(rng.choice([25.0, 30.0, 30.0])), seed=int(seed * 1000 + i)))
+    return specs
