@@ -476,6 +476,10 @@ def test_labels_and_scores(tmp_path: Path) -> None:
     bad.write_text("file,count\na.mp4,many\n")
     with pytest.raises(ValueError, match="not a number"):
         read_labels(bad)
+    for ends in ("10 end", "10 inf", "nan 20"):
+        bad.write_text(f"file,count,cycle_end_frames\na.mp4,3,10 20 30\nb.mp4,2,{ends}\n")
+        with pytest.raises(ValueError, match=rf"BAD.csv:3: cycle_end_frames '{ends}' are not frame numbers"):
+            read_labels(bad)
 
 
 @pytest.mark.parametrize("text", [
@@ -483,6 +487,7 @@ def test_labels_and_scores(tmp_path: Path) -> None:
     "\ufeffFile,Count,Cycle_End_Frames\r\na.mp4,3,10 20 30\r\n",  # a spreadsheet's UTF-8 export
     "file;count;cycle_end_frames\na.mp4;3;10 20 30\n",  # ';'-separated, as many locales save CSV
     "file\tcount\tcycle_end_frames\na.mp4\t3\t10|20|30\n",
+    "file,count,cycle_end_frames\na.mp4,3.0,\"[10.0, 20.0, 30.0]\"\n",  # floats and a list, as numpy prints them
 ])
 def test_labels_from_spreadsheet_exports(tmp_path: Path, text: str) -> None:
     p = tmp_path / "LABELS.csv"

@@ -59,8 +59,9 @@ def _delimiter(header: str) -> str:
 
 def read_labels(path: str | Path) -> pl.DataFrame:
     """LABELS.csv -> (file, count, cycle_end_frames) with a fixed schema; rows without a file or with a
-    non-positive or unparsable count raise ValueError naming the line. Spreadsheet exports read as they are: a
-    UTF-8 byte-order mark, CRLF line ends, ';' or tab separators, any case of the column names."""
+    negative or unparsable count or cycle end raise ValueError naming the line. Spreadsheet exports read as
+    they are: a UTF-8 byte-order mark, CRLF line ends, ';' or tab separators, any case of the column names, frame
+    numbers written as floats or as a bracketed list."""
     rows = []
     with Path(path).open(newline="", encoding="utf-8-sig") as f:
         header = f.readline()
@@ -80,7 +81,10 @@ def read_labels(path: str | Path) -> pl.DataFrame:
             if not np.isfinite(count) or count < 0:
                 raise ValueError(f"{path}:{i}: count must be >= 0, got {count}")
             ends_raw = (r.get(cols["cycle_end_frames"]) or "") if "cycle_end_frames" in cols else ""
-            ends = [int(x) for x in re.split(r"[\s;|,]+", ends_raw.strip()) if x] if ends_raw.strip() else []
+            try:  # frame numbers, maybe written as floats ("12.0") by a spreadsheet or numpy
+                ends = [int(round(float(x))) for x in re.split(r"[\s;|,\[\]]+", ends_raw.strip()) if x]
+            except (ValueError, OverflowError) as e:  # NaN / inf included
+                raise ValueError(f"{path}:{i}: cycle_end_frames {ends_raw!r} are not frame numbers") from e
             rows.append((name, count, ends))
     return pl.DataFrame(rows, schema=LABEL_SCHEMA, orient="row")
 
