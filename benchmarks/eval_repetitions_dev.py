@@ -41,6 +41,7 @@ import polars as pl
 
 from handclust_assets.lib.rep_eval import count_motion_track, eval_folder, format_scores, summarize
 from handclust_assets.lib.synthetic_reps import (
+    RealCycleSpec,
     cycle_real_clip,
     dev_specs,
     generate_rep_clip,
@@ -107,8 +108,14 @@ def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]
         print(f"  {name}: sources not found, left out: {', '.join(missing)}")
     if not found:
         return None
+    return write_cycle_clips(folder, real_cycle_specs(found, n, seed=seed, prefix="lc" if backgrounds else "rc",
+                                                      backgrounds=bgs or None))
+
+
+def write_cycle_clips(folder: Path, specs: list[RealCycleSpec]) -> Path:
+    """Render every spec's clip that is not there yet (`cycle_real_clip`) and write the folder's LABELS.csv."""
     rows = []
-    for spec in real_cycle_specs(found, n, seed=seed, prefix="lc" if backgrounds else "rc", backgrounds=bgs or None):
+    for spec in specs:
         path = folder / f"{spec.name}.mp4"
         truth = load_truth(path) if path.exists() else None
         if truth is None:
@@ -126,14 +133,7 @@ def build_longcycles(out: Path, name: str, pieces: list[tuple[str, float, float]
     if not found:
         return None
     lengths = {p: probe_video(p, scan_timestamps=False).duration_s for p in {p for p, _, _ in found}}
-    rows = []
-    for spec in long_cycle_specs(found, lengths, n, seed=seed, prefix="lg"):
-        path = folder / f"{spec.name}.mp4"
-        truth = load_truth(path) if path.exists() else None
-        if truth is None:
-            _, truth = cycle_real_clip(spec, spec.src, folder)
-        rows.append((path.name, truth.count, truth.cycle_end_frames))
-    return write_labels(folder, rows)
+    return write_cycle_clips(folder, long_cycle_specs(found, lengths, n, seed=seed, prefix="lg"))
 
 
 def cached_counter(with_flow: bool, out: Path):  # a counter for eval_folder
