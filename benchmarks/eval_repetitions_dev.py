@@ -97,15 +97,22 @@ def build_synthetic(out: Path, n: int) -> Path:
     return write_labels(folder, rows)
 
 
+def find_pieces(name: str, pieces: list[tuple[str, float, float]], source_dirs: list[Path]
+                ) -> list[tuple[str, float, float]]:
+    """The pieces whose source is found (its full path in place of its name); says which sources are missing."""
+    found = [(str(p), s, d) for src, s, d in pieces if (p := find_source(src, source_dirs)) is not None]
+    missing = sorted({src for src, _, _ in pieces} - {Path(p).name for p, _, _ in found})
+    if missing:
+        print(f"  {name}: sources not found, left out: {', '.join(missing)}")
+    return found
+
+
 def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]], n: int, seed: int,
                      source_dirs: list[Path], backgrounds: list[tuple[str, float]] | None = None) -> Path | None:
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    found = [(str(p), s, d) for src, s, d in pieces if (p := find_source(src, source_dirs)) is not None]
+    found = find_pieces(name, pieces, source_dirs)
     bgs = [(str(p), s) for src, s in backgrounds or [] if (p := find_source(src, source_dirs)) is not None]
-    missing = sorted({src for src, _, _ in pieces} - {Path(p).name for p, _, _ in found})
-    if missing:
-        print(f"  {name}: sources not found, left out: {', '.join(missing)}")
     if not found:
         return None
     return write_cycle_clips(folder, real_cycle_specs(found, n, seed=seed, prefix="lc" if backgrounds else "rc",
@@ -129,7 +136,7 @@ def build_longcycles(out: Path, name: str, pieces: list[tuple[str, float, float]
     """Slow repetitions (periods 2.5-9 s, `long_cycle_specs`) of the pieces' sources."""
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    found = [(str(p), s, d) for src, s, d in pieces if (p := find_source(src, source_dirs)) is not None]
+    found = find_pieces(name, pieces, source_dirs)
     if not found:
         return None
     lengths = {p: probe_video(p, scan_timestamps=False).duration_s for p in {p for p, _, _ in found}}
