@@ -35,7 +35,9 @@ from handclust_assets.science.counting import (
     count_repetitions,
     keypoint_signal,
     motion_signals,
+    remove_global_motion,
     scene_signal,
+    steady_thumbnails,
     track_periods,
 )
 from handclust_assets.science.periodicity import enhance, pooled_lag_map, resample_to_grid
@@ -221,6 +223,73 @@ def test_a_drifting_appearance_does_not_outvote_its_velocity(seed: int) -> None:
     assert row["count"] == pytest.approx(30, abs=1)
     voting = clip_row(count_repetitions(sig, 18.0, params=CountingParams(drift_ratio=0.0)))
     assert voting["mean_period_s"] > 3.0  # with the drifting appearance voting: the sway's period
+
+
+def test_without_the_global_motion_the_appearance_itself_sees_the_small_repetition() -> None:
+    # the same swaying picture (2 px of the 32-px thumbnail, ~30 px of a 480-px frame): with its global motion
+    # (shift, zoom, roll) taken out, the appearance's own period is the blob's 0.6 s, not the sway's. The fit is
+    # linear: at 3 px the sway comes back (documented in remove_global_motion)
+    img = _swaying_blob(3, 2.0)
+    t = np.arange(len(img)) / FS
+    own = {n: float(np.nanmedian(p)) for n, p in track_periods(motion_signals(t, None, img), 18.0).sig_period.items()}
+    assert own["appearance"] > 3.0
+    sig = motion_signals(t, None, steady_thumbnails(img, t, 10.0))
+    own = {n: float(np.nanmedian(p)) for n, p in track_periods(sig, 18.0).sig_period.items()}
+    assert own["appearance"] == pytest.approx(0.6, rel=0.05)
+    row = clip_row(count_repetitions(sig, 18.0))
+    assert row["count"] == pytest.approx(30, abs=1)
+
+
+def _moved(base: np.ndarray, dx: float, dy: float, zoom: float, roll_deg: float, size: tuple[int, int]
+           ) -> np.ndarray:
+    h, w = base.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), roll_deg, zoom)
+    m[:, 2] += (dx, dy)
+    return cv2.resize(cv2.warpAffine(base, m, (w, h), borderMode=cv2.BORDER_REFLECT), size,
+                      interpolation=cv2.INTER_AREA)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 999), shift=st.floats(0.0, 8.0), zoom=st.floats(0.0, 0.04), roll=st.floats(0.0, 1.5),
+       blob=st.sampled_from([0.0, 60.0]))
+def test_remove_global_motion_takes_out_sway_and_keeps_a_local_change(seed: int, shift: float, zoom: float,
+                                                                       roll: float, blob: float) -> None:
+    # a textured picture (320 x 180) swayed, zoomed and rolled by slow sines, seen as 32 x 18 thumbnails, with a
+    # square blinking in one corner: the sway's share of the background's change shrinks; the blink stays
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (180, 320)).astype(np.float32), (0, 0), float(rng.uniform(4, 15)))
+    t = np.arange(240) / FS
+    f = rng.uniform(0.1, 0.45, 4)
+    imgs = []
+    for i, ti in enumerate(t):
+        img = _moved(base, shift * np.sin(2 * np.pi * f[0] * ti), 0.5 * shift * np.sin(2 * np.pi * f[1] * ti),
+                     1 + zoom * np.sin(2 * np.pi * f[2] * ti), roll * np.sin(2 * np.pi * f[3] * ti), (32, 18))
+        img = cv2.GaussianBlur(img, (0, 0), 1.0)
+        if blob and (i // 12) % 2:
+            img[1:5, 1:6] += blob
+        imgs.append(img)
+    imgs = np.stack(imgs).astype(np.float64)
+    out = remove_global_motion(imgs, t, 10.0)
+    assert out.shape == imgs.shape and np.isfinite(out).all()
+    bg_before, bg_after = imgs[:, 7:, 8:].std(axis=0).mean(), out[:, 7:, 8:].std(axis=0).mean()
+    if bg_before > 0.3:  # a sway that moves the picture visibly: at least a third of it goes
+        assert bg_after < 0.67 * bg_before
+    else:
+        assert bg_after < bg_before + 0.3
+    if blob:  # the blink (a step of `blob` grey levels, s.d. blob / 2) is kept
+        assert out[:, 2:4, 2:5].std(axis=0).mean() == pytest.approx(blob / 2, rel=0.15)
+
+
+@pytest.mark.parametrize("shape", [(10, 1, 1), (10, 2, 2), (10, 3, 5), (1, 18, 32), (12, 18, 32)])
+def test_remove_global_motion_on_degenerate_pictures(shape: tuple[int, int, int]) -> None:
+    const = np.full(shape, 7.0)
+    t = np.arange(shape[0]) / FS
+    assert np.array_equal(remove_global_motion(const, t, 5.0), const)
+    noise = np.random.default_rng(0).uniform(0, 255, shape)
+    out = remove_global_motion(noise, t, 5.0)
+    assert np.isfinite(out).all()
+    if shape[1] * shape[2] < 64 or shape[0] < 8:  # too few pixels or frames to tell a motion: left as it is
+        assert out.dtype == np.float32 and np.array_equal(out, noise.astype(np.float32))
 
 
 def _maps_of(signals: list[RhythmSignal], duration_s: float, p: CountingParams) -> list:

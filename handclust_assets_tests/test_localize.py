@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handclust_assets.science.counting import (
+    CountingParams,
     count_spans,
     motion_signals,
+    steady_thumbnails,
     track_located,
     track_periods,
     track_score,
@@ -54,23 +57,39 @@ def test_the_best_box_holds_the_repetition_and_counting_there_is_right() -> None
     assert found.box != FULL_FRAME and 0 < found.score <= 1
     assert top <= 13 / 18 <= top + side and left <= 24 / 32 <= left + side  # the blob's swing centre is inside
     duration = float(t[-1] + t[1])
-    track, box = track_located(t, energy, img, None, energy, duration)
-    assert box == found.box
-    full = track_periods(motion_signals(t, energy, img, None, energy), duration)
+    still = np.zeros((len(t), 2))  # the motion track's camera translation: a camera that does not move
+    track, box = track_located(t, energy, img, still, energy, duration)
+    steady = steady_thumbnails(img, t, CountingParams().unsway_s)  # what the counter searches (global motion out)
+    assert box == best_box(t, steady, energy).box
+    top, left, side = box
+    assert top <= 13 / 18 <= top + side and left <= 24 / 32 <= left + side
+    full = track_periods(motion_signals(t, energy, steady, None, energy), duration)
     assert track_score(track) > track_score(full)
     count = count_spans(track).row(0, named=True)["count_estimate"]
     assert abs(count - truth) <= max(1.5, 0.1 * truth)
 
 
-def test_a_whole_frame_repetition_stays_on_the_whole_frame_when_no_box_is_more_periodic() -> None:
+@pytest.mark.parametrize("amplitude", [1.0, 4.0, 10.0])
+@pytest.mark.parametrize("with_camera", [False, True])
+def test_a_whole_frame_repetition_stays_on_the_whole_frame_when_no_box_is_more_periodic(amplitude: float,
+                                                                                        with_camera: bool) -> None:
+    # the whole picture slides to and fro (a camera that repeats, e.g. a head bobbing with each step): with the
+    # camera's translation in the track, the global motion leaves the appearance (`steady_thumbnails`) and votes
+    # through camera_motion instead; without one, the thumbnails are read as they are. Counted right either way
     n, fps = 480, 30.0
     t = np.arange(n) / fps
-    x = 16 + 10 * np.sin(2 * np.pi * t / 1.0)
+    x = 16 + amplitude * np.sin(2 * np.pi * t / 1.0)
     xx = np.arange(32)[None, None, :]
     img = np.clip(120 + 80 * np.cos(2 * np.pi * (xx - x[:, None, None]) / 32) + np.zeros((n, 18, 32)), 0, 255)
     img = img.astype(np.uint8)
     energy = _grid_energy(img)
-    track, box = track_located(t, energy, img, None, energy, n / fps)
+    camera = None
+    if with_camera:  # as the motion track measures it: px of the 64-px image per frame, none under 0.25 px
+        camera = np.zeros((n, 2))
+        camera[1:, 0] = 2 * np.diff(x)
+        camera[np.abs(camera[:, 0]) < 0.25] = 0
+    track, box = track_located(t, energy, img, camera, energy, n / fps)
+    assert ("camera_motion" in track.available) == with_camera
     count = count_spans(track).row(0, named=True)["count_estimate"]
     assert abs(count - 16) <= 1.5  # counted right whichever region won
 

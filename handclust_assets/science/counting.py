@@ -155,6 +155,12 @@ class CountingParams:
     # less than this share of the stretch's one-cycle similarity (`extent.unmatched_centres`; strokes go on when only
     # the background calms down); 0: the picture's change alone decides
     refine_lag: bool = True  # the tracked period refined between the lag grid's samples (parabolic peak)
+    unsway_s: float = 10.0  # > 0: the picture's global motion (shift, zoom, roll against its moving mean over this
+    # many seconds) is taken out of the thumbnails before the box search and the appearance read them
+    # (`steady_thumbnails`, in `track_located`, where the track has the camera's translation); 0: off
+    unsway_modes: int = 4  # 2: shift only; 3: + zoom; 4: + roll
+    unsway_blur: float = 1.0  # Gaussian sigma (px of the 32-px thumbnail) before the fit: the shift's effect on a
+    # smoother picture is more nearly linear
 
 
 @dataclass
@@ -233,6 +239,91 @@ def _stabilise(img: np.ndarray, camera: np.ndarray, t: np.ndarray, window_s: flo
         out[i] = cv2.warpAffine(img[i].astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
     return out.astype(np.float64)
+
+
+UNSWAY_ITERATIONS = 3
+UNSWAY_C = 2.0
+UNSWAY_CHUNK = 2048  # frames per block (plus half a window each side): memory stays flat on hour-long clips
+
+
+def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: int = 4, blur: float = 1.0
+                      ) -> np.ndarray:
+    """Thumbnails (T, h, w) smoothed by a Gaussian of `blur` px (the fit is more nearly linear on a smoother
+    picture; the counter pools 3 x 3 cells anyway), without their global motion (`remove_global_motion`);
+    float32."""
+    return _remove_global_motion(img, t_s, window_s, modes, blur)
+
+
+def remove_global_motion(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: int = 4) -> np.ndarray:
+    """Images (T, h, w) without the change a global motion of the picture explains: hand-held sway, zoom and roll.
+
+    Linearised about the images' centred moving mean over `window_s` (the reference R): a small shift (dx, dy),
+    zoom s and roll r change pixel p by about Gx dx + Gy dy + (x Gx + y Gy) s + (x Gy - y Gx) r, with G the
+    reference's gradient and (x, y) from the centre. Those `modes` (2: shift; 3: + zoom; 4: + roll) are fitted
+    to each frame's difference from R by reweighted least squares over every pixel (pixels the fit leaves far off,
+    a moving hand, count less), and the fit is subtracted. A hand or tool moving in part of the picture projects
+    little on these whole-picture patterns and stays; the camera's sway, which moves every pixel at once, goes.
+    Needs no camera estimate, so a large moving subject cannot mislead one. The fit is linear: it holds up to ~2 px
+    of a 32-px thumbnail (~6 % of the frame's width); larger sway stays. float32; worked through blocks of frames."""
+    return _remove_global_motion(img, t_s, window_s, modes, 0.0)
+
+
+def _remove_global_motion(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: int, blur: float
+                          ) -> np.ndarray:
+    import cv2
+    from scipy.ndimage import uniform_filter1d
+
+    img = np.asarray(img)
+    n = len(img)
+
+    def smoothed(a: int, b: int) -> np.ndarray:  # frames a..b as float32, blurred
+        x = np.asarray(img[a:b], np.float32)
+        if blur > 0 and x.ndim == 3 and x.shape[1] > 1 and x.shape[2] > 1:
+            x = np.stack([cv2.GaussianBlur(f, (0, 0), blur, borderType=cv2.BORDER_REPLICATE) for f in x])
+        return x
+
+    if img.ndim != 3 or n < 8:
+        return smoothed(0, n)
+    _, h, w = img.shape
+    if h < 3 or w < 3 or h * w < 16 * max(1, min(modes, 4)):  # too few pixels to tell a motion from a change
+        return smoothed(0, n)
+    dt = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 1.0
+    k = max(1, int(round(window_s / max(dt, 1e-6))))
+    whole = None
+    if k >= n:  # one reference for the whole clip: the mean frame
+        whole = sum(smoothed(a, min(n, a + UNSWAY_CHUNK)).sum(axis=0, dtype=np.float64)
+                    for a in range(0, n, UNSWAY_CHUNK)) / n
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    xx = (xx - (w - 1) / 2) / (w / 2)
+    yy = (yy - (h - 1) / 2) / (w / 2)
+    n_modes = max(1, min(modes, 4))
+    out = np.empty((n, h, w), np.float32)
+    half = k // 2 + 1
+    step = max(1, k // 8)  # the reference changes slowly: its gradients are taken every `step` frames
+    for c0 in range(0, n, UNSWAY_CHUNK):
+        c1 = min(n, c0 + UNSWAY_CHUNK)
+        lo, hi = (c0, c1) if whole is not None else (max(0, c0 - half), min(n, c1 + half))
+        block = smoothed(lo, hi)
+        ref = (np.broadcast_to(whole, block.shape) if whole is not None
+               else uniform_filter1d(block.astype(np.float64), size=k, axis=0, mode="nearest"))
+        for a in range(c0, c1, step):
+            b = min(c1, a + step)
+            r = np.asarray(ref[(a + b - 1) // 2 - lo], np.float32)
+            gx = cv2.Sobel(r, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE).astype(np.float64) / 8
+            gy = cv2.Sobel(r, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE).astype(np.float64) / 8
+            basis = [gx, gy, xx * gx + yy * gy, xx * gy - yy * gx][:n_modes]
+            m = np.stack([v.ravel() for v in basis], axis=1)  # (P, modes)
+            d = (block[a - lo:b - lo] - ref[a - lo:b - lo]).reshape(b - a, -1).astype(np.float64)  # (frames, P)
+            wts = np.ones_like(d)
+            for _ in range(UNSWAY_ITERATIONS):
+                gram = np.einsum("pk,fp,pl->fkl", m, wts, m)
+                gram += np.eye(n_modes)[None] * (1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-12)
+                theta = np.linalg.solve(gram, np.einsum("pk,fp->fk", m, wts * d)[..., None])[..., 0]
+                resid = d - theta @ m.T
+                scale = 1.4826 * np.median(np.abs(resid), axis=1, keepdims=True) + 1e-6
+                wts = 1.0 / (1.0 + (resid / (UNSWAY_C * scale)) ** 2)
+            out[a:b] = block[a - lo:b - lo] - (theta @ m.T).reshape(b - a, h, w)
+    return out
 
 
 def _components(v: np.ndarray, k: int) -> np.ndarray:
@@ -890,6 +981,12 @@ def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndar
     """`track_periods` on the whole frame's source-rate signals (`motion_signals`) and on the most periodic box
     of the picture (`localize.best_box`); returns the more periodic track (`track_score`) and its box
     ((top, left, side) shares of the frame; (0, 0, 1) = the whole frame)."""
+    p = params or CountingParams()
+    if p.unsway_s > 0 and camera is not None and intensity is not None and np.asarray(intensity).ndim == 3:
+        # the picture's global motion leaves the appearance; a camera that itself repeats (a head bobbing with each
+        # step) still votes through `camera_motion`, so without a camera track the thumbnails are left as they are
+        intensity = steady_thumbnails(intensity, np.asarray(t_s, np.float64), p.unsway_s, p.unsway_modes,
+                                      p.unsway_blur)
     full = track_periods(motion_signals(t_s, energy, intensity, camera, energy_raw), duration_s, params)
     if intensity is None or np.asarray(intensity).ndim != 3 or len(intensity) < 8:
         return full, FULL_FRAME
