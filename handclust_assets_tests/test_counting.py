@@ -280,6 +280,21 @@ def test_remove_global_motion_takes_out_sway_and_keeps_a_local_change(seed: int,
         assert out[:, 2:4, 2:5].std(axis=0).mean() == pytest.approx(blob / 2, rel=0.15)
 
 
+@pytest.mark.parametrize("window_s", [2.0, 100.0])
+def test_steady_thumbnails_in_blocks_are_the_same_as_in_one_piece(monkeypatch: pytest.MonkeyPatch,
+                                                                   window_s: float) -> None:
+    # hour-long clips are worked through blocks of frames (flat memory); the blocks must not change the values
+    import handclust_assets.science.counting as counting
+
+    img = _swaying_blob(5, 1.5, duration_s=12.0)
+    t = np.arange(len(img)) / FS
+    whole = steady_thumbnails(img, t, window_s)
+    monkeypatch.setattr(counting, "UNSWAY_CHUNK", 50)
+    blocks = steady_thumbnails(img, t, window_s)
+    assert whole.dtype == blocks.dtype == np.float32
+    np.testing.assert_allclose(blocks, whole, atol=1e-3)
+
+
 @pytest.mark.parametrize("shape", [(10, 1, 1), (10, 2, 2), (10, 3, 5), (1, 18, 32), (12, 18, 32)])
 def test_remove_global_motion_on_degenerate_pictures(shape: tuple[int, int, int]) -> None:
     const = np.full(shape, 7.0)

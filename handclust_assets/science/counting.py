@@ -300,8 +300,9 @@ def _remove_global_motion(img: np.ndarray, t_s: np.ndarray, window_s: float, mod
     out = np.empty((n, h, w), np.float32)
     half = k // 2 + 1
     step = max(1, k // 8)  # the reference changes slowly: its gradients are taken every `step` frames
-    for c0 in range(0, n, UNSWAY_CHUNK):
-        c1 = min(n, c0 + UNSWAY_CHUNK)
+    chunk = max(1, UNSWAY_CHUNK // step) * step  # blocks hold whole steps: the same values as in one piece
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
         lo, hi = (c0, c1) if whole is not None else (max(0, c0 - half), min(n, c1 + half))
         block = smoothed(lo, hi)
         ref = (np.broadcast_to(whole, block.shape) if whole is not None
