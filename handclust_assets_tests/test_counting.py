@@ -35,7 +35,6 @@ from handclust_assets.science.counting import (
     count_repetitions,
     keypoint_signal,
     motion_signals,
-    remove_global_motion,
     scene_signal,
     steady_thumbnails,
     track_periods,
@@ -228,7 +227,7 @@ def test_a_drifting_appearance_does_not_outvote_its_velocity(seed: int) -> None:
 def test_without_the_global_motion_the_appearance_itself_sees_the_small_repetition() -> None:
     # the same swaying picture (2 px of the 32-px thumbnail, ~30 px of a 480-px frame): with its global motion
     # (shift, zoom, roll) taken out, the appearance's own period is the blob's 0.6 s, not the sway's. The fit is
-    # linear: at 3 px the sway comes back (documented in remove_global_motion)
+    # linear: at 3 px the sway comes back (documented in steady_thumbnails)
     img = _swaying_blob(3, 2.0)
     t = np.arange(len(img)) / FS
     own = {n: float(np.nanmedian(p)) for n, p in track_periods(motion_signals(t, None, img), 18.0).sig_period.items()}
@@ -252,8 +251,8 @@ def _moved(base: np.ndarray, dx: float, dy: float, zoom: float, roll_deg: float,
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 999), shift=st.floats(0.0, 8.0), zoom=st.floats(0.0, 0.04), roll=st.floats(0.0, 1.5),
        blob=st.sampled_from([0.0, 60.0]))
-def test_remove_global_motion_takes_out_sway_and_keeps_a_local_change(seed: int, shift: float, zoom: float,
-                                                                       roll: float, blob: float) -> None:
+def test_steady_thumbnails_take_out_sway_and_keep_a_local_change(seed: int, shift: float, zoom: float,
+                                                                  roll: float, blob: float) -> None:
     # a textured picture (320 x 180) swayed, zoomed and rolled by slow sines, seen as 32 x 18 thumbnails, with a
     # square blinking in one corner: the sway's share of the background's change shrinks; the blink stays
     rng = np.random.default_rng(seed)
@@ -269,7 +268,7 @@ def test_remove_global_motion_takes_out_sway_and_keeps_a_local_change(seed: int,
             img[1:5, 1:6] += blob
         imgs.append(img)
     imgs = np.stack(imgs).astype(np.float64)
-    out = remove_global_motion(imgs, t, 10.0)
+    out = steady_thumbnails(imgs, t, 10.0, blur=0.0)
     assert out.shape == imgs.shape and np.isfinite(out).all()
     bg_before, bg_after = imgs[:, 7:, 8:].std(axis=0).mean(), out[:, 7:, 8:].std(axis=0).mean()
     if bg_before > 0.3:  # a sway that moves the picture visibly: at least a third of it goes
@@ -296,12 +295,12 @@ def test_steady_thumbnails_in_blocks_are_the_same_as_in_one_piece(monkeypatch: p
 
 
 @pytest.mark.parametrize("shape", [(10, 1, 1), (10, 2, 2), (10, 3, 5), (1, 18, 32), (12, 18, 32)])
-def test_remove_global_motion_on_degenerate_pictures(shape: tuple[int, int, int]) -> None:
+def test_steady_thumbnails_on_degenerate_pictures(shape: tuple[int, int, int]) -> None:
     const = np.full(shape, 7.0)
     t = np.arange(shape[0]) / FS
-    assert np.array_equal(remove_global_motion(const, t, 5.0), const)
+    assert np.array_equal(steady_thumbnails(const, t, 5.0, blur=0.0), const)
     noise = np.random.default_rng(0).uniform(0, 255, shape)
-    out = remove_global_motion(noise, t, 5.0)
+    out = steady_thumbnails(noise, t, 5.0, blur=0.0)
     assert np.isfinite(out).all()
     if shape[1] * shape[2] < 64 or shape[0] < 8:  # too few pixels or frames to tell a motion: left as it is
         assert out.dtype == np.float32 and np.array_equal(out, noise.astype(np.float32))

@@ -248,28 +248,19 @@ UNSWAY_CHUNK = 2048  # frames per block (plus half a window each side): memory s
 
 def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: int = 4, blur: float = 1.0
                       ) -> np.ndarray:
-    """Thumbnails (T, h, w) smoothed by a Gaussian of `blur` px (the fit is more nearly linear on a smoother
-    picture; the counter pools 3 x 3 cells anyway), without their global motion (`remove_global_motion`);
-    float32."""
-    return _remove_global_motion(img, t_s, window_s, modes, blur)
+    """Thumbnails (T, h, w) without the change a global motion of the picture explains: hand-held sway, zoom and
+    roll; float32, worked through blocks of frames.
 
-
-def remove_global_motion(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: int = 4) -> np.ndarray:
-    """Images (T, h, w) without the change a global motion of the picture explains: hand-held sway, zoom and roll.
-
-    Linearised about the images' centred moving mean over `window_s` (the reference R): a small shift (dx, dy),
-    zoom s and roll r change pixel p by about Gx dx + Gy dy + (x Gx + y Gy) s + (x Gy - y Gx) r, with G the
-    reference's gradient and (x, y) from the centre. Those `modes` (2: shift; 3: + zoom; 4: + roll) are fitted
-    to each frame's difference from R by reweighted least squares over every pixel (pixels the fit leaves far off,
-    a moving hand, count less), and the fit is subtracted. A hand or tool moving in part of the picture projects
-    little on these whole-picture patterns and stays; the camera's sway, which moves every pixel at once, goes.
-    Needs no camera estimate, so a large moving subject cannot mislead one. The fit is linear: it holds up to ~2 px
-    of a 32-px thumbnail (~6 % of the frame's width); larger sway stays. float32; worked through blocks of frames."""
-    return _remove_global_motion(img, t_s, window_s, modes, 0.0)
-
-
-def _remove_global_motion(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: int, blur: float
-                          ) -> np.ndarray:
+    Each image is first smoothed by a Gaussian of `blur` px (0: not; the fit is more nearly linear on a smoother
+    picture, and the counter pools 3 x 3 cells anyway). Then, linearised about the images' centred moving mean over
+    `window_s` (the reference R): a small shift (dx, dy), zoom s and roll r change pixel p by about
+    Gx dx + Gy dy + (x Gx + y Gy) s + (x Gy - y Gx) r, with G the reference's gradient and (x, y) from the centre.
+    Those `modes` (2: shift; 3: + zoom; 4: + roll) are fitted to each frame's difference from R by reweighted least
+    squares over every pixel (pixels the fit leaves far off, a moving hand, count less), and the fit is subtracted.
+    A hand or tool moving in part of the picture projects little on these whole-picture patterns and stays; the
+    camera's sway, which moves every pixel at once, goes. Needs no camera estimate, so a large moving subject cannot
+    mislead one. The fit is linear: it holds up to ~2 px of a 32-px thumbnail (~6 % of the frame's width); larger
+    sway stays."""
     import cv2
     from scipy.ndimage import uniform_filter1d
 
