@@ -175,17 +175,16 @@ class RepetitionCounts:
 
 def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndarray | None,
                    camera: np.ndarray | None = None, energy_raw: np.ndarray | None = None, pool: int = 3,
-                   normalise_frames: bool = True, appearance_components: int = 0, stabilise_s: float = 0.0,
-                   camera_width: int = 64, velocity_s: float = 0.07) -> list[RhythmSignal]:
+                   normalise_frames: bool = True, appearance_components: int = 0, velocity_s: float = 0.07
+                   ) -> list[RhythmSignal]:
     """The source-rate signals from the frame cache's motion track: energy (T, cells) -> "motion_energy",
     (with `energy_raw`, the uncompensated cells ride along as more channels: whichever repeats gets the weight),
     intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged: 3 x 3 cells of the 32-px thumbnail are
     coarse enough that sub-pixel camera shake barely changes them, while a moving hand or tool still does; with
     `normalise_frames` each image to zero mean and unit s.d., so exposure and lighting drift do not pass for
     motion; then its main
-    `appearance_components` principal components, 0 = every pixel; with `stabilise_s` > 0 the images are first
-    moved back by the camera's shake: its path minus the path's moving average over `stabilise_s`; `camera` is in
-    px of a `camera_width`-px image) -> "appearance"; with `velocity_s` > 0 also its change over +-velocity_s
+    `appearance_components` principal components, 0 = every pixel; the counter takes the picture's global motion
+    out of the images before, `steady_thumbnails`) -> "appearance"; with `velocity_s` > 0 also its change over +-velocity_s
     (x(t + d) - x(t - d)) -> "appearance_velocity": signed, so it still turns once per cycle, while slow drift and
     sway, which can outweigh a small repetition in the appearance itself, shrink to nearly nothing; the camera's
     per-frame translation (T, 2) -> "camera_motion" (signed: turns once per cycle, like a position)."""
@@ -198,8 +197,6 @@ def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.nda
         out.append(RhythmSignal("motion_energy", t, e, SPEED))
     if intensity is not None and len(intensity):
         img = np.asarray(intensity, np.float64)
-        if stabilise_s > 0 and img.ndim == 3 and camera is not None and len(camera) == len(t):
-            img = _stabilise(img, np.asarray(camera, np.float64), t, stabilise_s, img.shape[2] / camera_width)
         if img.ndim == 3 and pool > 1 and img.shape[1] >= 2 * pool and img.shape[2] >= 2 * pool:
             h, w = img.shape[1] // pool * pool, img.shape[2] // pool * pool
             img = img[:, :h, :w].reshape(len(img), h // pool, pool, w // pool, pool).mean(axis=(2, 4))
@@ -219,26 +216,6 @@ def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.nda
         out.append(RhythmSignal("camera_motion", t, np.asarray(camera, np.float64).reshape(len(t), -1), POSITION,
                                 prior=0.7))
     return out
-
-
-def _stabilise(img: np.ndarray, camera: np.ndarray, t: np.ndarray, window_s: float, scale: float) -> np.ndarray:
-    """Images (T, h, w) moved back by the camera's shake: the cumulative translation minus its centred moving
-    average over `window_s` (slow pans stay, sway and jitter go)."""
-    import cv2
-
-    path = np.cumsum(np.nan_to_num(camera), axis=0) * scale
-    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
-    k = max(1, int(round(window_s / max(dt, 1e-6))))
-    from scipy.ndimage import uniform_filter1d
-
-    offset = path - uniform_filter1d(path, size=k, axis=0, mode="nearest")
-    out = np.empty_like(img, dtype=np.float32)
-    h, w = img.shape[1:]
-    for i in range(len(img)):
-        m = np.float32([[1, 0, -offset[i, 0]], [0, 1, -offset[i, 1]]])
-        out[i] = cv2.warpAffine(img[i].astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
-    return out.astype(np.float64)
 
 
 UNSWAY_ITERATIONS = 3
