@@ -154,6 +154,17 @@ class CountingParams:
     frozen_unmatched: float = 0.4  # ... and, inside a periodic stretch, where the cycle around it matches the next
     # less than this share of the stretch's one-cycle similarity (`extent.unmatched_centres`; strokes go on when only
     # the background calms down); 0: the picture's change alone decides
+    dwell_ratio: float = 0.15  # where the picture's change (`appearance_velocity`, sample by sample) stays below this
+    # share of its running median over `dwell_ref_periods` periods (at least 3 s) for `dwell_periods` to
+    # `dwell_max_periods` of the tracked period, the actor rests between strokes: that run, less `dwell_allowance`
+    # periods (a stroke's own slow turn), is not counted (`_dwells`: rests shorter than the one-period windows of
+    # `_frozen_centres`, which judges longer stillness); 0: off
+    dwell_periods: float = 0.5
+    dwell_max_periods: float = 3.0
+    dwell_ref_periods: float = 6.0
+    dwell_allowance: float = 0.15
+    dwell_regular: float = 0.6  # ... unless such runs come in at least this share of the cycles: then they are
+    # part of every stroke (a hold at each press), already inside the tracked period
     refine_lag: bool = True  # the tracked period refined between the lag grid's samples (parabolic peak)
     unsway_s: float = 10.0  # > 0: the picture's global motion (shift, zoom, roll against its moving mean over this
     # many seconds) is taken out of the thumbnails before the box search and the appearance read them
@@ -656,7 +667,7 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     rests, unmatched = stretch_rests(t_c, per, grid, gate, ep)  # one similarity pass for both
     if gate > 0:
         frozen &= ~np.isfinite(per) | unmatched
-    still = still | _quiet_gaps(per, level, p.quiet_gap_ratio) | rests | frozen
+    still = still | _quiet_gaps(per, level, p.quiet_gap_ratio) | rests | frozen | _dwells(signals, t_c, per, p)
     step = np.log(periods[-1] / periods[0]) / (len(periods) - 1)  # log-spaced grid: the nearest column directly
     col = np.round(np.log(np.nan_to_num(per, nan=1.0) / periods[0]) / step)
     col = np.clip(col, 0, len(periods) - 1).astype(np.int64)
@@ -762,27 +773,88 @@ def _frozen_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, period: np
     drops where a busy background behind the strokes calms down, so `track_periods` keeps only the frozen centres
     that, inside a periodic stretch, do not match the next cycle either (`frozen_unmatched`)."""
     out = np.zeros(len(t_c), bool)
-    sig = next((s for s in signals if s.name == "appearance_velocity" and len(s.t_s) >= 8), None)
     periodic = np.isfinite(period)
-    if sig is None or p.frozen_ratio <= 0 or not periodic.any():
+    got = _picture_change(signals) if p.frozen_ratio > 0 and periodic.any() else None
+    if got is None:
         return out
-    v = np.asarray(sig.values, np.float64).reshape(len(sig.t_s), -1)
-    with np.errstate(invalid="ignore"):
-        seen = np.isfinite(v).any(axis=1)
-        change = np.sqrt(np.nanmean(np.where(seen[:, None], v, 0.0) ** 2, axis=1))
-    if seen.sum() < 8:
-        return out
-    change = change[seen] - np.percentile(change[seen], 5)
+    t, change = got
     idx = np.flatnonzero(periodic)
     inside = np.arange(idx[0], idx[-1] + 1)
     window = np.maximum(np.exp(np.interp(inside, idx, np.log(period[idx]))), p.frozen_min_window_s)
     level = np.full(len(t_c), np.nan)
-    level[inside] = _windowed_mean(np.asarray(sig.t_s, np.float64)[seen], change, t_c[inside], window)
+    level[inside] = _windowed_mean(t, change, t_c[inside], window)
     ref = np.nanmedian(level[periodic]) if np.isfinite(level[periodic]).any() else np.nan
     if not ref > 0:
         return out
     with np.errstate(invalid="ignore"):
         return np.isfinite(level) & (level < p.frozen_ratio * ref)
+
+
+def _picture_change(signals: Sequence[RhythmSignal]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(times, change): the `appearance_velocity` signal's root mean square over its channels, less its 5th
+    percentile (the noise floor), where it was seen; None without that signal."""
+    sig = next((s for s in signals if s.name == "appearance_velocity" and len(s.t_s) >= 8), None)
+    if sig is None:
+        return None
+    v = np.asarray(sig.values, np.float64).reshape(len(sig.t_s), -1)
+    with np.errstate(invalid="ignore"):
+        seen = np.isfinite(v).any(axis=1)
+        change = np.sqrt(np.nanmean(np.where(seen[:, None], v, 0.0) ** 2, axis=1))
+    if seen.sum() < 8:
+        return None
+    change = change[seen] - np.percentile(change[seen], 5)
+    return np.asarray(sig.t_s, np.float64)[seen], change
+
+
+def _dwells(signals: Sequence[RhythmSignal], t_c: np.ndarray, period: np.ndarray, p: CountingParams
+            ) -> np.ndarray:
+    """Centres inside a rest between strokes, found stroke by stroke. From the first periodic centre to the last,
+    a run where the picture's change (`_picture_change`, averaged over 0.1 s) stays below `dwell_ratio` of its
+    running median (over `dwell_ref_periods` periods, at least 3 s: a busy background that calms down behind the
+    strokes lowers the reference with them) for `dwell_periods` to `dwell_max_periods` of the tracked period there
+    (interpolated in log across gaps) is a rest; its middle, all but `dwell_allowance` periods (the slow turn at a
+    stroke's ends), is marked. Longer stillness is left to `_frozen_centres`, which also checks that the strokes do
+    not go on. A one-period window (`_frozen_centres`) cannot see a rest shorter than a period, and each such rest
+    adds rest / period to the count. Where such runs come in `dwell_regular` or more of the cycles, they are part
+    of every stroke (a hold at each press, already inside the tracked period) and none is marked. The change is
+    taken over +-0.07 s, so a slow stroke (periods of 1.5 s and more) under sensor noise changes the picture
+    barely more than a rest does: there rests stay to the one-period rules. (A change across a share of the
+    period sees slow strokes better, but on the dev set it also took out time where nobody rested.)"""
+    out = np.zeros(len(t_c), bool)
+    periodic = np.isfinite(period)
+    got = _picture_change(signals) if p.dwell_ratio > 0 and periodic.sum() >= 2 else None
+    if got is None:
+        return out
+    t, change = got
+    dt = float(np.median(np.diff(t)))
+    if not dt > 0:
+        return out
+    change = _windowed_mean(t, change, t, 0.1)
+    idx = np.flatnonzero(periodic)
+    within = (t >= t_c[idx[0]]) & (t <= t_c[idx[-1]])
+    per_t = np.exp(np.interp(t, t_c[idx], np.log(period[idx])))
+    on_periodic = within & periodic[np.clip(np.searchsorted(t_c, t), 0, len(t_c) - 1)]
+    if on_periodic.sum() < 8 or not np.median(change[on_periodic]) > 0:
+        return out
+    # the strokes' typical change nearby: a busy background that calms down behind them lowers it with them
+    from scipy.ndimage import median_filter
+
+    span = max(3.0, p.dwell_ref_periods * float(np.median(per_t)))
+    ref = median_filter(change, size=max(3, int(round(span / dt)) | 1), mode="nearest")
+    low = within & (change < p.dwell_ratio * ref)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], low.astype(np.int8), [0]])))
+    runs = []
+    for a, b in zip(edges[::2], edges[1::2]):  # samples [a, b)
+        per_run = float(np.median(per_t[a:b]))
+        if p.dwell_periods * per_run <= (b - a) * dt <= p.dwell_max_periods * per_run:
+            runs.append((t[a], t[b - 1] + dt, per_run))
+    cycles = float(np.sum(dt / per_t[within]))
+    if not runs or len(runs) >= p.dwell_regular * max(cycles, 1.0):
+        return out
+    for a, b, per_run in runs:
+        margin = 0.5 * p.dwell_allowance * per_run
+        out |= (t_c >= a + margin) & (t_c < b - margin)
+    return out
 
 
 def _quiet_gaps(period: np.ndarray, level: np.ndarray, ratio: float) -> np.ndarray:
