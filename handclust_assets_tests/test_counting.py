@@ -879,12 +879,14 @@ def test_a_hold_in_every_stroke_is_part_of_the_stroke_not_a_rest(period: float, 
     assert not _dwells(_appearance_with_velocity(t, pos), t_c, np.full(len(t_c), period), CountingParams()).any()
 
 
-@given(st.floats(0.4, 1.0), st.integers(4, 8), st.floats(0.8, 2.8), st.integers(0, 10_000))
+@given(st.floats(0.4, 1.0), st.integers(4, 8), st.floats(0.8, 2.0), st.integers(0, 10_000))
 @settings(max_examples=30, deadline=None)
 def test_one_rest_between_strokes_is_marked_and_its_turns_are_not(period: float, before: int, rest: float,
                                                                  seed: int) -> None:
     # `before` strokes, a rest of `rest` periods, then as many strokes again: the middle of the rest is marked
-    # (all but the allowance for a stroke's slow turn), nothing in the strokes is
+    # (all but the allowance for a stroke's slow turn), nothing in the strokes is. A rest of more than ~2 periods
+    # fills a third of the running median's window and lowers the reference itself: longer stillness is
+    # `_frozen_centres`' (one-period windows)
     rng = np.random.default_rng(seed)
     phase = _phase_with_rests(period, 2 * before, {before - 1: rest})
     t = np.arange(len(phase)) / FS
@@ -897,7 +899,8 @@ def test_one_rest_between_strokes_is_marked_and_its_turns_are_not(period: float,
     slack = CountingParams().dwell_allowance * period / 2 + 0.2  # + the change's own +-0.07 s and 0.1-s mean
     assert got[(t_c > a + slack) & (t_c < b - slack)].all()
     assert got.sum() * 0.1 >= rest * period - 2 * slack - 0.1
-    assert not got[(t_c < a - 0.1 * period) | (t_c > b + 0.1 * period)].any()
+    edge = 0.1 * period + 0.1  # the change's +-0.07 s and 0.1-s mean blur the run's ends by up to ~0.1 s
+    assert not got[(t_c < a - edge) | (t_c > b + edge)].any()
 
 
 @given(st.sampled_from(["constant", "tiny", "nan", "half_nan"]), st.integers(0, 100))

@@ -814,7 +814,7 @@ def _dwells(signals: Sequence[RhythmSignal], t_c: np.ndarray, period: np.ndarray
     strokes lowers the reference with them) for `dwell_periods` to `dwell_max_periods` of the tracked period there
     (interpolated in log across gaps) is a rest; its middle, all but `dwell_allowance` periods (the slow turn at a
     stroke's ends), is marked. Longer stillness is left to `_frozen_centres`, which also checks that the strokes do
-    not go on. A one-period window (`_frozen_centres`) cannot see a rest shorter than a period, and each such rest
+    not go on (a rest of more than ~2 periods fills a third of the reference's window and lowers it itself). A one-period window (`_frozen_centres`) cannot see a rest shorter than a period, and each such rest
     adds rest / period to the count. Where such runs come in `dwell_regular` or more of the cycles, they are part
     of every stroke (a hold at each press, already inside the tracked period) and none is marked. The change is
     taken over +-0.07 s, so a slow stroke (periods of 1.5 s and more) under sensor noise changes the picture
