@@ -821,23 +821,30 @@ def test_strokes_are_counted_on_when_the_background_behind_them_calms(seed: int)
     assert alone["count_estimate"] < 20.0
 
 
-@given(st.floats(0.4, 2.5), st.floats(0.0, 0.5), st.floats(0.0, 0.3), st.integers(0, 10_000))
-@settings(max_examples=40, deadline=None)
-def test_a_stroke_that_dwells_at_its_ends_is_never_frozen(period: float, dwell: float, noise: float,
-                                                          seed: int) -> None:
-    # out and back once per period, holding still for `dwell` of each cycle (half at each end): a window of one
-    # period always holds the stroke, so no centre is a rest
+@given(st.floats(0.4, 2.5), st.floats(0.0, 0.6), st.floats(0.0, 0.3), st.integers(0, 10_000),
+       st.sampled_from(["frozen", "dwells"]))
+@settings(max_examples=60, deadline=None)
+def test_a_hold_in_every_stroke_is_never_a_rest(period: float, dwell: float, noise: float, seed: int,
+                                                rule: str) -> None:
+    # a window of one period always holds the stroke (`_frozen_centres`); a hold that comes in every cycle is part
+    # of the stroke, already inside the tracked period (`_dwells`): no centre is a rest
+    find = {"frozen": _frozen_centres, "dwells": _dwells}[rule]
+    signals, t_c = _strokes_with_holds(period, dwell, noise, seed)
+    assert not find(signals, t_c, np.full(len(t_c), period), CountingParams()).any()
+
+
+def _strokes_with_holds(period: float, dwell: float, noise: float, seed: int) -> tuple[list[RhythmSignal], np.ndarray]:
+    """16 s of strokes out and back once per period, holding still for `dwell` of every cycle (half at each end),
+    eased (slow at each end), in 8 cells with noise; and analysis centres every 0.1 s."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(16 * FS)) / FS
     u = (t / period) % 1.0
     move = (1.0 - dwell) / 2
     x = np.where(u < move, u / move, np.where(u < move + dwell / 2, 1.0,
                  np.where(u < 2 * move + dwell / 2, 1.0 - (u - move - dwell / 2) / move, 0.0)))
-    x = 0.5 - 0.5 * np.cos(np.pi * x)  # eased: slow at each end
+    x = 0.5 - 0.5 * np.cos(np.pi * x)
     pos = x[:, None] * rng.normal(size=(1, 8)) + noise * 0.2 * rng.normal(size=(len(t), 8))
-    t_c = (np.arange(160) + 0.5) * 0.1
-    got = _frozen_centres(_appearance_with_velocity(t, pos), t_c, np.full(len(t_c), period), CountingParams())
-    assert not got.any()
+    return _appearance_with_velocity(t, pos), (np.arange(160) + 0.5) * 0.1
 
 
 @pytest.mark.parametrize("seed", [1, 3])
@@ -859,24 +866,6 @@ def test_rests_shorter_than_a_stroke_are_not_counted(seed: int, shared_clips: Pa
     assert on < off - 0.5  # some of the rest time is no longer counted as strokes
     assert abs(on - truth.count) < abs(off - truth.count)
     assert on > truth.count - 1.0  # and no stroke time with it
-
-
-@given(st.floats(0.4, 2.5), st.floats(0.0, 0.6), st.floats(0.0, 0.3), st.integers(0, 10_000))
-@settings(max_examples=40, deadline=None)
-def test_a_hold_in_every_stroke_is_part_of_the_stroke_not_a_rest(period: float, dwell: float, noise: float,
-                                                                seed: int) -> None:
-    # out and back once per period, holding still for `dwell` of every cycle (half at each end): the tracked
-    # period already holds the holds, so none is taken out
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(16 * FS)) / FS
-    u = (t / period) % 1.0
-    move = (1.0 - dwell) / 2
-    x = np.where(u < move, u / move, np.where(u < move + dwell / 2, 1.0,
-                 np.where(u < 2 * move + dwell / 2, 1.0 - (u - move - dwell / 2) / move, 0.0)))
-    x = 0.5 - 0.5 * np.cos(np.pi * x)
-    pos = x[:, None] * rng.normal(size=(1, 8)) + noise * 0.2 * rng.normal(size=(len(t), 8))
-    t_c = (np.arange(160) + 0.5) * 0.1
-    assert not _dwells(_appearance_with_velocity(t, pos), t_c, np.full(len(t_c), period), CountingParams()).any()
 
 
 @given(st.floats(0.4, 1.0), st.integers(4, 8), st.floats(0.8, 2.0), st.integers(0, 10_000))
@@ -903,32 +892,13 @@ def test_one_rest_between_strokes_is_marked_and_its_turns_are_not(period: float,
     assert not got[(t_c < a - edge) | (t_c > b + edge)].any()
 
 
-@given(st.sampled_from(["constant", "tiny", "nan", "half_nan"]), st.integers(0, 100))
-@settings(max_examples=20, deadline=None)
-def test_dwells_on_degenerate_signals(kind: str, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(8 * FS)) / FS
-    pos = {"constant": np.ones((len(t), 4)), "tiny": 1e-12 * rng.normal(size=(len(t), 4)),
-           "nan": np.full((len(t), 4), np.nan), "half_nan": rng.normal(size=(len(t), 4))}[kind]
-    if kind == "half_nan":
-        pos[::2] = np.nan
-    signals = _appearance_with_velocity(t, pos)
-    t_c = (np.arange(80) + 0.5) * 0.1
-    i = np.arange(80)
-    period = np.where((i % 20 >= 4) & (i < 70), 0.8, np.nan)
-    got = _dwells(signals, t_c, period, CountingParams())
-    assert got.dtype == bool and got.shape == (80,)
-    if kind in ("constant", "tiny", "nan"):
-        assert not got.any()
-    assert not got[:4].any() and not got[70:].any()
-    assert not _dwells(signals, t_c, np.full(80, np.nan), CountingParams()).any()
-    assert not _dwells(signals, t_c, period, CountingParams(dwell_ratio=0.0)).any()
-    assert not _dwells(signals[1:], t_c, period, CountingParams()).any()  # no appearance
-
-
-@given(st.sampled_from(["constant", "tiny", "nan", "half_nan"]), st.integers(0, 100))
-@settings(max_examples=20, deadline=None)
-def test_frozen_centres_on_degenerate_signals(kind: str, seed: int) -> None:
+@given(st.sampled_from(["constant", "tiny", "nan", "half_nan"]), st.integers(0, 100),
+       st.sampled_from(["frozen", "dwells"]))
+@settings(max_examples=30, deadline=None)
+def test_rest_rules_on_degenerate_signals(kind: str, seed: int, rule: str) -> None:
+    # both rules read the picture's change (`appearance_velocity`): a whole period of it (`_frozen_centres`) or
+    # stroke by stroke (`_dwells`)
+    find, off = {"frozen": (_frozen_centres, {"frozen_ratio": 0.0}), "dwells": (_dwells, {"dwell_ratio": 0.0})}[rule]
     rng = np.random.default_rng(seed)
     t = np.arange(int(8 * FS)) / FS
     pos = {"constant": np.ones((len(t), 4)), "tiny": 1e-12 * rng.normal(size=(len(t), 4)),
@@ -939,14 +909,14 @@ def test_frozen_centres_on_degenerate_signals(kind: str, seed: int) -> None:
     t_c = (np.arange(80) + 0.5) * 0.1
     i = np.arange(80)
     period = np.where((i % 20 >= 4) & (i < 70), 0.8, np.nan)  # periodic from centre 4 to centre 69
-    got = _frozen_centres(signals, t_c, period, CountingParams())
+    got = find(signals, t_c, period, CountingParams())
     assert got.dtype == bool and got.shape == (80,)
     if kind in ("constant", "tiny", "nan"):  # nothing changes at all: no median to be below, nothing judged
         assert not got.any()
     assert not got[:4].any() and not got[70:].any()  # never before the first periodic centre or past the last
-    assert not _frozen_centres(signals, t_c, np.full(80, np.nan), CountingParams()).any()  # nothing periodic
-    assert not _frozen_centres(signals, t_c, period, CountingParams(frozen_ratio=0.0)).any()  # off
-    assert not _frozen_centres(signals[:1], t_c, period, CountingParams()).any()  # no appearance_velocity
+    assert not find(signals, t_c, np.full(80, np.nan), CountingParams()).any()  # nothing periodic
+    assert not find(signals, t_c, period, CountingParams(**off)).any()  # off
+    assert not find(signals[:1], t_c, period, CountingParams()).any()  # no appearance_velocity
 
 
 def test_quiet_gaps_are_the_low_gaps_between_stretches() -> None:
