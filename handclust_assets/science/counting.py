@@ -808,18 +808,22 @@ def _picture_change(signals: Sequence[RhythmSignal]) -> tuple[np.ndarray, np.nda
 
 def _dwells(signals: Sequence[RhythmSignal], t_c: np.ndarray, period: np.ndarray, p: CountingParams
             ) -> np.ndarray:
-    """Centres inside a rest between strokes, found stroke by stroke. From the first periodic centre to the last,
-    a run where the picture's change (`_picture_change`, averaged over 0.1 s) stays below `dwell_ratio` of its
-    running median (over `dwell_ref_periods` periods, at least 3 s: a busy background that calms down behind the
-    strokes lowers the reference with them) for `dwell_periods` to `dwell_max_periods` of the tracked period there
-    (interpolated in log across gaps) is a rest; its middle, all but `dwell_allowance` periods (the slow turn at a
-    stroke's ends), is marked. Longer stillness is left to `_frozen_centres`, which also checks that the strokes do
-    not go on (a rest of more than ~2 periods fills a third of the reference's window and lowers it itself). A one-period window (`_frozen_centres`) cannot see a rest shorter than a period, and each such rest
-    adds rest / period to the count. Where such runs come in `dwell_regular` or more of the cycles, they are part
-    of every stroke (a hold at each press, already inside the tracked period) and none is marked. The change is
-    taken over +-0.07 s, so a slow stroke (periods of 1.5 s and more) under sensor noise changes the picture
-    barely more than a rest does: there rests stay to the one-period rules. (A change across a share of the
-    period sees slow strokes better, but on the dev set it also took out time where nobody rested.)"""
+    """Centres inside a rest between strokes, found stroke by stroke. A one-period window (`_frozen_centres`)
+    cannot see a rest shorter than a period, and each such rest adds rest / period to the count.
+
+    From the first periodic centre to the last, a run where the picture's change (`_picture_change`, averaged over
+    0.1 s) stays below `dwell_ratio` of its running median (over `dwell_ref_periods` periods, at least 3 s: a busy
+    background that calms down behind the strokes lowers the reference with them) for `dwell_periods` to
+    `dwell_max_periods` of the tracked period there (interpolated in log across gaps) is a rest; its middle, all
+    but `dwell_allowance` periods (the slow turn at a stroke's ends), is marked. Where such runs come in
+    `dwell_regular` or more of the cycles, they are part of every stroke (a hold at each press, already inside the
+    tracked period) and none is marked.
+
+    Limits: longer stillness is left to `_frozen_centres`, which also checks that the strokes do not go on (a rest
+    of more than ~2 periods fills a third of the reference's window and lowers it itself). The change is taken
+    over +-0.07 s, so a slow stroke (periods of 1.5 s and more) under sensor noise changes the picture barely more
+    than a rest does: there rests stay to the one-period rules. (A change across a share of the period sees slow
+    strokes better, but on the dev set it also took out time where nobody rested.)"""
     out = np.zeros(len(t_c), bool)
     periodic = np.isfinite(period)
     got = _picture_change(signals) if p.dwell_ratio > 0 and periodic.sum() >= 2 else None
@@ -846,7 +850,7 @@ def _dwells(signals: Sequence[RhythmSignal], t_c: np.ndarray, period: np.ndarray
     runs = []
     for a, b in zip(edges[::2], edges[1::2]):  # samples [a, b)
         per_run = float(np.median(per_t[a:b]))
-        if p.dwell_periods * per_run <= (b - a) * dt <= p.dwell_max_periods * per_run:
+        if p.dwell_periods * per_run <= t[b - 1] - t[a] + dt <= p.dwell_max_periods * per_run:
             runs.append((t[a], t[b - 1] + dt, per_run))
     cycles = float(np.sum(dt / per_t[within]))
     if not runs or len(runs) >= p.dwell_regular * max(cycles, 1.0):
