@@ -193,10 +193,9 @@ def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.nda
     intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged: 3 x 3 cells of the 32-px thumbnail are
     coarse enough that sub-pixel camera shake barely changes them, while a moving hand or tool still does; with
     `normalise_frames` each image to zero mean and unit s.d., so exposure and lighting drift do not pass for
-    motion; then its main
-    `appearance_components` principal components, 0 = every pixel; the counter takes the picture's global motion
-    out of the images before, `steady_thumbnails`) -> "appearance"; with `velocity_s` > 0 also its change over +-velocity_s
-    (x(t + d) - x(t - d)) -> "appearance_velocity": signed, so it still turns once per cycle, while slow drift and
+    motion; then its main `appearance_components` principal components, 0 = every pixel; the counter takes the
+    picture's global motion out of the images beforehand, `steady_thumbnails`) -> "appearance"; with `velocity_s`
+    > 0 also its change over +-velocity_s (x(t + d) - x(t - d)) -> "appearance_velocity": signed, so it still turns once per cycle, while slow drift and
     sway, which can outweigh a small repetition in the appearance itself, shrink to nearly nothing; the camera's
     per-frame translation (T, 2) -> "camera_motion" (signed: turns once per cycle, like a position)."""
     out = []
