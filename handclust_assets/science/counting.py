@@ -108,6 +108,8 @@ class RhythmSignal:
     values: np.ndarray
     kind: str = POSITION
     prior: float = 1.0
+    same_unit: bool = False  # the channels share one unit (pixels of one picture): the counter keeps their relative
+    # scale (`CountingParams.keep_channel_scale`), so a channel that barely moves weighs little
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,9 @@ class CountingParams:
     dwell_allowance: float = 0.15
     dwell_regular: float = 0.6  # ... unless such runs come in at least this share of the cycles: then they are
     # part of every stroke (a hold at each press), already inside the tracked period
+    keep_channel_scale: bool = True  # a `same_unit` signal's channels are centred and divided by one common s.d.,
+    # not each by its own: scaled each to unit variance, the still pixels' sensor noise pooled with as much weight
+    # as the few cells where a small hand moves (`_signal_map`); False: every channel to unit variance
     refine_lag: bool = True  # the tracked period refined between the lag grid's samples (parabolic peak)
     unsway_s: float = 10.0  # > 0: the picture's global motion (shift, zoom, roll against its moving mean over this
     # many seconds) is taken out of the thumbnails before the box search and the appearance read them
@@ -195,9 +200,11 @@ def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.nda
     `normalise_frames` each image to zero mean and unit s.d., so exposure and lighting drift do not pass for
     motion; then its main `appearance_components` principal components, 0 = every pixel; the counter takes the
     picture's global motion out of the images beforehand, `steady_thumbnails`) -> "appearance"; with `velocity_s`
-    > 0 also its change over +-velocity_s (x(t + d) - x(t - d)) -> "appearance_velocity": signed, so it still turns once per cycle, while slow drift and
-    sway, which can outweigh a small repetition in the appearance itself, shrink to nearly nothing; the camera's
-    per-frame translation (T, 2) -> "camera_motion" (signed: turns once per cycle, like a position)."""
+    > 0 also its change over +-velocity_s (x(t + d) - x(t - d)) -> "appearance_velocity": signed, so it still turns
+    once per cycle, while slow drift and sway, which can outweigh a small repetition in the appearance itself,
+    shrink to nearly nothing; its cells keep their relative scale in the counter (`same_unit`: where the picture
+    is still, its cells are noise and weigh little); the camera's per-frame translation (T, 2) -> "camera_motion"
+    (signed: turns once per cycle, like a position)."""
     out = []
     t = np.asarray(t_s, np.float64)
     if energy is not None and len(energy):
@@ -221,7 +228,7 @@ def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.nda
             vel = np.full_like(app, np.nan)
             if len(app) > 2 * d:
                 vel[d:-d] = app[2 * d:] - app[:-2 * d]
-            out.append(RhythmSignal("appearance_velocity", t, vel, POSITION))
+            out.append(RhythmSignal("appearance_velocity", t, vel, POSITION, same_unit=True))
     if camera is not None and len(camera) == len(t) and np.any(np.abs(np.asarray(camera)) > 0):
         out.append(RhythmSignal("camera_motion", t, np.asarray(camera, np.float64).reshape(len(t), -1), POSITION,
                                 prior=0.7))
@@ -381,11 +388,15 @@ class _SignalMap:
     valid: np.ndarray  # (G,)
 
 
-def _standardise(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
+def _standardise(v: np.ndarray, ok: np.ndarray, common: bool = False) -> np.ndarray:
+    """Channels (columns) centred and scaled to unit s.d. over the valid rows; with `common` all by one s.d. (the
+    root mean square of theirs), so they keep their relative scale. Constant channels are dropped."""
     if not ok.any():
         return v[:, :0]
     mu, sd = v[ok].mean(axis=0), v[ok].std(axis=0)
     keep = sd > 1e-9 * (np.abs(mu) + 1.0)
+    if common and keep.any():
+        return (v[:, keep] - mu[keep]) / float(np.sqrt(np.mean(sd[keep] ** 2)))
     return (v[:, keep] - mu[keep]) / sd[keep]
 
 
@@ -400,7 +411,7 @@ def _signal_map(sig: RhythmSignal, grid_t: np.ndarray, centres: np.ndarray, max_
     dt_src = float(np.median(np.diff(np.sort(t)))) if len(t) > 1 else 1.0
     smooth = p.smooth_s if dt_src < 0.5 / p.fs else 0.0
     vals, ok = resample_to_grid(t, v, grid_t, smooth)
-    vals = _standardise(vals, ok)
+    vals = _standardise(vals, ok, common=sig.same_unit and p.keep_channel_scale)
     if vals.shape[1] == 0 or ok.sum() < 6:
         return None
     min_lag = max(int(np.ceil(p.min_period_s * p.fs)), int(np.ceil(3 * dt_src * p.fs)), 3)
