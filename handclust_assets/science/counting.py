@@ -855,13 +855,11 @@ def _dwells(signals: Sequence[RhythmSignal], t_c: np.ndarray, period: np.ndarray
 
     span = max(3.0, p.dwell_ref_periods * float(np.median(per_t)))
     ref = median_filter(change, size=max(3, int(round(span / dt)) | 1), mode="nearest")
-    low = within & (change < p.dwell_ratio * ref)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], low.astype(np.int8), [0]])))
     runs = []
-    for a, b in zip(edges[::2], edges[1::2]):  # samples [a, b)
-        per_run = float(np.median(per_t[a:b]))
-        if p.dwell_periods * per_run <= t[b - 1] - t[a] + dt <= p.dwell_max_periods * per_run:
-            runs.append((t[a], t[b - 1] + dt, per_run))
+    for a, last in periodic_runs(within & (change < p.dwell_ratio * ref)):  # samples a..last
+        per_run = float(np.median(per_t[a:last + 1]))
+        if p.dwell_periods * per_run <= t[last] - t[a] + dt <= p.dwell_max_periods * per_run:
+            runs.append((t[a], t[last] + dt, per_run))
     cycles = float(np.sum(dt / per_t[within]))
     if not runs or len(runs) >= p.dwell_regular * max(cycles, 1.0):
         return out
