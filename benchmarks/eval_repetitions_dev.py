@@ -114,15 +114,18 @@ def find_pieces(name: str, pieces: list[tuple[str, float, float]], source_dirs: 
 
 
 def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]], n: int, seed: int,
-                     source_dirs: list[Path], backgrounds: list[tuple[str, float]] | None = None) -> Path | None:
+                     source_dirs: list[Path], backgrounds: list[tuple[str, float]] | None = None,
+                     still: bool = False) -> Path | None:
+    """Real-cycle clips of the pieces; with `backgrounds`, local cycles over them; with `still` too, over the
+    background held on its first frame (`background_rate` 0; None when no background is found)."""
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     found = find_pieces(name, pieces, source_dirs)
     bgs = [(str(p), s) for src, s in backgrounds or [] if (p := find_source(src, source_dirs)) is not None]
-    if not found:
+    if not found or (still and not bgs):
         return None
-    return write_cycle_clips(folder, real_cycle_specs(found, n, seed=seed, prefix="lc" if backgrounds else "rc",
-                                                      backgrounds=bgs or None))
+    specs = real_cycle_specs(found, n, seed=seed, prefix="lc" if backgrounds else "rc", backgrounds=bgs or None)
+    return write_cycle_clips(folder, [replace(s, background_rate=0.0) for s in specs] if still else specs)
 
 
 def write_cycle_clips(folder: Path, specs: list[RealCycleSpec]) -> Path:
@@ -135,19 +138,6 @@ def write_cycle_clips(folder: Path, specs: list[RealCycleSpec]) -> Path:
             _, truth = cycle_real_clip(spec, spec.src, folder)
         rows.append((path.name, truth.count, truth.cycle_end_frames))
     return write_labels(folder, rows)
-
-
-def build_stillcycles(out: Path, name: str, pieces: list[tuple[str, float, float]], n: int, seed: int,
-                      source_dirs: list[Path], backgrounds: list[tuple[str, float]]) -> Path | None:
-    """The localcycles specs of this seed with the background held still (`background_rate` 0)."""
-    folder = out / name
-    folder.mkdir(parents=True, exist_ok=True)
-    found = find_pieces(name, pieces, source_dirs)
-    bgs = [(str(p), s) for src, s in backgrounds if (p := find_source(src, source_dirs)) is not None]
-    if not found or not bgs:
-        return None
-    specs = real_cycle_specs(found, n, seed=seed, prefix="lc", backgrounds=bgs)
-    return write_cycle_clips(folder, [replace(s, background_rate=0.0) for s in specs])
 
 
 def build_longcycles(out: Path, name: str, pieces: list[tuple[str, float, float]], n: int, seed: int,
@@ -235,7 +225,7 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
                 *((f"stillbg-train{'' if sd == 12 else f'-s{sd}'}", TRAIN_PIECES, sd, TRAIN_BACKGROUNDS)
                   for sd in [12, *a.more_local_seeds]),
                 ("stillbg-heldout", HELDOUT_PIECES, 24, HELDOUT_BACKGROUNDS)):
-            if (lab := build_stillcycles(a.out, name, pieces, a.n_real, seed, sources, bgs)) is not None:
+            if (lab := build_realcycles(a.out, name, pieces, a.n_real, seed, sources, bgs, still=True)) is not None:
                 splits["still"].append((name, lab.parent, lab))
     return splits
 
