@@ -991,10 +991,16 @@ def test_real_cycle_clip_has_exact_truth_and_is_counted(tmp_path: Path) -> None:
     assert row["count_estimate"] == pytest.approx(10, abs=2.0)
 
 
-def test_local_real_cycles_repeat_inside_their_box_over_other_footage(tmp_path: Path) -> None:
-    """`region` mode: only a box of the picture cycles; elsewhere the background footage plays on unchanged."""
+def _gray_frames(path: Path) -> np.ndarray:
+    """Every decoded frame of a video as gray float32 (T, h, w)."""
     import av
 
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="gray").astype(np.float32) for f in c.decode(video=0)])
+
+
+def test_local_real_cycles_repeat_inside_their_box_over_other_footage(tmp_path: Path) -> None:
+    """`region` mode: only a box of the picture cycles; elsewhere the background footage plays on unchanged."""
     from handclust_assets.lib.synthetic_reps import RealCycleSpec, cycle_real_clip
     from handclust_assets.video.writer import moving_pattern, write_video
 
@@ -1005,12 +1011,7 @@ def test_local_real_cycles_repeat_inside_their_box_over_other_footage(tmp_path: 
                          region=0.5, background=str(bg), seed=5)
     path, truth = cycle_real_clip(spec, src, tmp_path)
     assert truth.count == 10 and truth.source["region"] == 0.5
-
-    def gray(p: Path) -> np.ndarray:
-        with av.open(str(p)) as c:
-            return np.stack([f.to_ndarray(format="gray").astype(np.float32) for f in c.decode(video=0)])
-
-    out, back = gray(path), gray(bg)
+    out, back = _gray_frames(path), _gray_frames(bg)
     diff = np.abs(out - back[: len(out)]).mean(axis=0)
     changed = float(np.mean(diff > 12))  # the box (0.5 x 0.5 of the frame, soft edge) differs from the background
     assert 0.15 < changed < 0.35
@@ -1021,8 +1022,6 @@ def test_local_real_cycles_repeat_inside_their_box_over_other_footage(tmp_path: 
 def test_a_still_background_holds_its_first_frame_even_from_a_sparse_source(tmp_path: Path) -> None:
     """`background_rate` 0 (the dev set's stillbg subsets): outside the box every frame is the background's first
     frame; a source with two frames a second (fewer than 3 in the first 0.5 s, as tree.avi) is read all the same."""
-    import av
-
     from handclust_assets.lib.synthetic_reps import RealCycleSpec, cycle_real_clip
     from handclust_assets.video.writer import moving_pattern, write_video
 
@@ -1033,10 +1032,7 @@ def test_a_still_background_holds_its_first_frame_even_from_a_sparse_source(tmp_
                          region=0.4, background=str(bg), background_rate=0.0, seed=7)
     path, truth = cycle_real_clip(spec, src, tmp_path)
     assert truth.count == 6 and truth.source["background_rate"] == 0.0
-    with av.open(str(path)) as c:
-        out = np.stack([f.to_ndarray(format="gray").astype(np.float32) for f in c.decode(video=0)])
-    with av.open(str(bg)) as c:
-        first = next(iter(c.decode(video=0))).to_ndarray(format="gray").astype(np.float32)
+    out, first = _gray_frames(path), _gray_frames(bg)[0]
     moving = out.std(axis=0) > 8  # the box, where the piece cycles
     assert 0.08 < float(np.mean(moving)) < 0.25
     still = ~moving
