@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from handclust_assets.cli.app import app
-from handclust_assets.cli.eval_repetitions import RHYTHM_PATH
+from handclust_assets.cli.eval_repetitions import RHYTHM_PATH, clip_keys
 from handclust_assets.defs.counting.assets import activity_spans
 from handclust_assets.lib import tables
 from handclust_assets.lib.rep_eval import read_labels, score_counts
@@ -120,3 +120,36 @@ def test_eval_repetitions_cli_bad_input(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "not a number" in r.output
     r = CliRunner().invoke(app, ["eval-repetitions", str(tmp_path / "nope"), str(labels)])
     assert r.exit_code == 2 and "not a folder" in r.output
+
+
+def test_labels_find_their_videos_by_path_stem_or_file_name(tmp_path: Path) -> None:
+    videos = tmp_path / "v"
+    (videos / "train").mkdir(parents=True)
+    (videos / "val").mkdir()
+    for rel in ("train/001_stir.mp4", "train/Chop.MOV", "val/002_saw.mp4", "val/dup.mp4", "train/dup.mp4"):
+        (videos / rel).write_bytes(b"")  # the folder scan reads names only
+    labels = ["train/001_stir.mp4", "train/001_stir", "002_saw.mp4", "002_saw", "/elsewhere/002_saw.mp4",
+              "chop.mov", "CHOP", "dup.mp4", "nothing.mp4", "train\\Chop.MOV"]
+    keys, missing = clip_keys(videos, labels)
+    assert keys == {"train/001_stir.mp4": "train__001_stir", "train/001_stir": "train__001_stir",
+                    "002_saw.mp4": "val__002_saw", "002_saw": "val__002_saw", "/elsewhere/002_saw.mp4": "val__002_saw",
+                    "chop.mov": "train__chop", "CHOP": "train__chop", "train\\Chop.MOV": "train__chop"}
+    assert missing == ["dup.mp4", "nothing.mp4"]  # two videos of that name: which one is not guessed
+
+
+def test_eval_repetitions_scores_a_missing_video_and_keeps_the_rest(tmp_path: Path) -> None:
+    videos = tmp_path / "labelled"
+    a, ta = generate_rep_clip(RepClipSpec("saw", "saw", n_cycles=6, period_start_s=0.6, period_end_s=0.6,
+                                          width=160, height=96, seed=3), videos)
+    labels = tmp_path / "LABELS.csv"
+    labels.write_text(f"file,count\ngone.mp4,7\n{a.name},{ta.count}\n")
+    out_csv = tmp_path / "scores.csv"
+    r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--out", str(out_csv)])
+    assert r.exit_code == 1, r.output  # something was missing: not a clean pass
+    assert "gone.mp4" in r.output and "scored as missing" in r.output
+    table = pl.read_csv(out_csv)
+    assert table["file"].to_list() == ["gone.mp4", a.name]  # the labels' order
+    gone, saw = table.row(0, named=True), table.row(1, named=True)
+    assert gone["status"].startswith("missing") and gone["pred"] == 0 and gone["abs_rel_error"] == 1.0
+    assert not saw["status"].startswith(("missing", "failed")) and abs(saw["pred"] - ta.count) <= 1
+    assert _printed(r.output, "OBO") == pytest.approx(0.5, abs=5e-4)  # the missing clip counts against the score

@@ -29,19 +29,26 @@ def _fail(message: str) -> None:
 
 def clip_keys(videos_dir: Path, files: list[str]) -> tuple[dict[str, str], list[str]]:
     """label file -> partition key (as the folder sensor names it), and the labelled files not found. A label
-    without the extension (`001_stirring` for `001_stirring.mp4`) names the one video of that path and stem."""
+    without the extension (`001_stirring` for `001_stirring.mp4`) names the one video of that path and stem; a
+    label that is not a path inside the folder (a bare file name, an absolute path elsewhere) names the one video
+    in the folder's tree with that file name (or stem), compared exactly and then case-insensitively."""
     from handclust_assets.lib.video_folder import scan_videos
 
     by_path = {p.resolve(): k for k, p in scan_videos(videos_dir).items()}
-    by_stem: dict[Path, list[str]] = {}
+    index: dict[tuple[str, str], list[str]] = {}  # (how, name) -> keys
     for p, k in by_path.items():
-        by_stem.setdefault(p.with_suffix(""), []).append(k)
+        for how, name in (("path", str(p.with_suffix(""))), ("name", p.name), ("stem", p.stem),
+                          ("iname", p.name.casefold()), ("istem", p.stem.casefold())):
+            index.setdefault((how, name), []).append(k)
     keys, missing = {}, []
     for f in files:
         path = (videos_dir / f).resolve()
-        k = by_path.get(path)
-        if k is None and len(by_stem.get(path, [])) == 1:
-            k = by_stem[path][0]
+        name = Path(f.replace("\\", "/")).name
+        tries = [by_path.get(path)] + [
+            hits[0] if len(hits := index.get(q, [])) == 1 else None
+            for q in (("path", str(path)), ("name", name), ("stem", name), ("iname", name.casefold()),
+                      ("istem", name.casefold()))]
+        k = next((t for t in tries if t is not None), None)
         if k is None:
             missing.append(f)
         else:
@@ -120,20 +127,23 @@ def eval_repetitions(
     if labels.height == 0:
         _fail(f"{labels_csv} has no labelled clips")
     keys, missing = clip_keys(videos_dir, labels["file"].to_list())
-    if missing:
-        _fail(f"{len(missing)} labelled file(s) not found as videos in {videos_dir}: {', '.join(missing[:10])}")
+    if len(missing) == labels.height:
+        _fail(f"all {labels.height} labelled file(s) not found as videos in {videos_dir} (first: {missing[0]})")
+    if missing:  # scored as missing (count 0), not a reason to lose the other clips' runs
+        typer.echo(f"eval-repetitions: {len(missing)} labelled file(s) not found as videos in {videos_dir}, scored "
+                   f"as missing: {', '.join(missing[:10])}", err=True)
     table, summary, seconds = _run(videos_dir, keys, None if full_clip_run else RHYTHM_PATH, keep, labels,
-                                   score_counts)
+                                   score_counts, missing)
     typer.echo(format_scores(table, summary))
     typer.echo(f"graph runs: {sum(seconds.values()):.1f}s for {len(seconds)} clip(s)")
     if out_csv is not None:
         table.write_csv(out_csv)
-    if summary.get("failed"):
+    if summary.get("failed") or missing:
         raise typer.Exit(code=1)
 
 
 def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, keep: Path | None, labels,
-         score_counts) -> tuple:
+         score_counts, missing: list[str] = ()) -> tuple:
     import polars as pl
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -174,6 +184,7 @@ def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, ke
                 continue
             rows.append({"file": f, **{c: r[c] for c in ("count", "count_estimate", "mean_period_s", "confidence",
                                                          "status", "agreeing_signals")}, "seconds": seconds[f]})
+        rows += [{"file": f, "status": "missing: not found as a video in the folder"} for f in missing]
         results = pl.DataFrame(rows, schema={
             "file": pl.Utf8, "count": pl.Float64, "count_estimate": pl.Float64, "mean_period_s": pl.Float64,
             "confidence": pl.Float64, "status": pl.Utf8, "agreeing_signals": pl.List(pl.Utf8),
