@@ -153,3 +153,18 @@ def test_eval_repetitions_scores_a_missing_video_and_keeps_the_rest(tmp_path: Pa
     assert gone["status"].startswith("missing") and gone["pred"] == 0 and gone["abs_rel_error"] == 1.0
     assert not saw["status"].startswith(("missing", "failed")) and abs(saw["pred"] - ta.count) <= 1
     assert _printed(r.output, "OBO") == pytest.approx(0.5, abs=5e-4)  # the missing clip counts against the score
+
+
+def test_a_clip_too_short_to_count_says_so(storage: Path, resources, instance: dg.DagsterInstance) -> None:
+    """Five frames decode into a frame cache, but no rhythm can be read from them: the clip's period track fails
+    naming the clip's frames, how many there are and why, not "an older version"."""
+    from handclust_assets.video.writer import moving_pattern, write_video
+
+    write_video(storage / "videos" / "blink.mp4", moving_pattern(5, 64, 48), 30.0)
+    instance.add_dynamic_partitions("clips", ["blink"])
+    res = materialize(RHYTHM_PATH, resources(), instance, partition_key="blink", raise_on_error=False)
+    assert not res.success
+    failed = {e.step_key: e.step_failure_data.error.message for e in res.get_step_failure_events()}
+    assert list(failed) == ["period_track"], failed  # the frame cache itself was built
+    msg = failed["period_track"]
+    assert "blink" in msg and "5 decodable frame(s)" in msg and "too short" in msg and "older version" not in msg

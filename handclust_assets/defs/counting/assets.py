@@ -64,9 +64,12 @@ def period_track(context: dg.AssetExecutionContext, storage: StorageResource) ->
     clip = context.partition_key
     store = storage.store()
     motion = open_cache(storage, clip).motion_track()
-    if motion is None or len(motion) < 8:
+    if motion is None:
         raise ClipError(store.uri(*store.frames(clip)), "the frame cache has no source-rate motion track (built by "
-                        "an older version, or a clip under 8 frames): re-materialize frame_cache")
+                        "an older version): re-materialize frame_cache")
+    if len(motion) < 8:
+        raise ClipError(store.uri(*store.frames(clip)), f"the clip has {len(motion)} decodable frame(s) "
+                        f"({motion.duration_s:.2f} s): too short to count repetitions (8 frames at least)")
     duration = motion.duration_s
     prog = Progress(context, f"{clip} period track", 1, unit="clips", video_s=duration)
     track, box = track_located(motion.t_s, motion.energy, motion.intensity, motion.camera, motion.energy_raw,
