@@ -126,15 +126,18 @@ def test_labels_find_their_videos_by_path_stem_or_file_name(tmp_path: Path) -> N
     videos = tmp_path / "v"
     (videos / "train").mkdir(parents=True)
     (videos / "val").mkdir()
-    for rel in ("train/001_stir.mp4", "train/Chop.MOV", "val/002_saw.mp4", "val/dup.mp4", "train/dup.mp4"):
+    for rel in ("train/001_stir.mp4", "train/Chop.MOV", "val/002_saw.mp4", "val/dup.mp4", "train/dup.mp4",
+                "val/003_cut.mkv"):
         (videos / rel).write_bytes(b"")  # the folder scan reads names only
     labels = ["train/001_stir.mp4", "train/001_stir", "002_saw.mp4", "002_saw", "/elsewhere/002_saw.mp4",
-              "chop.mov", "CHOP", "dup.mp4", "nothing.mp4", "train\\Chop.MOV"]
+              "chop.mov", "CHOP", "dup.mp4", "nothing.mp4", "train\\Chop.MOV", "003_cut.mp4", "003_cut.v2"]
     keys, missing = clip_keys(videos, labels)
     assert keys == {"train/001_stir.mp4": "train__001_stir", "train/001_stir": "train__001_stir",
                     "002_saw.mp4": "val__002_saw", "002_saw": "val__002_saw", "/elsewhere/002_saw.mp4": "val__002_saw",
-                    "chop.mov": "train__chop", "CHOP": "train__chop", "train\\Chop.MOV": "train__chop"}
-    assert missing == ["dup.mp4", "nothing.mp4"]  # two videos of that name: which one is not guessed
+                    "chop.mov": "train__chop", "CHOP": "train__chop", "train\\Chop.MOV": "train__chop",
+                    "003_cut.mp4": "val__003_cut"}  # the video re-encoded into another container
+    # two videos of that name: which one is not guessed; ".v2" is no video extension, so not a stem to drop
+    assert missing == ["dup.mp4", "nothing.mp4", "003_cut.v2"]
 
 
 def test_eval_repetitions_scores_a_missing_video_and_keeps_the_rest(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ the part of the job that repetition counting needs: clips, frame_cache, period_t
 from the results with DuckDB (`handclust_assets.lib.tables.connect`: the stored period tracks, counted over the
 whole clip) and scored: MAE (mean |pred - gt| / gt), OBO (share with |pred - gt| <= 1) and a per-clip table.
 
-LABELS.csv: columns `file` (a path inside VIDEOS_DIR) and `count`; optional `cycle_end_frames`.
+LABELS.csv: columns `file` (a path inside VIDEOS_DIR, or the name of one video under it) and `count`; optional
+`cycle_end_frames`. A labelled video that is not found is scored as a miss (count 0) and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ def clip_keys(videos_dir: Path, files: list[str]) -> tuple[dict[str, str], list[
     """label file -> partition key (as the folder sensor names it), and the labelled files not found. A label
     without the extension (`001_stirring` for `001_stirring.mp4`) names the one video of that path and stem; a
     label that is not a path inside the folder (a bare file name, an absolute path elsewhere) names the one video
-    in the folder's tree with that file name (or stem), compared exactly and then case-insensitively."""
+    in the folder's tree with that file name (or stem), compared exactly and then case-insensitively; last, a label
+    whose video was re-encoded into another container (`a.mp4` for `a.mov`) names the one video of its stem."""
     from handclust_assets.lib.video_folder import scan_videos
+    from handclust_assets.video.probe import VIDEO_EXTENSIONS
 
     by_path = {p.resolve(): k for k, p in scan_videos(videos_dir).items()}
     index: dict[tuple[str, str], list[str]] = {}  # (how, name) -> keys
@@ -44,10 +47,11 @@ def clip_keys(videos_dir: Path, files: list[str]) -> tuple[dict[str, str], list[
     for f in files:
         path = (videos_dir / f).resolve()
         name = Path(f.replace("\\", "/")).name
+        stem = Path(name).stem if Path(name).suffix.lower() in VIDEO_EXTENSIONS else name  # re-encoded: a.mp4 -> a.mov
         tries = [by_path.get(path)] + [
             hits[0] if len(hits := index.get(q, [])) == 1 else None
             for q in (("path", str(path)), ("name", name), ("stem", name), ("iname", name.casefold()),
-                      ("istem", name.casefold()))]
+                      ("istem", name.casefold()), ("stem", stem), ("istem", stem.casefold()))]
         k = next((t for t in tries if t is not None), None)
         if k is None:
             missing.append(f)
@@ -143,7 +147,7 @@ def eval_repetitions(
 
 
 def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, keep: Path | None, labels,
-         score_counts, missing: list[str] = ()) -> tuple:
+         score_counts, missing: list[str] | None = None) -> tuple:
     import polars as pl
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -184,7 +188,7 @@ def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, ke
                 continue
             rows.append({"file": f, **{c: r[c] for c in ("count", "count_estimate", "mean_period_s", "confidence",
                                                          "status", "agreeing_signals")}, "seconds": seconds[f]})
-        rows += [{"file": f, "status": "missing: not found as a video in the folder"} for f in missing]
+        rows += [{"file": f, "status": "missing: not found as a video in the folder"} for f in missing or []]
         results = pl.DataFrame(rows, schema={
             "file": pl.Utf8, "count": pl.Float64, "count_estimate": pl.Float64, "mean_period_s": pl.Float64,
             "confidence": pl.Float64, "status": pl.Utf8, "agreeing_signals": pl.List(pl.Utf8),
