@@ -133,11 +133,11 @@ def eval_repetitions(
     keys, missing = clip_keys(videos_dir, labels["file"].to_list())
     if len(missing) == labels.height:
         _fail(f"all {labels.height} labelled file(s) not found as videos in {videos_dir} (first: {missing[0]})")
-    if missing:  # scored as missing (count 0), not a reason to lose the other clips' runs
+    if missing:  # no result row: `score_counts` scores them as "missing" (count 0); the other clips still run
         typer.echo(f"eval-repetitions: {len(missing)} labelled file(s) not found as videos in {videos_dir}, scored "
                    f"as missing: {', '.join(missing[:10])}", err=True)
     table, summary, seconds = _run(videos_dir, keys, None if full_clip_run else RHYTHM_PATH, keep, labels,
-                                   score_counts, missing)
+                                   score_counts)
     typer.echo(format_scores(table, summary))
     typer.echo(f"graph runs: {sum(seconds.values()):.1f}s for {len(seconds)} clip(s)")
     if out_csv is not None:
@@ -147,7 +147,7 @@ def eval_repetitions(
 
 
 def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, keep: Path | None, labels,
-         score_counts, missing: list[str] | None = None) -> tuple:
+         score_counts) -> tuple:
     import polars as pl
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -188,7 +188,6 @@ def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, ke
                 continue
             rows.append({"file": f, **{c: r[c] for c in ("count", "count_estimate", "mean_period_s", "confidence",
                                                          "status", "agreeing_signals")}, "seconds": seconds[f]})
-        rows += [{"file": f, "status": "missing: not found as a video in the folder"} for f in missing or []]
         results = pl.DataFrame(rows, schema={
             "file": pl.Utf8, "count": pl.Float64, "count_estimate": pl.Float64, "mean_period_s": pl.Float64,
             "confidence": pl.Float64, "status": pl.Utf8, "agreeing_signals": pl.List(pl.Utf8),
