@@ -160,7 +160,7 @@ def test_eval_repetitions_scores_a_missing_video_and_keeps_the_rest(tmp_path: Pa
 
 def test_a_clip_too_short_to_count_says_so(storage: Path, resources, instance: dg.DagsterInstance) -> None:
     """Five frames decode into a frame cache, but no rhythm can be read from them: the clip's period track fails
-    naming the clip's frames, how many there are and why, not "an older version"."""
+    naming the source video (not the frame cache), how many frames it has and why, not "an older version"."""
     from handclust_assets.video.writer import moving_pattern, write_video
 
     write_video(storage / "videos" / "blink.mp4", moving_pattern(5, 64, 48), 30.0)
@@ -170,4 +170,5 @@ def test_a_clip_too_short_to_count_says_so(storage: Path, resources, instance: d
     failed = {e.step_key: e.step_failure_data.error.message for e in res.get_step_failure_events()}
     assert list(failed) == ["period_track"], failed  # the frame cache itself was built
     msg = failed["period_track"]
-    assert "blink" in msg and "5 decodable frame(s)" in msg and "too short" in msg and "older version" not in msg
+    assert "blink.mp4" in msg and "5 decodable frame(s)" in msg and "too short" in msg and "older version" not in msg
+    assert "frames" not in msg.split(":")[0], msg  # the video's path leads, not the cache folder's

@@ -63,12 +63,13 @@ def period_track(context: dg.AssetExecutionContext, storage: StorageResource) ->
 
     clip = context.partition_key
     store = storage.store()
-    motion = open_cache(storage, clip).motion_track()
+    cache = open_cache(storage, clip)
+    motion = cache.motion_track()
     if motion is None:
         raise ClipError(store.uri(*store.frames(clip)), "the frame cache has no source-rate motion track (built by "
                         "an older version): re-materialize frame_cache")
-    if len(motion) < 8:
-        raise ClipError(store.uri(*store.frames(clip)), f"the clip has {len(motion)} decodable frame(s) "
+    if len(motion) < 8:  # the video's own fault, so the error names the video (the cache records its source)
+        raise ClipError(cache.meta.get("source") or clip, f"the clip has {len(motion)} decodable frame(s) "
                         f"({motion.duration_s:.2f} s): too short to count repetitions (8 frames at least)")
     duration = motion.duration_s
     prog = Progress(context, f"{clip} period track", 1, unit="clips", video_s=duration)
