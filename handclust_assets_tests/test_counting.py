@@ -32,6 +32,7 @@ from handclust_assets.science.counting import (
     _frozen_centres,
     _own_period,
     _quiet_gaps,
+    _regular_pauses,
     _signal_map,
     count_repetitions,
     keypoint_signal,
@@ -838,6 +839,52 @@ def test_a_hold_in_every_stroke_is_never_a_rest(period: float, dwell: float, noi
     find = {"frozen": _frozen_centres, "dwells": _dwells}[rule]
     signals, t_c = _strokes_with_holds(period, dwell, noise, seed)
     assert not find(signals, t_c, np.full(len(t_c), period), CountingParams()).any()
+
+
+@given(st.floats(0.5, 3.0), st.floats(0.25, 0.6), st.integers(8, 30), st.integers(0, 10_000))
+@settings(max_examples=80, deadline=None)
+def test_pauses_in_most_cycles_are_part_of_the_stroke(period: float, hold: float, n: int, seed: int) -> None:
+    # the pause detector's runs (a slow turn or a hold at each end of a slow stroke) that come once a cycle are
+    # taken back; the same runs after only a few cycles (rests between strokes) are kept, and so is a run longer
+    # than a period wherever it is
+    rng = np.random.default_rng(seed)
+    hop = 0.1
+    t_c = (np.arange(int(n * period / hop)) + 0.5) * hop
+    per = np.full(len(t_c), period)
+    every = np.zeros(len(t_c), bool)
+    for k in range(n):  # one run of `hold` periods in every cycle, at a phase that jitters a little
+        a = (k + 0.5 + rng.uniform(-0.1, 0.1)) * period
+        every |= (t_c >= a) & (t_c < a + hold * period)
+    p = CountingParams(pause_regular=0.4, pause_max_periods=1.0)
+    within = (t_c > t_c[~every][0]) & (t_c < t_c[~every][-1])  # from the first periodic centre to the last
+    assert np.array_equal(_regular_pauses(every, t_c, np.where(every, np.nan, per), p), every & within)
+    few = np.zeros(len(t_c), bool)
+    for k in rng.choice(n, size=max(1, n // 5), replace=False):  # rests after a fifth of the cycles
+        a = (k + 0.5) * period
+        few |= (t_c >= a) & (t_c < a + hold * period)
+    assert not _regular_pauses(few, t_c, np.where(few, np.nan, per), p).any()
+    long_run = every.copy()  # a rest of two periods in the middle stays a rest
+    mid = len(t_c) // 2
+    long_run[mid : mid + int(2 * period / hop)] = True
+    assert not _regular_pauses(long_run, t_c, np.where(long_run, np.nan, per), p)[mid : mid + int(2 * period / hop)
+                                                                                   ].any()
+    assert not _regular_pauses(every, t_c, per, CountingParams(pause_regular=0.0)).any()  # off
+
+
+def test_a_hold_at_every_stroke_is_counted_through(tmp_path: Path) -> None:
+    # 12 strokes of 1 s, each followed by a 0.8-s hold (the last one's tail aside): the repetition's period is the
+    # stroke and its hold. The pause detector marks part of every hold still; counted as rests, 2-3 strokes were
+    # lost (8.5-10 of 12); taken as part of every stroke they are not
+    path, truth = generate_rep_clip(RepClipSpec("hold_stroke", "stroke", n_cycles=12, period_start_s=1.0,
+                                                period_end_s=1.0, pauses=tuple((i, 0.8) for i in range(11)),
+                                                width=320, height=180, seed=3), tmp_path)
+    track = motion_track_from_video(path)
+    from handclust_assets.lib.rep_eval import count_motion_track
+
+    on = clip_row(count_motion_track(track))
+    off = clip_row(count_motion_track(track, None, CountingParams(pause_regular=0.0)))
+    assert on["status"] == COUNTED and abs(on["count_estimate"] - truth.count) <= 1.0, on
+    assert off["count_estimate"] < on["count_estimate"] - 0.5, (off, on)
 
 
 def _strokes_with_holds(period: float, dwell: float, noise: float, seed: int) -> tuple[list[RhythmSignal], np.ndarray]:

@@ -143,6 +143,9 @@ class CountingParams:
     still_window_s: float = 0.6
     quiet_gap_ratio: float = 0.5  # an aperiodic gap between periodic stretches moving less than this share of the
     # stretches' median motion energy is a rest: not counted (0 = every gap counted through, period interpolated)
+    pause_regular: float = 0.4  # pauses (`still_ratio`) of at most `pause_max_periods` periods inside the periodic
+    # span that come in at least this share of the cycles are part of every stroke, not rests (`_regular_pauses`)
+    pause_max_periods: float = 1.0
     workers: int = 2  # signals analysed in parallel threads
     multiple_near: float = 0.7  # a period whose 1/m (m >= 4) scores this share of it is a multiple (0: off)
     drift_ratio: float = 1.4  # a signal whose own period through the clip is at least this multiple of its
@@ -677,6 +680,7 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     rests, unmatched = stretch_rests(t_c, per, grid, gate, ep)  # one similarity pass for both
     if gate > 0:
         frozen &= ~np.isfinite(per) | unmatched
+    still = still & ~_regular_pauses(still, t_c, per, p)
     still = still | _quiet_gaps(per, level, p.quiet_gap_ratio) | rests | frozen | _dwells(signals, t_c, per, p)
     step = np.log(periods[-1] / periods[0]) / (len(periods) - 1)  # log-spaced grid: the nearest column directly
     col = np.round(np.log(np.nan_to_num(per, nan=1.0) / periods[0]) / step)
@@ -866,6 +870,29 @@ def _dwells(signals: Sequence[RhythmSignal], t_c: np.ndarray, period: np.ndarray
     for a, b, per_run in runs:
         margin = 0.5 * p.dwell_allowance * per_run
         out |= (t_c >= a + margin) & (t_c < b - margin)
+    return out
+
+
+def _regular_pauses(pause: np.ndarray, t_c: np.ndarray, period: np.ndarray, p: CountingParams) -> np.ndarray:
+    """The pause detector's runs (`_still_centres`) that are part of every stroke, not rests between strokes: from
+    the first periodic centre to the last, runs of at most `pause_max_periods` of the tracked period there
+    (interpolated in log across gaps) that come in `pause_regular` or more of the cycles (a slow turn or a hold at
+    each end of a slow stroke, whose time is inside the tracked period). Rests come after some cycles, not most."""
+    out = np.zeros(len(t_c), bool)
+    periodic = np.isfinite(period)
+    if p.pause_regular <= 0 or periodic.sum() < 2 or not pause.any():
+        return out
+    idx = np.flatnonzero(periodic)
+    within = np.zeros(len(t_c), bool)
+    within[idx[0] : idx[-1] + 1] = True
+    per_c = np.exp(np.interp(np.arange(len(t_c)), idx, np.log(period[idx])))
+    hop = float(np.median(np.diff(t_c))) if len(t_c) > 1 else 0.1
+    short = [(a, last) for a, last in periodic_runs(pause & within)
+             if (last - a + 1) * hop <= p.pause_max_periods * float(np.median(per_c[a : last + 1]))]
+    cycles = float(np.sum(hop / per_c[within]))
+    if len(short) >= 2 and len(short) >= p.pause_regular * cycles:
+        for a, last in short:
+            out[a : last + 1] = True
     return out
 
 
