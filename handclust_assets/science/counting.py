@@ -145,7 +145,7 @@ class CountingParams:
     # stretches' median motion energy is a rest: not counted (0 = every gap counted through, period interpolated)
     pause_regular: float = 0.4  # pauses (`still_ratio`) of at most `pause_max_periods` periods inside the periodic
     # span that come in at least this share of the cycles are part of every stroke, not rests (`_regular_pauses`)
-    pause_max_periods: float = 1.0
+    pause_max_periods: float = 0.5  # (a pause of a whole period is a cycle left out, not a turn)
     workers: int = 2  # signals analysed in parallel threads
     multiple_near: float = 0.7  # a period whose 1/m (m >= 4) scores this share of it is a multiple (0: off)
     drift_ratio: float = 1.4  # a signal whose own period through the clip is at least this multiple of its
@@ -890,7 +890,7 @@ def _regular_pauses(pause: np.ndarray, t_c: np.ndarray, period: np.ndarray, p: C
     short = [(a, last) for a, last in periodic_runs(pause & within)
              if (last - a + 1) * hop <= p.pause_max_periods * float(np.median(per_c[a : last + 1]))]
     cycles = float(np.sum(hop / per_c[within]))
-    if len(short) >= 2 and len(short) >= p.pause_regular * cycles:
+    if len(short) >= 3 and len(short) >= p.pause_regular * cycles:  # a rhythm of pauses needs three at least
         for a, last in short:
             out[a : last + 1] = True
     return out
