@@ -14,7 +14,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scipy.ndimage import gaussian_filter1d
 
-from handclust_assets.lib.rep_eval import bootstrap_ci, count_video, read_labels, score_counts
+from handclust_assets.lib.rep_eval import (
+    bootstrap_ci,
+    count_motion_track,
+    count_video,
+    read_labels,
+    score_counts,
+)
 from handclust_assets.lib.synthetic_reps import RepClipSpec, cycle_schedule, generate_rep_clip, load_truth
 from handclust_assets.science.counting import (
     APERIODIC,
@@ -879,8 +885,6 @@ def test_a_hold_at_every_stroke_is_counted_through(tmp_path: Path) -> None:
                                                 period_end_s=1.0, pauses=tuple((i, 0.8) for i in range(11)),
                                                 width=320, height=180, seed=3), tmp_path)
     track = motion_track_from_video(path)
-    from handclust_assets.lib.rep_eval import count_motion_track
-
     on = clip_row(count_motion_track(track))
     off = clip_row(count_motion_track(track, None, CountingParams(pause_regular=0.0)))
     assert on["status"] == COUNTED and abs(on["count_estimate"] - truth.count) <= 1.0, on
@@ -908,7 +912,6 @@ def test_rests_shorter_than_a_stroke_are_not_counted(shared_clips: Path, tmp_pat
     # four seeds together: the generator's frames are the same every run, but x264's output is not, and one clip's
     # count moves by a few tenths with it (seed 3: 21.6 / 22.2 with / without the rule in one run, 22.0 / 22.3 in
     # another), as much as the rule's effect on a single clip (0.4-1.0 here).
-    from handclust_assets.lib.rep_eval import count_motion_track
     from handclust_assets.lib.synthetic_reps import RealCycleSpec, cycle_real_clip
 
     on, off, truth = [], [], []

@@ -886,10 +886,9 @@ def _regular_pauses(pause: np.ndarray, t_c: np.ndarray, period: np.ndarray, p: C
     within = np.zeros(len(t_c), bool)
     within[idx[0] : idx[-1] + 1] = True
     per_c = np.exp(np.interp(np.arange(len(t_c)), idx, np.log(period[idx])))
-    hop = float(np.median(np.diff(t_c))) if len(t_c) > 1 else 0.1
     short = [(a, last) for a, last in periodic_runs(pause & within)
-             if (last - a + 1) * hop <= p.pause_max_periods * float(np.median(per_c[a : last + 1]))]
-    cycles = float(np.sum(hop / per_c[within]))
+             if (last - a + 1) * p.hop_s <= p.pause_max_periods * float(np.median(per_c[a : last + 1]))]
+    cycles = float(np.sum(p.hop_s / per_c[within]))
     if len(short) >= 3 and len(short) >= p.pause_regular * cycles:  # a rhythm of pauses needs three at least
         for a, last in short:
             out[a : last + 1] = True
