@@ -249,6 +249,11 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
     return splits
 
 
+def _seeds(text: str) -> list[int]:
+    """"31,41" -> [31, 41]; "" -> []."""
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("/tmp/handclust_rep_dev"))
@@ -279,12 +284,11 @@ def main() -> None:
     ap.add_argument("--quiet", action="store_true", help="summary lines only")
     a = ap.parse_args()
     a.split = {s.strip() for s in a.split.split(",") if s.strip()}
-    a.more_train_seeds = [int(x) for x in a.more_train_seeds.split(",") if x.strip()]
-    a.more_local_seeds = [int(x) for x in a.more_local_seeds.split(",") if x.strip()]
-    a.more_heldout_seeds = [int(x) for x in a.more_heldout_seeds.split(",") if x.strip()]
+    a.more_train_seeds = _seeds(a.more_train_seeds)
+    a.more_local_seeds = _seeds(a.more_local_seeds)
+    a.more_heldout_seeds = _seeds(a.more_heldout_seeds)
     train_s, _, held_s = a.more_trimmed_seeds.partition(":")
-    a.more_trimmed_train = [int(x) for x in train_s.split(",") if x.strip()]
-    a.more_trimmed_heldout = [int(x) for x in held_s.split(",") if x.strip()]
+    a.more_trimmed_train, a.more_trimmed_heldout = _seeds(train_s), _seeds(held_s)
     if (a.more_trimmed_train or a.more_trimmed_heldout) and not a.trimmed:
         ap.error("--more-trimmed-seeds needs --trimmed")
     real_dirs = a.real_dir or [SHARED]
