@@ -39,6 +39,7 @@ from handclust_assets.science.counting import (
     _own_period,
     _quiet_gaps,
     _regular_pauses,
+    _rests_to_cut,
     _signal_map,
     count_repetitions,
     keypoint_signal,
@@ -803,7 +804,8 @@ def _frozen_rest_signals(seed: int) -> tuple[list[RhythmSignal], float]:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_rests_where_the_picture_is_frozen_are_not_counted(seed: int) -> None:
     signals, duration = _frozen_rest_signals(seed)
-    alone = CountingParams(rest_periods=0.0)  # the one-cycle similarity rule off: the frozen-picture rule alone
+    # the one-cycle similarity rule and the cut before tracking off: the frozen-picture rule alone
+    alone = CountingParams(rest_periods=0.0, rest_cut_ratio=0.0)
     row = clip_row(count_repetitions(signals, duration, params=alone))
     assert row["count_estimate"] == pytest.approx(20.0, abs=1.5)
     through = clip_row(count_repetitions(signals, duration, params=replace(alone, frozen_ratio=0.0,
@@ -812,8 +814,57 @@ def test_rests_where_the_picture_is_frozen_are_not_counted(seed: int) -> None:
     # the stroke-scale rule alone (`_dwells`) finds these rests too
     dwells = clip_row(count_repetitions(signals, duration, params=replace(alone, frozen_ratio=0.0)))
     assert dwells["count_estimate"] == pytest.approx(20.0, abs=1.5)
-    both = clip_row(count_repetitions(signals, duration))  # as shipped: both rules (here either one finds them)
+    # the cut before tracking alone (`rests.find_rests`: the picture's change dips for each rest) finds them too
+    cut_alone = replace(alone, frozen_ratio=0.0, dwell_ratio=0.0, rest_cut_ratio=CountingParams().rest_cut_ratio)
+    cut = clip_row(count_repetitions(signals, duration, params=cut_alone))
+    assert cut["count_estimate"] == pytest.approx(20.0, abs=1.5)
+    both = clip_row(count_repetitions(signals, duration))  # as shipped: every rule (here any one finds them)
     assert both["count_estimate"] == pytest.approx(20.0, abs=1.5)
+
+
+def _bursty_work(seed: int, period: float = 0.5, n: int = 30, share: float = 0.4) -> tuple[list[RhythmSignal], float]:
+    """`n` strokes of `period` s in bouts: after about `share` of them a rest of 0.6-1.6 periods (irregular),
+    the camera shaking through it (frame differences at 0.35 of their moving size, the thumbnails still)."""
+    rng = np.random.default_rng(seed)
+    phase = _phase_with_rests(period, n, {k: float(rng.uniform(0.6, 1.6)) for k in range(n - 1)
+                                         if rng.random() < share})
+    rest = np.r_[False, np.diff(phase) == 0]
+    t = np.arange(len(phase)) / FS
+    a = 2 * np.pi * phase
+    pos = np.stack([np.cos(a), np.sin(a)], 1) @ rng.normal(size=(2, 6)) + 0.04 * rng.normal(size=(len(t), 6))
+    speed = np.abs(np.gradient(phase)) * FS
+    spd = np.abs(np.sin(a))[:, None] * speed[:, None] * rng.uniform(0.5, 1.5, 6) + 0.1 * rng.normal(size=(len(t), 6))
+    spd[rest] += 0.35 * np.percentile(spd[~rest], 75) * np.abs(rng.normal(size=spd[rest].shape))
+    return [*_appearance_with_velocity(t, pos), RhythmSignal("motion_energy", t, spd, SPEED)], len(t) / FS
+
+
+def test_work_in_bouts_is_counted_with_the_rests_cut_out_before_tracking() -> None:
+    # 30 strokes of 0.5 s, a rest of 0.6-1.6 strokes after ~40 % of them: the rests shift the strokes' phase every
+    # few cycles. Measured over eight seeds: with the cut (shipped) every count is within 1.8 of 30 (mean error
+    # 0.45); without it (the rules after tracking alone) 0.35-3.7 off, mean 1.8
+    on_err, off_err = [], []
+    for seed in range(8):
+        signals, duration = _bursty_work(seed)
+        on_err.append(abs(clip_row(count_repetitions(signals, duration))["count_estimate"] - 30))
+        off = count_repetitions(signals, duration, params=CountingParams(rest_cut_ratio=0.0))
+        off_err.append(abs(clip_row(off)["count_estimate"] - 30))
+    assert max(on_err) <= 2.0, on_err
+    assert np.mean(on_err) < np.mean(off_err) - 0.5, (on_err, off_err)
+
+
+def test_the_cut_track_is_kept_only_when_it_is_more_periodic() -> None:
+    signals, duration = _bursty_work(5)
+    shipped = track_periods(signals, duration)
+    through = track_periods(signals, duration, CountingParams(rest_cut_ratio=0.0))
+    assert len(shipped.t) == len(through.t) and shipped.duration_s == duration  # back on the clip's time axis
+    assert track_score(shipped) > track_score(through)  # here the cut track won: more periodic per moving second
+    assert shipped.still.sum() > through.still.sum()  # and its rests are marked still on the clip's axis
+    # steady strokes without rests: nothing is cut, the track is the same as without the cut
+    steady, seconds = _bursty_work(1, share=0.0)
+    assert _rests_to_cut(steady, seconds, CountingParams()) == []
+    a, b = track_periods(steady, seconds), track_periods(steady, seconds, CountingParams(rest_cut_ratio=0.0))
+    assert np.array_equal(np.nan_to_num(a.period), np.nan_to_num(b.period))
+    assert _rests_to_cut(signals, duration, CountingParams())  # the bursty clip's rests are found
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -885,8 +936,13 @@ def test_a_hold_at_every_stroke_is_counted_through(tmp_path: Path) -> None:
                                                 period_end_s=1.0, pauses=tuple((i, 0.8) for i in range(11)),
                                                 width=320, height=180, seed=3), tmp_path)
     track = motion_track_from_video(path)
-    on = clip_row(count_motion_track(track))
-    off = clip_row(count_motion_track(track, None, CountingParams(pause_regular=0.0)))
+    shipped = clip_row(count_motion_track(track))
+    assert shipped["status"] == COUNTED and abs(shipped["count_estimate"] - truth.count) <= 1.0, shipped
+    # the rule itself, without the cut before tracking (which takes the holds out of the time axis, so the pause
+    # detector has none left to mark)
+    alone = CountingParams(rest_cut_ratio=0.0)
+    on = clip_row(count_motion_track(track, None, alone))
+    off = clip_row(count_motion_track(track, None, replace(alone, pause_regular=0.0)))
     assert on["status"] == COUNTED and abs(on["count_estimate"] - truth.count) <= 1.0, on
     assert off["count_estimate"] < on["count_estimate"] - 0.5, (off, on)
 
@@ -914,7 +970,8 @@ def test_rests_shorter_than_a_stroke_are_not_counted(shared_clips: Path, tmp_pat
     # another), as much as the rule's effect on a single clip (0.4-1.0 here).
     from handclust_assets.lib.synthetic_reps import RealCycleSpec, cycle_real_clip
 
-    on, off, truth = [], [], []
+    on, off, shipped, truth = [], [], [], []
+    alone = CountingParams(rest_cut_ratio=0.0)  # the rule itself, without the cut before tracking
     for seed in (1, 2, 3, 4):
         spec = RealCycleSpec(f"rc{seed}", "02_cups.mp4", start_s=3.2, piece_s=1.0, n_cycles=20, period_start_s=0.8,
                              period_end_s=0.9, rest_prob=0.3, rest_s=(0.3, 0.7), shake_px=2.0, max_side=320,
@@ -923,13 +980,16 @@ def test_rests_shorter_than_a_stroke_are_not_counted(shared_clips: Path, tmp_pat
         spans = t.periodic_spans_s
         assert sum(b[0] - a[1] for a, b in zip(spans[:-1], spans[1:])) > 1.5  # the rests are there
         track = motion_track_from_video(path)
-        on.append(clip_row(count_motion_track(track))["count_estimate"])
-        off.append(clip_row(count_motion_track(track, None, CountingParams(dwell_ratio=0.0)))["count_estimate"])
+        on.append(clip_row(count_motion_track(track, None, alone))["count_estimate"])
+        off.append(clip_row(count_motion_track(track, None, replace(alone, dwell_ratio=0.0)))["count_estimate"])
+        shipped.append(clip_row(count_motion_track(track))["count_estimate"])
         truth.append(t.count)
     on_, off_, truth_ = np.array(on), np.array(off), np.array(truth, float)
+    print("dwell rule on / off / shipped / truth", on, off, shipped, truth)
     assert np.all(on_ <= off_ + 0.05)  # the rule only takes time out
     assert float(np.sum(off_ - on_)) > 1.0  # some of the rest time is no longer counted as strokes
     assert np.sum(np.abs(on_ - truth_)) < np.sum(np.abs(off_ - truth_)) - 0.5
+    assert np.sum(np.abs(np.array(shipped) - truth_)) < np.sum(np.abs(off_ - truth_)) - 0.5
 
 
 @given(st.floats(0.4, 1.0), st.integers(4, 8), st.floats(0.8, 2.0), st.integers(0, 10_000))

@@ -21,7 +21,10 @@ signal cannot see a 0.4 s stroke). A position signal whose own period is far lon
 sway or lighting drift outweighing a small repetition) does not vote.
 
 A Viterbi path through that map (states: a log-spaced period grid and "aperiodic") gives the period curve:
-smooth drift is cheap, octave jumps are expensive, pauses fall into the aperiodic state. The tracker's windows
+smooth drift is cheap, octave jumps are expensive, pauses fall into the aperiodic state. Work in bouts (a few
+strokes, a rest, a few more) shifts the strokes' phase at every rest, so rests found from the picture's change before
+any period is known are cut out of the time axis and the joined signals tracked too; the more periodic of the two
+tracks is kept (`rests`, `track_periods`). The tracker's windows
 blur each periodic stretch's edges, so they are set again where the repetition starts and ends (`extent`: every
 signal compared with itself one tracked period later, sample by sample). Count = integral of
 1 / period over the time that moves (stillness excluded), the period interpolated across gaps between stretches
@@ -52,6 +55,7 @@ from handclust_assets.science.extent import (
 )
 from handclust_assets.science.localize import FULL_FRAME, best_box, crop_box, principal_scores
 from handclust_assets.science.periodicity import LagMap, enhance, pooled_lag_map, resample_to_grid
+from handclust_assets.science.rests import find_rests, windowed_mean, without_rests
 
 SPEED, POSITION = "speed", "position"
 COUNTED, NO_AGREEMENT, BRIEF, APERIODIC = "counted", "no agreement", "brief", "aperiodic"
@@ -180,6 +184,14 @@ class CountingParams:
     unsway_modes: int = 4  # 2: shift only; 3: + zoom; 4: + roll
     unsway_blur: float = 1.0  # Gaussian sigma (px of the 32-px thumbnail) before the fit: the shift's effect on a
     # smoother picture is more nearly linear
+    rest_cut_ratio: float = 0.15  # > 0: rests found before tracking, where the picture's change (averaged over
+    # `rest_cut_smooth_s`) stays below this share of its running median over `rest_cut_ref_s` for at least
+    # `rest_cut_min_s` (`rests.find_rests`), are cut out of the time axis and the signals tracked again; the more
+    # periodic track is kept (`track_periods`); 0: off
+    rest_cut_min_s: float = 0.25
+    rest_cut_ref_s: float = 4.0
+    rest_cut_smooth_s: float = 0.1
+    rest_cut_min_share: float = 0.02  # ... when the rests add up to at least this share of the clip
 
 
 @dataclass
@@ -639,8 +651,56 @@ def _empty_track(duration_s: float, p: CountingParams, available: list[str]) -> 
 def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: CountingParams | None = None
                   ) -> PeriodTrack:
     """The expensive part of counting, once per clip: per-signal lag maps on the rhythm grid, their consensus,
-    and the Viterbi period path (see the module doc)."""
+    and the Viterbi period path (see the module doc).
+
+    With `rest_cut_ratio` > 0, the actor's rests found from the picture's change (`rests.find_rests`) are also cut
+    out of every signal's time axis and the joined signals tracked again (a rest shifts the phase of every stroke
+    after it, so the four-cycle windows around it stop matching themselves a period later). The cut track is kept
+    when it is more periodic (`track_score`) than the track through the rests; its centres are put back on the
+    clip's time axis, the rests marked still (not counted)."""
     p = params or CountingParams()
+    track = _track_periods(signals, duration_s, p)
+    rests = _rests_to_cut(signals, duration_s, p)
+    if not rests:
+        return track
+    removed = float(sum(b - a for a, b in rests))
+    joined = []
+    for sig in signals:
+        t_cut, inside = without_rests(sig.t_s, rests)
+        joined.append(replace(sig, t_s=t_cut[~inside], values=np.asarray(sig.values)[~inside]))
+    cut = _track_periods(joined, duration_s - removed, p)
+    if not len(cut.t) or track_score(cut) <= track_score(track):
+        return track
+    return _with_rests(cut, rests, track.t, duration_s)
+
+
+def _rests_to_cut(signals: Sequence[RhythmSignal], duration_s: float, p: CountingParams
+                  ) -> list[tuple[float, float]]:
+    """The rests `track_periods` cuts out (`rests.find_rests` on `_picture_change`); none when they add up to less
+    than `rest_cut_min_share` of the clip, or without the picture's change."""
+    got = _picture_change(signals) if p.rest_cut_ratio > 0 and duration_s > 0 else None
+    if got is None:
+        return []
+    rests = find_rests(*got, p.rest_cut_ratio, p.rest_cut_min_s, p.rest_cut_ref_s, p.rest_cut_smooth_s)
+    return rests if sum(b - a for a, b in rests) >= p.rest_cut_min_share * duration_s else []
+
+
+def _with_rests(cut: PeriodTrack, rests: list[tuple[float, float]], t: np.ndarray, duration_s: float
+                ) -> PeriodTrack:
+    """A track made on the time axis without `rests` put back on the clip's centres `t`: each centre takes the
+    values of the cut track's centre nearest its place on the cut axis; centres inside a rest are still."""
+    t_cut, inside = without_rests(t, rests)
+    j = np.clip(np.round(t_cut / cut.hop_s - 0.5).astype(np.int64), 0, len(cut.t) - 1)
+    at = lambda v: np.asarray(v)[j]  # noqa: E731
+    each = lambda d: {k: at(v) for k, v in d.items()}  # noqa: E731
+    still = (at(cut.still) if cut.still is not None else np.zeros(len(t), bool)) | inside
+    return PeriodTrack(np.asarray(t, np.float64), cut.hop_s, at(cut.period), at(cut.strength), each(cut.support),
+                       each(cut.sig_strength), each(cut.sig_period), at(cut.best_free), cut.available, cut.kinds,
+                       each(cut.support_half), still, duration_s)
+
+
+def _track_periods(signals: Sequence[RhythmSignal], duration_s: float, p: CountingParams) -> PeriodTrack:
+    """`track_periods` on the signals' own time axis."""
     duration_s = float(max(duration_s, 0.0))
     n_grid = int(np.floor(duration_s * p.fs)) + 1
     n_c = max(0, int(np.floor(duration_s / p.hop_s)))
@@ -759,18 +819,9 @@ def _still_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, p: Counting
     floor, moving = np.percentile(e[ok], [5, 75])
     if moving - floor <= 1e-9:
         return out, level
-    level = _windowed_mean(np.asarray(sig.t_s, np.float64)[ok], (e[ok] - floor) / (moving - floor), t_c,
+    level = windowed_mean(np.asarray(sig.t_s, np.float64)[ok], (e[ok] - floor) / (moving - floor), t_c,
                            p.still_window_s)
     return np.isfinite(level) & (level < p.still_ratio), level
-
-
-def _windowed_mean(t: np.ndarray, x: np.ndarray, t_c: np.ndarray, window_s: float | np.ndarray) -> np.ndarray:
-    """Mean of the samples x (at sorted times t) within [t_c - w / 2, t_c + w / 2) around each centre (w:
-    one window for all, or one per centre); NaN where the window holds no sample."""
-    cum = np.concatenate([[0.0], np.cumsum(x)])
-    a = np.searchsorted(t, t_c - np.asarray(window_s) / 2)
-    b = np.searchsorted(t, t_c + np.asarray(window_s) / 2)
-    return np.where(b > a, (cum[b] - cum[a]) / np.maximum(b - a, 1), np.nan)
 
 
 def _frozen_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, period: np.ndarray, p: CountingParams
@@ -796,7 +847,7 @@ def _frozen_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, period: np
     inside = np.arange(idx[0], idx[-1] + 1)
     window = np.maximum(np.exp(np.interp(inside, idx, np.log(period[idx]))), p.frozen_min_window_s)
     level = np.full(len(t_c), np.nan)
-    level[inside] = _windowed_mean(t, change, t_c[inside], window)
+    level[inside] = windowed_mean(t, change, t_c[inside], window)
     ref = np.nanmedian(level[periodic]) if np.isfinite(level[periodic]).any() else np.nan
     if not ref > 0:
         return out
@@ -847,7 +898,7 @@ def _dwells(signals: Sequence[RhythmSignal], t_c: np.ndarray, period: np.ndarray
     dt = float(np.median(np.diff(t)))
     if not dt > 0:
         return out
-    change = _windowed_mean(t, change, t, 0.1)
+    change = windowed_mean(t, change, t, 0.1)
     idx = np.flatnonzero(periodic)
     within = (t >= t_c[idx[0]]) & (t <= t_c[idx[-1]])
     per_t = np.exp(np.interp(t, t_c[idx], np.log(period[idx])))
