@@ -23,8 +23,8 @@ sway or lighting drift outweighing a small repetition) does not vote.
 A Viterbi path through that map (states: a log-spaced period grid and "aperiodic") gives the period curve:
 smooth drift is cheap, octave jumps are expensive, pauses fall into the aperiodic state. Work in bouts (a few
 strokes, a rest, a few more) shifts the strokes' phase at every rest, so rests found from the picture's change before
-any period is known are cut out of the time axis and the joined signals tracked too; the more periodic of the two
-tracks is kept (`rests`, `track_periods`). The tracker's windows
+any period is known are cut out of the time axis and the joined signals tracked too; the cut track is kept when it
+is clearly more periodic (`rests`, `track_periods`). The tracker's windows
 blur each periodic stretch's edges, so they are set again where the repetition starts and ends (`extent`: every
 signal compared with itself one tracked period later, sample by sample). Count = integral of
 1 / period over the time that moves (stillness excluded), the period interpolated across gaps between stretches
@@ -192,6 +192,8 @@ class CountingParams:
     rest_cut_ref_s: float = 4.0
     rest_cut_smooth_s: float = 0.1
     rest_cut_min_share: float = 0.02  # ... when the rests add up to at least this share of the clip
+    rest_cut_margin: float = 0.05  # the cut track is kept when its `track_score` beats the other's by more than this
+    # (a cut that makes the track only a little more periodic is as likely to have cut strokes as rests)
 
 
 @dataclass
@@ -657,7 +659,7 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
     out of every signal's time axis and the joined signals tracked again (a rest shifts the phase of every stroke
     after it, so the four-cycle windows around it stop matching themselves a period later). The cut track is kept
     when it is more periodic (`track_score`) than the track through the rests; its centres are put back on the
-    clip's time axis, the rests marked still (not counted)."""
+    clip's time axis, the rests marked still (not counted); "more periodic" means by more than `rest_cut_margin`."""
     p = params or CountingParams()
     track = _track_periods(signals, duration_s, p)
     rests = _rests_to_cut(signals, duration_s, p)
@@ -669,7 +671,7 @@ def track_periods(signals: Sequence[RhythmSignal], duration_s: float, params: Co
         t_cut, inside = without_rests(sig.t_s, rests)
         joined.append(replace(sig, t_s=t_cut[~inside], values=np.asarray(sig.values)[~inside]))
     cut = _track_periods(joined, duration_s - removed, p)
-    if not len(cut.t) or track_score(cut) <= track_score(track):
+    if not len(cut.t) or track_score(cut) <= track_score(track) + p.rest_cut_margin:
         return track
     return _with_rests(cut, rests, track.t, duration_s)
 

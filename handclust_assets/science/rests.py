@@ -12,8 +12,8 @@ its running median over `ref_s` seconds for at least `min_s` is a rest. The runn
 background that calms down; a rest is a dip against the strokes around it, not a quiet clip. Cutting such runs out
 of every signal's time axis (`without_rests`) joins the bouts: an actor who rests where a stroke ends resumes from
 there, so the joined signal keeps the strokes' phase. `counting.track_periods` tracks the joined signals too and
-keeps whichever track is more periodic, so a run cut by mistake (a slow turn, a still moment that was no rest)
-costs nothing unless the cut track is the better one.
+keeps the cut track only when it is clearly more periodic (`CountingParams.rest_cut_margin`), so a run cut by mistake
+(a slow turn, a still moment that was no rest) costs nothing unless the cut track is the better one.
 
 Plain numpy; no Dagster.
 """
