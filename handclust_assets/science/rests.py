@@ -59,9 +59,12 @@ def without_rests(t: np.ndarray, rests: list[tuple[float, float]]) -> tuple[np.n
     """Times `t` on the time axis with `rests` ((start, end) seconds, disjoint) taken out: each time less the rest
     time before it; and which times fall inside a rest (they have no place on the cut axis)."""
     t = np.asarray(t, np.float64)
-    shift = np.zeros_like(t)
-    inside = np.zeros(len(t), bool)
-    for a, b in rests:
-        inside |= (t >= a) & (t < b)
-        shift += np.clip(t - a, 0.0, b - a)
-    return t - shift, inside
+    if not rests:
+        return t.copy(), np.zeros(len(t), bool)
+    r = np.asarray(sorted(rests), np.float64)
+    before = np.concatenate([[0.0], np.cumsum(r[:, 1] - r[:, 0])])  # rest time before each rest starts
+    k = np.searchsorted(r[:, 0], t, side="right") - 1  # the last rest starting at or before each time
+    started = k >= 0
+    kk = np.maximum(k, 0)
+    shift = np.where(started, before[kk] + np.clip(t - r[kk, 0], 0.0, r[kk, 1] - r[kk, 0]), 0.0)
+    return t - shift, started & (t < r[kk, 1])
