@@ -790,8 +790,14 @@ def _frozen_rest_signals(seed: int) -> tuple[list[RhythmSignal], float]:
     the frame differences stay at 0.35 of their moving size (the pause detector sees motion), while the pooled
     thumbnails barely change (noise at 0.04 of their size)."""
     phase = _phase_with_rests(0.8, 20, {2: 1.2, 6: 1.4, 9: 1.1, 13: 1.3, 17: 1.2})
+    return _shaken_rest_signals(phase, np.random.default_rng(seed))
+
+
+def _shaken_rest_signals(phase: np.ndarray, rng: np.random.Generator) -> tuple[list[RhythmSignal], float]:
+    """Appearance (6 cells, noise at 0.04 of their size), its velocity and motion energy driven by a phase track
+    (cycles on the grid); where the phase stands still (rests) the camera shakes: the frame differences stay at
+    0.35 of their moving size. Returns the signals and the duration."""
     rest = np.r_[False, np.diff(phase) == 0]
-    rng = np.random.default_rng(seed)
     t = np.arange(len(phase)) / FS
     a = 2 * np.pi * phase
     pos = np.stack([np.cos(a), np.sin(a)], 1) @ rng.normal(size=(2, 6)) + 0.04 * rng.normal(size=(len(t), 6))
@@ -828,14 +834,7 @@ def _bursty_work(seed: int, period: float = 0.5, n: int = 30, share: float = 0.4
     rng = np.random.default_rng(seed)
     phase = _phase_with_rests(period, n, {k: float(rng.uniform(0.6, 1.6)) for k in range(n - 1)
                                          if rng.random() < share})
-    rest = np.r_[False, np.diff(phase) == 0]
-    t = np.arange(len(phase)) / FS
-    a = 2 * np.pi * phase
-    pos = np.stack([np.cos(a), np.sin(a)], 1) @ rng.normal(size=(2, 6)) + 0.04 * rng.normal(size=(len(t), 6))
-    speed = np.abs(np.gradient(phase)) * FS
-    spd = np.abs(np.sin(a))[:, None] * speed[:, None] * rng.uniform(0.5, 1.5, 6) + 0.1 * rng.normal(size=(len(t), 6))
-    spd[rest] += 0.35 * np.percentile(spd[~rest], 75) * np.abs(rng.normal(size=spd[rest].shape))
-    return [*_appearance_with_velocity(t, pos), RhythmSignal("motion_energy", t, spd, SPEED)], len(t) / FS
+    return _shaken_rest_signals(phase, rng)
 
 
 def test_work_in_bouts_is_counted_with_the_rests_cut_out_before_tracking() -> None:
