@@ -822,7 +822,7 @@ def _still_centres(signals: Sequence[RhythmSignal], t_c: np.ndarray, p: Counting
     if moving - floor <= 1e-9:
         return out, level
     level = windowed_mean(np.asarray(sig.t_s, np.float64)[ok], (e[ok] - floor) / (moving - floor), t_c,
-                           p.still_window_s)
+                          p.still_window_s)
     return np.isfinite(level) & (level < p.still_ratio), level
 
 
