@@ -851,6 +851,20 @@ def test_work_in_bouts_is_counted_with_the_rests_cut_out_before_tracking() -> No
     assert np.mean(on_err) < np.mean(off_err) - 0.5, (on_err, off_err)
 
 
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_cut_that_leaves_fewer_than_four_periods_is_not_taken(seed: int) -> None:
+    # 4 strokes of 0.8 s with rests: the cut track would win (3.2 s of strokes are very periodic), but a few seconds
+    # cut down to three or four turns are weak evidence of anything; the track through the rests stands
+    signals, duration = _bursty_work(seed, period=0.8, n=4, share=0.6)
+    through = track_periods(signals, duration, CountingParams(rest_cut_ratio=0.0))
+    shipped = track_periods(signals, duration)
+    assert np.array_equal(np.nan_to_num(shipped.period), np.nan_to_num(through.period))
+    assert np.array_equal(shipped.still, through.still)
+    unguarded = track_periods(signals, duration, CountingParams(rest_cut_min_cycles=0.0))
+    assert not (np.array_equal(np.nan_to_num(unguarded.period), np.nan_to_num(through.period))
+                and np.array_equal(unguarded.still, through.still))
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(["random", "constant", "tiny", "nan_blocks", "still_blocks"]), seconds=st.floats(0.5, 12.0),
        seed=st.integers(0, 10_000))
