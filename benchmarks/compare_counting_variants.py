@@ -1,0 +1,177 @@
+"""Counter variants on the development set: every cached dev clip counted with `CountingParams` overrides.
+
+    python benchmarks/compare_counting_variants.py NAME [--set KEY=VALUE ...] [--against BASE]
+                                                   [--only SUBSTR] [--out /tmp/handclust_rep_dev] [--workers 2]
+
+Run `eval_repetitions_dev.py` first (with the subsets you want): it builds the labelled folders under --out and
+caches every clip's motion track there. This script then only re-runs the label-free counter on those cached
+tracks (the 556-clip dev set in ~7 min on 2 cores, a 120-clip split in ~1.5 min), so a parameter can be tried
+without decoding a frame:
+
+    python benchmarks/compare_counting_variants.py base
+    python benchmarks/compare_counting_variants.py nocut --set rest_cut_ratio=0 --against base
+
+Each run writes --out/_variants/NAME.parquet (subset, group, file, gt, pred, status, confidence, mean_period_s)
+and prints MAE / OBO per group (the dev script's splits, whole-frame / local / still / trimmed / long, train and
+held-out apart); with --against, the other run's MAE / OBO beside them and how many clips came within one of the
+truth (won) or fell out (lost). Decide on the train groups; the held-out groups are for reporting. Values are
+JSON (`--set rest_cut_ratio=0 --set unsway_modes=3`); a key that `CountingParams` does not have is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import fields, replace
+from pathlib import Path
+
+import polars as pl
+
+from handclust_assets.lib.rep_eval import clip_prediction, count_motion_track
+from handclust_assets.science.counting import CountingParams
+from handclust_assets.video.motion_track import MOTION_TRACK_VERSION, load_motion_track
+
+VARIANT_SCHEMA = {"subset": pl.Utf8, "group": pl.Utf8, "file": pl.Utf8, "gt": pl.Float64, "pred": pl.Float64,
+                  "status": pl.Utf8, "confidence": pl.Float64, "mean_period_s": pl.Float64}
+# subset-name prefix -> group (first match wins: the longer prefixes come first)
+GROUPS = [("trimmedcycles-train", "trimmed train"), ("trimmedcycles-heldout", "trimmed held-out"),
+          ("stillbg-train", "still train"), ("stillbg-heldout", "still held-out"),
+          ("longcycles-train", "long train"), ("longcycles-heldout", "long held-out"),
+          ("realcycles-train", "train whole"), ("localcycles-train", "train local"),
+          ("realcycles-heldout", "held-out whole"), ("localcycles-heldout", "held-out local"),
+          ("synthetic", "train synthetic")]
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """["rest_cut_ratio=0", "unsway_modes=3"] -> {"rest_cut_ratio": 0, "unsway_modes": 3}; values are JSON (a
+    bare word is taken as a string); a key `CountingParams` does not have raises ValueError naming it."""
+    known = {f.name for f in fields(CountingParams)}
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        if key not in known:
+            raise ValueError(f"--set {item!r}: CountingParams has no field {key!r}")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def group_of(subset: str) -> str:
+    """The dev script's subset name -> its group (`GROUPS`); an unknown name is its own group."""
+    return next((g for prefix, g in GROUPS if subset.startswith(prefix)), subset)
+
+
+def dev_clips(out: Path) -> tuple[list[tuple[str, Path, float]], int]:
+    """(subset, cached motion track, true count) of every labelled clip under `out` whose motion track is cached
+    (`eval_repetitions_dev.cached_counter`'s key), and how many labelled clips had none."""
+    cache = out / "_motion" / f"v{MOTION_TRACK_VERSION}"
+    clips, missing = [], 0
+    for labels in sorted(out.glob("*/LABELS.csv")):
+        with labels.open(newline="") as f:
+            for row in csv.DictReader(f):
+                track = cache / f"{labels.parent.name}__{Path(row['file']).stem}.npz"
+                if track.is_file():
+                    clips.append((labels.parent.name, track, float(row["count"])))
+                else:
+                    missing += 1
+    return clips, missing
+
+
+_PARAMS: CountingParams | None = None
+
+
+def _init(overrides: dict) -> None:
+    global _PARAMS
+    _PARAMS = replace(CountingParams(), **overrides)
+
+
+def count_clip(clip: tuple[str, Path, float]) -> dict:
+    """One cached clip counted with the worker's parameters -> a `VARIANT_SCHEMA` row."""
+    subset, track, gt = clip
+    rc = count_motion_track(load_motion_track(track), params=_PARAMS)
+    row = rc.counts.filter(pl.col("scope") == "clip").row(0, named=True)
+    return {"subset": subset, "group": group_of(subset), "file": track.stem.split("__", 1)[-1], "gt": gt,
+            "pred": clip_prediction(row["count"], row["count_estimate"], row["status"]), "status": row["status"],
+            "confidence": row["confidence"], "mean_period_s": row["mean_period_s"]}
+
+
+def count_variant(clips: list[tuple[str, Path, float]], overrides: dict, workers: int = 2) -> pl.DataFrame:
+    """Every clip counted with `CountingParams` + `overrides` (`workers` processes; 1: in this process)."""
+    if workers <= 1:
+        _init(overrides)
+        rows = [count_clip(c) for c in clips]
+    else:
+        # spawn, not fork: a child forked after this process has used polars' thread pool can deadlock in it
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(overrides,)) as pool:
+            rows = list(pool.map(count_clip, clips, chunksize=4))
+    return pl.DataFrame(rows, schema=VARIANT_SCHEMA)
+
+
+def _scored(df: pl.DataFrame) -> pl.DataFrame:
+    return df.filter(pl.col("gt") > 0).with_columns(
+        ((pl.col("pred") - pl.col("gt")).abs() / pl.col("gt")).alias("ae"),
+        ((pl.col("pred") - pl.col("gt")).abs() <= 1).alias("obo"))
+
+
+def group_table(df: pl.DataFrame, base: pl.DataFrame | None = None) -> pl.DataFrame:
+    """MAE / OBO per group (clips with a true count > 0); with `base` (an earlier run), its MAE / OBO on the same
+    clips and the clips won (within one of the truth now, not before) and lost."""
+    cur = _scored(df)
+    tab = cur.group_by("group").agg(pl.len().alias("clips"), pl.col("ae").mean().alias("mae"),
+                                    pl.col("obo").mean().alias("obo"))
+    if base is not None:
+        both = cur.join(_scored(base), on=["subset", "file"], suffix="_base")
+        tab = tab.join(both.group_by("group").agg(
+            pl.col("ae_base").mean().alias("mae_base"), pl.col("obo_base").mean().alias("obo_base"),
+            (pl.col("obo") & ~pl.col("obo_base")).sum().alias("won"),
+            (~pl.col("obo") & pl.col("obo_base")).sum().alias("lost")), on="group", how="left")
+    return tab.sort("group")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", help="this run's name (--out/_variants/NAME.parquet)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a CountingParams override")
+    ap.add_argument("--against", help="an earlier run's name to compare with")
+    ap.add_argument("--only", default="", help="only the subsets whose name contains this")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/handclust_rep_dev"))
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    a = ap.parse_args()
+    try:
+        overrides = parse_overrides(a.set)
+    except ValueError as e:
+        ap.error(str(e))
+    base = None
+    if a.against:
+        path = a.out / "_variants" / f"{a.against}.parquet"
+        if not path.is_file():
+            ap.error(f"--against {a.against}: {path} not found (run that variant first)")
+        base = pl.read_parquet(path)
+    clips, missing = dev_clips(a.out)
+    clips = [c for c in clips if a.only in c[0]]
+    if not clips:
+        ap.error(f"no cached dev clips under {a.out}: run benchmarks/eval_repetitions_dev.py --out {a.out} first")
+    print(f"{len(clips)} clips ({missing} labelled clips without a cached motion track left out), "
+          f"overrides {overrides or 'none'}", flush=True)
+    t0 = time.perf_counter()
+    df = count_variant(clips, overrides, a.workers)
+    (a.out / "_variants").mkdir(parents=True, exist_ok=True)
+    df.write_parquet(a.out / "_variants" / f"{a.name}.parquet")
+    print(f"counted in {time.perf_counter() - t0:.0f} s -> {a.out / '_variants' / a.name}.parquet")
+    with pl.Config(tbl_rows=-1, float_precision=3, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        print(group_table(df, base))
+
+
+if __name__ == "__main__":
+    main()

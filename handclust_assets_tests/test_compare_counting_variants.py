@@ -1,0 +1,125 @@
+"""The counter-variant script counts the cached dev clips with the overrides it is given, and scores them per group
+(the script itself prints numbers; here: on a real encoded clip and its real cached motion track)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
+from handclust_assets.video.motion_track import (
+    MOTION_TRACK_VERSION,
+    motion_track_from_video,
+    save_motion_track,
+)
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_counting_variants.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("compare_counting_variants", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_overrides_are_json_values_of_known_fields() -> None:
+    cv = _script()
+    assert cv.parse_overrides(["rest_cut_ratio=0", "unsway_modes=3", "periodic_threshold=0.25"]) == {
+        "rest_cut_ratio": 0, "unsway_modes": 3, "periodic_threshold": 0.25}
+    assert cv.parse_overrides([]) == {}
+    with pytest.raises(ValueError, match="no field 'rest_cut'"):
+        cv.parse_overrides(["rest_cut=0"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        cv.parse_overrides(["rest_cut_ratio"])
+
+
+def test_subsets_fall_into_the_dev_scripts_groups() -> None:
+    cv = _script()
+    assert cv.group_of("trimmedcycles-train-s18") == "trimmed train"
+    assert cv.group_of("trimmedcycles-heldout") == "trimmed held-out"
+    assert cv.group_of("realcycles-heldout-s71") == "held-out whole"
+    assert cv.group_of("localcycles-train-s13") == "train local"
+    assert cv.group_of("stillbg-train-s14") == "still train"
+    assert cv.group_of("longcycles-heldout") == "long held-out"
+    assert cv.group_of("synthetic") == "train synthetic"
+    assert cv.group_of("my-own-clips") == "my-own-clips"
+
+
+def test_the_group_table_scores_counts_and_clips_won_and_lost() -> None:
+    cv = _script()
+    rows = [("realcycles-train", "a", 10.0, 10.0), ("realcycles-train", "b", 10.0, 13.0),
+            ("realcycles-train-s21", "c", 4.0, 5.0), ("trimmedcycles-heldout", "d", 20.0, 15.0),
+            ("realcycles-train", "neg", 0.0, 3.0)]  # nothing repeats: not in MAE / OBO
+    now = pl.DataFrame([(s, cv.group_of(s), f, gt, p, "counted", 0.5, 1.0) for s, f, gt, p in rows],
+                       schema=cv.VARIANT_SCHEMA, orient="row")
+    tab = cv.group_table(now)
+    whole = tab.filter(pl.col("group") == "train whole").row(0, named=True)
+    assert whole["clips"] == 3
+    assert whole["mae"] == pytest.approx((0.0 + 0.3 + 0.25) / 3)
+    assert whole["obo"] == pytest.approx(2 / 3)
+    held = tab.filter(pl.col("group") == "trimmed held-out").row(0, named=True)
+    assert (held["clips"], held["mae"], held["obo"]) == (1, pytest.approx(0.25), 0.0)
+    # before: b was right and c was wrong -> one won (c), one lost (b)
+    before = now.with_columns(pl.when(pl.col("file") == "b").then(10.0).when(pl.col("file") == "c").then(8.0)
+                              .otherwise(pl.col("pred")).alias("pred"))
+    cmp = cv.group_table(now, before).filter(pl.col("group") == "train whole").row(0, named=True)
+    assert (cmp["won"], cmp["lost"]) == (1, 1)
+    assert cmp["mae_base"] == pytest.approx((0.0 + 0.0 + 1.0) / 3)
+    assert cmp["obo_base"] == pytest.approx(2 / 3)
+
+
+def _dev_folder(out: Path) -> tuple[Path, int]:
+    """A dev folder as `eval_repetitions_dev.py` leaves it: a labelled subset, one clip's motion track cached."""
+    folder = out / "trimmedcycles-train-s1"
+    path, truth = generate_rep_clip(RepClipSpec("strokes", "stroke", n_cycles=8, period_start_s=0.7,
+                                                period_end_s=0.7, width=256, height=144, fps=30.0, seed=3), folder)
+    cache = out / "_motion" / f"v{MOTION_TRACK_VERSION}" / f"{folder.name}__{path.stem}.npz"
+    cache.parent.mkdir(parents=True)
+    save_motion_track(motion_track_from_video(path), cache)
+    with (folder / "LABELS.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "count", "cycle_end_frames"])
+        w.writerow([path.name, truth.count, ""])
+        w.writerow(["never_cached.mp4", 5, ""])  # labelled, but its motion track was never made
+    return folder, truth.count
+
+
+def test_cached_clips_are_counted_with_the_overrides(tmp_path: Path) -> None:
+    cv = _script()
+    _, n = _dev_folder(tmp_path)
+    clips, missing = cv.dev_clips(tmp_path)
+    assert missing == 1 and [(s, g) for s, _, g in clips] == [("trimmedcycles-train-s1", float(n))]
+    shipped = cv.count_variant(clips, {}, workers=1)
+    assert shipped.columns == list(cv.VARIANT_SCHEMA) and shipped["file"].to_list() == ["strokes"]
+    row = shipped.row(0, named=True)
+    assert row["status"] == "counted" and abs(row["pred"] - n) <= 1
+    # the override reaches the counter: no span with fewer than 1000 turns is a repetition
+    refused = cv.count_variant(clips, cv.parse_overrides(["min_reps=1000"]), workers=1)
+    assert refused.row(0, named=True)["status"] == "aperiodic" and refused["pred"].to_list() == [0.0]
+
+
+def test_the_script_writes_its_run_and_compares_it(tmp_path: Path) -> None:
+    _dev_folder(tmp_path)
+    run = [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--workers", "1"]
+    first = subprocess.run([*run, "shipped"], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "1 clips (1 labelled clips without a cached motion track left out)" in first.stdout
+    assert "trimmed train" in first.stdout
+    # two worker processes this time: the override reaches them (after this process has used polars)
+    second = subprocess.run([*run, "strict", "--set", "min_reps=1000", "--against", "shipped", "--workers", "2"],
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    tab = pl.read_parquet(tmp_path / "_variants" / "strict.parquet")
+    assert tab["pred"].to_list() == [0.0]
+    assert "lost" in second.stdout and "mae_base" in second.stdout
+    bad = subprocess.run([*run, "x", "--set", "no_such_field=1"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "no field 'no_such_field'" in bad.stderr
+    missing = subprocess.run([*run, "y", "--against", "never_ran"], capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "never_ran" in missing.stderr
