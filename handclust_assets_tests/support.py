@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import http.server
+import importlib.util
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import dagster as dg
@@ -18,6 +20,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 if not SHARED.is_dir():
     SHARED = Path(os.environ.get("HANDCLUST_SHARED", "/work/shared"))
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """A script of benchmarks/ (not a package) imported as a module, for its functions."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def find_models_dir() -> Path | None:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fusion_stability.py"
+from handclust_assets_tests.support import load_benchmark
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_fusion_stability", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_fusion_stability")
 
 
 def _features(n: int = 400) -> pl.DataFrame:

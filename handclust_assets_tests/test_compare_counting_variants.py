@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -18,15 +17,13 @@ from handclust_assets.video.motion_track import (
     motion_track_from_video,
     save_motion_track,
 )
+from handclust_assets_tests.support import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_counting_variants.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("compare_counting_variants", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("compare_counting_variants")
 
 
 def test_overrides_are_json_values_of_known_fields() -> None:
