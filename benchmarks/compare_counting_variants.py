@@ -21,7 +21,6 @@ JSON (`--set rest_cut_ratio=0 --set unsway_modes=3`); a key that `CountingParams
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import multiprocessing
 import os
@@ -32,9 +31,9 @@ from pathlib import Path
 
 import polars as pl
 
-from handclust_assets.lib.rep_eval import clip_prediction, count_motion_track
+from handclust_assets.lib.rep_eval import clip_prediction, count_motion_track, motion_cache_path, read_labels
 from handclust_assets.science.counting import CountingParams
-from handclust_assets.video.motion_track import MOTION_TRACK_VERSION, load_motion_track
+from handclust_assets.video.motion_track import load_motion_track
 
 VARIANT_SCHEMA = {"subset": pl.Utf8, "group": pl.Utf8, "file": pl.Utf8, "gt": pl.Float64, "pred": pl.Float64,
                   "status": pl.Utf8, "confidence": pl.Float64, "mean_period_s": pl.Float64}
@@ -73,17 +72,15 @@ def group_of(subset: str) -> str:
 
 def dev_clips(out: Path) -> tuple[list[tuple[str, Path, float]], int]:
     """(subset, cached motion track, true count) of every labelled clip under `out` whose motion track is cached
-    (`eval_repetitions_dev.cached_counter`'s key), and how many labelled clips had none."""
-    cache = out / "_motion" / f"v{MOTION_TRACK_VERSION}"
+    (`rep_eval.motion_cache_path`, as `eval_repetitions_dev.py` caches it), and how many labelled clips had none."""
     clips, missing = [], 0
     for labels in sorted(out.glob("*/LABELS.csv")):
-        with labels.open(newline="") as f:
-            for row in csv.DictReader(f):
-                track = cache / f"{labels.parent.name}__{Path(row['file']).stem}.npz"
-                if track.is_file():
-                    clips.append((labels.parent.name, track, float(row["count"])))
-                else:
-                    missing += 1
+        for file, count in read_labels(labels).select("file", "count").iter_rows():
+            track = motion_cache_path(out, labels.parent / file)
+            if track.is_file():
+                clips.append((labels.parent.name, track, count))
+            else:
+                missing += 1
     return clips, missing
 
 

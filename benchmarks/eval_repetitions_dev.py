@@ -164,9 +164,8 @@ def build_longcycles(out: Path, name: str, pieces: list[tuple[str, float, float]
 
 def cached_counter(with_flow: bool, out: Path):  # a counter for eval_folder
     """Count from the clip's motion track, cached under `out/_motion/v<MOTION_TRACK_VERSION>/`."""
-    from handclust_assets.lib.rep_eval import signals_for_video
+    from handclust_assets.lib.rep_eval import motion_cache_path, signals_for_video
     from handclust_assets.video.motion_track import (
-        MOTION_TRACK_VERSION,
         load_motion_track,
         motion_track_from_video,
         save_motion_track,
@@ -176,7 +175,7 @@ def cached_counter(with_flow: bool, out: Path):  # a counter for eval_folder
         if with_flow:
             signals, duration = signals_for_video(path, with_flow=True)
             return count_repetitions(signals, duration)
-        cache = out / "_motion" / f"v{MOTION_TRACK_VERSION}" / f"{path.parent.name}__{path.stem}.npz"
+        cache = motion_cache_path(out, path)
         if cache.exists() and cache.stat().st_mtime >= path.stat().st_mtime:
             mt = load_motion_track(cache)
         else:

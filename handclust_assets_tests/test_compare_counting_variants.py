@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +16,9 @@ from handclust_assets.video.motion_track import (
     motion_track_from_video,
     save_motion_track,
 )
-from handclust_assets_tests.support import load_benchmark
+from handclust_assets_tests.support import BENCHMARKS, load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_counting_variants.py"
+SCRIPT = BENCHMARKS / "compare_counting_variants.py"
 
 
 def _script():
@@ -77,14 +76,12 @@ def _dev_folder(out: Path) -> tuple[Path, int]:
     folder = out / "trimmedcycles-train-s1"
     path, truth = generate_rep_clip(RepClipSpec("strokes", "stroke", n_cycles=8, period_start_s=0.7,
                                                 period_end_s=0.7, width=256, height=144, fps=30.0, seed=3), folder)
-    cache = out / "_motion" / f"v{MOTION_TRACK_VERSION}" / f"{folder.name}__{path.stem}.npz"
+    cache = out / "_motion" / f"v{MOTION_TRACK_VERSION}" / f"{folder.name}__{path.stem}.npz"  # the dev script's key
     cache.parent.mkdir(parents=True)
     save_motion_track(motion_track_from_video(path), cache)
-    with (folder / "LABELS.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "count", "cycle_end_frames"])
-        w.writerow([path.name, truth.count, ""])
-        w.writerow(["never_cached.mp4", 5, ""])  # labelled, but its motion track was never made
+    # the second clip is labelled, but its motion track was never made
+    load_benchmark("eval_repetitions_dev").write_labels(folder, [(path.name, truth.count, []),
+                                                                 ("never_cached.mp4", 5, [])])
     return folder, truth.count
 
 

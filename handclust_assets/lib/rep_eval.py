@@ -196,6 +196,15 @@ def count_video(video_path: str | Path, spans: pl.DataFrame | None = None, param
     return count_motion_track(motion_track_from_video(video_path), spans, params)
 
 
+def motion_cache_path(out: str | Path, video_path: str | Path) -> Path:
+    """Where the dev scripts cache a labelled video's motion track: `out/_motion/v<MOTION_TRACK_VERSION>/`
+    `<folder>__<stem>.npz` (keyed by the track's version, so a new track format never reads an old file)."""
+    from handclust_assets.video.motion_track import MOTION_TRACK_VERSION
+
+    video_path = Path(video_path)
+    return Path(out) / "_motion" / f"v{MOTION_TRACK_VERSION}" / f"{video_path.parent.name}__{video_path.stem}.npz"
+
+
 def count_motion_track(track: object, spans: pl.DataFrame | None = None, params: CountingParams | None = None
                        ) -> RepetitionCounts:
     """Counts from a `MotionTrack` (the graph's way: `track_located`, then every span)."""
