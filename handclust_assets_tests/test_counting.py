@@ -575,6 +575,12 @@ def test_labels_and_scores(tmp_path: Path) -> None:
     bad.write_text("file,count\na.mp4,many\n")
     with pytest.raises(ValueError, match="not a number"):
         read_labels(bad)
+    bad.write_text("file,count\na.mp4,3\n,,\n,4\n")  # an empty row is skipped; a count without a file is not
+    with pytest.raises(ValueError, match=r"BAD.csv:4: a count \('4'\) without a file"):
+        read_labels(bad)
+    bad.write_text("file,count\na.mp4,3\nb.mp4,2\na.mp4,4\n")
+    with pytest.raises(ValueError, match=r"BAD.csv:4: 'a.mp4' is labelled again \(first on line 2\)"):
+        read_labels(bad)
     for ends in ("10 end", "10 inf", "nan 20"):
         bad.write_text(f"file,count,cycle_end_frames\na.mp4,3,10 20 30\nb.mp4,2,{ends}\n")
         with pytest.raises(ValueError, match=rf"BAD.csv:3: cycle_end_frames '{ends}' are not frame numbers"):

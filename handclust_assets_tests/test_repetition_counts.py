@@ -14,12 +14,13 @@ import pytest
 from typer.testing import CliRunner
 
 from handclust_assets.cli.app import app
-from handclust_assets.cli.eval_repetitions import RHYTHM_PATH, clip_keys
+from handclust_assets.cli.eval_repetitions import RHYTHM_PATH, clip_keys, one_line
 from handclust_assets.defs.counting.assets import activity_spans
 from handclust_assets.lib import tables
 from handclust_assets.lib.rep_eval import read_labels, score_counts
 from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
 from handclust_assets.science.counting import PERIOD_CURVE_SCHEMA, SPAN_COUNT_SCHEMA, TRACK_SCHEMA
+from handclust_assets.video.writer import moving_pattern, write_video
 from handclust_assets_tests.support import materialize
 
 # 10 strokes of 0.8 s after a still second, then 2 s still: 11 s
@@ -120,6 +121,62 @@ def test_eval_repetitions_cli_bad_input(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "not a number" in r.output
     r = CliRunner().invoke(app, ["eval-repetitions", str(tmp_path / "nope"), str(labels)])
     assert r.exit_code == 2 and "not a folder" in r.output
+
+
+def test_eval_repetitions_says_what_is_wrong_with_each_bad_video_in_one_line(tmp_path: Path) -> None:
+    """An empty file, a text file named .mp4 and a file cut short beside a good clip: one line each, naming the
+    file and the problem (no Dagster log with stack traces), the same reason in the table, the good clip counted."""
+    videos = tmp_path / "labelled"
+    a, ta = generate_rep_clip(RepClipSpec("saw", "saw", n_cycles=6, period_start_s=0.6, period_end_s=0.6,
+                                          width=160, height=96, seed=3), videos)
+    (videos / "empty.mp4").write_bytes(b"")
+    (videos / "notes.mp4").write_text("shopping list: mortar, trowel\n")
+    good = write_video(tmp_path / "good.mkv", moving_pattern(150, 320, 180), 30.0)  # 5 s
+    (videos / "cut.mkv").write_bytes(good.read_bytes()[: int(good.stat().st_size * 0.35)])
+    labels = tmp_path / "LABELS.csv"
+    labels.write_text(f"file,count\n{a.name},{ta.count}\nempty.mp4,3\nnotes.mp4,4\ncut.mkv,2\n")
+    out_csv = tmp_path / "scores.csv"
+    r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--out", str(out_csv)])
+    assert r.exit_code == 1, r.output  # two clips failed: not a clean pass
+    out = r.output
+    assert re.search(r"^empty\.mp4: failed: \S*empty\.mp4: file is empty \(0 bytes\)$", out, re.M), out
+    assert re.search(r"^notes\.mp4: failed: \S*notes\.mp4: not a readable video container", out, re.M), out
+    assert re.search(r"^cut\.mkv: warning: \S*cut\.mkv: decoding ended at .* \(truncated file\?\)$", out, re.M), out
+    for noise in ("Stack Trace", "Traceback", "dagster._core", "STEP_FAILURE", "Dependencies for step"):
+        assert noise not in out
+    table = pl.read_csv(out_csv)
+    status = dict(zip(table["file"], table["status"], strict=True))
+    assert status["empty.mp4"].startswith("failed: ") and status["empty.mp4"].endswith("empty.mp4: file is empty "
+                                                                                       "(0 bytes)")
+    assert status["notes.mp4"].startswith("failed: ") and "Failure" not in status["notes.mp4"]
+    assert not status["cut.mkv"].startswith("failed") and not status[a.name].startswith("failed")
+    assert abs(table.filter(pl.col("file") == a.name)["pred"][0] - ta.count) <= 1
+
+
+def test_eval_repetitions_shows_the_whole_trace_of_a_bug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure that is no clip error (a bug in the counter) is not cut to one line: its trace is printed."""
+    import handclust_assets.science.counting as counting
+
+    def broken(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("boom in the counter")
+
+    monkeypatch.setattr(counting, "track_located", broken)
+    videos = tmp_path / "labelled"
+    a, ta = generate_rep_clip(RepClipSpec("saw", "saw", n_cycles=6, period_start_s=0.6, period_end_s=0.6,
+                                          width=160, height=96, seed=3), videos)
+    labels = tmp_path / "LABELS.csv"
+    labels.write_text(f"file,count\n{a.name},{ta.count}\n")
+    r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels)])
+    assert r.exit_code == 1, r.output
+    assert f"{a.name}: failed: period_track: RuntimeError: boom in the counter" in r.output
+    assert "RuntimeError: boom in the counter" in r.output and "in broken" in r.output  # the trace, to its frame
+
+
+def test_one_line_drops_the_exception_class() -> None:
+    assert one_line("dagster._core.definitions.events.Failure: /v/a.mp4: file is empty\nmore") == "/v/a.mp4: file is empty"
+    assert one_line("RuntimeError: boom") == "boom"
+    assert one_line("/v/a.mp4: decoding ended at 1.2s") == "/v/a.mp4: decoding ended at 1.2s"
+    assert one_line("") == ""
 
 
 def test_labels_find_their_videos_by_path_stem_or_file_name(tmp_path: Path) -> None:

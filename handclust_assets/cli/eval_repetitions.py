@@ -7,15 +7,21 @@ from the results with DuckDB (`handclust_assets.lib.tables.connect`: the stored 
 whole clip) and scored: MAE (mean |pred - gt| / gt), OBO (share with |pred - gt| <= 1) and a per-clip table.
 
 LABELS.csv: columns `file` (a path inside VIDEOS_DIR, or the name of one video under it) and `count`; optional
-`cycle_end_frames`. A labelled video that is not found is scored as a miss (count 0) and the exit status is 1.
+`cycle_end_frames`. A labelled video that is not found, or whose run fails, is scored as a miss (count 0) and the
+exit status is 1. Dagster's console log is silenced; what each run said comes out one line per message (`run_clip`):
+"a.mp4: failed: <the reason, naming the file>", "a.mp4: warning: ...", and the whole trace of a failure that is no
+clip error (a bug).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
@@ -72,9 +78,42 @@ def clip_resources(home: Path, videos_dir: Path) -> dict:
     return res
 
 
-def run_clip(key: str, selection: list[str] | None, instance: object, resources: dict) -> str | None:
+@dataclass
+class ClipRun:
+    """What one clip's run left to say: its failures (None: the run succeeded) and its warnings, one line each."""
+
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    traces: list[str] = field(default_factory=list)  # full traces of failures that are no clip error (a bug)
+
+
+# the executor's own notes on the steps after a failed one (the failure itself is reported)
+ENGINE_NOTE = re.compile(r"Dependencies for step \S+ (failed|were not executed)")
+EXPECTED_FAILURES = {"Failure", "ClipError", "ModelUnavailableError"}  # the graph's own, already worded errors
+
+
+def one_line(message: str) -> str:
+    """An error message's first line without its exception class ("dagster._core.definitions.events.Failure:
+    a.mp4: file is empty" -> "a.mp4: file is empty")."""
+    lines = message.strip().splitlines()
+    first = lines[0] if lines else ""
+    return re.sub(r"^(?:[A-Za-z_]\w*\.)*\w*(?:Error|Failure|Exception|Interrupt|Exit): ", "", first)
+
+
+def _expected(err: object) -> bool:
+    """Whether an error (SerializableErrorInfo) or one of its causes is a failure the graph raised on purpose."""
+    while err is not None:
+        if getattr(err, "cls_name", None) in EXPECTED_FAILURES:
+            return True
+        err = getattr(err, "cause", None) or getattr(err, "context", None)
+    return False
+
+
+def run_clip(key: str, selection: list[str] | None, instance: object, resources: dict) -> ClipRun:
     """Materialize one clip partition: the process_clip job's assets (all, or `selection` of them) in this
-    process. None on success, else the failures."""
+    process. Dagster's console log stays silent (the progress bar speaks instead); what the run said is returned
+    one line per message: the failures (a bad video's reason, which names the file), the assets' warnings, and
+    the whole trace of a failure that is no clip error."""
     import dagster as dg
 
     from handclust_assets.definitions import defs
@@ -82,14 +121,32 @@ def run_clip(key: str, selection: list[str] | None, instance: object, resources:
 
     job_assets = [k.to_user_string() for a in PER_CLIP for k in a.keys]
     chosen = [a for a in job_assets if selection is None or a in selection]
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the progress bar speaks instead
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     res = dg.materialize([*defs.assets, *(defs.asset_checks or [])], selection=chosen, partition_key=key,
                          instance=instance, resources=resources, raise_on_error=False, run_config=quiet)
+    out = ClipRun()
+    for rec in instance.all_logs(res.run_id):
+        text = rec.user_message or ""
+        if not rec.is_dagster_event and rec.level >= logging.WARNING and text and not ENGINE_NOTE.match(text):
+            out.warnings.append(one_line(text))
     if res.success:
-        return None
-    fails = [e.step_failure_data.error.message.strip().splitlines()[0] for e in res.get_step_failure_events()
-             if e.step_failure_data and e.step_failure_data.error]
-    return "; ".join(fails) or "run failed"
+        return out
+    fails = []
+    for e in res.get_step_failure_events():
+        err = e.step_failure_data.error if e.step_failure_data else None
+        if err is None:
+            continue
+        if _expected(err):
+            fails.append(one_line(err.message))
+            continue
+        root = err  # a bug: Dagster's wrapper says only which op; the reason is its cause, class name kept
+        while root.cls_name.startswith("Dagster") and root.cause is not None:
+            root = root.cause
+        lines = root.message.strip().splitlines()
+        fails.append(f"{e.step_key}: {lines[0] if lines else root.cls_name}")
+        out.traces.append(err.to_string())
+    out.error = "; ".join(dict.fromkeys(fails)) or "run failed"
+    return out
 
 
 def read_clip_counts(root: Path, keys: dict[str, str]) -> dict[str, dict]:
@@ -173,10 +230,15 @@ def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, ke
             for f, k in keys.items():
                 bar.update(task, description=f"counting {f[:40]}")
                 t0 = time.perf_counter()
-                err = run_clip(k, selection, instance, resources)
+                run = run_clip(k, selection, instance, resources)
                 seconds[f] = time.perf_counter() - t0
-                if err:
-                    failures[f] = err
+                for w in run.warnings:
+                    bar.console.print(f"{f}: warning: {w}", markup=False, highlight=False, soft_wrap=True)
+                if run.error:
+                    failures[f] = run.error
+                    bar.console.print(f"{f}: failed: {run.error}", markup=False, highlight=False, soft_wrap=True)
+                for trace in run.traces:
+                    bar.console.print(trace, markup=False, highlight=False, soft_wrap=True)
                 bar.advance(task)
         counts = read_clip_counts(home, keys)
         rows = []

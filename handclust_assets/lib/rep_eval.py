@@ -58,8 +58,9 @@ def _delimiter(header: str) -> str:
 
 
 def read_labels(path: str | Path) -> pl.DataFrame:
-    """LABELS.csv -> (file, count, cycle_end_frames) with a fixed schema; rows without a file or with a
-    negative or unparsable count or cycle end raise ValueError naming the line. Spreadsheet exports read as
+    """LABELS.csv -> (file, count, cycle_end_frames) with a fixed schema. Empty rows and rows whose file starts
+    with '#' are skipped; a count without a file, a file labelled twice, or a negative or unparsable count or cycle
+    end raise ValueError naming the line. Spreadsheet exports read as
     they are: a UTF-8 byte-order mark, CRLF line ends, ';' or tab separators, any case of the column names, frame
     numbers written as floats or as a bracketed list."""
     rows = []
@@ -70,10 +71,16 @@ def read_labels(path: str | Path) -> pl.DataFrame:
         cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
         if "file" not in cols or "count" not in cols:
             raise ValueError(f"{path}: needs columns file, count (has {reader.fieldnames})")
+        seen: dict[str, int] = {}
         for i, r in enumerate(reader, start=2):
             name = (r.get(cols["file"]) or "").strip()
-            if not name or name.startswith("#"):
+            if name.startswith("#") or not any((v or "").strip() for v in r.values() if isinstance(v, str)):
                 continue
+            if not name:
+                raise ValueError(f"{path}:{i}: a count ({r.get(cols['count'])!r}) without a file")
+            if name in seen:
+                raise ValueError(f"{path}:{i}: {name!r} is labelled again (first on line {seen[name]})")
+            seen[name] = i
             try:
                 count = float(r[cols["count"]])
             except (TypeError, ValueError) as e:
