@@ -18,6 +18,8 @@ from handclust_assets.lib.rep_eval import (
     bootstrap_ci,
     count_motion_track,
     count_video,
+    format_scores,
+    labelled_period,
     read_labels,
     score_counts,
 )
@@ -571,6 +573,7 @@ def test_labels_and_scores(tmp_path: Path) -> None:
     assert s["obo_strict"] == pytest.approx(1 / 3)
     assert s["negative_false_counts"] == 0.0
     assert s["mae_ci"][0] <= s["mae"] <= s["mae_ci"][1] and s["obo_ci"][0] <= s["obo"] <= s["obo_ci"][1]
+    assert "period against" not in format_scores(table, s) and table["gt_period_s"].null_count() == 4  # no fps
     bad = tmp_path / "BAD.csv"
     bad.write_text("file,count\na.mp4,many\n")
     with pytest.raises(ValueError, match="not a number"):
@@ -585,6 +588,29 @@ def test_labels_and_scores(tmp_path: Path) -> None:
         bad.write_text(f"file,count,cycle_end_frames\na.mp4,3,10 20 30\nb.mp4,2,{ends}\n")
         with pytest.raises(ValueError, match=rf"BAD.csv:3: cycle_end_frames '{ends}' are not frame numbers"):
             read_labels(bad)
+
+
+def test_labelled_cycle_ends_check_the_counted_period(tmp_path: Path) -> None:
+    assert labelled_period([30, 10, 20, 40], 10.0) == pytest.approx(1.0)  # order does not matter
+    assert labelled_period([10, 20, 20, 30, 31, 41], 10.0) == pytest.approx(1.0)  # a doubled or stray end: median
+    assert labelled_period([10], 10.0) is None and labelled_period([10, 20], None) is None
+    assert labelled_period([10, 10, 10], 25.0) is None and labelled_period([], 25.0) is None
+    p = tmp_path / "LABELS.csv"
+    p.write_text("file,count,cycle_end_frames\na.mp4,4,25 50 75 100\nb.mp4,4,25 50 75 100\n"
+                 "c.mp4,4,25 50 75 100\nd.mp4,3,\n")
+    results = pl.DataFrame({"file": ["a.mp4", "b.mp4", "c.mp4", "d.mp4"], "count": [4.0, 2.0, None, 3.0],
+                            "count_estimate": [4.0, 2.0, None, 3.0], "mean_period_s": [1.05, 2.0, None, 1.0],
+                            "status": ["counted", "counted", "aperiodic", "counted"], "fps": [25.0, 25.0, 25.0, 25.0]})
+    table, s = score_counts(read_labels(p), results)
+    assert table["gt_period_s"].to_list() == [1.0, 1.0, 1.0, None]
+    assert table["period_ratio"].to_list()[:2] == pytest.approx([1.05, 2.0])
+    assert table["period_ratio"][2] is None  # aperiodic: no period to compare
+    assert s["period_n"] == 3 and s["period_right"] == pytest.approx(1 / 3)
+    assert s["period_long"] == pytest.approx(1 / 3) and s["period_short"] == 0.0
+    assert s["period_missing"] == pytest.approx(1 / 3)
+    text = format_scores(table, s)
+    assert "period against the labelled cycle ends (3 clips): within 10% 0.33, >= 1.7x (a multiple) 0.33" in text
+    assert " gt_per " in text.splitlines()[3] and text.splitlines()[4].split()[6] == "1.00"  # a.mp4's labelled period
 
 
 @pytest.mark.parametrize("text", [

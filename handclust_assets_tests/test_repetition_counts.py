@@ -202,7 +202,8 @@ def test_eval_repetitions_scores_a_missing_video_and_keeps_the_rest(tmp_path: Pa
     a, ta = generate_rep_clip(RepClipSpec("saw", "saw", n_cycles=6, period_start_s=0.6, period_end_s=0.6,
                                           width=160, height=96, seed=3), videos)
     labels = tmp_path / "LABELS.csv"
-    labels.write_text(f"file,count\ngone.mp4,7\n{a.name},{ta.count}\n")
+    ends = " ".join(map(str, ta.cycle_end_frames))  # with cycle ends, the counted period is checked too
+    labels.write_text(f"file,count,cycle_end_frames\ngone.mp4,7,\n{a.name},{ta.count},{ends}\n")
     out_csv = tmp_path / "scores.csv"
     r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--out", str(out_csv)])
     assert r.exit_code == 1, r.output  # something was missing: not a clean pass
@@ -213,6 +214,10 @@ def test_eval_repetitions_scores_a_missing_video_and_keeps_the_rest(tmp_path: Pa
     assert gone["status"].startswith("missing") and gone["pred"] == 0 and gone["abs_rel_error"] == 1.0
     assert not saw["status"].startswith(("missing", "failed")) and abs(saw["pred"] - ta.count) <= 1
     assert _printed(r.output, "OBO") == pytest.approx(0.5, abs=5e-4)  # the missing clip counts against the score
+    assert saw["gt_period_s"] == pytest.approx(0.6, abs=1.5 / ta.fps)  # median cycle-end step / the clip's fps
+    assert saw["period_ratio"] == pytest.approx(saw["mean_period_s"] / saw["gt_period_s"])
+    assert abs(saw["period_ratio"] - 1) <= 0.1 and gone["gt_period_s"] is None  # no ends, no video: no period
+    assert re.search(r"period against the labelled cycle ends \(1 clips\): within 10% 1\.00, ", r.output), r.output
 
 
 def test_a_clip_too_short_to_count_says_so(storage: Path, resources, instance: dg.DagsterInstance) -> None:

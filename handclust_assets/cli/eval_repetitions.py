@@ -150,7 +150,8 @@ def run_clip(key: str, selection: list[str] | None, instance: object, resources:
 
 
 def read_clip_counts(root: Path, keys: dict[str, str]) -> dict[str, dict]:
-    """file -> the clip row of its counts, from the stored period tracks (read with DuckDB)."""
+    """file -> the clip row of its counts, from the stored period tracks, and the clip's fps from `clips` (read with
+    DuckDB)."""
     from handclust_assets.lib import tables
     from handclust_assets.science.counting import count_spans, track_from_frame
 
@@ -158,10 +159,13 @@ def read_clip_counts(root: Path, keys: dict[str, str]) -> dict[str, dict]:
     with tables.connect(str(root)) as con:
         if "period_track" not in con.tables():
             return out
+        has_clips = "clips" in con.tables()
         for f, k in keys.items():
             df = con.sql("select * from period_track where clip = $1", params=[k]).pl()
             if df.height:
                 out[f] = count_spans(track_from_frame(df)).row(0, named=True)
+                fps = con.sql("select fps from clips where clip = $1", params=[k]).fetchall() if has_clips else []
+                out[f]["fps"] = fps[0][0] if fps else None
     return out
 
 
@@ -249,11 +253,12 @@ def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, ke
                              "seconds": seconds[f]})
                 continue
             rows.append({"file": f, **{c: r[c] for c in ("count", "count_estimate", "mean_period_s", "confidence",
-                                                         "status", "agreeing_signals")}, "seconds": seconds[f]})
+                                                         "status", "agreeing_signals", "fps")},
+                         "seconds": seconds[f]})
         results = pl.DataFrame(rows, schema={
             "file": pl.Utf8, "count": pl.Float64, "count_estimate": pl.Float64, "mean_period_s": pl.Float64,
             "confidence": pl.Float64, "status": pl.Utf8, "agreeing_signals": pl.List(pl.Utf8),
-            "seconds": pl.Float64})
+            "fps": pl.Float64, "seconds": pl.Float64})
         table, summary = score_counts(labels, results)
         summary["failed"] = len(failures)
         return table, summary, seconds

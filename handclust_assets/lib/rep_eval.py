@@ -46,7 +46,10 @@ CLIP_SCORE_SCHEMA = {
     "status": pl.Utf8,
     "agreeing_signals": pl.Utf8,
     "seconds": pl.Float64,  # wall time of the counter on this clip
+    "gt_period_s": pl.Float64,  # median labelled cycle (from cycle_end_frames and the clip's fps; null without them)
+    "period_ratio": pl.Float64,  # mean_period_s / gt_period_s: ~1 right, ~2 or ~0.5 an octave error
 }
+PERIOD_TOL = 0.1  # a period within 10 % of the labelled one is "right" in the summary
 
 
 def _delimiter(header: str) -> str:
@@ -109,9 +112,21 @@ def clip_prediction(count: float | None, estimate: float | None, status: str | N
     return 0.0
 
 
+def labelled_period(cycle_end_frames: list[int] | None, fps: float | None) -> float | None:
+    """The median labelled cycle in seconds: the median step between consecutive cycle-end frames / fps (None with
+    fewer than two ends, no fps, or no step > 0). The median, so one missed or doubled end does not move it."""
+    if not cycle_end_frames or len(cycle_end_frames) < 2 or not fps or not np.isfinite(fps) or fps <= 0:
+        return None
+    steps = np.diff(np.sort(np.asarray(cycle_end_frames, np.float64)))
+    steps = steps[steps > 0]
+    return float(np.median(steps) / fps) if len(steps) else None
+
+
 def score_counts(labels: pl.DataFrame, results: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
-    """Join labels (file, count) with results (file, count, count_estimate, mean_period_s, confidence, status,
-    agreeing_signals, seconds; missing columns are null) -> per-clip table (CLIP_SCORE_SCHEMA) and a summary:
+    """Join labels (file, count, cycle_end_frames) with results (file, count, count_estimate, mean_period_s,
+    confidence, status, agreeing_signals, seconds, fps; missing columns are null) -> per-clip table
+    (CLIP_SCORE_SCHEMA; with cycle ends and fps also the labelled period and the counted one's ratio to it) and a
+    summary:
     n, mae, obo (scored with `clip_prediction`), mae_ci, obo_ci (95 % bootstrap intervals over clips, `bootstrap_ci`),
     mae_strict, obo_strict (only "counted" clips count), declined share. Clips with gt 0 are left out of MAE/OBO
     and reported as `n_negative` / `negative_false_counts` (a count >= 1 where nothing repeats)."""
@@ -125,9 +140,13 @@ def score_counts(labels: pl.DataFrame, results: pl.DataFrame) -> tuple[pl.DataFr
         pred = clip_prediction(count, est, r.get("status"))
         err = abs(pred - gt) / gt if gt > 0 else float("nan")
         agree = r.get("agreeing_signals")
+        gt_period = labelled_period(lab.get("cycle_end_frames"), r.get("fps"))
+        mean_period = r.get("mean_period_s")
+        ratio = mean_period / gt_period if gt_period and mean_period is not None and np.isfinite(mean_period) else None
         rows.append((lab["file"], gt, pred, count, est, err, bool(abs(pred - gt) <= 1),
-                     r.get("mean_period_s"), r.get("confidence"), r.get("status") or "missing",
-                     ",".join(agree) if isinstance(agree, list) else (agree or ""), r.get("seconds")))
+                     mean_period, r.get("confidence"), r.get("status") or "missing",
+                     ",".join(agree) if isinstance(agree, list) else (agree or ""), r.get("seconds"), gt_period,
+                     ratio))
     table = pl.DataFrame(rows, schema=CLIP_SCORE_SCHEMA, orient="row")
     return table, summarize(table)
 
@@ -148,6 +167,13 @@ def summarize(table: pl.DataFrame) -> dict:
                    mae_ci=bootstrap_ci(err), obo_ci=bootstrap_ci(hit))
     if neg.height:
         out["negative_false_counts"] = float(np.mean(neg["pred"].to_numpy() >= 1))
+    if "period_ratio" in table.columns and pos.height:  # where the labels give cycle ends: is the period right?
+        ratio = pos.filter(pl.col("gt_period_s").is_not_null())["period_ratio"].to_numpy().astype(np.float64)
+        if len(ratio):
+            r = np.where(np.isfinite(ratio), ratio, np.nan)
+            out.update(period_n=len(r), period_right=float(np.mean(np.abs(r - 1) <= PERIOD_TOL)),
+                       period_long=float(np.mean(r >= 1.7)), period_short=float(np.mean(r <= 0.6)),
+                       period_missing=float(np.mean(~np.isfinite(r))))
     return out
 
 
@@ -223,14 +249,14 @@ def count_motion_track(track: object, spans: pl.DataFrame | None = None, params:
     tr, box = track_located(track.t_s, track.energy, track.intensity, track.camera, track.energy_raw, duration,
                             params)
     return RepetitionCounts(count_spans(tr, spans, params), period_curve(tr),
-                            {"signals": tr.available, "n_centres": len(tr.t), "box": box})
+                            {"signals": tr.available, "n_centres": len(tr.t), "box": box, "fps": track.fps})
 
 
 def result_row(file: str, rc: RepetitionCounts, seconds: float) -> dict:
     clip = rc.counts.filter(pl.col("scope") == "clip").row(0, named=True)
     return {"file": file, "count": clip["count"], "count_estimate": clip["count_estimate"],
             "mean_period_s": clip["mean_period_s"], "confidence": clip["confidence"], "status": clip["status"],
-            "agreeing_signals": clip["agreeing_signals"], "seconds": seconds}
+            "agreeing_signals": clip["agreeing_signals"], "seconds": seconds, "fps": rc.diagnostics.get("fps")}
 
 
 def eval_folder(videos_dir: str | Path, labels_csv: str | Path,
@@ -252,7 +278,8 @@ def eval_folder(videos_dir: str | Path, labels_csv: str | Path,
         rows.append(result_row(name, rc, time.perf_counter() - t0))
     results = pl.DataFrame(rows, schema={
         "file": pl.Utf8, "count": pl.Float64, "count_estimate": pl.Float64, "mean_period_s": pl.Float64,
-        "confidence": pl.Float64, "status": pl.Utf8, "agreeing_signals": pl.List(pl.Utf8), "seconds": pl.Float64})
+        "confidence": pl.Float64, "status": pl.Utf8, "agreeing_signals": pl.List(pl.Utf8), "seconds": pl.Float64,
+        "fps": pl.Float64})
     return score_counts(labels, results)
 
 
@@ -268,12 +295,21 @@ def format_scores(table: pl.DataFrame, summary: dict) -> str:
             f"95% bootstrap interval over clips: MAE {mae_lo:.3f}-{mae_hi:.3f}  OBO {obo_lo:.3f}-{obo_hi:.3f}")
     if summary.get("n_negative"):
         head += f"\nclips without repetition {summary['n_negative']}: false counts {summary['negative_false_counts']:.2f}"
-    lines = [head, f"{'file':40s} {'gt':>5s} {'pred':>6s} {'estim':>6s} {'err':>6s} {'period':>7s} {'conf':>5s} status"]
+    if summary.get("period_n"):
+        head += (f"\nperiod against the labelled cycle ends ({summary['period_n']} clips): within "
+                 f"{PERIOD_TOL:.0%} {summary['period_right']:.2f}, >= 1.7x (a multiple) {summary['period_long']:.2f}, "
+                 f"<= 0.6x (a fraction) {summary['period_short']:.2f}, none {summary['period_missing']:.2f}")
+    with_gt_period = bool(summary.get("period_n"))
+    gt_head = f" {'gt_per':>6s}" if with_gt_period else ""
+    lines = [head, f"{'file':40s} {'gt':>5s} {'pred':>6s} {'estim':>6s} {'err':>6s} {'period':>7s}{gt_head} "
+                   f"{'conf':>5s} status"]
+    nan = float("nan")
     for r in table.iter_rows(named=True):
         est = r["count_estimate"]
         per = r["mean_period_s"]
+        gt_per = f" {(r.get('gt_period_s') or nan):6.2f}" if with_gt_period else ""
         lines.append(f"{r['file'][:40]:40s} {r['gt']:5.0f} {r['pred']:6.0f} "
-                     f"{(est if est is not None else float('nan')):6.1f} {r['abs_rel_error']:6.2f} "
-                     f"{(per if per is not None else float('nan')):7.2f} {(r['confidence'] or 0):5.2f} "
+                     f"{(est if est is not None else nan):6.1f} {r['abs_rel_error']:6.2f} "
+                     f"{(per if per is not None else nan):7.2f}{gt_per} {(r['confidence'] or 0):5.2f} "
                      f"{r['status']} [{r['agreeing_signals']}]")
     return "\n".join(lines)
