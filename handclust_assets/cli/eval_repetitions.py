@@ -89,7 +89,6 @@ class ClipRun:
 
 # the executor's own notes on the steps after a failed one (the failure itself is reported)
 ENGINE_NOTE = re.compile(r"Dependencies for step \S+ (failed|were not executed)")
-EXPECTED_FAILURES = {"Failure", "ClipError", "ModelUnavailableError"}  # the graph's own, already worded errors
 
 
 def one_line(message: str) -> str:
@@ -98,15 +97,6 @@ def one_line(message: str) -> str:
     lines = message.strip().splitlines()
     first = lines[0] if lines else ""
     return re.sub(r"^(?:[A-Za-z_]\w*\.)*\w*(?:Error|Failure|Exception|Interrupt|Exit): ", "", first)
-
-
-def _expected(err: object) -> bool:
-    """Whether an error (SerializableErrorInfo) or one of its causes is a failure the graph raised on purpose."""
-    while err is not None:
-        if getattr(err, "cls_name", None) in EXPECTED_FAILURES:
-            return True
-        err = getattr(err, "cause", None) or getattr(err, "context", None)
-    return False
 
 
 def run_clip(key: str, selection: list[str] | None, instance: object, resources: dict) -> ClipRun:
@@ -133,13 +123,13 @@ def run_clip(key: str, selection: list[str] | None, instance: object, resources:
         return out
     fails = []
     for e in res.get_step_failure_events():
-        err = e.step_failure_data.error if e.step_failure_data else None
-        if err is None:
+        data = e.step_failure_data
+        if data is None or data.error is None:
             continue
-        if _expected(err):
-            fails.append(one_line(err.message))
+        if data.user_failure_data is not None:  # a dg.Failure: the graph's own worded reason (`common.failure_from`)
+            fails.append(one_line(data.user_failure_data.description or data.error.message))
             continue
-        root = err  # a bug: Dagster's wrapper says only which op; the reason is its cause, class name kept
+        err = root = data.error  # a bug: Dagster's wrapper says only which op; the reason is its cause, class kept
         while root.cls_name.startswith("Dagster") and root.cause is not None:
             root = root.cause
         lines = root.message.strip().splitlines()
@@ -159,13 +149,11 @@ def read_clip_counts(root: Path, keys: dict[str, str]) -> dict[str, dict]:
     with tables.connect(str(root)) as con:
         if "period_track" not in con.tables():
             return out
-        has_clips = "clips" in con.tables()
+        fps = dict(con.sql("select clip, fps from clips").fetchall()) if "clips" in con.tables() else {}
         for f, k in keys.items():
             df = con.sql("select * from period_track where clip = $1", params=[k]).pl()
             if df.height:
-                out[f] = count_spans(track_from_frame(df)).row(0, named=True)
-                fps = con.sql("select fps from clips where clip = $1", params=[k]).fetchall() if has_clips else []
-                out[f]["fps"] = fps[0][0] if fps else None
+                out[f] = {**count_spans(track_from_frame(df)).row(0, named=True), "fps": fps.get(k)}
     return out
 
 
