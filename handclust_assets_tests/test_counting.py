@@ -44,6 +44,7 @@ from handclust_assets.science.counting import (
     _rests_to_cut,
     _signal_map,
     count_repetitions,
+    count_spans,
     keypoint_signal,
     motion_signals,
     scene_signal,
@@ -753,6 +754,30 @@ def test_unsure_stretch_inside_a_repetition_is_bridged() -> None:
                         s.kind) for s in sig]
     row = clip_row(count_repetitions(sig, 20.0))
     assert row["count_estimate"] == pytest.approx(20.0, abs=1.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_trimmed_clip_is_counted_to_its_edges_but_not_through_a_still_lead_in(seed: int) -> None:
+    # 1-s cycles for 20 s; the first 3 s drowned in noise (a weak start: the actor moves, the signals barely repeat)
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(20 * FS)) / FS
+    weak = t < 3
+    sig = [RhythmSignal(s.name, s.t_s, np.where(weak[:, None], 3 * rng.normal(size=s.values.shape), s.values),
+                        s.kind) for s in phase_signal(t, seed=seed, noise=0.1)]
+    track = track_periods(sig, 20.0)
+    found = count_spans(track).row(0, named=True)
+    trimmed = count_spans(track, params=CountingParams(count_to_edges=True)).row(0, named=True)
+    assert found["count"] <= 18.0  # by default the weak start is not counted: footage before a repetition is common
+    assert trimmed["count"] == pytest.approx(20.0, abs=1.0)  # a clip trimmed to the repetition is counted whole
+    assert trimmed["periodic_s"] == found["periodic_s"] and trimmed["status"] == found["status"] == COUNTED
+    # the same clip with the actor still for the first 3 s (17 cycles): a pause is never counted, trimmed or not
+    still = track_periods(phase_signal(np.where(t < 3, 0.0, t - 3), seed=seed, noise=0.1), 20.0)
+    for params in (CountingParams(), CountingParams(count_to_edges=True)):
+        assert count_spans(still, params=params).row(0, named=True)["count"] == pytest.approx(17.0, abs=0.6)
+    # nothing periodic: nothing to carry to the edges
+    noise = [RhythmSignal(s.name, s.t_s, rng.normal(size=s.values.shape), s.kind) for s in sig]
+    row = count_spans(track_periods(noise, 20.0), params=CountingParams(count_to_edges=True)).row(0, named=True)
+    assert row["count"] is None
 
 
 def _with_rest_shake(signals: list[RhythmSignal], rest: np.ndarray, level: float, seed: int) -> list[RhythmSignal]:

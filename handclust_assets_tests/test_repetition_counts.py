@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from handclust_assets.cli.app import app
-from handclust_assets.cli.eval_repetitions import RHYTHM_PATH, clip_keys, one_line
+from handclust_assets.cli.eval_repetitions import RHYTHM_PATH, clip_keys, one_line, read_clip_counts
 from handclust_assets.defs.counting.assets import activity_spans
 from handclust_assets.lib import tables
 from handclust_assets.lib.rep_eval import read_labels, score_counts
@@ -218,6 +218,26 @@ def test_eval_repetitions_scores_a_missing_video_and_keeps_the_rest(tmp_path: Pa
     assert saw["period_ratio"] == pytest.approx(saw["mean_period_s"] / saw["gt_period_s"])
     assert abs(saw["period_ratio"] - 1) <= 0.1 and gone["gt_period_s"] is None  # no ends, no video: no period
     assert re.search(r"period against the labelled cycle ends \(1 clips\): within 10% 1\.00, ", r.output), r.output
+
+
+def test_eval_repetitions_counts_trimmed_clips_to_their_edges(tmp_path: Path) -> None:
+    videos = tmp_path / "labelled"
+    a, ta = generate_rep_clip(RepClipSpec("saw", "saw", n_cycles=6, period_start_s=0.6, period_end_s=0.6,
+                                          lead_in_s=1.0, width=160, height=96, seed=4), videos)
+    labels = tmp_path / "LABELS.csv"
+    labels.write_text(f"file,count\n{a.name},{ta.count}\n")
+    home, out_csv = tmp_path / "home", tmp_path / "scores.csv"
+    r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--trimmed", "--keep", str(home),
+                                 "--out", str(out_csv)])
+    assert r.exit_code == 0, r.output
+    assert "counted as trimmed clips (--trimmed)" in r.output
+    row = pl.read_csv(out_csv).row(0, named=True)
+    assert abs(row["pred"] - ta.count) <= 1  # the still lead-in is a pause: not counted, trimmed or not
+    # the printed count is the stored track's, counted to the clip's edges: read it back both ways with DuckDB
+    keys = clip_keys(videos, [a.name])[0]
+    whole, found = read_clip_counts(home, keys, trimmed=True)[a.name], read_clip_counts(home, keys)[a.name]
+    assert row["count"] == pytest.approx(whole["count"])
+    assert whole["count"] >= found["count"] - 1e-9 and whole["periodic_s"] == found["periodic_s"]
 
 
 def test_a_clip_too_short_to_count_says_so(storage: Path, resources, instance: dg.DagsterInstance) -> None:

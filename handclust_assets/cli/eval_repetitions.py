@@ -11,6 +11,9 @@ LABELS.csv: columns `file` (a path inside VIDEOS_DIR, or the name of one video u
 exit status is 1. Dagster's console log is silenced; what each run said comes out one line per message (`run_clip`):
 "a.mp4: failed: <the reason, naming the file>", "a.mp4: warning: ...", and the whole trace of a failure that is no
 clip error (a bug).
+
+`--trimmed` says the clips are trimmed to the repetition (benchmark clips usually are): each is then counted from
+its first moment to its last (`CountingParams.count_to_edges`), not only where the counter finds the repetition.
 """
 
 from __future__ import annotations
@@ -139,11 +142,13 @@ def run_clip(key: str, selection: list[str] | None, instance: object, resources:
     return out
 
 
-def read_clip_counts(root: Path, keys: dict[str, str]) -> dict[str, dict]:
+def read_clip_counts(root: Path, keys: dict[str, str], trimmed: bool = False) -> dict[str, dict]:
     """file -> the clip row of its counts, from the stored period tracks, and the clip's fps from `clips` (read with
-    DuckDB)."""
+    DuckDB); `trimmed`: counted from the clip's first moment to its last (`CountingParams.count_to_edges`)."""
     from handclust_assets.lib import tables
-    from handclust_assets.science.counting import count_spans, track_from_frame
+    from handclust_assets.science.counting import CountingParams, count_spans, track_from_frame
+
+    params = CountingParams(count_to_edges=trimmed)
 
     out = {}
     with tables.connect(str(root)) as con:
@@ -153,7 +158,7 @@ def read_clip_counts(root: Path, keys: dict[str, str]) -> dict[str, dict]:
         for f, k in keys.items():
             df = con.sql("select * from period_track where clip = $1", params=[k]).pl()
             if df.height:
-                out[f] = {**count_spans(track_from_frame(df)).row(0, named=True), "fps": fps.get(k)}
+                out[f] = {**count_spans(track_from_frame(df), params=params).row(0, named=True), "fps": fps.get(k)}
     return out
 
 
@@ -165,6 +170,9 @@ def eval_repetitions(
     keep: Path = typer.Option(None, "--keep", help="Keep the results here (a HandClust home) instead of a "
                               "temporary folder."),
     out_csv: Path = typer.Option(None, "--out", help="Also write the per-clip table as CSV."),
+    trimmed: bool = typer.Option(False, "--trimmed", help="The clips are trimmed to the repetition (as benchmark "
+                                 "clips usually are): count each from its first moment to its last, not only "
+                                 "where the repetition is found."),
 ) -> None:
     """Run the graph on a labelled folder and print MAE, OBO and a per-clip table of repetition counts."""
     from handclust_assets.lib.rep_eval import format_scores, read_labels, score_counts
@@ -186,8 +194,10 @@ def eval_repetitions(
         typer.echo(f"eval-repetitions: {len(missing)} labelled file(s) not found as videos in {videos_dir}, scored "
                    f"as missing: {', '.join(missing[:10])}", err=True)
     table, summary, seconds = _run(videos_dir, keys, None if full_clip_run else RHYTHM_PATH, keep, labels,
-                                   score_counts)
+                                   score_counts, trimmed)
     typer.echo(format_scores(table, summary))
+    if trimmed:
+        typer.echo("counted as trimmed clips (--trimmed): each from its first moment to its last, pauses left out")
     typer.echo(f"graph runs: {sum(seconds.values()):.1f}s for {len(seconds)} clip(s)")
     if out_csv is not None:
         table.write_csv(out_csv)
@@ -196,7 +206,7 @@ def eval_repetitions(
 
 
 def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, keep: Path | None, labels,
-         score_counts) -> tuple:
+         score_counts, trimmed: bool = False) -> tuple:
     import polars as pl
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -232,7 +242,7 @@ def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, ke
                 for trace in run.traces:
                     bar.console.print(trace, markup=False, highlight=False, soft_wrap=True)
                 bar.advance(task)
-        counts = read_clip_counts(home, keys)
+        counts = read_clip_counts(home, keys, trimmed)
         rows = []
         for f in keys:
             r = counts.get(f)

@@ -197,6 +197,9 @@ class CountingParams:
     rest_cut_min_cycles: float = 4.0  # ... and when the cut clip still holds this many of its median periods: in a
     # few seconds of footage the cut can leave three turns of anything that look periodic (on the dev set's real
     # clips where nothing repeats it turned a 4-s talk and a 5-s stretch into counts; no labelled clip changed)
+    count_to_edges: bool = False  # the span is all repetition (a clip trimmed to it, as benchmark clips are): count
+    # from its first moment to its last at the nearest tracked period, not only from the first periodic centre to the
+    # last; pauses (`still`) are still left out. Off by default: footage before or after a repetition is common
 
 
 @dataclass
@@ -981,16 +984,17 @@ def _running_median(v: np.ndarray, window: int) -> np.ndarray:
     return median_filter(v, size=min(window, len(v) | 1), mode="nearest")
 
 
-def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray, p_window: int = 1
-                  ) -> tuple[float, float]:
+def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray, p_window: int = 1,
+                  to_edges: bool = False) -> tuple[float, float]:
     """(count, moving seconds) of a span: 1 / period integrated over the time that moves (pauses excluded) from the
     first periodic centre to the last (the track's periodic stretches already end where the repetition does:
-    `extent`), the period taken where the consensus is periodic (running median over `p_window` periodic centres)
-    and interpolated (in log) across stretches where it was unsure; no periodic centre -> NaN."""
+    `extent`), or over the whole span with `to_edges`; the period taken where the consensus is periodic (running
+    median over `p_window` periodic centres), interpolated (in log) across stretches where it was unsure and held
+    at its nearest value beyond them; no periodic centre -> NaN."""
     idx = np.flatnonzero(periodic)
     if not len(idx):
         return float("nan"), 0.0
-    pos = np.flatnonzero(inside & (tr.t >= tr.t[idx[0]]) & (tr.t <= tr.t[idx[-1]]))
+    pos = np.flatnonzero(inside if to_edges else inside & (tr.t >= tr.t[idx[0]]) & (tr.t <= tr.t[idx[-1]]))
     log_period = np.interp(pos, idx, _running_median(np.log(tr.period[idx]), p_window))
     moving = ~tr.still[pos] if tr.still is not None and len(tr.still) == len(tr.t) else np.ones(len(pos), bool)
     return float(np.sum(tr.hop_s / np.exp(log_period[moving]))), float(moving.sum() * tr.hop_s)
@@ -1018,7 +1022,8 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
     periodic = inside & np.isfinite(tr.period)
     periodic_s = float(periodic.sum() * tr.hop_s)
     coverage = periodic_s / length if length > 0 else 0.0
-    count_est, moving_s = _moving_count(tr, inside, periodic, int(round(p.period_median_s / tr.hop_s)) | 1)
+    count_est, moving_s = _moving_count(tr, inside, periodic, int(round(p.period_median_s / tr.hop_s)) | 1,
+                                        p.count_to_edges)
     mean_period = float(moving_s / count_est) if count_est > 0 else float("nan")
     judged = periodic if periodic.any() else inside
     agreeing = []
