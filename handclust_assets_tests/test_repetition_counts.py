@@ -16,10 +16,18 @@ from typer.testing import CliRunner
 from handclust_assets.cli.app import app
 from handclust_assets.cli.eval_repetitions import RHYTHM_PATH, clip_keys, one_line, read_clip_counts
 from handclust_assets.defs.counting.assets import activity_spans
+from handclust_assets.defs.resources import HandclustSettings
 from handclust_assets.lib import tables
 from handclust_assets.lib.rep_eval import read_labels, score_counts
 from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
-from handclust_assets.science.counting import PERIOD_CURVE_SCHEMA, SPAN_COUNT_SCHEMA, TRACK_SCHEMA
+from handclust_assets.science.counting import (
+    PERIOD_CURVE_SCHEMA,
+    SPAN_COUNT_SCHEMA,
+    TRACK_SCHEMA,
+    CountingParams,
+    count_spans,
+    track_from_frame,
+)
 from handclust_assets.video.writer import moving_pattern, write_video
 from handclust_assets_tests.support import materialize
 
@@ -73,6 +81,22 @@ def test_clip_run_and_cross_clip_counts(storage: Path, resources, instance: dg.D
                        "where status <> 'counted' and count is null").fetchall()[0][0]
     assert declined == counts.filter(pl.col("status") != "counted").height >= 1
     assert not counts["count"].is_nan().any()
+
+    # the `trimmed_clips` setting ($HANDCLUST_TRIMMED_CLIPS=1): the same stored tracks counted to the edges,
+    # the table replaced (not appended to)
+    trimmed = resources(settings=HandclustSettings(video_folder=str(storage / "videos"), trimmed_clips=True))
+    result = materialize(["repetition_counts"], trimmed, instance)
+    assert result.success
+    meta = result.asset_materializations_for_node("repetition_counts")[0].metadata
+    assert meta["counted_to_edges"].value is True
+    whole = con.sql(f"select * from read_parquet('{tables.table_file(storage, 'repetition_counts')}') "
+                    "order by span_idx").pl()
+    assert whole.height == counts.height and whole["status"].to_list() == counts["status"].to_list()
+    track = track_from_frame(con.sql(f"select * from read_parquet('{tpath}')").pl())
+    expect = count_spans(track, params=CountingParams(count_to_edges=True)).row(0, named=True)
+    assert whole.row(0, named=True)["count_estimate"] == pytest.approx(expect["count_estimate"])
+    assert whole["count_estimate"][0] >= clip["count_estimate"] - 1e-9
+    assert whole["count_estimate"][0] == pytest.approx(truth.count, abs=1.0)  # the still tail is a pause either way
 
 
 def _printed(out: str, name: str) -> float:

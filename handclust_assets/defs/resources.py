@@ -56,6 +56,10 @@ class HandclustSettings(dg.ConfigurableResource):
     phase_pattern: str = Field(default="", description="Regex with one group naming the phase (overrides words).")
     settle_seconds: float = Field(default=5.0, description="A video is taken once its size and mtime stayed the "
                                   "same across two sensor ticks, or once it was last modified this many seconds ago.")
+    trimmed_clips: bool = Field(default=False, description="The clips are trimmed to one repetition each (as "
+                                "benchmark clips are): repetition_counts counts every clip and span from its first "
+                                "moment to its last, not only where the repetition is found ($HANDCLUST_TRIMMED_CLIPS"
+                                "=1).")
 
     def videos(self) -> Path:
         return Path(self.video_folder).expanduser().resolve() if self.video_folder else video_dir()
@@ -241,7 +245,7 @@ def default_resources() -> dict[str, Any]:
     env = os.environ.get
     return {
         "storage": StorageResource(),
-        "settings": HandclustSettings(),
+        "settings": HandclustSettings(trimmed_clips=env("HANDCLUST_TRIMMED_CLIPS", "0").strip() in ("1", "true")),
         "scene_model": SceneModelResource(model_id=env("HANDCLUST_SCENE_MODEL") or "facebook/dinov2-small",
                                           local_path=env("HANDCLUST_SCENE_MODEL_PATH") or None),
         "video_model": VideoModelResource(model_id=env("HANDCLUST_VIDEO_MODEL") or "facebook/vjepa2-vitl-fpc64-256",

@@ -22,7 +22,7 @@ import polars as pl
 
 from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
-from handclust_assets.defs.resources import StorageResource
+from handclust_assets.defs.resources import HandclustSettings, StorageResource
 
 TRACK_CODE_VERSION = "period-track-v15"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
 # v5: cubic lag reading, parabolic period refinement, multiples discounted; v6: periodic stretches end where the
@@ -120,14 +120,22 @@ def activity_spans(timeline: pl.DataFrame | None, clip: str) -> pl.DataFrame | N
             .agg(pl.col("start_s").min(), pl.col("end_s").max(), pl.col("activity").first()).drop("_run"))
 
 
-def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame | None) -> pl.DataFrame:
-    """Plain function behind `repetition_counts`: clip + SPAN_COUNT_SCHEMA rows for every clip with a track."""
-    from handclust_assets.science.counting import SPAN_COUNT_SCHEMA, count_spans, track_from_frame
+def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame | None,
+                     trimmed: bool = False) -> pl.DataFrame:
+    """Plain function behind `repetition_counts`: clip + SPAN_COUNT_SCHEMA rows for every clip with a track;
+    `trimmed`: every clip and span counted from its first moment to its last (`CountingParams.count_to_edges`)."""
+    from handclust_assets.science.counting import (
+        SPAN_COUNT_SCHEMA,
+        CountingParams,
+        count_spans,
+        track_from_frame,
+    )
 
+    params = CountingParams(count_to_edges=trimmed)
     frames = []
     for clip in sorted(period_track["clip"].unique().to_list()):
         track = track_from_frame(period_track.filter(pl.col("clip") == clip))
-        counts = count_spans(track, activity_spans(activity_timeline, clip))
+        counts = count_spans(track, activity_spans(activity_timeline, clip), params)
         frames.append(counts.with_columns(pl.lit(clip).alias("clip")).select(["clip", *SPAN_COUNT_SCHEMA]))
     schema = {"clip": pl.Utf8, **SPAN_COUNT_SCHEMA}
     return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
@@ -143,15 +151,19 @@ def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame
     "activity timeline): count (integral of 1/period over the periodic time, pauses excluded), the count "
     "estimate, mean period, periodic seconds, confidence, which signals agreed and the status (counted / no "
     "agreement / brief: agreed on too little of the span / aperiodic). From the stored period tracks; nothing is "
-    "recomputed.",
+    "recomputed. With the `trimmed_clips` setting ($HANDCLUST_TRIMMED_CLIPS=1), every clip and span is counted "
+    "from its first moment to its last.",
 )
-def repetition_counts(context: dg.AssetExecutionContext, period_track: pl.DataFrame | None,
+def repetition_counts(context: dg.AssetExecutionContext, settings: HandclustSettings,
+                      period_track: pl.DataFrame | None,
                       activity_timeline: pl.DataFrame | None) -> dg.Output[pl.DataFrame]:
     if period_track is None:
         raise dg.Failure("no clip has a period track yet (materialize period_track in a clip run first)")
     if activity_timeline is None:
         context.log.warning("no activity timeline yet: counting whole clips only")
-    df = counts_for_clips(period_track, activity_timeline)
+    df = counts_for_clips(period_track, activity_timeline, settings.trimmed_clips)
+    if settings.trimmed_clips:
+        context.log.info("trimmed_clips: every clip and span counted from its first moment to its last")
     clips = df.filter(pl.col("scope") == "clip")
     spans = df.filter(pl.col("scope") == "span")
     counted = spans.filter(pl.col("status") == "counted")
@@ -161,6 +173,7 @@ def repetition_counts(context: dg.AssetExecutionContext, period_track: pl.DataFr
         "counted_span_share": dg.MetadataValue.float(round(counted.height / max(1, spans.height), 4)),
         "total_repetitions": dg.MetadataValue.float(float(np.nansum(clips["count_estimate"].to_numpy()))),
         "aperiodic_clips": dg.MetadataValue.int(clips.filter(pl.col("status") == "aperiodic").height),
+        "counted_to_edges": dg.MetadataValue.bool(settings.trimmed_clips),
     })
 
 
