@@ -34,6 +34,7 @@ from handclust_assets.science.counting import (
     SPAN_COUNT_SCHEMA,
     SPEED,
     CountingParams,
+    PeriodTrack,
     RhythmSignal,
     _discount_drift,
     _dwells,
@@ -778,6 +779,30 @@ def test_a_trimmed_clip_is_counted_to_its_edges_but_not_through_a_still_lead_in(
     noise = [RhythmSignal(s.name, s.t_s, rng.normal(size=s.values.shape), s.kind) for s in sig]
     row = count_spans(track_periods(noise, 20.0), params=CountingParams(count_to_edges=True)).row(0, named=True)
     assert row["count"] is None
+
+
+@given(n=st.integers(0, 300), seed=st.integers(0, 2**16), nan_share=st.floats(0, 1), still_share=st.floats(0, 1),
+       n_spans=st.integers(0, 4))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_counting_to_the_edges_only_adds_time(n: int, seed: int, nan_share: float, still_share: float,
+                                              n_spans: int) -> None:
+    # any track (periodic patches, unsure gaps, pauses anywhere) and any spans: counting to the edges counts the same
+    # periodic time and at least the same number of turns, never fewer, and never a NaN where a count was given
+    rng = np.random.default_rng(seed)
+    t = (np.arange(n) + 0.5) * 0.1
+    period = np.exp(rng.uniform(np.log(0.25), np.log(10.0), n))
+    period[rng.random(n) < nan_share] = np.nan
+    track = PeriodTrack(t, 0.1, period, np.where(np.isfinite(period), 0.5, 0.0), {}, {}, {}, np.full(n, 1.0), [],
+                        still=rng.random(n) < still_share, duration_s=n * 0.1)
+    edges = np.sort(rng.uniform(0, n * 0.1, 2 * n_spans)).reshape(-1, 2)
+    spans = pl.DataFrame({"start_s": edges[:, 0], "end_s": edges[:, 1]}) if n_spans else None
+    found = count_spans(track, spans)
+    whole = count_spans(track, spans, CountingParams(count_to_edges=True))
+    assert whole.height == found.height and whole["periodic_s"].to_list() == found["periodic_s"].to_list()
+    for a, b in zip(found.iter_rows(named=True), whole.iter_rows(named=True)):
+        if a["count_estimate"] is not None:
+            assert b["count_estimate"] is not None and b["count_estimate"] >= a["count_estimate"] - 1e-9
+            assert np.isfinite(b["count_estimate"])
 
 
 def _with_rest_shake(signals: list[RhythmSignal], rest: np.ndarray, level: float, seed: int) -> list[RhythmSignal]:
