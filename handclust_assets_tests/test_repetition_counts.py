@@ -132,6 +132,9 @@ def test_eval_repetitions_cli(tmp_path: Path) -> None:
     assert [float(x) for x in ci.groups()] == pytest.approx([*summary["mae_ci"], *summary["obo_ci"]], abs=5e-4)
     assert float(ci[1]) <= summary["mae"] <= float(ci[2]) and float(ci[3]) <= summary["obo"] <= float(ci[4])
     assert abs(table["pred"][0] - ta.count) <= 1  # the graph counted the saw
+    share = re.search(r"counted where the repetition was found: a median (\d+)% of each clip's time; if the clips "
+                      r"are trimmed to the repetition, --trimmed counts each one whole", r.output)
+    assert share and 50 <= int(share[1]) <= 100, r.output
 
 
 def test_eval_repetitions_cli_bad_input(tmp_path: Path) -> None:
@@ -254,7 +257,7 @@ def test_eval_repetitions_counts_trimmed_clips_to_their_edges(tmp_path: Path) ->
     r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--trimmed", "--keep", str(home),
                                  "--out", str(out_csv)])
     assert r.exit_code == 0, r.output
-    assert "counted as trimmed clips (--trimmed)" in r.output
+    assert "counted as trimmed clips (--trimmed)" in r.output and "counted where the repetition" not in r.output
     row = pl.read_csv(out_csv).row(0, named=True)
     assert abs(row["pred"] - ta.count) <= 1  # the still lead-in is a pause: not counted, trimmed or not
     # the printed count is the stored track's, counted to the clip's edges: read it back both ways with DuckDB

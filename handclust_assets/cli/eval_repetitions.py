@@ -198,6 +198,9 @@ def eval_repetitions(
     typer.echo(format_scores(table, summary))
     if trimmed:
         typer.echo("counted as trimmed clips (--trimmed): each from its first moment to its last, pauses left out")
+    elif summary["periodic_share"] == summary["periodic_share"]:  # not NaN: some clip was counted
+        typer.echo(f"counted where the repetition was found: a median {summary['periodic_share']:.0%} of each "
+                   "clip's time; if the clips are trimmed to the repetition, --trimmed counts each one whole")
     typer.echo(f"graph runs: {sum(seconds.values()):.1f}s for {len(seconds)} clip(s)")
     if out_csv is not None:
         table.write_csv(out_csv)
@@ -207,6 +210,7 @@ def eval_repetitions(
 
 def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, keep: Path | None, labels,
          score_counts, trimmed: bool = False) -> tuple:
+    import numpy as np
     import polars as pl
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -259,6 +263,9 @@ def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, ke
             "fps": pl.Float64, "seconds": pl.Float64})
         table, summary = score_counts(labels, results)
         summary["failed"] = len(failures)
+        shares = [r["periodic_s"] / (r["end_s"] - r["start_s"]) for r in counts.values()
+                  if r.get("count_estimate") is not None and r["end_s"] > r["start_s"]]
+        summary["periodic_share"] = float(np.median(shares)) if shares else float("nan")
         return table, summary, seconds
     finally:
         for v, val in saved.items():
