@@ -143,23 +143,24 @@ def run_clip(key: str, selection: list[str] | None, instance: object, resources:
 
 
 def read_clip_counts(root: Path, keys: dict[str, str], trimmed: bool = False) -> dict[str, dict]:
-    """file -> the clip row of its counts, from the stored period tracks, and the clip's fps from `clips` (read with
-    DuckDB); `trimmed`: counted from the clip's first moment to its last (`CountingParams.count_to_edges`)."""
+    """file -> the clip row of its counts and the clip's fps from `clips`: the stored period tracks read with DuckDB in
+    one query and counted by `counts_for_clips`, as `repetition_counts` counts them; `trimmed`: from the clip's first
+    moment to its last (`CountingParams.count_to_edges`)."""
+    import polars as pl
+
+    from handclust_assets.defs.counting.assets import counts_for_clips
     from handclust_assets.lib import tables
-    from handclust_assets.science.counting import CountingParams, count_spans, track_from_frame
 
-    params = CountingParams(count_to_edges=trimmed)
-
-    out = {}
     with tables.connect(str(root)) as con:
         if "period_track" not in con.tables():
-            return out
+            return {}
         fps = dict(con.sql("select clip, fps from clips").fetchall()) if "clips" in con.tables() else {}
-        for f, k in keys.items():
-            df = con.sql("select * from period_track where clip = $1", params=[k]).pl()
-            if df.height:
-                out[f] = {**count_spans(track_from_frame(df), params=params).row(0, named=True), "fps": fps.get(k)}
-    return out
+        tracks = con.sql("select * from period_track where list_contains($1, clip)",
+                         params=[sorted(set(keys.values()))]).pl()
+    # counted as `repetition_counts` counts them (no activity spans: the clip rows)
+    rows = {r["clip"]: r for r in counts_for_clips(tracks, None, trimmed).filter(pl.col("scope") == "clip")
+            .iter_rows(named=True)}
+    return {f: {**rows[k], "fps": fps.get(k)} for f, k in keys.items() if k in rows}
 
 
 def eval_repetitions(
@@ -198,7 +199,7 @@ def eval_repetitions(
     typer.echo(format_scores(table, summary))
     if trimmed:
         typer.echo("counted as trimmed clips (--trimmed): each from its first moment to its last, pauses left out")
-    elif summary["periodic_share"] == summary["periodic_share"]:  # not NaN: some clip was counted
+    elif summary["periodic_share"] is not None:  # some clip was counted
         typer.echo(f"counted where the repetition was found: a median {summary['periodic_share']:.0%} of each "
                    "clip's time; if the clips are trimmed to the repetition, --trimmed counts each one whole")
     typer.echo(f"graph runs: {sum(seconds.values()):.1f}s for {len(seconds)} clip(s)")
@@ -265,7 +266,7 @@ def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, ke
         summary["failed"] = len(failures)
         shares = [r["periodic_s"] / (r["end_s"] - r["start_s"]) for r in counts.values()
                   if r.get("count_estimate") is not None and r["end_s"] > r["start_s"]]
-        summary["periodic_share"] = float(np.median(shares)) if shares else float("nan")
+        summary["periodic_share"] = float(np.median(shares)) if shares else None
         return table, summary, seconds
     finally:
         for v, val in saved.items():
