@@ -15,17 +15,20 @@ from typer.testing import CliRunner
 
 from handclust_assets.cli.app import app
 from handclust_assets.cli.eval_repetitions import RHYTHM_PATH, clip_keys, one_line, read_clip_counts
-from handclust_assets.defs.counting.assets import activity_spans
-from handclust_assets.defs.resources import HandclustSettings
+from handclust_assets.defs.counting.assets import activity_spans, counts_for_clips
+from handclust_assets.defs.resources import HandclustSettings, trimmed_settings
 from handclust_assets.lib import tables
 from handclust_assets.lib.rep_eval import read_labels, score_counts
 from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
+from handclust_assets.lib.video_folder import scan_videos
 from handclust_assets.science.counting import (
     PERIOD_CURVE_SCHEMA,
     SPAN_COUNT_SCHEMA,
     TRACK_SCHEMA,
     CountingParams,
+    PeriodTrack,
     count_spans,
+    track_frame,
     track_from_frame,
 )
 from handclust_assets.video.writer import moving_pattern, write_video
@@ -84,19 +87,59 @@ def test_clip_run_and_cross_clip_counts(storage: Path, resources, instance: dg.D
 
     # the `trimmed_clips` setting ($HANDCLUST_TRIMMED_CLIPS=1): the same stored tracks counted to the edges,
     # the table replaced (not appended to)
-    trimmed = resources(settings=HandclustSettings(video_folder=str(storage / "videos"), trimmed_clips=True))
-    result = materialize(["repetition_counts"], trimmed, instance)
-    assert result.success
-    meta = result.asset_materializations_for_node("repetition_counts")[0].metadata
-    assert meta["counted_to_edges"].value is True
-    whole = con.sql(f"select * from read_parquet('{tables.table_file(storage, 'repetition_counts')}') "
-                    "order by span_idx").pl()
+    def recount(**setting: object) -> tuple[pl.DataFrame, int]:
+        settings = HandclustSettings(video_folder=str(storage / "videos"), **setting)
+        result = materialize(["repetition_counts"], resources(settings=settings), instance)
+        assert result.success
+        meta = result.asset_materializations_for_node("repetition_counts")[0].metadata
+        return (con.sql(f"select * from read_parquet('{tables.table_file(storage, 'repetition_counts')}') "
+                        "order by span_idx").pl(), meta["clips_counted_to_edges"].value)
+
+    # a pattern that names other clips leaves this one as it was found
+    other, n_other = recount(trimmed_clip_patterns=["bench/*"])
+    assert n_other == 0 and other.equals(counts)
+    whole, n_whole = recount(trimmed_clips=True)
+    assert n_whole == 1
+    # a pattern over the clip's path in the watched folder ('STROKES.mp4' is the partition key 'strokes')
+    by_name, n_by_name = recount(trimmed_clip_patterns=["other/*", "STROKES.mp4"])
+    assert n_by_name == 1 and by_name.equals(whole)
     assert whole.height == counts.height and whole["status"].to_list() == counts["status"].to_list()
     track = track_from_frame(con.sql(f"select * from read_parquet('{tpath}')").pl())
     expect = count_spans(track, params=CountingParams(count_to_edges=True)).row(0, named=True)
     assert whole.row(0, named=True)["count_estimate"] == pytest.approx(expect["count_estimate"])
     assert whole["count_estimate"][0] >= clip["count_estimate"] - 1e-9
     assert whole["count_estimate"][0] == pytest.approx(truth.count, abs=1.0)  # the still tail is a pause either way
+
+
+def test_trimmed_clip_patterns_pick_clips_by_their_path_in_the_watched_folder(tmp_path: Path) -> None:
+    # the partition keys a real scan of the watched folder gives, picked by $HANDCLUST_TRIMMED_CLIPS globs written
+    # over the files' paths
+    for rel in ["bench/QUVA 01.mp4", "bench/sub/b.MOV", "ego/day1.mp4", "bench.mp4", "ego/day2.mkv"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    keys = sorted(scan_videos(tmp_path))
+
+    def picked(value: str) -> list[str]:
+        return [k for k in keys if trimmed_settings(value).is_trimmed(k)]
+
+    assert picked("bench/*") == ["bench__quva_01", "bench__sub__b"]
+    assert picked(" ego/day1.mp4 , bench.mp4") == ["bench", "ego__day1"]
+    assert picked("ego/*.mp4") == ["ego__day1", "ego__day2"]  # a clip is named by its path without the extension
+    assert picked("Bench/QUVA 01.mp4") == ["bench__quva_01"]
+    assert picked("1") == picked("true") == picked("yes") == keys
+    assert picked("") == picked("0") == picked("false") == picked(" , ") == []
+
+    # counts_for_clips counts the picked clips to their edges and the others where the repetition was found: a track
+    # of 1-s turns found from 3 s on in a 20-s clip, stored for two clips
+    t = (np.arange(200) + 0.5) * 0.1
+    period = np.where(t > 3, 1.0, np.nan)
+    track = PeriodTrack(t, 0.1, period, np.where(t > 3, 0.5, 0.0), {}, {}, {}, np.ones(200), [],
+                        still=np.zeros(200, bool), duration_s=20.0)
+    frames = pl.concat([track_frame(track).with_columns(pl.lit(c).alias("clip")) for c in ("bench__a", "ego__b")])
+    counts = counts_for_clips(frames, None, trimmed_settings("bench/*").is_trimmed)
+    est = dict(counts.filter(pl.col("scope") == "clip").select("clip", "count_estimate").iter_rows())
+    assert est["bench__a"] == pytest.approx(20.0, abs=0.2) and est["ego__b"] == pytest.approx(17.0, abs=0.2)
+    assert counts_for_clips(frames, None, True)["count_estimate"].to_list() == [est["bench__a"]] * 2
 
 
 def _printed(out: str, name: str) -> float:

@@ -15,6 +15,7 @@ from pydantic import Field
 from handclust_assets.lib.home import video_dir
 from handclust_assets.lib.phase import DEFAULT_PHASE_WORDS
 from handclust_assets.lib.storage import Storage
+from handclust_assets.lib.video_folder import clip_matcher
 from handclust_assets.models.spec import ModelSpec
 
 
@@ -56,10 +57,18 @@ class HandclustSettings(dg.ConfigurableResource):
     phase_pattern: str = Field(default="", description="Regex with one group naming the phase (overrides words).")
     settle_seconds: float = Field(default=5.0, description="A video is taken once its size and mtime stayed the "
                                   "same across two sensor ticks, or once it was last modified this many seconds ago.")
-    trimmed_clips: bool = Field(default=False, description="The clips are trimmed to one repetition each (as "
+    trimmed_clips: bool = Field(default=False, description="Every clip is trimmed to its repetition (as "
                                 "benchmark clips are): repetition_counts counts every clip and span from its first "
                                 "moment to its last, not only where the repetition is found ($HANDCLUST_TRIMMED_CLIPS"
                                 "=1).")
+    trimmed_clip_patterns: list[str] = Field(default=[], description="Only the clips that match one of these "
+                                             "globs over their path in the watched folder (e.g. 'bench/*' for the "
+                                             "clips in videos/bench/) are trimmed to their repetition "
+                                             "($HANDCLUST_TRIMMED_CLIPS='bench/*,quva_*').")
+
+    def is_trimmed(self, clip: str) -> bool:
+        """Whether the clip (its partition key) is counted to its edges (`trimmed_clips`, `trimmed_clip_patterns`)."""
+        return self.trimmed_clips or clip_matcher(self.trimmed_clip_patterns)(clip)
 
     def videos(self) -> Path:
         return Path(self.video_folder).expanduser().resolve() if self.video_folder else video_dir()
@@ -240,12 +249,23 @@ class CostSettings(dg.ConfigurableResource):
                                 "datacenter GPU.")
 
 
+def trimmed_settings(value: str) -> HandclustSettings:
+    """$HANDCLUST_TRIMMED_CLIPS -> the settings: 1 / true / yes: every clip is trimmed to its repetition; empty, 0,
+    false, no: none is; anything else: comma-separated globs over the clips' paths in the watched folder."""
+    v = value.strip()
+    if v.lower() in ("1", "true", "yes", "on"):
+        return HandclustSettings(trimmed_clips=True)
+    if v.lower() in ("", "0", "false", "no", "off"):
+        return HandclustSettings()
+    return HandclustSettings(trimmed_clip_patterns=[p.strip() for p in v.split(",") if p.strip()])
+
+
 def default_resources() -> dict[str, Any]:
     """The resources of the code location, from the environment (nothing is loaded or contacted here)."""
     env = os.environ.get
     return {
         "storage": StorageResource(),
-        "settings": HandclustSettings(trimmed_clips=env("HANDCLUST_TRIMMED_CLIPS", "0").strip() in ("1", "true")),
+        "settings": trimmed_settings(env("HANDCLUST_TRIMMED_CLIPS", "")),
         "scene_model": SceneModelResource(model_id=env("HANDCLUST_SCENE_MODEL") or "facebook/dinov2-small",
                                           local_path=env("HANDCLUST_SCENE_MODEL_PATH") or None),
         "video_model": VideoModelResource(model_id=env("HANDCLUST_VIDEO_MODEL") or "facebook/vjepa2-vitl-fpc64-256",

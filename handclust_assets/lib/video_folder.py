@@ -11,9 +11,11 @@ changed, never while a run of that clip is still going, and reports removed file
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +28,25 @@ def _base_key(rel: Path) -> str:
     parts = [*rel.parent.parts, rel.stem]
     key = "__".join(_BAD.sub("_", p.lower()).strip("_-") or "clip" for p in parts)
     return key[:80]
+
+
+_BAD_IN_PATTERN = re.compile(r"[^a-z0-9_\-*?\[\]!]+")
+
+
+def clip_pattern(pattern: str) -> str:
+    """A glob over video paths in the watched folder ('bench/*', 'QUVA/*.mp4', 'run_0?') as a glob over partition
+    keys (`scan_videos`): lowercased, sub-folders joined by `__`, other characters `_`, a video extension dropped
+    (a key has none, so 'ego/*.mp4' also picks ego/day2.mkv)."""
+    parts = [q for q in pattern.strip().replace("\\", "/").split("/") if q]
+    if parts and Path(parts[-1]).suffix.lower() in VIDEO_EXTENSIONS:
+        parts[-1] = parts[-1][: -len(Path(parts[-1]).suffix)]
+    return "__".join(_BAD_IN_PATTERN.sub("_", q.lower()).strip("_-") or "_" for q in parts)
+
+
+def clip_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """clip key -> whether it matches one of `patterns` (`clip_pattern` globs); no patterns: nothing matches."""
+    globs = [clip_pattern(p) for p in patterns if p.strip()]
+    return lambda key: any(fnmatch.fnmatchcase(key, g) for g in globs)
 
 
 def scan_videos(folder: str | Path) -> dict[str, Path]:

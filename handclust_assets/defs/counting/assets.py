@@ -16,6 +16,8 @@ activity timeline, from the stored tracks: nothing is recomputed).
   (consecutive segments of one fused activity in `activity_timeline`), SPAN_COUNT_SCHEMA.
 """
 
+from collections.abc import Callable
+
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -121,9 +123,10 @@ def activity_spans(timeline: pl.DataFrame | None, clip: str) -> pl.DataFrame | N
 
 
 def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame | None,
-                     trimmed: bool = False) -> pl.DataFrame:
+                     trimmed: bool | Callable[[str], bool] = False) -> pl.DataFrame:
     """Plain function behind `repetition_counts`: clip + SPAN_COUNT_SCHEMA rows for every clip with a track;
-    `trimmed`: every clip and span counted from its first moment to its last (`CountingParams.count_to_edges`)."""
+    `trimmed` (True, or clip -> bool): those clips and their spans are counted from their first moment to their
+    last (`CountingParams.count_to_edges`)."""
     from handclust_assets.science.counting import (
         SPAN_COUNT_SCHEMA,
         CountingParams,
@@ -131,10 +134,11 @@ def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame
         track_from_frame,
     )
 
-    params = CountingParams(count_to_edges=trimmed)
+    is_trimmed = trimmed if callable(trimmed) else (lambda _clip: bool(trimmed))
     frames = []
     for clip in sorted(period_track["clip"].unique().to_list()):
         track = track_from_frame(period_track.filter(pl.col("clip") == clip))
+        params = CountingParams(count_to_edges=is_trimmed(clip))
         counts = count_spans(track, activity_spans(activity_timeline, clip), params)
         frames.append(counts.with_columns(pl.lit(clip).alias("clip")).select(["clip", *SPAN_COUNT_SCHEMA]))
     schema = {"clip": pl.Utf8, **SPAN_COUNT_SCHEMA}
@@ -151,8 +155,9 @@ def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame
     "activity timeline): count (integral of 1/period over the periodic time, pauses excluded), the count "
     "estimate, mean period, periodic seconds, confidence, which signals agreed and the status (counted / no "
     "agreement / brief: agreed on too little of the span / aperiodic). From the stored period tracks; nothing is "
-    "recomputed. With the `trimmed_clips` setting ($HANDCLUST_TRIMMED_CLIPS=1), every clip and span is counted "
-    "from its first moment to its last.",
+    "recomputed. Clips trimmed to their repetition (the `trimmed_clips` setting, or those matching "
+    "`trimmed_clip_patterns`: $HANDCLUST_TRIMMED_CLIPS=1 or ='bench/*') are counted from their first moment to "
+    "their last, spans too.",
 )
 def repetition_counts(context: dg.AssetExecutionContext, settings: HandclustSettings,
                       period_track: pl.DataFrame | None,
@@ -161,9 +166,12 @@ def repetition_counts(context: dg.AssetExecutionContext, settings: HandclustSett
         raise dg.Failure("no clip has a period track yet (materialize period_track in a clip run first)")
     if activity_timeline is None:
         context.log.warning("no activity timeline yet: counting whole clips only")
-    df = counts_for_clips(period_track, activity_timeline, settings.trimmed_clips)
-    if settings.trimmed_clips:
-        context.log.info("trimmed_clips: every clip and span counted from its first moment to its last")
+    df = counts_for_clips(period_track, activity_timeline, settings.is_trimmed)
+    trimmed = [c for c in sorted(period_track["clip"].unique().to_list()) if settings.is_trimmed(c)]
+    if trimmed:
+        shown = ", ".join(trimmed[:10]) + (f" and {len(trimmed) - 10} more" if len(trimmed) > 10 else "")
+        context.log.info(f"{len(trimmed)} clip(s) trimmed to their repetition, counted (spans too) from their first "
+                         f"moment to their last: {shown}")
     clips = df.filter(pl.col("scope") == "clip")
     spans = df.filter(pl.col("scope") == "span")
     counted = spans.filter(pl.col("status") == "counted")
@@ -173,7 +181,7 @@ def repetition_counts(context: dg.AssetExecutionContext, settings: HandclustSett
         "counted_span_share": dg.MetadataValue.float(round(counted.height / max(1, spans.height), 4)),
         "total_repetitions": dg.MetadataValue.float(float(np.nansum(clips["count_estimate"].to_numpy()))),
         "aperiodic_clips": dg.MetadataValue.int(clips.filter(pl.col("status") == "aperiodic").height),
-        "counted_to_edges": dg.MetadataValue.bool(settings.trimmed_clips),
+        "clips_counted_to_edges": dg.MetadataValue.int(len(trimmed)),
     })
 
 
