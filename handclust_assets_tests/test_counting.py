@@ -1453,3 +1453,31 @@ def test_long_cycle_specs_are_slow_repetitions_that_fit_their_sources(seed: int,
         length = lengths[s.src]
         fits = s.start_s + s.piece_s + s.slide_s * s.n_cycles <= length - 0.3 + 1e-3
         assert fits or s.start_s == 0.0  # a source too short for the piece plays it from its start
+
+
+def test_a_real_repetition_keeps_its_count_when_the_footage_changes(shared_clips: Path, tmp_path: Path) -> None:
+    # the real keepy-uppy clip (~14 touches in 10 s), re-encoded as other footage brings it: smaller, mirrored,
+    # turned, gray, half the frame rate, darker; the count stays within one of the clip's own, and played twice as
+    # fast its period halves while the count stays
+    import av
+
+    from handclust_assets.video.writer import write_video
+
+    with av.open(str(shared_clips / "05_default_juggle.mp4")) as c:
+        fps = float(c.streams.video[0].average_rate)
+        frames = [cv2.resize(f.to_ndarray(format="rgb24"), (640, 360), interpolation=cv2.INTER_AREA)
+                  for f in c.decode(video=0)]
+    gray = [np.repeat(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) for f in frames]
+    variants = {"as is": (frames, fps), "240p": ([cv2.resize(f, (426, 240)) for f in frames], fps),
+                "mirrored": ([f[:, ::-1] for f in frames], fps), "turned": ([np.rot90(f) for f in frames], fps),
+                "gray": (gray, fps), "half the frames": (frames[::2], fps / 2),
+                "dark": ([(f * 0.3).astype(np.uint8) for f in frames], fps), "twice as fast": (frames[::2], fps)}
+    rows = {}
+    for name, (imgs, rate) in variants.items():
+        path = write_video(tmp_path / f"{name.replace(' ', '_')}.mp4", [np.ascontiguousarray(f) for f in imgs], rate)
+        rows[name] = clip_row(count_video(path))
+    base = rows["as is"]
+    assert base["status"] == COUNTED and base["count"] == pytest.approx(14.5, abs=1.5)
+    for name, row in rows.items():
+        assert row["count_estimate"] == pytest.approx(base["count_estimate"], abs=1.0), name
+    assert rows["twice as fast"]["mean_period_s"] == pytest.approx(base["mean_period_s"] / 2, rel=0.1)
