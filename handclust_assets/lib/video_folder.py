@@ -24,23 +24,26 @@ from handclust_assets.video.probe import VIDEO_EXTENSIONS
 _BAD = re.compile(r"[^a-z0-9_\-]+")
 
 
+def _joined_key(parts: Sequence[str], bad: re.Pattern[str] = _BAD) -> str:
+    """Path parts as a key: lowercased, `bad` runs replaced by `_`, sub-folders joined by `__`."""
+    return "__".join(bad.sub("_", p.lower()).strip("_-") or "clip" for p in parts)
+
+
 def _base_key(rel: Path) -> str:
-    parts = [*rel.parent.parts, rel.stem]
-    key = "__".join(_BAD.sub("_", p.lower()).strip("_-") or "clip" for p in parts)
-    return key[:80]
+    return _joined_key([*rel.parent.parts, rel.stem])[:80]
 
 
-_BAD_IN_PATTERN = re.compile(r"[^a-z0-9_\-*?\[\]!]+")
+_BAD_IN_PATTERN = re.compile(r"[^a-z0-9_\-*?\[\]!]+")  # a key's characters and the glob's own
 
 
 def clip_pattern(pattern: str) -> str:
     """A glob over video paths in the watched folder ('bench/*', 'QUVA/*.mp4', 'run_0?') as a glob over partition
-    keys (`scan_videos`): lowercased, sub-folders joined by `__`, other characters `_`, a video extension dropped
+    keys (`scan_videos`'s `_joined_key`, the glob's characters kept), a video extension dropped
     (a key has none, so 'ego/*.mp4' also picks ego/day2.mkv)."""
     parts = [q for q in pattern.strip().replace("\\", "/").split("/") if q]
     if parts and Path(parts[-1]).suffix.lower() in VIDEO_EXTENSIONS:
         parts[-1] = parts[-1][: -len(Path(parts[-1]).suffix)]
-    return "__".join(_BAD_IN_PATTERN.sub("_", q.lower()).strip("_-") or "_" for q in parts)
+    return _joined_key(parts, _BAD_IN_PATTERN)
 
 
 def clip_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:

@@ -166,8 +166,8 @@ def repetition_counts(context: dg.AssetExecutionContext, settings: HandclustSett
         raise dg.Failure("no clip has a period track yet (materialize period_track in a clip run first)")
     if activity_timeline is None:
         context.log.warning("no activity timeline yet: counting whole clips only")
-    df = counts_for_clips(period_track, activity_timeline, settings.is_trimmed)
     trimmed = [c for c in sorted(period_track["clip"].unique().to_list()) if settings.is_trimmed(c)]
+    df = counts_for_clips(period_track, activity_timeline, set(trimmed).__contains__)
     if trimmed:
         shown = ", ".join(trimmed[:10]) + (f" and {len(trimmed) - 10} more" if len(trimmed) > 10 else "")
         context.log.info(f"{len(trimmed)} clip(s) trimmed to their repetition, counted (spans too) from their first "
