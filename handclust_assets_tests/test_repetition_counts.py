@@ -159,8 +159,9 @@ def test_eval_repetitions_cli(tmp_path: Path) -> None:
     # second label names its video without the extension
     labels.write_bytes(f"\ufeffFile;Count\r\n{a.name};{ta.count}\r\nsub dir/Bounce Clip;{tb.count + 2}\r\n"
                        .encode())  # one label off by 2
-    out_csv = tmp_path / "scores.csv"
-    r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--out", str(out_csv)])
+    out_csv, home = tmp_path / "scores.csv", tmp_path / "home"
+    r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--out", str(out_csv),
+                                 "--keep", str(home)])
     assert r.exit_code == 0, r.output
     table = pl.read_csv(out_csv)
     assert table["file"].to_list() == [a.name, "sub dir/Bounce Clip"]
@@ -175,9 +176,21 @@ def test_eval_repetitions_cli(tmp_path: Path) -> None:
     assert [float(x) for x in ci.groups()] == pytest.approx([*summary["mae_ci"], *summary["obo_ci"]], abs=5e-4)
     assert float(ci[1]) <= summary["mae"] <= float(ci[2]) and float(ci[3]) <= summary["obo"] <= float(ci[4])
     assert abs(table["pred"][0] - ta.count) <= 1  # the graph counted the saw
-    share = re.search(r"counted where the repetition was found: a median (\d+)% of each clip's time; if the clips "
-                      r"are trimmed to the repetition, --trimmed counts each one whole", r.output)
-    assert share and 50 <= int(share[1]) <= 100, r.output
+    # counted as trimmed clips by default; the other way (only where the repetition was found) in one line, scored
+    # from the same stored tracks as read back with DuckDB
+    assert "counted as trimmed clips (the default): each from its first moment to its last" in r.output, r.output
+    other = re.search(r"counted only where the repetition was found \(a median (\d+)% of each clip's time; "
+                      r"--untrimmed, for clips with footage before or after it\): MAE ([0-9.]+)  OBO ([0-9.]+)",
+                      r.output)
+    assert other and 50 <= int(other[1]) <= 100, r.output
+    keys = clip_keys(videos, table["file"].to_list())[0]
+    found = read_clip_counts(home, keys, trimmed=False)
+    whole = read_clip_counts(home, keys, trimmed=True)
+    assert [whole[f]["count"] for f in keys] == pytest.approx(table["count"].to_list())
+    _, found_summary = score_counts(read_labels(labels), pl.DataFrame(
+        [{"file": f, **{c: found[f][c] for c in ("count", "count_estimate", "status")}} for f in keys]))
+    assert [float(other[2]), float(other[3])] == pytest.approx([found_summary["mae"], found_summary["obo"]],
+                                                               abs=5e-4)
 
 
 def test_eval_repetitions_cli_bad_input(tmp_path: Path) -> None:
@@ -290,17 +303,17 @@ def test_eval_repetitions_scores_a_missing_video_and_keeps_the_rest(tmp_path: Pa
     assert re.search(r"period against the labelled cycle ends \(1 clips\): within 10% 1\.00, ", r.output), r.output
 
 
-def test_eval_repetitions_counts_trimmed_clips_to_their_edges(tmp_path: Path) -> None:
+def test_eval_repetitions_counts_clips_whole_by_default_and_where_found_with_untrimmed(tmp_path: Path) -> None:
     videos = tmp_path / "labelled"
     a, ta = generate_rep_clip(RepClipSpec("saw", "saw", n_cycles=6, period_start_s=0.6, period_end_s=0.6,
                                           lead_in_s=1.0, width=160, height=96, seed=4), videos)
     labels = tmp_path / "LABELS.csv"
     labels.write_text(f"file,count\n{a.name},{ta.count}\n")
     home, out_csv = tmp_path / "home", tmp_path / "scores.csv"
-    r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--trimmed", "--keep", str(home),
+    r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--keep", str(home),
                                  "--out", str(out_csv)])
     assert r.exit_code == 0, r.output
-    assert "counted as trimmed clips (--trimmed)" in r.output and "counted where the repetition" not in r.output
+    assert "counted as trimmed clips (the default)" in r.output and "(--untrimmed):" not in r.output
     row = pl.read_csv(out_csv).row(0, named=True)
     assert abs(row["pred"] - ta.count) <= 1  # the still lead-in is a pause: not counted, trimmed or not
     # the printed count is the stored track's, counted to the clip's edges: read it back both ways with DuckDB
@@ -308,6 +321,15 @@ def test_eval_repetitions_counts_trimmed_clips_to_their_edges(tmp_path: Path) ->
     whole, found = read_clip_counts(home, keys, trimmed=True)[a.name], read_clip_counts(home, keys)[a.name]
     assert row["count"] == pytest.approx(whole["count"])
     assert whole["count"] >= found["count"] - 1e-9 and whole["periodic_s"] == found["periodic_s"]
+    # --untrimmed: the same clip counted only where the repetition was found; the default way scored in one line
+    r2 = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(labels), "--untrimmed", "--out", str(out_csv)])
+    assert r2.exit_code == 0, r2.output
+    assert re.search(r"counted where the repetition was found \(--untrimmed\): a median \d+% of each clip's time",
+                     r2.output), r2.output
+    assert pl.read_csv(out_csv)["count"][0] == pytest.approx(found["count"])
+    other = re.search(r"counted as trimmed clips, each one whole \(the default, for clips trimmed to the "
+                      r"repetition\): MAE ([0-9.]+)  OBO ([0-9.]+)", r2.output)
+    assert other and float(other[1]) == pytest.approx(abs(row["pred"] - ta.count) / ta.count, abs=5e-4), r2.output
 
 
 def test_a_clip_too_short_to_count_says_so(storage: Path, resources, instance: dg.DagsterInstance) -> None:

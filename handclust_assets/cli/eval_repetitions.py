@@ -12,8 +12,11 @@ exit status is 1. Dagster's console log is silenced; what each run said comes ou
 "a.mp4: failed: <the reason, naming the file>", "a.mp4: warning: ...", and the whole trace of a failure that is no
 clip error (a bug).
 
-`--trimmed` says the clips are trimmed to the repetition (benchmark clips usually are): each is then counted from
-its first moment to its last (`CountingParams.count_to_edges`), not only where the counter finds the repetition.
+Each clip is counted as trimmed to its repetition by default, as labelled benchmark clips of repetitions are (the
+label counts the whole file): from its first moment to its last at the nearest tracked period, pauses left out
+(`CountingParams.count_to_edges`). `--untrimmed` counts only where the counter finds the repetition, for clips with
+footage before or after it. The report scores both ways from the same stored tracks (no second run): the chosen
+way in full, the other in one line, so a folder whose clips are not what the default assumes shows it.
 """
 
 from __future__ import annotations
@@ -163,6 +166,24 @@ def read_clip_counts(root: Path, keys: dict[str, str], trimmed: bool = False) ->
     return {f: {**rows[k], "fps": fps.get(k)} for f, k in keys.items() if k in rows}
 
 
+def counting_way_lines(summary: dict, trimmed: bool) -> str:
+    """How the clips were counted, and the scores the other way (`summary["other"]`: MAE / OBO of the same stored
+    tracks counted the other way; `summary["periodic_share"]`: the median share of each clip's time where the
+    repetition was found)."""
+    nan = float("nan")
+    other = summary.get("other") or {}
+    other_scores = f"MAE {other.get('mae', nan):.3f}  OBO {other.get('obo', nan):.3f}"
+    share = summary.get("periodic_share")
+    found = f"a median {share:.0%} of each clip's time" if share is not None else "no clip counted"
+    if trimmed:
+        return ("counted as trimmed clips (the default): each from its first moment to its last, pauses left out\n"
+                f"counted only where the repetition was found ({found}; --untrimmed, for clips with footage before "
+                f"or after it): {other_scores}")
+    return (f"counted where the repetition was found (--untrimmed): {found}\n"
+            f"counted as trimmed clips, each one whole (the default, for clips trimmed to the repetition): "
+            f"{other_scores}")
+
+
 def eval_repetitions(
     videos_dir: Path = typer.Argument(..., help="Folder with the labelled videos."),
     labels_csv: Path = typer.Argument(..., help="CSV with columns file, count (optional cycle_end_frames)."),
@@ -171,9 +192,11 @@ def eval_repetitions(
     keep: Path = typer.Option(None, "--keep", help="Keep the results here (a HandClust home) instead of a "
                               "temporary folder."),
     out_csv: Path = typer.Option(None, "--out", help="Also write the per-clip table as CSV."),
-    trimmed: bool = typer.Option(False, "--trimmed", help="The clips are trimmed to the repetition (as benchmark "
-                                 "clips usually are): count each from its first moment to its last, not only "
-                                 "where the repetition is found."),
+    trimmed: bool = typer.Option(True, "--trimmed/--untrimmed", help="--trimmed (the default): the clips are "
+                                 "trimmed to the repetition, as labelled benchmark clips are; count each from its "
+                                 "first moment to its last. --untrimmed: the clips have footage before or after the "
+                                 "repetition; count only where the repetition is found. The report scores the "
+                                 "other way too, in one line."),
 ) -> None:
     """Run the graph on a labelled folder and print MAE, OBO and a per-clip table of repetition counts."""
     from handclust_assets.lib.rep_eval import format_scores, read_labels, score_counts
@@ -197,11 +220,7 @@ def eval_repetitions(
     table, summary, seconds = _run(videos_dir, keys, None if full_clip_run else RHYTHM_PATH, keep, labels,
                                    score_counts, trimmed)
     typer.echo(format_scores(table, summary))
-    if trimmed:
-        typer.echo("counted as trimmed clips (--trimmed): each from its first moment to its last, pauses left out")
-    elif summary["periodic_share"] is not None:  # some clip was counted
-        typer.echo(f"counted where the repetition was found: a median {summary['periodic_share']:.0%} of each "
-                   "clip's time; if the clips are trimmed to the repetition, --trimmed counts each one whole")
+    typer.echo(counting_way_lines(summary, trimmed))
     typer.echo(f"graph runs: {sum(seconds.values()):.1f}s for {len(seconds)} clip(s)")
     if out_csv is not None:
         table.write_csv(out_csv)
@@ -210,7 +229,7 @@ def eval_repetitions(
 
 
 def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, keep: Path | None, labels,
-         score_counts, trimmed: bool = False) -> tuple:
+         score_counts, trimmed: bool = True) -> tuple:
     import numpy as np
     import polars as pl
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -247,22 +266,27 @@ def _run(videos_dir: Path, keys: dict[str, str], selection: list[str] | None, ke
                 for trace in run.traces:
                     bar.console.print(trace, markup=False, highlight=False, soft_wrap=True)
                 bar.advance(task)
-        counts = read_clip_counts(home, keys, trimmed)
-        rows = []
-        for f in keys:
-            r = counts.get(f)
-            if r is None:
-                rows.append({"file": f, "status": f"failed: {failures.get(f, 'no period track')}"[:200],
+        def results(counts: dict[str, dict]) -> pl.DataFrame:
+            rows = []
+            for f in keys:
+                r = counts.get(f)
+                if r is None:
+                    rows.append({"file": f, "status": f"failed: {failures.get(f, 'no period track')}"[:200],
+                                 "seconds": seconds[f]})
+                    continue
+                rows.append({"file": f, **{c: r[c] for c in ("count", "count_estimate", "mean_period_s",
+                                                             "confidence", "status", "agreeing_signals", "fps")},
                              "seconds": seconds[f]})
-                continue
-            rows.append({"file": f, **{c: r[c] for c in ("count", "count_estimate", "mean_period_s", "confidence",
-                                                         "status", "agreeing_signals", "fps")},
-                         "seconds": seconds[f]})
-        results = pl.DataFrame(rows, schema={
-            "file": pl.Utf8, "count": pl.Float64, "count_estimate": pl.Float64, "mean_period_s": pl.Float64,
-            "confidence": pl.Float64, "status": pl.Utf8, "agreeing_signals": pl.List(pl.Utf8),
-            "fps": pl.Float64, "seconds": pl.Float64})
-        table, summary = score_counts(labels, results)
+            return pl.DataFrame(rows, schema={
+                "file": pl.Utf8, "count": pl.Float64, "count_estimate": pl.Float64, "mean_period_s": pl.Float64,
+                "confidence": pl.Float64, "status": pl.Utf8, "agreeing_signals": pl.List(pl.Utf8),
+                "fps": pl.Float64, "seconds": pl.Float64})
+
+        # the same stored tracks counted both ways: the chosen way in full, the other for one line of the report
+        counts, other_counts = read_clip_counts(home, keys, trimmed), read_clip_counts(home, keys, not trimmed)
+        table, summary = score_counts(labels, results(counts))
+        _, other = score_counts(labels, results(other_counts))
+        summary["other"] = {k: other.get(k) for k in ("mae", "obo")}
         summary["failed"] = len(failures)
         shares = [r["periodic_s"] / (r["end_s"] - r["start_s"]) for r in counts.values()
                   if r.get("count_estimate") is not None and r["end_s"] > r["start_s"]]
