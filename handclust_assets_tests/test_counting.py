@@ -800,9 +800,30 @@ def test_counting_to_the_edges_only_adds_time(n: int, seed: int, nan_share: floa
     whole = count_spans(track, spans, CountingParams(count_to_edges=True))
     assert whole.height == found.height and whole["periodic_s"].to_list() == found["periodic_s"].to_list()
     for a, b in zip(found.iter_rows(named=True), whole.iter_rows(named=True)):
+        # and a span counted whole has a count exactly where it has one counted where found: counting to the edges
+        # stretches a count, it never makes one out of a span with too few turns of evidence
+        assert (a["count_estimate"] is None) == (b["count_estimate"] is None)
         if a["count_estimate"] is not None:
-            assert b["count_estimate"] is not None and b["count_estimate"] >= a["count_estimate"] - 1e-9
-            assert np.isfinite(b["count_estimate"])
+            assert b["count_estimate"] >= a["count_estimate"] - 1e-9 and np.isfinite(b["count_estimate"])
+
+
+def test_a_moment_of_chance_periodicity_is_not_counted_through_the_clip() -> None:
+    # 20 s where nothing repeats but for one second at a 0.5-s period (two turns): aperiodic both ways; counted to
+    # the edges without the found turns' test it read 40 (the clip's duration / the period)
+    n = 200
+    t = (np.arange(n) + 0.5) * 0.1
+    period = np.full(n, np.nan)
+    period[(t >= 5) & (t < 6)] = 0.5
+    track = PeriodTrack(t, 0.1, period, np.where(np.isfinite(period), 0.6, 0.0), {}, {}, {}, np.full(n, 0.5), [],
+                        still=np.zeros(n, bool), duration_s=20.0)
+    for params in (CountingParams(), CountingParams(count_to_edges=True)):
+        row = count_spans(track, None, params).row(0, named=True)
+        assert row["status"] == "aperiodic" and row["count_estimate"] is None, (params.count_to_edges, row)
+    # six seconds of it (twelve turns) are a repetition: counted where found, and through the clip when trimmed
+    period[(t >= 5) & (t < 11)] = 0.5
+    found = count_spans(track, None).row(0, named=True)["count_estimate"]
+    whole = count_spans(track, None, CountingParams(count_to_edges=True)).row(0, named=True)["count_estimate"]
+    assert found == pytest.approx(12.0, abs=0.3) and whole == pytest.approx(40.0, abs=0.5)
 
 
 def _with_rest_shake(signals: list[RhythmSignal], rest: np.ndarray, level: float, seed: int) -> list[RhythmSignal]:

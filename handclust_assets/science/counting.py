@@ -1022,8 +1022,11 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
     periodic = inside & np.isfinite(tr.period)
     periodic_s = float(periodic.sum() * tr.hop_s)
     coverage = periodic_s / length if length > 0 else 0.0
-    count_est, moving_s = _moving_count(tr, inside, periodic, int(round(p.period_median_s / tr.hop_s)) | 1,
-                                        p.count_to_edges)
+    p_window = int(round(p.period_median_s / tr.hop_s)) | 1
+    count_est, moving_s = _moving_count(tr, inside, periodic, p_window, p.count_to_edges)
+    # turns where the repetition was found: counting to the edges stretches a span's count, not its evidence (a
+    # second of chance periodicity in a clip where nothing repeats must not become the clip's duration / period)
+    found_est = _moving_count(tr, inside, periodic, p_window)[0] if p.count_to_edges else count_est
     mean_period = float(moving_s / count_est) if count_est > 0 else float("nan")
     judged = periodic if periodic.any() else inside
     agreeing = []
@@ -1048,7 +1051,7 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
         count_est = float("nan") if status == APERIODIC else count_est
     else:
         status = COUNTED if agreed else NO_AGREEMENT
-    if not count_est >= p.min_reps:  # fewer turns than a repetition needs (NaN included)
+    if not (count_est >= p.min_reps and found_est >= p.min_reps):  # fewer turns than a repetition needs (NaN too)
         status, count_est = APERIODIC, float("nan")
     if status == APERIODIC:
         mean_period = float("nan")
