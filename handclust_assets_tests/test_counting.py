@@ -792,8 +792,10 @@ def test_counting_to_the_edges_only_adds_time(n: int, seed: int, nan_share: floa
     t = (np.arange(n) + 0.5) * 0.1
     period = np.exp(rng.uniform(np.log(0.25), np.log(10.0), n))
     period[rng.random(n) < nan_share] = np.nan
-    track = PeriodTrack(t, 0.1, period, np.where(np.isfinite(period), 0.5, 0.0), {}, {}, {}, np.full(n, 1.0), [],
-                        still=rng.random(n) < still_share, duration_s=n * 0.1)
+    own = np.where(rng.random(n) < 0.5, period, 2 * period)  # a signal that sometimes sees an octave of the track
+    own[rng.random(n) < nan_share] = np.nan
+    track = PeriodTrack(t, 0.1, period, np.where(np.isfinite(period), 0.5, 0.0), {}, {}, {"a": own},
+                        np.full(n, 1.0), [], still=rng.random(n) < still_share, duration_s=n * 0.1)
     edges = np.sort(rng.uniform(0, n * 0.1, 2 * n_spans)).reshape(-1, 2)
     spans = pl.DataFrame({"start_s": edges[:, 0], "end_s": edges[:, 1]}) if n_spans else None
     found = count_spans(track, spans)
@@ -805,6 +807,36 @@ def test_counting_to_the_edges_only_adds_time(n: int, seed: int, nan_share: floa
         assert (a["count_estimate"] is None) == (b["count_estimate"] is None)
         if a["count_estimate"] is not None:
             assert b["count_estimate"] >= a["count_estimate"] - 1e-9 and np.isfinite(b["count_estimate"])
+
+
+def _tempo_track(period: np.ndarray, own: np.ndarray) -> PeriodTrack:
+    n = len(period)
+    return PeriodTrack((np.arange(n) + 0.5) * 0.1, 0.1, period, np.full(n, 0.6), {}, {}, {"appearance": own},
+                       np.full(n, 1.0), [], still=np.zeros(n, bool), duration_s=n * 0.1)
+
+
+def test_a_stretch_tracked_at_an_octave_of_the_clip_is_counted_at_its_period_where_a_signal_still_sees_it() -> None:
+    # 20 s of 1-s strokes; from 8 to 12 s the tracker follows each stroke's out-and-back as two (0.5 s)
+    t = (np.arange(200) + 0.5) * 0.1
+    period = np.where((t >= 8) & (t < 12), 0.5, 1.0)
+
+    def count(own: np.ndarray, **kw: float) -> float:
+        return count_spans(_tempo_track(period, own), None, CountingParams(**kw)).row(0, named=True)["count_estimate"]
+
+    # a signal's own period still reads 1 s there: the same strokes, counted at 1 s (20, not 16 + 8 = 24)
+    assert count(np.full(200, 1.0)) == pytest.approx(20.0, abs=0.3)
+    assert count(np.full(200, 1.0), octave_snap_tol=0) == pytest.approx(24.0, abs=0.5)  # off: as tracked
+    # no signal sees 1 s there (every one follows the faster tempo): a change of tempo, counted as tracked
+    assert count(period.copy()) == pytest.approx(24.0, abs=0.5)
+    assert count(np.full(200, np.nan)) == pytest.approx(24.0, abs=0.5)  # no signal's own period at all
+    # two tempos holding half the clip each (10 s at 1 s, 10 s at 0.5 s): no typical period, counted as tracked
+    two = np.where(t < 10, 1.0, 0.5)
+    row = count_spans(_tempo_track(two, np.full(200, 1.0)), None).row(0, named=True)
+    assert row["count_estimate"] == pytest.approx(30.0, abs=0.6)
+    # a span is judged on its own centres: the span 8-12 s is all 0.5 s, its typical period, and stays 8
+    spans = pl.DataFrame({"start_s": [8.0], "end_s": [12.0]})
+    span = count_spans(_tempo_track(period, np.full(200, 1.0)), spans).row(1, named=True)
+    assert span["count_estimate"] == pytest.approx(8.0, abs=0.5)
 
 
 def test_a_moment_of_chance_periodicity_is_not_counted_through_the_clip() -> None:

@@ -197,6 +197,10 @@ class CountingParams:
     rest_cut_min_cycles: float = 4.0  # ... and when the cut clip still holds this many of its median periods: in a
     # few seconds of footage the cut can leave three turns of anything that look periodic (on the dev set's real
     # clips where nothing repeats it turned a 4-s talk and a 5-s stretch into counts; no labelled clip changed)
+    octave_snap_tol: float = 0.25  # a stretch tracked within this (log) of half or twice a span's typical period
+    # (median), where a signal's own period still reads the typical one, is counted at it (`_octave_consistent`);
+    # 0: off
+    octave_snap_share: float = 0.5  # ... when at least this share of the span's periodic centres is within it
     count_to_edges: bool = False  # the span is all repetition (a clip trimmed to it, as benchmark clips are): count
     # from its first moment to its last at the nearest tracked period, not only from the first periodic centre to the
     # last; pauses (`still`) are still left out. Off by default: footage before or after a repetition is common
@@ -984,18 +988,41 @@ def _running_median(v: np.ndarray, window: int) -> np.ndarray:
     return median_filter(v, size=min(window, len(v) | 1), mode="nearest")
 
 
+def _octave_consistent(tr: PeriodTrack, idx: np.ndarray, tol: float, share: float) -> np.ndarray:
+    """The log periods of the periodic centres `idx` (one span's), where a stretch tracked at about half or twice the
+    span's typical period (the median over `idx`; within `tol` in log of the octave) while some signal's own period
+    there still reads the typical one is taken at the typical period: the tracker followed the out-and-back of a
+    stroke as two, or two strokes as one, not a change of tempo (then no signal sees the old period). Only when at
+    least `share` of the centres are within `tol` of the median (one tempo holds the span; two activities at
+    different tempos are left as tracked); `tol` 0: as tracked."""
+    lp = np.log(tr.period[idx])
+    if tol <= 0 or len(idx) < 2:
+        return lp
+    med = float(np.median(lp))
+    octave = np.abs(np.abs(lp - med) - np.log(2.0)) < tol
+    if not octave.any() or np.mean(np.abs(lp - med) < tol) < share:
+        return lp
+    seen = np.zeros(len(idx), bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for own in tr.sig_period.values():
+            seen |= np.abs(np.log(np.asarray(own, np.float64)[idx]) - med) < tol  # NaN: not seen
+    return np.where(octave & seen, med, lp)
+
+
 def _moving_count(tr: PeriodTrack, inside: np.ndarray, periodic: np.ndarray, p_window: int = 1,
-                  to_edges: bool = False) -> tuple[float, float]:
+                  to_edges: bool = False, octave_tol: float = 0.0, octave_share: float = 0.5
+                  ) -> tuple[float, float]:
     """(count, moving seconds) of a span: 1 / period integrated over the time that moves (pauses excluded) from the
     first periodic centre to the last (the track's periodic stretches already end where the repetition does:
     `extent`), or over the whole span with `to_edges`; the period taken where the consensus is periodic (running
-    median over `p_window` periodic centres), interpolated (in log) across stretches where it was unsure and held
-    at its nearest value beyond them; no periodic centre -> NaN."""
+    median over `p_window` periodic centres; octave stretches of the span's typical period taken at it,
+    `_octave_consistent`), interpolated (in log) across stretches where it was unsure and held at its nearest value
+    beyond them; no periodic centre -> NaN."""
     idx = np.flatnonzero(periodic)
     if not len(idx):
         return float("nan"), 0.0
     pos = np.flatnonzero(inside if to_edges else inside & (tr.t >= tr.t[idx[0]]) & (tr.t <= tr.t[idx[-1]]))
-    log_period = np.interp(pos, idx, _running_median(np.log(tr.period[idx]), p_window))
+    log_period = np.interp(pos, idx, _running_median(_octave_consistent(tr, idx, octave_tol, octave_share), p_window))
     moving = ~tr.still[pos] if tr.still is not None and len(tr.still) == len(tr.t) else np.ones(len(pos), bool)
     return float(np.sum(tr.hop_s / np.exp(log_period[moving]))), float(moving.sum() * tr.hop_s)
 
@@ -1023,10 +1050,11 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
     periodic_s = float(periodic.sum() * tr.hop_s)
     coverage = periodic_s / length if length > 0 else 0.0
     p_window = int(round(p.period_median_s / tr.hop_s)) | 1
-    count_est, moving_s = _moving_count(tr, inside, periodic, p_window, p.count_to_edges)
+    octave = (p.octave_snap_tol, p.octave_snap_share)
+    count_est, moving_s = _moving_count(tr, inside, periodic, p_window, p.count_to_edges, *octave)
     # turns where the repetition was found: counting to the edges stretches a span's count, not its evidence (a
     # second of chance periodicity in a clip where nothing repeats must not become the clip's duration / period)
-    found_est = _moving_count(tr, inside, periodic, p_window)[0] if p.count_to_edges else count_est
+    found_est = _moving_count(tr, inside, periodic, p_window, False, *octave)[0] if p.count_to_edges else count_est
     mean_period = float(moving_s / count_est) if count_est > 0 else float("nan")
     judged = periodic if periodic.any() else inside
     agreeing = []
