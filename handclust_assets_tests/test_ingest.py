@@ -231,3 +231,45 @@ def test_decoding_gives_freed_memory_back_as_it_goes(tmp_path: Path, monkeypatch
 
     memory.release_freed_memory()  # the real one: glibc's malloc_trim here, a no-op without glibc
     assert memory.MALLOC_TRIM is not None or not Path("/lib/x86_64-linux-gnu/libc.so.6").exists()
+
+
+def test_frames_are_consumed_in_order_by_one_worker_and_its_failure_names_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache build decodes in the calling thread and hands frames to one worker (motion track, JPEG pack): the
+    result equals consuming them in the decoding thread, progress comes from the calling thread, counting up, and a
+    failure in the worker stops the build with the file named, leaving no half-written cache and no thread behind."""
+    import threading
+
+    import handclust_assets.video.frame_cache as fcm
+
+    src = write_video(tmp_path / "w.mp4", moving_pattern(60, 96, 128), fps=30.0)
+    seen: list[tuple[int, str]] = []
+    stats = build_frame_cache(src, tmp_path / "fc", sample_fps=5,
+                              progress=lambda n, t: seen.append((n, threading.current_thread().name)))
+    assert [n for n, _ in seen] == sorted({n for n, _ in seen}) and seen[-1][0] == stats.n_frames == 10
+    assert {name for _, name in seen} == {threading.current_thread().name}
+
+    class Inline:  # the same consumer, called in the decoding thread
+        def __init__(self, fn, depth: int = 8) -> None:
+            self.fn = fn
+
+        def put(self, item: tuple) -> bool:
+            self.fn(*item)
+            return True
+
+        def finish(self) -> None:
+            pass
+
+    monkeypatch.setattr(fcm, "_FrameWorker", Inline)
+    build_frame_cache(src, tmp_path / "fc_inline", sample_fps=5)
+    monkeypatch.undo()
+    for name in (fcm.PACK, fcm.OFFSETS):
+        assert (tmp_path / "fc" / name).read_bytes() == (tmp_path / "fc_inline" / name).read_bytes()
+    a, b = np.load(tmp_path / "fc" / fcm.MOTION_FILE), np.load(tmp_path / "fc_inline" / fcm.MOTION_FILE)
+    assert a.files == b.files and all(np.array_equal(a[k], b[k], equal_nan=True) for k in a.files)
+
+    before = threading.active_count()
+    monkeypatch.setattr(fcm.cv2, "imencode", lambda *a, **k: (False, None))  # the JPEG encoder fails
+    with pytest.raises(ClipError, match=r"w\.mp4.*JPEG encoding failed"):
+        build_frame_cache(src, tmp_path / "fc_bad", sample_fps=5)
+    assert not list(tmp_path.glob("fc_bad*")) and threading.active_count() == before

@@ -146,28 +146,82 @@ def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _P
                  progress: Callable[[int, float], None] | None) -> tuple[int, float, str, list[str]]:
     """Decode every frame once: each feeds the motion track, the sampled ones go into the pack.
     Returns (frames decoded, time of the last one, a warning when a decoding error stopped it early, notes on
-    repaired timestamps)."""
+    repaired timestamps).
+
+    The decoder runs in this thread and hands each frame, in order, to one worker thread that feeds the motion track
+    and scales, encodes and writes the sampled frames (`_FrameWorker`): PyAV decodes without the GIL, so that work
+    overlaps the decoding of the next frames (2 cores, 20 s of 1080p, 8 interleaved runs: median 1.75 -> 1.49 s;
+    docs/results.md). The output is byte for byte the same. The queue between them is short, so a slow worker holds
+    the decoder back and memory stays at a few frames. Progress is reported from this thread."""
     container, fobj = _open(video, tmp)
     decoded, last_t, warning, notes = 0, 0.0, "", []
+    reported = 0
     try:
         with pack.path.open("wb") as f:
+            worker = _FrameWorker(lambda frame, t, index, take: _consume(
+                f, frame, t, index, take, pack, motion, size, info.rotation, maps, video))
             try:
                 for frame, t in timed_frames(container, info.fps, notes):
                     decoded += 1
                     last_t = t
-                    motion.add(frame, t)
-                    if not sampler.take(t):
-                        continue
-                    pack.add(f, _rgb(frame, size, info.rotation, maps), t, decoded - 1, video)
-                    if progress is not None:
-                        progress(len(pack.times), t)
+                    if not worker.put((frame, t, decoded - 1, sampler.take(t))):
+                        break  # the worker failed: its error is raised below
+                    if progress is not None and len(pack.times) > reported:
+                        reported = len(pack.times)
+                        progress(reported, pack.times[reported - 1])
             except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
                 warning = f"decoding stopped at frame {decoded} ({type(e).__name__}: {e})"
+            finally:
+                worker.finish()  # every frame handed over is consumed (or the worker's error re-raised)
+            if progress is not None and len(pack.times) > reported:
+                progress(len(pack.times), pack.times[-1])
     finally:
         container.close()
         if fobj is not None:
             fobj.close()
     return decoded, last_t, warning, notes
+
+
+def _consume(f: BinaryIO, frame: object, t: float, index: int, take: bool, pack: _Pack,
+             motion: MotionTrackBuilder, size: tuple[int, int], rotation: int, maps: tuple | None,
+             video: Path | VideoSource) -> None:
+    motion.add(frame, t)
+    if take:
+        pack.add(f, _rgb(frame, size, rotation, maps), t, index, video)
+
+
+class _FrameWorker:
+    """One thread that applies `fn` to the items `put` to it, in order. `put` returns False once `fn` has raised;
+    `finish` waits for every item handed over and re-raises the first error `fn` raised."""
+
+    def __init__(self, fn: Callable[..., None], depth: int = 8) -> None:
+        import queue
+        import threading
+
+        self._fn, self._queue = fn, queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="frame-cache-worker", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._fn(*item)
+                except BaseException as e:  # handed back to the decoding thread by `finish`
+                    self._error = e
+
+    def put(self, item: tuple) -> bool:
+        if self._error is not None:
+            return False
+        self._queue.put(item)
+        return True
+
+    def finish(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def build_frame_cache(
@@ -201,8 +255,12 @@ def build_frame_cache(
     sampler = _Sampler(sample_fps, info.fps)
     motion = MotionTrackBuilder(info.rotation)  # every decoded frame, for the rhythm path (motion.npz)
     t0 = time.perf_counter()
-    decoded, last_t, warning, notes = _decode_into(video_path, tmp, info, pack, sampler, (ow, oh), maps, motion,
-                                                   progress)
+    try:
+        decoded, last_t, warning, notes = _decode_into(video_path, tmp, info, pack, sampler, (ow, oh), maps, motion,
+                                                       progress)
+    except BaseException:  # nothing half-written is left beside the cache
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     wall = time.perf_counter() - t0
     if not pack.times:
         shutil.rmtree(tmp, ignore_errors=True)
