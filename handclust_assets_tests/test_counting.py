@@ -851,6 +851,15 @@ def test_a_moment_of_chance_periodicity_is_not_counted_through_the_clip() -> Non
     for params in (CountingParams(), CountingParams(count_to_edges=True)):
         row = count_spans(track, None, params).row(0, named=True)
         assert row["status"] == "aperiodic" and row["count_estimate"] is None, (params.count_to_edges, row)
+    # three seconds of it (six turns) in a clip where a signal is periodic throughout: found, but on less than
+    # `min_coverage` of the clip, so it is not stretched to the clip's edges (a quicker rhythm inside a slow one)
+    period[(t >= 5) & (t < 8)] = 0.5
+    busy = PeriodTrack(t, 0.1, period, np.where(np.isfinite(period), 0.6, 0.0), {}, {"a": np.full(n, 0.5)}, {},
+                       np.full(n, 0.5), [], still=np.zeros(n, bool), duration_s=20.0)
+    found = count_spans(busy, None).row(0, named=True)
+    whole = count_spans(busy, None, CountingParams(count_to_edges=True)).row(0, named=True)
+    assert found["count_estimate"] == pytest.approx(6.0, abs=0.3) and found["status"] != "counted"
+    assert whole["count_estimate"] == pytest.approx(found["count_estimate"]) and whole["status"] == found["status"]
     # six seconds of it (twelve turns) are a repetition: counted where found, and through the clip when trimmed
     period[(t >= 5) & (t < 11)] = 0.5
     found = count_spans(track, None).row(0, named=True)["count_estimate"]

@@ -203,7 +203,8 @@ class CountingParams:
     octave_snap_share: float = 0.5  # ... when at least this share of the span's periodic centres is within it
     count_to_edges: bool = False  # the span is all repetition (a clip trimmed to it, as benchmark clips are): count
     # from its first moment to its last at the nearest tracked period, not only from the first periodic centre to the
-    # last; pauses (`still`) are still left out. Off by default: footage before or after a repetition is common
+    # last; pauses (`still`) are still left out. Off by default: footage before or after a repetition is common.
+    # Only a span found periodic on `min_coverage` of its time, with `min_reps` turns found, is stretched
 
 
 @dataclass
@@ -1051,10 +1052,14 @@ def _span_row(scope: str, idx: int, activity: int | None, a: float, b: float, tr
     coverage = periodic_s / length if length > 0 else 0.0
     p_window = int(round(p.period_median_s / tr.hop_s)) | 1
     octave = (p.octave_snap_tol, p.octave_snap_share)
-    count_est, moving_s = _moving_count(tr, inside, periodic, p_window, p.count_to_edges, *octave)
+    count_est, moving_s = _moving_count(tr, inside, periodic, p_window, False, *octave)
     # turns where the repetition was found: counting to the edges stretches a span's count, not its evidence (a
-    # second of chance periodicity in a clip where nothing repeats must not become the clip's duration / period)
-    found_est = _moving_count(tr, inside, periodic, p_window, False, *octave)[0] if p.count_to_edges else count_est
+    # second of chance periodicity in a clip where nothing repeats must not become the clip's duration / period),
+    # and only a span found periodic on `min_coverage` of its time is stretched (a quicker rhythm found in a few
+    # seconds of a slow repetition is not the span's: counted to the edges it read 52 for 4 slow cycles)
+    found_est = count_est
+    if p.count_to_edges and coverage >= p.min_coverage:
+        count_est, moving_s = _moving_count(tr, inside, periodic, p_window, True, *octave)
     mean_period = float(moving_s / count_est) if count_est > 0 else float("nan")
     judged = periodic if periodic.any() else inside
     agreeing = []

@@ -151,7 +151,8 @@ def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame
     # v4: "brief" (signals agree on too little of the span), where v3 said "no agreement"; v5: counted between the
     # stored stretch's own edges (period-track-v6), no longer one period beyond them; v6: a clip or span counted to
     # its edges (trimmed) needs `min_reps` turns where the repetition was found, not only once stretched; a stretch
-    # tracked at an octave of its span's typical period, where a signal still sees that period, counted at it
+    # tracked at an octave of its span's typical period, where a signal still sees that period, counted at it; a
+    # span found periodic on less than `min_coverage` of its time is not stretched to its edges
     kinds={"python", "duckdb"},
     description="Repetitions per clip and per activity span (consecutive segments of one fused activity in the "
     "activity timeline): count (integral of 1/period over the periodic time, pauses excluded), the count "
