@@ -273,3 +273,28 @@ def test_frames_are_consumed_in_order_by_one_worker_and_its_failure_names_the_fi
     with pytest.raises(ClipError, match=r"w\.mp4.*JPEG encoding failed"):
         build_frame_cache(src, tmp_path / "fc_bad", sample_fps=5)
     assert not list(tmp_path.glob("fc_bad*")) and threading.active_count() == before
+
+
+def test_a_frame_that_cannot_be_converted_ends_the_cache_there_with_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An FFmpeg error while converting a decoded frame (in the cache's worker thread) stops the clip there, as a
+    decoding error does: the frames before it are kept and the cache says why it is short."""
+    import av
+
+    import handclust_assets.video.frame_cache as fcm
+
+    src = write_video(tmp_path / "w.mp4", moving_pattern(60, 96, 128), fps=30.0)
+    real_rgb, calls = fcm._rgb, []
+
+    def failing_rgb(frame, size, rotation, maps):
+        calls.append(1)
+        if len(calls) == 5:
+            raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+        return real_rgb(frame, size, rotation, maps)
+
+    monkeypatch.setattr(fcm, "_rgb", failing_rgb)
+    stats = build_frame_cache(src, tmp_path / "fc", sample_fps=5)
+    assert stats.n_frames == 4 and stats.truncated
+    assert "decoding stopped at frame 25 (InvalidDataError" in stats.warning
+    cache = FrameCache(tmp_path / "fc")
+    assert cache.read(3).shape == cache.read(0).shape and cache.read(3).std() > 0

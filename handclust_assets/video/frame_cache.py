@@ -172,7 +172,11 @@ def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _P
             except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
                 warning = f"decoding stopped at frame {decoded} ({type(e).__name__}: {e})"
             finally:
-                worker.finish()  # every frame handed over is consumed (or the worker's error re-raised)
+                try:
+                    worker.finish()  # every frame handed over is consumed (or the worker's error re-raised)
+                except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
+                    # a frame that decoded but cannot be converted ends the clip there, as a decoding error does
+                    warning = warning or f"decoding stopped at frame {worker.consumed + 1} ({type(e).__name__}: {e})"
             if progress is not None and len(pack.times) > reported:
                 progress(len(pack.times), pack.times[-1])
     finally:
@@ -200,6 +204,7 @@ class _FrameWorker:
 
         self._fn, self._queue = fn, queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
+        self.consumed = 0  # items `fn` took without raising
         self._thread = threading.Thread(target=self._run, name="frame-cache-worker", daemon=True)
         self._thread.start()
 
@@ -208,6 +213,7 @@ class _FrameWorker:
             if self._error is None:
                 try:
                     self._fn(*item)
+                    self.consumed += 1
                 except BaseException as e:  # handed back to the decoding thread by `finish`
                     self._error = e
 
