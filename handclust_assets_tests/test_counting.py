@@ -53,7 +53,7 @@ from handclust_assets.science.counting import (
     track_periods,
     track_score,
 )
-from handclust_assets.science.periodicity import enhance, pooled_lag_map, resample_to_grid
+from handclust_assets.science.periodicity import enhance, pooled_lag_map, resample_to_grid, window_lengths
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import motion_track_from_video
 from handclust_assets_tests.support import clip_row
@@ -105,6 +105,31 @@ def test_fast_strokes_at_source_rate() -> None:
     row = clip_row(count_repetitions(phase_signal(t / 0.3, seed=2), 12.0))
     assert row["status"] == COUNTED
     assert row["count"] == pytest.approx(40.0, rel=0.08)
+
+
+@pytest.mark.parametrize("period,n", [(7.5, 5), (9.0, 4)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_slow_cycles_are_judged_over_enough_of_them(period: float, n: int, seed: int) -> None:
+    """Issue 12's footage runs up to 38 s with as few as 4 repetitions: periods near 9 s. The analysis window holds
+    `n_cycles` candidate periods up to `max_window_s`; capped at 12 s it saw 1.3 cycles of a 9-s period, and these
+    clips read 19 (a 1.8-s rhythm of the noise) or nothing."""
+    t = np.arange(int(period * n * FS)) / FS
+    row = clip_row(count_repetitions(phase_signal(t / period, seed=seed, noise=0.5), period * n))
+    assert row["count_estimate"] == pytest.approx(n, abs=0.7)
+    assert row["mean_period_s"] == pytest.approx(period, rel=0.15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(5, 400), st.floats(0.0, 4.0), st.integers(10, 2000))
+def test_a_window_holds_min_cycles_of_its_lag_past_the_cap_and_no_more_than_the_signal(
+        max_lag: int, min_cycles: float, n: int) -> None:
+    capped = window_lengths(max_lag, 20.0, 4.0, 2.5, 12.0, n)
+    lengths = window_lengths(max_lag, 20.0, 4.0, 2.5, 12.0, n, min_cycles)
+    k = np.arange(max_lag + 1)
+    assert np.all(lengths >= capped) and np.all(lengths <= n)
+    assert np.all(lengths >= np.minimum(np.round(min_cycles * k), n))
+    below = np.round(min_cycles * k) <= capped  # where the cap already holds that many cycles, nothing changes
+    assert np.array_equal(lengths[below], capped[below])
 
 
 def test_pause_is_not_counted() -> None:

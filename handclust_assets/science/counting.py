@@ -127,6 +127,9 @@ class CountingParams:
     n_cycles: float = 4.0  # analysis window = n_cycles x candidate period, clamped:
     min_window_s: float = 2.5
     max_window_s: float = 12.0
+    min_window_cycles: float = 2.5  # ... but a window holds at least this many candidate periods, past the cap (lags
+    # above 4.8 s): capped at 12 s, a 9-s period was judged over 1.3 cycles and slow repetitions read a faster
+    # rhythm or nothing (0: the cap alone)
     smooth_s: float = 0.04  # anti-alias Gaussian on source-rate signals (kills codec GOP flicker)
     periods_per_octave: int = 16
     periodic_threshold: float = 0.2  # consensus enhanced correlation needed to call a centre periodic
@@ -443,7 +446,8 @@ def _signal_map(sig: RhythmSignal, grid_t: np.ndarray, centres: np.ndarray, max_
     if vals.shape[1] == 0 or ok.sum() < 6:
         return None
     min_lag = max(int(np.ceil(p.min_period_s * p.fs)), int(np.ceil(3 * dt_src * p.fs)), 3)
-    lm = pooled_lag_map(vals, ok, p.fs, centres, min_lag, max_lag, p.n_cycles, p.min_window_s, p.max_window_s)
+    lm = pooled_lag_map(vals, ok, p.fs, centres, min_lag, max_lag, p.n_cycles, p.min_window_s, p.max_window_s,
+                        p.min_window_cycles)
     return _SignalMap(sig.name, sig.kind, sig.prior, min_lag, lm, vals.astype(np.float32), ok)
 
 
@@ -740,7 +744,8 @@ def _track_periods(signals: Sequence[RhythmSignal], duration_s: float, p: Counti
     if p.multiple_near > 0:
         emission = discount_multiples(emission, periods, p.multiple_near)
     if p.full_cycles > 0:  # few cycles in view: weak evidence (a slow sway looks periodic over two turns)
-        seen = np.minimum(np.minimum(p.n_cycles * periods, p.max_window_s), duration_s) / periods
+        seen = np.minimum(np.maximum(np.minimum(p.n_cycles * periods, p.max_window_s), p.min_window_cycles * periods),
+                          duration_s) / periods
         emission = emission * np.clip(seen / p.full_cycles, 0.0, 1.0)[None, :]
     still, level = _still_centres(signals, t_c, p)
     emission[still] = -1.0  # no motion, no repetition (pauses shorter than the analysis window)
@@ -1037,6 +1042,7 @@ def _grid_signals(maps: list[_SignalMap], p: CountingParams) -> list[GridSignal]
 
 def _extent_params(p: CountingParams) -> ExtentParams:
     return ExtentParams(fs=p.fs, n_cycles=p.n_cycles, min_window_s=p.min_window_s, max_window_s=p.max_window_s,
+                        min_window_cycles=p.min_window_cycles,
                         level=p.extent_level, min_level=p.extent_min_level,
                         fallback_periods=p.extent_fallback_periods,
                         median_centres=int(round(2 * p.period_median_s / p.hop_s)) | 1,

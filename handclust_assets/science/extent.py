@@ -54,6 +54,7 @@ class ExtentParams:
     n_cycles: float = 4.0  # the tracker's analysis window (cycles, clamped to [min_window_s, max_window_s])
     min_window_s: float = 2.5
     max_window_s: float = 12.0
+    min_window_cycles: float = 0.0  # ... but at least this many periods, past the cap
     level: float = 0.3  # an edge is where the one-cycle similarity falls below this share of its median
     min_level: float = 0.1  # a stretch whose median similarity is lower keeps its edges +- `fallback_periods`
     fallback_periods: float = 1.0
@@ -201,7 +202,8 @@ def refine_extents(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSign
         log_p = _running_median(log_p, p.median_centres)  # an octave blip at an edge would otherwise be carried
         # into the added centres
         typical = float(np.exp(np.median(log_p)))
-        window = float(np.clip(p.n_cycles * typical, p.min_window_s, p.max_window_s))
+        window = max(float(np.clip(p.n_cycles * typical, p.min_window_s, p.max_window_s)),
+                     p.min_window_cycles * typical)
         reach = window / 2 + typical
         lo_t, hi_t = t[i0] - reach, t[i1] + reach
         if ri > 0:  # never past the middle of the gap to a neighbouring stretch

@@ -44,11 +44,15 @@ class LagMap:
 
 
 def window_lengths(max_lag: int, fs: float, n_cycles: float, min_window_s: float, max_window_s: float,
-                   n: int) -> np.ndarray:
-    """Window length (samples) for every lag 0..max_lag: n_cycles x lag, clamped, never longer than the signal."""
+                   n: int, min_cycles: float = 0.0) -> np.ndarray:
+    """Window length (samples) for every lag 0..max_lag: n_cycles x lag, clamped, but at least `min_cycles` x lag
+    (a slow lag is judged over that many of its cycles, past the cap), never longer than the signal."""
     k = np.arange(max_lag + 1)
     lo, hi = int(round(min_window_s * fs)), int(round(max_window_s * fs))
-    return np.minimum(np.clip(np.round(n_cycles * k).astype(np.int64), lo, max(lo, hi)), n)
+    lengths = np.clip(np.round(n_cycles * k).astype(np.int64), lo, max(lo, hi))
+    if min_cycles > 0:
+        lengths = np.maximum(lengths, np.round(min_cycles * k).astype(np.int64))
+    return np.minimum(lengths, n)
 
 
 def _prefix(a: np.ndarray) -> np.ndarray:
@@ -171,7 +175,8 @@ def enhance(r: np.ndarray, divisors: tuple[int, ...] = (2, 3)) -> np.ndarray:
 
 
 def pooled_lag_map(x: np.ndarray, valid: np.ndarray, fs: float, centres: np.ndarray, min_lag: int, max_lag: int,
-                   n_cycles: float = 3.0, min_window_s: float = 2.0, max_window_s: float = 12.0) -> LagMap:
+                   n_cycles: float = 3.0, min_window_s: float = 2.0, max_window_s: float = 12.0,
+                   min_window_cycles: float = 0.0) -> LagMap:
     """Per-channel lag correlation pooled over channels with weights s.d. x (own enhanced strength)^2."""
     x = np.asarray(x, np.float64)
     if x.ndim == 1:
@@ -182,7 +187,7 @@ def pooled_lag_map(x: np.ndarray, valid: np.ndarray, fs: float, centres: np.ndar
     if max_lag <= min_lag or t_len < 6 or x.shape[1] == 0:
         empty = np.full((n_c, max(max_lag, 0) + 1), np.nan)
         return LagMap(fs, centres, empty, empty.copy(), np.zeros(n_c))
-    lengths = window_lengths(max_lag, fs, n_cycles, min_window_s, max_window_s, t_len)
+    lengths = window_lengths(max_lag, fs, n_cycles, min_window_s, max_window_s, t_len, min_window_cycles)
     num = np.zeros((n_c, max_lag + 1))
     den = np.zeros((n_c, max_lag + 1))
     band = slice(min_lag, max_lag + 1)
