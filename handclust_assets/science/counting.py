@@ -54,7 +54,13 @@ from handclust_assets.science.extent import (
     stretch_rests,
 )
 from handclust_assets.science.localize import FULL_FRAME, best_box, crop_box, principal_scores
-from handclust_assets.science.periodicity import LagMap, enhance, pooled_lag_map, resample_to_grid
+from handclust_assets.science.periodicity import (
+    LagMap,
+    cycle_window,
+    enhance,
+    pooled_lag_map,
+    resample_to_grid,
+)
 from handclust_assets.science.rests import find_rests, windowed_mean, without_rests
 
 SPEED, POSITION = "speed", "position"
@@ -744,7 +750,7 @@ def _track_periods(signals: Sequence[RhythmSignal], duration_s: float, p: Counti
     if p.multiple_near > 0:
         emission = discount_multiples(emission, periods, p.multiple_near)
     if p.full_cycles > 0:  # few cycles in view: weak evidence (a slow sway looks periodic over two turns)
-        seen = np.minimum(np.maximum(np.minimum(p.n_cycles * periods, p.max_window_s), p.min_window_cycles * periods),
+        seen = np.minimum(cycle_window(periods, p.n_cycles, None, p.max_window_s, p.min_window_cycles),
                           duration_s) / periods
         emission = emission * np.clip(seen / p.full_cycles, 0.0, 1.0)[None, :]
     still, level = _still_centres(signals, t_c, p)

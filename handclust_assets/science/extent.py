@@ -37,6 +37,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
+from handclust_assets.science.periodicity import cycle_window
+
 
 @dataclass(frozen=True)
 class GridSignal:
@@ -202,8 +204,7 @@ def refine_extents(t: np.ndarray, period: np.ndarray, signals: Sequence[GridSign
         log_p = _running_median(log_p, p.median_centres)  # an octave blip at an edge would otherwise be carried
         # into the added centres
         typical = float(np.exp(np.median(log_p)))
-        window = max(float(np.clip(p.n_cycles * typical, p.min_window_s, p.max_window_s)),
-                     p.min_window_cycles * typical)
+        window = float(cycle_window(typical, p.n_cycles, p.min_window_s, p.max_window_s, p.min_window_cycles))
         reach = window / 2 + typical
         lo_t, hi_t = t[i0] - reach, t[i1] + reach
         if ri > 0:  # never past the middle of the gap to a neighbouring stretch

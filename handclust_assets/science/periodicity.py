@@ -43,16 +43,23 @@ class LagMap:
     strength: np.ndarray
 
 
+def cycle_window(periods: np.ndarray | float, n_cycles: float, lo: float | None, hi: float,
+                 min_cycles: float = 0.0) -> np.ndarray:
+    """The analysis window for candidate periods (in any one unit: samples or seconds): `n_cycles` periods clamped
+    to [lo, hi] (lo None: no lower clamp), but at least `min_cycles` periods, past the cap (a slow period is judged
+    over that many of its cycles). The one rule behind the lag maps' windows (`window_lengths`), the extent search's
+    (`extent.refine_extents`) and the tracker's count of cycles in view (`counting.CountingParams.full_cycles`)."""
+    periods = np.asarray(periods, np.float64)
+    return np.maximum(np.clip(n_cycles * periods, lo, hi), min_cycles * periods)
+
+
 def window_lengths(max_lag: int, fs: float, n_cycles: float, min_window_s: float, max_window_s: float,
                    n: int, min_cycles: float = 0.0) -> np.ndarray:
-    """Window length (samples) for every lag 0..max_lag: n_cycles x lag, clamped, but at least `min_cycles` x lag
-    (a slow lag is judged over that many of its cycles, past the cap), never longer than the signal."""
-    k = np.arange(max_lag + 1)
+    """Window length (samples) for every lag 0..max_lag: `cycle_window` of the lag, rounded to whole samples, never
+    longer than the signal."""
     lo, hi = int(round(min_window_s * fs)), int(round(max_window_s * fs))
-    lengths = np.clip(np.round(n_cycles * k).astype(np.int64), lo, max(lo, hi))
-    if min_cycles > 0:
-        lengths = np.maximum(lengths, np.round(min_cycles * k).astype(np.int64))
-    return np.minimum(lengths, n)
+    lengths = np.round(cycle_window(np.arange(max_lag + 1), n_cycles, lo, max(lo, hi), min_cycles))
+    return np.minimum(lengths.astype(np.int64), n)
 
 
 def _prefix(a: np.ndarray) -> np.ndarray:
