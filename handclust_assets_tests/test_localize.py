@@ -124,3 +124,27 @@ def test_box_scores_are_finite_and_bounded_on_hostile_tracks(n: int, h: int, w: 
     track, box = track_located(t, energy, img, None, energy, duration)
     assert box in [*candidate_boxes(), FULL_FRAME]
     assert len(track.t) == max(0, int(np.floor(duration / 0.1)))
+
+
+def test_the_box_search_uses_the_counters_own_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`track_located` hands the box search every setting the two share (grid rate, period band, window rule), so a
+    user's `CountingParams` reaches both; the real search runs, its keywords are recorded on the way in."""
+    import dataclasses
+    import inspect
+
+    from handclust_assets.science import counting
+
+    seen: list[dict] = []
+
+    def recording_best_box(*args: object, **kw: object) -> object:
+        seen.append(kw)
+        return best_box(*args, **kw)
+
+    monkeypatch.setattr(counting, "best_box", recording_best_box)
+    t, img, energy, _ = _scene(seconds=12.0)
+    p = CountingParams(fs=16.0, min_period_s=0.3, max_period_s=5.0, min_cycles=2.5, n_cycles=3.5,
+                       min_window_s=2.0, max_window_s=9.0)
+    track_located(t, energy, img, np.zeros((len(t), 2)), energy, float(t[-1] + t[1]), p)
+    shared = set(inspect.signature(score_boxes).parameters) & {f.name for f in dataclasses.fields(CountingParams)}
+    assert {"fs", "max_period_s", "n_cycles", "max_window_s"} <= shared
+    assert len(seen) == 1 and {k: seen[0].get(k) for k in shared} == {k: getattr(p, k) for k in shared}

@@ -86,9 +86,14 @@ def _box_channels(intensity: np.ndarray, energy: np.ndarray | None, box: tuple[f
 def score_boxes(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | None,
                 boxes: list[tuple[float, float, float]], fs: float = 20.0, n_components: int = 4,
                 min_period_s: float = 0.25, max_period_s: float = 10.0, min_cycles: float = 3.0,
-                step_s: float = 1.0) -> list[BoxScore]:
+                step_s: float = 1.0, n_cycles: float = 4.0, min_window_s: float = 2.5, max_window_s: float = 12.0
+                ) -> list[BoxScore]:
     """How periodic each box's content is (see the module doc). intensity (T, h, w) thumbnails, energy (T, gh, gw)
-    frame differences (uncompensated) or None, at times t_s. Scores in the order of `boxes`."""
+    frame differences (uncompensated) or None, at times t_s. Scores in the order of `boxes`. The keywords are the
+    counter's (`counting.CountingParams`, which `counting.track_located` passes): the grid rate, the period band,
+    and the window rule (n_cycles x the lag, clamped to min / max_window_s; the box search leaves out the
+    counter's `min_window_cycles`, so slow lags are judged over the capped window: on the dev set's train clips
+    the longer windows moved the chosen box a few clips each way and lost three where found)."""
     t = np.asarray(t_s, np.float64)
     zeros = [BoxScore(b, 0.0) for b in boxes]
     if len(t) < 8 or intensity is None or len(intensity) != len(t) or not boxes:
@@ -106,7 +111,7 @@ def score_boxes(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | Non
     vals = (vals - mu) / np.where(sd > 1e-9, sd, 1.0)
     step = max(1, int(round(step_s * fs)))
     centres = np.arange(step // 2, len(grid), step)
-    lengths = window_lengths(max_lag, fs, 4.0, 2.5, 12.0, len(grid))
+    lengths = window_lengths(max_lag, fs, n_cycles, min_window_s, max_window_s, len(grid))
     band = slice(min_lag, max_lag + 1)
     box_of = np.arange(vals.shape[1]) // width
     total = np.zeros(len(boxes))  # sum over centres of each box's strength
