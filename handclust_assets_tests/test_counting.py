@@ -30,12 +30,9 @@ from handclust_assets.science.counting import (
     COUNTED,
     NO_AGREEMENT,
     PERIOD_CURVE_SCHEMA,
-    POSITION,
     SPAN_COUNT_SCHEMA,
-    SPEED,
     CountingParams,
     PeriodTrack,
-    RhythmSignal,
     _discount_drift,
     _dwells,
     _frozen_centres,
@@ -46,14 +43,19 @@ from handclust_assets.science.counting import (
     _signal_map,
     count_repetitions,
     count_spans,
-    keypoint_signal,
-    motion_signals,
-    scene_signal,
-    steady_thumbnails,
     track_periods,
     track_score,
 )
 from handclust_assets.science.periodicity import enhance, pooled_lag_map, resample_to_grid, window_lengths
+from handclust_assets.science.rhythm_signals import (
+    POSITION,
+    SPEED,
+    RhythmSignal,
+    keypoint_signal,
+    motion_signals,
+    scene_signal,
+    steady_thumbnails,
+)
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import motion_track_from_video
 from handclust_assets_tests.support import clip_row
@@ -328,12 +330,12 @@ def test_steady_thumbnails_take_out_sway_and_keep_a_local_change(seed: int, shif
 def test_steady_thumbnails_in_blocks_are_the_same_as_in_one_piece(monkeypatch: pytest.MonkeyPatch,
                                                                    window_s: float) -> None:
     # hour-long clips are worked through blocks of frames (flat memory); the blocks must not change the values
-    import handclust_assets.science.counting as counting
+    import handclust_assets.science.rhythm_signals as rhythm_signals
 
     img = _swaying_blob(5, 1.5, duration_s=12.0)
     t = np.arange(len(img)) / FS
     whole = steady_thumbnails(img, t, window_s)
-    monkeypatch.setattr(counting, "UNSWAY_CHUNK", 50)
+    monkeypatch.setattr(rhythm_signals, "UNSWAY_CHUNK", 50)
     blocks = steady_thumbnails(img, t, window_s)
     assert whole.dtype == blocks.dtype == np.float32
     np.testing.assert_allclose(blocks, whole, atol=1e-3)

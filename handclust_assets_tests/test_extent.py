@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handclust_assets.science.counting import CountingParams, RhythmSignal, count_repetitions, track_periods
+from handclust_assets.science.counting import CountingParams, count_repetitions, track_periods
 from handclust_assets.science.extent import (
     ExtentParams,
     GridSignal,
@@ -18,6 +18,7 @@ from handclust_assets.science.extent import (
     rest_centres,
     unmatched_centres,
 )
+from handclust_assets.science.rhythm_signals import RhythmSignal
 from handclust_assets_tests.science_strategies import examples, matrices
 from handclust_assets_tests.support import clip_row
 

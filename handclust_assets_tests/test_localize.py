@@ -10,13 +10,12 @@ from hypothesis import strategies as st
 from handclust_assets.science.counting import (
     CountingParams,
     count_spans,
-    motion_signals,
-    steady_thumbnails,
     track_located,
     track_periods,
     track_score,
 )
 from handclust_assets.science.localize import FULL_FRAME, best_box, candidate_boxes, crop_box, score_boxes
+from handclust_assets.science.rhythm_signals import motion_signals, steady_thumbnails
 
 
 def _grid_energy(img: np.ndarray, rows: int = 4, cols: int = 8) -> np.ndarray:

@@ -23,14 +23,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from handclust_assets.science.counting import (
-    CountingParams,
-    RepetitionCounts,
-    RhythmSignal,
-    count_repetitions,
-    flow_signal,
-    motion_signals,
-)
+from handclust_assets.science.counting import CountingParams, RepetitionCounts, count_repetitions
+from handclust_assets.science.rhythm_signals import RhythmSignal, flow_signal, motion_signals
 
 LABEL_SCHEMA = {"file": pl.Utf8, "count": pl.Float64, "cycle_end_frames": pl.List(pl.Int64)}
 CLIP_SCORE_SCHEMA = {

@@ -33,7 +33,7 @@ TRACK_CODE_VERSION = "period-track-v16"  # v3: appearance pooled 3 x 3; v4: + ap
 # velocity's through the clip) does not vote; v9: rests inside a periodic stretch (its one-cycle similarity dips for
 # 1.3 periods or more) are marked still, not counted; v10: so are centres where the picture (appearance_velocity)
 # barely changes for a whole period and does not match the next cycle; v11: the thumbnails' global motion (hand-held
-# sway, zoom, roll) is taken out before the box search and the appearance read them (`counting.steady_thumbnails`)
+# sway, zoom, roll) is taken out before the box search and the appearance read them (`rhythm_signals.steady_thumbnails`)
 # v12: rests shorter than a period, stroke by stroke (`counting._dwells`), are marked still, not counted; v13: the
 # appearance velocity's cells keep their relative scale (`RhythmSignal.same_unit`): still pixels' noise weighs little
 # v14: pauses that come in most cycles (a hold or slow turn at each end of a stroke) are part of the stroke, counted

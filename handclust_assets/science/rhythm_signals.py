@@ -1,0 +1,228 @@
+"""The rhythm signals the repetition counter listens to, built from what the graph already has (`counting` pools them).
+
+| name                | from                                              | rate        | kind     |
+| ------------------- | ------------------------------------------------- | ----------- | -------- |
+| motion_energy       | |frame difference| per grid cell, while decoding  | source fps  | speed    |
+| appearance          | gray intensity per grid cell, while decoding      | source fps  | position |
+| appearance_velocity | its change over +-0.07 s (drift and sway fade)    | source fps  | position |
+| camera_motion       | the camera's per-frame translation                | source fps  | position |
+| flow                | dense-flow magnitude (+ direction histogram)      | 5 fps cache | speed    |
+| scene               | scene embeddings (PCA)                            | 5 fps cache | position |
+| egomotion           | camera / residual motion magnitudes               | 5 fps cache | speed    |
+| pose, hands         | keypoint coordinates where seen (NaN elsewhere)   | 5 fps cache | position |
+
+A "speed" signal (a magnitude) peaks twice per back-and-forth cycle, so on its own it may show half the period;
+a "position" signal (where things are) repeats once per cycle. Before the appearance is read, the picture's global
+motion (hand-held sway, zoom, roll) is taken out of the thumbnails (`steady_thumbnails`).
+
+Plain numpy / OpenCV; no Dagster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from handclust_assets.science.localize import principal_scores
+
+SPEED, POSITION = "speed", "position"
+
+
+@dataclass(frozen=True)
+class RhythmSignal:
+    """One signal: values (T, C) at times t_s (seconds from the clip start), NaN where unseen."""
+
+    name: str
+    t_s: np.ndarray
+    values: np.ndarray
+    kind: str = POSITION
+    prior: float = 1.0
+    same_unit: bool = False  # the channels share one unit (pixels of one picture): the counter keeps their relative
+    # scale (`CountingParams.keep_channel_scale`), so a channel that barely moves weighs little
+
+
+
+def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndarray | None,
+                   camera: np.ndarray | None = None, energy_raw: np.ndarray | None = None, pool: int = 3,
+                   normalise_frames: bool = True, appearance_components: int = 0, velocity_s: float = 0.07
+                   ) -> list[RhythmSignal]:
+    """The source-rate signals from the frame cache's motion track: energy (T, cells) -> "motion_energy",
+    (with `energy_raw`, the uncompensated cells ride along as more channels: whichever repeats gets the weight),
+    intensity (T, cells) or (T, h, w) images (`pool` x `pool` averaged: 3 x 3 cells of the 32-px thumbnail are
+    coarse enough that sub-pixel camera shake barely changes them, while a moving hand or tool still does; with
+    `normalise_frames` each image to zero mean and unit s.d., so exposure and lighting drift do not pass for
+    motion; then its main `appearance_components` principal components, 0 = every pixel; the counter takes the
+    picture's global motion out of the images beforehand, `steady_thumbnails`) -> "appearance"; with `velocity_s`
+    > 0 also its change over +-velocity_s (x(t + d) - x(t - d)) -> "appearance_velocity": signed, so it still turns
+    once per cycle, while slow drift and sway, which can outweigh a small repetition in the appearance itself,
+    shrink to nearly nothing; its cells keep their relative scale in the counter (`same_unit`: where the picture
+    is still, its cells are noise and weigh little); the camera's per-frame translation (T, 2) -> "camera_motion"
+    (signed: turns once per cycle, like a position)."""
+    out = []
+    t = np.asarray(t_s, np.float64)
+    if energy is not None and len(energy):
+        e = np.asarray(energy, np.float64).reshape(len(t), -1)
+        if energy_raw is not None and len(energy_raw) == len(t) and camera is not None and np.any(camera):
+            e = np.concatenate([e, np.asarray(energy_raw, np.float64).reshape(len(t), -1)], axis=1)
+        out.append(RhythmSignal("motion_energy", t, e, SPEED))
+    if intensity is not None and len(intensity):
+        img = np.asarray(intensity, np.float64)
+        if img.ndim == 3 and pool > 1 and img.shape[1] >= 2 * pool and img.shape[2] >= 2 * pool:
+            h, w = img.shape[1] // pool * pool, img.shape[2] // pool * pool
+            img = img[:, :h, :w].reshape(len(img), h // pool, pool, w // pool, pool).mean(axis=(2, 4))
+        flat = img.reshape(len(t), -1)
+        if normalise_frames and flat.shape[1] >= 4:  # exposure / lighting changes move every pixel together
+            sd = flat.std(axis=1, keepdims=True)
+            flat = (flat - flat.mean(axis=1, keepdims=True)) / np.where(sd > 1e-6, sd, 1.0)
+        app = _components(flat, appearance_components)
+        out.append(RhythmSignal("appearance", t, app, POSITION))
+        if velocity_s > 0 and len(t) > 4:
+            d = max(1, int(round(velocity_s / max(float(np.median(np.diff(t))), 1e-6))))
+            vel = np.full_like(app, np.nan)
+            if len(app) > 2 * d:
+                vel[d:-d] = app[2 * d:] - app[:-2 * d]
+            out.append(RhythmSignal("appearance_velocity", t, vel, POSITION, same_unit=True))
+    if camera is not None and len(camera) == len(t) and np.any(np.abs(np.asarray(camera)) > 0):
+        out.append(RhythmSignal("camera_motion", t, np.asarray(camera, np.float64).reshape(len(t), -1), POSITION,
+                                prior=0.7))
+    return out
+
+
+UNSWAY_ITERATIONS = 3
+UNSWAY_C = 2.0
+UNSWAY_CHUNK = 2048  # frames per block (plus half a window each side): memory stays flat on hour-long clips
+
+
+def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: int = 4, blur: float = 1.0
+                      ) -> np.ndarray:
+    """Thumbnails (T, h, w) without the change a global motion of the picture explains: hand-held sway, zoom and
+    roll; float32, worked through blocks of frames.
+
+    Each image is first smoothed by a Gaussian of `blur` px (0: not; the fit is more nearly linear on a smoother
+    picture, and the counter pools 3 x 3 cells anyway). Then, linearised about the images' centred moving mean over
+    `window_s` (the reference R): a small shift (dx, dy), zoom s and roll r change pixel p by about
+    Gx dx + Gy dy + (x Gx + y Gy) s + (x Gy - y Gx) r, with G the reference's gradient and (x, y) from the centre.
+    Those `modes` (2: shift; 3: + zoom; 4: + roll) are fitted to each frame's difference from R by reweighted least
+    squares over every pixel (pixels the fit leaves far off, a moving hand, count less), and the fit is subtracted.
+    A hand or tool moving in part of the picture projects little on these whole-picture patterns and stays; the
+    camera's sway, which moves every pixel at once, goes. Needs no camera estimate, so a large moving subject cannot
+    mislead one. The fit is linear: it holds up to ~2 px of a 32-px thumbnail (~6 % of the frame's width); larger
+    sway stays."""
+    import cv2
+    from scipy.ndimage import uniform_filter1d
+
+    img = np.asarray(img)
+    n = len(img)
+
+    def smoothed(a: int, b: int) -> np.ndarray:  # frames a..b as float32, blurred
+        x = np.asarray(img[a:b], np.float32)
+        if blur > 0 and x.ndim == 3 and x.shape[1] > 1 and x.shape[2] > 1:
+            x = np.stack([cv2.GaussianBlur(f, (0, 0), blur, borderType=cv2.BORDER_REPLICATE) for f in x])
+        return x
+
+    if img.ndim != 3 or n < 8:
+        return smoothed(0, n)
+    _, h, w = img.shape
+    if h < 3 or w < 3 or h * w < 16 * max(1, min(modes, 4)):  # too few pixels to tell a motion from a change
+        return smoothed(0, n)
+    dt = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 1.0
+    k = max(1, int(round(window_s / max(dt, 1e-6))))
+    whole = None
+    if k >= n:  # one reference for the whole clip: the mean frame
+        whole = sum(smoothed(a, min(n, a + UNSWAY_CHUNK)).sum(axis=0, dtype=np.float64)
+                    for a in range(0, n, UNSWAY_CHUNK)) / n
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    xx = (xx - (w - 1) / 2) / (w / 2)
+    yy = (yy - (h - 1) / 2) / (w / 2)
+    n_modes = max(1, min(modes, 4))
+    out = np.empty((n, h, w), np.float32)
+    half = k // 2 + 1
+    step = max(1, k // 8)  # the reference changes slowly: its gradients are taken every `step` frames
+    chunk = max(1, UNSWAY_CHUNK // step) * step  # blocks hold whole steps: the same values as in one piece
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        lo, hi = (c0, c1) if whole is not None else (max(0, c0 - half), min(n, c1 + half))
+        block = smoothed(lo, hi)
+        ref = (np.broadcast_to(whole, block.shape) if whole is not None
+               else uniform_filter1d(block.astype(np.float64), size=k, axis=0, mode="nearest"))
+        for a in range(c0, c1, step):
+            b = min(c1, a + step)
+            r = np.asarray(ref[(a + b - 1) // 2 - lo], np.float32)
+            gx = cv2.Sobel(r, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE).astype(np.float64) / 8
+            gy = cv2.Sobel(r, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE).astype(np.float64) / 8
+            basis = [gx, gy, xx * gx + yy * gy, xx * gy - yy * gx][:n_modes]
+            m = np.stack([v.ravel() for v in basis], axis=1)  # (P, modes)
+            d = (block[a - lo:b - lo] - ref[a - lo:b - lo]).reshape(b - a, -1).astype(np.float64)  # (frames, P)
+            wts = np.ones_like(d)
+            for _ in range(UNSWAY_ITERATIONS):
+                gram = np.einsum("pk,fp,pl->fkl", m, wts, m)
+                gram += np.eye(n_modes)[None] * (1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-12)
+                theta = np.linalg.solve(gram, np.einsum("pk,fp->fk", m, wts * d)[..., None])[..., 0]
+                resid = d - theta @ m.T
+                scale = 1.4826 * np.median(np.abs(resid), axis=1, keepdims=True) + 1e-6
+                wts = 1.0 / (1.0 + (resid / (UNSWAY_C * scale)) ** 2)
+            out[a:b] = block[a - lo:b - lo] - (theta @ m.T).reshape(b - a, h, w)
+    return out
+
+
+def _components(v: np.ndarray, k: int) -> np.ndarray:
+    """The first k principal component scores of (T, C) rows (NaN rows stay NaN); all columns when k <= 0 or
+    k >= C."""
+    if k <= 0 or v.shape[1] <= k:
+        return v
+    ok = np.isfinite(v).all(axis=1)
+    out = np.full((len(v), k), np.nan)
+    if ok.sum() >= 3:
+        out[ok] = principal_scores(v[ok] - v[ok].mean(axis=0), k)
+    return out
+
+
+def flow_signal(t_s: np.ndarray, flow_mag: np.ndarray, dir_hist: np.ndarray | None = None) -> RhythmSignal:
+    """Flow magnitude (speed); with the direction histogram (T, B) the motion's direction rides along, which
+    turns back and forth once per cycle."""
+    mag = np.asarray(flow_mag, np.float64).reshape(len(t_s), 1)
+    vals = mag if dir_hist is None else np.concatenate([mag, np.asarray(dir_hist, np.float64) * mag], axis=1)
+    return RhythmSignal("flow", np.asarray(t_s, np.float64), vals, SPEED, prior=0.8)
+
+
+def scene_signal(t_s: np.ndarray, embeddings: np.ndarray, n_components: int = 8) -> RhythmSignal:
+    """Scene embeddings reduced to their main components (the SSM's periodic structure lives there)."""
+    e = np.asarray(embeddings, np.float64)
+    ok = np.isfinite(e).all(axis=1)
+    vals = np.full((len(e), n_components), np.nan)
+    if ok.sum() >= 3:
+        z = e[ok] / np.maximum(np.linalg.norm(e[ok], axis=1, keepdims=True), 1e-12)
+        z = z - z.mean(axis=0)
+        u, s, _ = np.linalg.svd(z, full_matrices=False)
+        k = min(n_components, len(s))
+        vals[ok, :k] = u[:, :k] * s[:k]
+        vals = vals[:, :k]
+    return RhythmSignal("scene", np.asarray(t_s, np.float64), vals, POSITION, prior=0.8)
+
+
+def egomotion_signal(t_s: np.ndarray, camera_mag: np.ndarray, residual_mag: np.ndarray) -> RhythmSignal:
+    vals = np.stack([np.asarray(camera_mag, np.float64), np.asarray(residual_mag, np.float64)], axis=1)
+    return RhythmSignal("egomotion", np.asarray(t_s, np.float64), vals, SPEED, prior=0.6)
+
+
+def keypoint_signal(name: str, t_s: np.ndarray, keypoints: np.ndarray, min_seen: float = 0.5) -> RhythmSignal:
+    """Keypoints (T, K, 2 or 3) with NaN where unseen; a frame counts as seen when >= min_seen of the
+    coordinates are finite (the rest are interpolated in time later)."""
+    k = np.asarray(keypoints, np.float64)
+    vals = k[..., :2].reshape(len(k), -1)
+    seen = np.isfinite(vals).mean(axis=1) >= min_seen
+    vals = vals[:, np.isfinite(vals[seen]).mean(axis=0) >= 0.5] if seen.any() else vals[:, :0]
+    vals = _fill_columns(vals)
+    vals[~seen] = np.nan
+    return RhythmSignal(name, np.asarray(t_s, np.float64), vals, POSITION)
+
+
+def _fill_columns(v: np.ndarray) -> np.ndarray:
+    out = v.copy()
+    pos = np.arange(len(v))
+    for c in range(v.shape[1]):
+        ok = np.isfinite(v[:, c])
+        if ok.sum() >= 2:
+            out[:, c] = np.interp(pos, pos[ok], v[ok, c])
+    return out
