@@ -15,6 +15,10 @@ A "speed" signal (a magnitude) peaks twice per back-and-forth cycle, so on its o
 a "position" signal (where things are) repeats once per cycle. Before the appearance is read, the picture's global
 motion (hand-held sway, zoom, roll) is taken out of the thumbnails (`steady_thumbnails`).
 
+The graph's `period_track` counts from the four source-rate signals (`motion_signals`, via
+`counting.track_located`); the 5-fps ones are for callers of `counting.count_repetitions` (`rep_eval` adds flow on
+request). Pose as a further signal was measured and not kept (docs/results.md).
+
 Plain numpy / OpenCV; no Dagster.
 """
 
@@ -40,7 +44,6 @@ class RhythmSignal:
     prior: float = 1.0
     same_unit: bool = False  # the channels share one unit (pixels of one picture): the counter keeps their relative
     # scale (`CountingParams.keep_channel_scale`), so a channel that barely moves weighs little
-
 
 
 def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndarray | None,
