@@ -1,9 +1,9 @@
 """Repetition counting through time: consensus of several rhythm signals, a tracked period curve, and counts
 per activity span and per clip by integrating 1 / period over the time that is periodic.
 
-Signals (any subset; each optional; built by `rhythm_signals`): source-rate motion energy and appearance from the
-motion track, and the 5-fps flow, scene, ego-motion and keypoints; "speed" signals (magnitudes) peak twice per
-cycle, "position" signals repeat once. Both are pooled into one lag-correlation map,
+Signals (any subset; each optional; built by `rhythm_signals`): source-rate motion energy, appearance and camera
+motion from the motion track, and the 5-fps flow, scene, ego-motion and keypoints; "speed" signals (magnitudes)
+peak twice per cycle, "position" signals repeat once. Both kinds are pooled into one lag-correlation map,
 each signal weighted by its prior and by its own periodicity strength there (squared), then enhanced against
 octave errors (see `periodicity`). Signals abstain at periods shorter than 3 of their own samples (a 5-fps
 signal cannot see a 0.4 s stroke). A position signal whose own period is far longer than its velocity's (camera
