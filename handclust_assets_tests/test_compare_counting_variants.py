@@ -43,6 +43,8 @@ def test_subsets_fall_into_the_dev_scripts_groups() -> None:
     assert cv.group_of("realcycles-heldout-s71") == "held-out whole"
     assert cv.group_of("localcycles-train-s13") == "train local"
     assert cv.group_of("stillbg-train-s14") == "still train"
+    assert cv.group_of("stilltrim-train-s14") == "still trimmed train"
+    assert cv.group_of("stilltrim-heldout") == "still trimmed held-out"
     assert cv.group_of("longcycles-heldout") == "long held-out"
     assert cv.group_of("synthetic") == "train synthetic"
     assert cv.group_of("my-own-clips") == "my-own-clips"

