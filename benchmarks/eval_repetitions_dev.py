@@ -333,7 +333,7 @@ def main() -> None:
                 print(f"\n=== {split} / {name} ===")
                 print(format_scores(table, summary))
             totals.append((split, name, summary, table))
-    print("\nsplit    subset                    clips    MAE  (95% interval)    OBO  (95% interval)  declined  "
+    print("\nsplit     subset                    clips    MAE  (95% interval)    OBO  (95% interval)  declined  "
           "false counts (no-rep clips)")
     for split, name, s, _ in totals:
         print(_summary_line(split, name, s) + f"  {s.get('negative_false_counts', float('nan')):.2f} of "
@@ -347,7 +347,7 @@ def main() -> None:
 def _summary_line(split: str, name: str, s: dict) -> str:
     nan2 = (float("nan"), float("nan"))
     (ml, mh), (ol, oh) = s.get("mae_ci", nan2), s.get("obo_ci", nan2)
-    return (f"{split:8s} {name:24s} {s.get('n', 0):6d} {s.get('mae', float('nan')):6.3f} ({ml:5.3f}-{mh:5.3f}) "
+    return (f"{split:9s} {name:24s} {s.get('n', 0):6d} {s.get('mae', float('nan')):6.3f} ({ml:5.3f}-{mh:5.3f}) "
             f"{s.get('obo', float('nan')):6.3f} ({ol:5.3f}-{oh:5.3f}) {s.get('declined', float('nan')):9.2f}")
 
 
