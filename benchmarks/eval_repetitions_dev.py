@@ -232,13 +232,7 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
             if (lab := build_longcycles(a.out, name, pieces, a.n_long, seed, sources)) is not None:
                 splits["long"].append((name, lab.parent, lab))
     if a.still_background:  # a split of its own, like `long`
-        splits["still"] = []
-        for name, pieces, seed, bgs in (
-                *((f"stillbg-train{'' if sd == 12 else f'-s{sd}'}", TRAIN_PIECES, sd, TRAIN_BACKGROUNDS)
-                  for sd in [12, *a.more_local_seeds]),
-                ("stillbg-heldout", HELDOUT_PIECES, 24, HELDOUT_BACKGROUNDS)):
-            if (lab := build_realcycles(a.out, name, pieces, a.n_real, seed, sources, bgs, still=True)) is not None:
-                splits["still"].append((name, lab.parent, lab))
+        splits["still"] = build_still(a, sources, "stillbg", [], trimmed=False)
     if a.trimmed:  # a split of its own, like `long`
         splits["trimmed"] = []
         for name, pieces, seed in (("trimmedcycles-train", TRAIN_PIECES, 17),
@@ -249,16 +243,24 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
             if (lab := build_realcycles(a.out, name, pieces, a.n_real, seed, sources, trimmed=True)) is not None:
                 splits["trimmed"].append((name, lab.parent, lab))
     if a.trimmed_still:  # a split of its own, like `long`
-        splits["stilltrim"] = []
-        for name, pieces, seed, bgs in (
-                *((f"stilltrim-train{'' if sd == 12 else f'-s{sd}'}", TRAIN_PIECES, sd, TRAIN_BACKGROUNDS)
-                  for sd in [12, *a.more_local_seeds]),
-                *((f"stilltrim-heldout{'' if sd == 24 else f'-s{sd}'}", HELDOUT_PIECES, sd, HELDOUT_BACKGROUNDS)
-                  for sd in [24, *a.more_stilltrim_heldout_seeds])):
-            if (lab := build_realcycles(a.out, name, pieces, a.n_real, seed, sources, bgs, still=True,
-                                        trimmed=True)) is not None:
-                splits["stilltrim"].append((name, lab.parent, lab))
+        splits["stilltrim"] = build_still(a, sources, "stilltrim", a.more_stilltrim_heldout_seeds, trimmed=True)
     return splits
+
+
+def build_still(a: argparse.Namespace, sources: list[Path], prefix: str, more_heldout_seeds: list[int],
+                trimmed: bool) -> list[tuple[str, Path, Path]]:
+    """The local-cycle subsets over a still scene (`build_realcycles(..., still=True)`): the train pieces at seed 12
+    and --more-local-seeds, the held-out pieces at seed 24 and `more_heldout_seeds`; named `<prefix>-train` /
+    `<prefix>-heldout` for the first seed, with `-s<seed>` for the others; `trimmed` as in `build_realcycles`."""
+    out = []
+    for part, pieces, bgs, seeds in (("train", TRAIN_PIECES, TRAIN_BACKGROUNDS, [12, *a.more_local_seeds]),
+                                     ("heldout", HELDOUT_PIECES, HELDOUT_BACKGROUNDS, [24, *more_heldout_seeds])):
+        for seed in seeds:
+            name = f"{prefix}-{part}{'' if seed == seeds[0] else f'-s{seed}'}"
+            if (lab := build_realcycles(a.out, name, pieces, a.n_real, seed, sources, bgs, still=True,
+                                        trimmed=trimmed)) is not None:
+                out.append((name, lab.parent, lab))
+    return out
 
 
 def _seeds(text: str) -> list[int]:
