@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import polars as pl
@@ -723,6 +724,33 @@ def test_motion_track_compensates_camera_translation(tmp_path: Path) -> None:
     comp, raw = mt.energy[5:].astype(float).mean(), mt.energy_raw[5:].astype(float).mean()
     assert comp < 0.5 * raw
 
+
+
+@pytest.mark.parametrize("stripes", ["vertical", "horizontal"])
+@pytest.mark.parametrize("fmt", ["gray", "rgb24"])  # the luma plane read directly; swscale
+@pytest.mark.parametrize("width", [480, 1280, 1920])
+def test_the_motion_image_does_not_alias_a_fine_texture(width: int, fmt: str, stripes: str) -> None:
+    """A grating finer than the 64-px motion image can show (4 px per period in the source) moved by one source
+    pixel, as a hand-held camera's sway moves it from frame to frame: picked from a coarse grid of the source's
+    pixels, the small image would change as much as where a hand moves (the grating's aliases jump); averaged over
+    the source's pixels, it stays almost the same grey."""
+    from handclust_assets.video.motion_track import small_gray
+
+    height = width * 9 // 16
+    x = np.arange(max(width, height) + 8)
+    line = np.where((x // 2) % 2 == 0, 40, 215).astype(np.uint8)  # 4-px period
+    small = []
+    for shift in (0, 1, 2, 3):
+        if stripes == "vertical":
+            img = np.broadcast_to(line[shift:shift + width], (height, width))
+        else:
+            img = np.broadcast_to(line[shift:shift + height, None], (height, width))
+        img = np.ascontiguousarray(img if fmt == "gray" else np.stack([img] * 3, axis=-1))
+        small.append(small_gray(av.VideoFrame.from_ndarray(img, format=fmt)).astype(float))
+    assert small[0].shape == (36, 64)
+    assert abs(small[0].mean() - 127.5) < 6  # the grating's mean grey, not one of its stripes
+    for a, b in zip(small, small[1:]):
+        assert np.abs(a - b).mean() < 8.0  # a one-pixel sway of the texture is not motion
 
 
 def test_motion_track_does_not_paint_a_big_subjects_motion_on_the_still_background(tmp_path: Path) -> None:
