@@ -2,7 +2,7 @@
 
 The 5-fps frame cache aliases fast strokes (a 0.4 s trowel stroke is 2 samples). The motion track keeps the
 source frame rate at almost no cost: while the frame cache decodes, every frame's luma plane (no colour
-conversion) is subsampled to a 64-px-wide gray image, from which two signals are kept:
+conversion) is area-averaged to a 64-px-wide gray image, from which two signals are kept:
 
     energy     float16 (T, gh, gw)  mean |frame difference| per cell of a coarse grid (cells of ~8 px of
                                     the 64-px image), so a small moving hand is not averaged with the whole frame;
@@ -78,21 +78,21 @@ def rotate_upright(img: np.ndarray, rotation: int) -> np.ndarray:
 def small_gray(frame: av.VideoFrame, width: int = WORK_WIDTH) -> np.ndarray:
     """The frame's luma area-averaged to `width` px wide (aspect kept up to `MAX_ASPECT`), uint8: halved by 2 x 2
     means while it is over 4 x as large, then area-resized (of a frame over 8 x as tall as the small image, every
-    2nd or 3rd row only: reading 1080p's every row cost the frame cache 0.13 x of ffmpeg's decode time). Every
-    source pixel of a row counts: picked from a coarser grid of
-    them (as before track version 3), a texture finer than the small image (brickwork, a cutting mat's grid,
-    fabric) aliases, and the sub-pixel sway of a hand-held or head-mounted camera then redraws its aliases in every
-    frame, which the motion energy and the thumbnails take for motion. Reads the Y plane directly for 8-bit
-    YUV/gray formats (no colour conversion); other formats go through swscale."""
+    2nd or 3rd row only: reading every row of 1080p cost the frame cache ~0.13 x of ffmpeg's decode time). Every
+    source pixel of a row counts: picked from a coarser grid of them (as before track version 3), a texture finer
+    than the small image (brickwork, a cutting mat's grid, fabric) aliases, and the sub-pixel sway of a hand-held
+    or head-mounted camera then redraws its aliases in every frame, which the motion energy and the thumbnails
+    take for motion. Reads the Y plane directly for 8-bit YUV/gray formats (no colour conversion); other formats
+    go through swscale (whose downscaling filters every pixel too)."""
     w, h = frame.width, frame.height
     height = min(MAX_ASPECT * width, max(4, int(round(width * h / max(w, 1)))))
     if frame.format.name in _LUMA_FORMATS:
         plane = frame.planes[0]
         y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
         y = y[::max(1, h // (height * ROW_OVERSAMPLE))]  # rows of a tall frame: every 2nd / 3rd (720p / 1080p)
-        while y.shape[1] >= 4 * width and y.shape[0] >= 4 * height:  # 2 x 2 means first (OpenCV's fast path):
-            y = cv2.resize(y, (y.shape[1] // 2, y.shape[0] // 2), interpolation=cv2.INTER_AREA)  # 3x less time
-        return cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)  # than one area resize of 1080p
+        while y.shape[1] >= 4 * width and y.shape[0] >= 4 * height:  # 2 x 2 means (OpenCV's fast path), then
+            y = cv2.resize(y, (y.shape[1] // 2, y.shape[0] // 2), interpolation=cv2.INTER_AREA)  # one area resize
+        return cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)
     return frame.to_ndarray(format="gray", width=width, height=height)
 
 
