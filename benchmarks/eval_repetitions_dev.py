@@ -73,7 +73,7 @@ from handclust_assets.lib.synthetic_reps import (
 )
 from handclust_assets.science.counting import count_repetitions
 from handclust_assets.video.probe import probe_video
-from handclust_assets.video.writer import write_video
+from handclust_assets.video.writer import reencode
 
 SHARED = Path("/work/shared/data/clips")
 OPENCV_DATA = [Path("/usr/share/doc/opencv-doc/examples/data"), Path("/usr/share/opencv4/samples/data")]
@@ -262,8 +262,6 @@ def phone_copy(labels: Path, folder: Path) -> Path:
     """Every clip of a labelled dev folder written again into `folder` with a keyframe every second (rounded to
     frames) at CRF `PHONE_CRF`, beside a copy of its labels and truth files; clips already there are kept.
     Returns the copy's LABELS.csv."""
-    import av
-
     folder.mkdir(parents=True, exist_ok=True)
     for f in sorted(labels.parent.iterdir()):
         if f.suffix != ".mp4":
@@ -271,13 +269,8 @@ def phone_copy(labels: Path, folder: Path) -> Path:
                 (folder / f.name).write_bytes(f.read_bytes())
             continue
         dst = folder / f.name
-        if dst.exists():
-            continue
-        with av.open(str(f)) as c:
-            fps = float(c.streams.video[0].average_rate or 30)
-            frames = (fr.to_ndarray(format="rgb24") for fr in c.decode(video=0))
-            tmp = write_video(folder / f"{f.stem}.part.mp4", frames, fps, crf=PHONE_CRF, keyint=max(1, round(fps)))
-        tmp.replace(dst)
+        if not dst.exists():
+            reencode(f, folder / f"{f.stem}.part.mp4", crf=PHONE_CRF, keyint_s=1.0).replace(dst)
     return folder / labels.name
 
 

@@ -60,6 +60,7 @@ from handclust_assets.science.rhythm_signals import (
 )
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import motion_track_from_video
+from handclust_assets.video.writer import reencode
 from handclust_assets_tests.support import clip_row
 
 FS = 30.0
@@ -1627,21 +1628,13 @@ def test_keyframe_pulses_are_smoothed_and_nothing_else() -> None:
     assert len(keyframe_pulses(e[:2], key[:2])) == 0
 
 
-def _reencoded_with_short_gops(src: Path, dst: Path, keyint: int = 30, crf: int = 32) -> Path:
-    from handclust_assets.video.writer import write_video
-
-    with av.open(str(src)) as c:
-        fps = float(c.streams.video[0].average_rate)
-        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    return write_video(dst, frames, fps, crf=crf, keyint=keyint)
-
-
-def test_the_motion_track_has_no_keyframe_pulse_on_a_still_background(tmp_path: Path) -> None:
+def test_the_motion_track_has_no_keyframe_pulse_on_a_still_background(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A still textured scene with sensor noise, a small hand-sized square moving in one corner, written as a phone
     writes (a keyframe every second, CRF 32): the codec's error resets at every keyframe, so the raw difference
     into a keyframe is a pulse over the whole picture. The track marks the keyframes and its background energy
     there is like every other frame's."""
-    from handclust_assets.video.motion_track import MotionTrackBuilder, small_gray
+    import handclust_assets.video.motion_track as mtm
     from handclust_assets.video.writer import write_video
 
     rng = np.random.default_rng(5)
@@ -1653,15 +1646,10 @@ def test_the_motion_track_has_no_keyframe_pulse_on_a_still_background(tmp_path: 
         f[20:50, x:x + 30] = (230, 180, 150)
         frames.append(f)
     path = write_video(tmp_path / "phone.mp4", frames, 30.0, crf=32, keyint=30)
-    from handclust_assets.video.motion_track import load_motion_track, save_motion_track
-
-    mt = load_motion_track(save_motion_track(motion_track_from_video(path), tmp_path / "motion.npz"))  # as stored
-    assert mt.keyframes is not None and list(np.flatnonzero(mt.keyframes)) == [0, 30, 60, 90, 120]
-    b = MotionTrackBuilder()  # the same frames with the keyframes not marked: the pulse this test is about
-    with av.open(str(path)) as c:
-        for f in c.decode(video=0):
-            b.add_gray(small_gray(f), float(f.pts * f.time_base), False)
-    raw = b.result()
+    mt = mtm.load_motion_track(mtm.save_motion_track(motion_track_from_video(path), tmp_path / "motion.npz"))
+    assert mt.keyframes is not None and list(np.flatnonzero(mt.keyframes)) == [0, 30, 60, 90, 120]  # as stored
+    monkeypatch.setattr(mtm, "keyframe_pulses", lambda e, k: np.zeros(0, np.int64))  # none smoothed: the pulse
+    raw = mtm.motion_track_from_video(path)  # this test is about
 
     def background(track) -> tuple[float, float]:  # mean energy of the still lower half: at keyframes, elsewhere
         bg = track.energy[1:, track.energy.shape[1] // 2:, :].astype(float).mean(axis=(1, 2))
@@ -1676,12 +1664,12 @@ def test_the_motion_track_has_no_keyframe_pulse_on_a_still_background(tmp_path: 
 
 def test_a_phone_written_clip_is_not_counted_at_its_keyframe_rate(tmp_path: Path) -> None:
     """A small bouncing piece in a still scene, re-encoded with a keyframe every second (1.0 s, inside its
-    1.1-1.6 s cycles): counted from the track with the keyframes' pulses left in, its period locked on the GOP and it read
-    17 for 13 (checked when this was written); the shipped track counts it within one."""
+    1.1-1.6 s cycles): counted from the track with the keyframes' pulses left in, its period locked on the GOP
+    and it read 17 for 13 (checked when this was written); the shipped track counts it within one."""
     spec = RepClipSpec(name="bounce", motion="bounce", n_cycles=13, period_start_s=1.111, period_end_s=1.576,
                        object_scale=0.35, noise=2.0, seed=4)
     src, truth = generate_rep_clip(spec, tmp_path)
-    clip = _reencoded_with_short_gops(src, tmp_path / "phone.mp4")
+    clip = reencode(src, tmp_path / "phone.mp4", crf=32, keyint_s=1.0)
     rc = count_motion_track(motion_track_from_video(clip), params=replace(CountingParams(), count_to_edges=True))
     row = rc.counts.filter(pl.col("scope") == "clip").row(0, named=True)
     assert abs(clip_prediction(row["count"], row["count_estimate"], row["status"]) - truth.count) <= 1

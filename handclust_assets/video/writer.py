@@ -74,6 +74,17 @@ def write_video(
     return path
 
 
+def reencode(src: str | Path, dst: str | Path, crf: int = 23, keyint_s: float | None = None) -> Path:
+    """`src`'s video frames written again to `dst` at its average frame rate and `crf`, with a keyframe every
+    `keyint_s` seconds (rounded to frames; None: the encoder's choice), decoded and encoded one frame at a time (a
+    long clip never sits in memory)."""
+    with av.open(str(src)) as c:
+        fps = float(c.streams.video[0].average_rate or 30)
+        keyint = max(1, round(fps * keyint_s)) if keyint_s else None
+        frames = (f.to_ndarray(format="rgb24") for f in c.decode(video=0))
+        return write_video(dst, frames, fps, crf=crf, keyint=keyint)
+
+
 def moving_pattern(n: int, width: int, height: int, seed: int = 0, speed: float = 3.0) -> Iterable[np.ndarray]:
     """A textured image drifting sideways: cheap, compressible, real motion for tests and benchmarks."""
     rng = np.random.default_rng(seed)
