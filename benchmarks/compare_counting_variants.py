@@ -13,8 +13,8 @@ without decoding a frame:
 
 Each run writes --out/_variants/NAME.parquet (subset, group, file, gt, pred, status, confidence, mean_period_s)
 and prints MAE / OBO per group (the dev script's splits, whole-frame / local / still / trimmed / still trimmed /
-long / written as a phone writes, train and held-out apart); with --against, the other run's MAE / OBO beside
-them and how many clips came within one of the truth (won) or fell out (lost). Decide on the train groups; the
+long / written as a phone writes / a phone's clip re-encoded, train and held-out apart); with --against, the
+other run's MAE / OBO beside them and how many clips came within one of the truth (won) or fell out (lost). Decide on the train groups; the
 held-out groups are for reporting. Values are JSON (`--set rest_cut_ratio=0 --set unsway_modes=3`); a key that
 `CountingParams` does not have is an error.
 """
@@ -48,7 +48,11 @@ GROUPS = [("trimmedcycles-train", "trimmed train"), ("trimmedcycles-heldout", "t
           ("synthetic", "train synthetic"),
           ("phone-trimmedcycles-train", "phone trimmed train"), ("phone-trimmedcycles-heldout", "phone trimmed held-out"),
           ("phone-stilltrim-train", "phone still trimmed train"),
-          ("phone-stilltrim-heldout", "phone still trimmed held-out")]
+          ("phone-stilltrim-heldout", "phone still trimmed held-out"),
+          ("uploaded-trimmedcycles-train", "uploaded trimmed train"),
+          ("uploaded-trimmedcycles-heldout", "uploaded trimmed held-out"),
+          ("uploaded-stilltrim-train", "uploaded still trimmed train"),
+          ("uploaded-stilltrim-heldout", "uploaded still trimmed held-out")]
 
 
 def parse_overrides(items: list[str]) -> dict:

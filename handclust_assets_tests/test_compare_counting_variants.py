@@ -49,6 +49,8 @@ def test_subsets_fall_into_the_dev_scripts_groups() -> None:
     assert cv.group_of("synthetic") == "train synthetic"
     assert cv.group_of("phone-stilltrim-train-s14") == "phone still trimmed train"
     assert cv.group_of("phone-trimmedcycles-heldout-s28") == "phone trimmed held-out"
+    assert cv.group_of("uploaded-stilltrim-heldout-s25") == "uploaded still trimmed held-out"
+    assert cv.group_of("uploaded-trimmedcycles-train") == "uploaded trimmed train"
     assert cv.group_of("my-own-clips") == "my-own-clips"
 
 

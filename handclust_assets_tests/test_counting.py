@@ -61,6 +61,7 @@ from handclust_assets.science.rhythm_signals import (
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import motion_track_from_video
 from handclust_assets.video.writer import reencode
+from handclust_assets_tests.science_strategies import FPS, examples, matrices
 from handclust_assets_tests.support import clip_row
 
 FS = 30.0
@@ -1628,37 +1629,46 @@ def test_keyframe_pulses_are_smoothed_and_nothing_else() -> None:
     assert len(keyframe_pulses(e[:2], key[:2])) == 0
 
 
-def test_the_motion_track_has_no_keyframe_pulse_on_a_still_background(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """A still textured scene with sensor noise, a small hand-sized square moving in one corner, written as a phone
-    writes (a keyframe every second, CRF 32): the codec's error resets at every keyframe, so the raw difference
-    into a keyframe is a pulse over the whole picture. The track marks the keyframes and its background energy
-    there is like every other frame's."""
-    import handclust_assets.video.motion_track as mtm
+def _phone_scene(tmp_path: Path, n_frames: int = 150) -> Path:
+    """A still textured scene with sensor noise and a small hand-sized square moving in one corner (`n_frames` at
+    30 fps), written as a phone writes: a keyframe every second, CRF 32."""
     from handclust_assets.video.writer import write_video
 
     rng = np.random.default_rng(5)
     still = cv2.resize(rng.integers(0, 255, (30, 48, 3), dtype=np.uint8), (480, 270), interpolation=cv2.INTER_CUBIC)
     frames = []
-    for i in range(150):
+    for i in range(n_frames):
         f = cv2.add(still, rng.normal(0, 3, still.shape).astype(np.int16), dtype=cv2.CV_8U)
         x = 20 + int(15 * np.sin(2 * np.pi * i / 23))
         f[20:50, x:x + 30] = (230, 180, 150)
         frames.append(f)
-    path = write_video(tmp_path / "phone.mp4", frames, 30.0, crf=32, keyint=30)
+    return write_video(tmp_path / "phone.mp4", frames, 30.0, crf=32, keyint=30)
+
+
+def _background_at(track, rows: np.ndarray) -> tuple[float, float]:
+    """Mean energy of the still lower half of the picture at `rows` and at the other frames (the first left out)."""
+    bg = track.energy[1:, track.energy.shape[1] // 2:, :].astype(float).mean(axis=(1, 2))
+    at = np.isin(np.arange(1, len(track.energy)), rows)
+    return float(bg[at].mean()), float(bg[~at].mean())
+
+
+def test_the_motion_track_has_no_keyframe_pulse_on_a_still_background(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The phone scene: the codec's error resets at every keyframe, so the raw difference into a keyframe is a
+    pulse over the whole picture. The track marks the keyframes and its background energy there is like every
+    other frame's."""
+    import handclust_assets.video.motion_track as mtm
+
+    path = _phone_scene(tmp_path)
     mt = mtm.load_motion_track(mtm.save_motion_track(motion_track_from_video(path), tmp_path / "motion.npz"))
     assert mt.keyframes is not None and list(np.flatnonzero(mt.keyframes)) == [0, 30, 60, 90, 120]  # as stored
     monkeypatch.setattr(mtm, "keyframe_pulses", lambda e, k: np.zeros(0, np.int64))  # none smoothed: the pulse
-    raw = mtm.motion_track_from_video(path)  # this test is about
-
-    def background(track) -> tuple[float, float]:  # mean energy of the still lower half: at keyframes, elsewhere
-        bg = track.energy[1:, track.energy.shape[1] // 2:, :].astype(float).mean(axis=(1, 2))
-        at_key = np.isin(np.arange(1, len(track.energy)), [30, 60, 90, 120])
-        return float(bg[at_key].mean()), float(bg[~at_key].mean())
-
-    key, other = background(raw)  # the codec's pulse is in the decoded frames (x264 skips still blocks: ~0 else)
+    monkeypatch.setattr(mtm, "baked_keyframe_pulses", lambda e, fps: np.zeros(0, np.int64))  # this test is about
+    raw = mtm.motion_track_from_video(path)
+    keys = np.array([30, 60, 90, 120])
+    key, other = _background_at(raw, keys)  # the codec's pulse is in the decoded frames (x264 skips still blocks)
     assert key > 0.3 and key > 10 * other
-    key, other = background(mt)  # and not in the track (measured: 1.21 -> 0.01, the other frames 0.005)
+    key, other = _background_at(mt, keys)  # and not in the track (measured: 1.21 -> 0.01, the other frames 0.005)
     assert key < 2 * other + 0.05
 
 
@@ -1720,3 +1730,81 @@ def test_a_frame_rate_raised_by_repeating_frames_leaves_no_dip_in_the_motion(tmp
     left = mt.motion_track_from_video(path)
     assert dips(left) > 0.15  # every 5th frame: the repeat is in the decoded frames
     assert dips(shipped) < 0.03
+
+
+def _still_energy(n: int, seed: int) -> np.ndarray:
+    """A still scene's motion energy (T, 6, 8): sensor noise of 0-0.3 grey levels per cell."""
+    return np.random.default_rng(seed).uniform(0, 0.3, (n, 6, 8)).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_baked_keyframe_pulses_are_found_by_their_comb_and_nothing_else(seed: int) -> None:
+    """A still scene's energy with a whole-picture lift every 30th frame (an earlier encoding's keyframes, 1 s at
+    30 fps) gives those frames; the same lifts 25-35 frames apart (a person's rhythm), a periodic actor in a few
+    cells, cuts at a steady rate, a handful of lifts, noise alone and a constant picture give none."""
+    from handclust_assets.video.motion_track import baked_keyframe_pulses
+
+    rng = np.random.default_rng(100 + seed)
+    comb = np.arange(30, 300, 30)
+    e = _still_energy(300, seed)
+    e[comb] += rng.uniform(0.6, 1.5, len(comb))[:, None, None]
+    assert list(baked_keyframe_pulses(e, 30.0)) == list(comb)
+    e = _still_energy(300, seed)  # a re-encoder's B-frame showing part of each step a frame early
+    e[comb - 1] += 0.6
+    e[comb] += 0.9
+    assert list(baked_keyframe_pulses(e, 30.0)) == sorted([*comb, *(comb - 1)])
+    jittered = np.cumsum(rng.integers(25, 36, 12))
+    jittered = jittered[jittered < 299]
+    e = _still_energy(300, seed)
+    e[jittered] += 1.0
+    assert len(baked_keyframe_pulses(e, 30.0)) == 0
+    e = _still_energy(300, seed)
+    e[comb, 2:4, 3:5] += 4.0  # a hand striking every second: 4 of 48 cells
+    assert len(baked_keyframe_pulses(e, 30.0)) == 0
+    e = _still_energy(300, seed)
+    e[comb] += 20.0  # cuts (or a generator's splices) every second: the whole picture changed
+    assert len(baked_keyframe_pulses(e, 30.0)) == 0
+    e = _still_energy(300, seed)
+    e[[30, 60]] += 1.0  # two lifts are no comb
+    assert len(baked_keyframe_pulses(e, 30.0)) == 0
+    assert len(baked_keyframe_pulses(_still_energy(300, seed), 30.0)) == 0
+    assert len(baked_keyframe_pulses(np.ones((300, 6, 8), np.float32), 30.0)) == 0
+
+
+def test_smooth_rows_bridges_a_run_of_rows_linearly() -> None:
+    from handclust_assets.video.motion_track import smooth_rows
+
+    e = np.array([[0.0], [9.0], [9.0], [3.0], [5.0], [9.0], [7.0]], np.float32)
+    out = smooth_rows(e, np.array([1, 2, 5]))
+    np.testing.assert_allclose(out[:, 0], [0.0, 1.0, 2.0, 3.0, 5.0, 6.0, 7.0])
+    np.testing.assert_array_equal(smooth_rows(e, np.zeros(0, np.int64)), e)
+
+
+@given(matrices(min_rows=0, max_rows=200, min_cols=1, max_cols=12), FPS)
+@examples(60)
+def test_baked_keyframe_pulses_are_inner_frames_of_any_energy(e: np.ndarray, fps: float) -> None:
+    """Constant, tiny, huge and NaN-laden energies: the frames returned are sorted, distinct inner frames."""
+    from handclust_assets.video.motion_track import baked_keyframe_pulses
+
+    rows = baked_keyframe_pulses(np.abs(e), fps)
+    assert rows.dtype == np.int64
+    assert np.all(np.diff(rows) > 0) and np.all((rows >= 1) & (rows <= len(e) - 2))
+
+
+def test_a_re_encoded_phone_clip_has_no_pulse_where_its_old_keyframes_were(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The phone scene (8 s) re-encoded with the encoder's own keyframes (every 250 frames: only the first here),
+    as a clip is when trimmed, uploaded or converted: the phone's pulses stay in the pixels, where no keyframe
+    marks them. The track finds them by their comb, and its background energy there is like every other frame's."""
+    import handclust_assets.video.motion_track as mtm
+
+    clip = reencode(_phone_scene(tmp_path, 240), tmp_path / "uploaded.mp4", crf=18)
+    shipped = mtm.motion_track_from_video(clip)
+    old_keys = np.arange(30, 240, 30)
+    assert shipped.keyframes is not None and list(np.flatnonzero(shipped.keyframes)) == [0]
+    monkeypatch.setattr(mtm, "baked_keyframe_pulses", lambda e, fps: np.zeros(0, np.int64))
+    left = mtm.motion_track_from_video(clip)
+    key, other = _background_at(left, old_keys)  # the phone's pulses, re-encoded
+    assert key > 0.3 and key > 10 * other
+    key, other = _background_at(shipped, old_keys)
+    assert key < 2 * other + 0.05

