@@ -198,12 +198,12 @@ def baked_keyframe_pulses(energy: np.ndarray, fps: float, min_pulse: float = BAK
     levels (coding noise covers the whole picture; a moving hand lifts a few cells, a cut lifts the median by over
     `MAX_PULSE`, and neither counts), and strongly so when its lift is among the clip's top `100 - quantile` %.
     Single lifted frames are common (6 % of a still scene's frames lift over 0.3), so only a comb counts: the
-    spacing in `gop_s` and phase whose frames are strongly lifted more often than chance allows (over at least
-    `min_teeth` frames, at least `min_teeth - 1` of them strongly lifted), kept when a clip whose strong lifts fell anywhere would show so regular a comb with a
-    chance under `alpha` over all the spacings and phases tried (binomial tail, Bonferroni). The comb's frames
-    that are lifted at all are returned, each with the frame before (or after) it when that one is lifted too: a
-    re-encoder's B-frames may show part of the step a frame early. A person's strokes never keep one spacing to the frame for four cycles;
-    a codec's GOP does."""
+    spacing in `gop_s` and the phase whose frames are most often strongly lifted (at least `min_teeth` frames, at
+    least `min_teeth - 1` of them strongly lifted), kept when a clip whose strong lifts fell anywhere would show
+    so regular a comb with a chance under `alpha` over all the spacings and phases tried (binomial tail,
+    Bonferroni). The comb's frames that are lifted at all are returned, each with the frame before (or after) it
+    when that one is lifted too: a re-encoder's B-frames may show part of the step a frame early. A person's
+    strokes never keep one spacing to the frame for four cycles; a codec's GOP does."""
     from scipy.stats import binom
 
     n = len(energy)
@@ -331,7 +331,8 @@ class MotionTrackBuilder:
         if len(energy) > 1:
             energy[0], raw[0] = energy[1], raw[1]  # the first frame has no predecessor
         t = np.asarray(self._t, np.float64)
-        fps = 1.0 / float(np.median(np.diff(t))) if len(t) > 1 and np.median(np.diff(t)) > 0 else 0.0
+        step = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+        fps = 1.0 / step if step > 0 else 0.0
         baked = baked_keyframe_pulses(raw, fps)  # an earlier encoding's pulses, no longer at our keyframes
         energy, raw = smooth_rows(energy, baked), smooth_rows(raw, baked)
         return MotionTrack(t, energy, np.stack(self._intensity),
