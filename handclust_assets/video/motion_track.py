@@ -330,13 +330,11 @@ class MotionTrackBuilder:
         energy, raw = spread_rows(energy, repeats), spread_rows(raw, repeats)
         if len(energy) > 1:
             energy[0], raw[0] = energy[1], raw[1]  # the first frame has no predecessor
-        t = np.asarray(self._t, np.float64)
-        step = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
-        fps = 1.0 / step if step > 0 else 0.0
-        baked = baked_keyframe_pulses(raw, fps)  # an earlier encoding's pulses, no longer at our keyframes
-        energy, raw = smooth_rows(energy, baked), smooth_rows(raw, baked)
-        return MotionTrack(t, energy, np.stack(self._intensity),
-                           np.asarray(self._camera, np.float32).reshape(-1, 2), raw, key)
+        track = MotionTrack(np.asarray(self._t, np.float64), energy, np.stack(self._intensity),
+                            np.asarray(self._camera, np.float32).reshape(-1, 2), raw, key)
+        baked = baked_keyframe_pulses(raw, track.fps)  # an earlier encoding's pulses, no longer at our keyframes
+        track.energy, track.energy_raw = smooth_rows(energy, baked), smooth_rows(raw, baked)
+        return track
 
 
 def save_motion_track(track: MotionTrack, path: str | Path) -> Path:
