@@ -14,9 +14,9 @@ without decoding a frame:
 Each run writes --out/_variants/NAME.parquet (subset, group, file, gt, pred, status, confidence, mean_period_s)
 and prints MAE / OBO per group (the dev script's splits, whole-frame / local / still / trimmed / still trimmed /
 long / written as a phone writes / a phone's clip re-encoded, train and held-out apart); with --against, the
-other run's MAE / OBO beside them and how many clips came within one of the truth (won) or fell out (lost). Decide on the train groups; the
-held-out groups are for reporting. Values are JSON (`--set rest_cut_ratio=0 --set unsway_modes=3`); a key that
-`CountingParams` does not have is an error.
+other run's MAE / OBO beside them and how many clips came within one of the truth (won) or fell out (lost).
+Decide on the train groups; the held-out groups are for reporting. Values are JSON (`--set rest_cut_ratio=0
+--set unsway_modes=3`); a key that `CountingParams` does not have is an error.
 """
 
 from __future__ import annotations

@@ -253,13 +253,14 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
                 splits["trimmed"].append((name, lab.parent, lab))
     if a.trimmed_still:  # a split of its own, like `long`
         splits["stilltrim"] = build_still(a, sources, "stilltrim", a.more_stilltrim_heldout_seeds, trimmed=True)
+    copied = [(name, labels) for split in ("trimmed", "stilltrim") for name, _, labels in splits.get(split, [])]
     if a.phone_copies or a.uploaded_copies:  # a split of its own, like `long`
         splits["phone"] = [(f"phone-{name}", a.out / f"phone-{name}", phone_copy(labels, a.out / f"phone-{name}"))
-                           for split in ("trimmed", "stilltrim") for name, _, labels in splits.get(split, [])]
-    if a.uploaded_copies:
-        splits["uploaded"] = [(f"uploaded-{name[len('phone-'):]}", a.out / f"uploaded-{name[len('phone-'):]}",
-                               uploaded_copy(labels, a.out / f"uploaded-{name[len('phone-'):]}"))
-                              for name, _, labels in splits["phone"]]
+                           for name, labels in copied]
+    if a.uploaded_copies:  # the phone copies, re-encoded
+        splits["uploaded"] = [(f"uploaded-{name}", a.out / f"uploaded-{name}",
+                               uploaded_copy(phone, a.out / f"uploaded-{name}"))
+                              for (name, _), (_, _, phone) in zip(copied, splits["phone"], strict=True)]
     return splits
 
 

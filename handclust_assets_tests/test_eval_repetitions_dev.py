@@ -72,21 +72,49 @@ def test_no_still_trimmed_split_unless_asked(dev, tmp_path: Path) -> None:
     assert [name for name, _, _ in splits["trimmed"]] == ["trimmedcycles-train", "trimmedcycles-heldout"]
 
 
-def test_phone_copies_are_the_same_clips_with_a_keyframe_every_second(tmp_path: Path) -> None:
-    """`--phone-copies` writes each trimmed clip again as a phone would (a keyframe every second) beside the same
-    labels; the copy decodes to as many frames, at the same rate."""
-    import av
+def test_phone_and_uploaded_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--uploaded-copies` makes the phone copies too (without `--phone-copies`), and each uploaded copy is made
+    from its subset's phone copy."""
+    mod, sources, _ = dev
+    made: list[tuple[str, str, int, float | None]] = []
+
+    def record(labels: Path, folder: Path, crf: int, keyint_s: float | None) -> Path:
+        made.append((labels.parent.name, folder.name, crf, keyint_s))
+        return folder / labels.name
+
+    monkeypatch.setattr(mod, "recoded_copy", record)
+    splits = mod.build(_args(tmp_path / "dev", sources, trimmed=True, trimmed_still=True, uploaded_copies=True))
+    subsets = ["trimmedcycles-train", "trimmedcycles-heldout", "stilltrim-train", "stilltrim-heldout"]
+    assert [name for name, _, _ in splits["phone"]] == [f"phone-{n}" for n in subsets]
+    assert [name for name, _, _ in splits["uploaded"]] == [f"uploaded-{n}" for n in subsets]
+    assert [labels.parent.name for _, _, labels in splits["uploaded"]] == [f"uploaded-{n}" for n in subsets]
+    assert made == ([(n, f"phone-{n}", mod.PHONE_CRF, 1.0) for n in subsets]
+                    + [(f"phone-{n}", f"uploaded-{n}", mod.UPLOAD_CRF, None) for n in subsets])
+    assert "phone" not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
+
+
+def _one_clip(folder: Path, name: str, fps: float, seed: int) -> Path:
+    """`folder` with one labelled 60-frame clip of noise (`name`, 4 repetitions) and its truth file; its LABELS.csv."""
     import numpy as np
 
     from handclust_assets.video.writer import write_video
 
+    rng = np.random.default_rng(seed)
+    write_video(folder / name, (rng.integers(0, 255, (72, 128, 3), dtype=np.uint8) for _ in range(60)), fps)
+    (folder / "LABELS.csv").write_text(f"file,count\n{name},4\n")
+    (folder / f"{Path(name).stem}.reps.json").write_text("{}")
+    return folder / "LABELS.csv"
+
+
+def test_phone_copies_are_the_same_clips_with_a_keyframe_every_second(tmp_path: Path) -> None:
+    """`--phone-copies` writes each trimmed clip again as a phone would (a keyframe every second) beside the same
+    labels; the copy decodes to as many frames, at the same rate."""
+    import av
+
     mod = load_benchmark("eval_repetitions_dev")
-    src = tmp_path / "trimmedcycles-train"
-    rng = np.random.default_rng(1)
-    write_video(src / "rc00_x.mp4", (rng.integers(0, 255, (72, 128, 3), dtype=np.uint8) for _ in range(60)), 25.0)
-    (src / "LABELS.csv").write_text("file,count\nrc00_x.mp4,4\n")
-    (src / "rc00_x.reps.json").write_text("{}")
-    labels = mod.phone_copy(src / "LABELS.csv", tmp_path / "phone-trimmedcycles-train")
+    src = _one_clip(tmp_path / "trimmedcycles-train", "rc00_x.mp4", 25.0, seed=1)
+    labels = mod.phone_copy(src, tmp_path / "phone-trimmedcycles-train")
     assert labels.read_text() == "file,count\nrc00_x.mp4,4\n"
     assert (labels.parent / "rc00_x.reps.json").is_file()
     assert sorted(p.name for p in labels.parent.glob("*.mp4")) == ["rc00_x.mp4"]  # no part file left
@@ -100,18 +128,12 @@ def test_uploaded_copies_re_encode_the_phone_copies_with_the_encoders_own_keyfra
     """`--uploaded-copies` writes each phone copy again with x264's own keyframes (only the first in 60 frames),
     beside the same labels; the copy decodes to as many frames, at the same rate."""
     import av
-    import numpy as np
-
-    from handclust_assets.video.writer import write_video
 
     mod = load_benchmark("eval_repetitions_dev")
-    src = tmp_path / "stilltrim-train"
-    rng = np.random.default_rng(2)
-    write_video(src / "lc00_x.mp4", (rng.integers(0, 255, (72, 128, 3), dtype=np.uint8) for _ in range(60)), 30.0)
-    (src / "LABELS.csv").write_text("file,count\nlc00_x.mp4,5\n")
-    phone = mod.phone_copy(src / "LABELS.csv", tmp_path / "phone-stilltrim-train")
+    src = _one_clip(tmp_path / "stilltrim-train", "lc00_x.mp4", 30.0, seed=2)
+    phone = mod.phone_copy(src, tmp_path / "phone-stilltrim-train")
     labels = mod.uploaded_copy(phone, tmp_path / "uploaded-stilltrim-train")
-    assert labels.read_text() == "file,count\nlc00_x.mp4,5\n"
+    assert labels.read_text() == "file,count\nlc00_x.mp4,4\n"
     assert sorted(p.name for p in labels.parent.glob("*.mp4")) == ["lc00_x.mp4"]
     for clip, want in ((phone.parent / "lc00_x.mp4", [0, 30]), (labels.parent / "lc00_x.mp4", [0])):
         with av.open(str(clip)) as c:
