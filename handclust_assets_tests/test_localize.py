@@ -14,7 +14,15 @@ from handclust_assets.science.counting import (
     track_periods,
     track_score,
 )
-from handclust_assets.science.localize import FULL_FRAME, best_box, candidate_boxes, crop_box, score_boxes
+from handclust_assets.science.localize import (
+    FULL_FRAME,
+    BoxScore,
+    best_box,
+    candidate_boxes,
+    change_map,
+    crop_box,
+    score_boxes,
+)
 from handclust_assets.science.rhythm_signals import motion_signals, steady_thumbnails
 
 
@@ -58,14 +66,56 @@ def test_the_best_box_holds_the_repetition_and_counting_there_is_right() -> None
     duration = float(t[-1] + t[1])
     still = np.zeros((len(t), 2))  # the motion track's camera translation: a camera that does not move
     track, box = track_located(t, energy, img, still, energy, duration)
-    steady = steady_thumbnails(img, t, CountingParams().unsway_s)  # what the counter searches (global motion out)
-    assert box == best_box(t, steady, energy).box
+    p = CountingParams()  # what the counter searches: global motion and exposure out, boxes that change enough
+    steady = steady_thumbnails(img, t, p.unsway_s, photometric=p.unsway_photometric)
+    assert box == best_box(t, steady, energy, min_change=p.box_min_change).box
     top, left, side = box
     assert top <= 13 / 18 <= top + side and left <= 24 / 32 <= left + side
     full = track_periods(motion_signals(t, energy, steady, None, energy), duration)
     assert track_score(track) > track_score(full)
     count = count_spans(track).row(0, named=True)["count_estimate"]
     assert abs(count - truth) <= max(1.5, 0.1 * truth)
+
+
+def _faint_ripple_and_actor(seed: int, seconds: float = 20.0, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """A still textured scene (32 x 18) with what the sway removal leaves of a camera's slow sway: a faint (1 grey
+    level), perfectly periodic ripple (2.4 s) in the top-left quarter; and an actor, a bright blob swinging to and
+    fro in the bottom right with a jittered period (0.8 s +- 15 %)."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * fps)
+    t = np.arange(n) / fps
+    bg = gaussian_filter(rng.uniform(0, 255, (18, 32)), 1.0)
+    bg = (bg - bg.mean()) * 3 + 120
+    img = np.repeat(bg[None], n, axis=0)
+    img[:, :9, :16] += np.sin(2 * np.pi * t / 2.4)[:, None, None] * np.sign(bg[None, :9, :16] - bg[:9, :16].mean())
+    periods = 0.8 * (1 + 0.15 * rng.standard_normal(int(seconds / 0.5) + 2))
+    phase = np.interp(t, np.cumsum(np.r_[0.0, periods])[:-1], np.arange(len(periods)))
+    x = 24 + 4 * np.sin(2 * np.pi * phase)
+    yy, xx = np.mgrid[0:18, 0:32]
+    for i in range(n):
+        img[i] += 70 * np.exp(-((xx - x[i]) ** 2 + (yy - 13) ** 2) / 4.0)
+    img += rng.normal(0, 0.5, img.shape)
+    return t, np.clip(img, 0, 255)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_box_that_barely_changes_is_not_a_candidate(seed: int) -> None:
+    # the box search is scale-free (each box's channels to unit variance), so a still corner where only a faint,
+    # strictly periodic leftover of the sway moves outscores the actor, whose strokes vary; with `min_change` a
+    # box must change at least as much as the picture does on average, and the actor's box wins
+    t, img = _faint_ripple_and_actor(seed)
+    top, left, side = best_box(t, img, None).box
+    assert top + side <= 0.5 + 1e-9  # the faint top corner, not the actor (row 13 of 18)
+    cmap = change_map(t, img)
+    found = best_box(t, img, None, min_change=1.0)
+    assert crop_box(cmap[None], found.box).mean() >= cmap.mean()
+    top, left, side = found.box
+    assert top <= 13 / 18 <= top + side and left <= 24 / 32 <= left + side
+    # nothing changes more than the average everywhere: no box passes a bar above the maximum, and the whole frame
+    # stays
+    assert best_box(t, img, None, min_change=100.0) == BoxScore(FULL_FRAME, 0.0)
 
 
 @pytest.mark.parametrize("amplitude", [1.0, 4.0, 10.0])
@@ -142,8 +192,9 @@ def test_the_box_search_uses_the_counters_own_settings(monkeypatch: pytest.Monke
     monkeypatch.setattr(counting, "best_box", recording_best_box)
     t, img, energy, _ = _scene(seconds=12.0)
     p = CountingParams(fs=16.0, min_period_s=0.3, max_period_s=5.0, min_cycles=2.5, n_cycles=3.5,
-                       min_window_s=2.0, max_window_s=9.0)
+                       min_window_s=2.0, max_window_s=9.0, box_min_change=0.7)
     track_located(t, energy, img, np.zeros((len(t), 2)), energy, float(t[-1] + t[1]), p)
     shared = set(inspect.signature(score_boxes).parameters) & {f.name for f in dataclasses.fields(CountingParams)}
     assert {"fs", "max_period_s", "n_cycles", "max_window_s"} <= shared
     assert len(seen) == 1 and {k: seen[0].get(k) for k in shared} == {k: getattr(p, k) for k in shared}
+    assert seen[0].get("min_change") == 0.7  # the change bar, under the search's own name

@@ -173,6 +173,12 @@ class CountingParams:
     # many seconds) is taken out of the thumbnails before the box search and the appearance read them
     # (`steady_thumbnails`, in `track_located`, where the track has the camera's translation); 0: off
     unsway_modes: int = 4  # 2: shift only; 3: + zoom; 4: + roll
+    unsway_photometric: bool = True  # the fit has a gain and an offset on the picture too: an auto-exposure's or a
+    # flickering light's slow swing, which moves every pixel as the sway does, leaves the appearance with it
+    box_min_change: float = 1.0  # > 0: a box is a candidate of the box search only where its (steadied) pixels
+    # change at least this share of the whole picture's mean change (`localize.change_map`): the search is
+    # scale-free, so a still corner where only a faint, strictly periodic leftover of the sway moves outscored the
+    # actor; 0: every box
     unsway_blur: float = 1.0  # Gaussian sigma (px of the 32-px thumbnail) before the fit: the shift's effect on a
     # smoother picture is more nearly linear
     rest_cut_ratio: float = 0.15  # > 0: rests found before tracking, where the picture's change (averaged over
@@ -971,13 +977,13 @@ def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndar
         # the picture's global motion leaves the appearance; a camera that itself repeats (a head bobbing with each
         # step) still votes through `camera_motion`, so without a camera track the thumbnails are left as they are
         intensity = steady_thumbnails(intensity, np.asarray(t_s, np.float64), p.unsway_s, p.unsway_modes,
-                                      p.unsway_blur)
+                                      p.unsway_blur, p.unsway_photometric)
     full = track_periods(motion_signals(t_s, energy, intensity, camera, energy_raw), duration_s, params)
     if intensity is None or np.asarray(intensity).ndim != 3 or len(intensity) < 8:
         return full, FULL_FRAME
     raw = energy_raw if energy_raw is not None else energy
-    found = best_box(t_s, np.asarray(intensity), None if raw is None else np.asarray(raw), fs=p.fs,
-                     min_period_s=p.min_period_s, max_period_s=p.max_period_s, min_cycles=p.min_cycles,
+    found = best_box(t_s, np.asarray(intensity), None if raw is None else np.asarray(raw),
+                     min_change=p.box_min_change, fs=p.fs, min_period_s=p.min_period_s, max_period_s=p.max_period_s, min_cycles=p.min_cycles,
                      n_cycles=p.n_cycles, min_window_s=p.min_window_s, max_window_s=p.max_window_s)
     if found.score <= 0:
         return full, FULL_FRAME

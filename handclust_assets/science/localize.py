@@ -140,10 +140,32 @@ def score_boxes(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | Non
     return [BoxScore(b, float(total[i] / len(centres))) for i, b in enumerate(boxes)]
 
 
-def best_box(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | None, **kw: object) -> BoxScore:
-    """The most periodic candidate box (ties: the first in `candidate_boxes` order)."""
+def best_box(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | None, min_change: float = 0.0,
+             **kw: object) -> BoxScore:
+    """The most periodic candidate box (ties: the first in `candidate_boxes` order); with `min_change` > 0 only
+    boxes whose pixels change at least this share of the whole picture's mean change (`change_map`) are candidates."""
     from threadpoolctl import threadpool_limits
 
+    boxes = candidate_boxes()
+    if min_change > 0 and intensity is not None and np.asarray(intensity).ndim == 3 and len(intensity) >= 8:
+        cmap = change_map(t_s, np.asarray(intensity))
+        whole = float(cmap.mean())
+        if whole > 0:
+            boxes = [b for b in boxes if float(crop_box(cmap[None], b).mean()) >= min_change * whole]
+    if not boxes:
+        return BoxScore(FULL_FRAME, 0.0)
     with threadpool_limits(limits=1, user_api="blas"):  # small eighs: threads only fight other work on the cores
-        scores = score_boxes(t_s, intensity, energy, candidate_boxes(), **kw)
+        scores = score_boxes(t_s, intensity, energy, boxes, **kw)
     return max(scores, key=lambda s: s.score) if scores else BoxScore(FULL_FRAME, 0.0)
+
+
+def change_map(t_s: np.ndarray, intensity: np.ndarray, lag_s: float = 0.07) -> np.ndarray:
+    """(h, w): each pixel's mean |I(t + d) - I(t - d)| over the clip, d ~ lag_s (a moving hand changes its
+    pixels over a few frames far more than sensor noise or what is left of the camera's sway)."""
+    t = np.asarray(t_s, np.float64)
+    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    d = max(1, int(round(lag_s / max(dt, 1e-6))))
+    a = np.asarray(intensity, np.float32)
+    if len(a) <= 2 * d:
+        return np.zeros(a.shape[1:], np.float64)
+    return np.abs(a[2 * d:] - a[:-2 * d]).mean(axis=0, dtype=np.float64)

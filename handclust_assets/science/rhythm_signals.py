@@ -97,8 +97,8 @@ UNSWAY_C = 2.0
 UNSWAY_CHUNK = 2048  # frames per block (plus half a window each side): memory stays flat on hour-long clips
 
 
-def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: int = 4, blur: float = 1.0
-                      ) -> np.ndarray:
+def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: int = 4, blur: float = 1.0,
+                      photometric: bool = False) -> np.ndarray:
     """Thumbnails (T, h, w) without the change a global motion of the picture explains: hand-held sway, zoom and
     roll; float32, worked through blocks of frames.
 
@@ -111,7 +111,10 @@ def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: 
     A hand or tool moving in part of the picture projects little on these whole-picture patterns and stays; the
     camera's sway, which moves every pixel at once, goes. Needs no camera estimate, so a large moving subject cannot
     mislead one. The fit is linear: it holds up to ~2 px of a 32-px thumbnail (~6 % of the frame's width); larger
-    sway stays."""
+    sway stays. With `photometric`, a gain (the pattern R - mean(R)) and an offset join the modes: an
+    auto-exposure's or a flickering light's slow swing changes every pixel with the picture's own brightness, which
+    no shift explains; the first round then fits the motion and the offset alone, so that its weights hold a moving
+    hand down before the gain, whose pattern holds the hand's mean place, can take the hand in."""
     import cv2
     from scipy.ndimage import uniform_filter1d
 
@@ -138,7 +141,8 @@ def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: 
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     xx = (xx - (w - 1) / 2) / (w / 2)
     yy = (yy - (h - 1) / 2) / (w / 2)
-    n_modes = max(1, min(modes, 4))
+    n_geo = max(1, min(modes, 4))
+    n_modes = n_geo + (2 if photometric else 0)
     out = np.empty((n, h, w), np.float32)
     half = k // 2 + 1
     step = max(1, k // 8)  # the reference changes slowly: its gradients are taken every `step` frames
@@ -154,15 +158,19 @@ def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: 
             r = np.asarray(ref[(a + b - 1) // 2 - lo], np.float32)
             gx = cv2.Sobel(r, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE).astype(np.float64) / 8
             gy = cv2.Sobel(r, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE).astype(np.float64) / 8
-            basis = [gx, gy, xx * gx + yy * gy, xx * gy - yy * gx][:n_modes]
+            basis = [gx, gy, xx * gx + yy * gy, xx * gy - yy * gx][:n_geo]
+            if photometric:  # exposure / flicker: a gain on the picture and an offset
+                basis += [r.astype(np.float64) - float(r.mean()), np.ones_like(gx)]
             m = np.stack([v.ravel() for v in basis], axis=1)  # (P, modes)
             d = (block[a - lo:b - lo] - ref[a - lo:b - lo]).reshape(b - a, -1).astype(np.float64)  # (frames, P)
             wts = np.ones_like(d)
-            for _ in range(UNSWAY_ITERATIONS):
-                gram = np.einsum("pk,fp,pl->fkl", m, wts, m)
-                gram += np.eye(n_modes)[None] * (1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-12)
-                theta = np.linalg.solve(gram, np.einsum("pk,fp->fk", m, wts * d)[..., None])[..., 0]
-                resid = d - theta @ m.T
+            first = [*range(n_geo), n_modes - 1]  # photometric: the first round's modes (motion and offset)
+            for it in range(UNSWAY_ITERATIONS + (1 if photometric else 0)):
+                mm = m[:, first] if photometric and it == 0 else m
+                gram = np.einsum("pk,fp,pl->fkl", mm, wts, mm)
+                gram += np.eye(mm.shape[1])[None] * (1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-12)
+                theta = np.linalg.solve(gram, np.einsum("pk,fp->fk", mm, wts * d)[..., None])[..., 0]
+                resid = d - theta @ mm.T
                 scale = 1.4826 * np.median(np.abs(resid), axis=1, keepdims=True) + 1e-6
                 wts = 1.0 / (1.0 + (resid / (UNSWAY_C * scale)) ** 2)
             out[a:b] = block[a - lo:b - lo] - (theta @ m.T).reshape(b - a, h, w)

@@ -26,7 +26,7 @@ from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import HandclustSettings, StorageResource
 
-TRACK_CODE_VERSION = "period-track-v16"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
+TRACK_CODE_VERSION = "period-track-v17"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
 # v5: cubic lag reading, parabolic period refinement, multiples discounted; v6: periodic stretches end where the
 # repetition does (science/extent.py), not where the 4-cycle windows blur them; v7: quiet gaps between periodic
 # stretches are rests (marked still, not counted through); v8: an appearance that drifts (its own period >= 1.4 x its
@@ -40,6 +40,8 @@ TRACK_CODE_VERSION = "period-track-v16"  # v3: appearance pooled 3 x 3; v4: + ap
 # through (`counting._regular_pauses`), not rests; v15: rests found from the picture's change before tracking are cut
 # out of the time axis and the joined signals tracked again; the more periodic track is kept (`science/rests.py`)
 # v16: a candidate period is judged over at least 2.5 of its cycles, past the 12-s window cap (slow repetitions)
+# v17: the sway removal fits a gain and an offset too (exposure, flicker); the box search passes over boxes that
+# change less than the picture does on average (`localize.change_map`)
 
 
 def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
