@@ -66,7 +66,7 @@ def test_the_best_box_holds_the_repetition_and_counting_there_is_right() -> None
     duration = float(t[-1] + t[1])
     still = np.zeros((len(t), 2))  # the motion track's camera translation: a camera that does not move
     track, box = track_located(t, energy, img, still, energy, duration)
-    p = CountingParams()  # what the counter searches: global motion and exposure out, boxes that change enough
+    p = CountingParams()  # what the counter searches: global motion and exposure out (and its change bar, if any)
     steady = steady_thumbnails(img, t, p.unsway_s, photometric=p.unsway_photometric)
     assert box == best_box(t, steady, energy, min_change=p.box_min_change).box
     top, left, side = box

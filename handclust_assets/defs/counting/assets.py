@@ -40,8 +40,7 @@ TRACK_CODE_VERSION = "period-track-v17"  # v3: appearance pooled 3 x 3; v4: + ap
 # through (`counting._regular_pauses`), not rests; v15: rests found from the picture's change before tracking are cut
 # out of the time axis and the joined signals tracked again; the more periodic track is kept (`science/rests.py`)
 # v16: a candidate period is judged over at least 2.5 of its cycles, past the 12-s window cap (slow repetitions)
-# v17: the sway removal fits a gain and an offset too (exposure, flicker); the box search passes over boxes that
-# change less than the picture does on average (`localize.change_map`)
+# v17: the sway removal fits a gain and an offset too (exposure, flicker; `CountingParams.unsway_photometric`)
 
 
 def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
