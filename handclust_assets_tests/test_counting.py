@@ -299,13 +299,10 @@ def _moved(base: np.ndarray, dx: float, dy: float, zoom: float, roll_deg: float,
                       interpolation=cv2.INTER_AREA)
 
 
-@settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 999), shift=st.floats(0.0, 8.0), zoom=st.floats(0.0, 0.04), roll=st.floats(0.0, 1.5),
-       blob=st.sampled_from([0.0, 60.0]))
-def test_steady_thumbnails_take_out_sway_and_keep_a_local_change(seed: int, shift: float, zoom: float,
-                                                                  roll: float, blob: float) -> None:
-    # a textured picture (320 x 180) swayed, zoomed and rolled by slow sines, seen as 32 x 18 thumbnails, with a
-    # square blinking in one corner: the sway's share of the background's change shrinks; the blink stays
+def _swayed_thumbnails(seed: int, shift: float, zoom: float, roll: float, blob: float, gain: float = 0.0,
+                       offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A textured picture (320 x 180) swayed, zoomed and rolled by slow sines (and its brightness swung by a gain and
+    an offset), seen as 32 x 18 thumbnails, with a square blinking `blob` grey levels in the top-left corner."""
     rng = np.random.default_rng(seed)
     base = cv2.GaussianBlur(rng.uniform(0, 255, (180, 320)).astype(np.float32), (0, 0), float(rng.uniform(4, 15)))
     t = np.arange(240) / FS
@@ -314,11 +311,23 @@ def test_steady_thumbnails_take_out_sway_and_keep_a_local_change(seed: int, shif
     for i, ti in enumerate(t):
         img = _moved(base, shift * np.sin(2 * np.pi * f[0] * ti), 0.5 * shift * np.sin(2 * np.pi * f[1] * ti),
                      1 + zoom * np.sin(2 * np.pi * f[2] * ti), roll * np.sin(2 * np.pi * f[3] * ti), (32, 18))
-        img = cv2.GaussianBlur(img, (0, 0), 1.0)
+        if gain or offset:
+            img = (img * (1 + gain * np.sin(2 * np.pi * f[1] * ti)) + offset * np.sin(2 * np.pi * f[2] * ti))
+        img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 1.0)
         if blob and (i // 12) % 2:
             img[1:5, 1:6] += blob
         imgs.append(img)
-    imgs = np.stack(imgs).astype(np.float64)
+    return t, np.stack(imgs).astype(np.float64)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 999), shift=st.floats(0.0, 8.0), zoom=st.floats(0.0, 0.04), roll=st.floats(0.0, 1.5),
+       blob=st.sampled_from([0.0, 60.0]))
+def test_steady_thumbnails_take_out_sway_and_keep_a_local_change(seed: int, shift: float, zoom: float,
+                                                                  roll: float, blob: float) -> None:
+    # a textured picture (320 x 180) swayed, zoomed and rolled by slow sines, seen as 32 x 18 thumbnails, with a
+    # square blinking in one corner: the sway's share of the background's change shrinks; the blink stays
+    t, imgs = _swayed_thumbnails(seed, shift, zoom, roll, blob)
     out = steady_thumbnails(imgs, t, 10.0, blur=0.0)
     assert out.shape == imgs.shape and np.isfinite(out).all()
     bg_before, bg_after = imgs[:, 7:, 8:].std(axis=0).mean(), out[:, 7:, 8:].std(axis=0).mean()
@@ -337,19 +346,7 @@ def test_steady_thumbnails_with_photometric_modes_take_out_flicker_too(seed: int
     # an auto-exposure's slow swing (a gain of a few per cent and an offset, by slow sines) on a swaying textured
     # picture: the photometric modes take the swing out of the background, which the geometric modes alone cannot
     # (a gain moves bright pixels more than dark ones: no shift explains it); a blinking square is kept
-    rng = np.random.default_rng(seed)
-    base = cv2.GaussianBlur(rng.uniform(0, 255, (180, 320)).astype(np.float32), (0, 0), float(rng.uniform(4, 15)))
-    t = np.arange(240) / FS
-    f = rng.uniform(0.1, 0.45, 4)
-    imgs = []
-    for i, ti in enumerate(t):
-        img = _moved(base, shift * np.sin(2 * np.pi * f[0] * ti), 0.0, 1.0, 0.0, (32, 18))
-        img = img * (1 + gain * np.sin(2 * np.pi * f[1] * ti)) + offset * np.sin(2 * np.pi * f[2] * ti)
-        img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 1.0)
-        if (i // 12) % 2:
-            img[1:5, 1:6] += 60.0
-        imgs.append(img)
-    imgs = np.stack(imgs).astype(np.float64)
+    t, imgs = _swayed_thumbnails(seed, shift, 0.0, 0.0, 60.0, gain, offset)
     geometric = steady_thumbnails(imgs, t, 10.0, blur=0.0)
     both = steady_thumbnails(imgs, t, 10.0, blur=0.0, photometric=True)
     assert both.shape == imgs.shape and np.isfinite(both).all()
