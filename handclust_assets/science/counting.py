@@ -984,8 +984,9 @@ def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndar
         return full, FULL_FRAME
     raw = energy_raw if energy_raw is not None else energy
     found = best_box(t_s, np.asarray(intensity), None if raw is None else np.asarray(raw),
-                     min_change=p.box_min_change, fs=p.fs, min_period_s=p.min_period_s, max_period_s=p.max_period_s, min_cycles=p.min_cycles,
-                     n_cycles=p.n_cycles, min_window_s=p.min_window_s, max_window_s=p.max_window_s)
+                     min_change=p.box_min_change, fs=p.fs, min_period_s=p.min_period_s,
+                     max_period_s=p.max_period_s, min_cycles=p.min_cycles, n_cycles=p.n_cycles,
+                     min_window_s=p.min_window_s, max_window_s=p.max_window_s)
     if found.score <= 0:
         return full, FULL_FRAME
     b = found.box

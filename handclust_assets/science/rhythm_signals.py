@@ -143,6 +143,8 @@ def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: 
     yy = (yy - (h - 1) / 2) / (w / 2)
     n_geo = max(1, min(modes, 4))
     n_modes = n_geo + (2 if photometric else 0)
+    first = [*range(n_geo), n_modes - 1]  # photometric: the first round's modes (motion and offset); the last
+    # round always fits every mode, and its fit is the one taken out
     out = np.empty((n, h, w), np.float32)
     half = k // 2 + 1
     step = max(1, k // 8)  # the reference changes slowly: its gradients are taken every `step` frames
@@ -164,7 +166,6 @@ def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: 
             m = np.stack([v.ravel() for v in basis], axis=1)  # (P, modes)
             d = (block[a - lo:b - lo] - ref[a - lo:b - lo]).reshape(b - a, -1).astype(np.float64)  # (frames, P)
             wts = np.ones_like(d)
-            first = [*range(n_geo), n_modes - 1]  # photometric: the first round's modes (motion and offset)
             for it in range(UNSWAY_ITERATIONS + (1 if photometric else 0)):
                 mm = m[:, first] if photometric and it == 0 else m
                 gram = np.einsum("pk,fp,pl->fkl", mm, wts, mm)
