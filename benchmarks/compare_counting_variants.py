@@ -15,6 +15,8 @@ Each run writes --out/_variants/NAME.parquet (subset, group, file, gt, pred, sta
 and prints MAE / OBO per group (the dev script's splits, whole-frame / local / still / trimmed / still trimmed /
 long / written as a phone writes / a phone's clip re-encoded, train and held-out apart); with --against, the
 other run's MAE / OBO beside them and how many clips came within one of the truth (won) or fell out (lost).
+Then MAE / OBO per split and source video of the repeating piece (`source_table`): two held-out sources score
+far below the rest for reasons of their own (see `eval_repetitions_dev.py`, "Held-out sources").
 Decide on the train groups; the held-out groups are for reporting. Values are JSON (`--set rest_cut_ratio=0
 --set unsway_modes=3`); a key that `CountingParams` does not have is an error.
 """
@@ -145,6 +147,27 @@ def group_table(df: pl.DataFrame, base: pl.DataFrame | None = None) -> pl.DataFr
     return tab.sort("group")
 
 
+def source_of(file: str) -> str:
+    """A dev clip's name -> the source video of its repeating piece (`rc03_vtest` -> `vtest`,
+    `lc00_05_default_juggle` -> `05_default_juggle`); a drawn clip (`syn06_jump`) -> `synthetic`."""
+    head, sep, rest = file.partition("_")
+    if head.startswith("syn"):
+        return "synthetic"
+    return rest if sep and head[:2].isalpha() and head[2:].isdigit() else file
+
+
+def source_table(df: pl.DataFrame) -> pl.DataFrame:
+    """MAE / OBO per split (train / held-out, from the group's name) and source video of the repeating piece
+    (`source_of`): a held-out score that one source pulls down shows here, where the groups mix the sources."""
+    cur = _scored(df).with_columns(
+        pl.when(pl.col("group").str.contains("train")).then(pl.lit("train")).otherwise(pl.lit("held-out"))
+        .alias("split"),
+        pl.col("file").map_elements(source_of, return_dtype=pl.Utf8).alias("source"))
+    return (cur.group_by("split", "source").agg(pl.len().alias("clips"), pl.col("ae").mean().alias("mae"),
+                                               pl.col("obo").mean().alias("obo"))
+            .sort("split", "source", descending=[True, False]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name", help="this run's name (--out/_variants/NAME.parquet)")
@@ -177,6 +200,7 @@ def main() -> None:
     print(f"counted in {time.perf_counter() - t0:.0f} s -> {a.out / '_variants' / a.name}.parquet")
     with pl.Config(tbl_rows=-1, float_precision=3, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         print(group_table(df, base))
+        print(source_table(df))
 
 
 if __name__ == "__main__":

