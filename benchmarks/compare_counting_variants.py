@@ -13,10 +13,11 @@ without decoding a frame:
 
 Each run writes --out/_variants/NAME.parquet (subset, group, file, gt, pred, status, confidence, mean_period_s)
 and prints MAE / OBO per group (the dev script's splits, whole-frame / local / still / trimmed / still trimmed /
-long / written as a phone writes / a phone's clip re-encoded, train and held-out apart); with --against, the
-other run's MAE / OBO beside them and how many clips came within one of the truth (won) or fell out (lost).
-Then MAE / OBO per split and source video of the repeating piece (`source_table`): two held-out sources score
-far below the rest for reasons of their own (see `eval_repetitions_dev.py`, "Held-out sources").
+long / written as a phone writes / a phone's clip re-encoded / filmed by a moving camera, train and held-out
+apart); with --against, the other run's MAE / OBO beside them and how many clips came within one of the truth
+(won) or fell out (lost). Then MAE / OBO per split and source video of the repeating piece (`source_table`): two
+held-out sources score far below the rest for reasons of their own (see `eval_repetitions_dev.py`, "Held-out
+sources").
 Decide on the train groups; the held-out groups are for reporting. Values are JSON (`--set rest_cut_ratio=0
 --set unsway_modes=3`); a key that `CountingParams` does not have is an error.
 """
@@ -54,7 +55,11 @@ GROUPS = [("trimmedcycles-train", "trimmed train"), ("trimmedcycles-heldout", "t
           ("uploaded-trimmedcycles-train", "uploaded trimmed train"),
           ("uploaded-trimmedcycles-heldout", "uploaded trimmed held-out"),
           ("uploaded-stilltrim-train", "uploaded still trimmed train"),
-          ("uploaded-stilltrim-heldout", "uploaded still trimmed held-out")]
+          ("uploaded-stilltrim-heldout", "uploaded still trimmed held-out"),
+          ("panned-trimmedcycles-train", "panned trimmed train"),
+          ("panned-trimmedcycles-heldout", "panned trimmed held-out"),
+          ("panned-stilltrim-train", "panned still trimmed train"),
+          ("panned-stilltrim-heldout", "panned still trimmed held-out")]
 
 
 def parse_overrides(items: list[str]) -> dict:

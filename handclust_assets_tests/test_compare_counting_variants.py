@@ -51,6 +51,8 @@ def test_subsets_fall_into_the_dev_scripts_groups() -> None:
     assert cv.group_of("phone-trimmedcycles-heldout-s28") == "phone trimmed held-out"
     assert cv.group_of("uploaded-stilltrim-heldout-s25") == "uploaded still trimmed held-out"
     assert cv.group_of("uploaded-trimmedcycles-train") == "uploaded trimmed train"
+    assert cv.group_of("panned-stilltrim-train-s13") == "panned still trimmed train"
+    assert cv.group_of("panned-trimmedcycles-heldout") == "panned trimmed held-out"
     assert cv.group_of("my-own-clips") == "my-own-clips"
 
 

