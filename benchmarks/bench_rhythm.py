@@ -63,7 +63,8 @@ def bench_counting(seconds: float, fps: float, repeats: int, rests: int = 0) -> 
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        track, box = track_located(mt.t_s, mt.energy, mt.intensity, mt.camera, mt.energy_raw, duration)
+        track, box = track_located(mt.t_s, mt.energy, mt.intensity, mt.camera, mt.energy_raw, duration,
+                                   path=mt.path)
         counts = count_spans(track, spans)
         best = min(best, time.perf_counter() - t0)
     row = counts.row(0, named=True)

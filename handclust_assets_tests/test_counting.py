@@ -53,16 +53,22 @@ from handclust_assets.science.rhythm_signals import (
     POSITION,
     SPEED,
     RhythmSignal,
+    aligned_thumbnails,
     keypoint_signal,
     motion_signals,
     scene_signal,
     steady_thumbnails,
 )
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
-from handclust_assets.video.motion_track import motion_track_from_video
+from handclust_assets.video.motion_track import (
+    PATH_TEST_PX,
+    load_motion_track,
+    motion_track_from_video,
+    save_motion_track,
+)
 from handclust_assets.video.writer import reencode
 from handclust_assets_tests.science_strategies import FPS, examples, matrices
-from handclust_assets_tests.support import clip_row
+from handclust_assets_tests.support import clip_row, load_benchmark
 
 FS = 30.0
 
@@ -318,6 +324,50 @@ def _swayed_thumbnails(seed: int, shift: float, zoom: float, roll: float, blob: 
             img[1:5, 1:6] += blob
         imgs.append(img)
     return t, np.stack(imgs).astype(np.float64)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 999), amp=st.floats(3.0, 16.0), period=st.floats(2.0, 9.0), blob=st.sampled_from([0.0, 60.0]))
+def test_aligned_thumbnails_undo_a_sweep_the_linear_fit_cannot(seed: int, amp: float, period: float,
+                                                               blob: float) -> None:
+    """A textured scene swept sideways by `amp` px of the 64-px image (up to 8 px of the 32-px thumbnail, a quarter of its width: far past
+    the linear fit's ~2 px) along a known path: shifted back by the path about its moving mean, every thumbnail shows
+    the scene where that moving mean is (a sweep slower than the window stays, for the fit to meet), and a blink in
+    the scene stays a blink in one place."""
+    from scipy.ndimage import uniform_filter1d
+
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (180, 320)).astype(np.float32), (0, 0), float(rng.uniform(4, 15)))
+    t = np.arange(300) / FS
+    x = amp * np.sin(2 * np.pi * t / period)  # px of the 64-px image: where the scene's content has moved
+    spot = cv2.GaussianBlur(((np.abs(np.arange(320) - 160) < 20)[None] * (np.abs(np.arange(180) - 90) < 20)[:, None])
+                            .astype(np.float32), (0, 0), 6.0)  # a soft square in the middle of the scene
+    scene = [base + (blob if (i // 12) % 2 else 0.0) * spot for i in range(len(t))]
+    imgs = np.stack([_moved(f, xi * 320 / 64, 0.0, 1.0, 0.0, (32, 18)) for f, xi in zip(scene, x)]).astype(np.float64)
+    out = aligned_thumbnails(imgs, np.stack([x, np.zeros_like(x)], axis=1), t, 10.0)
+    assert out is not None and out.shape == imgs.shape and np.isfinite(out).all()
+    mean_x = uniform_filter1d(x, size=int(round(10.0 * FS)), mode="nearest")
+    want = np.stack([_moved(f, xi * 320 / 64, 0.0, 1.0, 0.0, (32, 18)) for f, xi in zip(scene, mean_x)])
+    inner = slice(2, 30) if np.abs(x - mean_x).max() < 4 else slice(12, 20)  # the edges are filled in
+    err_before = np.abs(imgs - want)[:, :, inner].mean()
+    err_after = np.abs(out - want)[:, :, inner].mean()
+    assert err_after < 0.3 * err_before + 0.5
+    if blob:  # the blink (a step of `blob` grey levels, s.d. blob / 2) stays in one place
+        assert (out - want)[:, 8:10, 15:17].std(axis=0).mean() < 0.2 * blob
+
+
+def test_aligned_thumbnails_leave_a_still_or_unusable_path_alone() -> None:
+    t = np.arange(100) / FS
+    imgs = np.random.default_rng(0).uniform(0, 255, (100, 18, 32))
+    assert aligned_thumbnails(imgs, np.zeros((100, 2)), t, 10.0) is None  # nothing to undo
+    assert aligned_thumbnails(imgs, np.full((100, 2), 0.5), t, 10.0) is None  # still, off the origin
+    wobble = np.stack([0.8 * np.sin(t), np.zeros_like(t)], axis=1)  # under a thumbnail px about its mean
+    assert aligned_thumbnails(imgs, wobble, t, 10.0) is None
+    bad = np.stack([10 * np.sin(t), np.zeros_like(t)], axis=1)
+    bad[5] = np.nan
+    assert aligned_thumbnails(imgs, bad, t, 10.0) is None
+    assert aligned_thumbnails(imgs, bad[:50], t, 10.0) is None  # not one place per frame
+    assert aligned_thumbnails(imgs[:5], bad[:5], t[:5], 10.0) is None  # too few frames
 
 
 @settings(max_examples=15, deadline=None)
@@ -758,6 +808,42 @@ def test_motion_track_compensates_camera_translation(tmp_path: Path) -> None:
 
 
 
+def test_the_motion_tracks_path_adds_up_a_pan_too_slow_for_the_camera_track(tmp_path: Path) -> None:
+    """A pan of one source px every other frame (0.1 px of the 64-px image a frame, under `MIN_SHIFT_PX`): the
+    per-frame camera track leaves it at 0, the path, tracked against a key frame, adds it up."""
+    from handclust_assets.video.writer import moving_pattern, write_video
+
+    n = 120
+    path = write_video(tmp_path / "slow.mp4", moving_pattern(n, 320, 180, speed=0.5), 30.0, crf=18)
+    mt = motion_track_from_video(path)
+    assert mt.path is not None and mt.path.shape == (len(mt), 2)
+    assert np.abs(mt.camera).max() == 0.0  # every frame's own move is under the camera track's threshold
+    moved = -int((n - 1) * 0.5) * 64 / 320  # content moves left; px of the 64-px image
+    assert mt.path[-1, 0] == pytest.approx(moved, rel=0.1)
+    assert abs(mt.path[-1, 1]) < 0.3
+    assert np.all(np.diff(mt.path[:, 0]) < 0.15)  # it only ever goes the pan's way (no jumps back)
+    again = load_motion_track(save_motion_track(mt, tmp_path / "m.npz"))
+    assert np.array_equal(again.path, mt.path)
+
+
+def test_the_motion_tracks_path_holds_where_only_a_big_subject_moves(tmp_path: Path) -> None:
+    """A static camera and a subject filling a quarter of the frame that slides to and fro: the phase-correlation
+    peak against the key frame may follow the subject, but a move that leaves most pixels less alike is not the
+    camera's, so the path stays within a pixel of where it started."""
+    from handclust_assets.video.writer import moving_pattern, write_video
+
+    rng = np.random.default_rng(5)
+    still = cv2.resize(rng.integers(0, 255, (23, 40, 3), dtype=np.uint8), (320, 180), interpolation=cv2.INTER_CUBIC)
+    subject = list(moving_pattern(90, 160, 90, seed=6, speed=4.0))
+    frames = []
+    for i in range(90):
+        f = still.copy()
+        f[45:135, 80:240] = subject[i if (i // 15) % 2 == 0 else 15 * (i // 15 + 1) - 1 - i % 15]  # to and fro
+        frames.append(f)
+    mt = motion_track_from_video(write_video(tmp_path / "subject.mp4", frames, 30.0, crf=18))
+    assert np.abs(mt.path).max() < PATH_TEST_PX + 0.5
+
+
 @pytest.mark.parametrize("stripes", ["vertical", "horizontal"])
 @pytest.mark.parametrize("fmt", ["gray", "rgb24"])  # the luma plane read directly; swscale
 @pytest.mark.parametrize("width", [480, 1280, 1920])
@@ -783,6 +869,32 @@ def test_the_motion_image_does_not_alias_a_fine_texture(width: int, fmt: str, st
     assert abs(small[0].mean() - 127.5) < 6  # the grating's mean grey, not one of its stripes
     for a, b in zip(small, small[1:]):
         assert np.abs(a - b).mean() < 8.0  # a one-pixel sway of the texture is not motion
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_strokes_filmed_by_a_sweeping_camera_are_counted_once_the_sweep_is_undone(tmp_path: Path, seed: int) -> None:
+    """14 strokes filmed by a camera that sweeps back and forth across 30 % of the picture's width, 1.5 times in the
+    clip (the dev script's `camera_moved`, as its panned copies are made): the sweep moves the thumbnails far past the
+    sway fit's reach, and left in, the counter counted the sweep (3 of 14, measured). Shifted back by the motion
+    track's path (`align_camera`, the default) the strokes are counted."""
+    spec = RepClipSpec(f"sweep{seed}", "stroke", n_cycles=14, period_start_s=0.7, period_end_s=0.8, width=320,
+                       height=180, fps=30.0, seed=seed)
+    path, truth = generate_rep_clip(spec, tmp_path)
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    swept = load_benchmark("eval_repetitions_dev").camera_moved(frames, "sweep")
+    from handclust_assets.video.writer import write_video
+
+    mt = motion_track_from_video(write_video(tmp_path / "swept.mp4", swept, 30.0, crf=18))
+    assert np.ptp(mt.path[:, 0]) > 0.3 * 64  # the path follows the sweep (0.3 / 0.7 of the width, in 64-px px)
+    rows = {}
+    for align in (True, False):
+        rc = count_motion_track(mt, params=CountingParams(count_to_edges=True, align_camera=align))
+        rows[align] = rc.counts.filter(pl.col("scope") == "clip").row(0, named=True)
+    assert rows[True]["status"] == "counted"
+    err = {a: abs(r["count_estimate"] - truth.count) for a, r in rows.items()}
+    assert err[True] <= 1.0
+    assert err[True] <= max(err[False], 1.0)
 
 
 def test_motion_track_does_not_paint_a_big_subjects_motion_on_the_still_background(tmp_path: Path) -> None:

@@ -241,7 +241,7 @@ def count_motion_track(track: object, spans: pl.DataFrame | None = None, params:
         return count_repetitions([], 0.0, spans, params)
     duration = track.duration_s
     tr, box = track_located(track.t_s, track.energy, track.intensity, track.camera, track.energy_raw, duration,
-                            params)
+                            params, path=track.path)
     return RepetitionCounts(count_spans(tr, spans, params), period_curve(tr),
                             {"signals": tr.available, "n_centres": len(tr.t), "box": box, "fps": track.fps})
 

@@ -55,6 +55,7 @@ from handclust_assets.science.rhythm_signals import (
     POSITION,
     SPEED,
     RhythmSignal,
+    aligned_thumbnails,
     motion_signals,
     steady_thumbnails,
 )
@@ -180,6 +181,10 @@ class CountingParams:
     # scale-free, so a still corner where only a faint, strictly periodic leftover of the sway can outscore the
     # actor. Off by default: at 1.0 it won on the dev set's train groups but made real clips where nothing repeats
     # count (03_blocks 10.3, bigbuckbunny 4.6; docs/results.md, thirty-ninth stop); 0: every box
+    align_camera: bool = True  # the thumbnails are first shifted back by the motion track's `path` (the picture's
+    # displacement, tracked against key frames) about its moving mean over `unsway_s` (`aligned_thumbnails`): a pan
+    # or head turn past the linear sway fit's few px of the 32-px thumbnail is undone before the fit; nothing where
+    # the path stays within a thumbnail px of its mean (most clips) or the track has none (before version 6)
     unsway_blur: float = 1.0  # Gaussian sigma (px of the 32-px thumbnail) before the fit: the shift's effect on a
     # smoother picture is more nearly linear
     rest_cut_ratio: float = 0.15  # > 0: rests found before tracking, where the picture's change (averaged over
@@ -969,11 +974,18 @@ def track_score(tr: PeriodTrack) -> float:
 
 def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndarray | None,
                   camera: np.ndarray | None, energy_raw: np.ndarray | None, duration_s: float,
-                  params: CountingParams | None = None) -> tuple[PeriodTrack, tuple[float, float, float]]:
+                  params: CountingParams | None = None, path: np.ndarray | None = None
+                  ) -> tuple[PeriodTrack, tuple[float, float, float]]:
     """`track_periods` on the whole frame's source-rate signals (`motion_signals`) and on the most periodic box
     of the picture (`localize.best_box`); returns the more periodic track (`track_score`) and its box
-    ((top, left, side) shares of the frame; (0, 0, 1) = the whole frame)."""
+    ((top, left, side) shares of the frame; (0, 0, 1) = the whole frame). The thumbnails are first shifted back by
+    the picture's `path` (the motion track's, `aligned_thumbnails`, with `align_camera`) and then steadied
+    (`steady_thumbnails`)."""
     p = params or CountingParams()
+    if p.align_camera and p.unsway_s > 0 and path is not None and intensity is not None:
+        aligned = aligned_thumbnails(intensity, path, np.asarray(t_s, np.float64), p.unsway_s)
+        if aligned is not None:
+            intensity = aligned
     if p.unsway_s > 0 and camera is not None and intensity is not None and np.asarray(intensity).ndim == 3:
         # the picture's global motion leaves the appearance; a camera that itself repeats (a head bobbing with each
         # step) still votes through `camera_motion`, so without a camera track the thumbnails are left as they are

@@ -178,6 +178,35 @@ def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: 
     return out
 
 
+def aligned_thumbnails(img: np.ndarray, path: np.ndarray, t_s: np.ndarray, window_s: float,
+                       min_shift_px: float = 1.0, work_width: int = 64) -> np.ndarray | None:
+    """Thumbnails (T, h, w) shifted back by the picture's path about its moving mean over `window_s`: a pan or a
+    head turn larger than `steady_thumbnails`' linear fit can explain (a few px of a 32-px thumbnail) is undone
+    first, so that the fit only meets what is left. `path` is the motion track's (T, 2) displacement of the picture
+    since the first frame, in px of the `work_width`-px image. None where the path never leaves its moving mean by
+    `min_shift_px` thumbnail px (nothing to undo) or is unusable. float32; the edges replicated."""
+    import cv2
+    from scipy.ndimage import uniform_filter1d
+
+    img = np.asarray(img)
+    pos = np.asarray(path, np.float64)
+    if img.ndim != 3 or len(img) < 8 or pos.shape != (len(img), 2) or not np.all(np.isfinite(pos)):
+        return None
+    pos = pos * (img.shape[2] / float(work_width))
+    dt = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 1.0
+    k = max(1, int(round(window_s / max(dt, 1e-6))))
+    dev = pos - uniform_filter1d(pos, size=min(k, len(pos)), axis=0, mode="nearest")
+    if float(np.max(np.abs(dev))) < min_shift_px:
+        return None
+    h, w = img.shape[1:]
+    out = np.empty(img.shape, np.float32)
+    for i in range(len(img)):
+        m = np.float32([[1, 0, -dev[i, 0]], [0, 1, -dev[i, 1]]])
+        out[i] = cv2.warpAffine(np.asarray(img[i], np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
 def _components(v: np.ndarray, k: int) -> np.ndarray:
     """The first k principal component scores of (T, C) rows (NaN rows stay NaN); all columns when k <= 0 or
     k >= C."""

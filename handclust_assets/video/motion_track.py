@@ -13,6 +13,11 @@ conversion) is area-averaged to a 64-px-wide gray image, from which two signals 
     energy_raw float16 (T, gh, gw)  the same without the compensation (the camera's own rhythm, e.g. walking)
     camera     float32 (T, 2)       that translation (dx, dy) in px of the 64-px image per frame (0 for frame 0):
                                     the dominant one, the camera's or a large subject's
+    path       float32 (T, 2)       where the picture has moved since the first frame (px of the 64-px image):
+                                    tracked against a key frame, so a slow pan (under `MIN_SHIFT_PX` a frame, which
+                                    `camera` leaves at 0) adds up; a move of 1 px or more is taken only when it
+                                    makes most pixels match the key (the camera's, not a subject's), else the path
+                                    holds (a subject moving, a cut) and a new key is taken
     intensity  uint8   (T, th, tw)  the gray image pooled to 32 px wide (where things are: repeats once per cycle)
     t_s        float64 (T,)         presentation time of each frame, from the first frame
     keyframes  bool    (T,)         the frames the codec sent whole (I-frames); the energy at one of them is the
@@ -35,7 +40,7 @@ import numpy as np
 from av.video.frame import PictureType
 
 MOTION_FILE = "motion.npz"
-MOTION_TRACK_VERSION = 5  # bump when the same frames give a different track (caches keyed by it go stale)
+MOTION_TRACK_VERSION = 6  # v6: + path; bump when the same frames give a different track (caches keyed by it go stale)
 WORK_WIDTH = 64
 THUMB_WIDTH = 32
 CELL_PX = 8
@@ -43,6 +48,11 @@ ROW_OVERSAMPLE = 8  # the motion image's rows come from at least 8 x as many sou
 MAX_ASPECT = 2  # a frame taller than 2:1 (a sliver of a video) is squeezed to that, so the track stays small
 MIN_SHIFT_PX = 0.25  # camera translations below this (px of the 64-px image) are left uncompensated
 MIN_RESPONSE = 0.2  # phase-correlation peak needed to trust a translation
+PATH_TEST_PX = 1.0  # `path`: a displacement from the key frame this large (px of the 64-px image) is taken only where
+# it makes most pixels match the key better; smaller ones cannot be told from a subject's move and are taken as found
+PATH_RETEST_PX = 0.5  # ... tested again only once it is this far from the last one tested (the test costs twice the
+# phase correlation; a slow pan's every frame needs none)
+PATH_REKEY_PX = 4.0  # ... and past this a new key frame is taken (phase correlation is surest on small moves)
 KEYFRAME_GAP = 3  # a keyframe is smoothed only with no other keyframe this close (intra-only codecs are left alone)
 MAX_PULSE = 6.0  # grey levels: a keyframe's difference above its neighbours' beyond this is a real change, not coding
 REPEAT_MAX = 0.5  # grey levels: no cell of a frame shown twice differs from the one before by more
@@ -63,6 +73,7 @@ class MotionTrack:
     camera: np.ndarray | None = None
     energy_raw: np.ndarray | None = None  # the same energy without camera compensation
     keyframes: np.ndarray | None = None  # bool (T,): the codec's I-frames (None: not recorded)
+    path: np.ndarray | None = None  # float32 (T, 2): the picture's displacement since frame 0 (None: not recorded)
 
     @property
     def fps(self) -> float:
@@ -270,6 +281,12 @@ class MotionTrackBuilder:
         self._prev_f: np.ndarray | None = None
         self._window: np.ndarray | None = None
         self._key: list[bool] = []
+        self._path: list[tuple[float, float]] = []
+        self._key_f: np.ndarray | None = None  # `path`'s key frame and where the path was at it
+        self._key_at = (0.0, 0.0)
+        self._sure_at = (0.0, 0.0)  # the path where a move was last confirmed (or at the key)
+        self._tested = (0.0, 0.0)  # the displacement from the key that was last tested
+        self._step_response = 1.0  # the phase-correlation peak from the previous frame to this one
 
     def add(self, frame: av.VideoFrame, t_s: float) -> None:
         self.add_gray(rotate_upright(small_gray(frame, self.width), self.rotation), t_s, is_keyframe(frame))
@@ -287,6 +304,7 @@ class MotionTrackBuilder:
         else:
             diff, raw, shift = self._compensated_diff(g)
         self._camera.append(shift)
+        self._path.append(self._track_path(g))
         self._raw.append(cv2.resize(raw, self._grid, interpolation=cv2.INTER_AREA).astype(np.float16))
         self._energy.append(cv2.resize(diff, self._grid, interpolation=cv2.INTER_AREA).astype(np.float16))
         th = min(MAX_ASPECT * THUMB_WIDTH, max(2, int(round(THUMB_WIDTH * h / w))))
@@ -296,6 +314,37 @@ class MotionTrackBuilder:
         self._prev = g
         if self._prev_f is None:
             self._prev_f = g.astype(np.float32)
+
+    def _track_path(self, g: np.ndarray) -> tuple[float, float]:
+        """Where the picture has moved since the first frame (`path`): the key frame's place plus the translation
+        from the key frame to `g` (phase correlation). A translation of `PATH_TEST_PX` or more counts only where it
+        lowers the median pixel difference from the key (a camera move explains most pixels; a moving subject,
+        which the peak may follow, only its own), tested again each `PATH_RETEST_PX` it goes on. Where it does not,
+        or either peak is weak (from the key, or from the previous frame: a cut, where no translation explains the
+        change), the path goes back to where a test last confirmed it (moves under `PATH_TEST_PX` since then are
+        dropped, so a subject's small moves cannot add up) and `g` becomes the key; past `PATH_REKEY_PX` too."""
+        gf = g.astype(np.float32)
+        if self._key_f is None or self._key_f.shape != gf.shape:
+            self._key_f, self._key_at, self._tested = gf, self._sure_at, (0.0, 0.0)
+            return self._sure_at
+        (dx, dy), response = cv2.phaseCorrelate(self._key_f, gf, self._window)
+        d = float(np.hypot(dx, dy))
+        ok = response >= MIN_RESPONSE and self._step_response >= MIN_RESPONSE and d <= g.shape[1] / 4
+        tested = ok and d >= PATH_TEST_PX and np.hypot(dx - self._tested[0], dy - self._tested[1]) >= PATH_RETEST_PX
+        if tested:
+            key = self._key_f
+            moved = cv2.warpAffine(key, np.float32([[1, 0, dx], [0, 1, dy]]), (g.shape[1], g.shape[0]),
+                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            ok = float(np.median(np.abs(gf - moved))) < float(np.median(np.abs(gf - key)))
+        if not ok:  # back to the last place a test confirmed (small untested moves since then are dropped)
+            self._key_f, self._key_at, self._tested = gf, self._sure_at, (0.0, 0.0)
+            return self._sure_at
+        at = (self._key_at[0] + float(dx), self._key_at[1] + float(dy))
+        if tested:
+            self._sure_at, self._tested = at, (float(dx), float(dy))
+        if d > PATH_REKEY_PX:
+            self._key_f, self._key_at, self._tested = gf, at, (0.0, 0.0)
+        return at
 
     def _compensated_diff(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
         """|g - previous frame shifted by the global translation| and that translation. No shift under
@@ -307,6 +356,7 @@ class MotionTrackBuilder:
         if self._window is None or self._window.shape != g.shape:
             self._window = cv2.createHanningWindow((g.shape[1], g.shape[0]), cv2.CV_32F)
         (dx, dy), response = cv2.phaseCorrelate(self._prev_f, gf, self._window)
+        self._step_response = float(response)
         self._prev_f = gf
         raw = cv2.absdiff(g, self._prev).astype(np.float32)
         if response < MIN_RESPONSE or np.hypot(dx, dy) < MIN_SHIFT_PX or np.hypot(dx, dy) > g.shape[1] / 4:
@@ -331,7 +381,8 @@ class MotionTrackBuilder:
         if len(energy) > 1:
             energy[0], raw[0] = energy[1], raw[1]  # the first frame has no predecessor
         track = MotionTrack(np.asarray(self._t, np.float64), energy, np.stack(self._intensity),
-                            np.asarray(self._camera, np.float32).reshape(-1, 2), raw, key)
+                            np.asarray(self._camera, np.float32).reshape(-1, 2), raw, key,
+                            np.asarray(self._path, np.float32).reshape(-1, 2))
         baked = baked_keyframe_pulses(raw, track.fps)  # an earlier encoding's pulses, no longer at our keyframes
         track.energy, track.energy_raw = smooth_rows(energy, baked), smooth_rows(raw, baked)
         return track
@@ -343,8 +394,9 @@ def save_motion_track(track: MotionTrack, path: str | Path) -> Path:
         cam = track.camera if track.camera is not None else np.zeros((len(track.t_s), 2), np.float32)
         raw = track.energy_raw if track.energy_raw is not None else track.energy
         key = track.keyframes if track.keyframes is not None else np.zeros(len(track.t_s), bool)
+        extra = {} if track.path is None else {"path": np.asarray(track.path, np.float32)}
         np.savez_compressed(f, t_s=track.t_s, energy=track.energy, intensity=track.intensity, camera=cam,
-                            energy_raw=raw, keyframes=key)
+                            energy_raw=raw, keyframes=key, **extra)
     return path
 
 
@@ -353,7 +405,8 @@ def load_motion_track(path: str | Path) -> MotionTrack:
         cam = d["camera"] if "camera" in d.files else None
         raw = d["energy_raw"] if "energy_raw" in d.files else None
         key = d["keyframes"].astype(bool) if "keyframes" in d.files else None
-        return MotionTrack(d["t_s"].astype(np.float64), d["energy"], d["intensity"], cam, raw, key)
+        path = d["path"] if "path" in d.files else None
+        return MotionTrack(d["t_s"].astype(np.float64), d["energy"], d["intensity"], cam, raw, key, path)
 
 
 def motion_track_from_video(video_path: str | Path, max_seconds: float | None = None) -> MotionTrack:

@@ -3,7 +3,7 @@ once per clip, in the clip's own run) and `repetition_counts` across clips (coun
 activity timeline, from the stored tracks: nothing is recomputed).
 
 - `period_track` (group segments): the clip's rhythm signals from the frame cache's source-rate motion track
-  (camera-compensated motion energy per grid cell, luma thumbnails, camera translation); their windowed
+  (camera-compensated motion energy per grid cell, luma thumbnails, camera translation and path); their windowed
   lag-correlation maps, the consensus weighted by each signal's own periodicity strength, and the Viterbi period
   path (science/counting.track_periods), over the whole frame and over the most periodic box of the picture
   (science/localize); the more periodic of the two is kept (`track_located`; the box is in the metadata).
@@ -26,7 +26,7 @@ from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import HandclustSettings, StorageResource
 
-TRACK_CODE_VERSION = "period-track-v17"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
+TRACK_CODE_VERSION = "period-track-v18"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
 # v5: cubic lag reading, parabolic period refinement, multiples discounted; v6: periodic stretches end where the
 # repetition does (science/extent.py), not where the 4-cycle windows blur them; v7: quiet gaps between periodic
 # stretches are rests (marked still, not counted through); v8: an appearance that drifts (its own period >= 1.4 x its
@@ -41,6 +41,8 @@ TRACK_CODE_VERSION = "period-track-v17"  # v3: appearance pooled 3 x 3; v4: + ap
 # out of the time axis and the joined signals tracked again; the more periodic track is kept (`science/rests.py`)
 # v16: a candidate period is judged over at least 2.5 of its cycles, past the 12-s window cap (slow repetitions)
 # v17: the sway removal fits a gain and an offset too (exposure, flicker; `CountingParams.unsway_photometric`)
+# v18: the thumbnails are first shifted back by the picture's path (a pan or head turn past the sway fit's reach;
+# `rhythm_signals.aligned_thumbnails`, `CountingParams.align_camera`; motion track version 6)
 
 
 def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -81,7 +83,7 @@ def period_track(context: dg.AssetExecutionContext, storage: StorageResource) ->
     duration = motion.duration_s
     prog = Progress(context, f"{clip} period track", 1, unit="clips", video_s=duration)
     track, box = track_located(motion.t_s, motion.energy, motion.intensity, motion.camera, motion.energy_raw,
-                               duration)
+                               duration, path=motion.path)
     counts = count_spans(track)
     region = "whole frame" if box == FULL_FRAME else f"box top {box[0]:.2f} left {box[1]:.2f} side {box[2]:.2f}"
     context.log.info(f"{prog.line(1)}; counted in the {region}")
