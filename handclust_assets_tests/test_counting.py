@@ -62,6 +62,7 @@ from handclust_assets.science.rhythm_signals import (
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import (
     PATH_TEST_PX,
+    MotionTrack,
     load_motion_track,
     motion_track_from_video,
     save_motion_track,
@@ -826,21 +827,27 @@ def test_the_motion_tracks_path_adds_up_a_pan_too_slow_for_the_camera_track(tmp_
     assert np.array_equal(again.path, mt.path)
 
 
-def test_the_motion_tracks_path_holds_where_only_a_big_subject_moves(tmp_path: Path) -> None:
-    """A static camera and a subject filling a quarter of the frame that slides to and fro: the phase-correlation
-    peak against the key frame may follow the subject, but a move that leaves most pixels less alike is not the
-    camera's, so the path stays within a pixel of where it started."""
+def _subject_to_and_fro(tmp_path: Path, seed: int, subject_seed: int) -> MotionTrack:
+    """The motion track of 3 s of a still textured scene seen by a still camera, with a textured subject filling the
+    middle quarter of the frame that slides one way for half a second and back."""
     from handclust_assets.video.writer import moving_pattern, write_video
 
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed)
     still = cv2.resize(rng.integers(0, 255, (23, 40, 3), dtype=np.uint8), (320, 180), interpolation=cv2.INTER_CUBIC)
-    subject = list(moving_pattern(90, 160, 90, seed=6, speed=4.0))
+    subject = list(moving_pattern(90, 160, 90, seed=subject_seed, speed=4.0))
     frames = []
     for i in range(90):
         f = still.copy()
         f[45:135, 80:240] = subject[i if (i // 15) % 2 == 0 else 15 * (i // 15 + 1) - 1 - i % 15]  # to and fro
         frames.append(f)
-    mt = motion_track_from_video(write_video(tmp_path / "subject.mp4", frames, 30.0, crf=18))
+    return motion_track_from_video(write_video(tmp_path / "subject.mp4", frames, 30.0, crf=18))
+
+
+def test_the_motion_tracks_path_holds_where_only_a_big_subject_moves(tmp_path: Path) -> None:
+    """A static camera and a subject filling a quarter of the frame that slides to and fro: the phase-correlation
+    peak against the key frame may follow the subject, but a move that leaves most pixels less alike is not the
+    camera's, so the path stays within a pixel of where it started."""
+    mt = _subject_to_and_fro(tmp_path, seed=5, subject_seed=6)
     assert np.abs(mt.path).max() < PATH_TEST_PX + 0.5
 
 
@@ -900,17 +907,7 @@ def test_strokes_filmed_by_a_sweeping_camera_are_counted_once_the_sweep_is_undon
 def test_motion_track_does_not_paint_a_big_subjects_motion_on_the_still_background(tmp_path: Path) -> None:
     """A static camera and a subject filling a quarter of the frame that slides back and forth: the phase-correlation
     peak may follow the subject, but shifting the whole frame by it would turn the still background into motion."""
-    from handclust_assets.video.writer import moving_pattern, write_video
-
-    rng = np.random.default_rng(3)
-    still = cv2.resize(rng.integers(0, 255, (23, 40, 3), dtype=np.uint8), (320, 180), interpolation=cv2.INTER_CUBIC)
-    subject = list(moving_pattern(90, 160, 90, seed=4, speed=4.0))
-    frames = []
-    for i in range(90):
-        f = still.copy()
-        f[45:135, 80:240] = subject[i if (i // 15) % 2 == 0 else 15 * (i // 15 + 1) - 1 - i % 15]  # to and fro
-        frames.append(f)
-    mt = motion_track_from_video(write_video(tmp_path / "subject.mp4", frames, 30.0, crf=18))
+    mt = _subject_to_and_fro(tmp_path, seed=3, subject_seed=4)
     e = mt.energy[2:].astype(float)  # (T, gh, gw); the subject covers the middle half of the grid
     gh, gw = e.shape[1:]
     border = np.ones((gh, gw), bool)
