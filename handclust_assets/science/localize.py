@@ -20,6 +20,7 @@ from handclust_assets.science.periodicity import (
     blockwise_lag_correlation,
     channel_weights,
     enhanced_strength,
+    frames_in,
     resample_to_grid,
     window_lengths,
 )
@@ -162,9 +163,7 @@ def best_box(t_s: np.ndarray, intensity: np.ndarray, energy: np.ndarray | None, 
 def change_map(t_s: np.ndarray, intensity: np.ndarray, lag_s: float = 0.07) -> np.ndarray:
     """(h, w): each pixel's mean |I(t + d) - I(t - d)| over the clip, d ~ lag_s (a moving hand changes its
     pixels over a few frames far more than sensor noise or what is left of the camera's sway)."""
-    t = np.asarray(t_s, np.float64)
-    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
-    d = max(1, int(round(lag_s / max(dt, 1e-6))))
+    d = frames_in(t_s, lag_s)
     a = np.asarray(intensity, np.float32)
     if len(a) <= 2 * d:
         return np.zeros(a.shape[1:], np.float64)

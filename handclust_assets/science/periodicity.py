@@ -43,6 +43,14 @@ class LagMap:
     strength: np.ndarray
 
 
+def frames_in(t_s: np.ndarray, seconds: float) -> int:
+    """How many of a track's frames (times `t_s`, at their median spacing; 1 s for a single frame) span `seconds`:
+    at least 1."""
+    t = np.asarray(t_s, np.float64)
+    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    return max(1, int(round(seconds / max(dt, 1e-6))))
+
+
 def cycle_window(periods: np.ndarray | float, n_cycles: float, lo: float | None, hi: float,
                  min_cycles: float = 0.0) -> np.ndarray:
     """The analysis window for candidate periods (in any one unit: samples or seconds): `n_cycles` periods clamped

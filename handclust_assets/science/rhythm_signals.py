@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from handclust_assets.science.localize import principal_scores
+from handclust_assets.science.periodicity import frames_in
 
 SPEED, POSITION = "speed", "position"
 
@@ -81,7 +82,7 @@ def motion_signals(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.nda
         app = _components(flat, appearance_components)
         out.append(RhythmSignal("appearance", t, app, POSITION))
         if velocity_s > 0 and len(t) > 4:
-            d = max(1, int(round(velocity_s / max(float(np.median(np.diff(t))), 1e-6))))
+            d = frames_in(t, velocity_s)
             vel = np.full_like(app, np.nan)
             if len(app) > 2 * d:
                 vel[d:-d] = app[2 * d:] - app[:-2 * d]
@@ -132,8 +133,7 @@ def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: 
     _, h, w = img.shape
     if h < 3 or w < 3 or h * w < 16 * max(1, min(modes, 4)):  # too few pixels to tell a motion from a change
         return smoothed(0, n)
-    dt = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 1.0
-    k = max(1, int(round(window_s / max(dt, 1e-6))))
+    k = frames_in(t_s, window_s)
     whole = None
     if k >= n:  # one reference for the whole clip: the mean frame
         whole = sum(smoothed(a, min(n, a + UNSWAY_CHUNK)).sum(axis=0, dtype=np.float64)
@@ -193,8 +193,7 @@ def aligned_thumbnails(img: np.ndarray, path: np.ndarray, t_s: np.ndarray, windo
     if img.ndim != 3 or len(img) < 8 or pos.shape != (len(img), 2) or not np.all(np.isfinite(pos)):
         return None
     pos = pos * (img.shape[2] / float(work_width))
-    dt = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 1.0
-    k = max(1, int(round(window_s / max(dt, 1e-6))))
+    k = frames_in(t_s, window_s)
     dev = pos - uniform_filter1d(pos, size=min(k, len(pos)), axis=0, mode="nearest")
     if float(np.max(np.abs(dev))) < min_shift_px:
         return None

@@ -298,13 +298,14 @@ class MotionTrackBuilder:
         if self._prev is not None and self._prev.shape != g.shape:
             g = cv2.resize(g, (self._prev.shape[1], self._prev.shape[0]), interpolation=cv2.INTER_AREA)
             h, w = g.shape
+        gf = g.astype(np.float32)
         if self._prev is None:
             diff = raw = np.zeros(g.shape, np.float32)
             shift = (0.0, 0.0)
         else:
-            diff, raw, shift = self._compensated_diff(g)
+            diff, raw, shift = self._compensated_diff(g, gf)
         self._camera.append(shift)
-        self._path.append(self._track_path(g))
+        self._path.append(self._track_path(gf))
         self._raw.append(cv2.resize(raw, self._grid, interpolation=cv2.INTER_AREA).astype(np.float16))
         self._energy.append(cv2.resize(diff, self._grid, interpolation=cv2.INTER_AREA).astype(np.float16))
         th = min(MAX_ASPECT * THUMB_WIDTH, max(2, int(round(THUMB_WIDTH * h / w))))
@@ -313,27 +314,27 @@ class MotionTrackBuilder:
         self._key.append(bool(keyframe))
         self._prev = g
         if self._prev_f is None:
-            self._prev_f = g.astype(np.float32)
+            self._prev_f = gf
 
-    def _track_path(self, g: np.ndarray) -> tuple[float, float]:
+    def _track_path(self, gf: np.ndarray) -> tuple[float, float]:
         """Where the picture has moved since the first frame (`path`): the key frame's place plus the translation
-        from the key frame to `g` (phase correlation). A translation of `PATH_TEST_PX` or more counts only where it
+        from the key frame to this frame (phase correlation). A translation of `PATH_TEST_PX` or more counts only where it
         lowers the median pixel difference from the key (a camera move explains most pixels; a moving subject,
         which the peak may follow, only its own), tested again each `PATH_RETEST_PX` it goes on. Where it does not,
         or either peak is weak (from the key, or from the previous frame: a cut, where no translation explains the
         change), the path goes back to where a test last confirmed it (moves under `PATH_TEST_PX` since then are
-        dropped, so a subject's small moves cannot add up) and `g` becomes the key; past `PATH_REKEY_PX` too."""
-        gf = g.astype(np.float32)
+        dropped, so a subject's small moves cannot add up) and `gf` (the frame, float32) becomes the key; past
+        `PATH_REKEY_PX` too."""
         if self._key_f is None or self._key_f.shape != gf.shape:
             self._key_f, self._key_at, self._tested = gf, self._sure_at, (0.0, 0.0)
             return self._sure_at
         (dx, dy), response = cv2.phaseCorrelate(self._key_f, gf, self._window)
         d = float(np.hypot(dx, dy))
-        ok = response >= MIN_RESPONSE and self._step_response >= MIN_RESPONSE and d <= g.shape[1] / 4
+        ok = response >= MIN_RESPONSE and self._step_response >= MIN_RESPONSE and d <= gf.shape[1] / 4
         tested = ok and d >= PATH_TEST_PX and np.hypot(dx - self._tested[0], dy - self._tested[1]) >= PATH_RETEST_PX
         if tested:
             key = self._key_f
-            moved = cv2.warpAffine(key, np.float32([[1, 0, dx], [0, 1, dy]]), (g.shape[1], g.shape[0]),
+            moved = cv2.warpAffine(key, np.float32([[1, 0, dx], [0, 1, dy]]), (gf.shape[1], gf.shape[0]),
                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             ok = float(np.median(np.abs(gf - moved))) < float(np.median(np.abs(gf - key)))
         if not ok:  # back to the last place a test confirmed (small untested moves since then are dropped)
@@ -346,13 +347,13 @@ class MotionTrackBuilder:
             self._key_f, self._key_at, self._tested = gf, at, (0.0, 0.0)
         return at
 
-    def _compensated_diff(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    def _compensated_diff(self, g: np.ndarray, gf: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
         """|g - previous frame shifted by the global translation| and that translation. No shift under
         `MIN_SHIFT_PX` or when the phase-correlation peak is weak (no dominant translation: a static camera, or only
         the subject moves). The translation is returned as found, but the difference is taken without it when the
         shift does not lower the median pixel difference: a camera move explains most pixels, a large moving
-        subject (which the peak may follow) only its own. Returns (difference, uncompensated difference, shift)."""
-        gf = g.astype(np.float32)
+        subject (which the peak may follow) only its own; `gf` is `g` as float32. Returns (difference,
+        uncompensated difference, shift)."""
         if self._window is None or self._window.shape != g.shape:
             self._window = cv2.createHanningWindow((g.shape[1], g.shape[0]), cv2.CV_32F)
         (dx, dy), response = cv2.phaseCorrelate(self._prev_f, gf, self._window)
