@@ -52,8 +52,10 @@ from handclust_assets.science.periodicity import enhance, pooled_lag_map, resamp
 from handclust_assets.science.rhythm_signals import (
     POSITION,
     SPEED,
+    UNSWAY_CHUNK,
     RhythmSignal,
     aligned_thumbnails,
+    camera_shift,
     keypoint_signal,
     motion_signals,
     scene_signal,
@@ -369,6 +371,23 @@ def test_aligned_thumbnails_leave_a_still_or_unusable_path_alone() -> None:
     assert aligned_thumbnails(imgs, bad, t, 10.0) is None
     assert aligned_thumbnails(imgs, bad[:50], t, 10.0) is None  # not one place per frame
     assert aligned_thumbnails(imgs[:5], bad[:5], t[:5], 10.0) is None  # too few frames
+
+
+def test_steady_thumbnails_take_the_camera_shift_block_by_block_as_a_whole_aligned_copy_would() -> None:
+    """The shift is applied inside `steady_thumbnails`' blocks (no whole float copy of an hour's thumbnails): the
+    same values as aligning first, across more than one block; a shift not one per frame is refused."""
+    rng = np.random.default_rng(3)
+    n = UNSWAY_CHUNK + 700
+    t = np.arange(n) / FS
+    imgs = rng.integers(0, 255, (n, 18, 32)).astype(np.uint8)
+    path = np.stack([8 * np.sin(2 * np.pi * t / 7.0), 2 * np.cos(2 * np.pi * t / 5.0)], axis=1)
+    shift = camera_shift(path, n, 32, t, 10.0)
+    assert shift is not None and shift.shape == (n, 2)
+    whole = steady_thumbnails(aligned_thumbnails(imgs, path, t, 10.0), t, 10.0, photometric=True)
+    np.testing.assert_array_equal(steady_thumbnails(imgs, t, 10.0, photometric=True, shift=shift), whole)
+    assert not np.array_equal(steady_thumbnails(imgs, t, 10.0, photometric=True), whole)  # the shift mattered
+    with pytest.raises(ValueError, match="one \\(dx, dy\\) per frame"):
+        steady_thumbnails(imgs, t, 10.0, shift=shift[:-1])
 
 
 @settings(max_examples=15, deadline=None)

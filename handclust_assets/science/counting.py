@@ -55,8 +55,9 @@ from handclust_assets.science.rhythm_signals import (
     POSITION,
     SPEED,
     RhythmSignal,
-    aligned_thumbnails,
+    camera_shift,
     motion_signals,
+    shifted_back,
     steady_thumbnails,
 )
 
@@ -979,18 +980,21 @@ def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndar
     """`track_periods` on the whole frame's source-rate signals (`motion_signals`) and on the most periodic box
     of the picture (`localize.best_box`); returns the more periodic track (`track_score`) and its box
     ((top, left, side) shares of the frame; (0, 0, 1) = the whole frame). The thumbnails are first shifted back by
-    the picture's `path` (the motion track's, `aligned_thumbnails`, with `align_camera`) and then steadied
-    (`steady_thumbnails`)."""
+    the picture's `path` (the motion track's, `camera_shift`, with `align_camera`) and steadied
+    (`steady_thumbnails`), block by block."""
     p = params or CountingParams()
-    if p.align_camera and p.unsway_s > 0 and path is not None and intensity is not None:
-        aligned = aligned_thumbnails(intensity, path, np.asarray(t_s, np.float64), p.unsway_s)
-        if aligned is not None:
-            intensity = aligned
+    t = np.asarray(t_s, np.float64)
+    shift = None
+    if p.align_camera and p.unsway_s > 0 and path is not None and intensity is not None \
+            and np.asarray(intensity).ndim == 3:
+        shift = camera_shift(path, len(intensity), np.asarray(intensity).shape[2], t, p.unsway_s)
     if p.unsway_s > 0 and camera is not None and intensity is not None and np.asarray(intensity).ndim == 3:
         # the picture's global motion leaves the appearance; a camera that itself repeats (a head bobbing with each
         # step) still votes through `camera_motion`, so without a camera track the thumbnails are left as they are
-        intensity = steady_thumbnails(intensity, np.asarray(t_s, np.float64), p.unsway_s, p.unsway_modes,
-                                      p.unsway_blur, p.unsway_photometric)
+        intensity = steady_thumbnails(intensity, t, p.unsway_s, p.unsway_modes, p.unsway_blur, p.unsway_photometric,
+                                      shift=shift)
+    elif shift is not None:
+        intensity = shifted_back(intensity, shift)
     full = track_periods(motion_signals(t_s, energy, intensity, camera, energy_raw), duration_s, params)
     if intensity is None or np.asarray(intensity).ndim != 3 or len(intensity) < 8:
         return full, FULL_FRAME

@@ -99,7 +99,7 @@ UNSWAY_CHUNK = 2048  # frames per block (plus half a window each side): memory s
 
 
 def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: int = 4, blur: float = 1.0,
-                      photometric: bool = False) -> np.ndarray:
+                      photometric: bool = False, shift: np.ndarray | None = None) -> np.ndarray:
     """Thumbnails (T, h, w) without the change a global motion of the picture explains: hand-held sway, zoom and
     roll; float32, worked through blocks of frames.
 
@@ -115,15 +115,19 @@ def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: 
     sway stays. With `photometric`, a gain (the pattern R - mean(R)) and an offset join the modes: an
     auto-exposure's or a flickering light's slow swing changes every pixel with the picture's own brightness, which
     no shift explains; the first round then fits the motion and the offset alone, so that its weights hold a moving
-    hand down before the gain, whose pattern holds the hand's mean place, can take the hand in."""
+    hand down before the gain, whose pattern holds the hand's mean place, can take the hand in. With `shift`
+    (T, 2; `camera_shift`), each frame is first moved back by its row, block by block (a pan too large for the
+    linear fit; the same values as `aligned_thumbnails` would give, without a whole float copy)."""
     import cv2
     from scipy.ndimage import uniform_filter1d
 
     img = np.asarray(img)
     n = len(img)
+    if shift is not None and np.shape(shift) != (n, 2):
+        raise ValueError(f"shift must be one (dx, dy) per frame, ({n}, 2); got {np.shape(shift)}")
 
-    def smoothed(a: int, b: int) -> np.ndarray:  # frames a..b as float32, blurred
-        x = np.asarray(img[a:b], np.float32)
+    def smoothed(a: int, b: int) -> np.ndarray:  # frames a..b as float32, shifted back, blurred
+        x = np.asarray(img[a:b], np.float32) if shift is None else shifted_back(img[a:b], shift[a:b])
         if blur > 0 and x.ndim == 3 and x.shape[1] > 1 and x.shape[2] > 1:
             x = np.stack([cv2.GaussianBlur(f, (0, 0), blur, borderType=cv2.BORDER_REPLICATE) for f in x])
         return x
@@ -178,32 +182,52 @@ def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: 
     return out
 
 
-def aligned_thumbnails(img: np.ndarray, path: np.ndarray, t_s: np.ndarray, window_s: float,
-                       min_shift_px: float = 1.0, work_width: int = 64) -> np.ndarray | None:
-    """Thumbnails (T, h, w) shifted back by the picture's path about its moving mean over `window_s`: a pan or a
-    head turn larger than `steady_thumbnails`' linear fit can explain (a few px of a 32-px thumbnail) is undone
-    first, so that the fit only meets what is left. `path` is the motion track's (T, 2) displacement of the picture
-    since the first frame, in px of the `work_width`-px image. None where the path never leaves its moving mean by
-    `min_shift_px` thumbnail px (nothing to undo) or is unusable. float32; the edges replicated."""
-    import cv2
+def camera_shift(path: np.ndarray, n_frames: int, thumb_width: int, t_s: np.ndarray, window_s: float,
+                 min_shift_px: float = 1.0, work_width: int = 64) -> np.ndarray | None:
+    """How far each of `n_frames` thumbnails (`thumb_width` px wide) is to be shifted back (T, 2) to undo a pan or
+    a head turn larger than `steady_thumbnails`' linear fit can explain (a few px of a 32-px thumbnail): the
+    picture's `path` about its moving mean over `window_s`, in thumbnail px. `path` is the motion track's (T, 2)
+    displacement of the picture since the first frame, in px of the `work_width`-px image. None where the path
+    never leaves its moving mean by `min_shift_px` thumbnail px (nothing to undo) or is unusable."""
     from scipy.ndimage import uniform_filter1d
 
-    img = np.asarray(img)
     pos = np.asarray(path, np.float64)
-    if img.ndim != 3 or len(img) < 8 or pos.shape != (len(img), 2) or not np.all(np.isfinite(pos)):
+    if n_frames < 8 or pos.shape != (n_frames, 2) or not np.all(np.isfinite(pos)) or len(t_s) != n_frames:
         return None
-    pos = pos * (img.shape[2] / float(work_width))
+    pos = pos * (thumb_width / float(work_width))
     k = frames_in(t_s, window_s)
     dev = pos - uniform_filter1d(pos, size=min(k, len(pos)), axis=0, mode="nearest")
     if float(np.max(np.abs(dev))) < min_shift_px:
         return None
-    h, w = img.shape[1:]
-    out = np.empty(img.shape, np.float32)
-    for i in range(len(img)):
-        m = np.float32([[1, 0, -dev[i, 0]], [0, 1, -dev[i, 1]]])
-        out[i] = cv2.warpAffine(np.asarray(img[i], np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+    return dev
+
+
+def shifted_back(frames: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Frames (F, h, w) as float32, each moved back by its row of `shift` (F, 2) (bilinear; the edges
+    replicated)."""
+    import cv2
+
+    x = np.asarray(frames, np.float32)
+    if x.ndim != 3 or len(x) == 0:
+        return x
+    h, w = x.shape[1:]
+    out = np.empty(x.shape, np.float32)
+    for i in range(len(x)):
+        m = np.float32([[1, 0, -shift[i, 0]], [0, 1, -shift[i, 1]]])
+        out[i] = cv2.warpAffine(x[i], m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out
+
+
+def aligned_thumbnails(img: np.ndarray, path: np.ndarray, t_s: np.ndarray, window_s: float,
+                       min_shift_px: float = 1.0, work_width: int = 64) -> np.ndarray | None:
+    """Thumbnails (T, h, w) shifted back by the picture's path about its moving mean (`camera_shift`), float32;
+    None where there is nothing to undo or the path is unusable. (`steady_thumbnails` takes the same shift block
+    by block, without this whole copy.)"""
+    img = np.asarray(img)
+    if img.ndim != 3:
+        return None
+    shift = camera_shift(path, len(img), img.shape[2], t_s, window_s, min_shift_px, work_width)
+    return None if shift is None else shifted_back(img, shift)
 
 
 def _components(v: np.ndarray, k: int) -> np.ndarray:
