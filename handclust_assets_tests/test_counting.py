@@ -45,6 +45,7 @@ from handclust_assets.science.counting import (
     _signal_map,
     count_repetitions,
     count_spans,
+    track_located,
     track_periods,
     track_score,
 )
@@ -54,12 +55,13 @@ from handclust_assets.science.rhythm_signals import (
     SPEED,
     UNSWAY_CHUNK,
     RhythmSignal,
-    aligned_thumbnails,
     camera_shift,
     keypoint_signal,
     motion_signals,
     scene_signal,
+    shifted_back,
     steady_thumbnails,
+    without_camera_speed,
 )
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import (
@@ -331,7 +333,7 @@ def _swayed_thumbnails(seed: int, shift: float, zoom: float, roll: float, blob: 
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 999), amp=st.floats(3.0, 16.0), period=st.floats(2.0, 9.0), blob=st.sampled_from([0.0, 60.0]))
-def test_aligned_thumbnails_undo_a_sweep_the_linear_fit_cannot(seed: int, amp: float, period: float,
+def test_camera_shift_undoes_a_sweep_the_linear_fit_cannot(seed: int, amp: float, period: float,
                                                                blob: float) -> None:
     """A textured scene swept sideways by `amp` px of the 64-px image (up to 8 px of the 32-px thumbnail, a quarter of its width: far past
     the linear fit's ~2 px) along a known path: shifted back by the path about its moving mean, every thumbnail shows
@@ -347,8 +349,10 @@ def test_aligned_thumbnails_undo_a_sweep_the_linear_fit_cannot(seed: int, amp: f
                             .astype(np.float32), (0, 0), 6.0)  # a soft square in the middle of the scene
     scene = [base + (blob if (i // 12) % 2 else 0.0) * spot for i in range(len(t))]
     imgs = np.stack([_moved(f, xi * 320 / 64, 0.0, 1.0, 0.0, (32, 18)) for f, xi in zip(scene, x)]).astype(np.float64)
-    out = aligned_thumbnails(imgs, np.stack([x, np.zeros_like(x)], axis=1), t, 10.0)
-    assert out is not None and out.shape == imgs.shape and np.isfinite(out).all()
+    shift = camera_shift(np.stack([x, np.zeros_like(x)], axis=1), len(imgs), imgs.shape[2], t, 10.0)
+    assert shift is not None
+    out = shifted_back(imgs, shift)
+    assert out.shape == imgs.shape and np.isfinite(out).all()
     mean_x = uniform_filter1d(x, size=int(round(10.0 * FS)), mode="nearest")
     want = np.stack([_moved(f, xi * 320 / 64, 0.0, 1.0, 0.0, (32, 18)) for f, xi in zip(scene, mean_x)])
     inner = slice(2, 30) if np.abs(x - mean_x).max() < 4 else slice(12, 20)  # the edges are filled in
@@ -359,18 +363,18 @@ def test_aligned_thumbnails_undo_a_sweep_the_linear_fit_cannot(seed: int, amp: f
         assert (out - want)[:, 8:10, 15:17].std(axis=0).mean() < 0.2 * blob
 
 
-def test_aligned_thumbnails_leave_a_still_or_unusable_path_alone() -> None:
+def test_camera_shift_leaves_a_still_or_unusable_path_alone() -> None:
     t = np.arange(100) / FS
-    imgs = np.random.default_rng(0).uniform(0, 255, (100, 18, 32))
-    assert aligned_thumbnails(imgs, np.zeros((100, 2)), t, 10.0) is None  # nothing to undo
-    assert aligned_thumbnails(imgs, np.full((100, 2), 0.5), t, 10.0) is None  # still, off the origin
+    assert camera_shift(np.zeros((100, 2)), 100, 32, t, 10.0) is None  # nothing to undo
+    assert camera_shift(np.full((100, 2), 0.5), 100, 32, t, 10.0) is None  # still, off the origin
     wobble = np.stack([0.8 * np.sin(t), np.zeros_like(t)], axis=1)  # under a thumbnail px about its mean
-    assert aligned_thumbnails(imgs, wobble, t, 10.0) is None
+    assert camera_shift(wobble, 100, 32, t, 10.0) is None
     bad = np.stack([10 * np.sin(t), np.zeros_like(t)], axis=1)
+    assert camera_shift(bad, 100, 32, t, 10.0) is not None  # (the same path, usable)
     bad[5] = np.nan
-    assert aligned_thumbnails(imgs, bad, t, 10.0) is None
-    assert aligned_thumbnails(imgs, bad[:50], t, 10.0) is None  # not one place per frame
-    assert aligned_thumbnails(imgs[:5], bad[:5], t[:5], 10.0) is None  # too few frames
+    assert camera_shift(bad, 100, 32, t, 10.0) is None
+    assert camera_shift(bad[:50], 100, 32, t, 10.0) is None  # not one place per frame
+    assert camera_shift(bad[:5], 5, 32, t[:5], 10.0) is None  # too few frames
 
 
 def test_steady_thumbnails_take_the_camera_shift_block_by_block_as_a_whole_aligned_copy_would() -> None:
@@ -383,11 +387,131 @@ def test_steady_thumbnails_take_the_camera_shift_block_by_block_as_a_whole_align
     path = np.stack([8 * np.sin(2 * np.pi * t / 7.0), 2 * np.cos(2 * np.pi * t / 5.0)], axis=1)
     shift = camera_shift(path, n, 32, t, 10.0)
     assert shift is not None and shift.shape == (n, 2)
-    whole = steady_thumbnails(aligned_thumbnails(imgs, path, t, 10.0), t, 10.0, photometric=True)
+    whole = steady_thumbnails(shifted_back(imgs, shift), t, 10.0, photometric=True)
     np.testing.assert_array_equal(steady_thumbnails(imgs, t, 10.0, photometric=True, shift=shift), whole)
     assert not np.array_equal(steady_thumbnails(imgs, t, 10.0, photometric=True), whole)  # the shift mattered
     with pytest.raises(ValueError, match="one \\(dx, dy\\) per frame"):
         steady_thumbnails(imgs, t, 10.0, shift=shift[:-1])
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 999), slope=st.floats(0.0, 60.0), sweeps=st.floats(0.5, 3.0),
+       actor=st.floats(0.0, 5.0), nan_rows=st.booleans())
+def test_without_camera_speed_takes_out_the_energy_a_moving_camera_adds(seed: int, slope: float, sweeps: float,
+                                                                        actor: float, nan_rows: bool) -> None:
+    """Energy cells that rise with the camera's speed (each by its own slope, as a moving picture's coding noise
+    and resampling do) plus an actor's own rhythm in some cells: the speed's part goes, the actor's stays, and no
+    cell goes below 0. NaN rows (frames without energy) stay NaN and do not spoil the fit."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(600) / FS
+    x = 8.0 * np.sin(np.pi * sweeps * t / t[-1])  # px of the 64-px image
+    speed = np.r_[0.0, np.abs(np.diff(x))]
+    gain = rng.uniform(0.2, 1.0, (4, 6))
+    own = actor * (1 + np.sin(2 * np.pi * t / 0.7))  # the actor, in the left half
+    energy = 1.0 + 0.2 * rng.random((len(t), 4, 6)) + slope * speed[:, None, None] * gain
+    energy[:, :, :3] += own[:, None, None]
+    if nan_rows:
+        energy[100:110] = np.nan
+    out = without_camera_speed(energy.astype(np.float32), np.stack([x, 0 * x], axis=1), t)
+    assert out.shape == energy.shape and out.dtype == np.float32
+    ok = np.isfinite(energy).all(axis=(1, 2))
+    assert np.array_equal(np.isfinite(out), np.isfinite(energy)) and (out[ok] >= 0).all()
+    kept = out[ok].reshape(ok.sum(), -1)
+    left = out[ok][:, :, :3].mean(axis=(1, 2))
+    if slope * np.ptp(speed) > 1.0:  # the camera moved the energy visibly: most of its part is gone
+        before = np.corrcoef(energy[ok][:, :, 3:].mean(axis=(1, 2)), speed[ok])[0, 1]
+        after = np.corrcoef(kept[:, [c for c in range(24) if c % 6 >= 3]].mean(axis=1), speed[ok])[0, 1]
+        assert abs(after) < 0.5 * abs(before)
+    if actor > 0.5:  # the actor's rhythm is kept at its own strength
+        assert np.corrcoef(left, own[ok])[0, 1] > 0.8
+        assert np.std(left) == pytest.approx(np.std(own), rel=0.3)
+
+
+def test_without_camera_speed_leaves_a_still_or_unusable_path_alone() -> None:
+    t = np.arange(100) / FS
+    energy = np.random.default_rng(0).uniform(0, 5, (100, 4, 6)).astype(np.float32)
+    for path in (np.zeros((100, 2)), np.full((100, 2), 3.0), np.zeros((50, 2))):
+        np.testing.assert_array_equal(without_camera_speed(energy, path, t), energy)
+    bad = np.stack([np.sin(t), np.zeros_like(t)], axis=1)
+    bad[5] = np.nan
+    np.testing.assert_array_equal(without_camera_speed(energy, bad, t), energy)
+
+
+def _swept_scene(seed: int, dur: float = 18.0, period: float = 0.6) -> tuple:
+    """A motion track's arrays for a small actor (2 x 2 of 6 x 8 energy cells, a bar in the thumbnails) repeating
+    every `period` in a textured scene swept 1.5 times back and forth across 20 px of the 64-px image in `dur` s,
+    each frame moving less than the per-frame camera track's quarter px; every energy cell rises with the
+    sweep's speed (the picture's coding noise). Returns (t, energy, intensity, camera, energy_raw, duration, path,
+    true count)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(dur * FS)) / FS
+    x = -10.0 * np.cos(2 * np.pi * 1.5 * t / dur)
+    speed = np.r_[0.0, np.abs(np.diff(x))]
+    phase = 2 * np.pi * t / period
+    energy = (1.0 + 0.3 * rng.random((len(t), 6, 8))
+              + 30.0 * speed[:, None, None] * rng.uniform(0.5, 1.5, (6, 8))).astype(np.float32)
+    energy[:, 3:5, 3:5] += 3.0 * (1 + np.sin(2 * phase))[:, None, None]
+    tex = cv2.GaussianBlur(rng.uniform(0, 255, (36, 96)).astype(np.float32), (0, 0), 2.0)
+    intensity = np.empty((len(t), 18, 32), np.float32)
+    for i in range(len(t)):
+        f = cv2.warpAffine(tex, np.float32([[1, 0, x[i] / 2 - 32], [0, 1, -9]]), (32, 18),
+                           borderMode=cv2.BORDER_REPLICATE)
+        a = int(15 + 2 * np.sin(phase[i]))
+        f[9:12, a:a + 3] += 20
+        intensity[i] = f + rng.normal(0, 1.0, (18, 32))
+    path = np.stack([x, np.zeros_like(x)], axis=1).astype(np.float32)
+    return t, energy, intensity, np.zeros((len(t), 2), np.float32), energy.copy(), dur, path, dur / period
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_sweeping_cameras_own_speed_rhythm_is_not_counted_in_place_of_the_actor(seed: int) -> None:
+    """The sweep's speed has two humps per sweep in every energy cell (3 in the clip); left in, the counter counted
+    those 3 (measured); with the camera's speed taken out of the energy (`discount_camera_speed`), the actor's 30."""
+    t, e, img, cam, raw, dur, path, truth = _swept_scene(seed)
+    est = {}
+    for on in (True, False):
+        p = CountingParams(count_to_edges=True, discount_camera_speed=on)
+        track, _ = track_located(t, e, img, cam, raw, dur, p, path=path)
+        row = count_spans(track, params=p).row(0, named=True)
+        est[on] = row["count_estimate"]
+        if on:
+            assert row["status"] == "counted"
+    assert abs(est[True] - truth) <= 1.0
+    assert abs(est[False] - truth) > 5.0  # the scene is one the discount is for
+
+
+def _walking_scene(seed: int, amp: float, dur: float = 15.0, period: float = 0.55) -> tuple:
+    """A head-mounted camera bobbing `amp` px (of the 64-px image) up and down once per step, swaying to the side
+    once per stride, over a textured scene: the picture's motion is the repetition. The energy rises with the
+    camera's speed; the camera track holds the per-frame moves of a quarter px or more."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(dur * FS)) / FS
+    y = amp * np.sin(2 * np.pi * t / period)
+    x = 0.5 * np.sin(np.pi * t / period)
+    step = np.stack([np.diff(x, prepend=x[0]), np.diff(y, prepend=y[0])], axis=1)
+    speed = np.hypot(*step.T)
+    gain = rng.uniform(0.5, 1.5, (6, 8))
+    energy = (1.0 + 0.3 * rng.random((len(t), 6, 8)) + 8.0 * speed[:, None, None] * gain).astype(np.float32)
+    raw = (1.0 + 0.3 * rng.random((len(t), 6, 8)) + 20.0 * speed[:, None, None] * gain).astype(np.float32)
+    tex = cv2.GaussianBlur(rng.uniform(0, 255, (60, 96)).astype(np.float32), (0, 0), 2.0)
+    intensity = np.stack([cv2.warpAffine(tex, np.float32([[1, 0, x[i] / 2 - 32], [0, 1, y[i] / 2 - 20]]), (32, 18),
+                                         borderMode=cv2.BORDER_REPLICATE) for i in range(len(t))])
+    intensity = (intensity + rng.normal(0, 1.0, intensity.shape)).astype(np.float32)
+    camera = np.where(speed[:, None] >= 0.25, step, 0.0).astype(np.float32)
+    path = np.stack([x, y], axis=1).astype(np.float32)
+    return t, energy, intensity, camera, raw, dur, path, dur / period
+
+
+@pytest.mark.parametrize("amp", [1.5, 6.0])
+def test_a_cameras_own_step_rhythm_is_still_counted_with_its_speed_taken_out_of_the_energy(amp: float) -> None:
+    """Walking: the camera's own bob is the repetition. Taking the camera's speed out of the energy must not lose
+    it: the camera track still votes (`camera_motion`), and the count stays the steps'."""
+    t, e, img, cam, raw, dur, path, truth = _walking_scene(3, amp)
+    p = CountingParams(count_to_edges=True)
+    track, _ = track_located(t, e, img, cam, raw, dur, p, path=path)
+    row = count_spans(track, params=p).row(0, named=True)
+    assert row["status"] == "counted" and abs(row["count"] - truth) <= 1.0
+    assert "camera_motion" in row["agreeing_signals"]
 
 
 @settings(max_examples=15, deadline=None)

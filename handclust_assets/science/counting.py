@@ -59,6 +59,7 @@ from handclust_assets.science.rhythm_signals import (
     motion_signals,
     shifted_back,
     steady_thumbnails,
+    without_camera_speed,
 )
 
 COUNTED, NO_AGREEMENT, BRIEF, APERIODIC = "counted", "no agreement", "brief", "aperiodic"
@@ -182,8 +183,12 @@ class CountingParams:
     # scale-free, so a still corner where only a faint, strictly periodic leftover of the sway can outscore the
     # actor. Off by default: at 1.0 it won on the dev set's train groups but made real clips where nothing repeats
     # count (03_blocks 10.3, bigbuckbunny 4.6; docs/results.md, thirty-ninth stop); 0: every box
+    discount_camera_speed: bool = True  # where the path moves past the sway fit's reach (as for `align_camera`),
+    # the part of each energy cell (compensated and raw) that rises with the camera's speed is taken out
+    # (`without_camera_speed`): a sweep's coding noise and resampling follow its speed, two humps per sweep, and
+    # were counted in place of the actor; the camera's own rhythm (walking) still votes through `camera_motion`
     align_camera: bool = True  # the thumbnails are first shifted back by the motion track's `path` (the picture's
-    # displacement, tracked against key frames) about its moving mean over `unsway_s` (`aligned_thumbnails`): a pan
+    # displacement, tracked against key frames) about its moving mean over `unsway_s` (`camera_shift`): a pan
     # or head turn past the linear sway fit's few px of the 32-px thumbnail is undone before the fit; nothing where
     # the path stays within a thumbnail px of its mean (most clips) or the track has none (before version 6)
     unsway_blur: float = 1.0  # Gaussian sigma (px of the 32-px thumbnail) before the fit: the shift's effect on a
@@ -988,6 +993,9 @@ def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndar
     if p.align_camera and p.unsway_s > 0 and path is not None and intensity is not None \
             and np.asarray(intensity).ndim == 3:
         shift = camera_shift(path, len(intensity), np.asarray(intensity).shape[2], t, p.unsway_s)
+    if shift is not None and p.discount_camera_speed:  # the camera moved far: its speed leaves the energy
+        energy = None if energy is None else without_camera_speed(energy, path, t)
+        energy_raw = None if energy_raw is None else without_camera_speed(energy_raw, path, t)
     if p.unsway_s > 0 and camera is not None and intensity is not None and np.asarray(intensity).ndim == 3:
         # the picture's global motion leaves the appearance; a camera that itself repeats (a head bobbing with each
         # step) still votes through `camera_motion`, so without a camera track the thumbnails are left as they are

@@ -117,7 +117,8 @@ def steady_thumbnails(img: np.ndarray, t_s: np.ndarray, window_s: float, modes: 
     no shift explains; the first round then fits the motion and the offset alone, so that its weights hold a moving
     hand down before the gain, whose pattern holds the hand's mean place, can take the hand in. With `shift`
     (T, 2; `camera_shift`), each frame is first moved back by its row, block by block (a pan too large for the
-    linear fit; the same values as `aligned_thumbnails` would give, without a whole float copy)."""
+    linear fit; the same values as shifting them all first, `shifted_back`, would give, without a whole float
+    copy)."""
     import cv2
     from scipy.ndimage import uniform_filter1d
 
@@ -218,16 +219,32 @@ def shifted_back(frames: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return out
 
 
-def aligned_thumbnails(img: np.ndarray, path: np.ndarray, t_s: np.ndarray, window_s: float,
-                       min_shift_px: float = 1.0, work_width: int = 64) -> np.ndarray | None:
-    """Thumbnails (T, h, w) shifted back by the picture's path about its moving mean (`camera_shift`), float32;
-    None where there is nothing to undo or the path is unusable. (`steady_thumbnails` takes the same shift block
-    by block, without this whole copy.)"""
-    img = np.asarray(img)
-    if img.ndim != 3:
-        return None
-    shift = camera_shift(path, len(img), img.shape[2], t_s, window_s, min_shift_px, work_width)
-    return None if shift is None else shifted_back(img, shift)
+def without_camera_speed(energy: np.ndarray, path: np.ndarray, t_s: np.ndarray, smooth_s: float = 0.5
+                         ) -> np.ndarray:
+    """Motion energy cells (T, ...) less the part that rises with the camera's speed: a moving camera's picture
+    changes by more than a shift (its coding noise, the resampling of every edge, motion blur), so the energy
+    follows the camera's speed even where each frame is compensated, and a camera sweeping to and fro paints a
+    speed rhythm of its own (two humps per sweep) over the whole picture. Each cell's slope on the speed of the
+    picture's `path` (T, 2; both smoothed over `smooth_s`) is fitted by least squares and, where positive, its
+    part taken out (floored at 0). A camera whose own motion repeats (a head bobbing with each step) still votes
+    through the camera track's signal. float32; the energy unchanged where the path is unusable or still."""
+    from scipy.ndimage import uniform_filter1d
+
+    e = np.asarray(energy, np.float64)
+    pos = np.asarray(path, np.float64)
+    n = len(e)
+    if n < 8 or pos.shape != (n, 2) or len(t_s) != n or not np.all(np.isfinite(pos)):
+        return np.asarray(energy, np.float32)
+    k = frames_in(t_s, smooth_s)
+    speed = uniform_filter1d(np.r_[0.0, np.hypot(*np.diff(pos, axis=0).T)], size=min(k, n), mode="nearest")
+    flat = e.reshape(n, -1)
+    ok = np.isfinite(flat).all(axis=1)
+    sc = speed[ok] - speed[ok].mean()
+    if ok.sum() < 8 or float(sc @ sc) <= 1e-12:
+        return np.asarray(energy, np.float32)
+    ys = uniform_filter1d(np.where(ok[:, None], flat, 0.0), size=min(k, n), axis=0, mode="nearest")[ok]
+    slope = np.maximum(sc @ (ys - ys.mean(axis=0)) / float(sc @ sc), 0.0)
+    return np.maximum(flat - np.outer(speed, slope), 0.0).reshape(e.shape).astype(np.float32)
 
 
 def _components(v: np.ndarray, k: int) -> np.ndarray:

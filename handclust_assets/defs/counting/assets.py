@@ -26,7 +26,7 @@ from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import HandclustSettings, StorageResource
 
-TRACK_CODE_VERSION = "period-track-v18"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
+TRACK_CODE_VERSION = "period-track-v19"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
 # v5: cubic lag reading, parabolic period refinement, multiples discounted; v6: periodic stretches end where the
 # repetition does (science/extent.py), not where the 4-cycle windows blur them; v7: quiet gaps between periodic
 # stretches are rests (marked still, not counted through); v8: an appearance that drifts (its own period >= 1.4 x its
@@ -42,7 +42,9 @@ TRACK_CODE_VERSION = "period-track-v18"  # v3: appearance pooled 3 x 3; v4: + ap
 # v16: a candidate period is judged over at least 2.5 of its cycles, past the 12-s window cap (slow repetitions)
 # v17: the sway removal fits a gain and an offset too (exposure, flicker; `CountingParams.unsway_photometric`)
 # v18: the thumbnails are first shifted back by the picture's path (a pan or head turn past the sway fit's reach;
-# `rhythm_signals.aligned_thumbnails`, `CountingParams.align_camera`; motion track version 6)
+# `rhythm_signals.camera_shift`, `CountingParams.align_camera`; motion track version 6)
+# v19: where it moves that far, the part of the energy that rises with the camera's speed is taken out
+# (`rhythm_signals.without_camera_speed`, `CountingParams.discount_camera_speed`)
 
 
 def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
