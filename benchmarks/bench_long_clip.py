@@ -23,7 +23,8 @@ from bench_rhythm import _cap_threads  # benchmarks/ is on the path when this sc
 
 def motion_inputs(seconds: float, fps: float, seed: int = 0, sweep_px: float = 0.0) -> dict:
     """A motion track's arrays as the frame cache stores them (energy cells, 18 x 32 intensity thumbnails, camera
-    translations, the picture's path: a sweep of `sweep_px`, or still), for a stroke whose period drifts 0.6 -> 1.0 s with a pause in the middle, in noise."""
+    translations, the picture's path: a sweep of `sweep_px`, or still), for a stroke whose period drifts 0.6 -> 1.0
+    s with a pause in the middle, in noise."""
     import numpy as np
 
     n = int(seconds * fps)
