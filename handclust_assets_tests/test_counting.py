@@ -1047,6 +1047,28 @@ def test_strokes_filmed_by_a_sweeping_camera_are_counted_once_the_sweep_is_undon
     assert err[True] <= max(err[False], 1.0)
 
 
+def test_a_head_turning_to_and_fro_is_itself_counted_when_it_is_the_repetition(tmp_path: Path) -> None:
+    """Egocentric work: the head turns between two places once per cycle (fetch, place), over a still scene. The
+    alignment and the energy's camera-speed discount are for a camera that moves beside the repetition; where the
+    camera's own cycle is the repetition it must still be counted: 8 slow turns (a tenth of the width, under the
+    per-frame camera track's quarter px, so `camera_motion` is silent) read 8 (measured: 8.0; 16.0 without the
+    discount, which counted the speed's two humps per turn)."""
+    from handclust_assets.video.writer import write_video
+
+    rng = np.random.default_rng(0)
+    h, w, n = 180, 320, 720
+    scene = cv2.GaussianBlur(rng.uniform(0, 255, (h, int(w * 1.5), 3)).astype(np.float32), (0, 0), 3.0)
+    scene = np.clip((scene - scene.mean()) * 3 + 128, 0, 255).astype(np.uint8)
+    x0 = 0.1 * w * (0.5 - 0.5 * np.cos(2 * np.pi * 8 * np.arange(n) / n))
+    frames = (cv2.warpAffine(scene, np.float32([[1, 0, x], [0, 1, 0]]), (w, h),
+                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT) for x in x0)
+    mt = motion_track_from_video(write_video(tmp_path / "turns.mp4", frames, 30.0, crf=18))
+    assert not np.any(mt.camera) and np.ptp(mt.path[:, 0]) > 0.05 * 64  # only the path sees the turns
+    row = count_motion_track(mt, params=CountingParams(count_to_edges=True)).counts.filter(
+        pl.col("scope") == "clip").row(0, named=True)
+    assert row["status"] == "counted" and abs(row["count"] - 8) <= 1.0
+
+
 def test_motion_track_does_not_paint_a_big_subjects_motion_on_the_still_background(tmp_path: Path) -> None:
     """A static camera and a subject filling a quarter of the frame that slides back and forth: the phase-correlation
     peak may follow the subject, but shifting the whole frame by it would turn the still background into motion."""
