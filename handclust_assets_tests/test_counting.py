@@ -397,6 +397,8 @@ def test_steady_thumbnails_take_the_camera_shift_block_by_block_as_a_whole_align
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 999), slope=st.floats(0.0, 60.0), sweeps=st.floats(0.5, 3.0),
        actor=st.floats(0.0, 5.0), nan_rows=st.booleans())
+@example(seed=0, slope=32.0, sweeps=0.75, actor=0.0, nan_rows=True)  # found by CI: the missing frames, smoothed in as
+# zeros, bent the fit (0.54 of the speed's correlation left; 0.14 once the smoothing skips them)
 def test_without_camera_speed_takes_out_the_energy_a_moving_camera_adds(seed: int, slope: float, sweeps: float,
                                                                         actor: float, nan_rows: bool) -> None:
     """Energy cells that rise with the camera's speed (each by its own slope, as a moving picture's coding noise

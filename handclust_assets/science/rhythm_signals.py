@@ -242,7 +242,9 @@ def without_camera_speed(energy: np.ndarray, path: np.ndarray, t_s: np.ndarray, 
     sc = speed[ok] - speed[ok].mean()
     if ok.sum() < 8 or float(sc @ sc) <= 1e-12:
         return np.asarray(energy, np.float32)
-    ys = uniform_filter1d(np.where(ok[:, None], flat, 0.0), size=min(k, n), axis=0, mode="nearest")[ok]
+    w = uniform_filter1d(ok.astype(np.float64), size=min(k, n), mode="nearest")  # frames without energy: the mean
+    ys = (uniform_filter1d(np.where(ok[:, None], flat, 0.0), size=min(k, n), axis=0, mode="nearest")  # of the rest
+          / np.maximum(w, 1e-9)[:, None])[ok]
     slope = np.maximum(sc @ (ys - ys.mean(axis=0)) / float(sc @ sc), 0.0)
     return np.maximum(flat - np.outer(speed, slope), 0.0).reshape(e.shape).astype(np.float32)
 
