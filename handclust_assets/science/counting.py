@@ -989,15 +989,15 @@ def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndar
     (`steady_thumbnails`), block by block."""
     p = params or CountingParams()
     t = np.asarray(t_s, np.float64)
+    thumbs = intensity is not None and np.asarray(intensity).ndim == 3  # (T, h, w) images, not cells
     moved = None  # the path about its moving mean, in thumbnail px, where it leaves the sway fit's reach
-    if (p.align_camera or p.discount_camera_speed) and p.unsway_s > 0 and path is not None \
-            and intensity is not None and np.asarray(intensity).ndim == 3:
+    if (p.align_camera or p.discount_camera_speed) and p.unsway_s > 0 and path is not None and thumbs:
         moved = camera_shift(path, len(intensity), np.asarray(intensity).shape[2], t, p.unsway_s)
     if moved is not None and p.discount_camera_speed:  # the camera moved far: its speed leaves the energy
         energy = None if energy is None else without_camera_speed(energy, path, t)
         energy_raw = None if energy_raw is None else without_camera_speed(energy_raw, path, t)
     shift = moved if p.align_camera else None
-    if p.unsway_s > 0 and camera is not None and intensity is not None and np.asarray(intensity).ndim == 3:
+    if p.unsway_s > 0 and camera is not None and thumbs:
         # the picture's global motion leaves the appearance; a camera that itself repeats (a head bobbing with each
         # step) still votes through `camera_motion`, so without a camera track the thumbnails are left as they are
         intensity = steady_thumbnails(intensity, t, p.unsway_s, p.unsway_modes, p.unsway_blur, p.unsway_photometric,

@@ -260,6 +260,13 @@ def baked_keyframe_pulses(energy: np.ndarray, fps: float, min_pulse: float = BAK
     return np.unique(np.concatenate([rows, rows[before] - 1, rows[~before & after] + 1])).astype(np.int64)
 
 
+def translated(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """`img` moved by (dx, dy) px (bilinear; the edges replicated), as the camera compensation and the path's test
+    move a frame onto the next."""
+    return cv2.warpAffine(img, np.float32([[1, 0, dx], [0, 1, dy]]), (img.shape[1], img.shape[0]),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def _lift(row: np.ndarray, before: np.ndarray, after: np.ndarray) -> float:
     """How far 3 of 4 cells of `row` exceed the mean of the rows `before` and `after` it."""
     return float(np.percentile(row - (before + after) / 2, 25))
@@ -334,8 +341,7 @@ class MotionTrackBuilder:
         tested = ok and d >= PATH_TEST_PX and np.hypot(dx - self._tested[0], dy - self._tested[1]) >= PATH_RETEST_PX
         if tested:
             key = self._key_f
-            moved = cv2.warpAffine(key, np.float32([[1, 0, dx], [0, 1, dy]]), (gf.shape[1], gf.shape[0]),
-                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            moved = translated(key, dx, dy)
             ok = float(np.median(np.abs(gf - moved))) < float(np.median(np.abs(gf - key)))
         if not ok:  # back to the last place a test confirmed (small untested moves since then are dropped)
             self._key_f, self._key_at, self._tested = gf, self._sure_at, (0.0, 0.0)
@@ -362,9 +368,7 @@ class MotionTrackBuilder:
         raw = cv2.absdiff(g, self._prev).astype(np.float32)
         if response < MIN_RESPONSE or np.hypot(dx, dy) < MIN_SHIFT_PX or np.hypot(dx, dy) > g.shape[1] / 4:
             return raw, raw, (0.0, 0.0)
-        m = np.float32([[1, 0, dx], [0, 1, dy]])
-        moved = cv2.warpAffine(self._prev, m, (g.shape[1], g.shape[0]), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
+        moved = translated(self._prev, dx, dy)
         comp = cv2.absdiff(g, moved).astype(np.float32)
         if np.median(comp) >= np.median(raw):  # the peak follows a moving subject, not the camera: shifting the
             return raw, raw, (float(dx), float(dy))  # whole frame by it would paint motion on the still background
