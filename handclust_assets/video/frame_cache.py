@@ -37,6 +37,7 @@ from handclust_assets.video.motion_track import (
     MotionTrackBuilder,
     load_motion_track,
     rotate_upright,
+    sample_probes,
     save_motion_track,
 )
 from handclust_assets.video.probe import (
@@ -259,7 +260,8 @@ def build_frame_cache(
     tmp.mkdir(parents=True)
     pack = _Pack(tmp / PACK, int(jpeg_quality), [0], [], [])
     sampler = _Sampler(sample_fps, info.fps)
-    motion = MotionTrackBuilder(info.rotation)  # every decoded frame, for the rhythm path (motion.npz)
+    motion = MotionTrackBuilder(info.rotation,  # every decoded frame, for the rhythm path (motion.npz); black bars
+                                more_frames=lambda: sample_probes(video_path))  # seen at the start are confirmed
     t0 = time.perf_counter()
     try:
         decoded, last_t, warning, notes = _decode_into(video_path, tmp, info, pack, sampler, (ow, oh), maps, motion,

@@ -22,6 +22,8 @@ conversion) is area-averaged to a 64-px-wide gray image, from which two signals 
     t_s        float64 (T,)         presentation time of each frame, from the first frame
     keyframes  bool    (T,)         the frames the codec sent whole (I-frames); the energy at one of them is the
                                     mean of its neighbours' unless the whole picture changed (`keyframe_pulses`)
+Black bars (letterbox, pillarbox, an upright phone video in a wide frame) are found on the first second's frames
+(`content_box`) and cropped before the motion image is made, so the picture fills its 64 px (`box`: where it was).
 A frame shown twice (a frame rate raised by repeating frames) and the one after it share their energy
 (`repeated_frames`). The pulses of an earlier encoding's keyframes, left in the pixels of a re-encoded clip at a
 steady rate but not at its own keyframes, are found by their comb and smoothed too (`baked_keyframe_pulses`).
@@ -31,6 +33,7 @@ Stored as `motion.npz` in the clip's frame-cache folder (~0.7 KB per source fram
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +43,8 @@ import numpy as np
 from av.video.frame import PictureType
 
 MOTION_FILE = "motion.npz"
-MOTION_TRACK_VERSION = 6  # v6: + path; bump when the same frames give a different track (caches keyed by it go stale)
+MOTION_TRACK_VERSION = 7  # v6: + path; v7: black bars cropped; bump when the same frames give a different track
+# (caches keyed by it go stale)
 WORK_WIDTH = 64
 THUMB_WIDTH = 32
 CELL_PX = 8
@@ -61,6 +65,18 @@ BAKED_QUANTILE = 95  # ... and it is among the clip's top 5 % of such lifts
 BAKED_MIN_TEETH = 4  # a comb spans at least 4 frames at one spacing, 3 of them strongly lifted
 BAKED_GOP_S = (0.4, 10.0)  # the spacings (keyframe intervals) tried, in seconds
 BAKED_ALPHA = 0.01  # chance of so regular a comb in a clip without one, over all the spacings and phases tried
+BORDER_BLACK = 24  # luma: a row (column) with no pixel above this in any frame looked at is a black bar's
+# (limited-range black is 16; an encoder's ringing at the bar's edge stays under it)
+BORDER_MIN_SHARE = 0.03  # bars are cropped only where one side's is at least 3 % of the picture (others are left
+# whole, so the track of a video without bars does not change)
+BORDER_MIN_CONTENT = 0.2  # ... and the picture kept is at least 20 % of each side (else it is left whole: a dark clip)
+BORDER_EDGE = 0.9  # ... ending in a straight edge: the picture's first line inside a bar is lit along 90 % of it
+BORDER_SECONDS = 1.0  # the bars are judged on the first second of frames ...
+BORDER_MAX_SECONDS = 3.0  # ... or longer while every frame is dark (a fade from black), up to this
+BORDER_DARK = 48  # a frame is dark while its 90th-percentile luma is at most this
+BORDER_MAX_FRAMES = 360  # the most frames held while judging (a 120-fps clip's 3 s)
+PROBE_WIDTH = 4 * WORK_WIDTH  # the bars are found (and cropped) on the luma at this width
+BORDER_SAMPLES = 8  # bars seen in the first second are confirmed on this many keyframes spread over the clip
 _LUMA_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p",
                  "nv12", "nv21", "gray", "yuva420p"}
 
@@ -74,6 +90,8 @@ class MotionTrack:
     energy_raw: np.ndarray | None = None  # the same energy without camera compensation
     keyframes: np.ndarray | None = None  # bool (T,): the codec's I-frames (None: not recorded)
     path: np.ndarray | None = None  # float32 (T, 2): the picture's displacement since frame 0 (None: not recorded)
+    box: np.ndarray | None = None  # float32 (4,): the picture inside black bars the track was made of, as shares of
+    # the unrotated frame (top, bottom, left, right); None: the whole frame
 
     @property
     def fps(self) -> float:
@@ -101,7 +119,8 @@ def rotate_upright(img: np.ndarray, rotation: int) -> np.ndarray:
     return img
 
 
-def small_gray(frame: av.VideoFrame, width: int = WORK_WIDTH) -> np.ndarray:
+def small_gray(frame: av.VideoFrame, width: int = WORK_WIDTH, oversample: int = ROW_OVERSAMPLE,
+               halve_over: int = 4) -> np.ndarray:
     """The frame's luma area-averaged to `width` px wide (aspect kept up to `MAX_ASPECT`), uint8: halved by 2 x 2
     means while it is over 4 x as large, then area-resized (of a frame over 8 x as tall as the small image, every
     2nd or 3rd row only: reading every row of 1080p cost the frame cache ~0.13 x of ffmpeg's decode time). Every
@@ -115,11 +134,94 @@ def small_gray(frame: av.VideoFrame, width: int = WORK_WIDTH) -> np.ndarray:
     if frame.format.name in _LUMA_FORMATS:
         plane = frame.planes[0]
         y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
-        y = y[::max(1, h // (height * ROW_OVERSAMPLE))]  # rows of a tall frame: every 2nd / 3rd (720p / 1080p)
-        while y.shape[1] >= 4 * width and y.shape[0] >= 4 * height:  # 2 x 2 means (OpenCV's fast path), then
+        y = y[::max(1, h // (height * oversample))]  # rows of a tall frame: every 2nd / 3rd (720p / 1080p)
+        while y.shape[1] >= halve_over * width and y.shape[0] >= halve_over * height:  # 2 x 2 means (fast), then
             y = cv2.resize(y, (y.shape[1] // 2, y.shape[0] // 2), interpolation=cv2.INTER_AREA)  # one area resize
         return cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)
     return frame.to_ndarray(format="gray", width=width, height=height)
+
+
+def probe_gray(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's luma at `PROBE_WIDTH` (4 x the motion image's width) from the same source rows `small_gray`
+    reads: where black bars are found, and cropped from before the motion image is made of what is left. Halved
+    by 2 x 2 means while twice as large (one area resize of the whole 1080p frame cost 4 x the motion image's
+    making; halved first, 2 x)."""
+    return small_gray(frame, PROBE_WIDTH, oversample=max(1, ROW_OVERSAMPLE * WORK_WIDTH // PROBE_WIDTH), halve_over=2)
+
+
+def content_box(images: np.ndarray, black: int = BORDER_BLACK, min_share: float = BORDER_MIN_SHARE,
+                min_content: float = BORDER_MIN_CONTENT, edge: float = BORDER_EDGE) -> tuple[int, int, int, int] | None:
+    """The picture inside black bars, (top, bottom, left, right) in px of `images` (N, H, W) uint8 (rows top:bottom,
+    columns left:right), or None to keep the whole picture.
+
+    Letterboxed (a wide film in a 16:9 frame), pillarboxed (4:3 in 16:9) and a phone's upright video in a wide frame
+    are common in uploaded footage: the bars hold no motion and the picture is made smaller, down to a third of the
+    motion image's width (~20 of 64 px, 2-3 cells for the box search). A bar is a run of rows (columns) from an edge
+    with no pixel above `black` in any image (over several frames, so a dark edge of the scene that lights up once
+    is kept), ending in a straight edge: the first line inside it is lit along at least `edge` of its length in
+    some image (a dark scene, or an actor against black, is uneven there and kept whole). Bars are cropped only where one side's is at least `min_share` of the picture (a thin dark edge is
+    left, and a video without bars keeps the track it had) and at least `min_content` of each side is left (a
+    black or dark clip is left whole)."""
+    imgs = np.asarray(images)
+    if imgs.ndim != 3 or not imgs.size:
+        return None
+    bright = (imgs > black).any(axis=0)  # (H, W): lit in some frame
+    h, w = bright.shape
+    rows, cols = np.flatnonzero(bright.any(axis=1)), np.flatnonzero(bright.any(axis=0))
+    if not len(rows) or not len(cols):
+        return None
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    # a bar ends in a straight edge: the picture's first line inside it is lit across (in some frame); where the
+    # dark reaches in unevenly (a dark scene, an actor's outline against black), that side is kept whole
+    if top and bright[top, left:right].mean() < edge:
+        top = 0
+    if bottom < h and bright[bottom - 1, left:right].mean() < edge:
+        bottom = h
+    if left and bright[top:bottom, left].mean() < edge:
+        left = 0
+    if right < w and bright[top:bottom, right - 1].mean() < edge:
+        right = w
+    if max(top, h - bottom) < min_share * h and max(left, w - right) < min_share * w:
+        return None
+    if bottom - top < min_content * h or right - left < min_content * w:
+        return None
+    return top, bottom, left, right
+
+
+def sample_probes(source: object, n: int = BORDER_SAMPLES) -> list[np.ndarray]:
+    """`probe_gray` images of up to `n` keyframes spread evenly over the video `source` (a path or a VideoSource):
+    the keyframe at or before each of n points (seeking, decoding only keyframes; ~10 ms each on 1080p H.264).
+    What cannot be sought or decoded is left out (an empty list at worst), never raised."""
+    from handclust_assets.video.probe import open_input, pick_video_stream
+
+    probes: list[np.ndarray] = []
+    try:
+        container, fobj = open_input(source)  # type: ignore[arg-type]
+    except Exception:
+        return probes
+    try:
+        vs = pick_video_stream(container)
+        tb = float(vs.time_base or 0)
+        duration = float(vs.duration * tb) if vs.duration and tb else float(container.duration or 0) / 1e6
+        if duration <= 0 or tb <= 0:
+            return probes
+        vs.codec_context.skip_frame = "NONKEY"
+        start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
+        for i in range(n):
+            try:
+                container.seek(int((start + duration * (i + 0.5) / n) / tb), stream=vs, backward=True)
+                frame = next(iter(container.decode(vs)), None)
+            except Exception:
+                continue
+            if frame is not None:
+                probes.append(probe_gray(frame))
+    except Exception:
+        pass
+    finally:
+        container.close()
+        if fobj is not None:
+            fobj.close()
+    return probes
 
 
 def is_keyframe(frame: av.VideoFrame) -> bool:
@@ -275,9 +377,16 @@ def _lift(row: np.ndarray, before: np.ndarray, after: np.ndarray) -> float:
 class MotionTrackBuilder:
     """Feed every decoded frame with `add`; `result` gives the MotionTrack."""
 
-    def __init__(self, rotation: int = 0, width: int = WORK_WIDTH) -> None:
+    def __init__(self, rotation: int = 0, width: int = WORK_WIDTH, crop_bars: bool = True,
+                 more_frames: Callable[[], list[np.ndarray]] | None = None) -> None:
         self.rotation = rotation
         self.width = width
+        self.box: tuple[int, int, int, int] | None = None  # the picture inside black bars (`content_box`, probe px)
+        self._probe_shape: tuple[int, int] | None = None
+        self._judged = not crop_bars  # whether the bars have been judged
+        self._held: list[tuple[np.ndarray, np.ndarray, float, bool]] = []  # (probe, motion image, t, key) meanwhile
+        self._lit = False  # whether a held frame was not dark (a fade from black has ended)
+        self._more_frames = more_frames  # probe images from over the whole clip (`sample_probes`), to confirm bars
         self._t: list[float] = []
         self._energy: list[np.ndarray] = []
         self._intensity: list[np.ndarray] = []
@@ -296,7 +405,55 @@ class MotionTrackBuilder:
         self._step_response = 1.0  # the phase-correlation peak from the previous frame to this one
 
     def add(self, frame: av.VideoFrame, t_s: float) -> None:
-        self.add_gray(rotate_upright(small_gray(frame, self.width), self.rotation), t_s, is_keyframe(frame))
+        """Add a decoded frame. The frames of the first second (longer while they are dark) are held until black
+        bars have been judged on them (`content_box`); where there are bars, every frame's motion image is made of
+        the picture inside them."""
+        key = is_keyframe(frame)
+        if self._judged:
+            g = small_gray(frame, self.width) if self.box is None else self._inside_bars(probe_gray(frame))
+            self.add_gray(rotate_upright(g, self.rotation), t_s, key)
+            return
+        self._held.append((probe_gray(frame), small_gray(frame, self.width), float(t_s), key))
+        self._lit = self._lit or float(np.percentile(self._held[-1][0], 90)) > BORDER_DARK
+        span = self._held[-1][2] - self._held[0][2]
+        if (span >= BORDER_SECONDS and self._lit) or span >= BORDER_MAX_SECONDS or len(self._held) >= BORDER_MAX_FRAMES:
+            self._judge_bars()
+
+    def _judge_bars(self) -> None:
+        """Find the bars on the held frames (of the first frame's size) and add those frames. Bars seen there are
+        kept only where the keyframes spread over the clip (`more_frames`) are dark there too: a dark background
+        that the actor or the camera moves into later is no bar."""
+        held, self._held, self._judged = self._held, [], True
+        if held:
+            shape = held[0][0].shape
+            probes = [p for p, *_ in held if p.shape == shape]
+            self.box = content_box(np.stack(probes))
+            if self.box is not None and self._more_frames is not None:
+                self.box = content_box(np.stack(probes + [p for p in self._more_frames() if p.shape == shape]))
+            self._probe_shape = shape
+        for p, g, t, key in held:
+            self.add_gray(rotate_upright(g if self.box is None else self._inside_bars(p), self.rotation), t, key)
+
+    def _inside_bars(self, probe: np.ndarray) -> np.ndarray:
+        """The motion image (`width` px wide) of the picture inside the bars of `probe` (a `probe_gray` image)."""
+        if probe.shape != self._probe_shape:  # the stream changed size: the bars are placed proportionally
+            probe = cv2.resize(probe, (self._probe_shape[1], self._probe_shape[0]), interpolation=cv2.INTER_AREA)
+        top, bottom, left, right = self.box
+        height = min(MAX_ASPECT * self.width, max(4, int(round(self.width * (bottom - top) / max(right - left, 1)))))
+        # a bar's edge rarely falls on a probe px, so the picture's first line beside a bar is part bar: a dark line
+        # that the motion image and the thumbnails would hold; it is left out too (a quarter of a motion-image px,
+        # stretched over; the image keeps the picture's shape)
+        ph, pw = probe.shape
+        inner = probe[top + (top > 0):bottom - (bottom < ph), left + (left > 0):right - (right < pw)]
+        return cv2.resize(inner, (self.width, height), interpolation=cv2.INTER_AREA)
+
+    @property
+    def box_share(self) -> tuple[float, float, float, float] | None:
+        """The picture inside the bars as shares of the (unrotated) frame: (top, bottom, left, right), or None."""
+        if self.box is None or self._probe_shape is None:
+            return None
+        h, w = self._probe_shape
+        return self.box[0] / h, self.box[1] / h, self.box[2] / w, self.box[3] / w
 
     def add_gray(self, g: np.ndarray, t_s: float, keyframe: bool = False) -> None:
         h, w = g.shape
@@ -375,6 +532,8 @@ class MotionTrackBuilder:
         return comp, raw, (float(dx), float(dy))
 
     def result(self) -> MotionTrack:
+        if not self._judged:  # a clip shorter than the frames the bars are judged on
+            self._judge_bars()
         if not self._t:
             return MotionTrack(np.zeros(0), np.zeros((0, 1, 1), np.float16), np.zeros((0, 1, 1), np.uint8))
         key = np.asarray(self._key, bool)
@@ -385,9 +544,11 @@ class MotionTrackBuilder:
         energy, raw = spread_rows(energy, repeats), spread_rows(raw, repeats)
         if len(energy) > 1:
             energy[0], raw[0] = energy[1], raw[1]  # the first frame has no predecessor
+        share = self.box_share
         track = MotionTrack(np.asarray(self._t, np.float64), energy, np.stack(self._intensity),
                             np.asarray(self._camera, np.float32).reshape(-1, 2), raw, key,
-                            np.asarray(self._path, np.float32).reshape(-1, 2))
+                            np.asarray(self._path, np.float32).reshape(-1, 2),
+                            None if share is None else np.asarray(share, np.float32))
         baked = baked_keyframe_pulses(raw, track.fps)  # an earlier encoding's pulses, no longer at our keyframes
         track.energy, track.energy_raw = smooth_rows(energy, baked), smooth_rows(raw, baked)
         return track
@@ -400,6 +561,8 @@ def save_motion_track(track: MotionTrack, path: str | Path) -> Path:
         raw = track.energy_raw if track.energy_raw is not None else track.energy
         key = track.keyframes if track.keyframes is not None else np.zeros(len(track.t_s), bool)
         extra = {} if track.path is None else {"path": np.asarray(track.path, np.float32)}
+        if track.box is not None:
+            extra["box"] = np.asarray(track.box, np.float32)
         np.savez_compressed(f, t_s=track.t_s, energy=track.energy, intensity=track.intensity, camera=cam,
                             energy_raw=raw, keyframes=key, **extra)
     return path
@@ -411,18 +574,21 @@ def load_motion_track(path: str | Path) -> MotionTrack:
         raw = d["energy_raw"] if "energy_raw" in d.files else None
         key = d["keyframes"].astype(bool) if "keyframes" in d.files else None
         path = d["path"] if "path" in d.files else None
-        return MotionTrack(d["t_s"].astype(np.float64), d["energy"], d["intensity"], cam, raw, key, path)
+        box = d["box"] if "box" in d.files else None
+        return MotionTrack(d["t_s"].astype(np.float64), d["energy"], d["intensity"], cam, raw, key, path, box)
 
 
-def motion_track_from_video(video_path: str | Path, max_seconds: float | None = None) -> MotionTrack:
-    """Decode a video once and build its motion track (no frame cache): for development, tests and eval.
+def motion_track_from_video(video_path: str | Path, max_seconds: float | None = None,
+                            crop_bars: bool = True) -> MotionTrack:
+    """Decode a video once and build its motion track (no frame cache): for development, tests and eval
+    (`crop_bars=False`: black bars are kept, as tracks before version 7 kept them).
     A file that is not a usable video raises `ClipError` naming it (`probe_video`); a decoding error part-way keeps
     the frames decoded so far (as the frame cache does), and one before any frame raises `ClipError`."""
     from handclust_assets.lib.errors import ClipError
     from handclust_assets.video.probe import probe_video, timed_frames
 
     info = probe_video(video_path, scan_timestamps=False)
-    b = MotionTrackBuilder(info.rotation)
+    b = MotionTrackBuilder(info.rotation, crop_bars=crop_bars, more_frames=lambda: sample_probes(video_path))
     try:
         with av.open(str(video_path)) as c:
             for fr, t in timed_frames(c, info.fps):

@@ -153,8 +153,9 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.
     })
 
 
-@clip_asset(group="ingest", code_version="frame-cache-v6",  # v5: motion.npz without baked keyframe pulses; v6: and
-            # with the picture's path (motion track version 6: a slow pan adds up against key frames)
+@clip_asset(group="ingest", code_version="frame-cache-v7",  # v5: motion.npz without baked keyframe pulses; v6: and
+            # with the picture's path (motion track version 6: a slow pan adds up against key frames); v7: black bars
+            # cropped before the motion track is made (version 7)
             description="Decode each clip once, sample at `sample_fps`, rectify fisheye if an intrinsics.json "
             "applies, downscale to `max_side`; frames go to <storage>/frames/<clip>/, the index (frame, timestamp) "
             "to DuckDB.")
