@@ -63,7 +63,11 @@ GROUPS = [("trimmedcycles-train", "trimmed train"), ("trimmedcycles-heldout", "t
           ("handheld-trimmedcycles-train", "handheld trimmed train"),
           ("handheld-trimmedcycles-heldout", "handheld trimmed held-out"),
           ("handheld-stilltrim-train", "handheld still trimmed train"),
-          ("handheld-stilltrim-heldout", "handheld still trimmed held-out")]
+          ("handheld-stilltrim-heldout", "handheld still trimmed held-out"),
+          ("boxed-trimmedcycles-train", "boxed trimmed train"),
+          ("boxed-trimmedcycles-heldout", "boxed trimmed held-out"),
+          ("boxed-stilltrim-train", "boxed still trimmed train"),
+          ("boxed-stilltrim-heldout", "boxed still trimmed held-out")]
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -90,13 +94,14 @@ def group_of(subset: str) -> str:
     return next((g for prefix, g in GROUPS if subset.startswith(prefix)), subset)
 
 
-def dev_clips(out: Path) -> tuple[list[tuple[str, Path, float]], int]:
+def dev_clips(out: Path, motion_version: int | None = None) -> tuple[list[tuple[str, Path, float]], int]:
     """(subset, cached motion track, true count) of every labelled clip under `out` whose motion track is cached
-    (`rep_eval.motion_cache_path`, as `eval_repetitions_dev.py` caches it), and how many labelled clips had none."""
+    (`rep_eval.motion_cache_path`, as `eval_repetitions_dev.py` caches it; `motion_version`: an earlier track
+    version's cache), and how many labelled clips had none."""
     clips, missing = [], 0
     for labels in sorted(out.glob("*/LABELS.csv")):
         for file, count in read_labels(labels).select("file", "count").iter_rows():
-            track = motion_cache_path(out, labels.parent / file)
+            track = motion_cache_path(out, labels.parent / file, motion_version)
             if track.is_file():
                 clips.append((labels.parent.name, track, count))
             else:
@@ -183,6 +188,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a CountingParams override")
     ap.add_argument("--against", help="an earlier run's name to compare with")
     ap.add_argument("--only", default="", help="only the subsets whose name contains this")
+    ap.add_argument("--motion-version", type=int, default=None, help="count an earlier motion-track version's "
+                    "cached tracks (default: the current version's)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/handclust_rep_dev"))
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     a = ap.parse_args()
@@ -196,7 +203,7 @@ def main() -> None:
         if not path.is_file():
             ap.error(f"--against {a.against}: {path} not found (run that variant first)")
         base = pl.read_parquet(path)
-    clips, missing = dev_clips(a.out)
+    clips, missing = dev_clips(a.out, a.motion_version)
     clips = [c for c in clips if a.only in c[0]]
     if not clips:
         ap.error(f"no cached dev clips under {a.out}: run benchmarks/eval_repetitions_dev.py --out {a.out} first")

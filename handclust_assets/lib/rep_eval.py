@@ -223,13 +223,15 @@ def count_video(video_path: str | Path, spans: pl.DataFrame | None = None, param
     return count_motion_track(motion_track_from_video(video_path), spans, params)
 
 
-def motion_cache_path(out: str | Path, video_path: str | Path) -> Path:
+def motion_cache_path(out: str | Path, video_path: str | Path, version: int | None = None) -> Path:
     """Where the dev scripts cache a labelled video's motion track: `out/_motion/v<MOTION_TRACK_VERSION>/`
-    `<folder>__<stem>.npz` (keyed by the track's version, so a new track format never reads an old file)."""
+    `<folder>__<stem>.npz` (keyed by the track's version, so a new track format never reads an old file; `version`:
+    an earlier version's cache, to compare tracks)."""
     from handclust_assets.video.motion_track import MOTION_TRACK_VERSION
 
     video_path = Path(video_path)
-    return Path(out) / "_motion" / f"v{MOTION_TRACK_VERSION}" / f"{video_path.parent.name}__{video_path.stem}.npz"
+    v = MOTION_TRACK_VERSION if version is None else version
+    return Path(out) / "_motion" / f"v{v}" / f"{video_path.parent.name}__{video_path.stem}.npz"
 
 
 def count_motion_track(track: object, spans: pl.DataFrame | None = None, params: CountingParams | None = None
