@@ -1,7 +1,7 @@
 """Rhythm-path speed: the added per-clip work of repetition counting, and the frame-cache overhead of keeping
 the source-rate motion track.
 
-    python benchmarks/bench_rhythm.py [--seconds 38] [--fps 30] [--threads 2] [--rests 6] [--cache-seconds 20]
+    python benchmarks/bench_rhythm.py [--seconds 38] [--fps 30] [--threads 2] [--rests 6] [--cache-seconds 20] [--bars]
 
 1. The rhythm path (what `period_track` and `repetition_counts` compute per clip, from stored inputs): a real
    decoded clip's motion track at the source rate (motion energy, appearance, camera motion) -> box search,
@@ -76,12 +76,14 @@ def bench_counting(seconds: float, fps: float, repeats: int, rests: int = 0) -> 
     return best
 
 
-def bench_cache(cache_seconds: float, repeats: int) -> None:
+def bench_cache(cache_seconds: float, repeats: int, bars: bool = False) -> None:
+    """`bars`: the picture letterboxed (1920 x 800 inside black bars of 140 px), so the motion track crops them
+    (`motion_track.content_box`) and makes every frame's motion image from the 4x-wider probe image."""
     import handclust_assets.video.frame_cache as fcm
     from handclust_assets.video.probe import ffmpeg_binary
     from handclust_assets.video.writer import write_video
 
-    clip = Path(tempfile.gettempdir()) / f"handclust_bench_rhythm_{int(cache_seconds)}s_1080p.mp4"
+    clip = Path(tempfile.gettempdir()) / f"handclust_bench_rhythm_{int(cache_seconds)}s_1080p{'_bars' if bars else ''}.mp4"
     if not clip.exists():
         import cv2
         import numpy as np
@@ -89,6 +91,8 @@ def bench_cache(cache_seconds: float, repeats: int) -> None:
         rng = np.random.default_rng(0)
         big = cv2.resize(rng.integers(0, 255, (270, 960, 3), dtype=np.uint8), (3840, 1080),
                          interpolation=cv2.INTER_CUBIC)
+        if bars:
+            big[:140], big[-140:] = 0, 0
         n = int(cache_seconds * 30)
         write_video(clip, (big[:, int(200 + 150 * np.sin(i / 30 * 2 * np.pi / 1.5) + 2 * i) % 1900:][:, :1920]
                            for i in range(n)), 30.0, codec="libx264", preset="ultrafast", crf=26)
@@ -119,7 +123,7 @@ def bench_cache(cache_seconds: float, repeats: int) -> None:
     finally:
         fcm.MotionTrackBuilder = real_builder
     rows.append(("frame cache + motion track", best_of(lambda: fcm.build_frame_cache(clip, out))))
-    print(f"\nframe cache on {clip.name} ({cache_seconds:.0f}s 1080p30 H.264):")
+    print(f"\nframe cache on {clip.name} ({cache_seconds:.0f}s 1080p30 H.264{', letterboxed' if bars else ''}):")
     for name, t in rows:
         print(f"  {name:32s} {t:6.2f}s  {cache_seconds / t:6.1f}x realtime")
     with_mt, without = rows[-1][1], rows[-2][1]
@@ -138,6 +142,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--rests", type=int, default=6, help="rests in the second rhythm-path clip (0: skip it)")
     ap.add_argument("--cache-seconds", type=float, default=20.0)
+    ap.add_argument("--bars", action="store_true", help="also time the frame cache on a letterboxed copy (its motion "
+                    "track crops the bars)")
     a = ap.parse_args()
     _cap_threads(a.threads)
     steady = bench_counting(a.seconds, a.fps, a.repeats)
@@ -145,6 +151,8 @@ def main() -> None:
         with_rests = bench_counting(a.seconds, a.fps, a.repeats, a.rests)
         print(f"  with rests / steady wall time (same length, same run): {with_rests / steady:.2f}x")
     bench_cache(a.cache_seconds, a.repeats)
+    if a.bars:
+        bench_cache(a.cache_seconds, a.repeats, bars=True)
 
 
 if __name__ == "__main__":
