@@ -80,6 +80,7 @@ from __future__ import annotations
 import argparse
 import csv
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -312,26 +313,8 @@ def boxed(frame: np.ndarray, kind: str) -> np.ndarray:
 
 
 def boxed_copy(labels: Path, folder: Path) -> Path:
-    """Every clip of a labelled dev folder written again into `folder` (CRF `UPLOAD_CRF`) inside black bars
-    (`boxed`: the clips in name order take `BOX_KINDS` in turn), beside a copy of its labels and truth files; clips
-    already there are kept. Returns the copy's LABELS.csv."""
-    import av
-
-    from handclust_assets.video.writer import write_video
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, f in enumerate(sorted(x for x in labels.parent.iterdir() if x.suffix == ".mp4")):
-        dst = folder / f.name
-        if dst.exists():
-            continue
-        with av.open(str(f)) as c:
-            fps = float(c.streams.video[0].average_rate)
-            frames = [boxed(fr.to_ndarray(format="rgb24"), BOX_KINDS[i % len(BOX_KINDS)]) for fr in c.decode(video=0)]
-        write_video(folder / f"{f.stem}.part.mp4", frames, fps=fps, crf=UPLOAD_CRF).replace(dst)
-    for f in sorted(labels.parent.iterdir()):
-        if f.is_file() and f.suffix != ".mp4":
-            (folder / f.name).write_bytes(f.read_bytes())
-    return folder / labels.name
+    """`transformed_copy` inside black bars (`boxed`: the clips in name order take `BOX_KINDS` in turn)."""
+    return transformed_copy(labels, folder, lambda frames, i: [boxed(f, BOX_KINDS[i % len(BOX_KINDS)]) for f in frames])
 
 
 PAN_SPAN = 0.3  # the panned copies' camera moves over this share of the source's width (and sees 1 - it of it)
@@ -382,10 +365,16 @@ def camera_moved(frames: list[np.ndarray], kind: str, span: float = PAN_SPAN, se
 
 
 def panned_copy(labels: Path, folder: Path, kinds: tuple[str, ...] = ("sweep", "pan")) -> Path:
-    """Every clip of a labelled dev folder written again into `folder` (CRF `UPLOAD_CRF`) as a moving camera would
-    have filmed it (`camera_moved`: the clips in name order take `kinds` in turn, sweep, pan, sweep, ...; clip i
-    draws a hand-held camera from seed i), beside a copy of its labels and truth files; clips already there are
-    kept. Returns the copy's LABELS.csv."""
+    """`transformed_copy` as a moving camera would have filmed it (`camera_moved`: the clips in name order take
+    `kinds` in turn, sweep, pan, sweep, ...; clip i draws a hand-held camera from seed i)."""
+    return transformed_copy(labels, folder, lambda frames, i: camera_moved(frames, kinds[i % len(kinds)], seed=i))
+
+
+def transformed_copy(labels: Path, folder: Path, transform: Callable[[list[np.ndarray], int], list[np.ndarray]]
+                     ) -> Path:
+    """Every clip of a labelled dev folder written again into `folder` (CRF `UPLOAD_CRF`) as `transform(frames, i)`
+    makes its RGB frames (i: the clip's place in name order), beside a copy of its labels and truth files; clips
+    already there are kept. Returns the copy's LABELS.csv."""
     import av
 
     from handclust_assets.video.writer import write_video
@@ -398,8 +387,7 @@ def panned_copy(labels: Path, folder: Path, kinds: tuple[str, ...] = ("sweep", "
         with av.open(str(f)) as c:
             fps = float(c.streams.video[0].average_rate)
             frames = [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
-        moved = camera_moved(frames, kinds[i % len(kinds)], seed=i)
-        write_video(folder / f"{f.stem}.part.mp4", moved, fps=fps, crf=UPLOAD_CRF).replace(dst)
+        write_video(folder / f"{f.stem}.part.mp4", transform(frames, i), fps=fps, crf=UPLOAD_CRF).replace(dst)
     for f in sorted(labels.parent.iterdir()):
         if f.is_file() and f.suffix != ".mp4":
             (folder / f.name).write_bytes(f.read_bytes())
