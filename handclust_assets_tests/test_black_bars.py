@@ -66,6 +66,20 @@ def test_an_actor_against_black_and_a_dark_clip_are_no_bars() -> None:
     assert content_box(framed(textured(3, 144, 30), 0, 0, 113, 113)) is None  # 12 % of the width left
 
 
+@pytest.mark.parametrize(("h", "w"), [(12, 16), (4, 300), (300, 4), (2, 2)])
+def test_tiny_and_sliver_frames_inside_bars_make_a_track(h: int, w: int) -> None:
+    """Hostile sizes: a tiny frame, slivers (squeezed to 2:1 in the probe image), a 2 x 2 frame, each with a black
+    bar on one side: the builder makes a track of every frame, cropped or whole, never an empty image."""
+    rng = np.random.default_rng(1)
+    b = MotionTrackBuilder(more_frames=lambda: [])
+    for i in range(40):
+        img = rng.integers(60, 250, (h, w), dtype=np.uint8)
+        img[: max(1, h // 4)] = 0
+        b.add(av.VideoFrame.from_ndarray(img, format="gray"), i / 30)
+    mt = b.result()
+    assert len(mt) == 40 and mt.intensity.size and np.isfinite(mt.energy.astype(float)).all()
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(imgs=arrays(np.uint8, st.tuples(st.integers(1, 3), st.integers(4, 40), st.integers(4, 60)),
                    elements=st.sampled_from([0, 8, 16, 24, 25, 90, 255])),

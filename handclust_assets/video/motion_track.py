@@ -23,7 +23,8 @@ conversion) is area-averaged to a 64-px-wide gray image, from which two signals 
     keyframes  bool    (T,)         the frames the codec sent whole (I-frames); the energy at one of them is the
                                     mean of its neighbours' unless the whole picture changed (`keyframe_pulses`)
 Black bars (letterbox, pillarbox, an upright phone video in a wide frame) are found on the first second's frames
-(`content_box`) and cropped before the motion image is made, so the picture fills its 64 px (`box`: where it was).
+(`content_box`), confirmed on keyframes spread over the clip (`sample_probes`) and cropped before the motion image
+is made, so the picture fills its 64 px (`box`: where it was).
 A frame shown twice (a frame rate raised by repeating frames) and the one after it share their energy
 (`repeated_frames`). The pulses of an earlier encoding's keyframes, left in the pixels of a re-encoded clip at a
 steady rate but not at its own keyframes, are found by their comb and smoothed too (`baked_keyframe_pulses`).
@@ -159,9 +160,10 @@ def content_box(images: np.ndarray, black: int = BORDER_BLACK, min_share: float 
     motion image's width (~20 of 64 px, 2-3 cells for the box search). A bar is a run of rows (columns) from an edge
     with no pixel above `black` in any image (over several frames, so a dark edge of the scene that lights up once
     is kept), ending in a straight edge: the first line inside it is lit along at least `edge` of its length in
-    some image (a dark scene, or an actor against black, is uneven there and kept whole). Bars are cropped only where one side's is at least `min_share` of the picture (a thin dark edge is
-    left, and a video without bars keeps the track it had) and at least `min_content` of each side is left (a
-    black or dark clip is left whole)."""
+    some image (a dark scene, or an actor against black, is uneven there and kept whole). Bars are cropped only
+    where one side's is at least `min_share` of the picture (a thin dark edge is left, and a video without bars
+    keeps the track it had) and at least `min_content` of each side, and 4 px, is left (a black or dark clip, or
+    a sliver, is left whole)."""
     imgs = np.asarray(images)
     if imgs.ndim != 3 or not imgs.size:
         return None
@@ -183,7 +185,7 @@ def content_box(images: np.ndarray, black: int = BORDER_BLACK, min_share: float 
         right = w
     if max(top, h - bottom) < min_share * h and max(left, w - right) < min_share * w:
         return None
-    if bottom - top < min_content * h or right - left < min_content * w:
+    if bottom - top < max(4.0, min_content * h) or right - left < max(4.0, min_content * w):
         return None
     return top, bottom, left, right
 
