@@ -51,6 +51,16 @@ def test_content_box_finds_letterbox_pillarbox_and_windowbox_bars(top: int, bott
     assert content_box(imgs) == (top, 144 - bottom, left, 256 - right)
 
 
+def test_bars_are_found_where_the_picture_is_dark_along_part_of_its_edge() -> None:
+    """The bar's edge falls inside a probe px, so the picture's first column is part bar, and where the picture is
+    dark there (a dark corner of the room) it stays under black along a third of the column: the straight edge is
+    read on the next column (measured: the shared 02_cups pillarboxed, 71 % and 100 % lit)."""
+    content = textured(4, 144, 192)
+    content[:, :50, 0] = 20  # the first column: part bar, over a dark corner
+    content[:, :50, -1] = 20
+    assert content_box(framed(content, 0, 0, 32, 32)) == (0, 144, 32, 224)
+
+
 def test_a_picture_without_bars_or_with_a_thin_dark_edge_is_kept_whole() -> None:
     assert content_box(textured(4, 144, 256)) is None
     assert content_box(framed(textured(4, 140, 256), 2, 2, 0, 0)) is None  # 1.4 % bars: left alone

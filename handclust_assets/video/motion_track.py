@@ -160,7 +160,8 @@ def content_box(images: np.ndarray, black: int = BORDER_BLACK, min_share: float 
     motion image's width (~20 of 64 px, 2-3 cells for the box search). A bar is a run of rows (columns) from an edge
     with no pixel above `black` in any image (over several frames, so a dark edge of the scene that lights up once
     is kept), ending in a straight edge: the first line inside it is lit along at least `edge` of its length in
-    some image (a dark scene, or an actor against black, is uneven there and kept whole). Bars are cropped only
+    some image, or the second line is (the first is often part bar; a dark scene, or an actor against black, is
+    uneven there and kept whole). Bars are cropped only
     where one side's is at least `min_share` of the picture (a thin dark edge is left, and a video without bars
     keeps the track it had) and at least `min_content` of each side, and 4 px, is left (a black or dark clip, or
     a sliver, is left whole)."""
@@ -173,15 +174,16 @@ def content_box(images: np.ndarray, black: int = BORDER_BLACK, min_share: float 
     if not len(rows) or not len(cols):
         return None
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    # a bar ends in a straight edge: the picture's first line inside it is lit across (in some frame); where the
-    # dark reaches in unevenly (a dark scene, an actor's outline against black), that side is kept whole
-    if top and bright[top, left:right].mean() < edge:
+    # a bar ends in a straight edge: the picture's first or second line inside it is lit across (in some frame;
+    # the first is often part bar, and where the picture is dark there it stays under `black`); where the dark
+    # reaches in unevenly (a dark scene, an actor's outline against black), that side is kept whole
+    if top and max(bright[top, left:right].mean(), bright[min(top + 1, h - 1), left:right].mean()) < edge:
         top = 0
-    if bottom < h and bright[bottom - 1, left:right].mean() < edge:
+    if bottom < h and max(bright[bottom - 1, left:right].mean(), bright[max(bottom - 2, 0), left:right].mean()) < edge:
         bottom = h
-    if left and bright[top:bottom, left].mean() < edge:
+    if left and max(bright[top:bottom, left].mean(), bright[top:bottom, min(left + 1, w - 1)].mean()) < edge:
         left = 0
-    if right < w and bright[top:bottom, right - 1].mean() < edge:
+    if right < w and max(bright[top:bottom, right - 1].mean(), bright[top:bottom, max(right - 2, 0)].mean()) < edge:
         right = w
     if max(top, h - bottom) < min_share * h and max(left, w - right) < min_share * w:
         return None
