@@ -23,6 +23,7 @@ from handclust_assets.video.motion_track import (
     content_box,
     load_motion_track,
     motion_track_from_video,
+    sample_probes,
     save_motion_track,
 )
 from handclust_assets.video.writer import write_video
@@ -206,6 +207,34 @@ def test_a_dark_part_of_the_picture_that_lights_up_later_is_no_bar(
         for i, fr in enumerate(c.decode(video=0)):
             b.add(fr, i / 30)
     assert b.result().box is not None
+
+
+def test_bars_lit_after_the_keyframes_checked_are_given_up_and_the_track_made_again(
+        strokes: tuple[Path, list[np.ndarray], int], tmp_path: Path) -> None:
+    """The lower half dark for the first 2 s, then lit, in a clip with one keyframe (a long GOP, as x264's default
+    of 250 frames is for short clips): the keyframes checked over the clip all show the dark half, so it is cropped
+    at first; the first frame with a lit pixel there gives the crop up, and the track (direct and in the frame
+    cache) is made again of the whole picture, the same as without the crop."""
+    _, frames, _ = strokes
+    h = frames[0].shape[0]
+    dark = [f.copy() for f in frames]
+    for f in dark[:60]:
+        f[h // 2:] = 0
+    path = write_video(tmp_path / "lamp_gop.mp4", dark, 30.0, crf=18, keyint=1000)
+    b = MotionTrackBuilder(more_frames=lambda: sample_probes(path))
+    with av.open(str(path)) as c:
+        for i, fr in enumerate(c.decode(video=0)):
+            b.add(fr, i / 30)
+    assert b.box is not None and b.bars_lit_at == 60  # cropped on what it saw, given up where the half lit
+    whole = motion_track_from_video(path, crop_bars=False)
+    for mt in (motion_track_from_video(path), build_and_read(path, tmp_path / "fc")):
+        assert mt.box is None and np.array_equal(mt.intensity, whole.intensity)
+        assert np.array_equal(mt.energy, whole.energy)
+
+
+def build_and_read(path: Path, folder: Path) -> object:
+    build_frame_cache(path, folder, sample_fps=5.0, max_side=160)
+    return FrameCache(folder).motion_track()
 
 
 def test_the_frame_cache_stores_the_bars_with_its_motion_track(strokes: tuple[Path, list[np.ndarray], int],

@@ -36,6 +36,7 @@ from handclust_assets.video.motion_track import (
     MotionTrack,
     MotionTrackBuilder,
     load_motion_track,
+    motion_track_from_video,
     rotate_upright,
     sample_probes,
     save_motion_track,
@@ -282,7 +283,11 @@ def build_frame_cache(
     truncated = bool(warning)
     warning = "; ".join([w for w in [warning, *notes] if w])
     np.save(tmp / OFFSETS, np.asarray(pack.offsets, dtype=np.int64))
-    save_motion_track(motion.result(), tmp / MOTION_FILE)
+    if motion.bars_lit_at is None:
+        track = motion.result()
+    else:  # bars cropped after the first second were lit later (a long GOP's keyframes missed it): the motion
+        track = motion_track_from_video(video_path, crop_bars=False)  # track again, of the whole picture
+    save_motion_track(track, tmp / MOTION_FILE)
     meta = {
         "source": source_label(video_path) if isinstance(video_path, VideoSource) else str(video_path.resolve()),
         "content_hash": info.content_hash, "sample_fps": sample_fps, "width": ow, "height": oh,

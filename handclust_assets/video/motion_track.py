@@ -77,6 +77,8 @@ BORDER_MAX_SECONDS = 3.0  # ... or longer while every frame is dark (a fade from
 BORDER_DARK = 48  # a frame is dark while its 90th-percentile luma is at most this
 BORDER_MAX_FRAMES = 360  # the most frames held while judging (a 120-fps clip's 3 s)
 PROBE_WIDTH = 4 * WORK_WIDTH  # the bars are found (and cropped) on the luma at this width
+BARS_EDGE_PX = 4  # probe px beside the picture where a cropped bar may hold an encoder's ringing; a pixel lit beyond
+# them later in the clip means the bar was none
 BORDER_SAMPLES = 8  # bars seen in the first second are confirmed on this many keyframes spread over the clip
 _LUMA_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p",
                  "nv12", "nv21", "gray", "yuva420p"}
@@ -386,6 +388,9 @@ class MotionTrackBuilder:
         self.rotation = rotation
         self.width = width
         self.box: tuple[int, int, int, int] | None = None  # the picture inside black bars (`content_box`, probe px)
+        self.bars_lit_at: int | None = None  # the first frame whose cropped bars hold a lit pixel (they were no
+        # bars: the keyframes checked over the clip missed it, as a long GOP's few do); the caller makes the track
+        # again without the crop (`motion_track_from_video`, the frame cache)
         self._probe_shape: tuple[int, int] | None = None
         self._judged = not crop_bars  # whether the bars have been judged
         self._held: list[tuple[np.ndarray, np.ndarray, float, bool]] = []  # (probe, motion image, t, key) meanwhile
@@ -414,7 +419,13 @@ class MotionTrackBuilder:
         the picture inside them."""
         key = is_keyframe(frame)
         if self._judged:
-            g = small_gray(frame, self.width) if self.box is None else self._inside_bars(probe_gray(frame))
+            if self.box is None:
+                g = small_gray(frame, self.width)
+            else:
+                probe = probe_gray(frame)
+                if self.bars_lit_at is None and self._lit_in_bars(probe):
+                    self.bars_lit_at = len(self._t)
+                g = self._inside_bars(probe)
             self.add_gray(rotate_upright(g, self.rotation), t_s, key)
             return
         self._held.append((probe_gray(frame), small_gray(frame, self.width), float(t_s), key))
@@ -437,6 +448,19 @@ class MotionTrackBuilder:
             self._probe_shape = shape
         for p, g, t, key in held:
             self.add_gray(rotate_upright(g if self.box is None else self._inside_bars(p), self.rotation), t, key)
+
+    def _lit_in_bars(self, probe: np.ndarray) -> bool:
+        """Whether a pixel of `probe` inside the cropped bars is lit (over `BORDER_DARK`), leaving out the 4 lines
+        beside the picture: an encoder's ringing reaches a macroblock into the bar (measured: 25 grey levels 2 probe
+        px from the picture of a 600-px-wide windowboxed clip at CRF 18)."""
+        if probe.shape != self._probe_shape:
+            return False  # the stream changed size: not judged
+        top, bottom, left, right = self.box
+        h, w = probe.shape
+        m = BARS_EDGE_PX
+        parts = [probe[:max(0, top - m)], probe[min(h, bottom + m):], probe[:, :max(0, left - m)],
+                 probe[:, min(w, right + m):]]
+        return any(part.size and int(part.max()) > BORDER_DARK for part in parts)
 
     def _inside_bars(self, probe: np.ndarray) -> np.ndarray:
         """The motion image (`width` px wide) of the picture inside the bars of `probe` (a `probe_gray` image)."""
@@ -582,24 +606,33 @@ def load_motion_track(path: str | Path) -> MotionTrack:
         return MotionTrack(d["t_s"].astype(np.float64), d["energy"], d["intensity"], cam, raw, key, path, box)
 
 
-def motion_track_from_video(video_path: str | Path, max_seconds: float | None = None,
+def motion_track_from_video(video_path: str | Path | object, max_seconds: float | None = None,
                             crop_bars: bool = True) -> MotionTrack:
     """Decode a video once and build its motion track (no frame cache): for development, tests and eval
-    (`crop_bars=False`: black bars are kept, as tracks before version 7 kept them).
+    (`crop_bars=False`: black bars are kept, as tracks before version 7 kept them; where bars cropped after the
+    first second turn out lit later, the clip is decoded again without the crop). `video_path` may be a
+    VideoSource (a tar-shard member).
     A file that is not a usable video raises `ClipError` naming it (`probe_video`); a decoding error part-way keeps
     the frames decoded so far (as the frame cache does), and one before any frame raises `ClipError`."""
     from handclust_assets.lib.errors import ClipError
-    from handclust_assets.video.probe import probe_video, timed_frames
+    from handclust_assets.video.probe import open_input, probe_video, timed_frames
 
     info = probe_video(video_path, scan_timestamps=False)
     b = MotionTrackBuilder(info.rotation, crop_bars=crop_bars, more_frames=lambda: sample_probes(video_path))
     try:
-        with av.open(str(video_path)) as c:
-            for fr, t in timed_frames(c, info.fps):
+        container, fobj = open_input(video_path)
+        try:
+            for fr, t in timed_frames(container, info.fps):
                 if max_seconds is not None and t >= max_seconds:
                     break
                 b.add(fr, t)
+        finally:
+            container.close()
+            if fobj is not None:
+                fobj.close()
     except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
         if not b._t:
             raise ClipError(video_path, f"video stream cannot be decoded ({type(e).__name__}: {e})") from e
+    if b.bars_lit_at is not None:  # the bars were lit later: the whole picture, decoded again
+        return motion_track_from_video(video_path, max_seconds, crop_bars=False)
     return b.result()
