@@ -195,18 +195,27 @@ def test_a_dark_part_of_the_picture_that_lights_up_later_is_no_bar(
     """The lower half is black for the first 2 s (a lamp off, a dark doorway), then lit. The first second alone
     shows a straight-edged bar; the keyframes spread over the clip (one a second here) show the lower half lit,
     so the picture is kept whole."""
-    _, frames, _ = strokes
+    path = lamp_clip(strokes[1], tmp_path / "lamp.mp4", keyint=30)
+    assert motion_track_from_video(path).box is None
+    b = fed(MotionTrackBuilder(), path)  # no keyframes to look at: judged on the first second, the lower half is a bar
+    assert b.result().box is not None
+
+
+def lamp_clip(frames: list[np.ndarray], path: Path, keyint: int) -> Path:
+    """`frames` with the lower half black for the first 2 s, written with a keyframe every `keyint` frames."""
     h = frames[0].shape[0]
     dark = [f.copy() for f in frames]
     for f in dark[:60]:
         f[h // 2:] = 0
-    path = write_video(tmp_path / "lamp.mp4", dark, 30.0, crf=18, keyint=30)
-    assert motion_track_from_video(path).box is None
-    b = MotionTrackBuilder()  # no keyframes to look at: judged on the first second, the lower half is a bar
+    return write_video(path, dark, 30.0, crf=18, keyint=keyint)
+
+
+def fed(builder: MotionTrackBuilder, path: Path) -> MotionTrackBuilder:
+    """`builder` fed every frame of the video at `path` (30 fps)."""
     with av.open(str(path)) as c:
         for i, fr in enumerate(c.decode(video=0)):
-            b.add(fr, i / 30)
-    assert b.result().box is not None
+            builder.add(fr, i / 30)
+    return builder
 
 
 def test_bars_lit_after_the_keyframes_checked_are_given_up_and_the_track_made_again(
@@ -215,16 +224,8 @@ def test_bars_lit_after_the_keyframes_checked_are_given_up_and_the_track_made_ag
     of 250 frames is for short clips): the keyframes checked over the clip all show the dark half, so it is cropped
     at first; the first frame with a lit pixel there gives the crop up, and the track (direct and in the frame
     cache) is made again of the whole picture, the same as without the crop."""
-    _, frames, _ = strokes
-    h = frames[0].shape[0]
-    dark = [f.copy() for f in frames]
-    for f in dark[:60]:
-        f[h // 2:] = 0
-    path = write_video(tmp_path / "lamp_gop.mp4", dark, 30.0, crf=18, keyint=1000)
-    b = MotionTrackBuilder(more_frames=lambda: sample_probes(path))
-    with av.open(str(path)) as c:
-        for i, fr in enumerate(c.decode(video=0)):
-            b.add(fr, i / 30)
+    path = lamp_clip(strokes[1], tmp_path / "lamp_gop.mp4", keyint=1000)
+    b = fed(MotionTrackBuilder(more_frames=lambda: sample_probes(path)), path)
     assert b.box is not None and b.bars_lit_at == 60  # cropped on what it saw, given up where the half lit
     whole = motion_track_from_video(path, crop_bars=False)
     for mt in (motion_track_from_video(path), build_and_read(path, tmp_path / "fc")):
