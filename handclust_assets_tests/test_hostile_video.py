@@ -155,6 +155,23 @@ def test_the_rhythm_path_decoder_names_the_file_and_the_problem(tmp_path: Path, 
     assert str(p) in str(ei.value) and needle in str(ei.value)
 
 
+def test_a_decoding_error_in_the_first_second_keeps_the_frames_before_it(tmp_path: Path) -> None:
+    """200 bytes of garbage 30 % into a 2-s clip: FFmpeg decodes 12 frames, then raises InvalidDataError. The
+    rhythm path's decoder keeps those frames, as the frame cache does; it named the file as undecodable once the
+    builder held the first second's frames (to judge black bars) before adding them."""
+    good = write_video(tmp_path / "good.mp4", moving_pattern(60, 64, 48), 30.0)
+    data = bytearray(good.read_bytes())
+    start = int(len(data) * 0.3)
+    data[start:start + 200] = np.random.default_rng(0).integers(0, 256, 200, dtype=np.uint8).tobytes()
+    bad = tmp_path / "garbled.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(av.error.InvalidDataError), av.open(str(bad)) as c:  # type: ignore[attr-defined]
+        for _ in c.decode(video=0):
+            pass
+    track = motion_track_from_video(bad)
+    assert 0 < len(track) < 60 and len(track) == len(motion_track_from_video(bad, crop_bars=False))
+
+
 def test_a_lone_frame_gets_no_invented_duration(tmp_path: Path) -> None:
     """One frame has no frame interval: its track used to claim 1000 s (1 / max(fps, 1e-3))."""
     p = write_video(tmp_path / "one.mp4", moving_pattern(1, 64, 64), 30.0)

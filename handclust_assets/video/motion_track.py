@@ -619,6 +619,7 @@ def motion_track_from_video(video_path: str | Path | object, max_seconds: float 
 
     info = probe_video(video_path, scan_timestamps=False)
     b = MotionTrackBuilder(info.rotation, crop_bars=crop_bars, more_frames=lambda: sample_probes(video_path))
+    decoded = 0  # counted here: the builder holds the first second's frames before it adds them
     try:
         container, fobj = open_input(video_path)
         try:
@@ -626,12 +627,13 @@ def motion_track_from_video(video_path: str | Path | object, max_seconds: float 
                 if max_seconds is not None and t >= max_seconds:
                     break
                 b.add(fr, t)
+                decoded += 1
         finally:
             container.close()
             if fobj is not None:
                 fobj.close()
     except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
-        if not b._t:
+        if not decoded:
             raise ClipError(video_path, f"video stream cannot be decoded ({type(e).__name__}: {e})") from e
     if b.bars_lit_at is not None:  # the bars were lit later: the whole picture, decoded again
         return motion_track_from_video(video_path, max_seconds, crop_bars=False)
