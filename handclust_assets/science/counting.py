@@ -56,6 +56,7 @@ from handclust_assets.science.rhythm_signals import (
     SPEED,
     RhythmSignal,
     camera_shift,
+    camera_speed,
     motion_signals,
     shifted_back,
     steady_thumbnails,
@@ -994,8 +995,9 @@ def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndar
     if (p.align_camera or p.discount_camera_speed) and p.unsway_s > 0 and path is not None and thumbs:
         moved = camera_shift(path, len(intensity), np.asarray(intensity).shape[2], t, p.unsway_s)
     if moved is not None and p.discount_camera_speed:  # the camera moved far: its speed leaves the energy
-        energy = None if energy is None else without_camera_speed(energy, path, t)
-        energy_raw = None if energy_raw is None else without_camera_speed(energy_raw, path, t)
+        speed = camera_speed(path, t)
+        energy = None if energy is None else without_camera_speed(energy, path, t, speed=speed)
+        energy_raw = None if energy_raw is None else without_camera_speed(energy_raw, path, t, speed=speed)
     shift = moved if p.align_camera else None
     if p.unsway_s > 0 and camera is not None and thumbs:
         # the picture's global motion leaves the appearance; a camera that itself repeats (a head bobbing with each

@@ -219,24 +219,39 @@ def shifted_back(frames: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return out
 
 
-def without_camera_speed(energy: np.ndarray, path: np.ndarray, t_s: np.ndarray, smooth_s: float = 0.5
-                         ) -> np.ndarray:
+def camera_speed(path: np.ndarray, t_s: np.ndarray, smooth_s: float = 0.5) -> np.ndarray | None:
+    """The speed of the picture's `path` (T, 2; px per frame), smoothed over `smooth_s` (`without_camera_speed`'s
+    regressor); None where the path is unusable (fewer than 8 frames, another length than `t_s`, not finite)."""
+    from scipy.ndimage import uniform_filter1d
+
+    pos = np.asarray(path, np.float64)
+    n = len(pos)
+    if n < 8 or pos.shape != (n, 2) or len(t_s) != n or not np.all(np.isfinite(pos)):
+        return None
+    k = frames_in(t_s, smooth_s)
+    return uniform_filter1d(np.r_[0.0, np.hypot(*np.diff(pos, axis=0).T)], size=min(k, n), mode="nearest")
+
+
+def without_camera_speed(energy: np.ndarray, path: np.ndarray, t_s: np.ndarray, smooth_s: float = 0.5,
+                         speed: np.ndarray | None = None) -> np.ndarray:
     """Motion energy cells (T, ...) less the part that rises with the camera's speed: a moving camera's picture
     changes by more than a shift (its coding noise, the resampling of every edge, motion blur), so the energy
     follows the camera's speed even where each frame is compensated, and a camera sweeping to and fro paints a
     speed rhythm of its own (two humps per sweep) over the whole picture. Each cell's slope on the speed of the
     picture's `path` (T, 2; both smoothed over `smooth_s`) is fitted by least squares and, where positive, its
     part taken out (floored at 0). A camera whose own motion repeats (a head bobbing with each step) still votes
-    through the camera track's signal. float32; the energy unchanged where the path is unusable or still."""
+    through the camera track's signal. float32; the energy unchanged where the path is unusable or still. `speed`:
+    `camera_speed(path, t_s, smooth_s)` where the caller has it already (the compensated and the raw energy share
+    it)."""
     from scipy.ndimage import uniform_filter1d
 
     e = np.asarray(energy, np.float64)
-    pos = np.asarray(path, np.float64)
     n = len(e)
-    if n < 8 or pos.shape != (n, 2) or len(t_s) != n or not np.all(np.isfinite(pos)):
+    if speed is None:
+        speed = camera_speed(path, t_s, smooth_s)
+    if speed is None or len(speed) != n:
         return np.asarray(energy, np.float32)
     k = frames_in(t_s, smooth_s)
-    speed = uniform_filter1d(np.r_[0.0, np.hypot(*np.diff(pos, axis=0).T)], size=min(k, n), mode="nearest")
     flat = e.reshape(n, -1)
     ok = np.isfinite(flat).all(axis=1)
     sc = speed[ok] - speed[ok].mean()
