@@ -67,7 +67,11 @@ GROUPS = [("trimmedcycles-train", "trimmed train"), ("trimmedcycles-heldout", "t
           ("boxed-trimmedcycles-train", "boxed trimmed train"),
           ("boxed-trimmedcycles-heldout", "boxed trimmed held-out"),
           ("boxed-stilltrim-train", "boxed still trimmed train"),
-          ("boxed-stilltrim-heldout", "boxed still trimmed held-out")]
+          ("boxed-stilltrim-heldout", "boxed still trimmed held-out"),
+          ("overlaid-trimmedcycles-train", "overlaid trimmed train"),
+          ("overlaid-trimmedcycles-heldout", "overlaid trimmed held-out"),
+          ("overlaid-stilltrim-train", "overlaid still trimmed train"),
+          ("overlaid-stilltrim-heldout", "overlaid still trimmed held-out")]
 
 
 def parse_overrides(items: list[str]) -> dict:

