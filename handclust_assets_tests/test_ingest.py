@@ -59,6 +59,12 @@ def test_cache_is_replaced_not_appended(tmp_path: Path) -> None:
         ("camcorder.mts", {"codec": "mpeg2video"}),
         ("old_web.flv", {"codec": "flv"}),
         ("old_web.wmv", {"codec": "wmv2"}),
+        ("web.webm", {"codec": "libvpx-vp9"}),
+        ("web_av1.mkv", {"codec": "libsvtav1"}),
+        ("hdr_phone.mp4", {"codec": "libx265", "pix_fmt": "yuv420p10le"}),
+        ("edit.mov", {"codec": "prores_ks", "pix_fmt": "yuv422p10le"}),
+        ("webcam.avi", {"codec": "mjpeg", "pix_fmt": "yuvj420p"}),
+        ("thermal.mkv", {"codec": "ffv1", "pix_fmt": "gray16le"}),
     ],
 )
 def test_containers_and_codecs_work(tmp_path: Path, name: str, kw: dict) -> None:
