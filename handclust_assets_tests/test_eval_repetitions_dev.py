@@ -16,7 +16,7 @@ def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
                            still_background=False, trimmed=False, more_trimmed_train=[], more_trimmed_heldout=[],
                            trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False,
                            uploaded_copies=False, panned_copies=False, handheld_copies=False, boxed_copies=False,
-                           overlaid_copies=False,
+                           overlaid_copies=False, rewritten_copies=False,
                            real_dir=sources, opencv_data=[], skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
@@ -96,7 +96,7 @@ def test_phone_and_uploaded_copies_are_made_of_every_trimmed_subset(dev, tmp_pat
     assert "phone" not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
 
 
-@pytest.mark.parametrize("kind", ["panned", "handheld", "boxed", "overlaid"])
+@pytest.mark.parametrize("kind", ["panned", "handheld", "boxed", "overlaid", "rewritten"])
 def test_camera_and_bar_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                kind: str) -> None:
     mod, sources, _ = dev
@@ -184,6 +184,32 @@ def test_overlaid_copies_burn_in_a_ticking_clock_or_a_still_logo_in_turn(tmp_pat
     assert np.abs(logo[:, :20, :160] - 90).max() <= 3  # no clock
     with pytest.raises(ValueError, match="unknown kind"):
         mod.overlaid([picture], 20.0, "subtitles")
+
+
+def test_rewritten_copies_are_the_same_pictures_written_again(tmp_path: Path) -> None:
+    """`--rewritten-copies` decodes and writes each clip again (CRF 18) with nothing changed: same frame count and
+    rate, the same picture within the encoder's error, and the same labels."""
+    import av
+    import numpy as np
+
+    from handclust_assets.video.writer import moving_pattern, write_video
+
+    mod = load_benchmark("eval_repetitions_dev")
+    folder = tmp_path / "trimmedcycles-train"
+    src = write_video(folder / "rc00_x.mp4", moving_pattern(24, 160, 96), 24.0, crf=10)
+    (folder / "rc00_x.reps.json").write_text("{}")
+    (folder / "LABELS.csv").write_text("file,count\nrc00_x.mp4,4\n")
+    labels = mod.rewritten_copy(folder / "LABELS.csv", tmp_path / "rewritten-trimmedcycles-train")
+    assert labels.read_text() == (folder / "LABELS.csv").read_text()
+
+    def frames(p: Path) -> tuple[np.ndarray, float]:
+        with av.open(str(p)) as c:
+            return (np.stack([f.to_ndarray(format="gray").astype(int) for f in c.decode(video=0)]),
+                    float(c.streams.video[0].average_rate))
+
+    (a, fa), (b, fb) = frames(src), frames(labels.parent / "rc00_x.mp4")
+    assert a.shape == b.shape and fa == fb == 24.0
+    assert np.abs(a - b).mean() < 2.0
 
 
 def test_panned_copies_are_the_same_clips_seen_by_a_moving_camera(tmp_path: Path) -> None:
