@@ -114,30 +114,43 @@ def test_camera_and_bar_copies_are_made_of_every_trimmed_subset(dev, tmp_path: P
     assert kind not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
 
 
-def test_boxed_copies_put_each_clip_inside_black_bars_in_turn(tmp_path: Path) -> None:
-    """`--boxed-copies` writes each clip again inside black bars (letterbox, pillarbox, windowbox in name order)
-    beside the same labels: the picture is the source's, whole, inside bars of the promised size."""
+def _still_clips(folder: Path, names: tuple[str, ...], picture, n: int, fps: float) -> Path:
+    """`folder` with a labelled clip of `n` frames of `picture` (H, W, 3) per name (4 repetitions each) and their
+    truth files; its LABELS.csv."""
+    from handclust_assets.video.writer import write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        write_video(folder / name, (picture for _ in range(n)), fps, crf=10)
+        (folder / f"{Path(name).stem}.reps.json").write_text("{}")
+    (folder / "LABELS.csv").write_text("file,count\n" + "".join(f"{n},4\n" for n in names))
+    return folder / "LABELS.csv"
+
+
+def _gray_frames(path: Path):
+    """The clip's frames as one int array (T, H, W) of luma, and its frame rate."""
     import av
     import numpy as np
 
-    from handclust_assets.video.writer import write_video
+    with av.open(str(path)) as c:
+        return (np.stack([f.to_ndarray(format="gray").astype(int) for f in c.decode(video=0)]),
+                float(c.streams.video[0].average_rate))
+
+
+def test_boxed_copies_put_each_clip_inside_black_bars_in_turn(tmp_path: Path) -> None:
+    """`--boxed-copies` writes each clip again inside black bars (letterbox, pillarbox, windowbox in name order)
+    beside the same labels: the picture is the source's, whole, inside bars of the promised size."""
+    import numpy as np
 
     mod = load_benchmark("eval_repetitions_dev")
-    folder = tmp_path / "trimmedcycles-train"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    picture = rng.integers(60, 250, (96, 160, 3), dtype=np.uint8)
+    picture = np.random.default_rng(0).integers(60, 250, (96, 160, 3), dtype=np.uint8)
     names = ("rc00_x.mp4", "rc01_x.mp4", "rc02_x.mp4")
-    for name in names:
-        write_video(folder / name, (picture for _ in range(10)), 30.0, crf=10)
-        (folder / f"{Path(name).stem}.reps.json").write_text("{}")
-    (folder / "LABELS.csv").write_text("file,count\n" + "".join(f"{n},4\n" for n in names))
-    labels = mod.boxed_copy(folder / "LABELS.csv", tmp_path / "boxed-trimmedcycles-train")
-    assert labels.read_text() == (folder / "LABELS.csv").read_text()
+    source = _still_clips(tmp_path / "trimmedcycles-train", names, picture, 10, 30.0)
+    labels = mod.boxed_copy(source, tmp_path / "boxed-trimmedcycles-train")
+    assert labels.read_text() == source.read_text()
     bars = {}
     for name in names:
-        with av.open(str(labels.parent / name)) as c:
-            frames = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+        frames, _ = _gray_frames(labels.parent / name)
         assert len(frames) == 10
         lit = frames[0] > 40
         rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
@@ -152,26 +165,17 @@ def test_overlaid_copies_burn_in_a_ticking_clock_or_a_still_logo_in_turn(tmp_pat
     """`--overlaid-copies` writes each clip again with text burnt in (a clock in the top-left corner that ticks once a
     second, a still logo in the bottom-right, in name order) beside the same labels: the clock's pixels change at
     each second and nowhere between, the logo's never, and the rest of the picture is the source's."""
-    import av
     import numpy as np
 
-    from handclust_assets.video.writer import write_video
-
     mod = load_benchmark("eval_repetitions_dev")
-    folder = tmp_path / "stilltrim-train"
-    folder.mkdir()
     picture = np.full((180, 320, 3), 90, np.uint8)
     names = ("lc00_x.mp4", "lc01_x.mp4")
-    for name in names:
-        write_video(folder / name, (picture for _ in range(50)), 20.0, crf=10)
-        (folder / f"{Path(name).stem}.reps.json").write_text("{}")
-    (folder / "LABELS.csv").write_text("file,count\n" + "".join(f"{n},4\n" for n in names))
-    labels = mod.overlaid_copy(folder / "LABELS.csv", tmp_path / "overlaid-stilltrim-train")
-    assert labels.read_text() == (folder / "LABELS.csv").read_text()
+    source = _still_clips(tmp_path / "stilltrim-train", names, picture, 50, 20.0)
+    labels = mod.overlaid_copy(source, tmp_path / "overlaid-stilltrim-train")
+    assert labels.read_text() == source.read_text()
     frames = {}
     for name in names:
-        with av.open(str(labels.parent / name)) as c:
-            frames[name] = np.stack([f.to_ndarray(format="gray").astype(int) for f in c.decode(video=0)])
+        frames[name], _ = _gray_frames(labels.parent / name)
         assert frames[name].shape == (50, 180, 320)
     clock, logo = frames["lc00_x.mp4"], frames["lc01_x.mp4"]
     corner = (slice(0, 20), slice(0, 160))  # the clock's corner; the logo's is the bottom right
@@ -189,25 +193,18 @@ def test_overlaid_copies_burn_in_a_ticking_clock_or_a_still_logo_in_turn(tmp_pat
 def test_rewritten_copies_are_the_same_pictures_written_again(tmp_path: Path) -> None:
     """`--rewritten-copies` decodes and writes each clip again (CRF 18) with nothing changed: same frame count and
     rate, the same picture within the encoder's error, and the same labels."""
-    import av
     import numpy as np
 
-    from handclust_assets.video.writer import moving_pattern, write_video
-
     mod = load_benchmark("eval_repetitions_dev")
-    folder = tmp_path / "trimmedcycles-train"
-    src = write_video(folder / "rc00_x.mp4", moving_pattern(24, 160, 96), 24.0, crf=10)
-    (folder / "rc00_x.reps.json").write_text("{}")
-    (folder / "LABELS.csv").write_text("file,count\nrc00_x.mp4,4\n")
-    labels = mod.rewritten_copy(folder / "LABELS.csv", tmp_path / "rewritten-trimmedcycles-train")
-    assert labels.read_text() == (folder / "LABELS.csv").read_text()
+    import cv2
 
-    def frames(p: Path) -> tuple[np.ndarray, float]:
-        with av.open(str(p)) as c:
-            return (np.stack([f.to_ndarray(format="gray").astype(int) for f in c.decode(video=0)]),
-                    float(c.streams.video[0].average_rate))
-
-    (a, fa), (b, fb) = frames(src), frames(labels.parent / "rc00_x.mp4")
+    noise = np.random.default_rng(1).integers(0, 255, (96, 160, 3), dtype=np.uint8)
+    blobs = (cv2.GaussianBlur(noise, (0, 0), 2.0).astype(np.float32) - 127) * 4 + 127  # of every brightness
+    picture = np.clip(blobs, 0, 255).astype(np.uint8)
+    source = _still_clips(tmp_path / "trimmedcycles-train", ("rc00_x.mp4",), picture, 24, 24.0)
+    labels = mod.rewritten_copy(source, tmp_path / "rewritten-trimmedcycles-train")
+    assert labels.read_text() == source.read_text()
+    (a, fa), (b, fb) = _gray_frames(source.parent / "rc00_x.mp4"), _gray_frames(labels.parent / "rc00_x.mp4")
     assert a.shape == b.shape and fa == fb == 24.0
     assert np.abs(a - b).mean() < 2.0
 
