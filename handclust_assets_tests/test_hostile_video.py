@@ -52,6 +52,32 @@ def test_a_concatenated_stream_is_counted_through_its_timestamp_restart(tmp_path
     assert row["count_estimate"] == pytest.approx(2 * truth.count, rel=0.15), row
 
 
+def test_a_stream_whose_picture_size_changes_keeps_every_part(tmp_path: Path) -> None:
+    """One MPEG-TS stream whose picture size changes twice (a live stream switching quality, or parts of another
+    size joined): every frame is kept, the frame cache's frames have the first part's size, the motion track runs
+    on through the changes, and the count covers all three parts."""
+    import cv2
+
+    src, truth = generate_rep_clip(RepClipSpec("reps", n_cycles=12, period_start_s=0.8, period_end_s=0.8,
+                                               width=320, height=180), tmp_path)
+    frames = _frames(src)
+    parts = [write_video(tmp_path / f"part{i}.ts", [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
+                                                    for f in frames], 30.0)
+             for i, (w, h) in enumerate(((320, 180), (640, 360), (480, 272)))]
+    joined = tmp_path / "switching.ts"
+    joined.write_bytes(b"".join(p.read_bytes() for p in parts))
+    with av.open(str(joined)) as c:
+        sizes = [(f.width, f.height) for f in c.decode(video=0)]
+    assert sorted(set(sizes)) == [(320, 180), (480, 272), (640, 360)] and len(sizes) == 3 * len(frames)
+    build_frame_cache(joined, tmp_path / "fc")
+    fc = FrameCache(tmp_path / "fc")
+    assert {fc.read(i).shape for i in range(len(fc))} == {(180, 320, 3)}
+    track = fc.motion_track()
+    assert track is not None and len(track) == 3 * len(frames) and np.all(np.diff(track.t_s) > 0)
+    row = clip_row(count_motion_track(track))
+    assert row["count_estimate"] == pytest.approx(3 * truth.count, rel=0.15), row
+
+
 def _h264_stream(out: av.container.OutputContainer) -> av.video.stream.VideoStream:
     s = out.add_stream("libx264", rate=30)
     s.width, s.height, s.pix_fmt = 320, 180, "yuv420p"
