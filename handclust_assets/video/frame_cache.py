@@ -44,6 +44,7 @@ from handclust_assets.video.motion_track import (
 from handclust_assets.video.probe import (
     VideoInfo,
     VideoSource,
+    close_input,
     open_input,
     probe_video,
     source_label,
@@ -182,9 +183,7 @@ def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _P
             if progress is not None and len(pack.times) > reported:
                 progress(len(pack.times), pack.times[-1])
     finally:
-        container.close()
-        if fobj is not None:
-            fobj.close()
+        close_input(container, fobj)
     return decoded, last_t, warning, notes
 
 

@@ -198,7 +198,7 @@ def sample_probes(source: object, n: int = BORDER_SAMPLES) -> list[np.ndarray]:
     """`probe_gray` images of up to `n` keyframes spread evenly over the video `source` (a path or a VideoSource):
     the keyframe at or before each of n points (seeking, decoding only keyframes; ~10 ms each on 1080p H.264).
     What cannot be sought or decoded is left out (an empty list at worst), never raised."""
-    from handclust_assets.video.probe import open_input, pick_video_stream
+    from handclust_assets.video.probe import close_input, open_input, pick_video_stream
 
     probes: list[np.ndarray] = []
     try:
@@ -224,9 +224,7 @@ def sample_probes(source: object, n: int = BORDER_SAMPLES) -> list[np.ndarray]:
     except Exception:
         pass
     finally:
-        container.close()
-        if fobj is not None:
-            fobj.close()
+        close_input(container, fobj)
     return probes
 
 
@@ -615,7 +613,7 @@ def motion_track_from_video(video_path: str | Path | object, max_seconds: float 
     A file that is not a usable video raises `ClipError` naming it (`probe_video`); a decoding error part-way keeps
     the frames decoded so far (as the frame cache does), and one before any frame raises `ClipError`."""
     from handclust_assets.lib.errors import ClipError
-    from handclust_assets.video.probe import open_input, probe_video, timed_frames
+    from handclust_assets.video.probe import close_input, open_input, probe_video, timed_frames
 
     info = probe_video(video_path, scan_timestamps=False)
     b = MotionTrackBuilder(info.rotation, crop_bars=crop_bars, more_frames=lambda: sample_probes(video_path))
@@ -629,9 +627,7 @@ def motion_track_from_video(video_path: str | Path | object, max_seconds: float 
                 b.add(fr, t)
                 decoded += 1
         finally:
-            container.close()
-            if fobj is not None:
-                fobj.close()
+            close_input(container, fobj)
     except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
         if not decoded:
             raise ClipError(video_path, f"video stream cannot be decoded ({type(e).__name__}: {e})") from e

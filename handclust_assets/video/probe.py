@@ -86,6 +86,13 @@ def open_input(source: str | Path | VideoSource) -> tuple[av.container.InputCont
         raise
 
 
+def close_input(container: av.container.InputContainer, fobj: BinaryIO | None) -> None:
+    """Close what `open_input` opened: the container, then the file object (if any)."""
+    container.close()
+    if fobj is not None:
+        fobj.close()
+
+
 def content_hash(path: str | Path | VideoSource, chunk: int = 1 << 20) -> str:
     """sha256 of the head, tail and size of the file: cheap for hour-long videos, changes when the file does.
 
@@ -354,9 +361,7 @@ def probe_video(
         timing = _timing(container, vs, pts, max_scan_packets, p)
         rotation = _first_frame_rotation(container, vs, stream_rotation(vs), p)
     finally:
-        container.close()
-        if fobj is not None:
-            fobj.close()
+        close_input(container, fobj)
     return VideoInfo(
         path=source_label(source) if isinstance(source, VideoSource) else str(source.resolve()),
         duration_s=float(timing.duration_s),
