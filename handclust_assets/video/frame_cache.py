@@ -285,7 +285,7 @@ def build_frame_cache(
     if motion.bars_lit_at is None:
         track = motion.result()
     else:  # bars cropped after the first second were lit later (a long GOP's keyframes missed it): the motion
-        track = motion_track_from_video(video_path, crop_bars=False)  # track again, of the whole picture
+        track = motion_track_from_video(video_path, crop_bars=False, info=info)  # track again, of the whole picture
     save_motion_track(track, tmp / MOTION_FILE)
     meta = {
         "source": source_label(video_path) if isinstance(video_path, VideoSource) else str(video_path.resolve()),

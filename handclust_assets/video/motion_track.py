@@ -37,11 +37,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import cv2
 import numpy as np
 from av.video.frame import PictureType
+
+if TYPE_CHECKING:
+    from handclust_assets.video.probe import VideoInfo
 
 MOTION_FILE = "motion.npz"
 MOTION_TRACK_VERSION = 7  # v6: + path; v7: black bars cropped; bump when the same frames give a different track
@@ -605,17 +609,18 @@ def load_motion_track(path: str | Path) -> MotionTrack:
 
 
 def motion_track_from_video(video_path: str | Path | object, max_seconds: float | None = None,
-                            crop_bars: bool = True) -> MotionTrack:
+                            crop_bars: bool = True, info: VideoInfo | None = None) -> MotionTrack:
     """Decode a video once and build its motion track (no frame cache): for development, tests and eval
     (`crop_bars=False`: black bars are kept, as tracks before version 7 kept them; where bars cropped after the
-    first second turn out lit later, the clip is decoded again without the crop). `video_path` may be a
-    VideoSource (a tar-shard member).
+    first second turn out lit later, the decode stops there and the clip is decoded again without the crop).
+    `video_path` may be a VideoSource (a tar-shard member); `info`: its `probe_video` result, where the caller has
+    it (else it is probed).
     A file that is not a usable video raises `ClipError` naming it (`probe_video`); a decoding error part-way keeps
     the frames decoded so far (as the frame cache does), and one before any frame raises `ClipError`."""
     from handclust_assets.lib.errors import ClipError
     from handclust_assets.video.probe import close_input, open_input, probe_video, timed_frames
 
-    info = probe_video(video_path, scan_timestamps=False)
+    info = info if info is not None else probe_video(video_path, scan_timestamps=False)
     b = MotionTrackBuilder(info.rotation, crop_bars=crop_bars, more_frames=lambda: sample_probes(video_path))
     decoded = 0  # counted here: the builder holds the first second's frames before it adds them
     try:
@@ -626,11 +631,13 @@ def motion_track_from_video(video_path: str | Path | object, max_seconds: float 
                     break
                 b.add(fr, t)
                 decoded += 1
+                if b.bars_lit_at is not None:  # the crop is given up: the rest of this decode would be thrown away
+                    break
         finally:
             close_input(container, fobj)
     except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
         if not decoded:
             raise ClipError(video_path, f"video stream cannot be decoded ({type(e).__name__}: {e})") from e
     if b.bars_lit_at is not None:  # the bars were lit later: the whole picture, decoded again
-        return motion_track_from_video(video_path, max_seconds, crop_bars=False)
+        return motion_track_from_video(video_path, max_seconds, crop_bars=False, info=info)
     return b.result()
