@@ -41,41 +41,18 @@ from handclust_assets.video.motion_track import load_motion_track
 
 VARIANT_SCHEMA = {"subset": pl.Utf8, "group": pl.Utf8, "file": pl.Utf8, "gt": pl.Float64, "pred": pl.Float64,
                   "status": pl.Utf8, "confidence": pl.Float64, "mean_period_s": pl.Float64}
+TRIMMED_GROUPS = [("trimmedcycles-train", "trimmed train"), ("trimmedcycles-heldout", "trimmed held-out"),
+                  ("stilltrim-train", "still trimmed train"), ("stilltrim-heldout", "still trimmed held-out")]
+COPY_KINDS = ("phone", "uploaded", "panned", "handheld", "boxed", "overlaid", "rewritten")
 # subset-name prefix -> group (first match wins: the longer prefixes come first)
-GROUPS = [("trimmedcycles-train", "trimmed train"), ("trimmedcycles-heldout", "trimmed held-out"),
-          ("stilltrim-train", "still trimmed train"), ("stilltrim-heldout", "still trimmed held-out"),
+GROUPS = [*TRIMMED_GROUPS,
           ("stillbg-train", "still train"), ("stillbg-heldout", "still held-out"),
           ("longcycles-train", "long train"), ("longcycles-heldout", "long held-out"),
           ("realcycles-train", "train whole"), ("localcycles-train", "train local"),
           ("realcycles-heldout", "held-out whole"), ("localcycles-heldout", "held-out local"),
           ("synthetic", "train synthetic"),
-          ("phone-trimmedcycles-train", "phone trimmed train"), ("phone-trimmedcycles-heldout", "phone trimmed held-out"),
-          ("phone-stilltrim-train", "phone still trimmed train"),
-          ("phone-stilltrim-heldout", "phone still trimmed held-out"),
-          ("uploaded-trimmedcycles-train", "uploaded trimmed train"),
-          ("uploaded-trimmedcycles-heldout", "uploaded trimmed held-out"),
-          ("uploaded-stilltrim-train", "uploaded still trimmed train"),
-          ("uploaded-stilltrim-heldout", "uploaded still trimmed held-out"),
-          ("panned-trimmedcycles-train", "panned trimmed train"),
-          ("panned-trimmedcycles-heldout", "panned trimmed held-out"),
-          ("panned-stilltrim-train", "panned still trimmed train"),
-          ("panned-stilltrim-heldout", "panned still trimmed held-out"),
-          ("handheld-trimmedcycles-train", "handheld trimmed train"),
-          ("handheld-trimmedcycles-heldout", "handheld trimmed held-out"),
-          ("handheld-stilltrim-train", "handheld still trimmed train"),
-          ("handheld-stilltrim-heldout", "handheld still trimmed held-out"),
-          ("boxed-trimmedcycles-train", "boxed trimmed train"),
-          ("boxed-trimmedcycles-heldout", "boxed trimmed held-out"),
-          ("boxed-stilltrim-train", "boxed still trimmed train"),
-          ("boxed-stilltrim-heldout", "boxed still trimmed held-out"),
-          ("overlaid-trimmedcycles-train", "overlaid trimmed train"),
-          ("overlaid-trimmedcycles-heldout", "overlaid trimmed held-out"),
-          ("overlaid-stilltrim-train", "overlaid still trimmed train"),
-          ("overlaid-stilltrim-heldout", "overlaid still trimmed held-out"),
-          ("rewritten-trimmedcycles-train", "rewritten trimmed train"),
-          ("rewritten-trimmedcycles-heldout", "rewritten trimmed held-out"),
-          ("rewritten-stilltrim-train", "rewritten still trimmed train"),
-          ("rewritten-stilltrim-heldout", "rewritten still trimmed held-out")]
+          # each copy of the trimmed subsets (`eval_repetitions_dev.py --<kind>-copies`): <kind>-<subset>
+          *((f"{kind}-{subset}", f"{kind} {group}") for kind in COPY_KINDS for subset, group in TRIMMED_GROUPS)]
 
 
 def parse_overrides(items: list[str]) -> dict:
