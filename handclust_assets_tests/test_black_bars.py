@@ -248,3 +248,81 @@ def test_the_frame_cache_stores_the_bars_with_its_motion_track(strokes: tuple[Pa
     direct = motion_track_from_video(boxed)
     assert mt is not None and mt.box is not None and np.array_equal(mt.box, direct.box)
     assert np.array_equal(mt.intensity, direct.intensity)
+
+
+def cached(path: Path, folder: Path, **kw: object) -> FrameCache:
+    build_frame_cache(path, folder, sample_fps=5.0, max_side=160, **kw)
+    return FrameCache(folder)
+
+
+@pytest.mark.parametrize(("by", "bx", "share"), [(30, 0, (1 / 8, 7 / 8, 0, 1)), (0, 80, (0, 1, 1 / 6, 5 / 6)),
+                                                 (20, 40, (1 / 11, 10 / 11, 1 / 10, 9 / 10))])
+def test_the_frame_cache_cuts_the_bars_off_the_frames_the_models_see(
+        strokes: tuple[Path, list[np.ndarray], int], tmp_path: Path, by: int, bx: int,
+        share: tuple[float, ...]) -> None:
+    """Letterboxed, pillarboxed and windowboxed: the sampled frames are the picture inside the bars at the size
+    the bare clip's frames have, and nearly their pixels (the models see the picture, not the bars, at the cache's
+    full size); `meta.json` says where the picture was. With `crop_bars=False` the bars stay and the picture is
+    smaller."""
+    path, frames, _ = strokes
+    boxed = write_video(tmp_path / "boxed.mp4", [np.pad(f, ((by, by), (bx, bx), (0, 0))) for f in frames], 30.0,
+                        crf=18)
+    bare, cut = cached(path, tmp_path / "bare"), cached(boxed, tmp_path / "cut")
+    assert bare.meta["content_box"] is None
+    assert cut.meta["content_box"] is not None and np.allclose(cut.meta["content_box"], share, atol=0.01)
+    assert (cut.width, cut.height) == (bare.width, bare.height) and len(cut) == len(bare)
+    a, b = bare.all_frames().astype(float), cut.all_frames().astype(float)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 6.0
+    assert b[:, :, :3].mean() > 20 and b[:, :, -3:].mean() > 20 and b[:, :3].mean() > 20 and b[:, -3:].mean() > 20
+    kept = cached(boxed, tmp_path / "kept", crop_bars=False)
+    assert kept.meta["content_box"] is None and (kept.width, kept.height) != (bare.width, bare.height)
+    assert np.array_equal(cut.motion_track().intensity, motion_track_from_video(boxed).intensity)
+
+
+def test_a_rotated_phone_video_inside_bars_is_cached_cut_and_upright(
+        strokes: tuple[Path, list[np.ndarray], int], tmp_path: Path) -> None:
+    """Stored sideways with a 90-degree display rotation, pillarboxed in its stored frame: the cache cuts the bars
+    in the stored frame and turns the picture upright, as it does the same clip without bars."""
+    _, frames, _ = strokes
+    bare = write_video(tmp_path / "bare_rot.mp4", frames, 30.0, crf=18, rotation=90)
+    boxed = write_video(tmp_path / "boxed_rot.mp4", [np.pad(f, ((0, 0), (80, 80), (0, 0))) for f in frames], 30.0,
+                        crf=18, rotation=90)
+    a, b = cached(bare, tmp_path / "a"), cached(boxed, tmp_path / "b")
+    assert (b.width, b.height) == (a.width, a.height) and a.height > a.width  # upright
+    assert np.abs(a.all_frames().astype(float) - b.all_frames().astype(float)).mean() < 6.0
+
+
+def test_a_clip_shorter_than_the_bars_judgement_is_cached_cut(
+        strokes: tuple[Path, list[np.ndarray], int], tmp_path: Path) -> None:
+    """Two thirds of a second, letterboxed: the clip ends while its frames still wait for the bars to be judged;
+    they are judged on what there is and every sampled frame goes in, cut."""
+    _, frames, _ = strokes
+    boxed = write_video(tmp_path / "short.mp4", [np.pad(f, ((30, 30), (0, 0), (0, 0))) for f in frames[:20]], 30.0,
+                        crf=18)
+    fc = cached(boxed, tmp_path / "fc")
+    assert len(fc) == 4 and fc.meta["content_box"] is not None and (fc.width, fc.height) == (160, 90)
+
+
+def test_bars_are_kept_on_a_rectified_clip_and_where_they_light_up_later(
+        strokes: tuple[Path, list[np.ndarray], int], tmp_path: Path) -> None:
+    """A fisheye clip is rectified whole (the lens model holds for the whole frame), bars and all. Bars that light
+    up after the keyframes checked (one keyframe in the clip) give the crop up: the cache is made again of the
+    whole picture, frames and motion track alike."""
+    import json
+
+    from handclust_assets.video.rectify import load_intrinsics
+
+    _, frames, _ = strokes
+    boxed = write_video(tmp_path / "boxed.mp4", [np.pad(f, ((30, 30), (0, 0), (0, 0))) for f in frames], 30.0,
+                        crf=18)
+    intr = tmp_path / "intrinsics.json"
+    intr.write_text(json.dumps({"fx": 160.0, "fy": 160.0, "cx": 160.0, "cy": 120.0, "k1": -0.05, "k2": 0.01,
+                                "k3": 0.0, "k4": 0.0, "width": 320, "height": 240}))
+    fisheye = cached(boxed, tmp_path / "fisheye", intrinsics=load_intrinsics(intr))
+    assert fisheye.meta["rectified"] and fisheye.meta["content_box"] is None
+    assert (fisheye.width, fisheye.height) == (160, 120)
+    lamp = lamp_clip(frames, tmp_path / "lamp_gop.mp4", keyint=1000)
+    whole, kept = cached(lamp, tmp_path / "whole"), cached(lamp, tmp_path / "kept", crop_bars=False)
+    assert whole.meta["content_box"] is None and (whole.width, whole.height) == (160, 90)
+    assert np.array_equal(whole.all_frames(), kept.all_frames())
+    assert np.array_equal(whole.motion_track().energy, kept.motion_track().energy)

@@ -292,11 +292,11 @@ def test_a_frame_that_cannot_be_converted_ends_the_cache_there_with_a_warning(
     src = write_video(tmp_path / "w.mp4", moving_pattern(60, 96, 128), fps=30.0)
     real_rgb, calls = fcm._rgb, []
 
-    def failing_rgb(frame, size, rotation, maps):
+    def failing_rgb(frame, size, rotation, maps, crop=None):
         calls.append(1)
         if len(calls) == 5:
             raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
-        return real_rgb(frame, size, rotation, maps)
+        return real_rgb(frame, size, rotation, maps, crop)
 
     monkeypatch.setattr(fcm, "_rgb", failing_rgb)
     stats = build_frame_cache(src, tmp_path / "fc", sample_fps=5)

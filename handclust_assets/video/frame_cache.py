@@ -36,7 +36,6 @@ from handclust_assets.video.motion_track import (
     MotionTrack,
     MotionTrackBuilder,
     load_motion_track,
-    motion_track_from_video,
     rotate_upright,
     sample_probes,
     save_motion_track,
@@ -99,9 +98,13 @@ class _Sampler:
         return True
 
 
-def _rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int, maps: tuple | None) -> np.ndarray:
-    """The frame as RGB at the cache size: rotated by its display matrix, rectified when `maps` are given."""
+def _rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int, maps: tuple | None,
+         crop: Crop | None = None) -> np.ndarray:
+    """The frame as RGB at the cache size: rotated by its display matrix, rectified when `maps` are given, cut to
+    the picture inside black bars when `crop` is given (`Crop`; never with `maps`)."""
     ow, oh = size
+    if crop is not None:
+        return rotate_upright(crop.cut(frame), rotation)
     if maps is None and rotation % 180 == 0:
         return frame.to_ndarray(width=ow, height=oh, format="rgb24", interpolation="AREA")
     rgb = rotate_upright(frame.to_ndarray(format="rgb24"), rotation)
@@ -110,6 +113,39 @@ def _rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int, maps: tuple
     if rgb.shape[1] != ow or rgb.shape[0] != oh:
         rgb = cv2.resize(rgb, (ow, oh), interpolation=cv2.INTER_AREA)
     return rgb
+
+
+@dataclass(frozen=True)
+class Crop:
+    """The picture inside black bars, as the cache cuts it: the stored (unrotated) frame is scaled to `scaled`
+    (w, h) and the `box` (x, y, w, h) of that is kept, so the picture comes out at the cache size in one resize;
+    `size` is the cache's (w, h), upright."""
+
+    scaled: tuple[int, int]
+    box: tuple[int, int, int, int]
+    size: tuple[int, int]
+
+    def cut(self, frame: av.VideoFrame) -> np.ndarray:
+        x, y, w, h = self.box
+        rgb = frame.to_ndarray(width=self.scaled[0], height=self.scaled[1], format="rgb24", interpolation="AREA")
+        return np.ascontiguousarray(rgb[y:y + h, x:x + w])
+
+
+def bars_crop(display_size: tuple[int, int], rotation: int, share: tuple[float, float, float, float],
+              max_side: int) -> Crop:
+    """How the cache cuts the picture out of bars at `share` (top, bottom, left, right: shares of the stored,
+    unrotated frame, `MotionTrackBuilder.box_share`) from a video of `display_size` (w, h, upright) turned by
+    `rotation` degrees: the picture's upright size downscaled as the whole frame would be (`output_size`)."""
+    top, bottom, left, right = share
+    turned = rotation % 180 != 0
+    sw, sh = (display_size[1], display_size[0]) if turned else display_size  # the stored frame, display px
+    cw, ch = max(2, round(sw * (right - left))), max(2, round(sh * (bottom - top)))
+    ow, oh = output_size(*((ch, cw) if turned else (cw, ch)), max_side)
+    uw, uh = (oh, ow) if turned else (ow, oh)  # the cut, in the stored frame's orientation
+    fw = max(uw, round(uw / max(right - left, 1e-6)))
+    fh = max(uh, round(uh / max(bottom - top, 1e-6)))
+    x, y = min(round(left * fw), fw - uw), min(round(top * fh), fh - uh)
+    return Crop((fw, fh), (x, y, uw, uh), (ow, oh))
 
 
 @dataclass
@@ -145,11 +181,12 @@ def _open(video: Path | VideoSource, tmp: Path) -> tuple[av.container.InputConta
 
 
 def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _Pack, sampler: _Sampler,
-                 size: tuple[int, int], maps: tuple | None, motion: MotionTrackBuilder,
-                 progress: Callable[[int, float], None] | None) -> tuple[int, float, str, list[str]]:
-    """Decode every frame once: each feeds the motion track, the sampled ones go into the pack.
+                 maps: tuple | None, max_side: int, motion: MotionTrackBuilder, crop_bars: bool,
+                 progress: Callable[[int, float], None] | None) -> tuple[int, float, str, list[str], _Sink]:
+    """Decode every frame once: each feeds the motion track, the sampled ones go into the pack (`_Sink`).
     Returns (frames decoded, time of the last one, a warning when a decoding error stopped it early, notes on
-    repaired timestamps).
+    repaired timestamps, the sink: the cache's size and crop). Stops early where the motion track gives up the
+    bars it cropped (`MotionTrackBuilder.bars_lit_at`): the caller decodes again without the crop.
 
     The decoder runs in this thread and hands each frame, in order, to one worker thread that feeds the motion track
     and scales, encodes and writes the sampled frames (`_FrameWorker`): PyAV decodes without the GIL, so that work
@@ -161,14 +198,16 @@ def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _P
     reported = 0
     try:
         with pack.path.open("wb") as f:
-            worker = _FrameWorker(lambda frame, t, index, take: _consume(
-                f, frame, t, index, take, pack, motion, size, info.rotation, maps, video))
+            sink = _Sink(f, pack, motion, info, maps, max_side, video, crop_bars)
+            worker = _FrameWorker(sink)
             try:
                 for frame, t in timed_frames(container, info.fps, notes):
                     decoded += 1
                     last_t = t
                     if not worker.put((frame, t, decoded - 1, sampler.take(t))):
                         break  # the worker failed: its error is raised below
+                    if motion.bars_lit_at is not None:  # the crop is given up: the rest would be thrown away
+                        break
                     if progress is not None and len(pack.times) > reported:
                         reported = len(pack.times)
                         progress(reported, pack.times[reported - 1])
@@ -179,20 +218,65 @@ def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _P
                     worker.finish()  # every frame handed over is consumed (or the worker's error re-raised)
                 except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
                     # a frame that decoded but cannot be converted ends the clip there, as a decoding error does
-                    warning = warning or f"decoding stopped at frame {worker.consumed + 1} ({type(e).__name__}: {e})"
+                    at = sink.failed_at if sink.failed_at is not None else worker.consumed
+                    warning = warning or f"decoding stopped at frame {at + 1} ({type(e).__name__}: {e})"
+            sink.flush()
             if progress is not None and len(pack.times) > reported:
                 progress(len(pack.times), pack.times[-1])
     finally:
         close_input(container, fobj)
-    return decoded, last_t, warning, notes
+    return decoded, last_t, warning, notes, sink
 
 
-def _consume(f: BinaryIO, frame: object, t: float, index: int, take: bool, pack: _Pack,
-             motion: MotionTrackBuilder, size: tuple[int, int], rotation: int, maps: tuple | None,
-             video: Path | VideoSource) -> None:
-    motion.add(frame, t)
-    if take:
-        pack.add(f, _rgb(frame, size, rotation, maps), t, index, video)
+class _Sink:
+    """What the frame worker does with each decoded frame: every one feeds the motion track, the sampled ones go
+    into the pack. While the motion track is still judging black bars (its first second, longer through a fade
+    from black: at most `BORDER_MAX_SECONDS` x the sample rate frames), the sampled frames wait; then they and all
+    after them go in cut to the picture inside the bars (`bars_crop`), or whole. Rectified clips are never cut
+    (the lens model needs the whole frame). `size` and `crop` are the cache's once decided."""
+
+    def __init__(self, f: BinaryIO, pack: _Pack, motion: MotionTrackBuilder, info: VideoInfo, maps: tuple | None,
+                 max_side: int, video: Path | VideoSource, crop_bars: bool) -> None:
+        self.f, self.pack, self.motion, self.info, self.maps, self.video = f, pack, motion, info, maps, video
+        self.max_side = max_side
+        self.size = output_size(*info.display_size, max_side)
+        self.crop: Crop | None = None
+        self._decided = not crop_bars or maps is not None
+        self._waiting: list[tuple[object, float, int]] = []
+        self.failed_at: int | None = None  # the decoded frame (0-based) that could not be converted
+
+    def __call__(self, frame: object, t: float, index: int, take: bool) -> None:
+        self.motion.add(frame, t)
+        if take:
+            self._waiting.append((frame, t, index))
+        if not self._decided and self.motion.judged:
+            self._decide()
+        if self._decided:
+            self._write_waiting()
+
+    def flush(self) -> None:
+        """The clip ended: frames still waiting (a clip shorter than the bars' judgement) go in."""
+        if not self._decided:
+            self.motion.judge_bars()
+            self._decide()
+        self._write_waiting()
+
+    def _decide(self) -> None:
+        share = self.motion.box_share
+        if share is not None:
+            self.crop = bars_crop(self.info.display_size, self.info.rotation, share, self.max_side)
+            self.size = self.crop.size
+        self._decided = True
+
+    def _write_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []  # a frame that cannot be converted drops it and those after it
+        for frame, t, index in waiting:
+            try:
+                rgb = _rgb(frame, self.size, self.info.rotation, self.maps, self.crop)
+            except (av.error.FFmpegError, av.error.InvalidDataError):  # type: ignore[attr-defined]
+                self.failed_at = index
+                raise
+            self.pack.add(self.f, rgb, t, index, self.video)
 
 
 class _FrameWorker:
@@ -240,35 +324,43 @@ def build_frame_cache(
     info: VideoInfo | None = None,
     jpeg_quality: int = 90,
     progress: Callable[[int, float], None] | None = None,
+    crop_bars: bool = True,
 ) -> CacheStats:
     """Decode `video_path` once and write the sampled frames into `out_dir` (replaced atomically).
 
-    `video_path` may be a VideoSource (a tar-shard member): decoded straight from it, nothing extracted."""
+    `video_path` may be a VideoSource (a tar-shard member): decoded straight from it, nothing extracted. Black bars
+    (letterbox, pillarbox, windowbox) are cut off the sampled frames, as off the motion track (the models see the
+    picture at the cache's full size; `meta.json`'s `content_box` says where it was in the stored frame); where
+    they turn out lit later, the clip is decoded again whole. `crop_bars=False` keeps them; a rectified clip keeps
+    them too."""
     video_path = video_path if isinstance(video_path, VideoSource) else Path(video_path)
     out_dir = Path(out_dir)
     if sample_fps <= 0:
         raise ValueError(f"sample_fps must be positive, got {sample_fps}")
     info = info or probe_video(video_path)
     disp_w, disp_h = info.display_size
-    ow, oh = output_size(disp_w, disp_h, max_side)
     maps = None
     if intrinsics is not None:
         check_intrinsics_fit(intrinsics, disp_w, disp_h)
-        maps = undistort_maps(intrinsics, (disp_w, disp_h), (ow, oh))
+        maps = undistort_maps(intrinsics, (disp_w, disp_h), output_size(disp_w, disp_h, max_side))
     tmp = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     pack = _Pack(tmp / PACK, int(jpeg_quality), [0], [], [])
     sampler = _Sampler(sample_fps, info.fps)
-    motion = MotionTrackBuilder(info.rotation,  # every decoded frame, for the rhythm path (motion.npz); black bars
-                                more_frames=lambda: sample_probes(video_path))  # seen at the start are confirmed
-    t0 = time.perf_counter()
+    motion = MotionTrackBuilder(info.rotation, crop_bars=crop_bars,  # every decoded frame, for the rhythm path
+                                more_frames=lambda: sample_probes(video_path))  # (motion.npz); bars seen at the
+    t0 = time.perf_counter()  # start are confirmed on keyframes over the clip
     try:
-        decoded, last_t, warning, notes = _decode_into(video_path, tmp, info, pack, sampler, (ow, oh), maps, motion,
-                                                       progress)
+        decoded, last_t, warning, notes, sink = _decode_into(video_path, tmp, info, pack, sampler, maps, max_side,
+                                                             motion, crop_bars, progress)
     except BaseException:  # nothing half-written is left beside the cache
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if motion.bars_lit_at is not None:  # bars cropped after the first second were lit later (a long GOP's
+        shutil.rmtree(tmp, ignore_errors=True)  # keyframes missed it): the whole picture, decoded again
+        return build_frame_cache(video_path, out_dir, sample_fps, max_side, intrinsics, info, jpeg_quality, progress,
+                                 crop_bars=False)
     wall = time.perf_counter() - t0
     if not pack.times:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -282,17 +374,16 @@ def build_frame_cache(
     truncated = bool(warning)
     warning = "; ".join([w for w in [warning, *notes] if w])
     np.save(tmp / OFFSETS, np.asarray(pack.offsets, dtype=np.int64))
-    if motion.bars_lit_at is None:
-        track = motion.result()
-    else:  # bars cropped after the first second were lit later (a long GOP's keyframes missed it): the motion
-        track = motion_track_from_video(video_path, crop_bars=False, info=info)  # track again, of the whole picture
-    save_motion_track(track, tmp / MOTION_FILE)
+    save_motion_track(motion.result(), tmp / MOTION_FILE)
+    ow, oh = sink.size
     meta = {
         "source": source_label(video_path) if isinstance(video_path, VideoSource) else str(video_path.resolve()),
         "content_hash": info.content_hash, "sample_fps": sample_fps, "width": ow, "height": oh,
         "rectified": maps is not None, "intrinsics": intrinsics.source if intrinsics is not None else None,
         "rotation_applied": info.rotation, "timestamps": pack.times, "source_frame": pack.source,
         "truncated": truncated, "warning": warning,
+        # the picture inside black bars, as (top, bottom, left, right) shares of the stored frame; null: whole
+        "content_box": list(motion.box_share) if sink.crop is not None else None,
     }
     (tmp / META).write_text(json.dumps(meta))
     replace_dir(tmp, out_dir)

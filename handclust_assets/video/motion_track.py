@@ -436,6 +436,16 @@ class MotionTrackBuilder:
         if (span >= BORDER_SECONDS and self._lit) or span >= BORDER_MAX_SECONDS or len(self._held) >= BORDER_MAX_FRAMES:
             self._judge_bars()
 
+    @property
+    def judged(self) -> bool:
+        """Whether the black bars have been judged: `box` is final and no frame is held any more."""
+        return self._judged
+
+    def judge_bars(self) -> None:
+        """Judge the bars now, on the frames held so far (the clip ended within its first second)."""
+        if not self._judged:
+            self._judge_bars()
+
     def _judge_bars(self) -> None:
         """Find the bars on the held frames (of the first frame's size) and add those frames. Bars seen there are
         kept only where the keyframes spread over the clip (`more_frames`) are dark there too: a dark background
@@ -562,8 +572,7 @@ class MotionTrackBuilder:
         return comp, raw, (float(dx), float(dy))
 
     def result(self) -> MotionTrack:
-        if not self._judged:  # a clip shorter than the frames the bars are judged on
-            self._judge_bars()
+        self.judge_bars()  # a clip shorter than the frames the bars are judged on
         if not self._t:
             return MotionTrack(np.zeros(0), np.zeros((0, 1, 1), np.float16), np.zeros((0, 1, 1), np.uint8))
         key = np.asarray(self._key, bool)
