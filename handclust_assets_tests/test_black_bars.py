@@ -326,3 +326,33 @@ def test_bars_are_kept_on_a_rectified_clip_and_where_they_light_up_later(
     assert whole.meta["content_box"] is None and (whole.width, whole.height) == (160, 90)
     assert np.array_equal(whole.all_frames(), kept.all_frames())
     assert np.array_equal(whole.motion_track().energy, kept.motion_track().energy)
+
+
+def test_the_scene_model_sees_a_pillarboxed_clip_as_the_bare_one_once_the_bars_are_cut(
+        shared_clips: Path, tmp_path: Path) -> None:
+    """A real upright phone picture (the middle 9:16 of 02_cups) inside a wide frame's black bars: the ImageNet
+    scene encoder's embeddings of the cached frames match the bare upright clip's once the cache cuts the bars
+    (cosine 0.93 here, at 160 px; 0.94-0.95 on three real clips at 480 px), not with the bars left in (0.42 here;
+    0.51-0.56 at 480 px, about halfway to another clip: 02_cups against 04_coffee 0.32), so uploads with and
+    without bars embed alike."""
+    from handclust_assets.models.scene import EfficientNetLiteSceneEncoder
+
+    with av.open(str(shared_clips / "02_cups.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(45), c.decode(video=0))]
+    h, w = frames[0].shape[:2]
+    cw = int(h * 9 / 16) // 2 * 2
+    x0 = (w - cw) // 2
+    upright = [f[:, x0:x0 + cw] for f in frames]
+    bare = write_video(tmp_path / "upright.mp4", upright, 30.0, crf=18)
+    boxed = write_video(tmp_path / "pillar.mp4", [np.pad(f, ((0, 0), (x0, w - cw - x0), (0, 0))) for f in upright],
+                        30.0, crf=18)
+    enc = EfficientNetLiteSceneEncoder(dtype="float32").load()
+    emb = {name: enc.embed(cached(p, tmp_path / name, **kw).all_frames()) for name, p, kw in
+           (("bare", bare, {}), ("cut", boxed, {}), ("kept", boxed, {"crop_bars": False}))}
+
+    def cos(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.mean(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
+
+    assert len(emb["bare"]) == len(emb["cut"]) == len(emb["kept"]) >= 8
+    assert cos(emb["bare"], emb["cut"]) > 0.85
+    assert cos(emb["bare"], emb["cut"]) > cos(emb["bare"], emb["kept"]) + 0.2
