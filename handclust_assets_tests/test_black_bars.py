@@ -170,11 +170,19 @@ def test_strokes_inside_bars_give_the_track_and_count_of_the_bare_clip(
     assert np.array_equal(loaded.box, mt.box)
 
 
-def test_a_clip_without_bars_keeps_its_track_bit_for_bit(strokes: tuple[Path, list[np.ndarray], int]) -> None:
+def test_a_clip_without_bars_keeps_its_track_and_cache_bit_for_bit(strokes: tuple[Path, list[np.ndarray], int],
+                                                                    tmp_path: Path) -> None:
+    """Judging the bars changes nothing where there are none: the motion track and the cached JPEG bytes (whose
+    first second waited for the judgement) are those made without it."""
+    from handclust_assets.video.frame_cache import PACK
+
     path, _, _ = strokes
     a, b = motion_track_from_video(path), motion_track_from_video(path, crop_bars=False)
     for name in ("t_s", "energy", "energy_raw", "intensity", "camera", "path", "keyframes"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    judged, kept = cached(path, tmp_path / "judged"), cached(path, tmp_path / "kept", crop_bars=False)
+    assert judged.meta["content_box"] is None and len(judged) == len(kept) > 5
+    assert (tmp_path / "judged" / PACK).read_bytes() == (tmp_path / "kept" / PACK).read_bytes()
 
 
 def test_a_fade_from_black_is_waited_out_before_the_bars_are_judged(

@@ -56,6 +56,7 @@ OFFSETS = "offsets.npy"
 META = "meta.json"
 # Decoding that ends before this share of the duration the container declares (and 0.5 s short of it): truncated.
 EARLY_END_SHARE = 0.9
+WAIT_SIDE = 1920  # a sampled frame waiting for the bars' judgement is held at most this many px wide (and high)
 
 
 def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -126,9 +127,19 @@ class Crop:
     size: tuple[int, int]
 
     def cut(self, frame: av.VideoFrame) -> np.ndarray:
+        """The picture of a decoded frame, unrotated."""
         x, y, w, h = self.box
         rgb = frame.to_ndarray(width=self.scaled[0], height=self.scaled[1], format="rgb24", interpolation="AREA")
         return np.ascontiguousarray(rgb[y:y + h, x:x + w])
+
+    def cut_image(self, img: np.ndarray) -> np.ndarray:
+        """The picture of the stored frame as an image of any size (unrotated): cut at the same shares, resized."""
+        fw, fh = self.scaled
+        x, y, w, h = self.box
+        ih, iw = img.shape[:2]
+        x0, y0 = round(x * iw / fw), round(y * ih / fh)
+        x1, y1 = max(x0 + 1, round((x + w) * iw / fw)), max(y0 + 1, round((y + h) * ih / fh))
+        return cv2.resize(np.ascontiguousarray(img[y0:y1, x0:x1]), (w, h), interpolation=cv2.INTER_AREA)
 
 
 def bars_crop(display_size: tuple[int, int], rotation: int, share: tuple[float, float, float, float],
@@ -218,8 +229,7 @@ def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _P
                     worker.finish()  # every frame handed over is consumed (or the worker's error re-raised)
                 except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
                     # a frame that decoded but cannot be converted ends the clip there, as a decoding error does
-                    at = sink.failed_at if sink.failed_at is not None else worker.consumed
-                    warning = warning or f"decoding stopped at frame {at + 1} ({type(e).__name__}: {e})"
+                    warning = warning or f"decoding stopped at frame {worker.consumed + 1} ({type(e).__name__}: {e})"
             sink.flush()
             if progress is not None and len(pack.times) > reported:
                 progress(len(pack.times), pack.times[-1])
@@ -231,9 +241,11 @@ def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _P
 class _Sink:
     """What the frame worker does with each decoded frame: every one feeds the motion track, the sampled ones go
     into the pack. While the motion track is still judging black bars (its first second, longer through a fade
-    from black: at most `BORDER_MAX_SECONDS` x the sample rate frames), the sampled frames wait; then they and all
-    after them go in cut to the picture inside the bars (`bars_crop`), or whole. Rectified clips are never cut
-    (the lens model needs the whole frame). `size` and `crop` are the cache's once decided."""
+    from black), each sampled frame waits as two small images: the whole frame at the cache size and the stored
+    frame at up to `WAIT_SIDE` px (not the decoded frame: 15 of an 8K video would hold ~750 MB). Then they go in
+    whole (the first image: the same bytes as without the wait) or cut to the picture inside the bars (from the
+    second), and every frame after them is cut straight from the decoded frame (`bars_crop`). Rectified clips are
+    never cut (the lens model needs the whole frame). `size` and `crop` are the cache's once decided."""
 
     def __init__(self, f: BinaryIO, pack: _Pack, motion: MotionTrackBuilder, info: VideoInfo, maps: tuple | None,
                  max_side: int, video: Path | VideoSource, crop_bars: bool) -> None:
@@ -242,24 +254,27 @@ class _Sink:
         self.size = output_size(*info.display_size, max_side)
         self.crop: Crop | None = None
         self._decided = not crop_bars or maps is not None
-        self._waiting: list[tuple[object, float, int]] = []
-        self.failed_at: int | None = None  # the decoded frame (0-based) that could not be converted
+        self._waiting: list[tuple[np.ndarray, np.ndarray, float, int]] = []
 
-    def __call__(self, frame: object, t: float, index: int, take: bool) -> None:
+    def __call__(self, frame: av.VideoFrame, t: float, index: int, take: bool) -> None:
         self.motion.add(frame, t)
-        if take:
-            self._waiting.append((frame, t, index))
-        if not self._decided and self.motion.judged:
-            self._decide()
+        rotation = self.info.rotation
         if self._decided:
-            self._write_waiting()
+            if take:
+                self.pack.add(self.f, _rgb(frame, self.size, rotation, self.maps, self.crop), t, index, self.video)
+            return
+        if take:
+            w, h = output_size(frame.width, frame.height, WAIT_SIDE)
+            stored = frame.to_ndarray(width=w, height=h, format="rgb24", interpolation="AREA")
+            self._waiting.append((_rgb(frame, self.size, rotation, self.maps), stored, t, index))
+        if self.motion.judged:
+            self._decide()
 
     def flush(self) -> None:
         """The clip ended: frames still waiting (a clip shorter than the bars' judgement) go in."""
         if not self._decided:
             self.motion.judge_bars()
             self._decide()
-        self._write_waiting()
 
     def _decide(self) -> None:
         share = self.motion.box_share
@@ -267,15 +282,9 @@ class _Sink:
             self.crop = bars_crop(self.info.display_size, self.info.rotation, share, self.max_side)
             self.size = self.crop.size
         self._decided = True
-
-    def _write_waiting(self) -> None:
-        waiting, self._waiting = self._waiting, []  # a frame that cannot be converted drops it and those after it
-        for frame, t, index in waiting:
-            try:
-                rgb = _rgb(frame, self.size, self.info.rotation, self.maps, self.crop)
-            except (av.error.FFmpegError, av.error.InvalidDataError):  # type: ignore[attr-defined]
-                self.failed_at = index
-                raise
+        waiting, self._waiting = self._waiting, []
+        for whole, stored, t, index in waiting:
+            rgb = whole if self.crop is None else rotate_upright(self.crop.cut_image(stored), self.info.rotation)
             self.pack.add(self.f, rgb, t, index, self.video)
 
 
