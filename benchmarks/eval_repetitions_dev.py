@@ -294,11 +294,9 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
         splits["uploaded"] = [(f"uploaded-{name}", a.out / f"uploaded-{name}",
                                uploaded_copy(phone, a.out / f"uploaded-{name}"))
                               for (name, _), (_, _, phone) in zip(copied, splits["phone"], strict=True)]
-    copies = {"panned": (a.panned_copies, panned_copy), "handheld": (a.handheld_copies, handheld_copy),
-              "boxed": (a.boxed_copies, boxed_copy), "overlaid": (a.overlaid_copies, overlaid_copy),
-              "rewritten": (a.rewritten_copies, rewritten_copy), "filled": (a.filled_copies, filled_copy)}
-    for kind, (wanted, make) in copies.items():  # each a split of its own, like `long`
-        if wanted:
+    for kind in COPY_FLAGS:  # each a split of its own, like `long`, made by `<kind>_copy`
+        if getattr(a, f"{kind}_copies"):
+            make = globals()[f"{kind}_copy"]
             splits[kind] = [(f"{kind}-{name}", a.out / f"{kind}-{name}", make(labels, a.out / f"{kind}-{name}"))
                             for name, labels in copied]
     return splits
@@ -389,6 +387,20 @@ def overlaid_copy(labels: Path, folder: Path) -> Path:
     """`transformed_copy` with text burnt in (`overlaid`: the clips in name order take `OVERLAY_KINDS` in turn)."""
     return transformed_copy(labels, folder,
                             lambda frames, i, fps: overlaid(frames, fps, OVERLAY_KINDS[i % len(OVERLAY_KINDS)]))
+
+
+COPY_FLAGS = {  # the copy kinds `build` makes of every trimmed and still trimmed subset (`<kind>_copy`, flag
+    # --<kind>-copies): what each copy is (--help)
+    "panned": "as a moving camera would have filmed it: swept back and forth or panned across 30 %% of the width",
+    "handheld": "as a hand-held camera following the action would have filmed it: wandering at random over 30 %% of "
+                "the width and height, zooming by up to 8 %%, shaking",
+    "boxed": "inside black bars, as uploads show a picture of another shape: letterboxed, pillarboxed or both",
+    "overlaid": "with text burnt in: a timestamp ticking once a second, or a still channel logo",
+    "rewritten": "decoded and written again (CRF 18) with nothing changed, the floor under the other copies' "
+                 "differences",
+    "filled": "pillarboxed with a blurred, darkened, magnified copy of the picture in the bars, as social and TV "
+              "uploads show a narrower picture",
+}
 
 
 PAN_SPAN = 0.3  # the panned copies' camera moves over this share of the source's width (and sees 1 - it of it)
@@ -555,24 +567,9 @@ def main() -> None:
                     "stilltrim-heldout subsets (with --trimmed-still; report only, never tune on them)")
     ap.add_argument("--phone-copies", action="store_true", help="also score every trimmed and still trimmed subset "
                     "written again with a keyframe every second at CRF 32, as phones write (`phone-<subset>`)")
-    ap.add_argument("--panned-copies", action="store_true", help="also score every trimmed and still trimmed subset "
-                    "as a moving camera would have filmed it: swept back and forth or panned across 30 %% of the "
-                    "width (`panned-<subset>`)")
-    ap.add_argument("--handheld-copies", action="store_true", help="also score every trimmed and still trimmed "
-                    "subset as a hand-held camera following the action would have filmed it: wandering at random "
-                    "over 30 %% of the width and height, zooming by up to 8 %%, shaking (`handheld-<subset>`)")
-    ap.add_argument("--filled-copies", action="store_true", help="also score every trimmed and still trimmed "
-                    "subset pillarboxed with a blurred, darkened, magnified copy of the picture in the bars, as social "
-                    "and TV uploads show a narrower picture (`filled-<subset>`)")
-    ap.add_argument("--boxed-copies", action="store_true", help="also score every trimmed and still trimmed subset "
-                    "inside black bars, as uploads show a picture of another shape: letterboxed, pillarboxed or "
-                    "both (`boxed-<subset>`)")
-    ap.add_argument("--overlaid-copies", action="store_true", help="also score every trimmed and still trimmed "
-                    "subset with text burnt in: a timestamp ticking once a second, or a still channel logo "
-                    "(`overlaid-<subset>`)")
-    ap.add_argument("--rewritten-copies", action="store_true", help="also score every trimmed and still trimmed "
-                    "subset decoded and written again (CRF 18) with nothing changed, the floor under the other "
-                    "copies' differences (`rewritten-<subset>`)")
+    for kind, what in COPY_FLAGS.items():  # one split each, made of every trimmed and still trimmed subset
+        ap.add_argument(f"--{kind}-copies", action="store_true", help=f"also score every trimmed and still trimmed "
+                        f"subset {what} (`{kind}-<subset>`)")
     ap.add_argument("--uploaded-copies", action="store_true", help="also score every phone copy re-encoded with "
                     "x264's own keyframes at CRF 18, as uploads and trims are (`uploaded-<subset>`; implies "
                     "--phone-copies)")
