@@ -241,9 +241,13 @@ def test_bars_lit_after_the_keyframes_checked_are_given_up_and_the_track_made_ag
         assert np.array_equal(mt.energy, whole.energy)
 
 
+def cached(path: Path, folder: Path, **kw: object) -> FrameCache:
+    build_frame_cache(path, folder, sample_fps=5.0, max_side=160, **kw)
+    return FrameCache(folder)
+
+
 def build_and_read(path: Path, folder: Path) -> object:
-    build_frame_cache(path, folder, sample_fps=5.0, max_side=160)
-    return FrameCache(folder).motion_track()
+    return cached(path, folder).motion_track()
 
 
 def test_the_frame_cache_stores_the_bars_with_its_motion_track(strokes: tuple[Path, list[np.ndarray], int],
@@ -251,16 +255,10 @@ def test_the_frame_cache_stores_the_bars_with_its_motion_track(strokes: tuple[Pa
     path, frames, _ = strokes
     boxed = write_video(tmp_path / "boxed.mp4", [np.pad(f, ((0, 0), (80, 80), (0, 0))) for f in frames], 30.0,
                         crf=18)
-    build_frame_cache(boxed, tmp_path / "fc", sample_fps=5.0, max_side=160)
-    mt = FrameCache(tmp_path / "fc").motion_track()
+    mt = build_and_read(boxed, tmp_path / "fc")
     direct = motion_track_from_video(boxed)
     assert mt is not None and mt.box is not None and np.array_equal(mt.box, direct.box)
     assert np.array_equal(mt.intensity, direct.intensity)
-
-
-def cached(path: Path, folder: Path, **kw: object) -> FrameCache:
-    build_frame_cache(path, folder, sample_fps=5.0, max_side=160, **kw)
-    return FrameCache(folder)
 
 
 @pytest.mark.parametrize(("by", "bx", "share"), [(30, 0, (1 / 8, 7 / 8, 0, 1)), (0, 80, (0, 1, 1 / 6, 5 / 6)),
