@@ -24,7 +24,8 @@ conversion) is area-averaged to a 64-px-wide gray image, from which two signals 
                                     mean of its neighbours' unless the whole picture changed (`keyframe_pulses`)
 Black bars (letterbox, pillarbox, an upright phone video in a wide frame) are found on the first second's frames
 (`content_box`), confirmed on keyframes spread over the clip (`sample_probes`) and cropped before the motion image
-is made, so the picture fills its 64 px (`box`: where it was).
+is made, so the picture fills its 64 px (`box`: where it was); after the first second, a large frame's picture is cut
+from its own luma (`_SourceCut`), not from the 4-x-wider image the bars were found on.
 A frame shown twice (a frame rate raised by repeating frames) and the one after it share their energy
 (`repeated_frames`). The pulses of an earlier encoding's keyframes, left in the pixels of a re-encoded clip at a
 steady rate but not at its own keyframes, are found by their comb and smoothed too (`baked_keyframe_pulses`).
@@ -48,8 +49,8 @@ if TYPE_CHECKING:
     from handclust_assets.video.probe import VideoInfo
 
 MOTION_FILE = "motion.npz"
-MOTION_TRACK_VERSION = 7  # v6: + path; v7: black bars cropped; bump when the same frames give a different track
-# (caches keyed by it go stale)
+MOTION_TRACK_VERSION = 8  # v6: + path; v7: black bars cropped; v8: the picture inside them cut from a large frame's
+# own luma after the first second; bump when the same frames give a different track (caches keyed by it go stale)
 WORK_WIDTH = 64
 THUMB_WIDTH = 32
 CELL_PX = 8
@@ -148,6 +149,24 @@ def small_gray(frame: av.VideoFrame, width: int = WORK_WIDTH, oversample: int = 
     return frame.to_ndarray(format="gray", width=width, height=height)
 
 
+def _luma(frame: av.VideoFrame) -> np.ndarray | None:
+    """The frame's Y plane as a uint8 (H, W) view, or None where its format has none to read directly."""
+    if frame.format.name not in _LUMA_FORMATS:
+        return None
+    plane = frame.planes[0]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width]
+
+
+def _halved(y: np.ndarray, until: tuple[int, int]) -> np.ndarray:
+    """`y` halved by 2 x 2 means while it is at least `until` (rows, columns) times 2 in both directions, an odd last
+    row or column left out first (OpenCV's area resize takes its fast path only on exact halves: halving
+    960 x 131 px cost as much as the rest of the motion image's making)."""
+    while y.shape[0] >= 2 * until[0] and y.shape[1] >= 2 * until[1]:
+        y = y[:y.shape[0] // 2 * 2, :y.shape[1] // 2 * 2]
+        y = cv2.resize(y, (y.shape[1] // 2, y.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return y
+
+
 def probe_gray(frame: av.VideoFrame) -> np.ndarray:
     """The frame's luma at `PROBE_WIDTH` (4 x the motion image's width) from the same source rows `small_gray`
     reads: where black bars are found, and cropped from before the motion image is made of what is left. Halved
@@ -200,7 +219,8 @@ def content_box(images: np.ndarray, black: int = BORDER_BLACK, min_share: float 
 
 def sample_probes(source: object, n: int = BORDER_SAMPLES) -> list[np.ndarray]:
     """`probe_gray` images of up to `n` keyframes spread evenly over the video `source` (a path or a VideoSource):
-    the keyframe at or before each of n points (seeking, decoding only keyframes; ~10 ms each on 1080p H.264).
+    the keyframe at or before each of n points (seeking, decoding only keyframes, each once: the points of a long
+    GOP share one; the decoder is drained for it, not fed on to the next keyframe).
     What cannot be sought or decoded is left out (an empty list at worst), never raised."""
     from handclust_assets.video.probe import close_input, open_input, pick_video_stream
 
@@ -215,12 +235,25 @@ def sample_probes(source: object, n: int = BORDER_SAMPLES) -> list[np.ndarray]:
         duration = float(vs.duration * tb) if vs.duration and tb else float(container.duration or 0) / 1e6
         if duration <= 0 or tb <= 0:
             return probes
-        vs.codec_context.skip_frame = "NONKEY"
+        cc = vs.codec_context
+        cc.skip_frame = "NONKEY"
         start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
+        seen: set[int] = set()
         for i in range(n):
             try:
                 container.seek(int((start + duration * (i + 0.5) / n) / tb), stream=vs, backward=True)
-                frame = next(iter(container.decode(vs)), None)
+                frame = None
+                for packet in container.demux(vs):
+                    if not packet.is_keyframe:
+                        continue
+                    at = packet.pts if packet.pts is not None else packet.dts
+                    if at is not None and at in seen:
+                        break  # a long GOP: this point's keyframe was another's too (decoded once)
+                    if at is not None:
+                        seen.add(at)
+                    got = list(cc.decode(packet)) or list(cc.decode(None))  # drained (the next seek flushes)
+                    frame = got[0] if got else None
+                    break
             except Exception:
                 continue
             if frame is not None:
@@ -382,6 +415,38 @@ def _lift(row: np.ndarray, before: np.ndarray, after: np.ndarray) -> float:
     return float(np.percentile(row - (before + after) / 2, 25))
 
 
+@dataclass(frozen=True)
+class _SourceCut:
+    """The picture inside black bars (`content_box`, found in probe px) and the bars beside it, in px of a frame's
+    own luma, so each frame's motion image is cut from the frame, not from its probe image."""
+
+    picture: tuple[int, int, int, int]  # rows r0:r1, columns c0:c1 of the picture (its partly-bar lines left out)
+    height: int  # the motion image's height (as `_inside_bars` makes it)
+    bars: tuple[tuple[slice, slice], ...]  # the bars, less `BARS_EDGE_PX` probe px beside the picture
+    row_step: int  # the probe's row step (`probe_gray` reads every n-th row)
+    block: tuple[int, int]  # (rows of `row_step`, columns) averaged for a probe pixel's worth in the bars
+
+    @staticmethod
+    def of(box: tuple[int, int, int, int], probe_shape: tuple[int, int], frame_shape: tuple[int, int],
+           width: int) -> _SourceCut:
+        top, bottom, left, right = box
+        ph, pw = probe_shape
+        h, w = frame_shape
+        sy, sx = h / ph, w / pw
+        # the probe's cut, in source px: its partly-bar lines left out (`_inside_bars`), rounded inwards
+        r0, r1 = int(np.ceil((top + (top > 0)) * sy)), int((bottom - (bottom < ph)) * sy)
+        c0, c1 = int(np.ceil((left + (left > 0)) * sx)), int((right - (right < pw)) * sx)
+        height = min(MAX_ASPECT * width, max(4, int(round(width * (bottom - top) / max(right - left, 1)))))
+        m = BARS_EDGE_PX
+        every = slice(0, None)
+        bars = [(slice(0, int(max(0, top - m) * sy)), every), (slice(int(np.ceil(min(ph, bottom + m) * sy)), h), every),
+                (every, slice(0, int(max(0, left - m) * sx))), (every, slice(int(np.ceil(min(pw, right + m) * sx)), w))]
+        bars = [(rs, cs) for rs, cs in bars if len(range(h)[rs]) and len(range(w)[cs])]
+        row_step = max(1, h // (ph * max(1, ROW_OVERSAMPLE * WORK_WIDTH // PROBE_WIDTH)))
+        block = (max(1, int(round(sy / row_step))), max(1, int(round(sx))))
+        return _SourceCut((r0, max(r1, r0 + 1), c0, max(c1, c0 + 1)), height, tuple(bars), row_step, block)
+
+
 class MotionTrackBuilder:
     """Feed every decoded frame with `add`; `result` gives the MotionTrack."""
 
@@ -394,6 +459,8 @@ class MotionTrackBuilder:
         # bars: the keyframes checked over the clip missed it, as a long GOP's few do); the caller makes the track
         # again without the crop (`motion_track_from_video`, the frame cache)
         self._probe_shape: tuple[int, int] | None = None
+        self._cut: tuple[tuple[int, int], _SourceCut | None] | None = None  # (frame shape, its `_source_cut`)
+        self._seam = False  # whether frames cut from their probe images were added and none cut from the source yet
         self._judged = not crop_bars  # whether the bars have been judged
         self._held: list[tuple[np.ndarray, np.ndarray, float, bool]] = []  # (probe, motion image, t, key) meanwhile
         self._lit = False  # whether a held frame was not dark (a fade from black has ended)
@@ -423,6 +490,16 @@ class MotionTrackBuilder:
         if self._judged:
             if self.box is None:
                 g = small_gray(frame, self.width)
+            elif (cut := self._source_cut(frame)) is not None:
+                y = _luma(frame)
+                if self.bars_lit_at is None and self._lit_in_source_bars(y, cut):
+                    self.bars_lit_at = len(self._t)
+                g = self._cut_from_source(y, cut)
+                if self._seam:  # the frames before were cut from their probe images: this one is too, for its
+                    self._seam = False  # difference from them, and the next is compared with its cut from the source
+                    probe = self._inside_bars(probe_gray(frame))
+                    self.add_gray(rotate_upright(probe, self.rotation), t_s, key, then=rotate_upright(g, self.rotation))
+                    return
             else:
                 probe = probe_gray(frame)
                 if self.bars_lit_at is None and self._lit_in_bars(probe):
@@ -458,6 +535,7 @@ class MotionTrackBuilder:
             if self.box is not None and self._more_frames is not None:
                 self.box = content_box(np.stack(probes + [p for p in self._more_frames() if p.shape == shape]))
             self._probe_shape = shape
+        self._seam = self.box is not None and bool(held)
         for p, g, t, key in held:
             self.add_gray(rotate_upright(g if self.box is None else self._inside_bars(p), self.rotation), t, key)
 
@@ -487,6 +565,46 @@ class MotionTrackBuilder:
         inner = probe[top + (top > 0):bottom - (bottom < ph), left + (left > 0):right - (right < pw)]
         return cv2.resize(inner, (self.width, height), interpolation=cv2.INTER_AREA)
 
+    def _source_cut(self, frame: av.VideoFrame) -> _SourceCut | None:
+        """Where the picture inside the bars, and the bars, lie in the frame's own luma (`_SourceCut`), for a frame
+        of the judged shape, at least twice the probe's size, whose Y plane can be read; else None (the probe image
+        is cut instead)."""
+        h, w = frame.height, frame.width
+        if self._cut is not None and self._cut[0] == (h, w):
+            return self._cut[1]
+        cut = None
+        ph = min(MAX_ASPECT * PROBE_WIDTH, max(4, int(round(PROBE_WIDTH * h / max(w, 1)))))
+        if (ph, PROBE_WIDTH) == self._probe_shape and h >= 2 * ph and w >= 2 * PROBE_WIDTH \
+                and frame.format.name in _LUMA_FORMATS:  # (a smaller frame's probe costs little)
+            cut = _SourceCut.of(self.box, (ph, PROBE_WIDTH), (h, w), self.width)
+        self._cut = ((h, w), cut)
+        return cut
+
+    def _cut_from_source(self, y: np.ndarray, cut: _SourceCut) -> np.ndarray:
+        """The motion image of the picture inside the bars, made from the frame's luma `y` as `small_gray` makes a
+        whole frame's: the probe image's cut, made over (its 4-x-wider area resize cost as much again as the rest of
+        the frame's motion image)."""
+        r0, r1, c0, c1 = cut.picture
+        rows = y[r0:r1:max(1, (r1 - r0) // (cut.height * ROW_OVERSAMPLE))]
+        g = _halved(rows[:, c0:c1], (2 * cut.height, 2 * self.width))
+        return cv2.resize(g, (self.width, cut.height), interpolation=cv2.INTER_AREA)
+
+    @staticmethod
+    def _lit_in_source_bars(y: np.ndarray, cut: _SourceCut) -> bool:
+        """`_lit_in_bars` on the frame's luma `y`: a mean over blocks of about a probe pixel's source pixels in the
+        bars (every few rows, as the probe reads them) over `BORDER_DARK`."""
+        fy, fx = cut.block
+        for rs, cs in cut.bars:
+            part = y[rs, cs][::cut.row_step]
+            if not part.size or int(part.max()) <= BORDER_DARK:
+                continue  # no pixel over it, so no mean (the usual case: one pass, no resize)
+            n, m = part.shape[0] // fy * fy, part.shape[1] // fx * fx
+            if n and m:
+                part = cv2.resize(part[:n, :m], (m // fx, n // fy), interpolation=cv2.INTER_AREA)
+            if part.size and int(part.max()) > BORDER_DARK:
+                return True
+        return False
+
     @property
     def box_share(self) -> tuple[float, float, float, float] | None:
         """The picture inside the bars as shares of the (unrotated) frame: (top, bottom, left, right), or None."""
@@ -495,7 +613,9 @@ class MotionTrackBuilder:
         h, w = self._probe_shape
         return self.box[0] / h, self.box[1] / h, self.box[2] / w, self.box[3] / w
 
-    def add_gray(self, g: np.ndarray, t_s: float, keyframe: bool = False) -> None:
+    def add_gray(self, g: np.ndarray, t_s: float, keyframe: bool = False, then: np.ndarray | None = None) -> None:
+        """Add a frame's motion image `g`. `then`: the same frame's image made another way (as all the frames after
+        it will be), which the next frame is compared with instead of `g`."""
         h, w = g.shape
         if self._grid is None:
             self._grid = (max(1, int(round(w / CELL_PX))), max(1, int(round(h / CELL_PX))))
@@ -519,6 +639,11 @@ class MotionTrackBuilder:
         self._prev = g
         if self._prev_f is None:
             self._prev_f = gf
+        if then is not None and then.shape == g.shape:
+            tf = then.astype(np.float32)
+            if self._key_f is gf:
+                self._key_f = tf
+            self._prev, self._prev_f = then, tf
 
     def _track_path(self, gf: np.ndarray) -> tuple[float, float]:
         """Where the picture has moved since the first frame (`path`): the key frame's place plus the translation

@@ -153,9 +153,10 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.
     })
 
 
-@clip_asset(group="ingest", code_version="frame-cache-v8",  # v5: motion.npz without baked keyframe pulses; v6: and
+@clip_asset(group="ingest", code_version="frame-cache-v9",  # v5: motion.npz without baked keyframe pulses; v6: and
             # with the picture's path (motion track version 6: a slow pan adds up against key frames); v7: black bars
-            # cropped before the motion track is made (version 7); v8: and off the sampled frames the models see
+            # cropped before the motion track is made (version 7); v8: and off the sampled frames the models see;
+            # v9: a large frame's picture inside bars cut from its own luma, not its probe image (version 8)
             description="Decode each clip once, sample at `sample_fps`, rectify fisheye if an intrinsics.json "
             "applies, cut black bars off (letterbox, pillarbox), downscale to `max_side`; frames go to "
             "<storage>/frames/<clip>/, the index (frame, timestamp) to DuckDB.")
