@@ -324,6 +324,24 @@ def boxed_copy(labels: Path, folder: Path) -> Path:
                             lambda frames, i, fps: [boxed(f, BOX_KINDS[i % len(BOX_KINDS)]) for f in frames])
 
 
+LARGE_SCALE = 2.5  # `largeboxed` copies: the picture this much larger before its bars are added
+
+
+def largeboxed_copy(labels: Path, folder: Path) -> Path:
+    """`boxed_copy` with every frame first scaled up by `LARGE_SCALE` (bicubic; a 320 x 240 dev clip's picture
+    comes out 800 x 600), as uploads inside bars are 720p or 1080p: the motion track cuts
+    the picture of a frame at least twice its probe image's size (512 px wide) from the frame itself, not from the
+    probe image as it does on the small `boxed` copies."""
+    import cv2
+
+    def large(f: np.ndarray) -> np.ndarray:
+        w, h = int(round(f.shape[1] * LARGE_SCALE / 2)) * 2, int(round(f.shape[0] * LARGE_SCALE / 2)) * 2
+        return cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC)
+
+    return transformed_copy(labels, folder,
+                            lambda frames, i, fps: [boxed(large(f), BOX_KINDS[i % len(BOX_KINDS)]) for f in frames])
+
+
 def filled(frame: np.ndarray, share: int = 6, sigma: float = 0.02, shade: float = 0.6) -> np.ndarray:
     """`frame` (H, W, 3) pillarboxed as `boxed` does (bars of W / `share` left and right), the bars filled with the
     picture itself magnified to cover the whole frame, blurred (Gaussian, `sigma` x the width) and darkened to
@@ -400,6 +418,7 @@ COPY_FLAGS = {  # the copy kinds `build` makes of every trimmed and still trimme
                  "differences",
     "filled": "pillarboxed with a blurred, darkened, magnified copy of the picture in the bars, as social and TV "
               "uploads show a narrower picture",
+    "largeboxed": "scaled up 2.5 x (550 px wide or more) and put inside black bars as the boxed copies are",
 }
 
 

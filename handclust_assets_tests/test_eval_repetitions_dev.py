@@ -16,7 +16,7 @@ def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
                            still_background=False, trimmed=False, more_trimmed_train=[], more_trimmed_heldout=[],
                            trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False,
                            uploaded_copies=False, panned_copies=False, handheld_copies=False, boxed_copies=False,
-                           overlaid_copies=False, rewritten_copies=False, filled_copies=False,
+                           overlaid_copies=False, rewritten_copies=False, filled_copies=False, largeboxed_copies=False,
                            real_dir=sources, opencv_data=[], skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
@@ -96,7 +96,7 @@ def test_phone_and_uploaded_copies_are_made_of_every_trimmed_subset(dev, tmp_pat
     assert "phone" not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
 
 
-@pytest.mark.parametrize("kind", ["panned", "handheld", "boxed", "overlaid", "rewritten", "filled"])
+@pytest.mark.parametrize("kind", ["panned", "handheld", "boxed", "overlaid", "rewritten", "filled", "largeboxed"])
 def test_camera_and_bar_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                kind: str) -> None:
     mod, sources, _ = dev
@@ -159,6 +159,28 @@ def test_boxed_copies_put_each_clip_inside_black_bars_in_turn(tmp_path: Path) ->
     assert bars == {"rc00_x.mp4": (16, 16, 0, 0), "rc01_x.mp4": (0, 0, 26, 26), "rc02_x.mp4": (12, 12, 20, 20)}
     with pytest.raises(ValueError, match="unknown kind"):
         mod.boxed(picture, "circle")
+
+
+def test_largeboxed_copies_put_the_picture_scaled_up_inside_black_bars(tmp_path: Path) -> None:
+    """`--largeboxed-copies` writes each clip again scaled up 2.5 x, inside the bars `--boxed-copies` gives it (in
+    name order): the first clip is letterboxed at 400 x 240 + bars of 40 px above and below; its picture is the
+    source's, scaled up (the lit rows and columns span 2.5 x the source's lit part)."""
+    import numpy as np
+
+    mod = load_benchmark("eval_repetitions_dev")
+    picture = np.zeros((96, 160, 3), np.uint8)
+    picture[24:72, 40:120] = 200  # a lit block in the middle of a dark picture
+    source = _still_clips(tmp_path / "trimmedcycles-train", ("rc00_x.mp4", "rc01_x.mp4"), picture, 6, 30.0)
+    labels = mod.largeboxed_copy(source, tmp_path / "largeboxed-trimmedcycles-train")
+    assert labels.read_text() == source.read_text()
+    first, _ = _gray_frames(labels.parent / "rc00_x.mp4")
+    assert first.shape == (6, 240 + 2 * 40, 400)
+    lit = first[0] > 100
+    rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
+    assert abs(int(rows[0]) - (40 + 60)) <= 2 and abs(int(rows[-1]) + 1 - (40 + 180)) <= 2
+    assert abs(int(cols[0]) - 100) <= 2 and abs(int(cols[-1]) + 1 - 300) <= 2
+    second, _ = _gray_frames(labels.parent / "rc01_x.mp4")
+    assert second.shape == (6, 240, 400 + 2 * 66)  # pillarboxed: bars of W / 6, even
 
 
 def test_filled_copies_put_the_picture_between_blurred_fills_of_itself(tmp_path: Path) -> None:
