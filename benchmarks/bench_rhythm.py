@@ -2,6 +2,7 @@
 the source-rate motion track.
 
     python benchmarks/bench_rhythm.py [--seconds 38] [--fps 30] [--threads 2] [--rests 6] [--cache-seconds 20] [--bars]
+                                      [--hugepages]
 
 1. The rhythm path (what `period_track` and `repetition_counts` compute per clip, from stored inputs): a real
    decoded clip's motion track at the source rate (motion energy, appearance, camera motion) -> box search,
@@ -12,6 +13,7 @@ the source-rate motion track.
 2. Frame-cache overhead: the frame cache build (decode + 5-fps JPEG + motion track) against the same decode
    with the motion track switched off, and against `ffmpeg -f null` decode-only, on the same file in the
    same run (issue 2's target: cache build within 1.3x of ffmpeg decode-only).
+3. With --hugepages, the rhythm path again with numpy's huge-page hint on and off (`lib.hugepages`).
 """
 
 from __future__ import annotations
@@ -137,6 +139,35 @@ def bench_cache(cache_seconds: float, repeats: int, bars: bool = False) -> None:
               f"{'PASS' if ratio <= 1.3 else 'MISS'}")
 
 
+def bench_hugepages(seconds: float, fps: float, repeats: int, rests: int) -> None:
+    """The rhythm path (steady, and with `rests`) with numpy's huge-page hint on and off, in the same run on the
+    same tracks, and the system time each took (`handclust_assets.lib.hugepages`: where the kernel compacts memory
+    for hinted ranges, importing handclust_assets turns the hint off)."""
+    import resource
+
+    from numpy._core import multiarray
+
+    from handclust_assets.lib.hugepages import hugepages_stall
+
+    was = multiarray._get_madvise_hugepage()
+    print(f"\nnumpy's huge-page hint (the kernel stalls on it here: {hugepages_stall()}; "
+          f"{'on' if was else 'off'} as imported):")
+    wall: dict[tuple[int, bool], float] = {}
+    try:
+        for on in (True, False):
+            multiarray._set_madvise_hugepage(on)
+            for r in sorted({0, rests}):
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+                wall[r, on] = bench_counting(seconds, fps, repeats, r)
+                print(f"    hint {'on ' if on else 'off'}: {resource.getrusage(resource.RUSAGE_SELF).ru_stime - before:.1f}"
+                      f" s of system time (with the decode of the clip)")
+    finally:
+        multiarray._set_madvise_hugepage(was)
+    for r in sorted({0, rests}):
+        print(f"  {'steady strokes' if r == 0 else f'{r} rests'}: wall time hint off / on = "
+              f"{wall[r, False] / wall[r, True]:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=38.0)
@@ -147,6 +178,8 @@ def main() -> None:
     ap.add_argument("--cache-seconds", type=float, default=20.0)
     ap.add_argument("--bars", action="store_true", help="also time the frame cache on a letterboxed copy (its motion "
                     "track crops the bars)")
+    ap.add_argument("--hugepages", action="store_true", help="also time the rhythm path with numpy's huge-page hint "
+                    "on and off")
     a = ap.parse_args()
     _cap_threads(a.threads)
     steady = bench_counting(a.seconds, a.fps, a.repeats)
@@ -156,6 +189,8 @@ def main() -> None:
     bench_cache(a.cache_seconds, a.repeats)
     if a.bars:
         bench_cache(a.cache_seconds, a.repeats, bars=True)
+    if a.hugepages:
+        bench_hugepages(a.seconds, a.fps, a.repeats, a.rests)
 
 
 if __name__ == "__main__":
