@@ -329,9 +329,9 @@ LARGE_SCALE = 2.5  # `largeboxed` copies: the picture this much larger before it
 
 def largeboxed_copy(labels: Path, folder: Path) -> Path:
     """`boxed_copy` with every frame first scaled up by `LARGE_SCALE` (bicubic; a 320 x 240 dev clip's picture
-    comes out 800 x 600), as uploads inside bars are 720p or 1080p: the motion track cuts
-    the picture of a frame at least twice its probe image's size (512 px wide) from the frame itself, not from the
-    probe image as it does on the small `boxed` copies."""
+    comes out 800 x 600), as uploads inside bars are 720p or 1080p. Every one is then at least twice the motion
+    track's probe image (512 px wide), so its picture is cut from the frame's own luma (track v8); of the `boxed`
+    copies, those under 512 px wide are cut from the probe image."""
     import cv2
 
     def large(f: np.ndarray) -> np.ndarray:
