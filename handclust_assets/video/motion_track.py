@@ -82,6 +82,7 @@ BORDER_MAX_SECONDS = 3.0  # ... or longer while every frame is dark (a fade from
 BORDER_DARK = 48  # a frame is dark while its 90th-percentile luma is at most this
 BORDER_MAX_FRAMES = 360  # the most frames held while judging (a 120-fps clip's 3 s)
 PROBE_WIDTH = 4 * WORK_WIDTH  # the bars are found (and cropped) on the luma at this width
+PROBE_OVERSAMPLE = max(1, ROW_OVERSAMPLE * WORK_WIDTH // PROBE_WIDTH)  # ... from the same source rows
 BARS_EDGE_PX = 4  # probe px beside the picture where a cropped bar may hold an encoder's ringing; a pixel lit beyond
 # them later in the clip means the bar was none
 BORDER_SAMPLES = 8  # bars seen in the first second are confirmed on this many keyframes spread over the clip
@@ -127,6 +128,20 @@ def rotate_upright(img: np.ndarray, rotation: int) -> np.ndarray:
     return img
 
 
+def _luma(frame: av.VideoFrame) -> np.ndarray | None:
+    """The frame's Y plane as a uint8 (H, W) view, or None where its format has none to read directly."""
+    if frame.format.name not in _LUMA_FORMATS:
+        return None
+    plane = frame.planes[0]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width]
+
+
+def small_height(h: float, w: float, width: int) -> int:
+    """The height of a `width`-px-wide image of an h x w picture: its aspect kept, at least 4 px, and no taller than
+    `MAX_ASPECT` x the width (a sliver of a video is squeezed to that)."""
+    return min(MAX_ASPECT * width, max(4, int(round(width * h / max(w, 1)))))
+
+
 def small_gray(frame: av.VideoFrame, width: int = WORK_WIDTH, oversample: int = ROW_OVERSAMPLE,
                halve_over: int = 4) -> np.ndarray:
     """The frame's luma area-averaged to `width` px wide (aspect kept up to `MAX_ASPECT`), uint8: halved by 2 x 2
@@ -138,31 +153,22 @@ def small_gray(frame: av.VideoFrame, width: int = WORK_WIDTH, oversample: int = 
     take for motion. Reads the Y plane directly for 8-bit YUV/gray formats (no colour conversion); other formats
     go through swscale (whose downscaling filters every pixel too)."""
     w, h = frame.width, frame.height
-    height = min(MAX_ASPECT * width, max(4, int(round(width * h / max(w, 1)))))
-    if frame.format.name in _LUMA_FORMATS:
-        plane = frame.planes[0]
-        y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
+    height = small_height(h, w, width)
+    if (y := _luma(frame)) is not None:
         y = y[::max(1, h // (height * oversample))]  # rows of a tall frame: every 2nd / 3rd (720p / 1080p)
-        while y.shape[1] >= halve_over * width and y.shape[0] >= halve_over * height:  # 2 x 2 means (fast), then
-            y = cv2.resize(y, (y.shape[1] // 2, y.shape[0] // 2), interpolation=cv2.INTER_AREA)  # one area resize
-        return cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)
+        y = _halved(y, (halve_over * height / 2, halve_over * width / 2), trim_odd=False)  # 2 x 2 means (fast),
+        return cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)  # then one area resize
     return frame.to_ndarray(format="gray", width=width, height=height)
 
 
-def _luma(frame: av.VideoFrame) -> np.ndarray | None:
-    """The frame's Y plane as a uint8 (H, W) view, or None where its format has none to read directly."""
-    if frame.format.name not in _LUMA_FORMATS:
-        return None
-    plane = frame.planes[0]
-    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width]
-
-
-def _halved(y: np.ndarray, until: tuple[int, int]) -> np.ndarray:
+def _halved(y: np.ndarray, until: tuple[float, float], trim_odd: bool = True) -> np.ndarray:
     """`y` halved by 2 x 2 means while it is at least `until` (rows, columns) times 2 in both directions, an odd last
     row or column left out first (OpenCV's area resize takes its fast path only on exact halves: halving
-    960 x 131 px cost as much as the rest of the motion image's making)."""
+    960 x 131 px cost as much as the rest of the motion image's making). `trim_odd=False`: an odd size is halved
+    as it is (`small_gray`'s whole frames, as every track since version 3 made them)."""
     while y.shape[0] >= 2 * until[0] and y.shape[1] >= 2 * until[1]:
-        y = y[:y.shape[0] // 2 * 2, :y.shape[1] // 2 * 2]
+        if trim_odd:
+            y = y[:y.shape[0] // 2 * 2, :y.shape[1] // 2 * 2]
         y = cv2.resize(y, (y.shape[1] // 2, y.shape[0] // 2), interpolation=cv2.INTER_AREA)
     return y
 
@@ -172,7 +178,7 @@ def probe_gray(frame: av.VideoFrame) -> np.ndarray:
     reads: where black bars are found, and cropped from before the motion image is made of what is left. Halved
     by 2 x 2 means while twice as large (one area resize of the whole 1080p frame cost 4 x the motion image's
     making; halved first, 2 x)."""
-    return small_gray(frame, PROBE_WIDTH, oversample=max(1, ROW_OVERSAMPLE * WORK_WIDTH // PROBE_WIDTH), halve_over=2)
+    return small_gray(frame, PROBE_WIDTH, oversample=PROBE_OVERSAMPLE, halve_over=2)
 
 
 def content_box(images: np.ndarray, black: int = BORDER_BLACK, min_share: float = BORDER_MIN_SHARE,
@@ -436,13 +442,13 @@ class _SourceCut:
         # the probe's cut, in source px: its partly-bar lines left out (`_inside_bars`), rounded inwards
         r0, r1 = int(np.ceil((top + (top > 0)) * sy)), int((bottom - (bottom < ph)) * sy)
         c0, c1 = int(np.ceil((left + (left > 0)) * sx)), int((right - (right < pw)) * sx)
-        height = min(MAX_ASPECT * width, max(4, int(round(width * (bottom - top) / max(right - left, 1)))))
+        height = small_height(bottom - top, right - left, width)
         m = BARS_EDGE_PX
         every = slice(0, None)
         bars = [(slice(0, int(max(0, top - m) * sy)), every), (slice(int(np.ceil(min(ph, bottom + m) * sy)), h), every),
                 (every, slice(0, int(max(0, left - m) * sx))), (every, slice(int(np.ceil(min(pw, right + m) * sx)), w))]
         bars = [(rs, cs) for rs, cs in bars if len(range(h)[rs]) and len(range(w)[cs])]
-        row_step = max(1, h // (ph * max(1, ROW_OVERSAMPLE * WORK_WIDTH // PROBE_WIDTH)))
+        row_step = max(1, h // (ph * PROBE_OVERSAMPLE))
         block = (max(1, int(round(sy / row_step))), max(1, int(round(sx))))
         return _SourceCut((r0, max(r1, r0 + 1), c0, max(c1, c0 + 1)), height, tuple(bars), row_step, block)
 
@@ -557,7 +563,7 @@ class MotionTrackBuilder:
         if probe.shape != self._probe_shape:  # the stream changed size: the bars are placed proportionally
             probe = cv2.resize(probe, (self._probe_shape[1], self._probe_shape[0]), interpolation=cv2.INTER_AREA)
         top, bottom, left, right = self.box
-        height = min(MAX_ASPECT * self.width, max(4, int(round(self.width * (bottom - top) / max(right - left, 1)))))
+        height = small_height(bottom - top, right - left, self.width)
         # a bar's edge rarely falls on a probe px, so the picture's first line beside a bar is part bar: a dark line
         # that the motion image and the thumbnails would hold; it is left out too (a quarter of a motion-image px,
         # stretched over; the image keeps the picture's shape)
@@ -573,7 +579,7 @@ class MotionTrackBuilder:
         if self._cut is not None and self._cut[0] == (h, w):
             return self._cut[1]
         cut = None
-        ph = min(MAX_ASPECT * PROBE_WIDTH, max(4, int(round(PROBE_WIDTH * h / max(w, 1)))))
+        ph = small_height(h, w, PROBE_WIDTH)
         if (ph, PROBE_WIDTH) == self._probe_shape and h >= 2 * ph and w >= 2 * PROBE_WIDTH \
                 and frame.format.name in _LUMA_FORMATS:  # (a smaller frame's probe costs little)
             cut = _SourceCut.of(self.box, (ph, PROBE_WIDTH), (h, w), self.width)
