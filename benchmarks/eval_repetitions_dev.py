@@ -318,28 +318,30 @@ def boxed(frame: np.ndarray, kind: str) -> np.ndarray:
     return np.pad(frame, ((by, by), (bx, bx), (0, 0)))
 
 
-def boxed_copy(labels: Path, folder: Path) -> Path:
-    """`transformed_copy` inside black bars (`boxed`: the clips in name order take `BOX_KINDS` in turn)."""
+def boxed_copy(labels: Path, folder: Path, scale: float = 1.0) -> Path:
+    """`transformed_copy` inside black bars (`boxed`: the clips in name order take `BOX_KINDS` in turn), each frame
+    first scaled up by `scale` (bicubic, to even sizes) where it is over 1."""
+    import cv2
+
+    def scaled(f: np.ndarray) -> np.ndarray:
+        if scale == 1.0:
+            return f
+        w, h = int(round(f.shape[1] * scale / 2)) * 2, int(round(f.shape[0] * scale / 2)) * 2
+        return cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC)
+
     return transformed_copy(labels, folder,
-                            lambda frames, i, fps: [boxed(f, BOX_KINDS[i % len(BOX_KINDS)]) for f in frames])
+                            lambda frames, i, fps: [boxed(scaled(f), BOX_KINDS[i % len(BOX_KINDS)]) for f in frames])
 
 
 LARGE_SCALE = 2.5  # `largeboxed` copies: the picture this much larger before its bars are added
 
 
 def largeboxed_copy(labels: Path, folder: Path) -> Path:
-    """`boxed_copy` with every frame first scaled up by `LARGE_SCALE` (bicubic; a 320 x 240 dev clip's picture
-    comes out 800 x 600), as uploads inside bars are 720p or 1080p. Every one is then at least twice the motion
-    track's probe image (512 px wide), so its picture is cut from the frame's own luma (track v8); of the `boxed`
-    copies, those under 512 px wide are cut from the probe image."""
-    import cv2
-
-    def large(f: np.ndarray) -> np.ndarray:
-        w, h = int(round(f.shape[1] * LARGE_SCALE / 2)) * 2, int(round(f.shape[0] * LARGE_SCALE / 2)) * 2
-        return cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC)
-
-    return transformed_copy(labels, folder,
-                            lambda frames, i, fps: [boxed(large(f), BOX_KINDS[i % len(BOX_KINDS)]) for f in frames])
+    """`boxed_copy` scaled up by `LARGE_SCALE` (a 320 x 240 dev clip's picture comes out 800 x 600), as uploads
+    inside bars are 720p or 1080p. Every one is then at least twice the motion track's probe image (512 px wide),
+    so its picture is cut from the frame's own luma (track v8); of the `boxed` copies, those under 512 px wide are
+    cut from the probe image."""
+    return boxed_copy(labels, folder, LARGE_SCALE)
 
 
 def filled(frame: np.ndarray, share: int = 6, sigma: float = 0.02, shade: float = 0.6) -> np.ndarray:
