@@ -393,6 +393,8 @@ def build_frame_cache(
         "truncated": truncated, "warning": warning,
         # the picture inside black bars, as (top, bottom, left, right) shares of the stored frame; null: whole
         "content_box": list(motion.box_share) if sink.crop is not None else None,
+        # what was cut off beside it: "bars" (black) or "panels" (a blurred fill, bars of a colour); null: nothing
+        "content_kind": motion.box_kind if sink.crop is not None else None,
     }
     (tmp / META).write_text(json.dumps(meta))
     replace_dir(tmp, out_dir)

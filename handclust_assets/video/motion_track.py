@@ -25,7 +25,9 @@ conversion) is area-averaged to a 64-px-wide gray image, from which two signals 
 Black bars (letterbox, pillarbox, an upright phone video in a wide frame) are found on the first second's frames
 (`content_box`), confirmed on keyframes spread over the clip (`sample_probes`) and cropped before the motion image
 is made, so the picture fills its 64 px (`box`: where it was); after the first second, a large frame's picture is cut
-from its own luma (`_SourceCut`), not from the 4-x-wider image the bars were found on.
+from its own luma (`_SourceCut`), not from the 4-x-wider image the bars were found on. Where there are none, flat
+panels beside the picture (a blurred, magnified copy of it, or bars of a colour, as uploads fill the sides of an
+upright phone video) are found and cropped the same way (`fill_box`; `box_kind` says which).
 A frame shown twice (a frame rate raised by repeating frames) and the one after it share their energy
 (`repeated_frames`). The pulses of an earlier encoding's keyframes, left in the pixels of a re-encoded clip at a
 steady rate but not at its own keyframes, are found by their comb and smoothed too (`baked_keyframe_pulses`).
@@ -49,8 +51,8 @@ if TYPE_CHECKING:
     from handclust_assets.video.probe import VideoInfo
 
 MOTION_FILE = "motion.npz"
-MOTION_TRACK_VERSION = 8  # v6: + path; v7: black bars cropped; v8: the picture inside them cut from a large frame's
-# own luma after the first second; bump when the same frames give a different track (caches keyed by it go stale)
+MOTION_TRACK_VERSION = 9  # v6: + path; v7: black bars cropped; v8: the picture inside them cut from a large frame's
+# own luma after the first second; v9: flat side panels (a blurred fill, coloured bars) cropped as bars are; bump when the same frames give a different track (caches keyed by it go stale)
 WORK_WIDTH = 64
 THUMB_WIDTH = 32
 CELL_PX = 8
@@ -86,6 +88,17 @@ PROBE_OVERSAMPLE = max(1, ROW_OVERSAMPLE * WORK_WIDTH // PROBE_WIDTH)  # ... fro
 BARS_EDGE_PX = 4  # probe px beside the picture where a cropped bar may hold an encoder's ringing; a pixel lit beyond
 # them later in the clip means the bar was none
 BORDER_SAMPLES = 8  # bars seen in the first second are confirmed on this many keyframes spread over the clip
+FILL_MIN_SHARE = 0.05  # flat side panels (`fill_box`: a blurred fill, coloured bars): each at least this share of
+FILL_MAX_SHARE = 0.4  # ... the width (height) and at most this ...
+FILL_SYMMETRY = 0.02  # ... the two within this share of each other (the picture is centred) ...
+FILL_TEXTURE = 0.5  # ... their texture (mean |step| along the edge) at most this share of the picture's ...
+FILL_MIN_TEXTURE = 1.0  # ... which is at least this (grey levels: a flat picture has nothing to tell a panel from)
+FILL_SEAM = 1.5  # ... each ending in a seam: a step over 2 px of at least this (grey levels) ...
+FILL_SEAM_RATIO = 3.0  # ... and this many times the panel's own steps beside it (plus `FILL_NOISE`) ...
+FILL_NOISE = 0.3
+FILL_BANDS = 6  # ... in at least `FILL_STRAIGHT` of this many bands across the seam (a straight edge)
+FILL_STRAIGHT = 0.6
+FILL_MAX_IMAGES = 24  # the held frames looked at for panels, evenly spread (their shape does not change)
 _LUMA_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p",
                  "nv12", "nv21", "gray", "yuva420p"}
 
@@ -101,6 +114,8 @@ class MotionTrack:
     path: np.ndarray | None = None  # float32 (T, 2): the picture's displacement since frame 0 (None: not recorded)
     box: np.ndarray | None = None  # float32 (4,): the picture inside black bars the track was made of, as shares of
     # the unrotated frame (top, bottom, left, right); None: the whole frame
+    box_kind: str = "bars"  # what was beside the picture in `box`: "bars" (black, `content_box`) or "panels" (a
+    # blurred fill or bars of a colour, `fill_box`)
 
     @property
     def fps(self) -> float:
@@ -221,6 +236,74 @@ def content_box(images: np.ndarray, black: int = BORDER_BLACK, min_share: float 
     if bottom - top < max(4.0, min_content * h) or right - left < max(4.0, min_content * w):
         return None
     return top, bottom, left, right
+
+
+def _panel_edges(images: np.ndarray) -> tuple[int, int] | None:
+    """The picture's first and last + 1 column between flat side panels of `images` (N, H, W) float32, or None
+    (`fill_box`)."""
+    n, h, w = images.shape
+    if h < 2 * FILL_BANDS or w < 32:
+        return None
+    each = np.abs(np.diff(images, axis=1)).mean(axis=1)  # (N, W): each column's texture along it, in each image
+    tex = each.mean(axis=0)
+    steps = np.abs(np.diff(images, axis=2))  # steps[..., x - 1]: from column x - 1 to x
+    band = h // FILL_BANDS
+    prof = np.stack([steps.mean(axis=(0, 1))] + [steps[:, k * band:(k + 1) * band].mean(axis=(0, 1))
+                                                for k in range(FILL_BANDS)])  # (1 + bands, W - 1)
+    win = np.lib.stride_tricks.sliding_window_view(prof, 5, axis=1).max(axis=2)  # win[:, j]: max of prof[:, j:j+5]
+    x = np.arange(w)
+    # a seam where the picture starts at column x (left) or ends before it (right): a step over 2 px (a column
+    # that is part panel, part picture, splits it) far above the panel's own steps beside it
+    lx, rx = x[7:w - 6], x[7:w - 6]
+    left = prof[:, lx - 1] + prof[:, lx - 2]
+    left_ok = (left >= FILL_SEAM) & (left >= FILL_SEAM_RATIO * (win[:, lx - 7] + FILL_NOISE))
+    right = prof[:, rx - 1] + prof[:, rx]
+    right_ok = (right >= FILL_SEAM) & (right >= FILL_SEAM_RATIO * (win[:, rx + 1] + FILL_NOISE))
+    need = FILL_STRAIGHT * FILL_BANDS
+
+    def straight(ok: np.ndarray) -> np.ndarray:
+        return ok[0] & (ok[1:].sum(axis=0) >= need)
+
+    lefts = lx[straight(left_ok) & (lx >= max(7, FILL_MIN_SHARE * w)) & (lx <= FILL_MAX_SHARE * w)]
+    rights = set(rx[straight(right_ok) & (w - rx >= max(7, FILL_MIN_SHARE * w)) & (w - rx <= FILL_MAX_SHARE * w)])
+    cum = np.concatenate([np.zeros((n, 1)), np.cumsum(each, axis=1)], axis=1)
+    skew = int(FILL_SYMMETRY * w) + 1
+    for x0 in lefts:  # the outermost seam (a straight edge in the picture is further in)
+        for d in sorted(range(-skew, skew + 1), key=abs):
+            x1 = w - int(x0) + d
+            if x1 not in rights or x1 - x0 < BORDER_MIN_CONTENT * w:
+                continue
+            ref = float(np.median(tex[x0 + 1:x1 - 1]))
+            # flat in every image: a panel that holds detail in one (a keyframe after an edit) is none
+            panels = np.maximum((cum[:, x0 - 2] - cum[:, 1]) / (x0 - 3), (cum[:, w - 1] - cum[:, x1 + 2]) / (w - 3 - x1))
+            if ref >= FILL_MIN_TEXTURE and float(panels.max()) <= FILL_TEXTURE * ref:
+                return int(x0), int(x1)
+    return None
+
+
+def fill_box(images: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The picture between flat panels at its sides (or above and below), (top, bottom, left, right) in px of
+    `images` (N, H, W) uint8 as `content_box` gives it, or None.
+
+    Uploads show a narrower picture (an upright phone video, 4:3 footage) in a wide frame with the sides filled by a
+    blurred, often darkened, magnified copy of the picture, or by bars of a colour (a wide picture in an upright
+    frame likewise above and below). No black bar, so `content_box` keeps them; but the panels hold no detail, and
+    the picture they shrink costs the counts what black bars did. A panel is a run of columns from each side with
+    texture (the mean |step| along the column) under `FILL_TEXTURE` x the picture's, ending in a seam: a step across
+    far above the panel's own steps, at the same column in most bands of rows (a straight edge, not a soft dark
+    background or an actor's outline), the two panels within `FILL_SYMMETRY` of the width of each other (the picture
+    is centred), each `FILL_MIN_SHARE` to `FILL_MAX_SHARE` of the width; the outermost such pair is taken (a
+    straight edge inside the picture is further in). Looked at over the frames given together: the seams on their
+    mean, the panels' flatness in each (a panel that takes detail in any of them is none)."""
+    imgs = np.asarray(images, np.float32)
+    if imgs.ndim != 3 or not imgs.size:
+        return None
+    _, h, w = imgs.shape
+    cols = _panel_edges(imgs)
+    if cols is not None:
+        return 0, h, cols[0], cols[1]
+    rows = _panel_edges(np.ascontiguousarray(imgs.transpose(0, 2, 1)))
+    return None if rows is None else (rows[0], rows[1], 0, w)
 
 
 def sample_probes(source: object, n: int = BORDER_SAMPLES) -> list[np.ndarray]:
@@ -461,6 +544,7 @@ class MotionTrackBuilder:
         self.rotation = rotation
         self.width = width
         self.box: tuple[int, int, int, int] | None = None  # the picture inside black bars (`content_box`, probe px)
+        self.box_kind = "bars"  # or "panels": the picture between flat side panels (`fill_box`), which are lit
         self.bars_lit_at: int | None = None  # the first frame whose cropped bars hold a lit pixel (they were no
         # bars: the keyframes checked over the clip missed it, as a long GOP's few do); the caller makes the track
         # again without the crop (`motion_track_from_video`, the frame cache)
@@ -498,7 +582,7 @@ class MotionTrackBuilder:
                 g = small_gray(frame, self.width)
             elif (cut := self._source_cut(frame)) is not None:
                 y = _luma(frame)
-                if self.bars_lit_at is None and self._lit_in_source_bars(y, cut):
+                if self.bars_lit_at is None and self.box_kind == "bars" and self._lit_in_source_bars(y, cut):
                     self.bars_lit_at = len(self._t)
                 g = self._cut_from_source(y, cut)
                 if self._seam:  # the frames before were cut from their probe images: this one is too, for its
@@ -508,7 +592,7 @@ class MotionTrackBuilder:
                     return
             else:
                 probe = probe_gray(frame)
-                if self.bars_lit_at is None and self._lit_in_bars(probe):
+                if self.bars_lit_at is None and self.box_kind == "bars" and self._lit_in_bars(probe):
                     self.bars_lit_at = len(self._t)
                 g = self._inside_bars(probe)
             self.add_gray(rotate_upright(g, self.rotation), t_s, key)
@@ -532,14 +616,28 @@ class MotionTrackBuilder:
     def _judge_bars(self) -> None:
         """Find the bars on the held frames (of the first frame's size) and add those frames. Bars seen there are
         kept only where the keyframes spread over the clip (`more_frames`) are dark there too: a dark background
-        that the actor or the camera moves into later is no bar."""
+        that the actor or the camera moves into later is no bar. Where there are none, flat side panels (`fill_box`)
+        are looked for the same way: on the held frames, then with the keyframes (a panel that takes detail in any
+        of them is none)."""
         held, self._held, self._judged = self._held, [], True
         if held:
             shape = held[0][0].shape
             probes = [p for p, *_ in held if p.shape == shape]
-            self.box = content_box(np.stack(probes))
-            if self.box is not None and self._more_frames is not None:
-                self.box = content_box(np.stack(probes + [p for p in self._more_frames() if p.shape == shape]))
+            more: list[np.ndarray] | None = None
+
+            def confirmed(find: Callable[[np.ndarray], tuple[int, int, int, int] | None],
+                          looked: list[np.ndarray]) -> tuple[int, int, int, int] | None:
+                nonlocal more
+                box = find(np.stack(looked))
+                if box is not None and self._more_frames is not None:
+                    more = [p for p in self._more_frames() if p.shape == shape] if more is None else more
+                    box = find(np.stack(looked + more))
+                return box
+
+            self.box = confirmed(content_box, probes)
+            if self.box is None:
+                self.box = confirmed(fill_box, probes[::max(1, len(probes) // FILL_MAX_IMAGES)])
+                self.box_kind = "bars" if self.box is None else "panels"
             self._probe_shape = shape
         self._seam = self.box is not None and bool(held)
         for p, g, t, key in held:
@@ -718,7 +816,7 @@ class MotionTrackBuilder:
         track = MotionTrack(np.asarray(self._t, np.float64), energy, np.stack(self._intensity),
                             np.asarray(self._camera, np.float32).reshape(-1, 2), raw, key,
                             np.asarray(self._path, np.float32).reshape(-1, 2),
-                            None if share is None else np.asarray(share, np.float32))
+                            None if share is None else np.asarray(share, np.float32), self.box_kind)
         baked = baked_keyframe_pulses(raw, track.fps)  # an earlier encoding's pulses, no longer at our keyframes
         track.energy, track.energy_raw = smooth_rows(energy, baked), smooth_rows(raw, baked)
         return track
@@ -733,6 +831,8 @@ def save_motion_track(track: MotionTrack, path: str | Path) -> Path:
         extra = {} if track.path is None else {"path": np.asarray(track.path, np.float32)}
         if track.box is not None:
             extra["box"] = np.asarray(track.box, np.float32)
+            if track.box_kind != "bars":
+                extra["box_kind"] = np.asarray(track.box_kind)
         np.savez_compressed(f, t_s=track.t_s, energy=track.energy, intensity=track.intensity, camera=cam,
                             energy_raw=raw, keyframes=key, **extra)
     return path
@@ -745,7 +845,8 @@ def load_motion_track(path: str | Path) -> MotionTrack:
         key = d["keyframes"].astype(bool) if "keyframes" in d.files else None
         path = d["path"] if "path" in d.files else None
         box = d["box"] if "box" in d.files else None
-        return MotionTrack(d["t_s"].astype(np.float64), d["energy"], d["intensity"], cam, raw, key, path, box)
+        kind = str(d["box_kind"]) if "box_kind" in d.files else "bars"
+        return MotionTrack(d["t_s"].astype(np.float64), d["energy"], d["intensity"], cam, raw, key, path, box, kind)
 
 
 def motion_track_from_video(video_path: str | Path | object, max_seconds: float | None = None,

@@ -153,12 +153,14 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.
     })
 
 
-@clip_asset(group="ingest", code_version="frame-cache-v9",  # v5: motion.npz without baked keyframe pulses; v6: and
+@clip_asset(group="ingest", code_version="frame-cache-v10",  # v5: motion.npz without baked keyframe pulses; v6: and
             # with the picture's path (motion track version 6: a slow pan adds up against key frames); v7: black bars
             # cropped before the motion track is made (version 7); v8: and off the sampled frames the models see;
-            # v9: a large frame's picture inside bars cut from its own luma, not its probe image (version 8)
+            # v9: a large frame's picture inside bars cut from its own luma, not its probe image (version 8); v10:
+            # flat side panels (a blurred fill, bars of a colour) cut off as bars are (version 9)
             description="Decode each clip once, sample at `sample_fps`, rectify fisheye if an intrinsics.json "
-            "applies, cut black bars off (letterbox, pillarbox), downscale to `max_side`; frames go to "
+            "applies, cut black bars and flat side panels off (letterbox, pillarbox, a blurred fill), downscale to "
+            "`max_side`; frames go to "
             "<storage>/frames/<clip>/, the index (frame, timestamp) to DuckDB.")
 def frame_cache(context: dg.AssetExecutionContext, settings: HandclustSettings, storage: StorageResource,
                 clips: pl.DataFrame) -> dg.Output[pl.DataFrame]:
@@ -184,15 +186,17 @@ def frame_cache(context: dg.AssetExecutionContext, settings: HandclustSettings, 
     if stats.warning:
         context.log.warning(f"{path}: {stats.warning}")
     bars = fc.meta.get("content_box")
+    beside = "flat panels (a blurred fill, bars of a colour)" if fc.meta.get("content_kind") == "panels" else "black bars"
     context.log.info(f"{clip}: {stats.n_frames} frames from {stats.decoded_frames} decoded in {stats.wall_seconds:.1f}s "
                      f"({stats.realtime_factor:.1f}x realtime), rectified={intr is not None}"
-                     + (f", black bars cut off (picture at {bars} of the frame: top, bottom, left, right)" if bars else ""))
+                     + (f", {beside} cut off (picture at {bars} of the frame: top, bottom, left, right)" if bars else ""))
     return dg.Output(df, metadata={
         "n_frames": dg.MetadataValue.int(stats.n_frames),
         "x_realtime": dg.MetadataValue.float(round(stats.realtime_factor, 2)),
         "cache_mb": dg.MetadataValue.float(round(stats.bytes / 1e6, 2)),
         "rectified": dg.MetadataValue.bool(intr is not None),
-        "bars_cut": dg.MetadataValue.bool(bars is not None),  # letterbox / pillarbox cut off the frames
+        "bars_cut": dg.MetadataValue.bool(bars is not None),  # letterbox / pillarbox / side panels cut off the frames
+        "cut_off": dg.MetadataValue.text(fc.meta.get("content_kind") or "-"),  # "bars" (black) or "panels"
         "truncated": dg.MetadataValue.bool(stats.truncated),
         "warning": dg.MetadataValue.text(stats.warning or "-"),  # truncation, repaired timestamps
         "cache_dir": dg.MetadataValue.path(store.uri(*store.frames(clip))),
