@@ -138,7 +138,8 @@ def test_a_scene_with_flat_or_soft_sides_is_kept_whole() -> None:
        flat=st.integers(0, 50), level=st.integers(0, 255))
 def test_fill_box_never_crops_detail_or_an_uneven_frame(imgs: np.ndarray, flat: int, level: int) -> None:
     """Any frames (tiny, constant, noise, some columns from each side flat): no crash, and a box only where
-    both panels are centred, within the shares allowed and, in every image, flatter than `FILL_TEXTURE` x the picture."""
+    both panels are centred, within the shares allowed and, in every image, flatter than `FILL_TEXTURE` x the
+    picture."""
     imgs = imgs.copy()
     n, h, w = imgs.shape
     imgs[:, :, :flat] = level

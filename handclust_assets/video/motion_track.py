@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 
 MOTION_FILE = "motion.npz"
 MOTION_TRACK_VERSION = 9  # v6: + path; v7: black bars cropped; v8: the picture inside them cut from a large frame's
-# own luma after the first second; v9: flat side panels (a blurred fill, coloured bars) cropped as bars are; bump when the same frames give a different track (caches keyed by it go stale)
+# own luma after the first second; v9: flat side panels (a blurred fill, coloured bars) cropped as bars are; bump
+# when the same frames give a different track (caches keyed by it go stale)
 WORK_WIDTH = 64
 THUMB_WIDTH = 32
 CELL_PX = 8
@@ -251,21 +252,20 @@ def _panel_edges(images: np.ndarray) -> tuple[int, int] | None:
     prof = np.stack([steps.mean(axis=(0, 1))] + [steps[:, k * band:(k + 1) * band].mean(axis=(0, 1))
                                                 for k in range(FILL_BANDS)])  # (1 + bands, W - 1)
     win = np.lib.stride_tricks.sliding_window_view(prof, 5, axis=1).max(axis=2)  # win[:, j]: max of prof[:, j:j+5]
-    x = np.arange(w)
+    x = np.arange(7, w - 6)
     # a seam where the picture starts at column x (left) or ends before it (right): a step over 2 px (a column
-    # that is part panel, part picture, splits it) far above the panel's own steps beside it
-    lx, rx = x[7:w - 6], x[7:w - 6]
-    left = prof[:, lx - 1] + prof[:, lx - 2]
-    left_ok = (left >= FILL_SEAM) & (left >= FILL_SEAM_RATIO * (win[:, lx - 7] + FILL_NOISE))
-    right = prof[:, rx - 1] + prof[:, rx]
-    right_ok = (right >= FILL_SEAM) & (right >= FILL_SEAM_RATIO * (win[:, rx + 1] + FILL_NOISE))
-    need = FILL_STRAIGHT * FILL_BANDS
+    # that is part panel, part picture, splits it) far above the panel's own steps beside it, in the mean image
+    # and in most bands of rows (a straight edge)
+    left = prof[:, x - 1] + prof[:, x - 2]
+    right = prof[:, x - 1] + prof[:, x]
 
-    def straight(ok: np.ndarray) -> np.ndarray:
-        return ok[0] & (ok[1:].sum(axis=0) >= need)
+    def straight(seam: np.ndarray, beside: np.ndarray) -> np.ndarray:
+        ok = (seam >= FILL_SEAM) & (seam >= FILL_SEAM_RATIO * (beside + FILL_NOISE))
+        return ok[0] & (ok[1:].sum(axis=0) >= FILL_STRAIGHT * FILL_BANDS)
 
-    lefts = lx[straight(left_ok) & (lx >= max(7, FILL_MIN_SHARE * w)) & (lx <= FILL_MAX_SHARE * w)]
-    rights = set(rx[straight(right_ok) & (w - rx >= max(7, FILL_MIN_SHARE * w)) & (w - rx <= FILL_MAX_SHARE * w)])
+    lo, hi = max(7.0, FILL_MIN_SHARE * w), FILL_MAX_SHARE * w
+    lefts = x[straight(left, win[:, x - 7]) & (x >= lo) & (x <= hi)]
+    rights = set(x[straight(right, win[:, x + 1]) & (w - x >= lo) & (w - x <= hi)])
     cum = np.concatenate([np.zeros((n, 1)), np.cumsum(each, axis=1)], axis=1)
     skew = int(FILL_SYMMETRY * w) + 1
     for x0 in lefts:  # the outermost seam (a straight edge in the picture is further in)
@@ -275,7 +275,8 @@ def _panel_edges(images: np.ndarray) -> tuple[int, int] | None:
                 continue
             ref = float(np.median(tex[x0 + 1:x1 - 1]))
             # flat in every image: a panel that holds detail in one (a keyframe after an edit) is none
-            panels = np.maximum((cum[:, x0 - 2] - cum[:, 1]) / (x0 - 3), (cum[:, w - 1] - cum[:, x1 + 2]) / (w - 3 - x1))
+            panels = np.maximum((cum[:, x0 - 2] - cum[:, 1]) / (x0 - 3),
+                                (cum[:, w - 1] - cum[:, x1 + 2]) / (w - 3 - x1))
             if ref >= FILL_MIN_TEXTURE and float(panels.max()) <= FILL_TEXTURE * ref:
                 return int(x0), int(x1)
     return None

@@ -186,7 +186,8 @@ def frame_cache(context: dg.AssetExecutionContext, settings: HandclustSettings, 
     if stats.warning:
         context.log.warning(f"{path}: {stats.warning}")
     bars = fc.meta.get("content_box")
-    beside = "flat panels (a blurred fill, bars of a colour)" if fc.meta.get("content_kind") == "panels" else "black bars"
+    panels = fc.meta.get("content_kind") == "panels"
+    beside = "flat panels (a blurred fill, bars of a colour)" if panels else "black bars"
     context.log.info(f"{clip}: {stats.n_frames} frames from {stats.decoded_frames} decoded in {stats.wall_seconds:.1f}s "
                      f"({stats.realtime_factor:.1f}x realtime), rectified={intr is not None}"
                      + (f", {beside} cut off (picture at {bars} of the frame: top, bottom, left, right)" if bars else ""))
