@@ -99,7 +99,8 @@ FILL_SEAM_RATIO = 3.0  # ... and this many times the panel's own steps beside it
 FILL_NOISE = 0.3
 FILL_BANDS = 6  # ... in at least `FILL_STRAIGHT` of this many bands across the seam (a straight edge)
 FILL_STRAIGHT = 0.6
-FILL_MAX_IMAGES = 24  # the held frames looked at for panels, evenly spread (their shape does not change)
+FILL_MAX_IMAGES = 12  # the held frames looked at for panels, evenly spread (on the dev set 8, 12 and 24 find
+# the same panels; 12 cost 3 ms a clip against 8 ms)
 _LUMA_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p",
                  "nv12", "nv21", "gray", "yuva420p"}
 
@@ -637,7 +638,8 @@ class MotionTrackBuilder:
 
             self.box = confirmed(content_box, probes)
             if self.box is None:
-                self.box = confirmed(fill_box, probes[::max(1, len(probes) // FILL_MAX_IMAGES)])
+                spread = np.unique(np.linspace(0, len(probes) - 1, min(FILL_MAX_IMAGES, len(probes))).round())
+                self.box = confirmed(fill_box, [probes[int(i)] for i in spread])
                 self.box_kind = "bars" if self.box is None else "panels"
             self._probe_shape = shape
         self._seam = self.box is not None and bool(held)
