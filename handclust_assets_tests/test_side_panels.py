@@ -234,3 +234,20 @@ def test_the_frame_cache_cuts_the_panels_off_the_frames_the_models_see(strokes: 
     assert cut.meta["content_kind"] == "panels"
     assert (cut.width, cut.height) == (bare.width, bare.height) and len(cut) == len(bare)
     assert np.abs(bare.all_frames().astype(float) - cut.all_frames().astype(float)).mean() < 8.0
+
+
+def test_a_wide_clip_filled_into_an_upright_frame_is_cut_above_and_below(strokes: tuple[Path, np.ndarray, int],
+                                                                         tmp_path: Path) -> None:
+    """The strokes (4:3) reposted in an upright 9:16 frame, filled above and below: the track and the cache are the
+    picture between the panels, counted as the bare clip is."""
+    path, frames, truth = strokes
+    upright = [np.stack([filled(np.ascontiguousarray(f[..., c].T)[None], 320)[0].T for c in range(3)], axis=-1)
+               for f in frames]  # 240 x 320 (w x h): the 180-px-high picture centred, panels of 70 px above and below
+    clip = write_video(tmp_path / "upright.mp4", upright, 30.0, crf=18)
+    mt = motion_track_from_video(clip)
+    assert mt.box is not None and mt.box_kind == "panels"
+    assert np.allclose(mt.box, (70 / 320, 250 / 320, 0, 1), atol=0.01)
+    assert whole_count(mt) == pytest.approx(truth, rel=0.1)
+    build_frame_cache(clip, tmp_path / "fc", sample_fps=5.0, max_side=160)
+    fc = FrameCache(tmp_path / "fc")
+    assert fc.meta["content_kind"] == "panels" and fc.width > fc.height  # the wide picture, not the upright frame
