@@ -220,6 +220,29 @@ def test_panels_that_take_detail_later_in_the_clip_are_kept(strokes: tuple[Path,
     assert motion_track_from_video(clip).box is None
 
 
+def test_panels_that_take_detail_after_the_keyframes_checked_give_the_crop_up(
+        strokes: tuple[Path, np.ndarray, int], tmp_path: Path) -> None:
+    """The same edit in one long GOP (a keyframe only at the start, so the keyframes spread over the clip all show
+    the panels): the panels are looked at again every `FILL_WATCH_S` while decoding, and the detail in them gives
+    the crop up; the track and the cache are made again of the whole frame, as for bars lit later."""
+    from handclust_assets.video.motion_track import FILL_WATCH_S, MotionTrackBuilder, sample_probes
+
+    path, frames, _ = strokes
+    wide = filled_rgb(frames, 320)
+    whole = [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in frames]
+    clip = write_video(tmp_path / "edit.mp4", wide[:60] + whole[60:], 30.0, crf=18, keyint=1000)
+    builder = MotionTrackBuilder(more_frames=lambda: sample_probes(clip))
+    with av.open(str(clip)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            builder.add(f, i / 30.0)
+    assert builder.box is not None and builder.box_kind == "panels"  # judged on the first second and the keyframes
+    assert builder.bars_lit_at is not None and 60 <= builder.bars_lit_at <= 60 + 2 * FILL_WATCH_S * 30 + 1
+    assert motion_track_from_video(clip).box is None
+    build_frame_cache(clip, tmp_path / "fc", sample_fps=5.0, max_side=160)
+    fc = FrameCache(tmp_path / "fc")
+    assert fc.meta["content_box"] is None and fc.width == 160
+
+
 def test_the_frame_cache_cuts_the_panels_off_the_frames_the_models_see(strokes: tuple[Path, np.ndarray, int],
                                                                       tmp_path: Path) -> None:
     """The sampled frames are the picture between the panels, at the bare clip's frame size; `meta.json` says

@@ -99,6 +99,8 @@ FILL_SEAM_RATIO = 3.0  # ... and this many times the panel's own steps beside it
 FILL_NOISE = 0.3
 FILL_BANDS = 6  # ... in at least `FILL_STRAIGHT` of this many bands across the seam (a straight edge)
 FILL_STRAIGHT = 0.6
+FILL_WATCH_S = 0.5  # after the first second the panels are looked at again every this many seconds; detail in them
+FILL_WATCH_HITS = 2  # ... this many times running (a flash is not an edit) gives the crop up, as lit bars do
 FILL_MAX_IMAGES = 12  # the held frames looked at for panels, evenly spread (on the dev set 8, 12 and 24 find
 # the same panels; 12 cost 3 ms a clip against 8 ms)
 _LUMA_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p",
@@ -548,8 +550,10 @@ class MotionTrackBuilder:
         self.box: tuple[int, int, int, int] | None = None  # the picture inside black bars (`content_box`, probe px)
         self.box_kind = "bars"  # or "panels": the picture between flat side panels (`fill_box`), which are lit
         self.bars_lit_at: int | None = None  # the first frame whose cropped bars hold a lit pixel (they were no
-        # bars: the keyframes checked over the clip missed it, as a long GOP's few do); the caller makes the track
-        # again without the crop (`motion_track_from_video`, the frame cache)
+        # bars: the keyframes checked over the clip missed it, as a long GOP's few do), or whose panels took detail;
+        # the caller makes the track again without the crop (`motion_track_from_video`, the frame cache)
+        self._watched_at = -np.inf  # when the panels were last looked at (`_detail_in_panels`) ...
+        self._watch_hits = 0  # ... and how many times running they held detail
         self._probe_shape: tuple[int, int] | None = None
         self._cut: tuple[tuple[int, int], _SourceCut | None] | None = None  # (frame shape, its `_source_cut`)
         self._seam = False  # whether frames cut from their probe images were added and none cut from the source yet
@@ -580,6 +584,11 @@ class MotionTrackBuilder:
         the picture inside them."""
         key = is_keyframe(frame)
         if self._judged:
+            if self.box_kind == "panels" and self.bars_lit_at is None and t_s - self._watched_at >= FILL_WATCH_S:
+                self._watched_at = t_s
+                self._watch_hits = self._watch_hits + 1 if self._detail_in_panels(probe_gray(frame)) else 0
+                if self._watch_hits >= FILL_WATCH_HITS:
+                    self.bars_lit_at = len(self._t)
             if self.box is None:
                 g = small_gray(frame, self.width)
             elif (cut := self._source_cut(frame)) is not None:
@@ -658,6 +667,23 @@ class MotionTrackBuilder:
         parts = [probe[:max(0, top - m)], probe[min(h, bottom + m):], probe[:, :max(0, left - m)],
                  probe[:, min(w, right + m):]]
         return any(part.size and int(part.max()) > BORDER_DARK for part in parts)
+
+    def _detail_in_panels(self, probe: np.ndarray) -> bool:
+        """Whether the panels cropped (`fill_box`) hold detail in `probe` (a `probe_gray` image): their texture over
+        `FILL_TEXTURE` x the picture's in it (at least `FILL_MIN_TEXTURE`; a dark frame's blurred fill stays under
+        it). The keyframes checked over the clip are few in a long GOP; an edit to the whole frame after them
+        shows here."""
+        if probe.shape != self._probe_shape:
+            return False  # the stream changed size: not judged
+        top, bottom, left, right = self.box
+        img = probe.astype(np.float32)
+        if left == 0 and right == img.shape[1]:  # panels above and below: looked at as columns
+            img, (left, right) = img.T, (top, bottom)
+        each = np.abs(np.diff(img, axis=0)).mean(axis=0)
+        w = len(each)
+        panels = max(float(each[1:max(2, left - 2)].mean()), float(each[min(w - 2, right + 2):w - 1].mean()))
+        ref = float(np.median(each[left + 1:right - 1])) if right - left > 2 else 0.0
+        return panels > FILL_TEXTURE * max(ref, FILL_MIN_TEXTURE)
 
     def _inside_bars(self, probe: np.ndarray) -> np.ndarray:
         """The motion image (`width` px wide) of the picture inside the bars of `probe` (a `probe_gray` image)."""
