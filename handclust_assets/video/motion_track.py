@@ -242,14 +242,28 @@ def content_box(images: np.ndarray, black: int = BORDER_BLACK, min_share: float 
     return top, bottom, left, right
 
 
+def _column_texture(images: np.ndarray) -> np.ndarray:
+    """(N, W): the mean |step| down each column of each of `images` (N, H, W) float32, the detail a flat panel
+    lacks."""
+    return np.abs(np.diff(images, axis=1)).mean(axis=1)
+
+
+def _panel_texture(each: np.ndarray, x0: int, x1: int) -> tuple[np.ndarray, float]:
+    """For panels before column `x0` and from column `x1` (`each`: `_column_texture`): the texture of the more
+    textured panel in each image (N,), and the picture's (the median column of the images' mean between them). The
+    outermost columns and those beside each seam (part panel, part picture) are left out."""
+    w = each.shape[1]
+    panels = np.maximum(each[:, 1:x0 - 2].mean(axis=1), each[:, x1 + 2:w - 1].mean(axis=1))
+    return panels, float(np.median(each[:, x0 + 1:x1 - 1].mean(axis=0)))
+
+
 def _panel_edges(images: np.ndarray) -> tuple[int, int] | None:
     """The picture's first and last + 1 column between flat side panels of `images` (N, H, W) float32, or None
     (`fill_box`)."""
-    n, h, w = images.shape
+    _, h, w = images.shape
     if h < 2 * FILL_BANDS or w < 32:
         return None
-    each = np.abs(np.diff(images, axis=1)).mean(axis=1)  # (N, W): each column's texture along it, in each image
-    tex = each.mean(axis=0)
+    each = _column_texture(images)
     steps = np.abs(np.diff(images, axis=2))  # steps[..., x - 1]: from column x - 1 to x
     band = h // FILL_BANDS
     prof = np.stack([steps.mean(axis=(0, 1))] + [steps[:, k * band:(k + 1) * band].mean(axis=(0, 1))
@@ -269,17 +283,14 @@ def _panel_edges(images: np.ndarray) -> tuple[int, int] | None:
     lo, hi = max(7.0, FILL_MIN_SHARE * w), FILL_MAX_SHARE * w
     lefts = x[straight(left, win[:, x - 7]) & (x >= lo) & (x <= hi)]
     rights = set(x[straight(right, win[:, x + 1]) & (w - x >= lo) & (w - x <= hi)])
-    cum = np.concatenate([np.zeros((n, 1)), np.cumsum(each, axis=1)], axis=1)
     skew = int(FILL_SYMMETRY * w) + 1
     for x0 in lefts:  # the outermost seam (a straight edge in the picture is further in)
         for d in sorted(range(-skew, skew + 1), key=abs):
             x1 = w - int(x0) + d
             if x1 not in rights or x1 - x0 < BORDER_MIN_CONTENT * w:
                 continue
-            ref = float(np.median(tex[x0 + 1:x1 - 1]))
             # flat in every image: a panel that holds detail in one (a keyframe after an edit) is none
-            panels = np.maximum((cum[:, x0 - 2] - cum[:, 1]) / (x0 - 3),
-                                (cum[:, w - 1] - cum[:, x1 + 2]) / (w - 3 - x1))
+            panels, ref = _panel_texture(each, int(x0), x1)
             if ref >= FILL_MIN_TEXTURE and float(panels.max()) <= FILL_TEXTURE * ref:
                 return int(x0), int(x1)
     return None
@@ -679,11 +690,8 @@ class MotionTrackBuilder:
         img = probe.astype(np.float32)
         if left == 0 and right == img.shape[1]:  # panels above and below: looked at as columns
             img, (left, right) = img.T, (top, bottom)
-        each = np.abs(np.diff(img, axis=0)).mean(axis=0)
-        w = len(each)
-        panels = max(float(each[1:max(2, left - 2)].mean()), float(each[min(w - 2, right + 2):w - 1].mean()))
-        ref = float(np.median(each[left + 1:right - 1])) if right - left > 2 else 0.0
-        return panels > FILL_TEXTURE * max(ref, FILL_MIN_TEXTURE)
+        panels, ref = _panel_texture(_column_texture(img[None]), left, right)  # (`fill_box` leaves 7 px at least
+        return float(panels[0]) > FILL_TEXTURE * max(ref, FILL_MIN_TEXTURE)  # beside each panel, 20 % between)
 
     def _inside_bars(self, probe: np.ndarray) -> np.ndarray:
         """The motion image (`width` px wide) of the picture inside the bars of `probe` (a `probe_gray` image)."""
