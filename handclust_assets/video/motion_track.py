@@ -103,6 +103,8 @@ FILL_WATCH_S = 0.5  # after the first second the panels are looked at again ever
 FILL_WATCH_HITS = 2  # ... this many times running (a flash is not an edit) gives the crop up, as lit bars do
 FILL_MAX_IMAGES = 12  # the held frames looked at for panels, evenly spread (on the dev set 8, 12 and 24 find
 # the same panels; 12 cost 3 ms a clip against 8 ms)
+BESIDE_PICTURE = {"bars": "black bars", "panels": "flat side panels (a blurred fill, bars of a colour)"}  # a
+# `box_kind` in words, for logs
 _LUMA_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p",
                  "nv12", "nv21", "gray", "yuva420p"}
 

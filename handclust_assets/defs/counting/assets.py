@@ -25,6 +25,7 @@ import polars as pl
 from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import HandclustSettings, StorageResource
+from handclust_assets.video.motion_track import BESIDE_PICTURE
 
 TRACK_CODE_VERSION = "period-track-v19"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
 # v5: cubic lag reading, parabolic period refinement, multiples discounted; v6: periodic stretches end where the
@@ -90,8 +91,7 @@ def period_track(context: dg.AssetExecutionContext, storage: StorageResource) ->
     region = "whole frame" if box == FULL_FRAME else f"box top {box[0]:.2f} left {box[1]:.2f} side {box[2]:.2f}"
     if motion.box is not None:  # the track was made of the picture inside black bars (motion_track.content_box)
         top, bottom, left, right = (float(v) for v in motion.box)
-        beside = "flat side panels" if motion.box_kind == "panels" else "black bars"
-        region += (f" of the picture inside {beside} (rows {top:.2f}-{bottom:.2f}, columns {left:.2f}-{right:.2f} "
+        region += (f" of the picture inside {BESIDE_PICTURE[motion.box_kind]} (rows {top:.2f}-{bottom:.2f}, columns {left:.2f}-{right:.2f} "
                    f"of the frame)")
     context.log.info(f"{prog.line(1)}; counted in the {region}")
     df = track_frame(track).with_columns(pl.lit(clip).alias("clip")).select(["clip", *TRACK_SCHEMA])

@@ -26,6 +26,7 @@ from handclust_assets.lib.shards import (
     scan_sources,
 )
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
+from handclust_assets.video.motion_track import BESIDE_PICTURE
 from handclust_assets.video.probe import probe_video
 from handclust_assets.video.rectify import find_intrinsics, load_intrinsics
 
@@ -186,8 +187,7 @@ def frame_cache(context: dg.AssetExecutionContext, settings: HandclustSettings, 
     if stats.warning:
         context.log.warning(f"{path}: {stats.warning}")
     bars = fc.meta.get("content_box")
-    panels = fc.meta.get("content_kind") == "panels"
-    beside = "flat panels (a blurred fill, bars of a colour)" if panels else "black bars"
+    beside = BESIDE_PICTURE[fc.meta.get("content_kind") or "bars"]
     context.log.info(f"{clip}: {stats.n_frames} frames from {stats.decoded_frames} decoded in {stats.wall_seconds:.1f}s "
                      f"({stats.realtime_factor:.1f}x realtime), rectified={intr is not None}"
                      + (f", {beside} cut off (picture at {bars} of the frame: top, bottom, left, right)" if bars else ""))
