@@ -43,6 +43,15 @@ def find_models_dir() -> Path | None:
     return next((c for c in cands if all((c / f).is_file() for f in files)), None)
 
 
+def whole_count(track: Any) -> float:
+    """The clip's count of a motion track, counted whole (first moment to last, as trimmed clips are scored)."""
+    from handclust_assets.lib.rep_eval import count_motion_track
+    from handclust_assets.science.counting import CountingParams
+
+    counts = count_motion_track(track, params=CountingParams(count_to_edges=True)).counts
+    return float(counts.filter(counts["scope"] == "clip")["count_estimate"][0])
+
+
 def clip_row(res: Any) -> dict:
     """The whole-clip row of a `RepetitionCounts` (its `counts` table)."""
     return res.counts.filter(res.counts["scope"] == "clip").row(0, named=True)

@@ -13,9 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from handclust_assets.lib.rep_eval import count_motion_track
 from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
-from handclust_assets.science.counting import CountingParams
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import (
     BORDER_BLACK,
@@ -27,6 +25,7 @@ from handclust_assets.video.motion_track import (
     save_motion_track,
 )
 from handclust_assets.video.writer import write_video
+from handclust_assets_tests.support import whole_count
 
 RNG = np.random.default_rng(7)
 
@@ -122,11 +121,6 @@ def strokes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.nda
     with av.open(str(path)) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     return path, frames, truth.count
-
-
-def whole_count(track: object) -> float:
-    counts = count_motion_track(track, params=CountingParams(count_to_edges=True)).counts
-    return float(counts.filter(counts["scope"] == "clip")["count_estimate"][0])
 
 
 def test_a_rotated_phone_video_inside_bars_is_cropped_before_it_is_turned_upright(

@@ -15,9 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from handclust_assets.lib.rep_eval import count_motion_track
 from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
-from handclust_assets.science.counting import CountingParams
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import (
     FILL_MAX_SHARE,
@@ -31,6 +29,7 @@ from handclust_assets.video.motion_track import (
     save_motion_track,
 )
 from handclust_assets.video.writer import write_video
+from handclust_assets_tests.support import whole_count
 
 RNG = np.random.default_rng(11)
 PROBE = (144, 256)  # a 16:9 frame's probe image (`probe_gray`)
@@ -182,11 +181,6 @@ def filled_rgb(frames: np.ndarray, width: int) -> list[np.ndarray]:
     """`filled` for RGB frames, channel by channel."""
     chans = [filled(np.ascontiguousarray(frames[..., c]), width) for c in range(3)]
     return list(np.stack(chans, axis=-1))
-
-
-def whole_count(track: object) -> float:
-    counts = count_motion_track(track, params=CountingParams(count_to_edges=True)).counts
-    return float(counts.filter(counts["scope"] == "clip")["count_estimate"][0])
 
 
 def test_strokes_between_blurred_fills_give_the_track_and_count_of_the_bare_clip(
