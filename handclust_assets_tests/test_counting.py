@@ -996,6 +996,24 @@ def test_the_motion_tracks_path_holds_where_only_a_big_subject_moves(tmp_path: P
     assert np.abs(mt.path).max() < PATH_TEST_PX + 0.5
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 70), st.integers(1, 256), st.sampled_from([1.0, 255.0, 1e-3, 3e5]),
+       st.booleans(), st.integers(0, 2**32 - 1))
+def test_the_motion_tracks_medians_are_numpys(h: int, w: int, levels: int, scale: float, rounded: bool,
+                                             seed: int) -> None:
+    """The motion track's medians (`_median` of float32 images, `_median_u8` of uint8 ones, both faster than
+    `np.median` per frame) give np.median's value exactly, so the camera-compensation and path decisions taken on
+    them are the same: odd and even sizes, few levels (many ties), tiny and huge values."""
+    from handclust_assets.video.motion_track import _median, _median_u8
+
+    rng = np.random.default_rng(seed)
+    u8 = rng.integers(0, levels, (h, w)).astype(np.uint8)
+    assert _median_u8(u8) == float(np.median(u8)) == float(np.median(u8.astype(np.float32)))
+    f32 = (rng.random((h, w)) * scale).astype(np.float32)
+    f32 = np.round(f32) if rounded else f32
+    assert _median(f32) == float(np.median(f32))
+
+
 @pytest.mark.parametrize("stripes", ["vertical", "horizontal"])
 @pytest.mark.parametrize("fmt", ["gray", "rgb24"])  # the luma plane read directly; swscale
 @pytest.mark.parametrize("width", [480, 1280, 1920])
