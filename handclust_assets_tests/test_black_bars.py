@@ -271,7 +271,7 @@ def test_bars_lit_after_the_keyframes_checked_are_given_up_and_the_track_made_ag
     frames = strokes[1] if scale == 1 else large(strokes[1], scale)
     path = lamp_clip(frames, tmp_path / "lamp_gop.mp4", keyint=1000)
     b = fed(MotionTrackBuilder(more_frames=lambda: sample_probes(path)), path)
-    assert b.box is not None and b.bars_lit_at == 60  # cropped on what it saw, given up where the half lit
+    assert b.box is not None and b.crop_given_up_at == 60  # cropped on what it saw, given up where the half lit
     assert (b._cut is not None and b._cut[1] is not None) == (scale > 1)
     whole = motion_track_from_video(path, crop_bars=False)
     for mt in (motion_track_from_video(path), build_and_read(path, tmp_path / "fc")):

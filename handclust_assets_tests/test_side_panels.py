@@ -230,7 +230,7 @@ def test_panels_that_take_detail_after_the_keyframes_checked_give_the_crop_up(
         for i, f in enumerate(c.decode(video=0)):
             builder.add(f, i / 30.0)
     assert builder.box is not None and builder.box_kind == "panels"  # judged on the first second and the keyframes
-    assert builder.bars_lit_at is not None and 60 <= builder.bars_lit_at <= 60 + 2 * FILL_WATCH_S * 30 + 1
+    assert builder.crop_given_up_at is not None and 60 <= builder.crop_given_up_at <= 60 + 2 * FILL_WATCH_S * 30 + 1
     assert motion_track_from_video(clip).box is None
     build_frame_cache(clip, tmp_path / "fc", sample_fps=5.0, max_side=160)
     fc = FrameCache(tmp_path / "fc")

@@ -197,7 +197,7 @@ def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _P
     """Decode every frame once: each feeds the motion track, the sampled ones go into the pack (`_Sink`).
     Returns (frames decoded, time of the last one, a warning when a decoding error stopped it early, notes on
     repaired timestamps, the sink: the cache's size and crop). Stops early where the motion track gives up the
-    bars it cropped (`MotionTrackBuilder.bars_lit_at`): the caller decodes again without the crop.
+    crop (`MotionTrackBuilder.crop_given_up_at`: bars lit, panels with detail): the caller decodes again whole.
 
     The decoder runs in this thread and hands each frame, in order, to one worker thread that feeds the motion track
     and scales, encodes and writes the sampled frames (`_FrameWorker`): PyAV decodes without the GIL, so that work
@@ -217,7 +217,7 @@ def _decode_into(video: Path | VideoSource, tmp: Path, info: VideoInfo, pack: _P
                     last_t = t
                     if not worker.put((frame, t, decoded - 1, sampler.take(t))):
                         break  # the worker failed: its error is raised below
-                    if motion.bars_lit_at is not None:  # the crop is given up: the rest would be thrown away
+                    if motion.crop_given_up_at is not None:  # the crop is given up: the rest would be thrown away
                         break
                     if progress is not None and len(pack.times) > reported:
                         reported = len(pack.times)
@@ -366,8 +366,8 @@ def build_frame_cache(
     except BaseException:  # nothing half-written is left beside the cache
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if motion.bars_lit_at is not None:  # bars cropped after the first second were lit later (a long GOP's
-        shutil.rmtree(tmp, ignore_errors=True)  # keyframes missed it): the whole picture, decoded again
+    if motion.crop_given_up_at is not None:  # bars (panels) cropped after the first second were lit (took detail)
+        shutil.rmtree(tmp, ignore_errors=True)  # later, which a long GOP's keyframes missed: decoded again whole
         return build_frame_cache(video_path, out_dir, sample_fps, max_side, intrinsics, info, jpeg_quality, progress,
                                  crop_bars=False)
     wall = time.perf_counter() - t0

@@ -584,7 +584,7 @@ class MotionTrackBuilder:
         self.width = width
         self.box: tuple[int, int, int, int] | None = None  # the picture inside black bars (`content_box`, probe px)
         self.box_kind = "bars"  # or "panels": the picture between flat side panels (`fill_box`), which are lit
-        self.bars_lit_at: int | None = None  # the first frame whose cropped bars hold a lit pixel (they were no
+        self.crop_given_up_at: int | None = None  # the first frame whose cropped bars hold a lit pixel (they were no
         # bars: the keyframes checked over the clip missed it, as a long GOP's few do), or whose panels took detail;
         # the caller makes the track again without the crop (`motion_track_from_video`, the frame cache)
         self._watched_at = -np.inf  # when the panels were last looked at (`_detail_in_panels`) ...
@@ -619,17 +619,17 @@ class MotionTrackBuilder:
         the picture inside them."""
         key = is_keyframe(frame)
         if self._judged:
-            if self.box_kind == "panels" and self.bars_lit_at is None and t_s - self._watched_at >= FILL_WATCH_S:
+            if self.box_kind == "panels" and self.crop_given_up_at is None and t_s - self._watched_at >= FILL_WATCH_S:
                 self._watched_at = t_s
                 self._watch_hits = self._watch_hits + 1 if self._detail_in_panels(probe_gray(frame)) else 0
                 if self._watch_hits >= FILL_WATCH_HITS:
-                    self.bars_lit_at = len(self._t)
+                    self.crop_given_up_at = len(self._t)
             if self.box is None:
                 g = small_gray(frame, self.width)
             elif (cut := self._source_cut(frame)) is not None:
                 y = _luma(frame)
-                if self.bars_lit_at is None and self.box_kind == "bars" and self._lit_in_source_bars(y, cut):
-                    self.bars_lit_at = len(self._t)
+                if self.crop_given_up_at is None and self.box_kind == "bars" and self._lit_in_source_bars(y, cut):
+                    self.crop_given_up_at = len(self._t)
                 g = self._cut_from_source(y, cut)
                 if self._seam:  # the frames before were cut from their probe images: this one is too, for its
                     self._seam = False  # difference from them, and the next is compared with its cut from the source
@@ -638,8 +638,8 @@ class MotionTrackBuilder:
                     return
             else:
                 probe = probe_gray(frame)
-                if self.bars_lit_at is None and self.box_kind == "bars" and self._lit_in_bars(probe):
-                    self.bars_lit_at = len(self._t)
+                if self.crop_given_up_at is None and self.box_kind == "bars" and self._lit_in_bars(probe):
+                    self.crop_given_up_at = len(self._t)
                 g = self._inside_bars(probe)
             self.add_gray(rotate_upright(g, self.rotation), t_s, key)
             return
@@ -933,13 +933,13 @@ def motion_track_from_video(video_path: str | Path | object, max_seconds: float 
                     break
                 b.add(fr, t)
                 decoded += 1
-                if b.bars_lit_at is not None:  # the crop is given up: the rest of this decode would be thrown away
+                if b.crop_given_up_at is not None:  # the rest of this decode would be thrown away
                     break
         finally:
             close_input(container, fobj)
     except (av.error.FFmpegError, av.error.InvalidDataError) as e:  # type: ignore[attr-defined]
         if not decoded:
             raise ClipError(video_path, f"video stream cannot be decoded ({type(e).__name__}: {e})") from e
-    if b.bars_lit_at is not None:  # the bars were lit later: the whole picture, decoded again
+    if b.crop_given_up_at is not None:  # the bars were lit (the panels took detail) later: the whole picture, again
         return motion_track_from_video(video_path, max_seconds, crop_bars=False, info=info)
     return b.result()
