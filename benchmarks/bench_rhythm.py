@@ -80,7 +80,7 @@ def bench_counting(seconds: float, fps: float, repeats: int, rests: int = 0) -> 
 
 def bench_cache(cache_seconds: float, repeats: int, bars: bool = False) -> None:
     """`bars`: the picture letterboxed (1920 x 800 inside black bars of 140 px), so the motion track crops them
-    (`motion_track.content_box`) and makes every frame's motion image from the 4x-wider probe image."""
+    (`picture_box.content_box`) and makes every frame's motion image from the 4x-wider probe image."""
     import handclust_assets.video.frame_cache as fcm
     from handclust_assets.video.probe import ffmpeg_binary
     from handclust_assets.video.writer import write_video

@@ -57,7 +57,7 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
            otherwise.
   boxed    (with --boxed-copies) boxed-<subset>: the same clips inside black bars (`boxed`: letterbox, pillarbox
            and windowbox in turn), as uploads show a picture of another shape; the motion track crops them
-           (`motion_track.content_box`).
+           (`picture_box.content_box`).
   overlaid (with --overlaid-copies) overlaid-<subset>: the same clips with text burnt in (`overlaid`: a timestamp
            ticking once a second in the top-left corner, and a still channel logo in the bottom-right, in turn),
            as dashcam, bodycam, CCTV and broadcast footage carries it. Nothing in the counter is tuned for them:

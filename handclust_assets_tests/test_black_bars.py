@@ -16,14 +16,12 @@ from hypothesis.extra.numpy import arrays
 from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import (
-    BORDER_BLACK,
     MotionTrackBuilder,
-    content_box,
     load_motion_track,
     motion_track_from_video,
-    sample_probes,
     save_motion_track,
 )
+from handclust_assets.video.picture_box import BORDER_BLACK, SourceCut, content_box, sample_probes
 from handclust_assets.video.writer import write_video
 from handclust_assets_tests.support import whole_count
 
@@ -176,7 +174,7 @@ def test_a_large_frame_inside_bars_is_cut_from_the_frame_not_its_probe_image(
         strokes: tuple[Path, list[np.ndarray], int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by: int,
         bx: int) -> None:
     """Past the first second, the motion image of a frame at least twice the probe image's size is cut from the
-    frame's own luma (`_SourceCut`), not from the 4-x-wider probe image (whose making cost as much again as the
+    frame's own luma (`SourceCut`), not from the 4-x-wider probe image (whose making cost as much again as the
     rest of the track's). It is the probe cut's picture, resampled once: the same box and shapes, nearly the same
     values (measured: thumbnails 0.14-0.24 grey levels apart, energy 1 %), the same count; the frame where the cut
     changes over is differenced as before."""
@@ -186,9 +184,8 @@ def test_a_large_frame_inside_bars_is_cut_from_the_frame_not_its_probe_image(
     big = large(frames)
     boxed = write_video(tmp_path / "boxed.mp4", [np.pad(f, ((by, by), (bx, bx), (0, 0))) for f in big], 30.0, crf=18)
     cuts = []
-    real_cut = mtm.MotionTrackBuilder._cut_from_source
-    monkeypatch.setattr(mtm.MotionTrackBuilder, "_cut_from_source",
-                        lambda self, y, cut: cuts.append(cut) or real_cut(self, y, cut))
+    real_cut = SourceCut.motion_image
+    monkeypatch.setattr(SourceCut, "motion_image", lambda cut, y, width: cuts.append(cut) or real_cut(cut, y, width))
     source = fed(MotionTrackBuilder(), boxed)
     assert len(cuts) == len(big) - 31  # every frame after the first second's 31, on which the bars were judged
     monkeypatch.setattr(mtm.MotionTrackBuilder, "_source_cut", lambda self, frame: None)  # the probe image's cut
@@ -267,7 +264,7 @@ def test_bars_lit_after_the_keyframes_checked_are_given_up_and_the_track_made_ag
     of 250 frames is for short clips): the keyframes checked over the clip all show the dark half, so it is cropped
     at first; the first frame with a lit pixel there gives the crop up, and the track (direct and in the frame
     cache) is made again of the whole picture, the same as without the crop. At 3 x the size, the bars are
-    watched in the frame's own luma (`_SourceCut`), not in its probe image."""
+    watched in the frame's own luma (`SourceCut`), not in its probe image."""
     frames = strokes[1] if scale == 1 else large(strokes[1], scale)
     path = lamp_clip(frames, tmp_path / "lamp_gop.mp4", keyint=1000)
     b = fed(MotionTrackBuilder(more_frames=lambda: sample_probes(path)), path)
@@ -284,7 +281,8 @@ def test_keyframes_spread_over_the_clip_are_each_decoded_once(strokes: tuple[Pat
     """`sample_probes` looks at the keyframe at or before each of 8 points of the clip: with a keyframe every
     3 s (every 90 frames: 4 in the strokes' clip), each is decoded once, not once for every point that falls in its
     GOP; a clip of one GOP gives one probe. The probes are those of the keyframes decoded in order."""
-    from handclust_assets.video.motion_track import is_keyframe, probe_gray
+    from handclust_assets.video.frame_gray import probe_gray
+    from handclust_assets.video.motion_track import is_keyframe
 
     _, frames, _ = strokes
     for keyint in (90, 1000):

@@ -1022,7 +1022,7 @@ def test_the_motion_image_does_not_alias_a_fine_texture(width: int, fmt: str, st
     pixel, as a hand-held camera's sway moves it from frame to frame: picked from a coarse grid of the source's
     pixels, the small image would change as much as where a hand moves (the grating's aliases jump); averaged over
     the source's pixels, it stays almost the same grey."""
-    from handclust_assets.video.motion_track import small_gray
+    from handclust_assets.video.frame_gray import small_gray
 
     height = width * 9 // 16
     x = np.arange(max(width, height) + 8)

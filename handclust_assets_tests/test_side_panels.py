@@ -17,16 +17,14 @@ from hypothesis.extra.numpy import arrays
 
 from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
-from handclust_assets.video.motion_track import (
+from handclust_assets.video.motion_track import load_motion_track, motion_track_from_video, save_motion_track
+from handclust_assets.video.picture_box import (
     FILL_MAX_SHARE,
     FILL_MIN_SHARE,
     FILL_SYMMETRY,
     FILL_TEXTURE,
     content_box,
     fill_box,
-    load_motion_track,
-    motion_track_from_video,
-    save_motion_track,
 )
 from handclust_assets.video.writer import write_video
 from handclust_assets_tests.support import whole_count
@@ -219,7 +217,8 @@ def test_panels_that_take_detail_after_the_keyframes_checked_give_the_crop_up(
     """The same edit in one long GOP (a keyframe only at the start, so the keyframes spread over the clip all show
     the panels): the panels are looked at again every `FILL_WATCH_S` while decoding, and the detail in them gives
     the crop up; the track and the cache are made again of the whole frame, as for bars lit later."""
-    from handclust_assets.video.motion_track import FILL_WATCH_S, MotionTrackBuilder, sample_probes
+    from handclust_assets.video.motion_track import MotionTrackBuilder
+    from handclust_assets.video.picture_box import FILL_WATCH_S, sample_probes
 
     path, frames, _ = strokes
     wide = filled_rgb(frames, 320)

@@ -31,15 +31,15 @@ import numpy as np
 
 from handclust_assets.lib.errors import ClipError
 from handclust_assets.lib.storage import replace_dir
+from handclust_assets.video.frame_gray import rotate_upright
 from handclust_assets.video.motion_track import (
     MOTION_FILE,
     MotionTrack,
     MotionTrackBuilder,
     load_motion_track,
-    rotate_upright,
-    sample_probes,
     save_motion_track,
 )
+from handclust_assets.video.picture_box import sample_probes
 from handclust_assets.video.probe import (
     VideoInfo,
     VideoSource,

@@ -25,7 +25,7 @@ import polars as pl
 from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import HandclustSettings, StorageResource
-from handclust_assets.video.motion_track import BESIDE_PICTURE
+from handclust_assets.video.picture_box import BESIDE_PICTURE
 
 TRACK_CODE_VERSION = "period-track-v19"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
 # v5: cubic lag reading, parabolic period refinement, multiples discounted; v6: periodic stretches end where the
@@ -89,7 +89,7 @@ def period_track(context: dg.AssetExecutionContext, storage: StorageResource) ->
                                duration, path=motion.path)
     counts = count_spans(track)
     region = "whole frame" if box == FULL_FRAME else f"box top {box[0]:.2f} left {box[1]:.2f} side {box[2]:.2f}"
-    if motion.box is not None:  # the track was made of the picture inside black bars (motion_track.content_box)
+    if motion.box is not None:  # the track was made of the picture inside black bars (picture_box.content_box)
         top, bottom, left, right = (float(v) for v in motion.box)
         region += (f" of the picture inside {BESIDE_PICTURE[motion.box_kind]} (rows {top:.2f}-{bottom:.2f}, columns {left:.2f}-{right:.2f} "
                    f"of the frame)")

@@ -26,7 +26,7 @@ from handclust_assets.lib.shards import (
     scan_sources,
 )
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
-from handclust_assets.video.motion_track import BESIDE_PICTURE
+from handclust_assets.video.picture_box import BESIDE_PICTURE
 from handclust_assets.video.probe import probe_video
 from handclust_assets.video.rectify import find_intrinsics, load_intrinsics
 
