@@ -221,6 +221,52 @@ def sample_probes(source: object, n: int = BORDER_SAMPLES) -> list[np.ndarray]:
     return probes
 
 
+def lit_in_bars(probe: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int] | None) -> bool:
+    """Whether a pixel of `probe` (a `probe_gray` image) inside the bars cropped off `box` (found on probe images of
+    `shape`) is lit (over `BORDER_DARK`), leaving out the 4 lines beside the picture: an encoder's ringing reaches a
+    macroblock into the bar (measured: 25 grey levels 2 probe px from the picture of a 600-px-wide windowboxed clip
+    at CRF 18). False for a probe of another shape (the stream changed size: not judged)."""
+    if probe.shape != shape:
+        return False
+    top, bottom, left, right = box
+    h, w = probe.shape
+    m = BARS_EDGE_PX
+    parts = [probe[:max(0, top - m)], probe[min(h, bottom + m):], probe[:, :max(0, left - m)],
+             probe[:, min(w, right + m):]]
+    return any(part.size and int(part.max()) > BORDER_DARK for part in parts)
+
+
+def detail_in_panels(probe: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int] | None) -> bool:
+    """Whether the panels cropped off `box` (`fill_box`, on probe images of `shape`) hold detail in `probe` (a
+    `probe_gray` image): their texture over `FILL_TEXTURE` x the picture's in it (at least `FILL_MIN_TEXTURE`; a dark
+    frame's blurred fill stays under it). The keyframes checked over the clip are few in a long GOP; an edit to the
+    whole frame after them shows here. False for a probe of another shape (the stream changed size: not judged)."""
+    if probe.shape != shape:
+        return False
+    top, bottom, left, right = box
+    img = probe.astype(np.float32)
+    if left == 0 and right == img.shape[1]:  # panels above and below: looked at as columns
+        img, (left, right) = img.T, (top, bottom)
+    panels, ref = _panel_texture(_column_texture(img[None]), left, right)  # (`fill_box` leaves 7 px at least
+    return float(panels[0]) > FILL_TEXTURE * max(ref, FILL_MIN_TEXTURE)  # beside each panel, 20 % between)
+
+
+def inside_bars(probe: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int], width: int) -> np.ndarray:
+    """The motion image (`width` px wide) of the picture inside `box` in `probe` (a `probe_gray` image; one of
+    another shape than the `shape` the box was found on is resized to it: the stream changed size, and the bars are
+    placed proportionally)."""
+    if probe.shape != shape:
+        probe = cv2.resize(probe, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    top, bottom, left, right = box
+    height = small_height(bottom - top, right - left, width)
+    # a bar's edge rarely falls on a probe px, so the picture's first line beside a bar is part bar: a dark line
+    # that the motion image and the thumbnails would hold; it is left out too (a quarter of a motion-image px,
+    # stretched over; the image keeps the picture's shape)
+    ph, pw = probe.shape
+    inner = probe[top + (top > 0):bottom - (bottom < ph), left + (left > 0):right - (right < pw)]
+    return cv2.resize(inner, (width, height), interpolation=cv2.INTER_AREA)
+
+
 @dataclass(frozen=True)
 class SourceCut:
     """The picture inside black bars (`content_box`, found in probe px) and the bars beside it, in px of a frame's
@@ -275,49 +321,3 @@ class SourceCut:
             if part.size and int(part.max()) > BORDER_DARK:
                 return True
         return False
-
-
-def lit_in_bars(probe: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int] | None) -> bool:
-    """Whether a pixel of `probe` (a `probe_gray` image) inside the bars cropped off `box` (found on probe images of
-    `shape`) is lit (over `BORDER_DARK`), leaving out the 4 lines beside the picture: an encoder's ringing reaches a
-    macroblock into the bar (measured: 25 grey levels 2 probe px from the picture of a 600-px-wide windowboxed clip
-    at CRF 18). False for a probe of another shape (the stream changed size: not judged)."""
-    if probe.shape != shape:
-        return False
-    top, bottom, left, right = box
-    h, w = probe.shape
-    m = BARS_EDGE_PX
-    parts = [probe[:max(0, top - m)], probe[min(h, bottom + m):], probe[:, :max(0, left - m)],
-             probe[:, min(w, right + m):]]
-    return any(part.size and int(part.max()) > BORDER_DARK for part in parts)
-
-
-def detail_in_panels(probe: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int] | None) -> bool:
-    """Whether the panels cropped off `box` (`fill_box`, on probe images of `shape`) hold detail in `probe` (a
-    `probe_gray` image): their texture over `FILL_TEXTURE` x the picture's in it (at least `FILL_MIN_TEXTURE`; a dark
-    frame's blurred fill stays under it). The keyframes checked over the clip are few in a long GOP; an edit to the
-    whole frame after them shows here. False for a probe of another shape (the stream changed size: not judged)."""
-    if probe.shape != shape:
-        return False
-    top, bottom, left, right = box
-    img = probe.astype(np.float32)
-    if left == 0 and right == img.shape[1]:  # panels above and below: looked at as columns
-        img, (left, right) = img.T, (top, bottom)
-    panels, ref = _panel_texture(_column_texture(img[None]), left, right)  # (`fill_box` leaves 7 px at least
-    return float(panels[0]) > FILL_TEXTURE * max(ref, FILL_MIN_TEXTURE)  # beside each panel, 20 % between)
-
-
-def inside_bars(probe: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int], width: int) -> np.ndarray:
-    """The motion image (`width` px wide) of the picture inside `box` in `probe` (a `probe_gray` image; one of
-    another shape than the `shape` the box was found on is resized to it: the stream changed size, and the bars are
-    placed proportionally)."""
-    if probe.shape != shape:
-        probe = cv2.resize(probe, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
-    top, bottom, left, right = box
-    height = small_height(bottom - top, right - left, width)
-    # a bar's edge rarely falls on a probe px, so the picture's first line beside a bar is part bar: a dark line
-    # that the motion image and the thumbnails would hold; it is left out too (a quarter of a motion-image px,
-    # stretched over; the image keeps the picture's shape)
-    ph, pw = probe.shape
-    inner = probe[top + (top > 0):bottom - (bottom < ph), left + (left > 0):right - (right < pw)]
-    return cv2.resize(inner, (width, height), interpolation=cv2.INTER_AREA)
