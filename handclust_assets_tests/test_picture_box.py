@@ -10,17 +10,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from handclust_assets.video import picture_box as pb
 from handclust_assets.video.frame_gray import luma, probe_gray
-from handclust_assets.video.picture_box import (
-    BARS_EDGE_PX,
-    BORDER_DARK,
-    SourceCut,
-    content_box,
-    detail_in_panels,
-    fill_box,
-    inside_bars,
-    lit_in_bars,
-)
 
 
 def boxed_frame(h: int, w: int, bar: int, rng: np.random.Generator) -> np.ndarray:
@@ -32,12 +23,12 @@ def boxed_frame(h: int, w: int, bar: int, rng: np.random.Generator) -> np.ndarra
     return img
 
 
-def judged(img: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[int, int], SourceCut]:
+def judged(img: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[int, int], pb.SourceCut]:
     """The bars' box on the frame's probe image, its shape and the frame's `SourceCut`."""
     probe = probe_gray(av.VideoFrame.from_ndarray(img, format="gray"))
-    box = content_box(probe[None])
+    box = pb.content_box(probe[None])
     assert box is not None
-    return box, probe.shape, SourceCut.of(box, probe.shape, img.shape, 64)
+    return box, probe.shape, pb.SourceCut.of(box, probe.shape, img.shape, 64)
 
 
 @settings(max_examples=25, deadline=None)
@@ -53,16 +44,16 @@ def test_a_lit_spot_in_a_bar_is_seen_alike_on_the_frames_own_luma_and_on_its_pro
     rng = np.random.default_rng(seed)
     img = boxed_frame(h, w, bar, rng)
     box, shape, cut = judged(img)
-    assert not lit_in_bars(probe_gray(av.VideoFrame.from_ndarray(img, format="gray")), box, shape)
+    assert not pb.lit_in_bars(probe_gray(av.VideoFrame.from_ndarray(img, format="gray")), box, shape)
     assert not cut.lit(img)
-    margin = int(np.ceil((BARS_EDGE_PX + 1) * h / shape[0]))  # source rows beside the picture left out, and one more
+    margin = int(np.ceil((pb.BARS_EDGE_PX + 1) * h / shape[0]))  # source rows beside the picture left out, and one more
     room = bar - margin - 24
     assert room > 0
     y0 = int(fy * room) if top else h - bar + margin + int(fy * room)
     x0 = int(fx * (w - 24))
     img[y0:y0 + 24, x0:x0 + 24] = 200
     frame = av.VideoFrame.from_ndarray(img, format="gray")
-    assert lit_in_bars(probe_gray(frame), box, shape)
+    assert pb.lit_in_bars(probe_gray(frame), box, shape)
     assert cut.lit(luma(frame))
 
 
@@ -72,13 +63,13 @@ def test_ringing_beside_the_picture_is_not_a_lit_bar() -> None:
     rng = np.random.default_rng(1)
     img = boxed_frame(1080, 1920, 140, rng)
     box, shape, cut = judged(img)
-    ring = int(BARS_EDGE_PX * 1080 / shape[0]) - 2  # source rows within the margin
+    ring = int(pb.BARS_EDGE_PX * 1080 / shape[0]) - 2  # source rows within the margin
     img[140 - ring:140] = 120
     img[940:940 + ring] = 120
-    assert not lit_in_bars(probe_gray(av.VideoFrame.from_ndarray(img, format="gray")), box, shape)
+    assert not pb.lit_in_bars(probe_gray(av.VideoFrame.from_ndarray(img, format="gray")), box, shape)
     assert not cut.lit(img)
-    img[140 - ring - 30:140 - ring] = BORDER_DARK + 60  # past the margin (4 probe px of rows): lit
-    assert lit_in_bars(probe_gray(av.VideoFrame.from_ndarray(img, format="gray")), box, shape)
+    img[140 - ring - 30:140 - ring] = pb.BORDER_DARK + 60  # past the margin (4 probe px of rows): lit
+    assert pb.lit_in_bars(probe_gray(av.VideoFrame.from_ndarray(img, format="gray")), box, shape)
     assert cut.lit(img)
 
 
@@ -90,10 +81,10 @@ def test_a_probe_of_another_size_is_not_judged_and_is_cut_in_proportion() -> Non
     box, shape, _ = judged(img)
     other = probe_gray(av.VideoFrame.from_ndarray(np.full((360, 480), 250, np.uint8), format="gray"))
     assert other.shape != shape
-    assert not lit_in_bars(other, box, shape)
-    assert not detail_in_panels(other, box, shape)
+    assert not pb.lit_in_bars(other, box, shape)
+    assert not pb.detail_in_panels(other, box, shape)
     probe = probe_gray(av.VideoFrame.from_ndarray(img, format="gray"))
-    assert inside_bars(other, box, shape, 64).shape == inside_bars(probe, box, shape, 64).shape
+    assert pb.inside_bars(other, box, shape, 64).shape == pb.inside_bars(probe, box, shape, 64).shape
 
 
 def test_panels_that_take_detail_are_seen_and_flat_ones_are_not() -> None:
@@ -108,9 +99,9 @@ def test_panels_that_take_detail_are_seen_and_flat_ones_are_not() -> None:
     img = fill.copy()
     img[:, 64:192] = pic
     frames = np.stack([img] * 4)
-    box = fill_box(frames)
+    box = pb.fill_box(frames)
     assert box is not None and abs(box[2] - 64) <= 2 and abs(box[3] - 192) <= 2
-    assert not detail_in_panels(img, box, probe_shape)
+    assert not pb.detail_in_panels(img, box, probe_shape)
     edited = img.copy()
     edited[:, :64] = rng.integers(40, 220, (144, 64))
-    assert detail_in_panels(edited, box, probe_shape)
+    assert pb.detail_in_panels(edited, box, probe_shape)
