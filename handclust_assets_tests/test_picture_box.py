@@ -12,15 +12,14 @@ from hypothesis import strategies as st
 
 from handclust_assets.video import picture_box as pb
 from handclust_assets.video.frame_gray import luma, probe_gray
+from handclust_assets_tests.test_black_bars import framed
+from handclust_assets_tests.test_side_panels import PROBE, filled, scene
 
 
 def boxed_frame(h: int, w: int, bar: int, rng: np.random.Generator) -> np.ndarray:
-    """An h x w luma frame: a textured picture between black bars `bar` px high above and below (limited-range
-    black with a little coding noise)."""
-    img = rng.integers(60, 220, (h, w)).astype(np.uint8)
-    img[:bar] = 16 + rng.integers(0, 4, (bar, w), dtype=np.uint8)
-    img[h - bar:] = 16 + rng.integers(0, 4, (bar, w), dtype=np.uint8)
-    return img
+    """An h x w luma frame: a textured picture between black bars `bar` px high above and below (test_black_bars'
+    `framed`: limited-range black with a little coding noise)."""
+    return framed(rng.integers(60, 220, (1, h - 2 * bar, w)).astype(np.uint8), bar, bar, 0, 0)[0]
 
 
 def judged(img: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[int, int], pb.SourceCut]:
@@ -88,20 +87,14 @@ def test_a_probe_of_another_size_is_not_judged_and_is_cut_in_proportion() -> Non
 
 
 def test_panels_that_take_detail_are_seen_and_flat_ones_are_not() -> None:
-    """Blurred-fill panels beside a textured picture: flat, they hold no detail; painted with texture as strong as
-    the picture's (an edit to the whole frame), they do."""
-    import cv2
-
+    """Blurred-fill panels beside a textured picture (test_side_panels' `filled`): flat, they hold no detail;
+    painted with texture as strong as the picture's (an edit to the whole frame), they do."""
     rng = np.random.default_rng(3)
-    probe_shape = (144, 256)
-    pic = rng.integers(40, 220, (144, 128)).astype(np.uint8)
-    fill = cv2.GaussianBlur(cv2.resize(pic, (256, 288))[72:216], (0, 0), 8)
-    img = fill.copy()
-    img[:, 64:192] = pic
-    frames = np.stack([img] * 4)
+    frames = filled(scene(4, PROBE[0], 128, seed=3), PROBE[1])
     box = pb.fill_box(frames)
     assert box is not None and abs(box[2] - 64) <= 2 and abs(box[3] - 192) <= 2
-    assert not pb.detail_in_panels(img, box, probe_shape)
+    img = frames[0]
+    assert not pb.detail_in_panels(img, box, PROBE)
     edited = img.copy()
-    edited[:, :64] = rng.integers(40, 220, (144, 64))
-    assert pb.detail_in_panels(edited, box, probe_shape)
+    edited[:, :64] = rng.integers(40, 220, (PROBE[0], 64))
+    assert pb.detail_in_panels(edited, box, PROBE)
