@@ -48,8 +48,7 @@ def whole_count(track: Any) -> float:
     from handclust_assets.lib.rep_eval import count_motion_track
     from handclust_assets.science.counting import CountingParams
 
-    counts = count_motion_track(track, params=CountingParams(count_to_edges=True)).counts
-    return float(counts.filter(counts["scope"] == "clip")["count_estimate"][0])
+    return float(clip_row(count_motion_track(track, params=CountingParams(count_to_edges=True)))["count_estimate"])
 
 
 def clip_row(res: Any) -> dict:
