@@ -346,9 +346,12 @@ class MotionTrackBuilder:
         the picture inside them."""
         key = is_keyframe(frame)
         if self._judged:
+            probe = None  # the frame's probe image, made once where it is needed
             if self.box_kind == "panels" and self.crop_given_up_at is None and t_s - self._watched_at >= FILL_WATCH_S:
                 self._watched_at = t_s
-                self._watch_hits = self._watch_hits + 1 if detail_in_panels(probe_gray(frame), self.box, self._probe_shape) else 0
+                probe = probe_gray(frame)
+                detail = detail_in_panels(probe, self.box, self._probe_shape)
+                self._watch_hits = self._watch_hits + 1 if detail else 0
                 if self._watch_hits >= FILL_WATCH_HITS:
                     self.crop_given_up_at = len(self._t)
             if self.box is None:
@@ -360,12 +363,15 @@ class MotionTrackBuilder:
                 g = cut.motion_image(y, self.width)
                 if self._seam:  # the frames before were cut from their probe images: this one is too, for its
                     self._seam = False  # difference from them, and the next is compared with its cut from the source
-                    probe = inside_bars(probe_gray(frame), self.box, self._probe_shape, self.width)
-                    self.add_gray(rotate_upright(probe, self.rotation), t_s, key, then=rotate_upright(g, self.rotation))
+                    probe = probe_gray(frame) if probe is None else probe
+                    inside = inside_bars(probe, self.box, self._probe_shape, self.width)
+                    self.add_gray(rotate_upright(inside, self.rotation), t_s, key,
+                                  then=rotate_upright(g, self.rotation))
                     return
             else:
-                probe = probe_gray(frame)
-                if self.crop_given_up_at is None and self.box_kind == "bars" and lit_in_bars(probe, self.box, self._probe_shape):
+                probe = probe_gray(frame) if probe is None else probe
+                if self.crop_given_up_at is None and self.box_kind == "bars" \
+                        and lit_in_bars(probe, self.box, self._probe_shape):
                     self.crop_given_up_at = len(self._t)
                 g = inside_bars(probe, self.box, self._probe_shape, self.width)
             self.add_gray(rotate_upright(g, self.rotation), t_s, key)
@@ -415,8 +421,8 @@ class MotionTrackBuilder:
             self._probe_shape = shape
         self._seam = self.box is not None and bool(held)
         for p, g, t, key in held:
-            self.add_gray(rotate_upright(g if self.box is None else inside_bars(p, self.box, self._probe_shape,
-                                                                                      self.width), self.rotation), t, key)
+            g = g if self.box is None else inside_bars(p, self.box, self._probe_shape, self.width)
+            self.add_gray(rotate_upright(g, self.rotation), t, key)
 
     def _source_cut(self, frame: av.VideoFrame) -> SourceCut | None:
         """Where the picture inside the bars, and the bars, lie in the frame's own luma (`SourceCut`), for a frame

@@ -91,8 +91,8 @@ def period_track(context: dg.AssetExecutionContext, storage: StorageResource) ->
     region = "whole frame" if box == FULL_FRAME else f"box top {box[0]:.2f} left {box[1]:.2f} side {box[2]:.2f}"
     if motion.box is not None:  # the track was made of the picture inside black bars (picture_box.content_box)
         top, bottom, left, right = (float(v) for v in motion.box)
-        region += (f" of the picture inside {BESIDE_PICTURE[motion.box_kind]} (rows {top:.2f}-{bottom:.2f}, columns {left:.2f}-{right:.2f} "
-                   f"of the frame)")
+        region += (f" of the picture inside {BESIDE_PICTURE[motion.box_kind]} (rows {top:.2f}-{bottom:.2f}, "
+                   f"columns {left:.2f}-{right:.2f} of the frame)")
     context.log.info(f"{prog.line(1)}; counted in the {region}")
     df = track_frame(track).with_columns(pl.lit(clip).alias("clip")).select(["clip", *TRACK_SCHEMA])
     return dg.Output(df, metadata={**clip_count_metadata(counts), **prog.metadata(),
