@@ -304,3 +304,82 @@ def test_a_frame_that_cannot_be_converted_ends_the_cache_there_with_a_warning(
     assert "decoding stopped at frame 25 (InvalidDataError" in stats.warning
     cache = FrameCache(tmp_path / "fc")
     assert cache.read(3).shape == cache.read(0).shape and cache.read(3).std() > 0
+
+
+def _disc_frames(n: int, w: int, h: int, top: int = 0) -> list[np.ndarray]:
+    """Frames of a white disc on a dark, noisy ground, drawn 3/4 as wide as it is high (a circle in a frame shown
+    with 4:3 pixels), moving sideways; `top` rows of black bars above and below."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = []
+    for i in range(n):
+        img = rng.integers(20, 90, (h, w, 3), dtype=np.uint8)
+        cx, cy, ry = w / 2 + 2 * (i % 5), h / 2, 0.3 * (h - 2 * top)
+        img[((xx - cx) / (0.75 * ry)) ** 2 + ((yy - cy) / ry) ** 2 <= 1] = 255
+        if top:
+            img[:top], img[h - top:] = 0, 0
+        out.append(img)
+    return out
+
+
+def _disc_shape(img: np.ndarray) -> float:
+    """Width over height of the bright disc in a cached frame (1.0: round)."""
+    ys, xs = np.nonzero(img.mean(axis=-1) > 170)
+    return (np.ptp(xs) + 1) / (np.ptp(ys) + 1)
+
+
+@pytest.mark.parametrize(("rotation", "top"), [(0, 0), (90, 0), (0, 40)])
+def test_anamorphic_video_is_cached_as_shown_with_square_pixels(tmp_path: Path, rotation: int, top: int) -> None:
+    """HDV's 1440 x 1080 (here 240 x 180) is shown 1920 (320) wide: its pixels are 4:3. The cache keeps what a player
+    shows, so a circle is round for the models, through a display rotation and inside cut-off black bars too."""
+    from fractions import Fraction
+
+    src = write_video(tmp_path / "hdv.mp4", _disc_frames(30, 240, 180, top), 15, pixel_aspect=Fraction(4, 3),
+                      rotation=rotation, crf=12)
+    info = probe_video(src)
+    assert info.pixel_aspect == pytest.approx(4 / 3) and (info.width, info.height) == (240, 180)
+    assert info.display_size == ((180, 320) if rotation else (320, 180))
+    assert info.upright_size == ((180, 240) if rotation else (240, 180))
+    build_frame_cache(src, tmp_path / "fc", sample_fps=5)
+    fc = FrameCache(tmp_path / "fc")
+    img = fc.read(0)
+    if top:  # the bars are cut off: the picture is 320 x 100, shown
+        assert fc.meta["content_box"] is not None and img.shape[:2] == (100, 320)
+    else:
+        assert img.shape[:2] == ((320, 180) if rotation else (180, 320))
+    assert fc.meta["pixel_aspect"] == pytest.approx(4 / 3)
+    assert _disc_shape(img) == pytest.approx(1.0, abs=0.08)  # stored: 0.75 wide for 1 high
+
+
+def test_square_pixels_and_a_broken_pixel_aspect_leave_the_frame_as_stored(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    square = write_video(tmp_path / "square.mp4", _disc_frames(10, 240, 180), 15)
+    broken = write_video(tmp_path / "broken.mp4", _disc_frames(10, 240, 180), 15, pixel_aspect=Fraction(50, 1))
+    for src in (square, broken):
+        info = probe_video(src)
+        assert info.pixel_aspect == 1.0 and info.display_size == info.upright_size == (240, 180)
+        build_frame_cache(src, tmp_path / src.stem, sample_fps=5)
+        assert FrameCache(tmp_path / src.stem).read(0).shape[:2] == (180, 240)
+
+
+def test_a_fisheye_lens_is_rectified_in_stored_pixels_and_shown_square(tmp_path: Path) -> None:
+    """A lens calibrated on an anamorphic camera's decoded frames is in stored pixels: its principal point must lie
+    in the stored 240 x 180 frame (not the 320 x 180 shown), and the rectified cache comes out at the shown aspect,
+    the disc still round and in the middle."""
+    from fractions import Fraction
+
+    src = write_video(tmp_path / "fish.mp4", _disc_frames(10, 240, 180), 15, pixel_aspect=Fraction(4, 3), crf=12)
+    lens = {**INTR, "fx": 90.0, "fy": 120.0, "cx": 120.0, "cy": 90.0, "k1": -0.01, "k2": 0.0}
+    p = tmp_path / "intrinsics.json"
+    p.write_text(json.dumps(lens))
+    build_frame_cache(src, tmp_path / "fc", sample_fps=5, intrinsics=load_intrinsics(p))
+    fc = FrameCache(tmp_path / "fc")
+    img = fc.read(0)
+    assert fc.meta["rectified"] and img.shape[:2] == (180, 320)
+    assert _disc_shape(img) == pytest.approx(1.0, abs=0.1)
+    xs = np.nonzero(img.mean(axis=-1) > 170)[1]
+    assert abs(xs.mean() - 160) < 12
+    p.write_text(json.dumps({**lens, "cx": 300.0}))  # inside the 320 px shown, outside the 240 px stored
+    with pytest.raises(ClipError, match="principal point"):
+        build_frame_cache(src, tmp_path / "fc2", sample_fps=5, intrinsics=load_intrinsics(p))

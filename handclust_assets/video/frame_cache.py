@@ -347,11 +347,11 @@ def build_frame_cache(
     if sample_fps <= 0:
         raise ValueError(f"sample_fps must be positive, got {sample_fps}")
     info = info or probe_video(video_path)
-    disp_w, disp_h = info.display_size
     maps = None
-    if intrinsics is not None:
-        check_intrinsics_fit(intrinsics, disp_w, disp_h)
-        maps = undistort_maps(intrinsics, (disp_w, disp_h), output_size(disp_w, disp_h, max_side))
+    if intrinsics is not None:  # a lens calibrated on decoded frames is in stored pixels; the maps stretch
+        up_w, up_h = info.upright_size  # anamorphic ones square as they rectify (one resample)
+        check_intrinsics_fit(intrinsics, up_w, up_h)
+        maps = undistort_maps(intrinsics, (up_w, up_h), output_size(*info.display_size, max_side))
     tmp = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -389,6 +389,7 @@ def build_frame_cache(
         "source": source_label(video_path) if isinstance(video_path, VideoSource) else str(video_path.resolve()),
         "content_hash": info.content_hash, "sample_fps": sample_fps, "width": ow, "height": oh,
         "rectified": maps is not None, "intrinsics": intrinsics.source if intrinsics is not None else None,
+        "pixel_aspect": info.pixel_aspect,  # anamorphic video (not 1.0) is stored here with square pixels
         "rotation_applied": info.rotation, "timestamps": pack.times, "source_frame": pack.source,
         "truncated": truncated, "warning": warning,
         # the picture inside black bars, as (top, bottom, left, right) shares of the stored frame; null: whole

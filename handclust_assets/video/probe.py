@@ -23,6 +23,9 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif", ".m
 
 # Anything larger than this on its long side is decoded but flagged; the frame cache downsamples anyway.
 MAX_SUPPORTED_SIDE = 8192
+# A pixel aspect (sample aspect ratio: a stored pixel's width over its height) outside this range is taken for a
+# broken header and read as square pixels. Anamorphic video is within it: DV 8:9 / 32:27, HDV 4:3, 2x anamorphic 2:1.
+PIXEL_ASPECT_RANGE = (0.25, 4.0)
 # Decoded frames between two `release_freed_memory` calls while decoding (10 s at 30 fps).
 TRIM_EVERY_FRAMES = 300
 
@@ -40,16 +43,25 @@ class VideoInfo:
     frame_count: int
     size_bytes: int
     content_hash: str
+    pixel_aspect: float = 1.0  # a stored pixel's width / height; 1.0 square, 4/3 HDV's 1440 x 1080 shown 1920 wide
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @property
-    def display_size(self) -> tuple[int, int]:
-        """(width, height) after applying the rotation metadata."""
+    def upright_size(self) -> tuple[int, int]:
+        """(width, height) of the stored frame after applying the rotation metadata, in stored pixels (what a
+        lens calibrated on the decoded frames, `intrinsics.json`, is measured in)."""
         if self.rotation % 180 == 90:
             return self.height, self.width
         return self.width, self.height
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as a player shows it: the stored width stretched by the pixel aspect (anamorphic
+        video), then the rotation metadata applied."""
+        w = max(1, round(self.width * self.pixel_aspect))
+        return (self.height, w) if self.rotation % 180 == 90 else (w, self.height)
 
 
 @runtime_checkable
@@ -360,6 +372,7 @@ def probe_video(
         pts = _packet_times(container, vs, tb, max_scan_packets) if scan_timestamps else []
         timing = _timing(container, vs, pts, max_scan_packets, p)
         rotation = _first_frame_rotation(container, vs, stream_rotation(vs), p)
+        pixel_aspect = _pixel_aspect(vs)
     finally:
         close_input(container, fobj)
     return VideoInfo(
@@ -374,7 +387,19 @@ def probe_video(
         frame_count=int(timing.frames),
         size_bytes=int(size),
         content_hash=content_hash(source),
+        pixel_aspect=pixel_aspect,
     )
+
+
+def _pixel_aspect(vs: av.video.stream.VideoStream) -> float:
+    """The stream's sample aspect ratio as a float: the container's where it sets one (an mp4 / mov `pasp` box, a
+    Matroska display size), else the codec's (an H.264 / HEVC VUI, MPEG-2's aspect code; known once a frame is
+    decoded), as FFmpeg's players choose. Unset, 0:1, or outside `PIXEL_ASPECT_RANGE` (a broken header): 1.0."""
+    for sar in (vs.sample_aspect_ratio, vs.codec_context.sample_aspect_ratio):
+        if sar is not None and sar.numerator > 0 and sar.denominator > 0:
+            aspect = float(sar)
+            return aspect if PIXEL_ASPECT_RANGE[0] <= aspect <= PIXEL_ASPECT_RANGE[1] else 1.0
+    return 1.0
 
 
 def _is_still_image(container: av.container.InputContainer) -> bool:

@@ -21,12 +21,15 @@ def write_video(
     preset: str = "veryfast",
     pix_fmt: str | None = None,
     keyint: int | None = None,
+    pixel_aspect: Fraction | None = None,
 ) -> Path:
     """Encode RGB uint8 frames. `times_s` gives explicit presentation times (variable frame rate). `keyint` (x264 /
     x265): a keyframe every `keyint` frames exactly, as phones and action cameras write (default: the encoder's
     choice, at most one in 250 frames and at scene cuts).
 
     `rotation` stores display-matrix rotation metadata (degrees, as a phone would) without rotating pixels.
+    `pixel_aspect` stores a sample aspect ratio (anamorphic video, as DV and HDV camcorders write: a stored pixel's
+    width over its height) without stretching pixels.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +58,8 @@ def write_video(
         tb = Fraction(1, 1000) if times_s is not None else Fraction(1, 1) / rate
         stream.time_base = tb
         stream.codec_context.time_base = tb
+        if pixel_aspect is not None:
+            stream.codec_context.sample_aspect_ratio = Fraction(pixel_aspect)
         if rotation:
             stream.set_display_rotation(-rotation)  # FFmpeg's matrix is counter-clockwise
         times = iter(times_s) if times_s is not None else None

@@ -45,6 +45,7 @@ CLIPS_SCHEMA = {
     "size_bytes": pl.Int64,
     "content_hash": pl.Utf8,
     "intrinsics_path": pl.Utf8,
+    "pixel_aspect": pl.Float64,  # a stored pixel's width / height (anamorphic video: not 1.0); last, added in v2
 }
 FRAME_INDEX_SCHEMA = {
     "clip": pl.Utf8,
@@ -123,9 +124,10 @@ def open_cache(storage: StorageResource, clip: str) -> FrameCache:
         raise ClipError(store.uri(*store.frames(clip)), "no frame cache (materialize frame_cache first)") from e
 
 
-@clip_asset(group="ingest", code_version="clips-v1",
-            description="One row per clip: probe (duration, fps, VFR, size, codec, rotation, frames), content hash, "
-            "source path, phase from the file name, and the intrinsics.json that applies (if any).")
+@clip_asset(group="ingest", code_version="clips-v2",  # v2: pixel_aspect
+            description="One row per clip: probe (duration, fps, VFR, stored size, codec, rotation, frames), content "
+            "hash, source path, phase from the file name, the intrinsics.json that applies (if any), and the pixel "
+            "aspect (anamorphic video: a stored pixel's width / height).")
 def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.Output[pl.DataFrame]:
     clip = context.partition_key
     src = clip_source(settings, clip, context.run.tags.get(SOURCE_TAG))
@@ -148,20 +150,22 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.
         "duration_s": dg.MetadataValue.float(info.duration_s),
         "fps": dg.MetadataValue.float(info.fps),
         "frame_count": dg.MetadataValue.int(info.frame_count),
+        "pixel_aspect": dg.MetadataValue.float(info.pixel_aspect),
         "phase": row["phase"],
         "codec": info.codec,
         "content_hash": info.content_hash,
     })
 
 
-@clip_asset(group="ingest", code_version="frame-cache-v10",  # v5: motion.npz without baked keyframe pulses; v6: and
+@clip_asset(group="ingest", code_version="frame-cache-v11",  # v5: motion.npz without baked keyframe pulses; v6: and
             # with the picture's path (motion track version 6: a slow pan adds up against key frames); v7: black bars
             # cropped before the motion track is made (version 7); v8: and off the sampled frames the models see;
             # v9: a large frame's picture inside bars cut from its own luma, not its probe image (version 8); v10:
-            # flat side panels (a blurred fill, bars of a colour) cut off as bars are (version 9)
+            # flat side panels (a blurred fill, bars of a colour) cut off as bars are (version 9); v11: anamorphic
+            # video (pixels not square: DV, HDV, broadcast) stored as shown, stretched to square pixels
             description="Decode each clip once, sample at `sample_fps`, rectify fisheye if an intrinsics.json "
-            "applies, cut black bars and flat side panels off (letterbox, pillarbox, a blurred fill), downscale to "
-            "`max_side`; frames go to "
+            "applies, cut black bars and flat side panels off (letterbox, pillarbox, a blurred fill), stretch "
+            "anamorphic video to square pixels, downscale to `max_side`; frames go to "
             "<storage>/frames/<clip>/, the index (frame, timestamp) to DuckDB.")
 def frame_cache(context: dg.AssetExecutionContext, settings: HandclustSettings, storage: StorageResource,
                 clips: pl.DataFrame) -> dg.Output[pl.DataFrame]:
@@ -196,6 +200,7 @@ def frame_cache(context: dg.AssetExecutionContext, settings: HandclustSettings, 
         "x_realtime": dg.MetadataValue.float(round(stats.realtime_factor, 2)),
         "cache_mb": dg.MetadataValue.float(round(stats.bytes / 1e6, 2)),
         "rectified": dg.MetadataValue.bool(intr is not None),
+        "pixel_aspect": dg.MetadataValue.float(info.pixel_aspect),  # 1.0 square; else stretched to square pixels
         "bars_cut": dg.MetadataValue.bool(bars is not None),  # letterbox / pillarbox / side panels cut off the frames
         "cut_off": dg.MetadataValue.text(fc.meta.get("content_kind") or "-"),  # "bars" (black) or "panels"
         "truncated": dg.MetadataValue.bool(stats.truncated),
