@@ -222,6 +222,26 @@ def test_a_stream_with_an_unknown_codec_is_named_not_a_crash(tmp_path: Path) -> 
     assert str(bad) in str(ei.value) and "no decoder" in ei.value.problem
 
 
+@pytest.mark.parametrize("name", ["drone.h264", "dashcam.hevc"])
+def test_a_raw_elementary_stream_is_timed_by_its_codec_header(tmp_path: Path, name: str) -> None:
+    """A raw H.264 / HEVC stream has no container: no duration, no frame count, no timestamps, and it cannot seek.
+    Probing used to call it "empty or truncated"; FFmpeg's rate for raw input is its 25 fps default, while the
+    stream's own header says 15. The clip is probed at 15 fps, counted frame by frame, and timed by that rate on
+    both decoding paths (the frame cache and the rhythm path's)."""
+    codec = "libx265" if name.endswith("hevc") else "libx264"
+    p = write_video(tmp_path / name, moving_pattern(30, 96, 64), 15.0, codec=codec)
+    with av.open(str(p)) as c:  # what FFmpeg says of it
+        vs = c.streams.video[0]
+        assert not vs.duration and not c.duration and not vs.frames and float(vs.average_rate) == 25
+    info = probe_video(p)
+    assert info.fps == 15 and info.frame_count == 30 and info.duration_s == pytest.approx(2.0)
+    track = motion_track_from_video(p)
+    assert len(track) == 30 and track.t_s[-1] == pytest.approx(29 / 15)
+    stats = build_frame_cache(p, tmp_path / "fc", sample_fps=5)
+    assert stats.n_frames == 10 and not stats.truncated
+    assert clip_row(count_video(p))["end_s"] == pytest.approx(2.0, abs=0.1)
+
+
 def test_timestamps_that_jump_minutes_ahead_keep_the_frames(tmp_path: Path) -> None:
     """A clock that jumps (minutes, or an hour, between two frames) is a gap, not a crash: every frame is kept on
     its own time and the counter runs over the gap (finding nothing). An hour's gap used to end the run for want of

@@ -65,6 +65,8 @@ def test_cache_is_replaced_not_appended(tmp_path: Path) -> None:
         ("edit.mov", {"codec": "prores_ks", "pix_fmt": "yuv422p10le"}),
         ("webcam.avi", {"codec": "mjpeg", "pix_fmt": "yuvj420p"}),
         ("thermal.mkv", {"codec": "ffv1", "pix_fmt": "gray16le"}),
+        ("drone.h264", {"codec": "libx264"}),  # raw elementary streams: no container, no timestamps
+        ("dashcam.265", {"codec": "libx265"}),
     ],
 )
 def test_containers_and_codecs_work(tmp_path: Path, name: str, kw: dict) -> None:

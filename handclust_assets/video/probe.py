@@ -18,8 +18,10 @@ from handclust_assets.lib.memory import release_freed_memory
 
 # Containers the bundled FFmpeg reads; a labelled folder of phone (.3gp), camcorder (.mts / .m2ts), broadcast (.mxf,
 # .vob) or older web footage (.flv, .wmv / .asf, .ogv) must not be skipped by the folder scan.
+# Raw elementary streams (.h264 / .264, .hevc / .h265 / .265: a drone's or a dashcam's export) are read too.
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif", ".mpg", ".mpeg", ".ts", ".hevc",
-                    ".3gp", ".3g2", ".mts", ".m2ts", ".mxf", ".vob", ".flv", ".wmv", ".asf", ".ogv", ".y4m")
+                    ".3gp", ".3g2", ".mts", ".m2ts", ".mxf", ".vob", ".flv", ".wmv", ".asf", ".ogv", ".y4m",
+                    ".h264", ".264", ".h265", ".265")
 
 # Anything larger than this on its long side is decoded but flagged; the frame cache downsamples anyway.
 MAX_SUPPORTED_SIDE = 8192
@@ -261,18 +263,22 @@ def _frame_size(vs: av.video.stream.VideoStream, p: object) -> tuple[int, int]:
 
 
 def _packet_times(container: av.container.InputContainer, vs: av.video.stream.VideoStream, tb: float,
-                  max_packets: int) -> list[float]:
-    """Presentation times of the first packets (demuxed, not decoded); a truncated file keeps what was read."""
+                  max_packets: int) -> tuple[list[float], int]:
+    """Presentation times of the first packets (demuxed, not decoded), and how many packets with data there are.
+    A truncated file keeps what was read. A stream without any time (a raw .h264 / .hevc elementary stream) is
+    counted to its end: its frame count is known no other way (demuxing only parses, it does not decode)."""
     pts: list[float] = []
+    packets = 0
     try:
         for i, pkt in enumerate(container.demux(vs)):
+            packets += pkt.size > 0
             if pkt.pts is not None and tb:
                 pts.append(float(pkt.pts) * tb)
-            if i + 1 >= max_packets:
+            if i + 1 >= max_packets and pts:
                 break
     except av.error.FFmpegError:  # type: ignore[attr-defined]
         pass  # decoding will report the real problem
-    return pts
+    return pts, packets
 
 
 def _timestamp_runs(pts: np.ndarray, reset_s: float = 1.0) -> list[np.ndarray]:
@@ -291,11 +297,16 @@ class _Timing:
 
 
 def _timing(container: av.container.InputContainer, vs: av.video.stream.VideoStream, pts: list[float],
-            max_packets: int, p: object) -> _Timing:
+            max_packets: int, p: object, packets: int = 0) -> _Timing:
     """Frame rate, duration, frame count and whether the rate varies (frame intervals spread more than 10 %
-    around their median), from the stream's header, completed from the packet times where it says nothing."""
+    around their median), from the stream's header, completed from the packet times where it says nothing. A stream
+    whose packets carry no time at all (`packets` of them: a raw elementary stream) runs at the rate its codec
+    header gives (an H.264 / HEVC VUI; FFmpeg's `average_rate` there is its 25 fps default for raw input)."""
     tb = float(vs.time_base) if vs.time_base else 0.0
     avg = float(vs.average_rate) if vs.average_rate else 0.0
+    if not pts and packets:
+        rate = vs.codec_context.framerate or vs.guessed_rate
+        avg = float(rate) if rate else avg
     base = float(vs.base_rate) if getattr(vs, "base_rate", None) else 0.0
     duration = float(vs.duration * tb) if vs.duration and tb else (
         float(container.duration / av.time_base) if container.duration else 0.0)
@@ -318,6 +329,9 @@ def _timing(container: av.container.InputContainer, vs: av.video.stream.VideoStr
         raise ClipError(p, "cannot determine a frame rate (no timestamps in the video stream)")
     if duration <= 0 and pts:
         duration = max(pts) - min(pts) + 1.0 / fps
+    if frames == 0 and not pts and packets:
+        frames = packets
+        duration = duration if duration > 0 else packets / fps
     if frames == 0 and duration > 0:
         frames = int(round(duration * fps))
     if frames == 0 and not pts:
@@ -327,9 +341,8 @@ def _timing(container: av.container.InputContainer, vs: av.video.stream.VideoStr
 
 def _first_frame_rotation(container: av.container.InputContainer, vs: av.video.stream.VideoStream,
                           rotation: int, p: object) -> int:
-    """Decode the first frame: it proves the stream is decodable and carries the display rotation (FFmpeg
-    reports it counter-clockwise; the clockwise angle a player applies is returned)."""
-    container.seek(0)
+    """Decode the first frame (of a container at its start): it proves the stream is decodable and carries the
+    display rotation (FFmpeg reports it counter-clockwise; the clockwise angle a player applies is returned)."""
     first = None
     try:
         for fr in container.decode(vs):
@@ -350,8 +363,8 @@ def probe_video(
     problem when it is not a usable video.
 
     With scan_timestamps, packet timestamps of the first `max_scan_packets` packets are read (no decoding)
-    to tell constant from variable frame rate and to count frames when the container does not say.
-    """
+    to tell constant from variable frame rate and to count frames when the container does not say; they are read
+    anyway where the container gives neither a duration nor a frame count (a raw elementary stream)."""
     source = path if isinstance(path, VideoSource) else Path(path)
     p = source_label(source) if isinstance(source, VideoSource) else source
     size = int(source.size_bytes) if isinstance(source, VideoSource) else _check_file(source)
@@ -369,8 +382,15 @@ def probe_video(
         width, height = _frame_size(vs, p)
         codec = vs.codec_context.name or "unknown"
         tb = float(vs.time_base) if vs.time_base else 0.0
-        pts = _packet_times(container, vs, tb, max_scan_packets) if scan_timestamps else []
-        timing = _timing(container, vs, pts, max_scan_packets, p)
+        scan = scan_timestamps or not (vs.frames or vs.duration or container.duration)  # nothing said: read
+        pts, packets = _packet_times(container, vs, tb, max_scan_packets) if scan else ([], 0)
+        timing = _timing(container, vs, pts, max_scan_packets, p, packets)
+        try:
+            container.seek(0)
+        except av.error.FFmpegError:  # type: ignore[attr-defined]  # a raw elementary stream cannot seek back
+            close_input(container, fobj)
+            container, fobj = _open_probed(source, p)
+            vs = pick_video_stream(container)
         rotation = _first_frame_rotation(container, vs, stream_rotation(vs), p)
         pixel_aspect = _pixel_aspect(vs)
     finally:
