@@ -263,18 +263,19 @@ def _frame_size(vs: av.video.stream.VideoStream, p: object) -> tuple[int, int]:
 
 
 def _packet_times(container: av.container.InputContainer, vs: av.video.stream.VideoStream, tb: float,
-                  max_packets: int) -> tuple[list[float], int]:
-    """Presentation times of the first packets (demuxed, not decoded), and how many packets with data there are.
-    A truncated file keeps what was read. A stream without any time (a raw .h264 / .hevc elementary stream) is
-    counted to its end: its frame count is known no other way (demuxing only parses, it does not decode)."""
+                  max_packets: int, to_end: bool = False) -> tuple[list[float], int]:
+    """Presentation times of the first packets (demuxed, not decoded), and how many packets with data were read.
+    A truncated file keeps what was read. With `to_end` (the header gives neither a duration nor a frame count), a
+    stream whose packets carry no time (a raw .h264 / .hevc elementary stream) is counted to its end: its frame
+    count is known no other way (demuxing only parses, it does not decode)."""
     pts: list[float] = []
     packets = 0
     try:
         for i, pkt in enumerate(container.demux(vs)):
-            packets += pkt.size > 0
+            packets += int(pkt.size > 0)
             if pkt.pts is not None and tb:
                 pts.append(float(pkt.pts) * tb)
-            if i + 1 >= max_packets and pts:
+            if i + 1 >= max_packets and (pts or not to_end):
                 break
     except av.error.FFmpegError:  # type: ignore[attr-defined]
         pass  # decoding will report the real problem
@@ -382,8 +383,9 @@ def probe_video(
         width, height = _frame_size(vs, p)
         codec = vs.codec_context.name or "unknown"
         tb = float(vs.time_base) if vs.time_base else 0.0
-        scan = scan_timestamps or not (vs.frames or vs.duration or container.duration)  # nothing said: read
-        pts, packets = _packet_times(container, vs, tb, max_scan_packets) if scan else ([], 0)
+        silent = not (vs.frames or vs.duration or container.duration)  # the header says nothing: read packets
+        scan = scan_timestamps or silent
+        pts, packets = _packet_times(container, vs, tb, max_scan_packets, to_end=silent) if scan else ([], 0)
         timing = _timing(container, vs, pts, max_scan_packets, p, packets)
         try:
             container.seek(0)
