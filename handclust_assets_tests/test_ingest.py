@@ -385,3 +385,44 @@ def test_a_fisheye_lens_is_rectified_in_stored_pixels_and_shown_square(tmp_path:
     p.write_text(json.dumps({**lens, "cx": 300.0}))  # inside the 320 px shown, outside the 240 px stored
     with pytest.raises(ClipError, match="principal point"):
         build_frame_cache(src, tmp_path / "fc2", sample_fps=5, intrinsics=load_intrinsics(p))
+
+
+def test_every_display_orientation_is_cached_as_ffmpeg_shows_it(tmp_path: Path) -> None:
+    """A display matrix turns the picture by a quarter turn and may flip it (a phone's front camera, an editor's
+    'flip'). All 16 that FFmpeg writes (`-display_rotation 0/90/180/270`, with `-display_hflip` and / or
+    `-display_vflip`) give the cache the picture FFmpeg's own CLI shows (its autorotate), as the player would. A
+    flip used to be read as a half turn, or not at all, and a plain half turn was cached upside down."""
+    import subprocess
+
+    import av
+
+    from handclust_assets.video.probe import ffmpeg_binary
+
+    ff = ffmpeg_binary()
+    assert ff is not None, "imageio-ffmpeg (a dev dependency) gives the tests an ffmpeg binary"
+    h, w = 96, 160
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0], img[..., 1] = xx * 255 // w, yy * 255 // h
+    img[8:30, 10:40] = 255  # a bright block near one corner: every turn and flip looks different
+    src = write_video(tmp_path / "src.mp4", [img] * 6, 15.0, crf=5)
+    with av.open(str(src)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    turns_and_flips = [o for k in range(4) for o in (np.rot90(first, -k), np.rot90(first, -k)[:, ::-1])]
+    for rotation in (0, 90, 180, 270):
+        for hflip, vflip in ((False, False), (True, False), (False, True), (True, True)):
+            dst = tmp_path / f"r{rotation}_{int(hflip)}{int(vflip)}.mp4"
+            flags = ["-display_rotation", str(rotation)] + ["-display_hflip"] * hflip + ["-display_vflip"] * vflip
+            subprocess.run([ff, "-y", "-loglevel", "error", *flags, "-i", str(src), "-c", "copy", str(dst)],
+                           check=True)
+            info = probe_video(dst)
+            sw, sh = info.display_size
+            raw = subprocess.run([ff, "-loglevel", "error", "-i", str(dst), "-frames:v", "1", "-f", "rawvideo",
+                                  "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+            shown = np.frombuffer(raw, np.uint8).reshape(sh, sw, 3).astype(int)
+            build_frame_cache(dst, tmp_path / f"fc_{dst.stem}", sample_fps=5)
+            cached = FrameCache(tmp_path / f"fc_{dst.stem}").read(0).astype(int)
+            assert cached.shape == shown.shape and np.abs(cached - shown).mean() < 4, dst.name
+            others = [o for o in turns_and_flips if o.shape == shown.shape and np.abs(o - shown).mean() > 4]
+            assert len(others) == 3 and min(np.abs(o - cached).mean() for o in others) > 20, dst.name  # no other
+            # turn or flip of the picture would pass for it

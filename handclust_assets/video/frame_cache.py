@@ -106,8 +106,8 @@ def _rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int, maps: tuple
     ow, oh = size
     if crop is not None:
         return rotate_upright(crop.cut(frame), rotation)
-    if maps is None and rotation % 180 == 0:
-        return frame.to_ndarray(width=ow, height=oh, format="rgb24", interpolation="AREA")
+    if maps is None and rotation % 180 == 0:  # scaled as it is stored; a half turn keeps the size
+        return rotate_upright(frame.to_ndarray(width=ow, height=oh, format="rgb24", interpolation="AREA"), rotation)
     rgb = rotate_upright(frame.to_ndarray(format="rgb24"), rotation)
     if maps is not None:
         return cv2.remap(rgb, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -261,7 +261,7 @@ class _Sink:
         rotation = self.info.rotation
         if self._decided:
             if take:
-                self.pack.add(self.f, _rgb(frame, self.size, rotation, self.maps, self.crop), t, index, self.video)
+                self._add(_rgb(frame, self.size, rotation, self.maps, self.crop), t, index)
             return
         if take:
             w, h = output_size(frame.width, frame.height, WAIT_SIDE)
@@ -285,7 +285,11 @@ class _Sink:
         waiting, self._waiting = self._waiting, []
         for whole, stored, t, index in waiting:
             rgb = whole if self.crop is None else rotate_upright(self.crop.cut_image(stored), self.info.rotation)
-            self.pack.add(self.f, rgb, t, index, self.video)
+            self._add(rgb, t, index)
+
+    def _add(self, rgb: np.ndarray, t: float, index: int) -> None:
+        """A sampled frame, upright, into the pack: mirrored where the display matrix says so."""
+        self.pack.add(self.f, np.ascontiguousarray(rgb[:, ::-1]) if self.info.mirrored else rgb, t, index, self.video)
 
 
 class _FrameWorker:
@@ -390,7 +394,8 @@ def build_frame_cache(
         "content_hash": info.content_hash, "sample_fps": sample_fps, "width": ow, "height": oh,
         "rectified": maps is not None, "intrinsics": intrinsics.source if intrinsics is not None else None,
         "pixel_aspect": info.pixel_aspect,  # anamorphic video (not 1.0) is stored here with square pixels
-        "rotation_applied": info.rotation, "timestamps": pack.times, "source_frame": pack.source,
+        "rotation_applied": info.rotation, "mirrored": info.mirrored,
+        "timestamps": pack.times, "source_frame": pack.source,
         "truncated": truncated, "warning": warning,
         # the picture inside black bars, as (top, bottom, left, right) shares of the stored frame; null: whole
         "content_box": list(motion.box_share) if sink.crop is not None else None,
@@ -496,6 +501,7 @@ def sample_frames(
             if t + 0.5 / info.fps < next_t:
                 continue
             rgb = rotate_upright(fr.to_ndarray(format="rgb24"), info.rotation)
+            rgb = rgb[:, ::-1] if info.mirrored else rgb
             frames.append(cv2.resize(rgb, (ow, oh), interpolation=cv2.INTER_AREA))
             times.append(t)
             next_t += 1.0 / sample_fps

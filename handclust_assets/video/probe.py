@@ -46,6 +46,7 @@ class VideoInfo:
     size_bytes: int
     content_hash: str
     pixel_aspect: float = 1.0  # a stored pixel's width / height; 1.0 square, 4/3 HDV's 1440 x 1080 shown 1920 wide
+    mirrored: bool = False  # the display matrix flips the picture: after `rotation`, it is shown mirrored left-right
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -147,6 +148,47 @@ def stream_rotation(stream: av.video.stream.VideoStream) -> int:
             except Exception:  # side data varies across builds; rotation stays 0
                 pass
     return snap_rotation(rot)
+
+
+def display_orientation(matrix: np.ndarray) -> tuple[int, bool] | None:
+    """(rotation, mirrored) a player applies for a display matrix (FFmpeg's 3 x 3 int32, 16.16 fixed point): the
+    clockwise quarter turn, then whether the turned picture is flipped left to right. Read as FFmpeg's own tools
+    read it (fftools' autorotate): the angle from the matrix, then a flip from the signs of its entries: at 0 a
+    negative m[4] is a vertical flip (a half turn, mirrored); at 180 m[0] < 0 flips left to right and m[4] < 0
+    upside down (both: a plain half turn); at 90 m[3] > 0 is a transpose (a quarter turn, mirrored); at 270 m[3] < 0
+    is the other diagonal's. An angle off the quarters snaps to the nearest one, unmirrored. None: no matrix
+    (fewer than 9 values, or a zero column)."""
+    m = np.asarray(matrix, np.float64).ravel()
+    if m.size < 9:
+        return None
+    s0, s1 = np.hypot(m[0], m[3]), np.hypot(m[1], m[4])
+    if s0 == 0 or s1 == 0 or not np.isfinite([s0, s1]).all():
+        return None
+    theta = float(np.round(np.degrees(np.arctan2(m[1] / s1, m[0] / s0))))  # clockwise, as fftools' get_rotation
+    theta -= 360.0 * np.floor(theta / 360.0 + 0.9 / 360.0)
+    if abs(theta - 90) < 1:
+        return 90, bool(m[3] > 0)
+    if abs(theta - 180) < 1:
+        h, v = bool(m[0] < 0), bool(m[4] < 0)
+        return (180, False) if h and v else (0, True) if h else (180, True) if v else (0, False)
+    if abs(theta - 270) < 1:
+        return 270, bool(m[3] < 0)
+    if abs(theta) < 1 or abs(theta - 360) < 1:
+        return (180, True) if m[4] < 0 else (0, False)
+    return snap_rotation(theta), False
+
+
+def frame_orientation(frame: av.VideoFrame) -> tuple[int, bool] | None:
+    """`display_orientation` of a decoded frame's display matrix (its side data); None where it has none."""
+    for sd in getattr(frame, "side_data", None) or []:
+        try:
+            if "DISPLAYMATRIX" in str(getattr(sd, "type", "")).upper():
+                data = bytes(sd)
+                if len(data) >= 36:
+                    return display_orientation(np.frombuffer(data[:36], dtype="<i4"))
+        except Exception:  # side data varies across builds: no orientation from it
+            continue
+    return None
 
 
 def snap_rotation(degrees: float) -> int:
@@ -340,10 +382,11 @@ def _timing(container: av.container.InputContainer, vs: av.video.stream.VideoStr
     return _Timing(fps, duration, frames, variable)
 
 
-def _first_frame_rotation(container: av.container.InputContainer, vs: av.video.stream.VideoStream,
-                          rotation: int, p: object) -> int:
+def _first_frame_orientation(container: av.container.InputContainer, vs: av.video.stream.VideoStream,
+                             rotation: int, p: object) -> tuple[int, bool]:
     """Decode the first frame (of a container at its start): it proves the stream is decodable and carries the
-    display rotation (FFmpeg reports it counter-clockwise; the clockwise angle a player applies is returned)."""
+    display matrix: (the clockwise rotation a player applies, whether it then mirrors the picture;
+    `display_orientation`). Without a matrix, `rotation` (the stream's tag), unmirrored."""
     first = None
     try:
         for fr in container.decode(vs):
@@ -353,8 +396,11 @@ def _first_frame_rotation(container: av.container.InputContainer, vs: av.video.s
         raise ClipError(p, f"video stream cannot be decoded ({type(e).__name__}: {e})") from e
     if first is None:
         raise ClipError(p, "video stream holds no decodable frame (empty or truncated file)")
-    fr_rot = getattr(first, "rotation", 0) or 0
-    return snap_rotation(-fr_rot) if fr_rot else rotation
+    found = frame_orientation(first)
+    if found is not None and found != (0, False):
+        return found
+    fr_rot = getattr(first, "rotation", 0) or 0  # FFmpeg reports it counter-clockwise
+    return (snap_rotation(-fr_rot) if fr_rot else rotation), False
 
 
 def probe_video(
@@ -393,7 +439,7 @@ def probe_video(
             close_input(container, fobj)
             container, fobj = _open_probed(source, p)
             vs = pick_video_stream(container)
-        rotation = _first_frame_rotation(container, vs, stream_rotation(vs), p)
+        rotation, mirrored = _first_frame_orientation(container, vs, stream_rotation(vs), p)
         pixel_aspect = _pixel_aspect(vs)
     finally:
         close_input(container, fobj)
@@ -410,6 +456,7 @@ def probe_video(
         size_bytes=int(size),
         content_hash=content_hash(source),
         pixel_aspect=pixel_aspect,
+        mirrored=mirrored,
     )
 
 

@@ -45,7 +45,8 @@ CLIPS_SCHEMA = {
     "size_bytes": pl.Int64,
     "content_hash": pl.Utf8,
     "intrinsics_path": pl.Utf8,
-    "pixel_aspect": pl.Float64,  # a stored pixel's width / height (anamorphic video: not 1.0); last, added in v2
+    "pixel_aspect": pl.Float64,  # a stored pixel's width / height (anamorphic video: not 1.0); added in v2
+    "mirrored": pl.Boolean,  # the display matrix mirrors the picture after `rotation` (added in v2)
 }
 FRAME_INDEX_SCHEMA = {
     "clip": pl.Utf8,
@@ -124,10 +125,10 @@ def open_cache(storage: StorageResource, clip: str) -> FrameCache:
         raise ClipError(store.uri(*store.frames(clip)), "no frame cache (materialize frame_cache first)") from e
 
 
-@clip_asset(group="ingest", code_version="clips-v2",  # v2: pixel_aspect
+@clip_asset(group="ingest", code_version="clips-v2",  # v2: pixel_aspect, mirrored
             description="One row per clip: probe (duration, fps, VFR, stored size, codec, rotation, frames), content "
-            "hash, source path, phase from the file name, the intrinsics.json that applies (if any), and the pixel "
-            "aspect (anamorphic video: a stored pixel's width / height).")
+            "hash, source path, phase from the file name, the intrinsics.json that applies (if any), the pixel "
+            "aspect (anamorphic video: a stored pixel's width / height) and whether the display matrix mirrors it.")
 def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.Output[pl.DataFrame]:
     clip = context.partition_key
     src = clip_source(settings, clip, context.run.tags.get(SOURCE_TAG))
@@ -151,6 +152,7 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.
         "fps": dg.MetadataValue.float(info.fps),
         "frame_count": dg.MetadataValue.int(info.frame_count),
         "pixel_aspect": dg.MetadataValue.float(info.pixel_aspect),
+        "mirrored": dg.MetadataValue.bool(info.mirrored),
         "phase": row["phase"],
         "codec": info.codec,
         "content_hash": info.content_hash,
@@ -162,7 +164,8 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.
             # cropped before the motion track is made (version 7); v8: and off the sampled frames the models see;
             # v9: a large frame's picture inside bars cut from its own luma, not its probe image (version 8); v10:
             # flat side panels (a blurred fill, bars of a colour) cut off as bars are (version 9); v11: anamorphic
-            # video (pixels not square: DV, HDV, broadcast) stored as shown, stretched to square pixels
+            # video (pixels not square: DV, HDV, broadcast) stored as shown, stretched to square pixels, and a
+            # display matrix's flip applied (it was read as a half turn, or not at all)
             description="Decode each clip once, sample at `sample_fps`, rectify fisheye if an intrinsics.json "
             "applies, cut black bars and flat side panels off (letterbox, pillarbox, a blurred fill), stretch "
             "anamorphic video to square pixels, downscale to `max_side`; frames go to "
