@@ -20,7 +20,7 @@ from handclust_assets.lib.synthetic_reps import RepClipSpec, generate_rep_clip
 from handclust_assets.science.localize import principal_scores
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache
 from handclust_assets.video.motion_track import motion_track_from_video
-from handclust_assets.video.probe import monotonic_times, probe_video, snap_rotation
+from handclust_assets.video.probe import display_orientation, monotonic_times, probe_video, snap_rotation
 from handclust_assets.video.writer import moving_pattern, write_video
 from handclust_assets_tests.support import clip_row
 
@@ -300,3 +300,17 @@ def test_principal_scores_are_the_same_from_either_scatter_matrix(n_frames: int,
     z -= z.mean(axis=0)
     u, s, _ = np.linalg.svd(z, full_matrices=False)
     assert np.allclose(np.abs(principal_scores(z, 4)), np.abs(u[:, :4] * s[:4]), atol=1e-8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-2**31, 2**31 - 1), min_size=0, max_size=12))
+def test_any_display_matrix_reads_as_a_quarter_turn_and_a_flip_or_none(values: list[int]) -> None:
+    """A display matrix is side data from the file: any 9 int32 values (a zero column, huge or tiny entries,
+    too few values) give a quarter turn and a mirror flag, or None (no matrix), never an error."""
+    got = display_orientation(np.asarray(values, np.int64))
+    if got is not None:
+        rotation, mirrored = got
+        assert rotation in (0, 90, 180, 270) and isinstance(mirrored, bool)
+    else:
+        m = np.asarray(values, np.float64)
+        assert m.size < 9 or np.hypot(m[0], m[3]) == 0 or np.hypot(m[1], m[4]) == 0
