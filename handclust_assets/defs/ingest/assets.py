@@ -164,8 +164,8 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.
             # cropped before the motion track is made (version 7); v8: and off the sampled frames the models see;
             # v9: a large frame's picture inside bars cut from its own luma, not its probe image (version 8); v10:
             # flat side panels (a blurred fill, bars of a colour) cut off as bars are (version 9); v11: anamorphic
-            # video (pixels not square: DV, HDV, broadcast) stored as shown, stretched to square pixels, and a
-            # display matrix's flip applied (it was read as a half turn, or not at all)
+            # video (pixels not square: DV, HDV, broadcast) stored as shown, stretched to square pixels; a display
+            # matrix's flip applied (it was read as a half turn, or not at all); a half turn applied (it was not)
             description="Decode each clip once, sample at `sample_fps`, rectify fisheye if an intrinsics.json "
             "applies, cut black bars and flat side panels off (letterbox, pillarbox, a blurred fill), stretch "
             "anamorphic video to square pixels, downscale to `max_side`; frames go to "
