@@ -170,6 +170,7 @@ def test_fisheye_rectification_changes_geometry(tmp_path: Path) -> None:
         ("{not json", "not valid JSON"),
         (json.dumps({"fx": 1, "fy": 1, "cx": 1}), "missing key 'cy'"),
         (json.dumps({**INTR, "fx": -3}), "focal lengths must be positive"),
+        (json.dumps({**INTR, "fy": True}), "'fy' is not a number (true)"),
         (json.dumps({**INTR, "k1": "abc"}), "'k1' is not a number"),
         (json.dumps({"fx": 1, "fy": 1, "cx": 1, "cy": 1}), "no fisheye coefficients"),
         (json.dumps([1, 2, 3]), "must be a JSON object"),
@@ -189,6 +190,18 @@ def test_intrinsics_outside_frame_fail_the_cache(tmp_path: Path) -> None:
     src = _clip(tmp_path / "fish.mp4", n=10)
     with pytest.raises(ClipError, match="principal point"):
         build_frame_cache(src, tmp_path / "fc", intrinsics=load_intrinsics(p))
+
+
+@pytest.mark.parametrize("lens", [{"fx": 1e-9, "fy": 1e-9}, {"fx": 160.0, "fy": 1e5}, {"fx": 8.0, "fy": 8.0}])
+def test_implausible_focal_lengths_fail_the_cache(tmp_path: Path, lens: dict) -> None:
+    """A focal length of a billionth of a pixel, or one that belongs to another resolution (no width / height to
+    scale it by), would rectify every frame into one smeared pixel or a needle's eye; the file is named instead."""
+    p = tmp_path / "intrinsics.json"
+    p.write_text(json.dumps({**INTR, **lens}))
+    src = _clip(tmp_path / "fish.mp4", n=10)
+    with pytest.raises(ClipError, match="focal length .* is implausible for a 320x180 frame") as ei:
+        build_frame_cache(src, tmp_path / "fc", intrinsics=load_intrinsics(p))
+    assert str(p) in str(ei.value)
 
 
 def test_partition_keys_are_sanitized_stable_and_unique(tmp_path: Path) -> None:

@@ -25,6 +25,10 @@ import numpy as np
 
 from handclust_assets.lib.errors import ClipError
 
+# Focal lengths a fisheye calibration can have, as shares of the frame's long side: a 280-degree circular fisheye
+# is near 0.1, a narrow lens a few; outside this the numbers belong to another resolution (or are a typo).
+FOCAL_RANGE = (0.05, 20.0)
+
 
 @dataclass(frozen=True)
 class FisheyeIntrinsics:
@@ -60,6 +64,8 @@ def find_intrinsics(video_path: str | Path) -> Path | None:
 def _num(obj: dict, key: str, path: str | Path) -> float:
     if key not in obj:
         raise ClipError(path, f"bad intrinsics: missing key {key!r}")
+    if isinstance(obj[key], bool):  # float(true) is 1.0: a JSON true is no number
+        raise ClipError(path, f"bad intrinsics: {key!r} is not a number ({json.dumps(obj[key])})")
     try:
         v = float(obj[key])
     except (TypeError, ValueError) as e:
@@ -126,7 +132,9 @@ def parse_intrinsics(data: bytes | str | dict, source: str | Path) -> FisheyeInt
 
 
 def check_intrinsics_fit(intr: FisheyeIntrinsics, width: int, height: int) -> None:
-    """Reject intrinsics whose principal point lies outside the frame they are applied to."""
+    """Reject intrinsics whose principal point lies outside the frame they are applied to, or whose focal lengths
+    are far outside `FOCAL_RANGE` x the frame's long side (a lens calibrated at another resolution, with no
+    `width` / `height` to scale it by; a typo): the rectified frames would be one smeared pixel or a needle's eye."""
     s = intr.scaled_to(width, height)
     cx, cy = s.K[0, 2], s.K[1, 2]
     if not (0 < cx < width and 0 < cy < height):
@@ -134,6 +142,15 @@ def check_intrinsics_fit(intr: FisheyeIntrinsics, width: int, height: int) -> No
             intr.source,
             f"bad intrinsics: principal point ({cx:.1f}, {cy:.1f}) lies outside the {width}x{height} frame",
         )
+    side = max(width, height)
+    for name, f in (("fx", s.K[0, 0]), ("fy", s.K[1, 1])):
+        if not FOCAL_RANGE[0] * side <= f <= FOCAL_RANGE[1] * side:
+            raise ClipError(
+                intr.source,
+                f"bad intrinsics: focal length {name}={f:.4g} px is implausible for a {width}x{height} frame "
+                f"(expected {FOCAL_RANGE[0] * side:.0f}-{FOCAL_RANGE[1] * side:.0f} px; calibrated at another "
+                f"resolution? give its width and height)",
+            )
 
 
 def undistort_maps(
