@@ -16,7 +16,7 @@ import duckdb
 from handclust_assets.definitions import defs
 from handclust_assets.defs.resources import HandclustSettings
 from handclust_assets.lib.tables import connect
-from handclust_assets.lib.video_folder import FileState, plan_folder, scan_videos
+from handclust_assets.lib.video_folder import FileState, plan_folder, scan_problems, scan_videos
 from handclust_assets.video.writer import moving_pattern, write_video
 from handclust_assets_tests.support import make_resources, materialize, step_failures
 
@@ -168,6 +168,38 @@ def test_folder_planning_reports_a_removed_file_once() -> None:
     p = plan_folder(_files(a="1:1"), {"a", "b"}, cur)
     assert p.removed == ["b"] and p.to_run == []
     assert plan_folder(_files(a="1:1"), {"a", "b"}, p.cursor).removed == []
+
+
+def test_a_video_under_a_name_the_folder_does_not_take_is_reported_not_passed_over(storage: Path) -> None:
+    """A GoPro proxy (.LRV), an Insta360 clip (.insv), a camera dump with no extension, a WebM and an AVI under
+    other names are real videos the folder does not take: the sensor says so once, naming each and its container,
+    instead of skipping them without a word. A partial download, a photo (HEIC), a song (M4A), text and sidecars
+    are not reported; none of them gets a run."""
+    from handclust_assets_tests.test_hostile_video import _audio_only
+
+    vids = storage / "videos"
+    mp4 = write_video(vids / "GX010001.mp4", moving_pattern(10, 64, 64), 15)
+    for name in ("GL010001.LRV", "VID_0001.insv", "camera_dump", "clip.mp4.part"):
+        (vids / name).write_bytes(mp4.read_bytes())
+    for name, made, codec in (("web.vid", "w.webm", "libvpx-vp9"), ("old.dat", "o.avi", "mjpeg")):
+        (vids / name).write_bytes(write_video(storage / made, moving_pattern(10, 64, 64), 15, codec=codec).read_bytes())
+    (vids / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    _audio_only(vids / "song.m4a")
+    (vids / "notes.txt").write_text("trowel strokes\n")
+    (vids / "GX010001.reps.json").write_text("{}")
+    problems = scan_problems(vids)
+    named = {Path(k).name: v for k, v in problems.items()}
+    assert set(named) == {"GL010001.LRV", "VID_0001.insv", "camera_dump", "web.vid", "old.dat"}
+    assert "MP4 / QuickTime container" in named["GL010001.LRV"] and "its extension .lrv" in named["GL010001.LRV"]
+    assert "it has no extension" in named["camera_dump"] and "Matroska / WebM" in named["web.vid"]
+    assert "AVI container" in named["old.dat"]
+    for f in vids.rglob("*"):
+        os.utime(f, (time.time() - 60, time.time() - 60))
+    sensor = defs.get_sensor_def("video_folder_sensor")
+    res = sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                         resources={"settings": HandclustSettings()}))
+    assert [r.partition_key for r in res.run_requests] == ["gx010001"]
+    assert sorted(Path(k).name for k in json.loads(res.cursor)["problems"]) == sorted(named)  # warned once
 
 
 def test_sensor_adds_partitions_and_requests_runs(storage: Path) -> None:

@@ -91,15 +91,57 @@ def file_fingerprint(path: Path) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+# Files never looked into for a video under another name: still being written (a browser's or a copy tool's
+# partial file), or sidecars, labels, pictures, sound and tables that sit beside clips.
+NOT_LOOKED_INTO = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", ".tar", ".json", ".csv",
+                   ".txt", ".md", ".srt", ".vtt", ".xml", ".yaml", ".yml", ".log", ".gpx", ".jpg", ".jpeg", ".png",
+                   ".thm", ".wav", ".mp3", ".npz", ".npy", ".parquet", ".duckdb")
+# ISO-BMFF brands of pictures and sound, not video: a HEIC / AVIF photo, an M4A song.
+NOT_VIDEO_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis", b"M4A ", b"M4B ",
+                    b"M4P ", b"jp2 ", b"crx ")
+
+
+def video_container(head: bytes) -> str | None:
+    """The video container the first bytes of a file name (MP4 / QuickTime, Matroska / WebM, AVI, MPEG-TS, MPEG
+    program stream), or None: how a video saved under a name the folder does not take (a GoPro .LRV, an
+    Insta360 .insv, a DJI .LRF, no extension at all) is told from a sidecar, a photo or a song."""
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        return None if head[8:12] in NOT_VIDEO_BRANDS else "MP4 / QuickTime"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "Matroska / WebM"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:
+        return "MPEG-TS"
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "MPEG program stream"
+    return None
+
+
 def scan_problems(folder: str | Path) -> dict[str, str]:
-    """Entries that look like videos but cannot be read: broken symlinks, unreadable files (path -> problem)."""
+    """Entries that look like videos but cannot be taken (path -> problem): broken symlinks, unreadable files, and
+    videos saved under a name the folder does not take (`video_container` of their first bytes), which would
+    otherwise be passed over without a word."""
     folder = Path(folder)
     out: dict[str, str] = {}
     if not folder.is_dir():
         return out
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or p.suffix.lower() not in VIDEO_EXTENSIONS:
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        suffix = p.suffix.lower()
+        if suffix not in VIDEO_EXTENSIONS:
+            if suffix not in NOT_LOOKED_INTO and p.is_file() and not p.is_symlink():
+                try:
+                    with p.open("rb") as f:
+                        kind = video_container(f.read(377))
+                except OSError:
+                    kind = None
+                if kind is not None:
+                    named = f"its extension {suffix}" if suffix else "it has no extension"
+                    out[str(p)] = (f"looks like a video ({kind} container), but {named}, which the folder does not "
+                                   f"take; rename it (e.g. to .mp4) to have it run")
             continue
         if p.is_symlink() and not p.exists():
             out[str(p)] = f"broken symlink (points to {os.readlink(p)})"
