@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -138,15 +138,8 @@ def stream_rotation(stream: av.video.stream.VideoStream) -> int:
         except ValueError:
             rot = 0
     else:
-        for sd in getattr(stream, "side_data", None) or []:
-            try:
-                name = str(getattr(sd, "type", ""))
-                if "DISPLAYMATRIX" in name.upper():
-                    m = np.frombuffer(bytes(sd), dtype=np.int32)
-                    a, b = m[0] / 65536.0, m[1] / 65536.0
-                    rot = int(round(-np.degrees(np.arctan2(b, a))))
-            except Exception:  # side data varies across builds; rotation stays 0
-                pass
+        found = side_data_orientation(getattr(stream, "side_data", None))
+        rot = found[0] if found is not None else 0
     return snap_rotation(rot)
 
 
@@ -164,23 +157,24 @@ def display_orientation(matrix: np.ndarray) -> tuple[int, bool] | None:
     s0, s1 = np.hypot(m[0], m[3]), np.hypot(m[1], m[4])
     if s0 == 0 or s1 == 0 or not np.isfinite([s0, s1]).all():
         return None
-    theta = float(np.round(np.degrees(np.arctan2(m[1] / s1, m[0] / s0))))  # clockwise, as fftools' get_rotation
-    theta -= 360.0 * np.floor(theta / 360.0 + 0.9 / 360.0)
-    if abs(theta - 90) < 1:
+    # clockwise whole degrees, 0..359, as fftools' get_rotation rounds and wraps them
+    theta = int(np.round(np.degrees(np.arctan2(m[1] / s1, m[0] / s0)))) % 360
+    if theta == 90:
         return 90, bool(m[3] > 0)
-    if abs(theta - 180) < 1:
+    if theta == 180:
         h, v = bool(m[0] < 0), bool(m[4] < 0)
         return (180, False) if h and v else (0, True) if h else (180, True) if v else (0, False)
-    if abs(theta - 270) < 1:
+    if theta == 270:
         return 270, bool(m[3] < 0)
-    if abs(theta) < 1 or abs(theta - 360) < 1:
+    if theta == 0:
         return (180, True) if m[4] < 0 else (0, False)
     return snap_rotation(theta), False
 
 
-def frame_orientation(frame: av.VideoFrame) -> tuple[int, bool] | None:
-    """`display_orientation` of a decoded frame's display matrix (its side data); None where it has none."""
-    for sd in getattr(frame, "side_data", None) or []:
+def side_data_orientation(side_data: Iterable[object] | None) -> tuple[int, bool] | None:
+    """`display_orientation` of the display matrix among a frame's or a stream's side data; None where there is
+    none (or it cannot be read)."""
+    for sd in side_data or []:
         try:
             if "DISPLAYMATRIX" in str(getattr(sd, "type", "")).upper():
                 data = bytes(sd)
@@ -396,11 +390,8 @@ def _first_frame_orientation(container: av.container.InputContainer, vs: av.vide
         raise ClipError(p, f"video stream cannot be decoded ({type(e).__name__}: {e})") from e
     if first is None:
         raise ClipError(p, "video stream holds no decodable frame (empty or truncated file)")
-    found = frame_orientation(first)
-    if found is not None and found != (0, False):
-        return found
-    fr_rot = getattr(first, "rotation", 0) or 0  # FFmpeg reports it counter-clockwise
-    return (snap_rotation(-fr_rot) if fr_rot else rotation), False
+    found = side_data_orientation(getattr(first, "side_data", None))  # (PyAV's `frame.rotation`: the same matrix)
+    return found if found is not None and found != (0, False) else (rotation, False)
 
 
 def probe_video(
