@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,7 +18,7 @@ from handclust_assets.lib.errors import ClipError
 from handclust_assets.lib.phase import phase_from_name
 from handclust_assets.lib.video_folder import scan_videos
 from handclust_assets.video.frame_cache import FrameCache, build_frame_cache, output_size
-from handclust_assets.video.probe import probe_video
+from handclust_assets.video.probe import ffmpeg_binary, probe_video
 from handclust_assets.video.rectify import load_intrinsics, undistort_maps
 from handclust_assets.video.writer import moving_pattern, write_video
 
@@ -300,8 +303,6 @@ def test_a_frame_that_cannot_be_converted_ends_the_cache_there_with_a_warning(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An FFmpeg error while converting a decoded frame (in the cache's worker thread) stops the clip there, as a
     decoding error does: the frames before it are kept and the cache says why it is short."""
-    import av
-
     import handclust_assets.video.frame_cache as fcm
 
     src = write_video(tmp_path / "w.mp4", moving_pattern(60, 96, 128), fps=30.0)
@@ -347,8 +348,6 @@ def _disc_shape(img: np.ndarray) -> float:
 def test_anamorphic_video_is_cached_as_shown_with_square_pixels(tmp_path: Path, rotation: int, top: int) -> None:
     """HDV's 1440 x 1080 (here 240 x 180) is shown 1920 (320) wide: its pixels are 4:3. The cache keeps what a player
     shows, so a circle is round for the models, through a display rotation and inside cut-off black bars too."""
-    from fractions import Fraction
-
     src = write_video(tmp_path / "hdv.mp4", _disc_frames(30, 240, 180, top), 15, pixel_aspect=Fraction(4, 3),
                       rotation=rotation, crf=12)
     info = probe_video(src)
@@ -367,8 +366,6 @@ def test_anamorphic_video_is_cached_as_shown_with_square_pixels(tmp_path: Path, 
 
 
 def test_square_pixels_and_a_broken_pixel_aspect_leave_the_frame_as_stored(tmp_path: Path) -> None:
-    from fractions import Fraction
-
     square = write_video(tmp_path / "square.mp4", _disc_frames(10, 240, 180), 15)
     broken = write_video(tmp_path / "broken.mp4", _disc_frames(10, 240, 180), 15, pixel_aspect=Fraction(50, 1))
     for src in (square, broken):
@@ -382,8 +379,6 @@ def test_a_fisheye_lens_is_rectified_in_stored_pixels_and_shown_square(tmp_path:
     """A lens calibrated on an anamorphic camera's decoded frames is in stored pixels: its principal point must lie
     in the stored 240 x 180 frame (not the 320 x 180 shown), and the rectified cache comes out at the shown aspect,
     the disc still round and in the middle."""
-    from fractions import Fraction
-
     src = write_video(tmp_path / "fish.mp4", _disc_frames(10, 240, 180), 15, pixel_aspect=Fraction(4, 3), crf=12)
     lens = {**INTR, "fx": 90.0, "fy": 120.0, "cx": 120.0, "cy": 90.0, "k1": -0.01, "k2": 0.0}
     p = tmp_path / "intrinsics.json"
@@ -405,12 +400,6 @@ def test_every_display_orientation_is_cached_as_ffmpeg_shows_it(tmp_path: Path) 
     'flip'). All 16 that FFmpeg writes (`-display_rotation 0/90/180/270`, with `-display_hflip` and / or
     `-display_vflip`) give the cache the picture FFmpeg's own CLI shows (its autorotate), as the player would. A
     flip used to be read as a half turn, or not at all, and a plain half turn was cached upside down."""
-    import subprocess
-
-    import av
-
-    from handclust_assets.video.probe import ffmpeg_binary
-
     ff = ffmpeg_binary()
     assert ff is not None, "imageio-ffmpeg (a dev dependency) gives the tests an ffmpeg binary"
     h, w = 96, 160
