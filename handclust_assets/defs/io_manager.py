@@ -5,7 +5,10 @@ A subclass of Dagster's generic `UPathIOManager` (paths, partitions, local or ob
   refresh when a table is new (`handclust_assets.lib.tables`);
 - a partitioned upstream loaded into an unpartitioned (cross-clip) asset is read as ONE frame: every partition
   that has results, concatenated; partitions without results (a bad clip, a model that is unavailable) are left
-  out and named in the log, so one bad clip never blocks the cross-clip graph. No partition at all -> None;
+  out and named in the log, so one bad clip never blocks the cross-clip graph. No partition at all -> None.
+  A partition holding the same video as another (a renamed file's old partition, a second copy: equal
+  `content_hash` in the `clips` table, `lib.same_video`) is left out too and named in the log (an input's metadata
+  cannot be given here: Dagster asks it for one partition key), so the cross-clip graph pools every video once;
 - an output that covers several partitions (a single-run backfill / automation run) is split by its `clip`
   column into one file per partition.
 """
@@ -16,6 +19,7 @@ from upath import UPath
 
 from handclust_assets.defs.resources import StorageResource
 from handclust_assets.lib import tables
+from handclust_assets.lib.same_video import EVERY_PARTITION, SAME_VIDEO, left_out_duplicates
 from handclust_assets.lib.storage import Storage
 
 
@@ -86,6 +90,14 @@ class PolarsParquetIOManager(dg.UPathIOManager):
         if missing:
             context.log.warning(f"{name}: left out {len(missing)} of {len(keys)} clip partition(s) without results: "
                                 f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+        every = (context.definition_metadata or {}).get(SAME_VIDEO) == EVERY_PARTITION[SAME_VIDEO]
+        same = {} if every else left_out_duplicates(self.store, keys)
+        if dropped := [k for k in present if k in same]:
+            pairs = [f"{k} (= {same[k]})" for k in dropped]
+            context.log.warning(f"{name}: left out {len(dropped)} clip partition(s) holding the same video as another "
+                                f"(renamed or copied; `handclust forget <clip>` deletes one's results): "
+                                f"{', '.join(pairs[:10])}{' ...' if len(pairs) > 10 else ''}")
+            present = [k for k in present if k not in same]
         return tables.read_table(self.store, name, present) if present else None
 
 

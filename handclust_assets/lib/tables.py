@@ -99,6 +99,23 @@ def read_table(root: StorageLike, table: str, partitions: Iterable[str] | None =
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
 
+def read_columns(root: StorageLike, table: str, schema: dict[str, Any], partitions: Iterable[str] | None = None
+                 ) -> pl.DataFrame:
+    """Only the `schema`'s columns of a table (all partitions, or the given ones; missing partitions skipped; a
+    column a partition lacks is null there). On a folder root one lazy scan of every file (1,000 one-row
+    partitions: 0.09 s, against 0.84 s for `read_table`); on an object store `read_table`'s batch of GETs."""
+    store = as_storage(root)
+    have = table_partitions(store, table, include_unpartitioned=True)
+    keys = have if partitions is None else [k for k in partitions if k in set(have)]
+    if not keys:
+        return pl.DataFrame(schema=schema)
+    if store.is_local:
+        return pl.scan_parquet([store.uri(*_parts(table, k)) for k in keys], schema=schema, extra_columns="ignore",
+                               missing_columns="insert").collect()
+    df = read_table(store, table, keys)
+    return df.select([pl.col(c).cast(t) if c in df.columns else pl.lit(None, t).alias(c) for c, t in schema.items()])
+
+
 def table_partitions(root: StorageLike, table: str, include_unpartitioned: bool = False) -> list[str]:
     """The partition keys with a file (sorted); `_all` (an unpartitioned table) only when asked."""
     names = as_storage(root).listdir(TABLES, table)

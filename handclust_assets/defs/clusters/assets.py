@@ -12,6 +12,7 @@ from handclust_assets.defs.common import measured
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.partitions import clip_partitions
 from handclust_assets.defs.resources import LabelerResource, StorageResource
+from handclust_assets.lib.same_video import left_out_duplicates
 
 Frame = pl.DataFrame | None
 # the per-clip tables the descriptors are built from (the keypoint tables stay per clip)
@@ -24,15 +25,21 @@ def present(**tables: Frame) -> dict[str, pl.DataFrame]:
     return {k: v for k, v in tables.items() if v is not None}
 
 
-def clip_coverage(context: dg.AssetExecutionContext, segments: pl.DataFrame) -> dict[str, dg.MetadataValue]:
-    """Which clip partitions the cross-clip result covers, and which it left out (no segments)."""
+def clip_coverage(context: dg.AssetExecutionContext, segments: pl.DataFrame, same: dict[str, str] | None = None
+                  ) -> dict[str, dg.MetadataValue]:
+    """Which clip partitions the cross-clip result covers, and which it left out: without segments, or holding the
+    same video as a clip it covers (`same`: clip -> the clip kept, `lib.same_video`; the IO manager left them out)."""
     known = sorted(context.instance.get_dynamic_partitions(clip_partitions.name))
     used = set(segments["clip"].unique().to_list())
-    left = [k for k in known if k not in used]
+    same = same or {}
+    left = [k for k in known if k not in used and k not in same]
     if left:
         context.log.warning(f"left out {len(left)} clip(s) without segments: {', '.join(left[:20])}")
+    twins = [f"{k} (= {same[k]})" for k in known if k in same and k not in used]
     return {"clips_used": dg.MetadataValue.int(len(used)), "clips_left_out": dg.MetadataValue.int(len(left)),
-            "left_out": dg.MetadataValue.text(", ".join(left) or "none")}
+            "left_out": dg.MetadataValue.text(", ".join(left) or "none"),
+            "clips_same_video": dg.MetadataValue.int(len(twins)),
+            "same_video": dg.MetadataValue.text(", ".join(twins) or "none")}
 
 
 @dg.asset(group_name="clusters", code_version="segment-features-v1",
@@ -40,9 +47,9 @@ def clip_coverage(context: dg.AssetExecutionContext, segments: pl.DataFrame) -> 
           description="Per segment and modality, the pooled descriptor: scene mean, V-JEPA windows, log-normalised "
           "tool histogram, flow, flow-rhythm and ego-motion summaries, pose/hands where seen.")
 @measured
-def segment_features(context: dg.AssetExecutionContext, segments: Frame, scene_embeddings: Frame,
-                     video_embeddings: Frame, tool_scores: Frame, flow: Frame, flow_rhythm: Frame, egomotion: Frame,
-                     pose_segments: Frame, hand_segments: Frame) -> dg.Output[pl.DataFrame]:
+def segment_features(context: dg.AssetExecutionContext, storage: StorageResource, segments: Frame,
+                     scene_embeddings: Frame, video_embeddings: Frame, tool_scores: Frame, flow: Frame,
+                     flow_rhythm: Frame, egomotion: Frame, pose_segments: Frame, hand_segments: Frame) -> dg.Output[pl.DataFrame]:
     if segments is None or not segments.height:
         raise dg.Failure("no clip has segments yet: materialize the per-clip assets first")
     from handclust_assets.science import crossclip
@@ -57,7 +64,7 @@ def segment_features(context: dg.AssetExecutionContext, segments: Frame, scene_e
         context.log.warning(f"modalities without results (skipped): {missing}")
     return dg.Output(feats, metadata={"modalities": ", ".join(mods), "skipped": ", ".join(missing) or "none",
                                       "n_segments": dg.MetadataValue.int(segments.height),
-                                      **clip_coverage(context, segments)})
+                                      **clip_coverage(context, segments, left_out_duplicates(storage.store()))})
 
 
 @dg.asset(group_name="clusters", code_version="clip-clusters-v1",

@@ -25,6 +25,7 @@ import polars as pl
 from handclust_assets.defs.common import Progress, clip_asset, numeric_metadata
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import HandclustSettings, StorageResource
+from handclust_assets.lib.same_video import EVERY_PARTITION
 from handclust_assets.video.picture_box import BESIDE_PICTURE
 
 TRACK_CODE_VERSION = "period-track-v19"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
@@ -158,6 +159,7 @@ def counts_for_clips(period_track: pl.DataFrame, activity_timeline: pl.DataFrame
 
 @dg.asset(
     group_name="evaluation",
+    ins={"period_track": dg.AssetIn(metadata=EVERY_PARTITION)},  # a copy's count is its own (`lib.same_video`)
     code_version="repetition-counts-v6",  # v2: null, not NaN, where no count is given; v3: agreement per source;
     # v4: "brief" (signals agree on too little of the span), where v3 said "no agreement"; v5: counted between the
     # stored stretch's own edges (period-track-v6), no longer one period beyond them; v6: a clip or span counted to

@@ -17,6 +17,7 @@ from handclust_assets.defs.common import Progress, clip_asset
 from handclust_assets.defs.resources import HandclustSettings, StorageResource
 from handclust_assets.lib.errors import ClipError
 from handclust_assets.lib.phase import phase_from_name
+from handclust_assets.lib.same_video import same_video_as
 from handclust_assets.lib.shards import (
     ShardMember,
     find_member_intrinsics,
@@ -129,7 +130,8 @@ def open_cache(storage: StorageResource, clip: str) -> FrameCache:
             description="One row per clip: probe (duration, fps, VFR, stored size, codec, rotation, frames), content "
             "hash, source path, phase from the file name, the intrinsics.json that applies (if any), the pixel "
             "aspect (anamorphic video: a stored pixel's width / height) and whether the display matrix mirrors it.")
-def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.Output[pl.DataFrame]:
+def clips(context: dg.AssetExecutionContext, settings: HandclustSettings, storage: StorageResource
+          ) -> dg.Output[pl.DataFrame]:
     clip = context.partition_key
     src = clip_source(settings, clip, context.run.tags.get(SOURCE_TAG))
     info = probe_video(src)
@@ -145,7 +147,13 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings) -> dg.
     }
     if info.variable_fps:
         context.log.warning(f"{row['source_path']}: variable frame rate; frames are sampled by timestamp")
+    twins = same_video_as(storage.store(), clip, info.content_hash)
+    if twins:
+        context.log.warning(f"{row['source_path']}: the same video as clip partition(s) {', '.join(twins)} (renamed, "
+                            "moved or copied: equal content hash); the cross-clip graph pools one of them, the "
+                            "others' results stay per clip (`handclust forget <clip>` deletes them)")
     return dg.Output(pl.DataFrame([row], schema=CLIPS_SCHEMA), metadata={
+        "same_video_as": dg.MetadataValue.text(", ".join(twins) or "none"),
         "source": dg.MetadataValue.text(row["source_path"]),
         "in_shard": dg.MetadataValue.bool(member),
         "duration_s": dg.MetadataValue.float(info.duration_s),

@@ -1,0 +1,123 @@
+"""Clip partitions holding the same video (a renamed file's old partition, a second copy) are pooled once by the
+cross-clip graph: `lib.same_video` and the IO manager, on a real Dagster instance and real Parquet tables."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from handclust_assets.definitions import defs
+from handclust_assets.lib.same_video import EVERY_PARTITION, duplicate_clips, source_exists
+from handclust_assets.lib.video_folder import scan_videos
+from handclust_assets.video.writer import moving_pattern, write_video
+from handclust_assets_tests.support import make_resources, materialize
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from(["h1", "h2", "h3", None]), st.booleans()),
+                max_size=12, unique_by=lambda r: r[0]))
+@settings(max_examples=200, deadline=None)
+def test_one_clip_is_kept_per_video(rows: list[tuple[str, str | None, bool]]) -> None:
+    df = pl.DataFrame({"clip": [r[0] for r in rows], "content_hash": [r[1] for r in rows],
+                       "source_path": [f"/v/{r[0]}" for r in rows]}, schema={"clip": pl.Utf8, "content_hash": pl.Utf8,
+                                                                            "source_path": pl.Utf8})
+    there = {f"/v/{c}" for c, _, e in rows if e}
+    same = duplicate_clips(df, lambda s: s in there)
+    by_hash: dict[str, list[tuple[str, bool]]] = {}
+    for c, h, e in rows:
+        if h is not None:
+            by_hash.setdefault(h, []).append((c, e))
+    for group in by_hash.values():
+        kept = [c for c, _ in group if c not in same]
+        assert len(kept) == 1  # exactly one clip of each video pooled
+        assert all(same[c] == kept[0] for c, _ in group if c != kept[0])
+        present = sorted(c for c, e in group if e)
+        assert kept[0] == (present[0] if present else min(c for c, _ in group))
+    assert not any(c in same for c, h, _ in rows if h is None)  # no hash: nobody's duplicate
+
+
+def test_a_shard_member_exists_while_its_shard_does(tmp_path: Path) -> None:
+    (tmp_path / "day1.tar").write_bytes(b"")
+    assert source_exists(f"{tmp_path}/day1.tar::cam/clip.mp4")
+    assert not source_exists(f"{tmp_path}/day2.tar::cam/clip.mp4")
+    assert not source_exists(None) and not source_exists(str(tmp_path / "gone.mp4"))
+
+
+@dg.asset(ins={"clips": dg.AssetIn()})
+def pooled_clips(clips: pl.DataFrame | None) -> pl.DataFrame:
+    """A cross-clip asset as the graph's are: every clip partition's `clips` rows, through the IO manager."""
+    return clips if clips is not None else pl.DataFrame()
+
+
+@dg.asset(ins={"clips": dg.AssetIn(metadata=EVERY_PARTITION)})
+def every_clip(clips: pl.DataFrame | None) -> pl.DataFrame:
+    """A cross-clip asset doing per-clip work (as `repetition_counts` does): it asks for every partition."""
+    return clips if clips is not None else pl.DataFrame()
+
+
+def _pooled(root: Path, instance: dg.DagsterInstance, n_partitions: int) -> tuple[list[str], str]:
+    """The clips the cross-clip asset got, and what the IO manager's log said of the ones left out."""
+    from handclust_assets.lib.tables import read_table
+
+    clips_asset = next(a for a in defs.assets if "clips" in {k.to_user_string() for k in a.keys})
+    r = dg.materialize([clips_asset, pooled_clips, every_clip], selection=[pooled_clips, every_clip],
+                       instance=instance, resources=make_resources(root))
+    said = [e.user_message for e in instance.all_logs(r.run_id) if "same video" in e.user_message]
+    assert read_table(root, "every_clip").height == n_partitions
+    return sorted(read_table(root, "pooled_clips")["clip"].to_list()), " ".join(said)
+
+
+def test_a_renamed_or_copied_video_is_pooled_once(storage: Path) -> None:
+    vids = storage / "videos"
+    write_video(vids / "01_production_a.mp4", moving_pattern(20, 160, 96), 10)
+    write_video(vids / "02_prep_b.mp4", moving_pattern(20, 160, 96, seed=5), 10)
+    shutil.copy2(vids / "01_production_a.mp4", vids / "03_copy_of_a.mp4")
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", list(scan_videos(vids)))
+    runs = {k: materialize(["clips"], make_resources(storage), inst, partition_key=k) for k in scan_videos(vids)}
+    said = runs["03_copy_of_a"].asset_materializations_for_node("clips")[0].metadata["same_video_as"].value
+    assert said == "01_production_a"
+    assert runs["02_prep_b"].asset_materializations_for_node("clips")[0].metadata["same_video_as"].value == "none"
+
+    pooled, said = _pooled(storage, inst, 3)
+    assert pooled == ["01_production_a", "02_prep_b"]  # the copy left out: both are there, the first key kept
+    assert "clips: left out 1 clip partition(s) holding the same video" in said
+    assert "03_copy_of_a (= 01_production_a)" in said
+
+    (vids / "01_production_a.mp4").rename(vids / "04_renamed_a.mp4")  # the original renamed: its old partition
+    inst.add_dynamic_partitions("clips", ["04_renamed_a"])  # keeps its results, but its file is gone
+    materialize(["clips"], make_resources(storage), inst, partition_key="04_renamed_a")
+    pooled, said = _pooled(storage, inst, 4)
+    assert pooled == ["02_prep_b", "03_copy_of_a"]  # of the three, the first whose file is still there
+    assert "01_production_a (= 03_copy_of_a)" in said and "04_renamed_a (= 03_copy_of_a)" in said
+
+
+def test_a_few_columns_are_read_across_partitions_of_older_and_newer_schemas(tmp_path: Path) -> None:
+    from handclust_assets.lib.tables import read_columns, write_table
+
+    write_table(pl.DataFrame({"clip": ["a"], "content_hash": ["h"], "source_path": ["/a"]}), tmp_path, "clips", "a")
+    write_table(pl.DataFrame({"clip": ["b"], "source_path": ["/b"], "pixel_aspect": [1.5], "content_hash": ["h"]}),
+                tmp_path, "clips", "b")
+    write_table(pl.DataFrame({"clip": ["c"], "source_path": ["/c"]}), tmp_path, "clips", "c")  # no hash column
+    schema = {"clip": pl.Utf8, "content_hash": pl.Utf8, "pixel_aspect": pl.Float64}
+    got = read_columns(tmp_path, "clips", schema).sort("clip")
+    assert got.columns == list(schema)
+    assert got.rows() == [("a", "h", None), ("b", "h", 1.5), ("c", None, None)]
+    assert read_columns(tmp_path, "clips", schema, ["b", "gone"]).rows() == [("b", "h", 1.5)]
+    assert read_columns(tmp_path, "nothing_yet", schema).columns == list(schema)
+
+
+def test_the_cross_clip_coverage_names_a_twin_apart_from_a_clip_without_segments() -> None:
+    from handclust_assets.defs.clusters.assets import clip_coverage
+
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", ["a", "b", "broken", "copy_of_a"])
+    segments = pl.DataFrame({"clip": ["a", "a", "b"], "segment_idx": [0, 1, 0]})
+    meta = clip_coverage(dg.build_asset_context(instance=inst), segments, {"copy_of_a": "a"})
+    assert meta["clips_used"].value == 2
+    assert (meta["clips_left_out"].value, meta["left_out"].value) == (1, "broken")
+    assert (meta["clips_same_video"].value, meta["same_video"].value) == (1, "copy_of_a (= a)")
