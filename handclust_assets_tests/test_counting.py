@@ -2133,3 +2133,49 @@ def test_a_re_encoded_phone_clip_has_no_pulse_where_its_old_keyframes_were(tmp_p
     assert key > 0.3 and key > 10 * other
     key, other = _background_at(shipped, old_keys)
     assert key < 2 * other + 0.05
+
+
+def test_benchmark_label_files_read_as_they_ship(tmp_path: Path) -> None:
+    """QUVA Repetition's annotations/ (one .npy of cycle-end frames per video: the count is their number) and
+    RepCount-A's CSV (name, count, start and end frames of each repetition in L1, L2, ...; pandas writes the unused
+    ones as empty or NaN)."""
+    quva = tmp_path / "annotations"
+    quva.mkdir()
+    np.save(quva / "000_rope_beach.npy", np.array([12, 30, 47, 66]))
+    np.save(quva / "001_stirring.npy", np.array([20.0, 41.0, 60.0]))
+    assert read_labels(quva).sort("file").rows() == [("000_rope_beach", 4.0, [12, 30, 47, 66]),
+                                                     ("001_stirring", 3.0, [20, 41, 60])]
+    rc = tmp_path / "test.csv"
+    rc.write_text(",type,name,count,L1,L2,L3,L4,L5,L6\n"
+                  "0,squat,stu1_10.mp4,2,10,40,45,80,,\n"
+                  "1,pushups,train951.mp4,3,5.0,20.0,22.0,39.0,41.0,60.0\n"
+                  "2,situp,test7.mp4,1,3,30,nan,nan,nan,nan\n")
+    assert read_labels(rc).rows() == [("stu1_10.mp4", 2.0, [40, 80]), ("train951.mp4", 3.0, [20, 39, 60]),
+                                      ("test7.mp4", 1.0, [30])]
+
+
+@pytest.mark.parametrize("bad, needle", [
+    (np.array([[1, 2], [3, 4]]), "1-D array"),
+    (np.array(["a", "b"]), "1-D array of frame numbers, got <U1"),
+    (np.array([1, -4]), ">= 0"),
+    (np.array([1.0, np.nan]), "finite"),
+    (np.array([{"cycles": 3}], dtype=object), "not a numpy array of frame numbers"),  # a pickle is never loaded
+    (b"not numpy at all", "not a numpy array of frame numbers"),
+])
+def test_bad_benchmark_label_files_are_named(tmp_path: Path, bad: object, needle: str) -> None:
+    np.save(tmp_path / "good.npy", np.array([3, 6]))
+    if isinstance(bad, bytes):
+        (tmp_path / "bad.npy").write_bytes(bad)
+    else:
+        np.save(tmp_path / "bad.npy", bad, allow_pickle=True)
+    with pytest.raises(ValueError, match=needle) as e:
+        read_labels(tmp_path)
+    assert "bad.npy" in str(e.value)
+    empty = tmp_path / "none"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="none found"):
+        read_labels(empty)
+    odd = tmp_path / "odd.csv"
+    odd.write_text("name,count,L1,L2,L3\na.mp4,2,1,5,9\n")
+    with pytest.raises(ValueError, match=r"odd.csv:2: 3 repetition frames"):
+        read_labels(odd)

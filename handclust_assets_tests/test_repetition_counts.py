@@ -346,3 +346,21 @@ def test_a_clip_too_short_to_count_says_so(storage: Path, resources, instance: d
     msg = failed["period_track"]
     assert "blink.mp4" in msg and "5 decodable frame(s)" in msg and "too short" in msg and "older version" not in msg
     assert "frames" not in msg.split(":")[0], msg  # the video's path leads, not the cache folder's
+
+
+def test_eval_repetitions_reads_a_benchmark_annotations_folder(tmp_path: Path) -> None:
+    """QUVA Repetition as it ships: videos/ and annotations/<video>.npy of cycle-end frames, scored as they are."""
+    import numpy as np
+
+    videos, annotations = tmp_path / "videos", tmp_path / "annotations"
+    clip, truth = generate_rep_clip(RepClipSpec("012_saw", "saw", n_cycles=6, period_start_s=0.7, period_end_s=0.8,
+                                                width=256, height=144, seed=4), videos)
+    annotations.mkdir()
+    np.save(annotations / "012_saw.npy", np.array(truth.cycle_end_frames))
+    out_csv = tmp_path / "scores.csv"
+    r = CliRunner().invoke(app, ["eval-repetitions", str(videos), str(annotations), "--out", str(out_csv)])
+    assert r.exit_code == 0, r.output
+    row = pl.read_csv(out_csv).row(0, named=True)
+    assert (row["file"], row["gt"]) == ("012_saw", truth.count)
+    assert row["gt_period_s"] == pytest.approx(0.75, abs=0.06)  # the labelled cycles' median, from the array
+    assert abs(row["pred"] - truth.count) <= 1

@@ -7,7 +7,10 @@ from the results with DuckDB (`handclust_assets.lib.tables.connect`: the stored 
 whole clip) and scored: MAE (mean |pred - gt| / gt), OBO (share with |pred - gt| <= 1) and a per-clip table.
 
 LABELS.csv: columns `file` (a path inside VIDEOS_DIR, or the name of one video under it) and `count`; optional
-`cycle_end_frames`. A labelled video that is not found, or whose run fails, is scored as a miss (count 0) and the
+`cycle_end_frames`. Two benchmarks' label files are read as they ship (`lib.rep_eval.read_labels`): QUVA
+Repetition's `annotations/` folder (one `<video>.npy` of cycle-end frames each) and RepCount-A's CSV (`name`,
+`count`, each repetition's start and end frame in `L1, L2, ...`; its videos hold footage around the repetitions:
+`--untrimmed`). A labelled video that is not found, or whose run fails, is scored as a miss (count 0) and the
 exit status is 1. Dagster's console log is silenced; what each run said comes out one line per message (`run_clip`):
 "a.mp4: failed: <the reason, naming the file>", "a.mp4: warning: ...", and the whole trace of a failure that is no
 clip error (a bug).
@@ -186,7 +189,9 @@ def counting_way_lines(summary: dict, trimmed: bool) -> str:
 
 def eval_repetitions(
     videos_dir: Path = typer.Argument(..., help="Folder with the labelled videos."),
-    labels_csv: Path = typer.Argument(..., help="CSV with columns file, count (optional cycle_end_frames)."),
+    labels_csv: Path = typer.Argument(..., help="CSV with columns file, count (optional cycle_end_frames); or a "
+                                      "benchmark's own labels: a folder of <video>.npy cycle-end frames (QUVA "
+                                      "Repetition's annotations/), a CSV with name, count, L1, L2, ... (RepCount-A)."),
     full_clip_run: bool = typer.Option(False, "--full-clip-run", help="Run every per-clip asset of process_clip "
                                        "(models included), not only what repetition counting needs."),
     keep: Path = typer.Option(None, "--keep", help="Keep the results here (a HandClust home) instead of a "
@@ -203,7 +208,7 @@ def eval_repetitions(
 
     if not videos_dir.is_dir():
         _fail(f"{videos_dir} is not a folder")
-    if not labels_csv.is_file():
+    if not (labels_csv.is_file() or labels_csv.is_dir()):
         _fail(f"{labels_csv} not found")
     try:
         labels = read_labels(labels_csv)

@@ -59,15 +59,25 @@ def read_labels(path: str | Path) -> pl.DataFrame:
     with '#' are skipped; a count without a file, a file labelled twice, or a negative or unparsable count or cycle
     end raise ValueError naming the line. Spreadsheet exports read as
     they are: a UTF-8 byte-order mark, CRLF line ends, ';' or tab separators, any case of the column names, frame
-    numbers written as floats or as a bracketed list."""
+    numbers written as floats or as a bracketed list.
+
+    Two benchmarks' own label files read as they ship: a folder of `.npy` arrays, one per video, of the frames
+    where each cycle ends (QUVA Repetition's `annotations/`: `read_cycle_end_arrays`), and a CSV whose file column
+    is `name` with each repetition's start and end frames in `L1, L2, ...` (RepCount-A's `test.csv`: the ends,
+    L2, L4, ..., are its cycle ends)."""
+    if Path(path).is_dir():
+        return read_cycle_end_arrays(path)
     rows = []
     with Path(path).open(newline="", encoding="utf-8-sig") as f:
         header = f.readline()
         f.seek(0)
         reader = csv.DictReader(f, delimiter=_delimiter(header))
-        cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
+        cols = {c.strip().lower(): c for c in (reader.fieldnames or []) if c is not None}
+        if "file" not in cols and "name" in cols:  # RepCount-A names its videos in `name`
+            cols["file"] = cols["name"]
         if "file" not in cols or "count" not in cols:
             raise ValueError(f"{path}: needs columns file, count (has {reader.fieldnames})")
+        spans = sorted((int(c[1:]), orig) for c, orig in cols.items() if re.fullmatch(r"l[0-9]+", c))
         seen: dict[str, int] = {}
         for i, r in enumerate(reader, start=2):
             name = (r.get(cols["file"]) or "").strip()
@@ -89,7 +99,54 @@ def read_labels(path: str | Path) -> pl.DataFrame:
                 ends = [int(round(float(x))) for x in re.split(r"[\s;|,\[\]]+", ends_raw.strip()) if x]
             except (ValueError, OverflowError) as e:  # NaN / inf included
                 raise ValueError(f"{path}:{i}: cycle_end_frames {ends_raw!r} are not frame numbers") from e
+            if spans and not ends:
+                ends = _span_ends(path, i, [(r.get(orig) or "").strip() for _, orig in spans])
+            if any(e < 0 for e in ends):
+                raise ValueError(f"{path}:{i}: cycle_end_frames must be >= 0, got {min(ends)}")
             rows.append((name, count, ends))
+    return pl.DataFrame(rows, schema=LABEL_SCHEMA, orient="row")
+
+
+def _span_ends(path: str | Path, line: int, cells: list[str]) -> list[int]:
+    """The end frames of repetitions given as start, end, start, end, ... cells (RepCount-A's L1, L2, ...; the
+    cells after the last repetition are empty, or NaN as pandas writes them)."""
+    vals = []
+    for c in cells:
+        if not c or c.lower() == "nan":
+            continue
+        try:
+            v = float(c)
+        except ValueError as e:
+            raise ValueError(f"{path}:{line}: repetition frame {c!r} is not a frame number") from e
+        if not np.isfinite(v):
+            raise ValueError(f"{path}:{line}: repetition frame {c!r} is not a frame number")
+        vals.append(int(round(v)))
+    if len(vals) % 2:
+        raise ValueError(f"{path}:{line}: {len(vals)} repetition frames: starts and ends should pair up")
+    return vals[1::2]
+
+
+def read_cycle_end_arrays(folder: str | Path) -> pl.DataFrame:
+    """A folder of `<video stem>.npy` label files, each a 1-D array of the frames where the video's cycles end (QUVA
+    Repetition's `annotations/`: "the frame indices for the end of each cycle; the total repetition count is the
+    number of cycles") -> the labels, `file` the stem (matched to its video as a label without its extension is).
+    A file that is no numeric array (a pickle is not loaded), holds a negative or non-finite frame, or is not
+    1-D raises ValueError naming it; no .npy file at all too."""
+    files = sorted(Path(folder).glob("*.npy"))
+    if not files:
+        raise ValueError(f"{folder}: a labels folder needs one <video>.npy of cycle-end frames per video (none found)")
+    rows = []
+    for f in files:
+        try:
+            arr = np.load(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{f}: not a numpy array of frame numbers ({e})") from e
+        if arr.dtype.kind not in "iuf" or arr.ndim > 1:
+            raise ValueError(f"{f}: expected a 1-D array of frame numbers, got {arr.dtype} of shape {arr.shape}")
+        arr = np.atleast_1d(arr).astype(np.float64)
+        if not np.isfinite(arr).all() or (arr < 0).any():
+            raise ValueError(f"{f}: frame numbers must be finite and >= 0")
+        rows.append((f.stem, float(len(arr)), [int(round(v)) for v in arr]))
     return pl.DataFrame(rows, schema=LABEL_SCHEMA, orient="row")
 
 
