@@ -25,3 +25,23 @@ def test_counting_a_table_does_not_hide_the_next_one(tmp_path: Path) -> None:
     assert t is not None and t.height == 2
     st = modality_status(r)["hands"]
     assert not st.present and "fewer than 25%" in st.reason
+
+
+def test_a_clip_holding_the_same_video_as_another_says_so_in_its_drilldown(tmp_path: Path) -> None:
+    from handclust_assets.report import build_dashboard
+
+    root = tmp_path / "storage"
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"x")
+    clips = pl.DataFrame({"clip": ["a", "a_copy", "b"], "content_hash": ["h1", "h1", "h2"],
+                          "source_path": [str(video), str(tmp_path / "gone.mp4"), str(video)],
+                          "duration_s": [4.0, 4.0, 6.0]})
+    for k in clips["clip"]:
+        write_table(clips.filter(pl.col("clip") == k), root, "clips", k)
+    assert Results(root).same_video == {"a_copy": "a"}
+    res = build_dashboard(root, out_dir=tmp_path / "dash")
+    assert not res.errors, res.errors
+    html = res.index.read_text()
+    twin = html[html.index('id="clip-a_copy"'):]
+    assert 'the same video as <a href="#clip-a">a</a>' in twin[:twin.index("</p>")]
+    assert html.count("the same video as") == 1  # a and b say nothing of the kind

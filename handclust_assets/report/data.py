@@ -181,6 +181,17 @@ class Results:
             keys = {c for c in self.store.listdir("frames") if self.store.exists("frames", c, "meta.json")}
         return sorted(keys)
 
+    @cached_property
+    def same_video(self) -> dict[str, str]:
+        """clip -> the clip the cross-clip graph pooled in its place (the same video renamed, moved or copied:
+        `lib.same_video`, as the IO manager chooses)."""
+        from handclust_assets.lib.same_video import duplicate_clips
+
+        df = self.get("clips")
+        if df is None or not {"clip", "content_hash", "source_path"} <= set(df.columns):
+            return {}
+        return duplicate_clips(df)
+
     def clip_info(self, clip: str) -> dict:
         df = self.get("clips")
         if df is None or "clip" not in df.columns:
