@@ -202,6 +202,48 @@ def test_a_video_under_a_name_the_folder_does_not_take_is_reported_not_passed_ov
     assert sorted(Path(k).name for k in json.loads(res.cursor)["problems"]) == sorted(named)  # warned once
 
 
+def test_a_linked_folder_is_watched_like_any_other(storage: Path, tmp_path: Path) -> None:
+    """A folder of clips linked into the watched folder (a NAS share, a dataset not copied) is taken as if it were
+    there; a folder reachable by its own path too is taken under it, and one linked twice under its older link
+    (a link added later moves no clip to another key); a link back up the tree (a loop) ends; the sensor runs
+    every clip of it."""
+    vids = storage / "videos"
+    nas = tmp_path / "nas" / "day1"
+    write_video(nas / "a.mp4", moving_pattern(10, 64, 64), 15)
+    write_video(nas / "deeper" / "b.mp4", moving_pattern(10, 64, 64, seed=1), 15)
+    write_video(vids / "raw" / "c.mp4", moving_pattern(10, 64, 64, seed=2), 15)
+    (vids / "day1").symlink_to(nas)
+    (nas / "loop").symlink_to(vids)  # back to the top
+    assert sorted(scan_videos(vids)) == ["day1__a", "day1__deeper__b", "raw__c"]
+    os.utime(vids / "day1", (time.time() - 120, time.time() - 120), follow_symlinks=False)
+    (vids / "again").symlink_to(nas)  # the same folder under a second, newer link that sorts first
+    (vids / "0_raw_link").symlink_to(vids / "raw")  # sorts first, but raw/ has its own path
+    assert sorted(scan_videos(vids)) == ["day1__a", "day1__deeper__b", "raw__c"]
+    for f in [*vids.rglob("*.mp4"), *nas.rglob("*.mp4")]:  # landed a minute ago (the links keep their ages)
+        os.utime(f, (time.time() - 60, time.time() - 60))
+    sensor = defs.get_sensor_def("video_folder_sensor")
+    res = sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                         resources={"settings": HandclustSettings()}))
+    assert sorted(r.partition_key for r in res.run_requests) == ["day1__a", "day1__deeper__b", "raw__c"]
+
+
+def test_a_file_is_looked_into_again_only_once_it_changed(storage: Path) -> None:
+    """The sensor reads the first bytes of files under names it does not take on every look; one it has read is
+    not read again until its size or mtime changes (the folder may hold thousands of sidecars and frames)."""
+    from handclust_assets.lib.video_folder import _container_of
+
+    vids = storage / "videos"
+    odd = vids / "GL010001.LRV"
+    odd.write_bytes(b"not yet a video" + bytes(400))
+    assert scan_problems(vids) == {}
+    before = _container_of.cache_info()
+    assert scan_problems(vids) == {}
+    after = _container_of.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)  # remembered, not read
+    odd.write_bytes(write_video(storage / "x.mp4", moving_pattern(10, 64, 64), 15).read_bytes())
+    assert "MP4 / QuickTime container" in scan_problems(vids)[str(odd)]  # changed: read again
+
+
 def test_sensor_adds_partitions_and_requests_runs(storage: Path) -> None:
     vids = storage / "videos"
     write_video(vids / "01_demo.mp4", moving_pattern(10, 64, 64), 15)

@@ -37,13 +37,13 @@ import os
 import re
 import socket
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from handclust_assets.lib.errors import ClipError
-from handclust_assets.lib.video_folder import _base_key, file_fingerprint, scan_videos
+from handclust_assets.lib.video_folder import _base_key, file_fingerprint, folder_entries, scan_videos
 from handclust_assets.video.probe import VIDEO_EXTENSIONS
 from handclust_assets.video.rectify import FisheyeIntrinsics, parse_intrinsics
 
@@ -230,19 +230,17 @@ class ShardScan:
     problems: dict[str, str]  # shard path -> what is wrong with the shard as a whole
 
 
-def find_shards(folder: str | Path) -> list[Path]:
-    """`.tar` (and compressed tar, to report them) files under `folder`, recursively, hidden parts skipped."""
+def find_shards(folder: str | Path, entries: Sequence[Path] | None = None) -> list[Path]:
+    """`.tar` (and compressed tar, to report them) files under `folder`, recursively (linked folders too), hidden
+    parts skipped. `entries`: the folder's `video_folder.folder_entries`, where the caller has them."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and (p.suffix.lower() == SHARD_SUFFIX or is_compressed_shard(p))
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    return [p for p in (folder_entries(folder) if entries is None else entries)
+            if (p.suffix.lower() == SHARD_SUFFIX or is_compressed_shard(p)) and p.is_file()]
 
 
-def scan_shards(folder: str | Path, taken: Iterable[str] = ()) -> ShardScan:
+def scan_shards(folder: str | Path, taken: Iterable[str] = (), entries: Sequence[Path] | None = None) -> ShardScan:
     """Partition keys for every video member of every shard under `folder` (see the module doc for the rules).
 
     `taken`: keys already used by plain videos; a member never takes one of them."""
@@ -250,7 +248,7 @@ def scan_shards(folder: str | Path, taken: Iterable[str] = ()) -> ShardScan:
     taken = set(taken)
     by_key: dict[str, list[tuple[Path, ShardMember]]] = {}
     problems: dict[str, str] = {}
-    for shard in find_shards(folder):
+    for shard in find_shards(folder, entries):
         listing = list_shard(shard)
         if listing.problem:
             problems[str(listing.shard)] = listing.problem
@@ -267,11 +265,13 @@ def scan_shards(folder: str | Path, taken: Iterable[str] = ()) -> ShardScan:
     return ShardScan(members=dict(sorted(out.items())), problems=problems)
 
 
-def scan_sources(folder: str | Path) -> tuple[dict[str, Path | ShardMember], dict[str, str]]:
+def scan_sources(folder: str | Path, entries: Sequence[Path] | None = None
+                 ) -> tuple[dict[str, Path | ShardMember], dict[str, str]]:
     """Plain videos (`scan_videos`) and shard members under one watched folder, one key space; plus the shard
-    problems (shard path -> message) for the sensor to log."""
-    files = scan_videos(folder)
-    scan = scan_shards(folder, taken=files)
+    problems (shard path -> message) for the sensor to log. `entries`: the folder's `folder_entries`."""
+    entries = folder_entries(folder) if entries is None else entries
+    files = scan_videos(folder, entries)
+    scan = scan_shards(folder, taken=files, entries=entries)
     return dict(sorted({**files, **scan.members}.items())), scan.problems
 
 

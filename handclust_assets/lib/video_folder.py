@@ -12,9 +12,12 @@ changed, never while a run of that clip is still going, and reports removed file
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
+import heapq
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +55,53 @@ def clip_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
     return lambda key: any(fnmatch.fnmatchcase(key, g) for g in globs)
 
 
-def scan_videos(folder: str | Path) -> dict[str, Path]:
-    """Map stable partition keys to the video files under `folder` (recursively; hidden files skipped).
+def folder_entries(folder: str | Path) -> list[Path]:
+    """Every file under `folder` (regular files, links to them, and broken links), sorted, as paths under it:
+    hidden files and folders are skipped, and a linked folder is walked like any other (a NAS share or a dataset
+    linked into the watched folder instead of copied). Each real folder is walked once, so a link back up the tree
+    (a loop) adds nothing, and a folder with several paths is walked under the steadiest: its own path where it has
+    one, else its oldest link (by the link's own mtime; then by path): a link added later never moves clips to
+    new partition keys. One walk serves every scan of a look (`look_folder`)."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    seen: set[tuple[int, int]] = set()
+    out: list[Path] = []
+    todo: list[tuple[int, int, str]] = [(0, 0, str(root))]  # (through a link?, the link's mtime, path): a heap
+    while todo:
+        via, age, path = heapq.heappop(todo)
+        try:
+            st = os.stat(path)
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            try:
+                is_dir, is_file = e.is_dir(), e.is_file()  # (links followed)
+            except OSError:
+                is_dir = is_file = False
+            if is_dir:
+                if e.is_symlink():
+                    try:
+                        link_age = os.lstat(e.path).st_mtime_ns
+                    except OSError:
+                        continue
+                    heapq.heappush(todo, (1, link_age if not via else age, e.path))
+                else:
+                    heapq.heappush(todo, (via, age, e.path))
+            elif is_file or e.is_symlink():
+                out.append(Path(e.path))
+    return sorted(out)
+
+
+def scan_videos(folder: str | Path, entries: Sequence[Path] | None = None) -> dict[str, Path]:
+    """Map stable partition keys to the video files under `folder` (recursively, linked folders too; hidden files
+    skipped). `entries`: the folder's `folder_entries`, where the caller has them.
 
     Keys: the path relative to the folder without extension, lowercased, non [a-z0-9_-] runs replaced by
     `_`, sub-folders joined by `__`. Two files that would share a key get their extension appended, then
@@ -62,13 +110,8 @@ def scan_videos(folder: str | Path) -> dict[str, Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return {}
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in VIDEO_EXTENSIONS
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    files = [p for p in (folder_entries(folder) if entries is None else entries)
+             if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
     by_key: dict[str, list[Path]] = {}
     for p in files:
         by_key.setdefault(_base_key(p.relative_to(folder)), []).append(p)
@@ -118,26 +161,34 @@ def video_container(head: bytes) -> str | None:
     return None
 
 
-def scan_problems(folder: str | Path) -> dict[str, str]:
+@functools.lru_cache(maxsize=1 << 16)
+def _container_of(path: str, size: int, mtime_ns: int) -> str | None:
+    """`video_container` of a file's first bytes, remembered by its size and mtime: the sensor looks at the folder
+    every few seconds, and a file it has read is read again only once it changed."""
+    try:
+        with open(path, "rb") as f:
+            return video_container(f.read(377))
+    except OSError:
+        return None
+
+
+def scan_problems(folder: str | Path, entries: Sequence[Path] | None = None) -> dict[str, str]:
     """Entries that look like videos but cannot be taken (path -> problem): broken symlinks, unreadable files, and
     videos saved under a name the folder does not take (`video_container` of their first bytes), which would
-    otherwise be passed over without a word."""
+    otherwise be passed over without a word. `entries`: the folder's `folder_entries`, where the caller has them."""
     folder = Path(folder)
     out: dict[str, str] = {}
     if not folder.is_dir():
         return out
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
+    for p in folder_entries(folder) if entries is None else entries:
         suffix = p.suffix.lower()
         if suffix not in VIDEO_EXTENSIONS:
-            if suffix not in NOT_LOOKED_INTO and p.is_file() and not p.is_symlink():
+            if suffix not in NOT_LOOKED_INTO and not p.is_symlink():
                 try:
-                    with p.open("rb") as f:
-                        kind = video_container(f.read(377))
+                    st = p.stat()
                 except OSError:
-                    kind = None
+                    continue
+                kind = _container_of(str(p), st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
                 if kind is not None:
                     named = f"its extension {suffix}" if suffix else "it has no extension"
                     out[str(p)] = (f"looks like a video ({kind} container), but {named}, which the folder does not "
@@ -236,7 +287,8 @@ def look_folder(folder: str | Path, now: float) -> FolderLook:
     shard problems). A file that vanishes while looking is skipped."""
     from handclust_assets.lib.shards import ShardMember, scan_sources
 
-    sources, shard_problems = scan_sources(folder)
+    entries = folder_entries(folder)  # one walk for the videos, the shards and the problems
+    sources, shard_problems = scan_sources(folder, entries)
     files: dict[str, FileState] = {}
     refs: dict[str, str] = {}
     for key, src in sources.items():
@@ -249,4 +301,4 @@ def look_folder(folder: str | Path, now: float) -> FolderLook:
             continue
         files[key] = FileState(f"{st.st_size}:{st.st_mtime_ns}", max(0.0, now - st.st_mtime))
         refs[key] = str(src)
-    return FolderLook(files, refs, {**scan_problems(folder), **shard_problems})
+    return FolderLook(files, refs, {**scan_problems(folder, entries), **shard_problems})
