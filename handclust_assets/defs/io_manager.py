@@ -32,6 +32,8 @@ class PolarsParquetIOManager(dg.UPathIOManager):
 
     def __init__(self, store: Storage) -> None:
         self.store = store
+        self._same: dict[tuple[str, ...], dict[str, str]] = {}  # `left_out_duplicates` by partition set: read once
+        # per run (every step of a run pools the same clips, and an object store is asked once, not per input)
         super().__init__(base_path=UPath(store.uri(tables.TABLES), **store.storage_options))
 
     def get_asset_relative_path(self, context: dg.InputContext | dg.OutputContext) -> UPath:
@@ -91,7 +93,10 @@ class PolarsParquetIOManager(dg.UPathIOManager):
             context.log.warning(f"{name}: left out {len(missing)} of {len(keys)} clip partition(s) without results: "
                                 f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
         every = (context.definition_metadata or {}).get(SAME_VIDEO) == EVERY_PARTITION[SAME_VIDEO]
-        same = {} if every else left_out_duplicates(self.store, keys)
+        wanted = tuple(sorted(keys))
+        if not every and wanted not in self._same:
+            self._same[wanted] = left_out_duplicates(self.store, wanted)
+        same = {} if every else self._same[wanted]
         if dropped := [k for k in present if k in same]:
             pairs = [f"{k} (= {same[k]})" for k in dropped]
             context.log.warning(f"{name}: left out {len(dropped)} clip partition(s) holding the same video as another "
