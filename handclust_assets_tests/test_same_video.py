@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -94,6 +95,13 @@ def test_a_renamed_or_copied_video_is_pooled_once(storage: Path) -> None:
     pooled, said = _pooled(storage, inst, 4)
     assert pooled == ["02_prep_b", "03_copy_of_a"]  # of the three, the first whose file is still there
     assert "01_production_a (= 03_copy_of_a)" in said and "04_renamed_a (= 03_copy_of_a)" in said
+
+    # what a notebook joins on: every partition, whether it is pooled, and as which clip (read back with DuckDB)
+    assert materialize(["pooled_clips"], make_resources(storage), inst).success
+    rows = duckdb.connect().execute(f"select clip, pooled, pooled_as, source_exists from "
+                                    f"'{storage}/tables/pooled_clips/*.parquet' order by clip").fetchall()
+    assert rows == [("01_production_a", False, "03_copy_of_a", False), ("02_prep_b", True, "02_prep_b", True),
+                    ("03_copy_of_a", True, "03_copy_of_a", True), ("04_renamed_a", False, "03_copy_of_a", True)]
 
 
 def test_a_few_columns_are_read_across_partitions_of_older_and_newer_schemas(tmp_path: Path) -> None:

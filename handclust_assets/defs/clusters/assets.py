@@ -12,7 +12,7 @@ from handclust_assets.defs.common import measured
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.partitions import clip_partitions
 from handclust_assets.defs.resources import LabelerResource, StorageResource
-from handclust_assets.lib.same_video import left_out_duplicates
+from handclust_assets.lib.same_video import EVERY_PARTITION, left_out_duplicates
 
 Frame = pl.DataFrame | None
 # the per-clip tables the descriptors are built from (the keypoint tables stay per clip)
@@ -65,6 +65,36 @@ def segment_features(context: dg.AssetExecutionContext, storage: StorageResource
     return dg.Output(feats, metadata={"modalities": ", ".join(mods), "skipped": ", ".join(missing) or "none",
                                       "n_segments": dg.MetadataValue.int(segments.height),
                                       **clip_coverage(context, segments, left_out_duplicates(storage.store()))})
+
+
+POOLED_CLIPS_SCHEMA = {"clip": pl.Utf8, "pooled": pl.Boolean, "pooled_as": pl.Utf8, "content_hash": pl.Utf8,
+                       "source_path": pl.Utf8, "source_exists": pl.Boolean}
+
+
+@dg.asset(group_name="clusters", code_version="pooled-clips-v1", kinds={"python", "duckdb"},
+          deps=[segment_features], ins={"clips": dg.AssetIn(metadata=EVERY_PARTITION)},
+          description="One row per clip partition: whether the cross-clip graph pools it, and as which clip. A video "
+          "renamed, moved or copied within the watched folder is a partition of its own (equal content hash); the "
+          "graph pools each video once, as the first of its partitions whose file is still there. Per-clip tables "
+          "keep every partition: join a notebook query on `pooled` to count each video once.")
+def pooled_clips(context: dg.AssetExecutionContext, clips: Frame) -> dg.Output[pl.DataFrame]:
+    from handclust_assets.lib.same_video import duplicate_clips, source_exists
+
+    if clips is None or not clips.height:
+        raise dg.Failure("no clip has a `clips` row yet: materialize a clip run first")
+    rows = clips.select("clip", "content_hash", "source_path").unique("clip", keep="last").sort("clip")
+    same = duplicate_clips(rows)
+    df = rows.with_columns(
+        pl.col("clip").is_in(list(same)).not_().alias("pooled"),
+        pl.col("clip").replace(same).alias("pooled_as"),
+        pl.col("source_path").map_elements(source_exists, return_dtype=pl.Boolean).alias("source_exists"),
+    ).select(list(POOLED_CLIPS_SCHEMA)).cast(POOLED_CLIPS_SCHEMA)
+    if same:
+        context.log.info(f"{len(same)} clip partition(s) hold a video another is pooled as: "
+                         + ", ".join(f"{k} (= {v})" for k, v in sorted(same.items())[:20]))
+    return dg.Output(df, metadata={"clips": dg.MetadataValue.int(df.height),
+                                   "pooled": dg.MetadataValue.int(int(df["pooled"].sum())),
+                                   "same_video": dg.MetadataValue.int(len(same))})
 
 
 @dg.asset(group_name="clusters", code_version="clip-clusters-v1",
@@ -168,5 +198,5 @@ def segment_map(storage: StorageResource, cross_clip_clusters: pl.DataFrame, seg
     return dg.Output(df, metadata={"points": dg.MetadataValue.int(df.height)})
 
 
-assets = [segment_features, clip_clusters, cross_clip_clusters, cluster_labels, segment_map]
+assets = [segment_features, pooled_clips, clip_clusters, cross_clip_clusters, cluster_labels, segment_map]
 checks = [one_cluster_row_per_segment_and_modality]
