@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 from handclust_assets.definitions import defs
 from handclust_assets.defs.resources import HandclustSettings
@@ -168,6 +169,35 @@ def test_folder_planning_reports_a_removed_file_once() -> None:
     p = plan_folder(_files(a="1:1"), {"a", "b"}, cur)
     assert p.removed == ["b"] and p.to_run == []
     assert plan_folder(_files(a="1:1"), {"a", "b"}, p.cursor).removed == []
+
+
+def test_a_renamed_file_is_told_from_a_removed_one() -> None:
+    from handclust_assets.lib.video_folder import renamed_to
+
+    done = {"a": "10:5", "b": "20:6", "c": "30:7"}
+    files = _files(a2="10:5", c="30:7", x="20:6", y="20:6")  # a moved; b's print now on two files (copies)
+    assert renamed_to(["a", "b"], done, files) == {"a": "a2"}
+    assert renamed_to(["gone"], done, files) == {}
+
+
+def test_the_sensor_says_where_a_renamed_video_went(storage: Path, capfd: pytest.CaptureFixture) -> None:
+    vids = storage / "videos"
+    write_video(vids / "03_blocks.mp4", moving_pattern(10, 64, 64), 15)
+    os.utime(vids / "03_blocks.mp4", (time.time() - 60, time.time() - 60))
+    inst = dg.DagsterInstance.ephemeral()
+    sensor = defs.get_sensor_def("video_folder_sensor")
+    first = sensor(dg.build_sensor_context(instance=inst, resources={"settings": HandclustSettings()}))
+    assert [r.partition_key for r in first.run_requests] == ["03_blocks"]
+    inst.add_dynamic_partitions("clips", ["03_blocks"])
+    (vids / "day1").mkdir()
+    (vids / "03_blocks.mp4").rename(vids / "day1" / "blocks.mp4")
+    capfd.readouterr()
+    second = sensor(dg.build_sensor_context(instance=inst, cursor=first.cursor,
+                                            resources={"settings": HandclustSettings()}))
+    assert [r.partition_key for r in second.run_requests] == ["day1__blocks"]
+    said = " ".join(capfd.readouterr())  # the sensor's log, as the daemon's console shows it
+    assert "'03_blocks' was renamed or moved: it is now" in said and "day1/blocks.mp4" in said
+    assert "was removed from" not in said
 
 
 def test_a_video_under_a_name_the_folder_does_not_take_is_reported_not_passed_over(storage: Path) -> None:

@@ -255,6 +255,21 @@ def plan_folder(files: dict[str, FileState], known: set[str], cursor: dict, *, b
     return FolderPlan(new_keys, to_run, waiting, removed, nxt)
 
 
+def renamed_to(removed: Sequence[str], done: dict[str, str], files: dict[str, FileState]) -> dict[str, str]:
+    """removed key -> the key now holding a file of the same fingerprint (size and mtime to the nanosecond: what a
+    rename or a move within the filesystem keeps, and a copy does not), for the removed keys whose run's
+    fingerprint (`done`, the previous cursor's) one file, and only one, now has."""
+    by_print: dict[str, list[str]] = {}
+    for k, f in files.items():
+        by_print.setdefault(f.fingerprint, []).append(k)
+    out = {}
+    for k in removed:
+        hits = [n for n in by_print.get(done.get(k, ""), []) if n != k]
+        if len(hits) == 1:
+            out[k] = hits[0]
+    return out
+
+
 def look(folder: str | Path, now: float) -> dict[str, FileState]:
     """Every clip under `folder` (plain videos and tar-shard members) with its fingerprint and age."""
     return look_folder(folder, now).files

@@ -10,7 +10,7 @@ import dagster as dg
 from handclust_assets.defs.ingest.assets import SOURCE_TAG
 from handclust_assets.defs.partitions import clip_partitions
 from handclust_assets.defs.resources import HandclustSettings
-from handclust_assets.lib.video_folder import look_folder, plan_folder
+from handclust_assets.lib.video_folder import look_folder, plan_folder, renamed_to
 
 CLIP_TAG = "handclust/clip"
 
@@ -60,7 +60,14 @@ def build_video_folder_sensor(job: str, interval_s: int | None = None) -> dg.Sen
         busy = clips_with_active_runs(context.instance) & set(files)
         plan = plan_folder(files, known, cursor, busy=busy, settle_s=settings.settle_seconds, now=now)
         log_problems_once(context, seen.problems, cursor)
+        moved = renamed_to(plan.removed, cursor.get("done", {}), files)
         for k in plan.removed:
+            if k in moved:
+                context.log.warning(f"video for partition {k!r} was renamed or moved: it is now "
+                                    f"{seen.sources[moved[k]]} (same size and modification time), partition "
+                                    f"{moved[k]!r}; the cross-clip graph pools the video once, as {moved[k]!r}, and "
+                                    f"{k!r} keeps its results (`handclust forget {k}` deletes them)")
+                continue
             context.log.warning(f"video for partition {k!r} was removed from {folder}; its results are kept "
                                 "(`handclust forget` deletes them)")
         nxt = json.dumps({**plan.cursor, "problems": sorted(seen.problems)})
