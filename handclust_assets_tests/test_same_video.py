@@ -129,3 +129,44 @@ def test_the_cross_clip_coverage_names_a_twin_apart_from_a_clip_without_segments
     assert meta["clips_used"].value == 2
     assert (meta["clips_left_out"].value, meta["left_out"].value) == (1, "broken")
     assert (meta["clips_same_video"].value, meta["same_video"].value) == (1, "copy_of_a (= a)")
+
+
+def test_forget_deletes_named_and_renamed_partitions_and_refuses_an_unknown_one(storage: Path,
+                                                                               monkeypatch) -> None:
+    """`handclust forget`: a named clip's tables, frame cache and partition go; `--renamed` forgets the partitions
+    whose file is gone and whose video is pooled as another (the leftovers of a rename), never a copy whose file
+    is still there; a name that is no partition deletes nothing and says so."""
+    from typer.testing import CliRunner
+
+    from handclust_assets.cli.app import app
+    from handclust_assets.lib.home import ensure_dagster_home
+    from handclust_assets.lib.tables import table_partitions
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    ensure_dagster_home()
+    inst = dg.DagsterInstance.get()
+    vids = storage / "videos"
+    write_video(vids / "a.mp4", moving_pattern(20, 160, 96), 10)
+    write_video(vids / "b.mp4", moving_pattern(20, 160, 96, seed=5), 10)
+    shutil.copy2(vids / "a.mp4", vids / "a_copy.mp4")
+    inst.add_dynamic_partitions("clips", list(scan_videos(vids)))
+    for k in scan_videos(vids):
+        assert materialize(["clips", "frame_cache"], make_resources(storage), inst, partition_key=k).success
+    (vids / "a.mp4").rename(vids / "a_renamed.mp4")
+    inst.add_dynamic_partitions("clips", ["a_renamed"])
+    assert materialize(["clips"], make_resources(storage), inst, partition_key="a_renamed").success
+
+    r = CliRunner().invoke(app, ["forget", "nope", "--home", str(storage)])
+    assert r.exit_code == 2 and "no clip partition named 'nope'" in r.output
+    assert table_partitions(storage, "clips") == ["a", "a_copy", "a_renamed", "b"]  # nothing deleted
+
+    r = CliRunner().invoke(app, ["forget", "--renamed", "--home", str(storage)])
+    assert r.exit_code == 0, r.output
+    assert "1 partition(s) hold a video now pooled as another, their file gone: a (= a_copy)" in r.output
+    assert table_partitions(storage, "clips") == ["a_copy", "a_renamed", "b"]  # the copy stays: its file is there
+    assert not (storage / "frames" / "a").exists() and (storage / "frames" / "a_copy").exists()
+    assert "a" not in inst.get_dynamic_partitions("clips")
+
+    r = CliRunner().invoke(app, ["forget", "b", "--home", str(storage)])
+    assert r.exit_code == 0 and "forgot b:" in r.output
+    assert table_partitions(storage, "frame_cache") == ["a_copy"] and "b" not in inst.get_dynamic_partitions("clips")

@@ -198,24 +198,49 @@ def ui(port: int = 3000, host: str = "127.0.0.1", home: Path = HomeOpt) -> None:
 
 
 @app.command()
-def forget(clip: str, home: Path = HomeOpt) -> None:
-    """Delete a clip partition and all its results (tables, frame cache, arrays)."""
+def forget(clips: list[str] = typer.Argument(None, help="Clip partitions to forget."),
+           renamed: bool = typer.Option(False, "--renamed", help="Also forget every partition whose video file is "
+                                        "gone and is pooled as another partition (it was renamed or moved within "
+                                        "the watched folder: the `pooled_clips` table's rows with pooled false and "
+                                        "source_exists false)."),
+           home: Path = HomeOpt) -> None:
+    """Delete clip partitions and all their results (tables, frame cache, arrays)."""
     _use_home(home)
     import dagster as dg
 
+    from handclust_assets.lib.same_video import CLIPS_TABLE, IDENTITY, duplicate_clips, source_exists
     from handclust_assets.lib.storage import Storage
-    from handclust_assets.lib.tables import delete_partition, refresh_catalog
+    from handclust_assets.lib.tables import delete_partition, read_columns, refresh_catalog, table_partitions
 
     store = Storage()
-    removed = delete_partition(store, clip)
-    store.rm(*store.frames(clip), recursive=True)
-    for asset in store.listdir("arrays"):
-        store.rm(*store.arrays(asset, clip))
     inst = dg.DagsterInstance.get()
-    if inst.has_dynamic_partition("clips", clip):
-        inst.delete_dynamic_partition("clips", clip)
+    targets = list(dict.fromkeys(clips or []))
+    if renamed:
+        ids = read_columns(store, CLIPS_TABLE, IDENTITY)
+        gone = {r["clip"] for r in ids.iter_rows(named=True) if not source_exists(r["source_path"])}
+        same = duplicate_clips(ids)
+        moved = sorted(k for k in same if k in gone)
+        typer.echo(f"{len(moved)} partition(s) hold a video now pooled as another, their file gone"
+                   + (f": {', '.join(f'{k} (= {same[k]})' for k in moved)}" if moved else ""))
+        targets += [k for k in moved if k not in targets]
+    if not targets:
+        typer.echo("nothing to forget")
+        return
+    known = set(table_partitions(store, CLIPS_TABLE)) | set(inst.get_dynamic_partitions("clips"))
+    unknown = [c for c in targets if c not in known and not store.exists(*store.frames(c))]
+    if unknown:
+        typer.echo(f"forget: no clip partition named {', '.join(map(repr, unknown))} (nothing was deleted; "
+                   f"`handclust catalog` lists the tables, `select clip from clips` the clips)", err=True)
+        raise typer.Exit(code=2)
+    for clip in targets:
+        removed = delete_partition(store, clip)
+        store.rm(*store.frames(clip), recursive=True)
+        for asset in store.listdir("arrays"):
+            store.rm(*store.arrays(asset, clip))
+        if inst.has_dynamic_partition("clips", clip):
+            inst.delete_dynamic_partition("clips", clip)
+        typer.echo(f"forgot {clip}: {len(removed)} table files removed")
     refresh_catalog(store)
-    typer.echo(f"forgot {clip}: {len(removed)} table files removed")
 
 
 @app.command()
