@@ -17,7 +17,7 @@ import pytest
 from handclust_assets.definitions import defs
 from handclust_assets.defs.resources import HandclustSettings
 from handclust_assets.lib.tables import connect
-from handclust_assets.lib.video_folder import FileState, plan_folder, scan_problems, scan_videos
+from handclust_assets.lib.video_folder import FileState, folder_walk, plan_folder, scan_problems, scan_videos
 from handclust_assets.video.writer import moving_pattern, write_video
 from handclust_assets_tests.support import make_resources, materialize, step_failures
 
@@ -244,7 +244,14 @@ def test_a_linked_folder_is_watched_like_any_other(storage: Path, tmp_path: Path
     write_video(vids / "raw" / "c.mp4", moving_pattern(10, 64, 64, seed=2), 15)
     (vids / "day1").symlink_to(nas)
     (nas / "loop").symlink_to(vids)  # back to the top
+    (vids / "everything").symlink_to("/")  # the whole disk, and a folder holding the watched one: not walked
+    (vids / "up").symlink_to(storage)
+    t0 = time.perf_counter()
     assert sorted(scan_videos(vids)) == ["day1__a", "day1__deeper__b", "raw__c"]
+    assert time.perf_counter() - t0 < 5
+    said = scan_problems(vids) | folder_walk(vids).problems
+    assert "which holds the watched folder: not followed" in said[str(vids / "everything")]
+    assert "which holds the watched folder" in said[str(vids / "up")]
     os.utime(vids / "day1", (time.time() - 120, time.time() - 120), follow_symlinks=False)
     (vids / "again").symlink_to(nas)  # the same folder under a second, newer link that sorts first
     (vids / "0_raw_link").symlink_to(vids / "raw")  # sorts first, but raw/ has its own path
@@ -255,6 +262,22 @@ def test_a_linked_folder_is_watched_like_any_other(storage: Path, tmp_path: Path
     res = sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
                                          resources={"settings": HandclustSettings()}))
     assert sorted(r.partition_key for r in res.run_requests) == ["day1__a", "day1__deeper__b", "raw__c"]
+
+
+def test_links_stop_being_followed_past_a_budget_and_say_so(tmp_path: Path) -> None:
+    watched, big, more = tmp_path / "watched", tmp_path / "big", tmp_path / "more"
+    for d, n in ((big, 5), (more, 2)):
+        d.mkdir()
+        for i in range(n):
+            (d / f"c{i}.mp4").write_bytes(b"")
+    watched.mkdir()
+    (watched / "a_big").symlink_to(big)
+    (watched / "b_more").symlink_to(more)
+    os.utime(watched / "a_big", (1, 1), follow_symlinks=False)  # the older link is walked first
+    walk = folder_walk(watched, linked_max_entries=3)
+    assert [p.name for p in walk.files] == [f"c{i}.mp4" for i in range(5)]
+    assert list(walk.problems) == [str(watched / "b_more")] and "over 3 entries" in walk.problems[str(watched / "b_more")]
+    assert len(folder_walk(watched).files) == 7
 
 
 def test_a_file_is_looked_into_again_only_once_it_changed(storage: Path) -> None:

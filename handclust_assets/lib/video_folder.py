@@ -55,21 +55,40 @@ def clip_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
     return lambda key: any(fnmatch.fnmatchcase(key, g) for g in globs)
 
 
-def folder_entries(folder: str | Path) -> list[Path]:
+LINKED_MAX_ENTRIES = 200_000  # entries read through links in one look, at most: a link to a whole disk is no dataset
+
+
+@dataclass
+class FolderWalk:
+    """One walk of the watched folder: its files (`folder_entries`) and the linked folders it would not follow."""
+
+    files: list[Path]
+    problems: dict[str, str]  # link path -> why it was not followed
+
+
+def folder_walk(folder: str | Path, linked_max_entries: int = LINKED_MAX_ENTRIES) -> FolderWalk:
     """Every file under `folder` (regular files, links to them, and broken links), sorted, as paths under it:
     hidden files and folders are skipped, and a linked folder is walked like any other (a NAS share or a dataset
     linked into the watched folder instead of copied). Each real folder is walked once, so a link back up the tree
     (a loop) adds nothing, and a folder with several paths is walked under the steadiest: its own path where it has
     one, else its oldest link (by the link's own mtime; then by path): a link added later never moves clips to
-    new partition keys. One walk serves every scan of a look (`look_folder`)."""
+    new partition keys. Not followed, and reported: a link to a folder that holds the watched folder (`/`, `..`:
+    the whole disk, every look), and links once `linked_max_entries` entries were read through links."""
     root = Path(folder)
     if not root.is_dir():
-        return []
+        return FolderWalk([], {})
+    top = os.path.realpath(root)
     seen: set[tuple[int, int]] = set()
     out: list[Path] = []
+    problems: dict[str, str] = {}
+    through_links = 0
     todo: list[tuple[int, int, str]] = [(0, 0, str(root))]  # (through a link?, the link's mtime, path): a heap
     while todo:
         via, age, path = heapq.heappop(todo)
+        if via and through_links >= linked_max_entries:
+            problems[path] = (f"not followed: over {linked_max_entries:,} entries were read through links in this "
+                              "look (link the folders of clips, not a whole disk)")
+            continue
         try:
             st = os.stat(path)
             entries = list(os.scandir(path))
@@ -78,6 +97,8 @@ def folder_entries(folder: str | Path) -> list[Path]:
         if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
+        if via:
+            through_links += len(entries)
         for e in entries:
             if e.name.startswith("."):
                 continue
@@ -87,6 +108,12 @@ def folder_entries(folder: str | Path) -> list[Path]:
                 is_dir = is_file = False
             if is_dir:
                 if e.is_symlink():
+                    target = os.path.realpath(e.path)
+                    if top == target or top.startswith(target.rstrip(os.sep) + os.sep):
+                        if target != top:  # (a link to the watched folder itself is a plain loop: no word)
+                            problems[e.path] = (f"links to {target}, which holds the watched folder: not followed "
+                                                "(link the folder of clips itself)")
+                        continue
                     try:
                         link_age = os.lstat(e.path).st_mtime_ns
                     except OSError:
@@ -96,7 +123,12 @@ def folder_entries(folder: str | Path) -> list[Path]:
                     heapq.heappush(todo, (via, age, e.path))
             elif is_file or e.is_symlink():
                 out.append(Path(e.path))
-    return sorted(out)
+    return FolderWalk(sorted(out), problems)
+
+
+def folder_entries(folder: str | Path) -> list[Path]:
+    """The files of `folder_walk` (what every scan of a look reads: `look_folder` walks once)."""
+    return folder_walk(folder).files
 
 
 def scan_videos(folder: str | Path, entries: Sequence[Path] | None = None) -> dict[str, Path]:
@@ -302,7 +334,8 @@ def look_folder(folder: str | Path, now: float) -> FolderLook:
     shard problems). A file that vanishes while looking is skipped."""
     from handclust_assets.lib.shards import ShardMember, scan_sources
 
-    entries = folder_entries(folder)  # one walk for the videos, the shards and the problems
+    walk = folder_walk(folder)  # one walk for the videos, the shards and the problems
+    entries = walk.files
     sources, shard_problems = scan_sources(folder, entries)
     files: dict[str, FileState] = {}
     refs: dict[str, str] = {}
@@ -316,4 +349,4 @@ def look_folder(folder: str | Path, now: float) -> FolderLook:
             continue
         files[key] = FileState(f"{st.st_size}:{st.st_mtime_ns}", max(0.0, now - st.st_mtime))
         refs[key] = str(src)
-    return FolderLook(files, refs, {**scan_problems(folder, entries), **shard_problems})
+    return FolderLook(files, refs, {**walk.problems, **scan_problems(folder, entries), **shard_problems})
