@@ -91,10 +91,10 @@ def folder_walk(folder: str | Path, linked_max_entries: int = LINKED_MAX_ENTRIES
             continue
         try:
             st = os.stat(path)
+            if (st.st_dev, st.st_ino) in seen:  # (a folder already walked under another path is not read again)
+                continue
             entries = list(os.scandir(path))
         except OSError:
-            continue
-        if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
         if via:

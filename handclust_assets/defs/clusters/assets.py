@@ -49,7 +49,8 @@ def clip_coverage(context: dg.AssetExecutionContext, segments: pl.DataFrame, sam
 @measured
 def segment_features(context: dg.AssetExecutionContext, storage: StorageResource, segments: Frame,
                      scene_embeddings: Frame, video_embeddings: Frame, tool_scores: Frame, flow: Frame,
-                     flow_rhythm: Frame, egomotion: Frame, pose_segments: Frame, hand_segments: Frame) -> dg.Output[pl.DataFrame]:
+                     flow_rhythm: Frame, egomotion: Frame, pose_segments: Frame, hand_segments: Frame
+                     ) -> dg.Output[pl.DataFrame]:
     if segments is None or not segments.height:
         raise dg.Failure("no clip has segments yet: materialize the per-clip assets first")
     from handclust_assets.science import crossclip
