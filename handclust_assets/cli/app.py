@@ -207,8 +207,9 @@ def forget(clips: list[str] = typer.Argument(None, help="Clip partitions to forg
     """Delete clip partitions and all their results (tables, frame cache, arrays)."""
     _use_home(home)
     import dagster as dg
+    import polars as pl
 
-    from handclust_assets.lib.same_video import CLIPS_TABLE, IDENTITY, duplicate_clips, source_exists
+    from handclust_assets.lib.same_video import CLIPS_TABLE, IDENTITY, pooled_table
     from handclust_assets.lib.storage import Storage
     from handclust_assets.lib.tables import delete_partition, read_columns, refresh_catalog, table_partitions
 
@@ -216,13 +217,11 @@ def forget(clips: list[str] = typer.Argument(None, help="Clip partitions to forg
     inst = dg.DagsterInstance.get()
     targets = list(dict.fromkeys(clips or []))
     if renamed:
-        ids = read_columns(store, CLIPS_TABLE, IDENTITY)
-        gone = {r["clip"] for r in ids.iter_rows(named=True) if not source_exists(r["source_path"])}
-        same = duplicate_clips(ids)
-        moved = sorted(k for k in same if k in gone)
+        moved = pooled_table(read_columns(store, CLIPS_TABLE, IDENTITY)).filter(
+            ~pl.col("pooled") & ~pl.col("source_exists")).select("clip", "pooled_as").rows()
         typer.echo(f"{len(moved)} partition(s) hold a video now pooled as another, their file gone"
-                   + (f": {', '.join(f'{k} (= {same[k]})' for k in moved)}" if moved else ""))
-        targets += [k for k in moved if k not in targets]
+                   + (f": {', '.join(f'{k} (= {v})' for k, v in moved)}" if moved else ""))
+        targets += [k for k, _ in moved if k not in targets]
     if not targets:
         typer.echo("nothing to forget")
         return

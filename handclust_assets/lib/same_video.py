@@ -57,6 +57,23 @@ def duplicate_clips(clips: pl.DataFrame, exists: Callable[[str | None], bool] = 
     return out
 
 
+POOLED_CLIPS_SCHEMA = {"clip": pl.Utf8, "pooled": pl.Boolean, "pooled_as": pl.Utf8, "content_hash": pl.Utf8,
+                       "source_path": pl.Utf8, "source_exists": pl.Boolean}
+
+
+def pooled_table(clips: pl.DataFrame) -> pl.DataFrame:
+    """One row per clip of `clips` (rows with `clip`, `content_hash`, `source_path`; the last row of a clip counts):
+    whether the cross-clip graph pools it, as which clip (`duplicate_clips`), and whether its file is there
+    (`POOLED_CLIPS_SCHEMA`): the `pooled_clips` table, and what `handclust forget --renamed` picks from."""
+    rows = clips.select(list(IDENTITY)).unique("clip", keep="last").sort("clip")
+    same = duplicate_clips(rows)
+    return rows.with_columns(
+        pl.col("clip").is_in(list(same)).not_().alias("pooled"),
+        pl.col("clip").replace(same).alias("pooled_as"),
+        pl.col("source_path").map_elements(source_exists, return_dtype=pl.Boolean).alias("source_exists"),
+    ).select(list(POOLED_CLIPS_SCHEMA)).cast(POOLED_CLIPS_SCHEMA)
+
+
 def left_out_duplicates(root: StorageLike, keys: Iterable[str] | None = None) -> dict[str, str]:
     """`duplicate_clips` of the `clips` table's partitions (of those in `keys`, where given); {} before any clip
     was ingested."""

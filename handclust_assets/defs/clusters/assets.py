@@ -68,10 +68,6 @@ def segment_features(context: dg.AssetExecutionContext, storage: StorageResource
                                       **clip_coverage(context, segments, left_out_duplicates(storage.store()))})
 
 
-POOLED_CLIPS_SCHEMA = {"clip": pl.Utf8, "pooled": pl.Boolean, "pooled_as": pl.Utf8, "content_hash": pl.Utf8,
-                       "source_path": pl.Utf8, "source_exists": pl.Boolean}
-
-
 @dg.asset(group_name="clusters", code_version="pooled-clips-v1", kinds={"python", "duckdb"},
           deps=[segment_features], ins={"clips": dg.AssetIn(metadata=EVERY_PARTITION)},
           description="One row per clip partition: whether the cross-clip graph pools it, and as which clip. A video "
@@ -79,23 +75,18 @@ POOLED_CLIPS_SCHEMA = {"clip": pl.Utf8, "pooled": pl.Boolean, "pooled_as": pl.Ut
           "graph pools each video once, as the first of its partitions whose file is still there. Per-clip tables "
           "keep every partition: join a notebook query on `pooled` to count each video once.")
 def pooled_clips(context: dg.AssetExecutionContext, clips: Frame) -> dg.Output[pl.DataFrame]:
-    from handclust_assets.lib.same_video import duplicate_clips, source_exists
+    from handclust_assets.lib.same_video import pooled_table
 
     if clips is None or not clips.height:
         raise dg.Failure("no clip has a `clips` row yet: materialize a clip run first")
-    rows = clips.select("clip", "content_hash", "source_path").unique("clip", keep="last").sort("clip")
-    same = duplicate_clips(rows)
-    df = rows.with_columns(
-        pl.col("clip").is_in(list(same)).not_().alias("pooled"),
-        pl.col("clip").replace(same).alias("pooled_as"),
-        pl.col("source_path").map_elements(source_exists, return_dtype=pl.Boolean).alias("source_exists"),
-    ).select(list(POOLED_CLIPS_SCHEMA)).cast(POOLED_CLIPS_SCHEMA)
-    if same:
-        context.log.info(f"{len(same)} clip partition(s) hold a video another is pooled as: "
-                         + ", ".join(f"{k} (= {v})" for k, v in sorted(same.items())[:20]))
+    df = pooled_table(clips)
+    same = df.filter(~pl.col("pooled"))
+    if same.height:
+        context.log.info(f"{same.height} clip partition(s) hold a video another is pooled as: "
+                         + ", ".join(f"{k} (= {v})" for k, v in same.select("clip", "pooled_as").rows()[:20]))
     return dg.Output(df, metadata={"clips": dg.MetadataValue.int(df.height),
                                    "pooled": dg.MetadataValue.int(int(df["pooled"].sum())),
-                                   "same_video": dg.MetadataValue.int(len(same))})
+                                   "same_video": dg.MetadataValue.int(same.height)})
 
 
 @dg.asset(group_name="clusters", code_version="clip-clusters-v1",
