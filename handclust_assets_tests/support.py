@@ -72,23 +72,23 @@ def materializations(result: dg.ExecuteInProcessResult) -> set[str]:
 
 def materialize(selection: list[str] | str, resources: dict, instance: dg.DagsterInstance,
                 partition_key: str | None = None, raise_on_error: bool = True,
-                run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+                run_config: dict | None = None, tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
     """Materialize a selection of the code location's graph (assets and checks) in process."""
     from handclust_assets.definitions import defs
 
     graph = [*defs.assets, *(defs.asset_checks or [])]
     return dg.materialize(graph, selection=selection, partition_key=partition_key, instance=instance,
-                          resources=resources, raise_on_error=raise_on_error, run_config=run_config)
+                          resources=resources, raise_on_error=raise_on_error, run_config=run_config, tags=tags)
 
 
-def run_clips(res: dict, clips: list[str], instance: dg.DagsterInstance | None = None
-              ) -> tuple[dg.DagsterInstance, dict[str, dg.ExecuteInProcessResult]]:
+def run_clips(res: dict, clips: list[str], instance: dg.DagsterInstance | None = None,
+              tags: dict[str, str] | None = None) -> tuple[dg.DagsterInstance, dict[str, dg.ExecuteInProcessResult]]:
     """Each clip's own run (`clip_run_selection`, as `process_clip` runs it) in process, one after another, on
     `instance` (default: a new ephemeral one) with the clips added as partitions. Returns the instance and each
     clip's result (failures are reported, not raised: callers assert what they expect)."""
     inst = instance or dg.DagsterInstance.ephemeral()
     inst.add_dynamic_partitions("clips", [c for c in clips if not inst.has_dynamic_partition("clips", c)])
-    return inst, {c: materialize(clip_run_selection(), res, inst, partition_key=c, raise_on_error=False)
+    return inst, {c: materialize(clip_run_selection(), res, inst, partition_key=c, raise_on_error=False, tags=tags)
                   for c in clips}
 
 

@@ -169,3 +169,27 @@ def test_label_cache_in_the_bucket_answers_a_fresh_labeler(runs: dict) -> None:
         "label_cache"))
     assert fresh.label(ev) == ("Laying blocks", "cache:vlm-test")
     assert runs["vlm"].requests == before + 1
+
+
+def test_a_copied_video_copies_its_clip_results_in_the_bucket(runs: dict, tmp_path: Path) -> None:
+    """On an object store a copy's clip run copies its twin's results too: the table partitions, the frame cache
+    (uploaded under the new key, its meta.json naming the new file) and the flow array, all in the bucket."""
+    from handclust_assets.video.writer import moving_pattern, write_video
+
+    videos = tmp_path / "videos"
+    write_video(videos / "a.mp4", moving_pattern(30, 160, 96), 10)
+    (videos / "b.mp4").write_bytes((videos / "a.mp4").read_bytes())
+    storage = StorageResource(root="s3://lab/adopt", endpoint_url=runs["endpoint"])
+    res = make_resources(tmp_path, storage=storage, settings=HandclustSettings(video_folder=str(videos)))
+    inst, done = run_clips(res, ["a"])
+    _, done_b = run_clips(res, ["b"], inst)
+    assert done["a"].success and done_b["b"].success, (step_failures(done["a"]), step_failures(done_b["b"]))
+    for step in ("frame_cache", "flow", "period_track", "segments"):
+        assert done_b["b"].asset_materializations_for_node(step)[0].metadata["adopted_from"].value == "a", step
+    store = storage.store()
+    assert json.loads(store.read_bytes("frames", "b", "meta.json"))["source"].endswith("b.mp4")
+    assert store.read_bytes("frames", "b", "frames.jpgpack") == store.read_bytes("frames", "a", "frames.jpgpack")
+    assert store.read_bytes("arrays", "flow", "b.npz") == store.read_bytes("arrays", "flow", "a.npz")
+    with hc.connect("s3://lab/adopt") as there:
+        rows = there.sql("select clip, count(*) from period_track group by clip order by clip").fetchall()
+    assert [c for c, _ in rows] == ["a", "b"] and rows[0][1] == rows[1][1] > 0

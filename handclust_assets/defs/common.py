@@ -143,21 +143,33 @@ def measured(fn: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
 
 
 def clip_asset(*, group: str, code_version: str, description: str, kinds: set[str] | None = None,
-               optional: bool = False, **asset_kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+               optional: bool = False, adoptable: bool = True, side_files: tuple[str, ...] = (),
+               **asset_kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """A per-clip asset (partitioned by clip). The decorated function returns a `dg.Output`/`MaterializeResult`.
 
     ClipError / ModelUnavailableError become named failures. With `optional=True` (model-backed modalities) a
-    ModelUnavailableError (or NothingYet: what it needs does not exist yet) instead skips the asset: no output (its per-clip downstream is skipped too), an
-    observation with the reason, a green run; `model_update_sensor` fills it in when the model appears. The
-    compute is `measured`: its cost is metadata of the materialization."""
+    ModelUnavailableError (or NothingYet: what it needs does not exist yet) instead skips the asset: no output
+    (its per-clip downstream is skipped too), an observation with the reason, a green run; `model_update_sensor`
+    fills it in when the model appears. The compute is `measured`: its cost is metadata of the materialization.
+
+    With `adoptable` (every step that reads nothing but its upstream steps, the frame cache and the resources it
+    takes) the result is copied from a partition holding the same video where that one's was made from the same
+    (`defs.adoption`; `side_files`: what it writes beside its table, `lib.adopt.FRAMES` / `ARRAYS`), and every
+    output records its `made_from`."""
 
     def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            from handclust_assets.defs import adoption as adopt
+
             context = args[0] if args else kwargs["context"]
             share_cores(context)
+            plan = adopt.planned(context, kwargs, code_version, side_files) if adoptable else None
             try:
-                events = list(measured(fn)(*args, **kwargs))
+                if plan is not None and plan.twin is not None:
+                    events = list(measured(adopt.adopted_output)(context, plan, side_files, kwargs))
+                else:
+                    events = list(measured(fn)(*args, **kwargs))
             except ModelUnavailableError as e:
                 if not optional:
                     raise failure_from(e) from e
@@ -170,7 +182,7 @@ def clip_asset(*, group: str, code_version: str, description: str, kinds: set[st
                 return
             except ClipError as e:
                 raise failure_from(e) from e
-            yield from events
+            yield from (adopt.with_made_from(events, plan.made_from) if plan is not None else events)
 
         return dg.asset(partitions_def=clip_partitions, group_name=group, code_version=code_version,
                         description=description, kinds=kinds or {"python", "duckdb"}, output_required=not optional,

@@ -34,7 +34,8 @@ _SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 StorageLike = Storage | str | os.PathLike | None
 
 
-def _parts(table: str, partition: str | None = None) -> tuple[str, ...]:
+def partition_parts(table: str, partition: str | None = None) -> tuple[str, ...]:
+    """The path parts of one table partition's Parquet file under the storage root."""
     key = partition if partition is not None else UNPARTITIONED
     if not _SAFE.match(table) or not _SAFE.match(key):
         raise ValueError(f"unsafe table/partition name: {table!r}/{key!r}")
@@ -43,7 +44,7 @@ def _parts(table: str, partition: str | None = None) -> tuple[str, ...]:
 
 def table_file(root: StorageLike, table: str, partition: str | None = None) -> str:
     """The address of one table partition's Parquet file."""
-    return as_storage(root).uri(*_parts(table, partition))
+    return as_storage(root).uri(*partition_parts(table, partition))
 
 
 def _normalise(df: pl.DataFrame) -> pl.DataFrame:
@@ -62,7 +63,7 @@ def parquet_bytes(df: pl.DataFrame) -> bytes:
 def write_table(df: pl.DataFrame, root: StorageLike, table: str, partition: str | None = None) -> str:
     """Write (replace) one table partition atomically; refresh the catalog when the table is new."""
     store = as_storage(root)
-    path = store.write_bytes(parquet_bytes(df), *_parts(table, partition))
+    path = store.write_bytes(parquet_bytes(df), *partition_parts(table, partition))
     if store.is_local and not _catalog_has(store, table):
         refresh_catalog(store)
     return path
@@ -73,7 +74,7 @@ def delete_partition(root: StorageLike, partition: str) -> list[str]:
     store = as_storage(root)
     removed = []
     for t in table_names(store):
-        if store.rm(*_parts(t, partition)):
+        if store.rm(*partition_parts(t, partition)):
             removed.append(table_file(store, t, partition))
     return removed
 
@@ -89,7 +90,7 @@ def read_table(root: StorageLike, table: str, partitions: Iterable[str] | None =
     store = as_storage(root)
     keys = table_partitions(store, table, include_unpartitioned=True) if partitions is None else list(partitions)
     have = set(table_partitions(store, table, include_unpartitioned=True))
-    files = [_parts(table, k) for k in keys if k in have]
+    files = [partition_parts(table, k) for k in keys if k in have]
     if not files:
         raise FileNotFoundError(f"table {table!r} has no materialized partitions under {store.uri(TABLES, table)}")
     if store.is_local:
@@ -111,7 +112,7 @@ def read_columns(root: StorageLike, table: str, schema: dict[str, Any], partitio
     if not keys:
         return pl.DataFrame(schema=schema)
     if store.is_local:
-        return pl.scan_parquet([store.uri(*_parts(table, k)) for k in keys], schema=schema, extra_columns="ignore",
+        return pl.scan_parquet([store.uri(*partition_parts(table, k)) for k in keys], schema=schema, extra_columns="ignore",
                                missing_columns="insert").collect()
     df = read_table(store, table, keys)
     return df.select([pl.col(c).cast(t) if c in df.columns else pl.lit(None, t).alias(c) for c, t in schema.items()])

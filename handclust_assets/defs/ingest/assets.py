@@ -13,8 +13,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from handclust_assets.defs.adoption import MADE_FROM, SAME_VIDEO_AS
 from handclust_assets.defs.common import Progress, clip_asset
 from handclust_assets.defs.resources import HandclustSettings, StorageResource
+from handclust_assets.lib.adopt import FRAMES, video_identity
 from handclust_assets.lib.errors import ClipError
 from handclust_assets.lib.phase import phase_from_name
 from handclust_assets.lib.same_video import same_video_as
@@ -126,7 +128,10 @@ def open_cache(storage: StorageResource, clip: str) -> FrameCache:
         raise ClipError(store.uri(*store.frames(clip)), "no frame cache (materialize frame_cache first)") from e
 
 
-@clip_asset(group="ingest", code_version="clips-v2",  # v2: pixel_aspect, mirrored
+CLIPS_CODE_VERSION = "clips-v2"  # v2: pixel_aspect, mirrored
+
+
+@clip_asset(group="ingest", code_version=CLIPS_CODE_VERSION, adoptable=False,
             description="One row per clip: probe (duration, fps, VFR, stored size, codec, rotation, frames), content "
             "hash, source path, phase from the file name, the intrinsics.json that applies (if any), the pixel "
             "aspect (anamorphic video: a stored pixel's width / height) and whether the display matrix mirrors it.")
@@ -135,7 +140,7 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings, storag
     clip = context.partition_key
     src = clip_source(settings, clip, context.run.tags.get(SOURCE_TAG))
     info = probe_video(src)
-    intr_from, _ = clip_intrinsics(settings, src)
+    intr_from, intr = clip_intrinsics(settings, src)
     member = isinstance(src, ShardMember)
     stem = Path(src.member).stem if member else src.stem
     row = {
@@ -152,8 +157,12 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings, storag
         context.log.warning(f"{row['source_path']}: the same video as clip partition(s) {', '.join(twins)} (renamed, "
                             "moved or copied: equal content hash); the cross-clip graph pools one of them, the "
                             "others' results stay per clip (`handclust forget <clip>` deletes them)")
+    probed = {k: v for k, v in row.items() if k not in ("clip", "source_path", "phase", "intrinsics_path")}
+    calibration = None if intr is None else {"K": intr.K.tolist(), "D": intr.D.tolist(), "width": intr.width,
+                                             "height": intr.height, "balance": intr.balance}
     return dg.Output(pl.DataFrame([row], schema=CLIPS_SCHEMA), metadata={
-        "same_video_as": dg.MetadataValue.text(", ".join(twins) or "none"),
+        SAME_VIDEO_AS: dg.MetadataValue.text(", ".join(twins) or "none"),
+        MADE_FROM: dg.MetadataValue.text(video_identity(info.content_hash, probed, calibration, CLIPS_CODE_VERSION)),
         "source": dg.MetadataValue.text(row["source_path"]),
         "in_shard": dg.MetadataValue.bool(member),
         "duration_s": dg.MetadataValue.float(info.duration_s),
@@ -167,7 +176,8 @@ def clips(context: dg.AssetExecutionContext, settings: HandclustSettings, storag
     })
 
 
-@clip_asset(group="ingest", code_version="frame-cache-v11",  # v5: motion.npz without baked keyframe pulses; v6: and
+@clip_asset(group="ingest", code_version="frame-cache-v11", side_files=(FRAMES,),
+            # v5: motion.npz without baked keyframe pulses; v6: and
             # with the picture's path (motion track version 6: a slow pan adds up against key frames); v7: black bars
             # cropped before the motion track is made (version 7); v8: and off the sampled frames the models see;
             # v9: a large frame's picture inside bars cut from its own luma, not its probe image (version 8); v10:
@@ -220,7 +230,7 @@ def frame_cache(context: dg.AssetExecutionContext, settings: HandclustSettings, 
     })
 
 
-@clip_asset(group="ingest", code_version="gt-v1",
+@clip_asset(group="ingest", code_version="gt-v1", adoptable=False,  # reads a sidecar beside the file
             description="Per-frame ground truth from a `<clip>.gt.parquet` sidecar (synthetic clips), resampled to "
             "the frame cache's timestamps. Zero rows for clips without ground truth.")
 def ground_truth(context: dg.AssetExecutionContext, clips: pl.DataFrame, frame_cache: pl.DataFrame
@@ -248,7 +258,7 @@ def sidecar(src: Path | ShardMember, suffix: str) -> Path | ShardMember | None:
     return side if side.is_file() else None
 
 
-@clip_asset(group="ingest", code_version="anomaly-gt-v1",
+@clip_asset(group="ingest", code_version="anomaly-gt-v1", adoptable=False,  # reads a sidecar beside the file
             description="Ground-truth anomaly spans (EgoClean) from a `<clip>.anomalies.csv` sidecar (start_s, end_s, "
             "label; seconds or mm:ss) beside the video or inside its tar shard; the synthetic generator writes one "
             "with the exact spans of the anomalies it injects. Zero rows for a clip without a sidecar (not judged); "

@@ -65,8 +65,10 @@ def build_video_folder_sensor(job: str, interval_s: int | None = None) -> dg.Sen
             if k in moved:
                 context.log.warning(f"video for partition {k!r} was renamed or moved: it is now "
                                     f"{seen.sources[moved[k]]} (same size and modification time), partition "
-                                    f"{moved[k]!r}; the cross-clip graph pools the video once, as {moved[k]!r}, and "
-                                    f"{k!r} keeps its results (`handclust forget {k}` deletes them)")
+                                    f"{moved[k]!r}; its clip run copies {k!r}'s results where they were made from "
+                                    f"the same code, settings and models; the cross-clip graph pools the video once, "
+                                    f"as {moved[k]!r}, and {k!r} keeps its results (`handclust forget {k}` deletes "
+                                    "them)")
                 continue
             context.log.warning(f"video for partition {k!r} was removed from {folder}; its results are kept "
                                 "(`handclust forget` deletes them)")

@@ -9,6 +9,7 @@ import polars as pl
 from handclust_assets.defs.common import Progress, clip_asset
 from handclust_assets.defs.ingest.assets import open_cache
 from handclust_assets.defs.resources import HandclustSettings, StorageResource
+from handclust_assets.lib.adopt import ARRAYS
 
 FLOW_SCHEMA = {
     "clip": pl.Utf8,
@@ -43,6 +44,7 @@ EGO_SCHEMA = {
     kinds={"python", "opencv"},
     deps=["frame_cache"],
     code_version="flow-v1",
+    side_files=(ARRAYS,),
     description="Dense optical flow (OpenCV DIS) between consecutive sampled frames: mean magnitude (fraction of "
     "frame width per sampled frame) and a magnitude-weighted direction histogram; the flow field on a 32x18 "
     "grid goes to storage/arrays/flow/<clip>.npz for ego-motion.",

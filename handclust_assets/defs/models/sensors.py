@@ -24,19 +24,12 @@ DATA_VERSION_TAG = "dagster/data_version"
 def recorded_model_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: set[str]
                             ) -> dict[str, str | None]:
     """partition -> the `model_version` its latest materialization recorded (two storage queries)."""
-    ids = instance.get_latest_storage_id_by_partition(asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION,
-                                                      partitions)
-    if not ids:
-        return {}
-    res = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(ids.values())),
-                                          limit=len(ids))
+    from handclust_assets.defs.adoption import latest_metadata
+
     out: dict[str, str | None] = {}
-    for rec in res.records:
-        mat = rec.asset_materialization
-        if mat is None or mat.partition is None:
-            continue
-        v = mat.metadata.get("model_version")
-        out[mat.partition] = str(v.value) if v is not None else None
+    for partition, meta in latest_metadata(instance, asset_key, partitions).items():
+        v = meta.get("model_version")
+        out[partition] = str(v.value) if v is not None else None
     return out
 
 
