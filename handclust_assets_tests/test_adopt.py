@@ -131,6 +131,19 @@ def test_a_twin_whose_files_are_gone_is_not_copied(processed) -> None:
     assert _meta(f, "frame_cache")["made_from"] == _meta(first, "frame_cache")["made_from"]
     assert _meta(f, "flow")["adopted_from"] == "a"
 
+    # a twin's table that cannot be read (damaged since): the step computes, and says why
+    (storage / "tables" / "period_track" / "a.parquet").write_bytes(b"not parquet")
+    (storage / "tables" / "period_track" / "f.parquet").write_bytes(b"not parquet")
+    shutil.copy2(vids / "a.mp4", vids / "g.mp4")
+    _, runs = run_clips(res, ["g"], inst)
+    g = runs["g"]
+    assert g.success, step_failures(g)
+    assert _meta(g, "period_track")["adopted_from"] == "-"
+    assert _meta(g, "flow")["adopted_from"] in ("a", "f")
+    said = " ".join(e.user_message for e in inst.all_logs(g.run_id))
+    assert "period_track: copying clip partition" in said and "computed instead" in said
+    assert duckdb.sql(f"select count(*) from '{storage}/tables/period_track/g.parquet'").fetchall()[0][0] > 0
+
 
 def test_what_a_result_is_made_from_ignores_the_path_and_nothing_else() -> None:
     probe = {"duration_s": 4.0, "frame_count": 40, "width": 160, "height": 96, "codec": "h264"}

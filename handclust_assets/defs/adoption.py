@@ -140,6 +140,22 @@ def adopted_output(context: dg.AssetExecutionContext, adoption: Adoption, side_f
     return dg.Output(df, metadata={**meta, ADOPTED_FROM: dg.MetadataValue.text(twin)})
 
 
+def copied(context: dg.AssetExecutionContext, adoption: Adoption, side_files: Iterable[str],
+           kwargs: Mapping[str, Any]) -> list[Any] | None:
+    """The measured events of copying the twin's result, or None (compute it: no twin, or the copy failed, e.g. the
+    twin's files were replaced or deleted meanwhile; said in the log)."""
+    from handclust_assets.defs.common import measured
+
+    if adoption.twin is None:
+        return None
+    try:
+        return list(measured(adopted_output)(context, adoption, side_files, kwargs))
+    except Exception as e:
+        context.log.warning(f"{context.asset_key.to_user_string()}: copying clip partition {adoption.twin!r}'s "
+                            f"result failed ({type(e).__name__}: {e}); computed instead")
+        return None
+
+
 def with_made_from(events: list[Any], made: str) -> list[Any]:
     """The events, each Output carrying `made_from` (and `adopted_from` "-" unless copied)."""
     out = []

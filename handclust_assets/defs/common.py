@@ -166,9 +166,8 @@ def clip_asset(*, group: str, code_version: str, description: str, kinds: set[st
             share_cores(context)
             plan = adopt.planned(context, kwargs, code_version, side_files) if adoptable else None
             try:
-                if plan is not None and plan.twin is not None:
-                    events = list(measured(adopt.adopted_output)(context, plan, side_files, kwargs))
-                else:
+                events = adopt.copied(context, plan, side_files, kwargs) if plan is not None else None
+                if events is None:
                     events = list(measured(fn)(*args, **kwargs))
             except ModelUnavailableError as e:
                 if not optional:
