@@ -102,6 +102,11 @@ def test_a_renamed_or_copied_video_is_pooled_once(storage: Path) -> None:
                                     f"'{storage}/tables/pooled_clips/*.parquet' order by clip").fetchall()
     assert rows == [("01_production_a", False, "03_copy_of_a", False), ("02_prep_b", True, "02_prep_b", True),
                     ("03_copy_of_a", True, "03_copy_of_a", True), ("04_renamed_a", False, "03_copy_of_a", True)]
+    import handclust_assets as hc
+
+    with hc.connect(storage) as con:  # schema `pooled`: each video once
+        assert sorted(r[0] for r in con.sql("select clip from pooled.clips").fetchall()) == ["02_prep_b",
+                                                                                             "03_copy_of_a"]
 
 
 def test_a_few_columns_are_read_across_partitions_of_older_and_newer_schemas(tmp_path: Path) -> None:
@@ -170,3 +175,25 @@ def test_forget_deletes_named_and_renamed_partitions_and_refuses_an_unknown_one(
     r = CliRunner().invoke(app, ["forget", "b", "--home", str(storage)])
     assert r.exit_code == 0 and "forgot b:" in r.output
     assert table_partitions(storage, "frame_cache") == ["a_copy"] and "b" not in inst.get_dynamic_partitions("clips")
+
+
+def test_the_pooled_schema_shows_each_video_once_in_the_catalog_and_an_open_connection(tmp_path: Path) -> None:
+    """`pooled.<table>`: the rows of clips left out as the same video as another are not there; before
+    `pooled_clips` exists, and in a table without a `clip` column, every row is. An open connection follows the
+    tables as they appear; the catalog file (`handclust.duckdb`) is rebuilt with them (read with DuckDB)."""
+    import handclust_assets as hc
+    from handclust_assets.lib.tables import write_table
+
+    for clip, n in (("a", 2), ("b", 2), ("c", 1)):  # b holds the same video as a
+        write_table(pl.DataFrame({"clip": [clip] * n, "segment_idx": list(range(n))}), tmp_path, "segments", clip)
+    write_table(pl.DataFrame({"modality": ["fusion"], "score": [0.5]}), tmp_path, "quality_matrix")
+    with hc.connect(tmp_path) as con:
+        assert con.sql("select count(*) from pooled.segments").fetchall() == [(5,)]  # nothing pooled yet
+        write_table(pl.DataFrame({"clip": ["a", "b", "c"], "pooled": [True, False, True],
+                                  "pooled_as": ["a", "a", "c"]}), tmp_path, "pooled_clips")
+        for db in (con, duckdb.connect(str(tmp_path / "handclust.duckdb"), read_only=True)):
+            got = db.sql("select clip, count(*) from pooled.segments group by clip order by clip").fetchall()
+            assert got == [("a", 2), ("c", 1)]
+            assert db.sql("select count(*) from main.segments").fetchall() == [(5,)]  # every partition kept
+            assert db.sql("select count(*) from pooled.pooled_clips").fetchall() == [(3,)]
+            assert db.sql("select * from pooled.quality_matrix").fetchall() == [("fusion", 0.5)]

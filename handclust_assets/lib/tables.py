@@ -29,6 +29,8 @@ from handclust_assets.lib.mirror import MirrorFileSystem
 from handclust_assets.lib.storage import Storage, as_storage
 
 UNPARTITIONED = "_all"
+POOLED = "pooled"  # a DuckDB schema: every table, the rows of clips pooled as another clip left out
+POOL_TABLE = "pooled_clips"  # which clip partitions are pooled, and as which (`lib.same_video.pooled_table`)
 TABLES = "tables"
 _SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 StorageLike = Storage | str | os.PathLike | None
@@ -144,6 +146,28 @@ def _view_sql(store: Storage, table: str, mirror: MirrorFileSystem | None = None
     return f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{glob}', union_by_name=true)"
 
 
+def _views_with(con: duckdb.DuckDBPyConnection, column: str) -> set[str]:
+    """The views of the connection's main schema that have this column (known from the catalog: no file read)."""
+    return {r[0] for r in con.execute(
+        "select table_name from information_schema.columns where table_catalog = current_database() and "
+        "table_schema = 'main' and column_name = ?", [column]).fetchall()}
+
+
+def create_pooled_views(con: duckdb.DuckDBPyConnection, tables: Iterable[str], pool: bool) -> None:
+    """Schema `pooled`: each table again, without the rows of clip partitions left out as the same video as
+    another (renamed, moved, copied; `pooled_clips` where not `pooled`); where there is no `pooled_clips` table yet
+    (`pool` False), or a table has no `clip` column, the same rows as the table."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {POOLED}")
+    with_clip = _views_with(con, "clip") if pool else set()
+    if POOL_TABLE not in with_clip or POOL_TABLE not in _views_with(con, "pooled"):
+        with_clip = set()  # no `pooled_clips`, or not the graph's (an older or foreign table of that name)
+    for t in tables:
+        body = f'SELECT * FROM main."{t}"'
+        if t in with_clip and t != POOL_TABLE:
+            body += f' WHERE clip NOT IN (SELECT clip FROM main."{POOL_TABLE}" WHERE NOT pooled)'
+        con.execute(f'CREATE OR REPLACE VIEW {POOLED}."{t}" AS {body}')
+
+
 def _marker(store: Storage) -> Path:
     return store.local_root() / TABLES / ".catalog_tables"
 
@@ -171,6 +195,7 @@ def refresh_catalog(root: StorageLike = None) -> Path | None:
             try:
                 for t in tables:
                     con.execute(_view_sql(store, t))
+                create_pooled_views(con, tables, POOL_TABLE in tables)
             finally:
                 con.close()
             os.replace(tmp, target)
@@ -190,7 +215,8 @@ class ResultsConnection:
     Before every `sql` / `execute` / `query` / `table` call it adds views for tables that appeared since the last
     call and drops views of tables that vanished (one listing of `tables/`), so a connection held open in a
     notebook sees tables the pipeline creates later. `refresh()` does the same on demand. Every other attribute
-    is the underlying `duckdb.DuckDBPyConnection`'s (`.con`).
+    is the underlying `duckdb.DuckDBPyConnection`'s (`.con`). Schema `pooled` holds each table again without the
+    clips left out as the same video as another (`create_pooled_views`).
     """
 
     def __init__(self, root: StorageLike = None) -> None:
@@ -201,6 +227,7 @@ class ResultsConnection:
         if self.mirror is not None:
             self.con.register_filesystem(self.mirror)
         self.views: set[str] = set()
+        self.pool = False  # whether the `pooled` views filter on `pooled_clips` (it exists)
         self.refresh()
 
     def refresh(self) -> list[str]:
@@ -212,8 +239,13 @@ class ResultsConnection:
         for t in added:
             self.con.execute(_view_sql(self.store, t, self.mirror))
         for t in sorted(self.views - present):
+            self.con.execute(f'DROP VIEW IF EXISTS {POOLED}."{t}"')
             self.con.execute(f'DROP VIEW IF EXISTS "{t}"')
-        self.views = present
+        pool = POOL_TABLE in present
+        redo = sorted(present) if pool != self.pool else added
+        if redo:
+            create_pooled_views(self.con, redo, pool)
+        self.views, self.pool = present, pool
         return added
 
     def sql(self, query: str, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyRelation:
@@ -258,5 +290,6 @@ def connect(root: StorageLike = None) -> ResultsConnection:
         import handclust_assets as hc
         con = hc.connect()                    # default root; or hc.connect("s3://bucket/prefix")
         con.sql("select * from clips").pl()
+        con.sql("select * from pooled.segments").pl()  # each video once: renamed / copied clips' rows left out
     """
     return ResultsConnection(root)
