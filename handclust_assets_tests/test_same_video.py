@@ -197,3 +197,33 @@ def test_the_pooled_schema_shows_each_video_once_in_the_catalog_and_an_open_conn
             assert db.sql("select count(*) from main.segments").fetchall() == [(5,)]  # every partition kept
             assert db.sql("select count(*) from pooled.pooled_clips").fetchall() == [(3,)]
             assert db.sql("select * from pooled.quality_matrix").fetchall() == [("fusion", 0.5)]
+
+
+def test_a_reencoded_copy_is_pooled_once_and_another_video_is_not(storage: Path) -> None:
+    """Other bytes, the same footage (`footage_signature`): a resized, brighter, coarser export of a clip is left
+    out of the cross-clip inputs as the clip; a clip of the same length and texture moving otherwise is not."""
+    import cv2
+    import numpy as np
+
+    vids = storage / "videos"
+    frames = list(moving_pattern(60, 160, 96, seed=1))
+    write_video(vids / "a_original.mp4", frames, 10)
+    write_video(vids / "b_export.mp4", [np.clip(cv2.resize(f, (240, 144)).astype(int) + 12, 0, 255).astype(np.uint8)
+                                        for f in frames], 10, crf=33)
+    write_video(vids / "c_other.mp4", moving_pattern(60, 160, 96, seed=1, speed=-2.0), 10)
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", list(scan_videos(vids)))
+    runs = {k: materialize(["clips", "frame_cache", "footage_signature"], make_resources(storage), inst,
+                           partition_key=k) for k in sorted(scan_videos(vids))}
+    said = {k: r.asset_materializations_for_node("footage_signature")[0].metadata for k, r in runs.items()}
+    assert said["b_export"]["same_footage_as"].value == "a_original"
+    assert said["c_other"]["same_footage_as"].value == "none" and said["c_other"]["compared"].value == 2
+    assert said["b_export"]["best_match"].value >= 0.8 > said["c_other"]["best_match"].value
+
+    pooled, logged = _pooled(storage, inst, 3)
+    assert pooled == ["a_original", "c_other"] and "b_export (= a_original)" in logged
+    assert materialize(["pooled_clips"], make_resources(storage), inst).success
+    rows = duckdb.connect().execute(f"select clip, pooled, pooled_as from '{storage}/tables/pooled_clips/*.parquet' "
+                                    "order by clip").fetchall()
+    assert rows == [("a_original", True, "a_original"), ("b_export", False, "a_original"),
+                    ("c_other", True, "c_other")]

@@ -5,8 +5,9 @@ Each is a partition of its own (a partition key comes from the path), so without
 pool the same segments twice: HDBSCAN finds a denser cluster where there is only one clip's activity, and the
 cross-clip mixing that weighs the modalities and the entropies that score them read one clip's activity as
 repeated in two. Clips are the same video when their `content_hash` (sha256 of the file's size, first and last
-MiB: `probe.content_hash`) is; of each such group the cross-clip graph keeps one (`duplicate_clips`), and the
-others' per-clip results stay where they are (`handclust forget` deletes them).
+MiB: `probe.content_hash`) is, or when the `footage_signature` step found one the same footage under other bytes
+(re-encoded, resized, letterboxed, rotated: `science.footage`); of each such group the cross-clip graph keeps one
+(`duplicate_clips`), and the others' per-clip results stay where they are (`handclust forget` deletes them).
 
 Plain polars; no Dagster.
 """
@@ -14,7 +15,7 @@ Plain polars; no Dagster.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -22,6 +23,8 @@ import polars as pl
 from handclust_assets.lib.tables import StorageLike, read_columns, table_partitions
 
 CLIPS_TABLE = "clips"
+FOOTAGE_TABLE = "footage_signature"  # per clip: `same_footage_as`, the same footage under other bytes
+LINKS = {"clip": pl.Utf8, "same_footage_as": pl.Utf8}  # what of a `footage_signature` row is read
 IDENTITY = {"clip": pl.Utf8, "content_hash": pl.Utf8, "source_path": pl.Utf8}  # what of a `clips` row is read
 SAME_VIDEO = "handclust/same_video"  # an input's metadata key (the IO manager reads it) ...
 EVERY_PARTITION = {SAME_VIDEO: "every partition"}  # ... that keeps clips holding the same video in a cross-clip input
@@ -37,36 +40,69 @@ def source_exists(source_path: str | None) -> bool:
     return Path(m["shard"] if m else source_path).exists()
 
 
-def duplicate_clips(clips: pl.DataFrame, exists: Callable[[str | None], bool] = source_exists) -> dict[str, str]:
+def duplicate_clips(clips: pl.DataFrame, exists: Callable[[str | None], bool] = source_exists,
+                    links: Mapping[str, Iterable[str]] | None = None) -> dict[str, str]:
     """clip -> the clip kept in its place, for every clip of `clips` (rows with `clip`, `content_hash`,
-    `source_path`) whose content hash another row shares. Of each group the kept one is the first clip whose
-    source is still there (a renamed file's new partition, not the old one), by key; where none is, the first by
-    key. A row without a content hash is nobody's duplicate."""
+    `source_path`) that holds the same video as another: the same content hash, or linked as the same footage
+    under other bytes (`links`: clip -> clips, from `footage_links`; either way round, and through each other).
+    Of each group the kept one is the first clip whose source is still there (a renamed file's new partition, not
+    the old one), by key; where none is, the first by key. A row without a content hash or link is nobody's
+    duplicate."""
     if clips.is_empty() or "content_hash" not in clips.columns:
         return {}
-    rows = (clips.select("clip", "content_hash", "source_path").drop_nulls("content_hash")
-            .unique("clip", keep="last").sort("clip"))
+    rows = clips.select("clip", "content_hash", "source_path").unique("clip", keep="last").sort("clip")
+    keys, hashes, sources = rows["clip"].to_list(), rows["content_hash"].to_list(), rows["source_path"].to_list()
+    parent = {k: k for k in keys}
+
+    def root(k: str) -> str:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    def join(a: str, b: str) -> None:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    first_of: dict[str, str] = {}
+    for k, h in zip(keys, hashes):
+        if h is not None:
+            join(k, first_of.setdefault(h, k))
+    for k, others in (links or {}).items():
+        for o in others:
+            if k in parent and o in parent:
+                join(k, o)
+    groups: dict[str, list[tuple[str, str | None]]] = {}
+    for k, s in zip(keys, sources):
+        groups.setdefault(root(k), []).append((k, s))
     out: dict[str, str] = {}
-    for group in rows.partition_by("content_hash", maintain_order=True):
-        if group.height < 2:
+    for group in groups.values():
+        if len(group) < 2:
             continue
-        keys, sources = group["clip"].to_list(), group["source_path"].to_list()
-        present = [k for k, s in zip(keys, sources) if exists(s)]
-        kept = present[0] if present else keys[0]
-        out.update({k: kept for k in keys if k != kept})
+        present = [k for k, s in group if exists(s)]
+        kept = present[0] if present else group[0][0]
+        out.update({k: kept for k, _ in group if k != kept})
     return out
+
+
+def footage_links(root: StorageLike, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """clip -> the clips its `footage_signature` row names as the same footage under other bytes ({} before any)."""
+    df = read_columns(root, FOOTAGE_TABLE, LINKS, None if keys is None else list(keys))
+    return {c: [x.strip() for x in s.split(",") if x.strip()] for c, s in df.rows() if s}
 
 
 POOLED_CLIPS_SCHEMA = {"clip": pl.Utf8, "pooled": pl.Boolean, "pooled_as": pl.Utf8, "content_hash": pl.Utf8,
                        "source_path": pl.Utf8, "source_exists": pl.Boolean}
 
 
-def pooled_table(clips: pl.DataFrame) -> pl.DataFrame:
+def pooled_table(clips: pl.DataFrame, links: Mapping[str, Iterable[str]] | None = None) -> pl.DataFrame:
     """One row per clip of `clips` (rows with `clip`, `content_hash`, `source_path`; the last row of a clip counts):
-    whether the cross-clip graph pools it, as which clip (`duplicate_clips`), and whether its file is there
-    (`POOLED_CLIPS_SCHEMA`): the `pooled_clips` table, and what `handclust forget --renamed` picks from."""
+    whether the cross-clip graph pools it, as which clip (`duplicate_clips`, with the footage `links`), and whether
+    its file is there (`POOLED_CLIPS_SCHEMA`): the `pooled_clips` table, and what `handclust forget --renamed`
+    picks from (the same bytes only)."""
     rows = clips.select(list(IDENTITY)).unique("clip", keep="last").sort("clip")
-    same = duplicate_clips(rows)
+    same = duplicate_clips(rows, links=links)
     return rows.with_columns(
         pl.col("clip").is_in(list(same)).not_().alias("pooled"),
         pl.col("clip").replace(same).alias("pooled_as"),
@@ -75,12 +111,12 @@ def pooled_table(clips: pl.DataFrame) -> pl.DataFrame:
 
 
 def left_out_duplicates(root: StorageLike, keys: Iterable[str] | None = None) -> dict[str, str]:
-    """`duplicate_clips` of the `clips` table's partitions (of those in `keys`, where given); {} before any clip
-    was ingested."""
+    """`duplicate_clips` of the `clips` table's partitions (of those in `keys`, where given), with their footage
+    links (`footage_links`); {} before any clip was ingested."""
     wanted = None if keys is None else list(keys)
     if wanted is not None and len(wanted) < 2:
         return {}
-    return duplicate_clips(read_columns(root, CLIPS_TABLE, IDENTITY, wanted))
+    return duplicate_clips(read_columns(root, CLIPS_TABLE, IDENTITY, wanted), links=footage_links(root, wanted))
 
 
 def same_video_as(root: StorageLike, clip: str, content_hash: str) -> list[str]:

@@ -185,12 +185,21 @@ class Results:
     def same_video(self) -> dict[str, str]:
         """clip -> the clip the cross-clip graph pooled in its place (the same video renamed, moved or copied:
         `lib.same_video`, as the IO manager chooses)."""
-        from handclust_assets.lib.same_video import duplicate_clips
+        from handclust_assets.lib.same_video import FOOTAGE_TABLE, duplicate_clips
 
         df = self.get("clips")
         if df is None or not {"clip", "content_hash", "source_path"} <= set(df.columns):
             return {}
-        return duplicate_clips(df)
+        links: dict[str, list[str]] = {}
+        if FOOTAGE_TABLE in self.names:  # two columns only: the signatures themselves are not read
+            try:
+                rows = (self._con.sql(f'select clip, same_footage_as from "{FOOTAGE_TABLE}"').fetchall()
+                        if self._con is not None else self._frames[FOOTAGE_TABLE].select(
+                            "clip", "same_footage_as").rows())
+            except (duckdb.Error, pl.exceptions.PolarsError):
+                rows = []
+            links = {c: [x.strip() for x in s.split(",") if x.strip()] for c, s in rows if s}
+        return duplicate_clips(df, links=links)
 
     def clip_info(self, clip: str) -> dict:
         df = self.get("clips")

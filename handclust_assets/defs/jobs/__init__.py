@@ -11,13 +11,14 @@ from handclust_assets.defs.evaluation import anomalies as anomaly_evaluation
 from handclust_assets.defs.evaluation import assets as evaluation
 from handclust_assets.defs.evaluation import cost
 from handclust_assets.defs.ingest import assets as ingest
+from handclust_assets.defs.ingest import footage
 from handclust_assets.defs.modalities import body, embeddings, motion
 from handclust_assets.defs.models import assets as models
 from handclust_assets.defs.segments import assets as segments
 
 CLIP_JOB, CROSS_JOB, REEMBED_JOB = "process_clip", "cross_clip", "reembed_models"
 # every asset partitioned by clip that a clip's own run builds (timelines and overlays follow the pooled clustering)
-PER_CLIP = [*ingest.assets, *motion.assets, *embeddings.assets, *body.assets, *segments.assets,
+PER_CLIP = [*ingest.assets, *footage.assets, *motion.assets, *embeddings.assets, *body.assets, *segments.assets,
             counting.period_track, counting.period_curve]
 CROSS_CLIP_ASSETS = [*clusters.assets, *timeline.assets, *evaluation.assets, *dashboard.assets,
                      counting.repetition_counts]
