@@ -79,3 +79,36 @@ def test_a_signature_is_its_own_footage_turned_flipped_shifted_and_brighter() ->
     shuffled = sig[rng.permutation(len(sig))]
     assert footage_match(sig, shuffled) < 0.5
     assert np.isnan(footage_match(sig[:5], sig[:5]))  # too short to tell
+
+
+def test_two_clips_of_one_footage_compared_at_once_still_find_each_other(tmp_path: Path) -> None:
+    """Two clip runs reach `footage_signature` together: each lists the others' rows, then compares. A slow
+    comparison (a pause after listing) would let both list before either wrote; the lock makes the second wait, so
+    it sees the first's row and names it (real Parquet rows, two threads)."""
+    import threading
+    import time
+
+    from handclust_assets.defs.ingest.footage import compare_with_others, record_footage
+    from handclust_assets.lib.storage import Storage
+
+    rng = np.random.default_rng(0)
+    sig = np.clip(np.cumsum(rng.normal(0, 6, (30, SIDE * SIDE)), axis=0) + 128, 0, 255).astype(np.uint8)
+    store = Storage(str(tmp_path))
+
+    def slow_compare(*args):
+        out = compare_with_others(*args)  # what was there when it looked ...
+        time.sleep(0.5)  # ... and a slow comparison after it
+        return out
+
+    start, found = threading.Barrier(2), {}
+
+    def run(clip: str) -> None:
+        start.wait()
+        found[clip] = record_footage(store, clip, 15.0, sig, compare=slow_compare)[1]
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in ("x", "y")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(found.values()) == [[], ["x"]] or sorted(found.values()) == [[], ["y"]]

@@ -2,6 +2,8 @@
 under other bytes (re-encoded, resized, letterboxed, rotated: `science.footage`), so the cross-clip graph pools it
 once (`lib.same_video`)."""
 
+from collections.abc import Callable
+
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -50,6 +52,30 @@ def compare_with_others(store: Storage, clip: str, duration_s: float, sig: np.nd
     return sorted(same), best, len(near)
 
 
+def record_footage(store: Storage, clip: str, duration_s: float, sig: np.ndarray,
+                   compare: Callable[..., tuple[list[str], float | None, int]] = compare_with_others
+                   ) -> tuple[pl.DataFrame, list[str], float | None, int]:
+    """Compare the clip's signature with the others' and write its row, under one lock for the storage root: of
+    two clips of one footage processed at once, the second compares once the first's row is there (without it
+    each could read the table before the other wrote, and neither name the other). Returns the row and
+    `compare`'s result. The lock is a file beside the tables (a bucket: this machine's scratch mirror, so runs on
+    other machines are not held; their pairs are left unlinked where they overlap)."""
+    from filelock import FileLock
+
+    from handclust_assets.lib.tables import TABLES, write_table
+    from handclust_assets.science.footage import SIDE, SIGNATURE_HZ
+
+    lock = store.local_root() / TABLES / ".footage_signature.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock)):
+        same, best, compared = compare(store, clip, duration_s, sig) if len(sig) else ([], None, 0)
+        df = pl.DataFrame([{"clip": clip, "duration_s": duration_s, "hz": SIGNATURE_HZ, "side": SIDE,
+                            "signature": sig.ravel().tolist(), "same_footage_as": ", ".join(same) or None,
+                            "best_match": best}], schema=FOOTAGE_SCHEMA)
+        write_table(df, store, FOOTAGE_TABLE, clip)  # the IO manager writes the same row again
+    return df, same, best, compared
+
+
 @clip_asset(group="ingest", code_version="footage-signature-v1", deps=["frame_cache"],
             description="The clip's picture over time (8 x 8 gray thumbnails at 2 Hz, from the frame cache's motion "
             "track: inside any bars or side panels) and the other clip partitions holding the same footage under "
@@ -57,7 +83,7 @@ def compare_with_others(store: Storage, clip: str, duration_s: float, sig: np.nd
             "same changes sample by sample, durations within 1 %; the cross-clip graph pools such clips once, as it "
             "does copies with the same bytes.")
 def footage_signature(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output[pl.DataFrame]:
-    from handclust_assets.science.footage import SIDE, SIGNATURE_HZ, signature
+    from handclust_assets.science.footage import SIDE, signature
 
     clip = context.partition_key
     store = storage.store()
@@ -69,14 +95,11 @@ def footage_signature(context: dg.AssetExecutionContext, storage: StorageResourc
         sig, duration = np.zeros((0, SIDE * SIDE), np.uint8), float("nan")
     else:
         sig, duration = signature(motion.t_s, motion.intensity), motion.duration_s
-    same, best, compared = compare_with_others(store, clip, duration, sig) if len(sig) else ([], None, 0)
+    df, same, best, compared = record_footage(store, clip, duration, sig)
     if same:
         context.log.warning(f"{cache.meta.get('source') or clip}: the same footage as clip partition(s) "
                             f"{', '.join(same)} under other bytes (re-encoded, resized, letterboxed, rotated...); "
                             "the cross-clip graph pools it once")
-    df = pl.DataFrame([{"clip": clip, "duration_s": duration, "hz": SIGNATURE_HZ, "side": SIDE,
-                        "signature": sig.ravel().tolist(), "same_footage_as": ", ".join(same) or None,
-                        "best_match": best}], schema=FOOTAGE_SCHEMA)
     meta = {"samples": dg.MetadataValue.int(len(sig)), "compared": dg.MetadataValue.int(compared),
             "same_footage_as": dg.MetadataValue.text(", ".join(same) or "none")}
     if best is not None:
