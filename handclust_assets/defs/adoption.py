@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from handclust_assets.lib.adopt import adopt_partition, can_adopt, step_key
+from handclust_assets.lib.storage import Storage
 
 MADE_FROM = "made_from"  # metadata of every per-clip materialization: what it was made from (`lib.adopt`)
 ADOPTED_FROM = "adopted_from"  # metadata of a copied one: the partition it was copied from
@@ -54,7 +55,8 @@ def _text(meta: Mapping[str, dg.MetadataValue] | None, key: str) -> str | None:
 
 def resource_config(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The configuration (and `version()`, where a resource has one: model weights) of the resources among a
-    step's arguments, by parameter name. The storage resource is left out (it is where the results are, and holds secrets)."""
+    step's arguments, by parameter name. The storage resource is left out (it is where the results are, and it
+    holds secrets)."""
     from handclust_assets.defs.resources import StorageResource
 
     out: dict[str, Any] = {}
@@ -113,7 +115,7 @@ def planned(context: dg.AssetExecutionContext, kwargs: Mapping[str, Any], code_v
         return None
 
 
-def tables_store(context: dg.AssetExecutionContext) -> Any:
+def tables_store(context: dg.AssetExecutionContext) -> Storage:
     """The storage the step's table is written to: its IO manager's (`defs.io_manager`)."""
     return context.resources.io_manager.store
 
@@ -135,7 +137,7 @@ def adopted_output(context: dg.AssetExecutionContext, adoption: Adoption, side_f
     meta = {k: v for k, v in adoption.twin_metadata.items()
             if k not in _NOT_COPIED and not isinstance(v, dg.PathMetadataValue)}
     context.log.info(f"{clip}: {context.asset_key.to_user_string()} copied from clip partition {twin!r} (the same "
-                     f"video, made from the same code, settings and models; {df.height} rows); run with tag "
+                     f"video, made from the same code, settings and models; {df.height} row(s)); run with tag "
                      f"{RECOMPUTE_TAG}=1 to compute it instead")
     return dg.Output(df, metadata={**meta, ADOPTED_FROM: dg.MetadataValue.text(twin)})
 

@@ -114,7 +114,8 @@ def read_columns(root: StorageLike, table: str, schema: dict[str, Any], partitio
     if not keys:
         return pl.DataFrame(schema=schema)
     if store.is_local:
-        return pl.scan_parquet([store.uri(*partition_parts(table, k)) for k in keys], schema=schema, extra_columns="ignore",
+        files = [store.uri(*partition_parts(table, k)) for k in keys]
+        return pl.scan_parquet(files, schema=schema, extra_columns="ignore",
                                missing_columns="insert").collect()
     df = read_table(store, table, keys)
     return df.select([pl.col(c).cast(t) if c in df.columns else pl.lit(None, t).alias(c) for c, t in schema.items()])
