@@ -16,6 +16,7 @@ from polars.testing import assert_frame_equal
 from handclust_assets.defs.adoption import RECOMPUTE_TAG
 from handclust_assets.defs.resources import HandclustSettings
 from handclust_assets.lib.adopt import step_key, video_identity
+from handclust_assets.video.frame_cache import FrameCache
 from handclust_assets.video.writer import moving_pattern, write_video
 from handclust_assets_tests.support import make_resources, run_clips, step_failures
 
@@ -79,6 +80,9 @@ def test_a_renamed_video_copies_its_clip_results_instead_of_computing_them(proce
     assert json.loads((fb / "meta.json").read_text())["source"].endswith("b.mp4")
     assert json.loads((fa / "meta.json").read_text())["source"].endswith("a.mp4")  # the twin's left as it was
     assert (storage / "arrays/flow/b.npz").read_bytes() == (storage / "arrays/flow/a.npz").read_bytes()
+    shutil.rmtree(fa)  # the twin's results deleted (`handclust forget a`): the copy's frames are still whole
+    cache = FrameCache(fb)
+    assert cache.read(len(cache) - 1).shape[2] == 3 and cache.motion_track() is not None
     said = " ".join(e.user_message for e in inst.all_logs(second.run_id))
     assert "frame_cache copied from clip partition 'a'" in said
 
