@@ -171,3 +171,20 @@ def test_a_measured_step_gives_freed_memory_back_after_its_compute(monkeypatch: 
     events = list(measured(compute)())
     assert order == ["compute", "release"]
     assert len(events) == 1 and "wall_s" in events[0].metadata
+
+
+def test_a_copied_result_is_left_out_of_the_measurements() -> None:
+    """A per-clip result copied from a partition holding the same video (`adopted_from`) cost next to nothing:
+    counting it would halve the cost per footage hour of a clip and its copy. Read from a real instance."""
+    import dagster as dg
+
+    from handclust_assets.defs.evaluation.cost import read_measurements
+
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", ["a", "b", "old"])
+    cost = {"wall_s": 10.0, "cpu_s": 8.0, "gpu_s": 0.0, "peak_rss_mb": 100.0}
+    for clip, adopted in (("a", "-"), ("b", "a"), ("old", None)):
+        meta = {**cost, **({} if adopted is None else {"adopted_from": adopted})}
+        inst.report_runless_asset_event(dg.AssetMaterialization("frame_cache", partition=clip, metadata=meta))
+    got = read_measurements(inst, [dg.AssetKey("frame_cache")])
+    assert sorted(got["clip"].to_list()) == ["a", "old"]  # computed (and made before copying existed): counted

@@ -36,7 +36,9 @@ def _latest_records(instance: dg.DagsterInstance, key: dg.AssetKey) -> Iterator[
 
 def read_measurements(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]) -> pl.DataFrame:
     """MEASUREMENT_SCHEMA rows: per step (the op: one per asset, one per multi-asset) and clip partition (null
-    for a cross-clip asset), the latest measured materialization's cost metadata."""
+    for a cross-clip asset), the latest measured materialization's cost metadata. A result copied from a partition
+    holding the same video is left out: the cost per footage hour is of footage computed, which a copy would
+    dilute."""
     from handclust_assets.lib.cost import MEASUREMENT_SCHEMA
 
     rows = []
@@ -46,6 +48,8 @@ def read_measurements(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey])
             meta = mat.metadata if mat is not None else {}
             if not all(k in meta for k in COST_KEYS):
                 continue  # not measured (before measuring existed), or a multi-asset's second output
+            if str(getattr(meta.get("adopted_from"), "value", "-")) != "-":
+                continue  # copied from a partition holding the same video (`defs.adoption`): nothing was computed
             rows.append({"asset": rec.event_log_entry.step_key or key.to_user_string(), "clip": mat.partition,
                          "wall_s": float(meta["wall_s"].value), "cpu_s": float(meta["cpu_s"].value),
                          "gpu_s": float(meta["gpu_s"].value),
