@@ -68,7 +68,7 @@ def segment_features(context: dg.AssetExecutionContext, storage: StorageResource
                                       **clip_coverage(context, segments, left_out_duplicates(storage.store()))})
 
 
-@dg.asset(group_name="clusters", code_version="pooled-clips-v2",  # v2: footage links kinds={"python", "duckdb"},
+@dg.asset(group_name="clusters", code_version="pooled-clips-v2", kinds={"python", "duckdb"},  # v2: footage links
           deps=[segment_features], ins={"clips": dg.AssetIn(metadata=EVERY_PARTITION)},
           description="One row per clip partition: whether the cross-clip graph pools it, and as which clip. A video "
           "renamed, moved or copied within the watched folder is a partition of its own (equal content hash, or "
