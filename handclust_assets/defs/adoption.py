@@ -16,14 +16,16 @@ from typing import Any
 
 import dagster as dg
 
+from handclust_assets.defs.common import COST_KEYS, measured
 from handclust_assets.lib.adopt import adopt_partition, can_adopt, step_key
+from handclust_assets.lib.same_video import named_clips
 from handclust_assets.lib.storage import Storage
 
 MADE_FROM = "made_from"  # metadata of every per-clip materialization: what it was made from (`lib.adopt`)
 ADOPTED_FROM = "adopted_from"  # metadata of a copied one: the partition it was copied from
 SAME_VIDEO_AS = "same_video_as"  # metadata of a `clips` materialization: other partitions holding the video
 RECOMPUTE_TAG = "handclust/recompute"
-_NOT_COPIED = {"wall_s", "cpu_s", "gpu_s", "peak_rss_mb", "rows", MADE_FROM, ADOPTED_FROM}
+_NOT_COPIED = {*COST_KEYS, "rows", MADE_FROM, ADOPTED_FROM}  # measured anew, or said anew
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,8 @@ def plan_adoption(context: dg.AssetExecutionContext, kwargs: Mapping[str, Any], 
     made = step_key(key.to_user_string(), code_version, upstream, resource_config(kwargs))
     if recompute_asked(context):
         return Adoption(made)
-    same = _text(latest_metadata(instance, dg.AssetKey("clips"), [clip]).get(clip), SAME_VIDEO_AS) or ""
-    twins = [t.strip() for t in same.split(",") if t.strip() and t.strip() not in ("none", clip)]
+    same = _text(latest_metadata(instance, dg.AssetKey("clips"), [clip]).get(clip), SAME_VIDEO_AS)
+    twins = [t for t in named_clips(same) if t != clip]
     if not twins:
         return Adoption(made)
     store = tables_store(context)
@@ -146,8 +148,6 @@ def copied(context: dg.AssetExecutionContext, adoption: Adoption, side_files: It
            kwargs: Mapping[str, Any]) -> list[Any] | None:
     """The measured events of copying the twin's result, or None (compute it: no twin, or the copy failed, e.g. the
     twin's files were replaced or deleted meanwhile; said in the log)."""
-    from handclust_assets.defs.common import measured
-
     if adoption.twin is None:
         return None
     try:

@@ -86,10 +86,21 @@ def duplicate_clips(clips: pl.DataFrame, exists: Callable[[str | None], bool] = 
     return out
 
 
+def named_clips(text: str | None) -> list[str]:
+    """The clip partitions a comma-separated list names (`same_footage_as`, `same_video_as`; "none": none)."""
+    return [n for n in (x.strip() for x in (text or "").split(",")) if n and n != "none"]
+
+
+def links_of(rows: Iterable[tuple[str, str | None]]) -> dict[str, list[str]]:
+    """clip -> the clips its `same_footage_as` names, from (clip, same_footage_as) rows; clips naming none left
+    out."""
+    return {c: names for c, s in rows if (names := named_clips(s))}
+
+
 def footage_links(root: StorageLike, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
     """clip -> the clips its `footage_signature` row names as the same footage under other bytes ({} before any)."""
     df = read_columns(root, FOOTAGE_TABLE, LINKS, None if keys is None else list(keys))
-    return {c: [x.strip() for x in s.split(",") if x.strip()] for c, s in df.rows() if s}
+    return links_of(df.rows())
 
 
 POOLED_CLIPS_SCHEMA = {"clip": pl.Utf8, "pooled": pl.Boolean, "pooled_as": pl.Utf8, "content_hash": pl.Utf8,

@@ -185,7 +185,7 @@ class Results:
     def same_video(self) -> dict[str, str]:
         """clip -> the clip the cross-clip graph pooled in its place (the same video renamed, moved or copied:
         `lib.same_video`, as the IO manager chooses)."""
-        from handclust_assets.lib.same_video import FOOTAGE_TABLE, duplicate_clips
+        from handclust_assets.lib.same_video import FOOTAGE_TABLE, duplicate_clips, links_of
 
         df = self.get("clips")
         if df is None or not {"clip", "content_hash", "source_path"} <= set(df.columns):
@@ -198,7 +198,7 @@ class Results:
                             "clip", "same_footage_as").rows())
             except (duckdb.Error, pl.exceptions.PolarsError):
                 rows = []
-            links = {c: [x.strip() for x in s.split(",") if x.strip()] for c, s in rows if s}
+            links = links_of(rows)
         return duplicate_clips(df, links=links)
 
     def clip_info(self, clip: str) -> dict:

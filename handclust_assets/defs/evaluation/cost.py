@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from handclust_assets.defs.adoption import ADOPTED_FROM
 from handclust_assets.defs.common import COST_KEYS, measured, numeric_metadata
 from handclust_assets.defs.resources import CostSettings
 
@@ -48,7 +49,7 @@ def read_measurements(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey])
             meta = mat.metadata if mat is not None else {}
             if not all(k in meta for k in COST_KEYS):
                 continue  # not measured (before measuring existed), or a multi-asset's second output
-            if str(getattr(meta.get("adopted_from"), "value", "-")) != "-":
+            if str(getattr(meta.get(ADOPTED_FROM), "value", "-")) != "-":
                 continue  # copied from a partition holding the same video (`defs.adoption`): nothing was computed
             rows.append({"asset": rec.event_log_entry.step_key or key.to_user_string(), "clip": mat.partition,
                          "wall_s": float(meta["wall_s"].value), "cpu_s": float(meta["cpu_s"].value),
