@@ -7,7 +7,8 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 # torch is pinned to the CPU build (2.13.0) in pyproject.toml; a range would pull a multi-GB CUDA build.
-python -m pip install -q -e '.[dev]'
+# constraints.txt: the versions last measured, so a new release upstream changes nothing on a fresh machine
+python -m pip install -q -e '.[dev]' -c constraints.txt
 # mediapipe brings opencv-contrib-python; make sure no second cv2 distribution shadows it
 if python -m pip show -q opencv-python >/dev/null 2>&1; then
   python -m pip uninstall -q -y opencv-python
