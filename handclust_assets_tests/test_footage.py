@@ -81,34 +81,74 @@ def test_a_signature_is_its_own_footage_turned_flipped_shifted_and_brighter() ->
     assert np.isnan(footage_match(sig[:5], sig[:5]))  # too short to tell
 
 
-def test_two_clips_of_one_footage_compared_at_once_still_find_each_other(tmp_path: Path) -> None:
-    """Two clip runs reach `footage_signature` together: each lists the others' rows, then compares. A slow
-    comparison (a pause after listing) would let both list before either wrote; the lock makes the second wait, so
-    it sees the first's row and names it (real Parquet rows, two threads)."""
+def _record_at_once(stores: dict) -> dict:
+    """`record_footage` of one signature for each clip in `stores` (clip -> its Storage), in threads released
+    together, each comparison slow after it listed the rows (0.5 s): both look before either could finish. Returns
+    clip -> the partitions it names."""
     import threading
     import time
 
     from handclust_assets.defs.ingest.footage import compare_with_others, record_footage
-    from handclust_assets.lib.storage import Storage
+    from handclust_assets.lib.same_video import FOOTAGE_TABLE
+    from handclust_assets.lib.tables import write_table
 
     rng = np.random.default_rng(0)
     sig = np.clip(np.cumsum(rng.normal(0, 6, (30, SIDE * SIDE)), axis=0) + 128, 0, 255).astype(np.uint8)
-    store = Storage(str(tmp_path))
 
     def slow_compare(*args):
         out = compare_with_others(*args)  # what was there when it looked ...
         time.sleep(0.5)  # ... and a slow comparison after it
         return out
 
-    start, found = threading.Barrier(2), {}
+    start, found = threading.Barrier(len(stores)), {}
 
     def run(clip: str) -> None:
         start.wait()
-        found[clip] = record_footage(store, clip, 15.0, sig, compare=slow_compare)[1]
+        row, found[clip] = record_footage(stores[clip], clip, 15.0, sig, compare=slow_compare)[:2]
+        write_table(row, stores[clip], FOOTAGE_TABLE, clip)  # as the IO manager writes the step's output
 
-    threads = [threading.Thread(target=run, args=(c,)) for c in ("x", "y")]
+    threads = [threading.Thread(target=run, args=(c,)) for c in stores]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(found.values()) == [[], ["x"]] or sorted(found.values()) == [[], ["y"]]
+    return found
+
+
+def _joined(found: dict, store) -> None:
+    """The pair is joined: at least one names the other and none anything else, and what the table holds after
+    both runs makes `lib.same_video` pool the two as one (either way round)."""
+    import polars as pl
+
+    from handclust_assets.lib.same_video import duplicate_clips, footage_links
+
+    (a, la), (b, lb) = sorted(found.items())
+    assert (b in la or a in lb) and set(la) <= {b} and set(lb) <= {a}, found
+    clips = pl.DataFrame({"clip": [a, b], "content_hash": ["h1", "h2"], "source_path": [None, None]})
+    assert duplicate_clips(clips, lambda _: True, footage_links(store, [a, b])) == {b: a}
+
+
+def test_two_clips_of_one_footage_compared_at_once_still_find_each_other(tmp_path: Path) -> None:
+    """Two clip runs reach `footage_signature` together and each compares slowly. Each writes its row before it
+    looks, so the one that looks second sees the other's row and names it (real Parquet rows, two threads)."""
+    from handclust_assets.lib.storage import Storage
+
+    store = Storage(str(tmp_path))
+    _joined(_record_at_once({"x": store, "y": store}), store)
+
+
+def test_two_machines_sharing_a_bucket_find_each_others_footage(tmp_path: Path, monkeypatch) -> None:
+    """The same on an object store (a moto S3 server), each run with a scratch mirror of its own, as on two
+    machines: nothing local is shared between them (a lock file in the scratch mirror, the earlier design, held
+    neither back, and both compared before either wrote)."""
+    from handclust_assets.lib.storage import Storage
+    from handclust_assets_tests.scale_support import S3_ENV, moto_server
+
+    for k, v in S3_ENV.items():
+        monkeypatch.setenv(k, v)
+    with moto_server(tmp_path) as endpoint:
+        opts = {"client_kwargs": {"endpoint_url": endpoint}}
+        stores = {c: Storage("s3://lab/handclust", storage_options=opts, scratch=tmp_path / f"machine_{c}")
+                  for c in ("x", "y")}
+        found = _record_at_once(stores)
+        _joined(found, stores["x"])

@@ -55,25 +55,23 @@ def compare_with_others(store: Storage, clip: str, duration_s: float, sig: np.nd
 def record_footage(store: Storage, clip: str, duration_s: float, sig: np.ndarray,
                    compare: Callable[..., tuple[list[str], float | None, int]] = compare_with_others
                    ) -> tuple[pl.DataFrame, list[str], float | None, int]:
-    """Compare the clip's signature with the others' and write its row, under one lock for the storage root: of
-    two clips of one footage processed at once, the second compares once the first's row is there (without it
-    each could read the table before the other wrote, and neither name the other). Returns the row and
-    `compare`'s result. The lock is a file beside the tables (a bucket: this machine's scratch mirror, so runs on
-    other machines are not held; their pairs are left unlinked where they overlap)."""
-    from filelock import FileLock
-
-    from handclust_assets.lib.tables import TABLES, write_table
+    """Write the clip's signature row first, then compare it with the others' rows; returns the row with the links
+    found (the IO manager writes it again with them) and `compare`'s result. Of two clips of one footage processed
+    at once, on one machine or on two sharing a bucket, each writes before it looks, so whichever looks second
+    sees the other's row and names it: no lock is needed, and `lib.same_video` joins the pair however many of the
+    two name the other (union-find). Comparing first and writing after, two runs could each look before the other
+    wrote and neither name the other."""
+    from handclust_assets.lib.tables import write_table
     from handclust_assets.science.footage import SIDE, SIGNATURE_HZ
 
-    lock = store.local_root() / TABLES / ".footage_signature.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock)):
-        same, best, compared = compare(store, clip, duration_s, sig) if len(sig) else ([], None, 0)
-        df = pl.DataFrame([{"clip": clip, "duration_s": duration_s, "hz": SIGNATURE_HZ, "side": SIDE,
-                            "signature": sig.ravel().tolist(), "same_footage_as": ", ".join(same) or None,
-                            "best_match": best}], schema=FOOTAGE_SCHEMA)
-        write_table(df, store, FOOTAGE_TABLE, clip)  # the IO manager writes the same row again
-    return df, same, best, compared
+    def row(same: list[str], best: float | None) -> pl.DataFrame:
+        return pl.DataFrame([{"clip": clip, "duration_s": duration_s, "hz": SIGNATURE_HZ, "side": SIDE,
+                              "signature": sig.ravel().tolist(), "same_footage_as": ", ".join(same) or None,
+                              "best_match": best}], schema=FOOTAGE_SCHEMA)
+
+    write_table(row([], None), store, FOOTAGE_TABLE, clip)  # visible to the others before this one looks
+    same, best, compared = compare(store, clip, duration_s, sig) if len(sig) else ([], None, 0)
+    return row(same, best), same, best, compared
 
 
 @clip_asset(group="ingest", code_version="footage-signature-v1", deps=["frame_cache"],
