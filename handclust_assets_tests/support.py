@@ -56,6 +56,32 @@ def clip_row(res: Any) -> dict:
     return res.counts.filter(res.counts["scope"] == "clip").row(0, named=True)
 
 
+def cut_without_encoding(src: Path, dst: Path, start_s: float, end_s: float) -> Path:
+    """A piece of `src` as `ffmpeg -ss START -to END -c copy` writes it: its packets from the keyframe at or before
+    `start_s` up to `end_s`, copied (nothing decoded or encoded), timestamps from 0."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        ist = inp.streams.video[0]
+        ost = out.add_stream_from_template(ist)
+        inp.seek(int(start_s / ist.time_base), stream=ist, backward=True, any_frame=False)
+        first = None
+        for pkt in inp.demux(ist):
+            if pkt.dts is None:
+                continue
+            if first is None:
+                if not pkt.is_keyframe:
+                    continue
+                first = pkt.pts
+            if pkt.pts is not None and float(pkt.pts * ist.time_base) > end_s:
+                break
+            pkt.pts -= first
+            pkt.dts -= first
+            pkt.stream = ost
+            out.mux(pkt)
+    return dst
+
+
 def step_failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:
     """step key -> the failure message, from the run's failure events."""
     return {e.step_key: e.step_failure_data.error.message for e in result.get_step_failure_events()}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -152,3 +153,75 @@ def test_two_machines_sharing_a_bucket_find_each_others_footage(tmp_path: Path, 
                   for c in ("x", "y")}
         found = _record_at_once(stores)
         _joined(found, stores["x"])
+
+
+def test_a_piece_cut_without_encoding_lies_within_its_clip_and_nothing_else_does(tmp_path: Path) -> None:
+    """A piece copied out of a clip's stream (`ffmpeg -c copy`, real packets) has the clip's keyframes to the byte
+    of their pictures: found inside it, at its offset. The clip is not inside the piece, a clip of other footage is
+    not inside either, and the same piece encoded again (other keyframes, other pixels) is not found."""
+    from handclust_assets.science.footage import keyframe_hashes, within
+    from handclust_assets.video.writer import reencode
+    from handclust_assets_tests.support import cut_without_encoding
+
+    whole = write_video(tmp_path / "whole.mp4", moving_pattern(300, 320, 180, seed=1, speed=2.0), 30, keyint=30)
+    piece = cut_without_encoding(whole, tmp_path / "piece.mp4", 3.0, 7.0)
+    other = write_video(tmp_path / "other.mp4", moving_pattern(120, 320, 180, seed=2, speed=2.0), 30, keyint=30)
+    again = reencode(piece, tmp_path / "again.mp4", crf=18)
+    got = {}
+    for p in (whole, piece, other, again):
+        tr = motion_track_from_video(p)
+        got[p.stem] = (*keyframe_hashes(tr.t_s, tr.intensity, tr.keyframes), tr.duration_s)
+
+    def inside(a: str, b: str) -> float | None:
+        (at, ah, ad), (bt, bh, bd) = got[a], got[b]
+        return within(at, ah, ad, bt, bh, bd)
+
+    assert len(got["whole"][1]) == 10 and len(got["piece"][1]) == 5
+    assert inside("piece", "whole") == pytest.approx(3.0, abs=0.02)
+    assert inside("whole", "piece") is None
+    assert inside("other", "whole") is None and inside("piece", "other") is None
+    assert inside("again", "whole") is None
+
+
+def test_a_still_scene_recorded_twice_is_not_a_piece_of_the_other(tmp_path: Path) -> None:
+    """An unchanging scene (a bench before work starts) recorded twice: the sensor's noise differs between the
+    recordings, so no keyframe's picture is the same to the byte, and neither is a piece of the other."""
+    from handclust_assets.science.footage import keyframe_hashes, within
+
+    still = next(iter(moving_pattern(1, 160, 96, seed=3))).astype(np.float32)
+    got = []
+    for i, (name, n) in enumerate((("long", 200), ("short", 80))):
+        noise = np.random.default_rng(i)
+        frames = [np.clip(still + noise.normal(0, 2.0, still.shape), 0, 255).astype(np.uint8) for _ in range(n)]
+        tr = motion_track_from_video(write_video(tmp_path / f"{name}.mp4", frames, 20, keyint=10))
+        got.append((*keyframe_hashes(tr.t_s, tr.intensity, tr.keyframes), tr.duration_s))
+    (lt, lh, ld), (st_, sh, sd) = got
+    assert len(sh) >= 3 and set(sh.tolist()).isdisjoint(lh.tolist())
+    assert within(st_, sh, sd, lt, lh, ld) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(n_in=st.integers(0, 8), n_out=st.integers(0, 12), seed=st.integers(0, 10_000), same=st.booleans(),
+       inner_s=st.floats(0.0, 30.0), outer_s=st.floats(0.0, 60.0))
+def test_within_needs_enough_different_pictures_at_one_offset(n_in: int, n_out: int, seed: int, same: bool,
+                                                              inner_s: float, outer_s: float) -> None:
+    """Whatever the keyframes: an offset only for a shorter clip with `MIN_KEYFRAMES` different pictures, all found
+    in the longer one at that offset, inside it; a piece taken from a longer clip's own keyframes is found."""
+    from handclust_assets.science.footage import MIN_KEYFRAMES, durations_agree, within
+
+    rng = np.random.default_rng(seed)
+    ot = np.sort(rng.uniform(0, max(outer_s, 1e-3), n_out))
+    oh = rng.integers(0, 4 if same else 2**62, n_out)
+    pick = np.sort(rng.choice(n_out, size=min(n_in, n_out), replace=False)) if n_out else np.zeros(0, int)
+    it, ih = ot[pick] - (ot[pick[0]] if len(pick) else 0.0), oh[pick]
+    got = within(it, ih, inner_s, ot, oh, outer_s)
+    if got is not None:
+        assert len(set(ih.tolist())) >= MIN_KEYFRAMES and inner_s < outer_s and not durations_agree(inner_s, outer_s)
+        assert -1e-9 <= got <= outer_s
+        at = {}
+        for t, h in zip(ot, oh):
+            at.setdefault(int(h), []).append(t)
+        assert all(any(abs(t - (ti + got)) <= 0.02 for t in at[int(h)]) for ti, h in zip(it, ih))
+    elif (len(set(ih.tolist())) >= MIN_KEYFRAMES and len(set(oh.tolist())) == n_out and inner_s < outer_s
+          and not durations_agree(inner_s, outer_s) and ot[pick[0]] + inner_s <= outer_s):
+        raise AssertionError("a piece of the longer clip's own keyframes was not found")

@@ -41,6 +41,29 @@ def test_one_clip_is_kept_per_video(rows: list[tuple[str, str | None, bool]]) ->
     assert not any(c in same for c, h, _ in rows if h is None)  # no hash: nobody's duplicate
 
 
+@given(st.lists(st.tuples(st.sampled_from("abcdef"), st.sampled_from(["h1", "h2", "h3", None]), st.booleans()),
+                max_size=12, unique_by=lambda r: r[0]),
+       st.dictionaries(st.sampled_from("abcdefg"), st.lists(st.sampled_from("abcdefg"), max_size=3), max_size=6))
+@settings(max_examples=200, deadline=None)
+def test_whatever_the_claims_of_pieces_every_left_out_clip_points_at_a_kept_one(
+        rows: list[tuple[str, str | None, bool]], pieces: dict[str, list[str]]) -> None:
+    """Pieces claimed any which way (loops, a clip its own piece, unknown clips): no clip is left out for one that
+    is itself left out (no chain or loop of claims leaves footage without a clip pooled for it), every stand-in is
+    a clip of the table, and a clip with no hash and no claim either way is nobody's duplicate."""
+    df = pl.DataFrame({"clip": [r[0] for r in rows], "content_hash": [r[1] for r in rows],
+                       "source_path": [f"/v/{r[0]}" for r in rows]}, schema={"clip": pl.Utf8, "content_hash": pl.Utf8,
+                                                                            "source_path": pl.Utf8})
+    there = {f"/v/{c}" for c, _, e in rows if e}
+    same = duplicate_clips(df, lambda s: s in there, pieces=pieces)
+    keys = {c for c, _, _ in rows}
+    assert set(same) <= keys and not set(same.values()) & set(same)  # a stand-in is itself pooled
+    assert all(v in keys for v in same.values())
+    claimed = {k for k, outs in pieces.items() if k in keys and set(outs) & keys - {k}} | {
+        o for k, outs in pieces.items() if k in keys for o in outs if o in keys and o != k}
+    alone = [c for c, h, _ in rows if h is None and c not in claimed]
+    assert not any(c in same for c in alone)
+
+
 def test_a_shard_member_exists_while_its_shard_does(tmp_path: Path) -> None:
     (tmp_path / "day1.tar").write_bytes(b"")
     assert source_exists(f"{tmp_path}/day1.tar::cam/clip.mp4")
@@ -70,6 +93,31 @@ def _pooled(root: Path, instance: dg.DagsterInstance, n_partitions: int) -> tupl
     said = [e.user_message for e in instance.all_logs(r.run_id) if "same video" in e.user_message]
     assert read_table(root, "every_clip").height == n_partitions
     return sorted(read_table(root, "pooled_clips")["clip"].to_list()), " ".join(said)
+
+
+def test_a_piece_is_pooled_as_the_longer_clip_it_was_cut_from() -> None:
+    """A piece (cut out without encoding again) is left out for the kept clip of the longer one's group: even where
+    the longer clip's file is gone (its results hold the piece's footage) and whichever run named the other;
+    a copy of the piece goes the same way, pieces of pieces end at the longest, and a loop of claims ends."""
+    clips = pl.DataFrame({"clip": ["a_piece", "b_whole", "c_piece_copy", "d_bit", "e_other", "f_old_whole"],
+                          "content_hash": ["p", "w", "p", "b", "o", "w"],
+                          "source_path": ["/x/a", None, "/x/c", "/x/d", "/x/e", None]})
+    every = {"a_piece": "b_whole", "c_piece_copy": "b_whole", "d_bit": "b_whole", "f_old_whole": "b_whole"}
+    for pieces in ({"a_piece": ["b_whole"], "d_bit": ["a_piece"]},  # each piece named its longer clip
+                   {"a_piece": ["f_old_whole"], "d_bit": ["c_piece_copy"]}):  # ... or another of its group
+        assert duplicate_clips(clips, lambda s: s is not None, pieces=pieces) == every
+    assert duplicate_clips(clips, lambda s: s is not None, pieces={"a_piece": ["b_whole"], "b_whole": ["a_piece"]}) \
+        in ({"a_piece": "b_whole", "c_piece_copy": "b_whole", "f_old_whole": "b_whole"},
+            {"b_whole": "a_piece", "f_old_whole": "a_piece", "c_piece_copy": "a_piece"})
+    assert duplicate_clips(clips, lambda s: s is not None, pieces={"e_other": ["nobody"]}) == {
+        "c_piece_copy": "a_piece", "f_old_whole": "b_whole"}  # without pieces: the same bytes only
+
+
+def test_pieces_are_read_either_way_round_from_the_footage_rows() -> None:
+    from handclust_assets.lib.same_video import pieces_from
+
+    assert pieces_from([("a", "b, c", None), ("b", None, "a, d"), ("e", None, None), ("f", "none", "")]) == {
+        "a": ["b", "c"], "d": ["b"]}
 
 
 def test_a_renamed_or_copied_video_is_pooled_once(storage: Path) -> None:
@@ -227,3 +275,34 @@ def test_a_reencoded_copy_is_pooled_once_and_another_video_is_not(storage: Path)
                                     "order by clip").fetchall()
     assert rows == [("a_original", True, "a_original"), ("b_export", False, "a_original"),
                     ("c_other", True, "c_other")]
+
+
+def test_a_piece_cut_out_of_a_clip_is_pooled_as_the_clip(storage: Path) -> None:
+    """Real clip runs: a piece copied out of a clip's stream (`ffmpeg -c copy`) lands first, the clip after it; the
+    clip's `footage_signature` finds the piece inside it, and the cross-clip inputs and `pooled_clips` (read with
+    DuckDB) pool the clip in the piece's place. Another clip of that length is nobody's piece."""
+    from handclust_assets_tests.support import cut_without_encoding
+
+    vids = storage / "videos"
+    write_video(storage / "whole.mp4", moving_pattern(100, 160, 96, seed=1), 10, keyint=10)
+    cut_without_encoding(storage / "whole.mp4", vids / "a_piece.mp4", 3.0, 7.0)
+    write_video(vids / "c_other.mp4", moving_pattern(40, 160, 96, seed=4), 10, keyint=10)
+    inst = dg.DagsterInstance.ephemeral()
+    run = {}
+    for name in ("a_piece", "c_other", "b_whole"):  # the clip lands last: it names its piece
+        if name == "b_whole":
+            shutil.copy2(storage / "whole.mp4", vids / "b_whole.mp4")
+        inst.add_dynamic_partitions("clips", [name])
+        run[name] = materialize(["clips", "frame_cache", "footage_signature"], make_resources(storage), inst,
+                                partition_key=name)
+    said = {k: r.asset_materializations_for_node("footage_signature")[0].metadata for k, r in run.items()}
+    assert said["b_whole"]["holds"].value == "a_piece" and said["b_whole"]["within"].value == "none"
+    assert said["a_piece"]["keyframes"].value == 5 and said["b_whole"]["keyframes"].value == 10
+    assert said["c_other"]["holds"].value == "none" and said["c_other"]["within"].value == "none"
+
+    pooled, logged = _pooled(storage, inst, 3)
+    assert pooled == ["b_whole", "c_other"] and "a_piece (= b_whole)" in logged
+    assert materialize(["pooled_clips"], make_resources(storage), inst).success
+    rows = duckdb.connect().execute(f"select clip, pooled, pooled_as from '{storage}/tables/pooled_clips/*.parquet' "
+                                    "order by clip").fetchall()
+    assert rows == [("a_piece", False, "b_whole"), ("b_whole", True, "b_whole"), ("c_other", True, "c_other")]

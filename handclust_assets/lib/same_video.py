@@ -7,7 +7,8 @@ cross-clip mixing that weighs the modalities and the entropies that score them r
 repeated in two. Clips are the same video when their `content_hash` (sha256 of the file's size, first and last
 MiB: `probe.content_hash`) is, or when the `footage_signature` step found one the same footage under other bytes
 (re-encoded, resized, letterboxed, rotated: `science.footage`); of each such group the cross-clip graph keeps one
-(`duplicate_clips`), and the others' per-clip results stay where they are (`handclust forget` deletes them).
+(`duplicate_clips`), and the others' per-clip results stay where they are (`handclust forget` deletes them). A
+piece cut out of a longer clip without encoding it again is left out for the longer clip (`footage_pieces`).
 
 Plain polars; no Dagster.
 """
@@ -25,6 +26,7 @@ from handclust_assets.lib.tables import StorageLike, read_columns, table_partiti
 CLIPS_TABLE = "clips"
 FOOTAGE_TABLE = "footage_signature"  # per clip: `same_footage_as`, the same footage under other bytes
 LINKS = {"clip": pl.Utf8, "same_footage_as": pl.Utf8}  # what of a `footage_signature` row is read
+PIECES = {"clip": pl.Utf8, "within": pl.Utf8, "holds": pl.Utf8}  # ... for pieces cut out of a longer clip
 IDENTITY = {"clip": pl.Utf8, "content_hash": pl.Utf8, "source_path": pl.Utf8}  # what of a `clips` row is read
 SAME_VIDEO = "handclust/same_video"  # an input's metadata key (the IO manager reads it) ...
 EVERY_PARTITION = {SAME_VIDEO: "every partition"}  # ... that keeps clips holding the same video in a cross-clip input
@@ -41,13 +43,16 @@ def source_exists(source_path: str | None) -> bool:
 
 
 def duplicate_clips(clips: pl.DataFrame, exists: Callable[[str | None], bool] = source_exists,
-                    links: Mapping[str, Iterable[str]] | None = None) -> dict[str, str]:
+                    links: Mapping[str, Iterable[str]] | None = None,
+                    pieces: Mapping[str, Iterable[str]] | None = None) -> dict[str, str]:
     """clip -> the clip kept in its place, for every clip of `clips` (rows with `clip`, `content_hash`,
     `source_path`) that holds the same video as another: the same content hash, or linked as the same footage
     under other bytes (`links`: clip -> clips, from `footage_links`; either way round, and through each other).
     Of each group the kept one is the first clip whose source is still there (a renamed file's new partition, not
     the old one), by key; where none is, the first by key. A row without a content hash or link is nobody's
-    duplicate."""
+    duplicate. `pieces` (clip -> longer clips it is a piece of, cut without encoding again: `footage_pieces`):
+    every clip of a piece's group is left out for the kept clip of the longer one's (through pieces of pieces),
+    whose results hold the piece's footage and more, whether or not its file is still there."""
     if clips.is_empty() or "content_hash" not in clips.columns:
         return {}
     rows = clips.select("clip", "content_hash", "source_path").unique("clip", keep="last").sort("clip")
@@ -76,12 +81,25 @@ def duplicate_clips(clips: pl.DataFrame, exists: Callable[[str | None], bool] = 
     groups: dict[str, list[tuple[str, str | None]]] = {}
     for k, s in zip(keys, sources):
         groups.setdefault(root(k), []).append((k, s))
-    out: dict[str, str] = {}
-    for group in groups.values():
-        if len(group) < 2:
-            continue
+    kept_of: dict[str, str] = {}  # group root -> the clip it keeps
+    for r, group in groups.items():
         present = [k for k, s in group if exists(s)]
-        kept = present[0] if present else group[0][0]
+        kept_of[r] = present[0] if present else group[0][0]
+    inside: dict[str, str] = {}  # group root -> the root of a longer clip's group it is a piece of (first by key)
+
+    def final(r: str) -> str:  # the group a piece's group is pooled as: the longest it lies in
+        while r in inside:
+            r = inside[r]
+        return r
+
+    for k in sorted(pieces or {}):
+        for o in sorted((pieces or {})[k]):
+            if k in parent and o in parent and root(k) not in inside and final(root(o)) != root(k):
+                inside[root(k)] = root(o)  # (never a loop: claims that would close one are not taken)
+
+    out: dict[str, str] = {}
+    for r, group in groups.items():
+        kept = kept_of[final(r)]
         out.update({k: kept for k, _ in group if k != kept})
     return out
 
@@ -103,17 +121,36 @@ def footage_links(root: StorageLike, keys: Iterable[str] | None = None) -> dict[
     return links_of(df.rows())
 
 
+def pieces_from(rows: Iterable[tuple[str, str | None, str | None]]) -> dict[str, list[str]]:
+    """clip -> the longer clips it is a piece of, from (clip, within, holds) rows of `footage_signature` (each
+    run names what it found either way round: a piece names its longer clip, a longer clip its pieces)."""
+    out: dict[str, set[str]] = {}
+    for clip, inside, holds in rows:
+        for o in named_clips(inside):
+            out.setdefault(clip, set()).add(o)
+        for p in named_clips(holds):
+            out.setdefault(p, set()).add(clip)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def footage_pieces(root: StorageLike, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """clip -> the longer clips it is a piece of, cut without encoding again (`pieces_from`; {} before any)."""
+    df = read_columns(root, FOOTAGE_TABLE, PIECES, None if keys is None else list(keys))
+    return pieces_from(df.rows())
+
+
 POOLED_CLIPS_SCHEMA = {"clip": pl.Utf8, "pooled": pl.Boolean, "pooled_as": pl.Utf8, "content_hash": pl.Utf8,
                        "source_path": pl.Utf8, "source_exists": pl.Boolean}
 
 
-def pooled_table(clips: pl.DataFrame, links: Mapping[str, Iterable[str]] | None = None) -> pl.DataFrame:
+def pooled_table(clips: pl.DataFrame, links: Mapping[str, Iterable[str]] | None = None,
+                 pieces: Mapping[str, Iterable[str]] | None = None) -> pl.DataFrame:
     """One row per clip of `clips` (rows with `clip`, `content_hash`, `source_path`; the last row of a clip counts):
-    whether the cross-clip graph pools it, as which clip (`duplicate_clips`, with the footage `links`), and whether
-    its file is there (`POOLED_CLIPS_SCHEMA`): the `pooled_clips` table, and what `handclust forget --renamed`
-    picks from (the same bytes only)."""
+    whether the cross-clip graph pools it, as which clip (`duplicate_clips`, with the footage `links` and
+    `pieces`), and whether its file is there (`POOLED_CLIPS_SCHEMA`): the `pooled_clips` table, and what
+    `handclust forget --renamed` picks from (the same bytes only)."""
     rows = clips.select(list(IDENTITY)).unique("clip", keep="last").sort("clip")
-    same = duplicate_clips(rows, links=links)
+    same = duplicate_clips(rows, links=links, pieces=pieces)
     return rows.with_columns(
         pl.col("clip").is_in(list(same)).not_().alias("pooled"),
         pl.col("clip").replace(same).alias("pooled_as"),
@@ -127,7 +164,8 @@ def left_out_duplicates(root: StorageLike, keys: Iterable[str] | None = None) ->
     wanted = None if keys is None else list(keys)
     if wanted is not None and len(wanted) < 2:
         return {}
-    return duplicate_clips(read_columns(root, CLIPS_TABLE, IDENTITY, wanted), links=footage_links(root, wanted))
+    return duplicate_clips(read_columns(root, CLIPS_TABLE, IDENTITY, wanted), links=footage_links(root, wanted),
+                           pieces=footage_pieces(root, wanted))
 
 
 def same_video_as(root: StorageLike, clip: str, content_hash: str) -> list[str]:

@@ -185,21 +185,24 @@ class Results:
     def same_video(self) -> dict[str, str]:
         """clip -> the clip the cross-clip graph pooled in its place (the same video renamed, moved or copied:
         `lib.same_video`, as the IO manager chooses)."""
-        from handclust_assets.lib.same_video import FOOTAGE_TABLE, duplicate_clips, links_of
+        from handclust_assets.lib.same_video import FOOTAGE_TABLE, duplicate_clips, links_of, pieces_from
 
         df = self.get("clips")
         if df is None or not {"clip", "content_hash", "source_path"} <= set(df.columns):
             return {}
-        links: dict[str, list[str]] = {}
-        if FOOTAGE_TABLE in self.names:  # two columns only: the signatures themselves are not read
+
+        def footage(*cols: str) -> list[tuple]:  # a few columns only: the signatures themselves are not read
+            if FOOTAGE_TABLE not in self.names:
+                return []
             try:
-                rows = (self._con.sql(f'select clip, same_footage_as from "{FOOTAGE_TABLE}"').fetchall()
-                        if self._con is not None else self._frames[FOOTAGE_TABLE].select(
-                            "clip", "same_footage_as").rows())
-            except (duckdb.Error, pl.exceptions.PolarsError):
-                rows = []
-            links = links_of(rows)
-        return duplicate_clips(df, links=links)
+                return (self._con.sql(f'select {", ".join(cols)} from "{FOOTAGE_TABLE}"').fetchall()
+                        if self._con is not None else self._frames[FOOTAGE_TABLE].select(cols).rows())
+            except (duckdb.Error, pl.exceptions.PolarsError):  # (a table from before the pieces lacks their columns)
+                return []
+
+        links = links_of(footage("clip", "same_footage_as"))
+        pieces = pieces_from(footage("clip", "within", "holds"))
+        return duplicate_clips(df, links=links, pieces=pieces)
 
     def clip_info(self, clip: str) -> dict:
         df = self.get("clips")

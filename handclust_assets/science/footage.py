@@ -10,7 +10,17 @@ the 8 quarter turns and flips and a shift of at most 1 s, both
 - their changes agree: the correlation of the signed 2-Hz differences of every thumbnail cell, i.e. where in the
   picture what changed, and which way. Two recordings of one scene (a fixed camera, a helmet on the same wall)
   agree in their pictures; only a copy of one recording agrees in its changes, sample by sample.
-Durations must agree within max(0.5 s, 1 %): a trimmed or cut copy is other footage here.
+Durations must agree within max(0.5 s, 1 %) for that.
+
+A piece cut out of a clip without encoding it again (`ffmpeg -ss ... -c copy`, a splitter, a camera's own chunks of
+one recording kept beside it) is the same footage over part of the longer clip: its keyframes are the longer clip's
+keyframes, decoded to the same pixels. `keyframe_hashes` keeps a hash of each keyframe's motion-track thumbnail
+(the exact bytes) with its time, and `within` finds a clip all of whose keyframes with detail come in the longer
+clip, at one offset, with at least `MIN_KEYFRAMES` of them and that many different pictures among them. Two
+recordings never share a thumbnail to the byte (the sensor's noise and the encoder's choices differ: a still scene
+recorded twice shares none, see the tests); the different pictures guard against a picture repeated by value (a
+frame frozen or looped). A piece encoded again has other keyframes and other pixels: not found (the cross-clip
+graph pools it as a clip of its own, as before).
 
 Plain numpy / OpenCV; no Dagster.
 """
@@ -143,3 +153,55 @@ def footage_match(a: np.ndarray, b: np.ndarray, side: int = SIDE, max_shift: int
             if not np.isfinite(best) or score > best:
                 best = score
     return best
+
+
+MIN_KEYFRAMES = 3  # keyframes (and different pictures among them) a piece must share with the longer clip
+
+
+def keyframe_hashes(t_s: np.ndarray, intensity: np.ndarray, keyframes: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(times s, hashes int64) of the keyframes whose thumbnail has detail (spread of at least `_FLAT` grey levels:
+    a black or covered frame is anybody's): a hash of the thumbnail's exact bytes and shape. Empty without
+    keyframes, or where the track's arrays do not line up."""
+    import hashlib
+
+    t = np.asarray(t_s, np.float64)
+    imgs = np.asarray(intensity)
+    if keyframes is None or imgs.ndim != 3 or len(imgs) != len(t) or len(np.asarray(keyframes)) != len(t):
+        return np.zeros(0), np.zeros(0, np.int64)
+    times, hashes = [], []
+    for i in np.flatnonzero(np.asarray(keyframes, bool) & np.isfinite(t)):
+        img = np.ascontiguousarray(imgs[i]).astype(np.uint8)
+        if img.size == 0 or float(img.std()) < _FLAT:
+            continue
+        digest = hashlib.blake2b(img.tobytes() + np.asarray(img.shape, np.int64).tobytes(), digest_size=8).digest()
+        times.append(t[i])
+        hashes.append(int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF)  # fits Parquet's int64
+    return np.asarray(times, np.float64), np.asarray(hashes, np.int64)
+
+
+def within(inner_t: np.ndarray, inner_h: np.ndarray, inner_s: float, outer_t: np.ndarray, outer_h: np.ndarray,
+           outer_s: float, tol_s: float = 0.02) -> float | None:
+    """Where (s into the longer clip) a clip of `inner_s` seconds, with keyframe hashes (`keyframe_hashes`) at
+    times `inner_t`, lies inside one of `outer_s` seconds, or None. It does when it is shorter (by more than
+    `durations_agree` allows: clips of one length are `footage_match`'s), and every one of its keyframes with
+    detail has its picture in the longer clip at one offset (within `tol_s`), with at least `MIN_KEYFRAMES` of
+    them and as many different pictures; the offset puts the piece inside the longer clip."""
+    it, ih = np.asarray(inner_t, np.float64), np.asarray(inner_h, np.int64)
+    ot, oh = np.asarray(outer_t, np.float64), np.asarray(outer_h, np.int64)
+    if not (np.isfinite(inner_s) and np.isfinite(outer_s)) or durations_agree(inner_s, outer_s) \
+            or inner_s >= outer_s or len(it) != len(ih) or len(ot) != len(oh):
+        return None
+    if len(ih) < MIN_KEYFRAMES or len(np.unique(ih)) < MIN_KEYFRAMES or not np.isfinite(it).all():
+        return None
+    at: dict[int, list[float]] = {}
+    for t, h in zip(ot, oh):
+        at.setdefault(int(h), []).append(float(t))
+    if any(int(h) not in at for h in ih):
+        return None
+    for offset in (t - it[0] for t in at[int(ih[0])]):  # each place the first keyframe's picture comes
+        if offset < -tol_s or offset + inner_s > outer_s + max(tol_s, 0.5):
+            continue
+        if all(any(abs(t - (ti + offset)) <= tol_s for t in at[int(h)]) for ti, h in zip(it, ih)):
+            return float(max(offset, 0.0))
+    return None
