@@ -225,3 +225,25 @@ def test_within_needs_enough_different_pictures_at_one_offset(n_in: int, n_out: 
     elif (len(set(ih.tolist())) >= MIN_KEYFRAMES and len(set(oh.tolist())) == n_out and inner_s < outer_s
           and not durations_agree(inner_s, outer_s) and ot[pick[0]] + inner_s <= outer_s):
         raise AssertionError("a piece of the longer clip's own keyframes was not found")
+
+
+def test_rows_written_before_the_keyframes_were_kept_are_read_as_having_none(tmp_path: Path) -> None:
+    """A home from before `footage_signature` v2: its rows have no keyframe columns. Reading pieces over old and new
+    rows together gives none for the old ones (null columns), and a new clip's run still compares with them."""
+    import polars as pl
+
+    from handclust_assets.defs.ingest.footage import FOOTAGE_SCHEMA, pieces_of, record_footage
+    from handclust_assets.lib.same_video import FOOTAGE_TABLE, footage_pieces
+    from handclust_assets.lib.storage import Storage
+    from handclust_assets.lib.tables import write_table
+
+    store = Storage(str(tmp_path))
+    old_cols = [c for c in FOOTAGE_SCHEMA if c not in ("keyframe_s", "keyframe_hashes", "within", "holds")]
+    sig = np.full((20, SIDE * SIDE), 100, np.uint8)
+    old = pl.DataFrame([{"clip": "old", "duration_s": 30.0, "hz": 2.0, "side": SIDE, "signature": sig.ravel().tolist(),
+                         "same_footage_as": None, "best_match": None}], schema={c: FOOTAGE_SCHEMA[c] for c in old_cols})
+    write_table(old, store, FOOTAGE_TABLE, "old")
+    t, h = np.arange(5.0), np.arange(5, dtype=np.int64) + 7
+    row = record_footage(store, "new", 10.0, sig, keyframes=(t, h))[0]
+    write_table(row, store, FOOTAGE_TABLE, "new")
+    assert footage_pieces(store) == {} and pieces_of(store, "other", 4.0, t[:3], h[:3]) == (["new"], [])
