@@ -83,6 +83,12 @@ def every_clip(clips: pl.DataFrame | None) -> pl.DataFrame:
     return clips if clips is not None else pl.DataFrame()
 
 
+@dg.asset(ins={"frame_cache": dg.AssetIn()})
+def pooled_caches(frame_cache: pl.DataFrame | None) -> pl.DataFrame:
+    """A cross-clip asset reading another per-clip table: every pooled clip partition's `frame_cache` row."""
+    return frame_cache if frame_cache is not None else pl.DataFrame()
+
+
 def _pooled(root: Path, instance: dg.DagsterInstance, n_partitions: int) -> tuple[list[str], str]:
     """The clips the cross-clip asset got, and what the IO manager's log said of the ones left out."""
     from handclust_assets.lib.tables import read_table
@@ -111,6 +117,17 @@ def test_a_piece_is_pooled_as_the_longer_clip_it_was_cut_from() -> None:
             {"b_whole": "a_piece", "f_old_whole": "a_piece", "c_piece_copy": "a_piece"})
     assert duplicate_clips(clips, lambda s: s is not None, pieces={"e_other": ["nobody"]}) == {
         "c_piece_copy": "a_piece", "f_old_whole": "b_whole"}  # without pieces: the same bytes only
+
+
+def test_a_stand_in_without_results_in_a_table_gives_way_to_the_first_of_its_group_that_has_them() -> None:
+    """The longer clip's run failed before `segments` (or has not got there): the piece, and what was pooled as it,
+    are not left out of `segments` for it; where the stand-in has results, nothing changes."""
+    from handclust_assets.lib.same_video import stand_ins
+
+    same = {"a_piece": "w_whole", "b_copy": "w_whole", "c_x": "d_y"}
+    assert stand_ins(same, ["a_piece", "b_copy", "c_x", "d_y", "w_whole"]) == same
+    assert stand_ins(same, ["a_piece", "b_copy", "c_x", "d_y"]) == {"b_copy": "a_piece", "c_x": "d_y"}
+    assert stand_ins(same, ["b_copy", "c_x"]) == {}
 
 
 def test_pieces_are_read_either_way_round_from_the_footage_rows() -> None:
@@ -306,3 +323,14 @@ def test_a_piece_cut_out_of_a_clip_is_pooled_as_the_clip(storage: Path) -> None:
     rows = duckdb.connect().execute(f"select clip, pooled, pooled_as from '{storage}/tables/pooled_clips/*.parquet' "
                                     "order by clip").fetchall()
     assert rows == [("a_piece", False, "b_whole"), ("b_whole", True, "b_whole"), ("c_other", True, "c_other")]
+
+    # the clip's run failed before `frame_cache` wrote its row: the piece is not left out of that table for it
+    from handclust_assets.lib.tables import read_table
+
+    clips_asset = next(a for a in defs.assets if "clips" in {k.to_user_string() for k in a.keys})
+    cache_asset = next(a for a in defs.assets if "frame_cache" in {k.to_user_string() for k in a.keys})
+    (storage / "tables" / "frame_cache" / "b_whole.parquet").unlink()
+    r = dg.materialize([clips_asset, cache_asset, pooled_caches], selection=[pooled_caches], instance=inst,
+                       resources=make_resources(storage))
+    assert sorted(set(read_table(storage, "pooled_caches")["clip"].to_list())) == ["a_piece", "c_other"]
+    assert any("without results: b_whole" in e.user_message for e in inst.all_logs(r.run_id))

@@ -9,6 +9,8 @@ A subclass of Dagster's generic `UPathIOManager` (paths, partitions, local or ob
   A partition holding the same video as another (a renamed file's old partition, a second copy: equal
   `content_hash` in the `clips` table, `lib.same_video`) is left out too and named in the log (an input's metadata
   cannot be given here: Dagster asks it for one partition key), so the cross-clip graph pools every video once;
+  where the partition pooled in a group's place has no results in that table, the first of the group that has some
+  stands in (`lib.same_video.stand_ins`): no footage drops out for want of its stand-in's results;
 - an output that covers several partitions (a single-run backfill / automation run) is split by its `clip`
   column into one file per partition.
 """
@@ -19,7 +21,7 @@ from upath import UPath
 
 from handclust_assets.defs.resources import StorageResource
 from handclust_assets.lib import tables
-from handclust_assets.lib.same_video import EVERY_PARTITION, SAME_VIDEO, left_out_duplicates
+from handclust_assets.lib.same_video import EVERY_PARTITION, SAME_VIDEO, left_out_duplicates, stand_ins
 from handclust_assets.lib.storage import Storage
 
 
@@ -96,7 +98,7 @@ class PolarsParquetIOManager(dg.UPathIOManager):
         wanted = tuple(sorted(keys))
         if not every and wanted not in self._same:
             self._same[wanted] = left_out_duplicates(self.store, wanted)
-        same = {} if every else self._same[wanted]
+        same = {} if every else stand_ins(self._same[wanted], present)
         if dropped := [k for k in present if k in same]:
             pairs = [f"{k} (= {same[k]})" for k in dropped]
             context.log.warning(f"{name}: left out {len(dropped)} clip partition(s) holding the same video as another "

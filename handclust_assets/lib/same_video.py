@@ -139,6 +139,22 @@ def footage_pieces(root: StorageLike, keys: Iterable[str] | None = None) -> dict
     return pieces_from(df.rows())
 
 
+def stand_ins(same: dict[str, str], present: list[str]) -> dict[str, str]:
+    """`same` (clip -> the clip pooled in its place) for one table's partitions `present`: where the clip pooled in
+    a group's place has no partition of this table (its run failed there, or has not got there yet), the first of
+    the group's clips that has one stands in instead, so no footage drops out of a cross-clip input for want of
+    its stand-in's results."""
+    there = set(present)
+    groups: dict[str, list[str]] = {}
+    for k in present:
+        groups.setdefault(same.get(k, k), []).append(k)
+    out: dict[str, str] = {}
+    for kept, members in groups.items():
+        stand = kept if kept in there else min(members)
+        out.update({k: stand for k in members if k != stand})
+    return out
+
+
 POOLED_CLIPS_SCHEMA = {"clip": pl.Utf8, "pooled": pl.Boolean, "pooled_as": pl.Utf8, "content_hash": pl.Utf8,
                        "source_path": pl.Utf8, "source_exists": pl.Boolean}
 
