@@ -247,3 +247,18 @@ def test_rows_written_before_the_keyframes_were_kept_are_read_as_having_none(tmp
     row = record_footage(store, "new", 10.0, sig, keyframes=(t, h))[0]
     write_table(row, store, FOOTAGE_TABLE, "new")
     assert footage_pieces(store) == {} and pieces_of(store, "other", 4.0, t[:3], h[:3]) == (["new"], [])
+
+
+def test_an_all_intra_clip_past_the_cap_keeps_no_keyframes_and_one_under_it_keeps_them_all() -> None:
+    """Every frame a keyframe (MJPEG, ProRes): up to `MAX_KEYFRAMES` each is kept; past it none (the row every
+    other run reads stays small; such a clip's pieces are then not found)."""
+    from handclust_assets.science.footage import MAX_KEYFRAMES, keyframe_hashes
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (MAX_KEYFRAMES + 1, 4, 6), dtype=np.uint8)
+    t = np.arange(MAX_KEYFRAMES + 1) / 30.0
+    every = np.ones(len(t), bool)
+    assert len(keyframe_hashes(t, imgs, every)[1]) == 0
+    kept_t, kept_h = keyframe_hashes(t[:-1], imgs[:-1], every[:-1])
+    assert len(kept_h) == MAX_KEYFRAMES and len(set(kept_h.tolist())) == MAX_KEYFRAMES
+    np.testing.assert_array_equal(kept_t, t[:-1])

@@ -156,13 +156,15 @@ def footage_match(a: np.ndarray, b: np.ndarray, side: int = SIDE, max_shift: int
 
 
 MIN_KEYFRAMES = 3  # keyframes (and different pictures among them) a piece must share with the longer clip
+MAX_KEYFRAMES = 20_000  # an all-intra clip (every frame a keyframe: MJPEG, ProRes) longer than 11 min at 30 fps
+# keeps none: its row would be megabytes that every other clip's run reads
 
 
 def keyframe_hashes(t_s: np.ndarray, intensity: np.ndarray, keyframes: np.ndarray | None
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(times s, hashes int64) of the keyframes whose thumbnail has detail (spread of at least `_FLAT` grey levels:
     a black or covered frame is anybody's): a hash of the thumbnail's exact bytes and shape. Empty without
-    keyframes, or where the track's arrays do not line up."""
+    keyframes, where the track's arrays do not line up, or past `MAX_KEYFRAMES` keyframes."""
     import hashlib
 
     t = np.asarray(t_s, np.float64)
@@ -170,7 +172,10 @@ def keyframe_hashes(t_s: np.ndarray, intensity: np.ndarray, keyframes: np.ndarra
     if keyframes is None or imgs.ndim != 3 or len(imgs) != len(t) or len(np.asarray(keyframes)) != len(t):
         return np.zeros(0), np.zeros(0, np.int64)
     times, hashes = [], []
-    for i in np.flatnonzero(np.asarray(keyframes, bool) & np.isfinite(t)):
+    rows = np.flatnonzero(np.asarray(keyframes, bool) & np.isfinite(t))
+    if len(rows) > MAX_KEYFRAMES:
+        return np.zeros(0), np.zeros(0, np.int64)
+    for i in rows:
         img = np.ascontiguousarray(imgs[i]).astype(np.uint8)
         if img.size == 0 or float(img.std()) < _FLAT:
             continue
