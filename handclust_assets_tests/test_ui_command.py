@@ -11,7 +11,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 from handclust_assets.cli.session import DagsterSession, free_port, wait_for_ui
 
@@ -55,6 +58,40 @@ def test_ui_started_in_a_script_stops_on_sigterm(tmp_path: Path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+
+
+def test_a_second_ui_on_the_same_home_is_refused_naming_the_first(tmp_path: Path) -> None:
+    """Two `dagster dev` on one home would run every sensor, the run queue and the automation twice. A second
+    `handclust ui` (another port) and a demo's session are refused, naming the first's address; once the first
+    stops (here killed outright, as a crash would), the home is free again. Real processes."""
+    from handclust_assets.cli.session import HomeInUse, claim_home
+
+    home, port, other = tmp_path / "home", free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "HANDCLUST_STORAGE",
+                                                            "HANDCLUST_VIDEO_DIR")}
+    cli = [sys.executable, "-c", "from handclust_assets.cli import app; app()", "ui", "--home", str(home)]
+    log = tmp_path / "ui.log"
+    with log.open("wb") as out:
+        first = subprocess.Popen([*cli, "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    try:
+        wait_for_ui(f"http://127.0.0.1:{port}", first, 120, log)
+        second = subprocess.run([*cli, "--port", str(other)], env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert "already runs" in second.stderr and f"http://127.0.0.1:{port}" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        with pytest.raises(OSError):  # nothing listens on the second port
+            urllib.request.urlopen(f"http://127.0.0.1:{other}/server_info", timeout=2)
+        with pytest.raises(HomeInUse, match=str(port)):
+            DagsterSession(home, port=other).start()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+    t0 = time.monotonic()
+    while _group_running(first) and time.monotonic() - t0 < 30:
+        time.sleep(0.25)
+    os.close(claim_home(home / "dagster_home", "http://127.0.0.1:1"))  # the lock went with the process
 
 
 def test_session_started_with_sigint_ignored_stops_cleanly(tmp_path: Path) -> None:

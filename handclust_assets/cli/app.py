@@ -124,7 +124,7 @@ def demo(
     folder, and let the folder sensor, the run queue and automation do the rest; print the results."""
     from tqdm import tqdm
 
-    from handclust_assets.cli.session import DagsterSession
+    from handclust_assets.cli.session import DagsterSession, HomeInUse
     from handclust_assets.lib.home import video_dir
     from handclust_assets.lib.tables import connect
 
@@ -140,7 +140,11 @@ def demo(
         typer.echo(f"model unavailable, its modality is skipped (named in the UI): {key}: {why.splitlines()[0]}")
     session = DagsterSession(root, port=port or None)
     typer.echo(f"starting the Dagster UI + daemon on {session.url} (home {root}) ...")
-    session.start()
+    try:
+        session.start()
+    except HomeInUse as e:
+        typer.echo(f"demo: {e}", err=True)
+        raise typer.Exit(code=2) from None
     try:
         typer.echo(f"Dagster UI: {session.url}  (watch the runs while the demo goes on)")
         typer.echo(f"landing {n_clips} synthetic clips of {duration:.0f}s in {video_dir()} ...")
@@ -186,10 +190,15 @@ def demo(
 @app.command()
 def ui(port: int = 3000, host: str = "127.0.0.1", home: Path = HomeOpt) -> None:
     """Start the Dagster UI and daemon (`dagster dev`) on this code location, from any working folder."""
-    from handclust_assets.cli.session import default_interrupts, quiet_env
+    from handclust_assets.cli.session import HomeInUse, claim_home, default_interrupts, quiet_env
 
     root = _use_home(home)
     (root / "videos").mkdir(parents=True, exist_ok=True)
+    try:  # held by `dagster dev` itself (exec keeps the process and the inheritable lock)
+        claim_home(Path(os.environ["DAGSTER_HOME"]), f"http://{host}:{port}")
+    except HomeInUse as e:
+        typer.echo(f"ui: {e}", err=True)
+        raise typer.Exit(code=2) from None
     os.environ.update(quiet_env())
     os.chdir(root)
     default_interrupts()  # Ctrl-C and `kill` stop the UI even when a script started it in the background

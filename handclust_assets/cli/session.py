@@ -7,6 +7,8 @@ videos landing in the watched folder, sensors and automation doing the rest — 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import signal
 import socket
@@ -28,6 +30,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+UI_LOCK = ".handclust_ui.lock"  # in the Dagster home: held by the `dagster dev` running on it
+
+
+class HomeInUse(RuntimeError):
+    """Another `dagster dev` (a `handclust ui`, a demo) runs on this Dagster home: a second one would run every
+    sensor, the run queue and the automation twice over the same instance."""
+
+
+def claim_home(dagster_home: Path, url: str) -> int:
+    """Lock the Dagster home for the `dagster dev` about to start on it (exclusive, without waiting) and note `url`
+    and this process in the lock file. Returns the lock's file descriptor, inheritable: `dagster dev` (exec'd, or
+    given it with `pass_fds`) holds the lock for as long as it lives, and a crash releases it. Raises `HomeInUse`
+    naming the running one's address where the lock is held."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    path = dagster_home / UI_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        try:
+            held = json.loads(path.read_text() or "{}")
+        except (OSError, ValueError):
+            held = {}
+        raise HomeInUse(f"a HandClust UI already runs on this Dagster home ({dagster_home}): "
+                        f"{held.get('url', 'address unknown')} (pid {held.get('pid', '?')}). Open that one, or stop "
+                        "it first (Ctrl-C, or kill PID), or give another --home: two on one home run every sensor "
+                        "and automation twice.") from None
+    note_home(fd, url, os.getpid())
+    os.set_inheritable(fd, True)
+    return fd
+
+
+def note_home(fd: int, url: str, pid: int) -> None:
+    """What the lock file says of the session holding it."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"url": url, "pid": pid, "since": time.time()}).encode(), 0)
 
 
 def quiet_env() -> dict[str, str]:
@@ -141,9 +182,15 @@ class DagsterSession:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "dagster", "dev", "-m", "handclust_assets.definitions", "-h", "127.0.0.1",
                "-p", str(self.port)]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, env=self.env, cwd=str(self.home), stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True, preexec_fn=default_interrupts)
+        lock = claim_home(self.dagster_home, self.url)  # HomeInUse where another runs on it
+        try:
+            with self.log.open("ab") as out:
+                self.proc = subprocess.Popen(cmd, env=self.env, cwd=str(self.home), stdout=out,
+                                             stderr=subprocess.STDOUT, start_new_session=True,
+                                             preexec_fn=default_interrupts, pass_fds=(lock,))
+            note_home(lock, self.url, self.proc.pid)
+        finally:
+            os.close(lock)  # the child holds it now (or nobody, if it did not start)
         try:
             wait_for_ui(self.url, self.proc, timeout_s, self.log)
         except TimeoutError:
