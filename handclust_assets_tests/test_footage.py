@@ -262,3 +262,31 @@ def test_an_all_intra_clip_past_the_cap_keeps_no_keyframes_and_one_under_it_keep
     kept_t, kept_h = keyframe_hashes(t[:-1], imgs[:-1], every[:-1])
     assert len(kept_h) == MAX_KEYFRAMES and len(set(kept_h.tolist())) == MAX_KEYFRAMES
     np.testing.assert_array_equal(kept_t, t[:-1])
+
+
+@pytest.mark.parametrize("how", ["input_seek", "segment"])
+def test_pieces_cut_by_ffmpeg_itself_are_found(tmp_path: Path, how: str) -> None:
+    """The cuts users make: `ffmpeg -ss A -i whole -t B -c copy` (an edit list hides the frames before A) and the
+    segment muxer's chunks (`-f segment -c copy`), by a real ffmpeg binary (imageio-ffmpeg's)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from handclust_assets.science.footage import keyframe_hashes, within
+
+    def keys(p: Path) -> tuple:
+        tr = motion_track_from_video(p)
+        return (*keyframe_hashes(tr.t_s, tr.intensity, tr.keyframes), tr.duration_s)
+
+    whole = write_video(tmp_path / "whole.mp4", moving_pattern(300, 240, 136, seed=2, speed=2.0), 25, keyint=25)
+    ff = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error"]
+    if how == "input_seek":
+        subprocess.run([*ff, "-ss", "3.4", "-i", str(whole), "-t", "5", "-c", "copy", str(tmp_path / "p.mp4")],
+                       check=True)
+        pieces, where = [tmp_path / "p.mp4"], [3.4]
+    else:
+        subprocess.run([*ff, "-i", str(whole), "-c", "copy", "-f", "segment", "-segment_time", "4",
+                        "-reset_timestamps", "1", str(tmp_path / "s%02d.mp4")], check=True)
+        pieces, where = sorted(tmp_path.glob("s*.mp4")), [0.0, 4.0, 8.0]
+    w = keys(whole)
+    assert [within(*keys(p), *w) for p in pieces] == pytest.approx(where, abs=0.05)
