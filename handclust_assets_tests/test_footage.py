@@ -96,8 +96,8 @@ def _record_at_once(stores: dict) -> dict:
     rng = np.random.default_rng(0)
     sig = np.clip(np.cumsum(rng.normal(0, 6, (30, SIDE * SIDE)), axis=0) + 128, 0, 255).astype(np.uint8)
 
-    def slow_compare(*args):
-        out = compare_with_others(*args)  # what was there when it looked ...
+    def slow_compare(*args, **kw):
+        out = compare_with_others(*args, **kw)  # what was there when it looked ...
         time.sleep(0.5)  # ... and a slow comparison after it
         return out
 

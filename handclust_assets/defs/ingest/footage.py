@@ -33,18 +33,25 @@ _KEYFRAMES = {"clip": pl.Utf8, "duration_s": pl.Float64, "keyframe_s": pl.List(p
               "keyframe_hashes": pl.List(pl.Int64)}
 
 
-def compare_with_others(store: Storage, clip: str, duration_s: float, sig: np.ndarray
-                        ) -> tuple[list[str], float | None, int]:
-    """(the other partitions whose signature matches, the best score, how many were compared): only partitions
-    whose footage is as long (`durations_agree`) are read."""
+def others_index(store: Storage, clip: str) -> pl.DataFrame:
+    """The other partitions' rows, without their signatures (`_KEYFRAMES`: clip, duration, keyframes): read once
+    per run for both comparisons (one scan of every row; the signatures of the few as long are read after)."""
     from handclust_assets.lib.tables import read_columns, table_partitions
-    from handclust_assets.science.footage import SAME_FOOTAGE, SIDE, durations_agree, footage_match
 
     others = [k for k in table_partitions(store, FOOTAGE_TABLE) if k != clip]
-    if not others:
-        return [], None, 0
-    lengths = read_columns(store, FOOTAGE_TABLE, {"clip": pl.Utf8, "duration_s": pl.Float64}, others)
-    near = [c for c, d in lengths.rows() if d is not None and durations_agree(duration_s, d)]
+    return read_columns(store, FOOTAGE_TABLE, _KEYFRAMES, others) if others else pl.DataFrame(schema=_KEYFRAMES)
+
+
+def compare_with_others(store: Storage, clip: str, duration_s: float, sig: np.ndarray,
+                        index: pl.DataFrame | None = None) -> tuple[list[str], float | None, int]:
+    """(the other partitions whose signature matches, the best score, how many were compared): only partitions
+    whose footage is as long (`durations_agree`) are read. `index`: `others_index`, where already read."""
+    from handclust_assets.lib.tables import read_columns
+    from handclust_assets.science.footage import SAME_FOOTAGE, SIDE, durations_agree, footage_match
+
+    lengths = others_index(store, clip) if index is None else index
+    near = [c for c, d in lengths.select("clip", "duration_s").rows()
+            if c != clip and d is not None and durations_agree(duration_s, d)]
     if not near:
         return [], None, 0
     same, best = [], None
@@ -59,21 +66,20 @@ def compare_with_others(store: Storage, clip: str, duration_s: float, sig: np.nd
     return sorted(same), best, len(near)
 
 
-def pieces_of(store: Storage, clip: str, duration_s: float, kf_t: np.ndarray, kf_h: np.ndarray
-              ) -> tuple[list[str], list[str]]:
+def pieces_of(store: Storage, clip: str, duration_s: float, kf_t: np.ndarray, kf_h: np.ndarray,
+              index: pl.DataFrame | None = None) -> tuple[list[str], list[str]]:
     """(the longer partitions this clip is a piece of, the shorter partitions that are pieces of it), each cut
     without encoding again (`science.footage.within`). Only rows whose keyframes share a picture with this clip's
-    are looked at closely."""
-    from handclust_assets.lib.tables import read_columns, table_partitions
+    are looked at closely. `index`: `others_index`, where already read."""
     from handclust_assets.science.footage import MIN_KEYFRAMES, within
 
-    others = [k for k in table_partitions(store, FOOTAGE_TABLE) if k != clip]
-    if not others or len(kf_h) < MIN_KEYFRAMES:
+    if len(kf_h) < MIN_KEYFRAMES:
         return [], []
+    rows = (others_index(store, clip) if index is None else index).select(list(_KEYFRAMES)).rows()
     mine = set(int(h) for h in kf_h)
     inside, holds = [], []
-    for other, d, ot, oh in read_columns(store, FOOTAGE_TABLE, _KEYFRAMES, others).rows():
-        if d is None or not ot or not oh or mine.isdisjoint(oh):
+    for other, d, ot, oh in rows:
+        if other == clip or d is None or not ot or not oh or mine.isdisjoint(oh):
             continue
         ot, oh = np.asarray(ot, np.float64), np.asarray(oh, np.int64)
         if within(kf_t, kf_h, duration_s, ot, oh, d) is not None:
@@ -107,8 +113,9 @@ def record_footage(store: Storage, clip: str, duration_s: float, sig: np.ndarray
                               "holds": ", ".join(holds) or None}], schema=FOOTAGE_SCHEMA)
 
     write_table(row([], None, [], []), store, FOOTAGE_TABLE, clip)  # visible to the others before this one looks
-    same, best, compared = compare(store, clip, duration_s, sig) if len(sig) else ([], None, 0)
-    inside, holds = pieces_of(store, clip, duration_s, kf_t, kf_h)
+    index = others_index(store, clip)
+    same, best, compared = compare(store, clip, duration_s, sig, index=index) if len(sig) else ([], None, 0)
+    inside, holds = pieces_of(store, clip, duration_s, kf_t, kf_h, index=index)
     return row(same, best, inside, holds), same, best, compared
 
 
