@@ -107,3 +107,22 @@ def test_session_started_with_sigint_ignored_stops_cleanly(tmp_path: Path) -> No
     assert time.monotonic() - t0 < 30, "stop fell back to SIGKILL"
     assert not _group_running(session.proc)
     assert "Dagster services shut down" in session.log.read_text()
+
+
+def test_a_home_on_a_filesystem_without_locks_starts_unguarded_with_a_warning(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some network mounts refuse `flock` (ENOLCK): that is not "in use". The session is not refused; a warning says
+    it is unguarded. (The refusal itself: `test_a_second_ui_on_the_same_home_is_refused_naming_the_first`.)"""
+    import errno
+    import fcntl
+
+    from handclust_assets.cli import session
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="cannot lock"):
+        fd = session.claim_home(tmp_path / "dagster_home", "http://127.0.0.1:1")
+    os.close(fd)
+    assert '"url": "http://127.0.0.1:1"' in (tmp_path / "dagster_home" / session.UI_LOCK).read_text()

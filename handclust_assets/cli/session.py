@@ -7,6 +7,7 @@ videos landing in the watched folder, sensors and automation doing the rest — 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -50,7 +51,15 @@ def claim_home(dagster_home: Path, url: str) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # a filesystem without locks (some
+            import warnings  # network mounts): nothing to tell by, so the session starts unguarded
+
+            warnings.warn(f"{path}: cannot lock the Dagster home ({e.strerror}); a second session on it would not "
+                          "be refused", stacklevel=2)
+            note_home(fd, url, os.getpid())
+            os.set_inheritable(fd, True)
+            return fd
         os.close(fd)
         try:
             held = json.loads(path.read_text() or "{}")
