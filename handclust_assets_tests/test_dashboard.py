@@ -197,5 +197,5 @@ def test_notebook_runs_clean_against_the_results(results: dict, monkeypatch: pyt
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the timeline plot
     text = "".join(str(o.get("data", {}).get("text/plain", "")) + o.get("text", "") for o in outputs)
     assert "cross_clip_clusters" in text and "label" in text
-    assert "pooled_as" in text and "source_exists" in text  # each video once: the pooled_clips cell ran
+    assert "pooled_as" in text and "source_exists" in text and "why" in text  # each video once: that cell ran
     assert "count_estimate" in text  # and its query of the `pooled` schema

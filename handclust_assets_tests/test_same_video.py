@@ -130,6 +130,20 @@ def test_a_stand_in_without_results_in_a_table_gives_way_to_the_first_of_its_gro
     assert stand_ins(same, ["b_copy", "c_x"]) == {}
 
 
+def test_pooled_clips_says_why_each_left_out_clip_is_pooled_as_another() -> None:
+    """A byte copy: same bytes; an export (linked): same footage; a piece, and what is the same footage as the
+    piece: piece; the kept clip and a clip of its own: no reason."""
+    from handclust_assets.lib.same_video import pooled_table
+
+    clips = pl.DataFrame({"clip": ["a", "b_copy", "c_export", "d_piece", "e_piece_export", "f_alone"],
+                          "content_hash": ["h", "h", "x", "p", "q", "z"], "source_path": [None] * 6})
+    df = pooled_table(clips, links={"c_export": ["a"], "e_piece_export": ["d_piece"]}, pieces={"d_piece": ["a"]})
+    assert df.columns[-1] == "why" and df.schema["why"] == pl.Utf8
+    assert df.select("clip", "pooled_as", "why").rows() == [
+        ("a", "a", None), ("b_copy", "a", "same bytes"), ("c_export", "a", "same footage"),
+        ("d_piece", "a", "piece"), ("e_piece_export", "a", "piece"), ("f_alone", "f_alone", None)]
+
+
 def test_pieces_are_read_either_way_round_from_the_footage_rows() -> None:
     from handclust_assets.lib.same_video import pieces_from
 
@@ -292,6 +306,8 @@ def test_a_reencoded_copy_is_pooled_once_and_another_video_is_not(storage: Path)
                                     "order by clip").fetchall()
     assert rows == [("a_original", True, "a_original"), ("b_export", False, "a_original"),
                     ("c_other", True, "c_other")]
+    why = duckdb.connect().execute(f"select clip, why from '{storage}/tables/pooled_clips/*.parquet' order by clip")
+    assert why.fetchall() == [("a_original", None), ("b_export", "same footage"), ("c_other", None)]
 
 
 def test_a_piece_cut_out_of_a_clip_is_pooled_as_the_clip(storage: Path) -> None:
@@ -323,6 +339,8 @@ def test_a_piece_cut_out_of_a_clip_is_pooled_as_the_clip(storage: Path) -> None:
     rows = duckdb.connect().execute(f"select clip, pooled, pooled_as from '{storage}/tables/pooled_clips/*.parquet' "
                                     "order by clip").fetchall()
     assert rows == [("a_piece", False, "b_whole"), ("b_whole", True, "b_whole"), ("c_other", True, "c_other")]
+    why = duckdb.connect().execute(f"select why from '{storage}/tables/pooled_clips/*.parquet' where not pooled")
+    assert why.fetchall() == [("piece",)]
 
     # the clip's run failed before `frame_cache` wrote its row: the piece is not left out of that table for it
     from handclust_assets.lib.tables import read_table

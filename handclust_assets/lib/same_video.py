@@ -28,6 +28,9 @@ FOOTAGE_TABLE = "footage_signature"  # per clip: `same_footage_as`, the same foo
 LINKS = {"clip": pl.Utf8, "same_footage_as": pl.Utf8}  # what of a `footage_signature` row is read
 PIECES = {"clip": pl.Utf8, "within": pl.Utf8, "holds": pl.Utf8}  # ... for pieces cut out of a longer clip
 IDENTITY = {"clip": pl.Utf8, "content_hash": pl.Utf8, "source_path": pl.Utf8}  # what of a `clips` row is read
+WHY_BYTES = "same bytes"  # why a clip is pooled as another: a copy, or the file renamed or moved
+WHY_FOOTAGE = "same footage"  # ... an export under other bytes (re-encoded, resized, rotated; or through one)
+WHY_PIECE = "piece"  # ... a piece cut out of the other without encoding again (or the same footage as such a piece)
 SAME_VIDEO = "handclust/same_video"  # an input's metadata key (the IO manager reads it) ...
 EVERY_PARTITION = {SAME_VIDEO: "every partition"}  # ... that keeps clips holding the same video in a cross-clip input
 _SHARD_REF = re.compile(r"^(?P<shard>.+?\.tar)::")  # a tar-shard member's `source_path` (`lib.shards`)
@@ -44,7 +47,8 @@ def source_exists(source_path: str | None) -> bool:
 
 def duplicate_clips(clips: pl.DataFrame, exists: Callable[[str | None], bool] = source_exists,
                     links: Mapping[str, Iterable[str]] | None = None,
-                    pieces: Mapping[str, Iterable[str]] | None = None) -> dict[str, str]:
+                    pieces: Mapping[str, Iterable[str]] | None = None,
+                    why: dict[str, str] | None = None) -> dict[str, str]:
     """clip -> the clip kept in its place, for every clip of `clips` (rows with `clip`, `content_hash`,
     `source_path`) that holds the same video as another: the same content hash, or linked as the same footage
     under other bytes (`links`: clip -> clips, from `footage_links`; either way round, and through each other).
@@ -52,7 +56,8 @@ def duplicate_clips(clips: pl.DataFrame, exists: Callable[[str | None], bool] = 
     the old one), by key; where none is, the first by key. A row without a content hash or link is nobody's
     duplicate. `pieces` (clip -> longer clips it is a piece of, cut without encoding again: `footage_pieces`):
     every clip of a piece's group is left out for the kept clip of the longer one's (through pieces of pieces),
-    whose results hold the piece's footage and more, whether or not its file is still there."""
+    whose results hold the piece's footage and more, whether or not its file is still there. `why`, where given, is
+    filled with each left-out clip's reason (`WHY_BYTES`, `WHY_FOOTAGE`, `WHY_PIECE`)."""
     if clips.is_empty() or "content_hash" not in clips.columns:
         return {}
     rows = clips.select("clip", "content_hash", "source_path").unique("clip", keep="last").sort("clip")
@@ -98,9 +103,16 @@ def duplicate_clips(clips: pl.DataFrame, exists: Callable[[str | None], bool] = 
                 inside[root(k)] = root(o)  # (never a loop: claims that would close one are not taken)
 
     out: dict[str, str] = {}
+    hash_of = dict(zip(keys, hashes))
     for r, group in groups.items():
         kept = kept_of[final(r)]
-        out.update({k: kept for k, _ in group if k != kept})
+        for k, _ in group:
+            if k == kept:
+                continue
+            out[k] = kept
+            if why is not None:
+                why[k] = (WHY_PIECE if root(k) != root(kept) else
+                          WHY_BYTES if hash_of[k] is not None and hash_of[k] == hash_of[kept] else WHY_FOOTAGE)
     return out
 
 
@@ -156,21 +168,23 @@ def stand_ins(same: dict[str, str], present: list[str]) -> dict[str, str]:
 
 
 POOLED_CLIPS_SCHEMA = {"clip": pl.Utf8, "pooled": pl.Boolean, "pooled_as": pl.Utf8, "content_hash": pl.Utf8,
-                       "source_path": pl.Utf8, "source_exists": pl.Boolean}
+                       "source_path": pl.Utf8, "source_exists": pl.Boolean, "why": pl.Utf8}
 
 
 def pooled_table(clips: pl.DataFrame, links: Mapping[str, Iterable[str]] | None = None,
                  pieces: Mapping[str, Iterable[str]] | None = None) -> pl.DataFrame:
     """One row per clip of `clips` (rows with `clip`, `content_hash`, `source_path`; the last row of a clip counts):
-    whether the cross-clip graph pools it, as which clip (`duplicate_clips`, with the footage `links` and
+    whether the cross-clip graph pools it, as which clip and why (`duplicate_clips`, with the footage `links` and
     `pieces`), and whether its file is there (`POOLED_CLIPS_SCHEMA`): the `pooled_clips` table, and what
     `handclust forget --renamed` picks from (the same bytes only)."""
     rows = clips.select(list(IDENTITY)).unique("clip", keep="last").sort("clip")
-    same = duplicate_clips(rows, links=links, pieces=pieces)
+    why: dict[str, str] = {}
+    same = duplicate_clips(rows, links=links, pieces=pieces, why=why)
     return rows.with_columns(
         pl.col("clip").is_in(list(same)).not_().alias("pooled"),
         pl.col("clip").replace(same).alias("pooled_as"),
         pl.col("source_path").map_elements(source_exists, return_dtype=pl.Boolean).alias("source_exists"),
+        pl.col("clip").replace_strict(why, default=None, return_dtype=pl.Utf8).alias("why"),
     ).select(list(POOLED_CLIPS_SCHEMA)).cast(POOLED_CLIPS_SCHEMA)
 
 

@@ -68,14 +68,15 @@ def segment_features(context: dg.AssetExecutionContext, storage: StorageResource
                                       **clip_coverage(context, segments, left_out_duplicates(storage.store()))})
 
 
-@dg.asset(group_name="clusters", code_version="pooled-clips-v3", kinds={"python", "duckdb"},  # v3: pieces
+@dg.asset(group_name="clusters", code_version="pooled-clips-v4", kinds={"python", "duckdb"},  # v4: why
           deps=[segment_features], ins={"clips": dg.AssetIn(metadata=EVERY_PARTITION)},
           description="One row per clip partition: whether the cross-clip graph pools it, and as which clip. A video "
           "renamed, moved or copied within the watched folder is a partition of its own (equal content hash, or "
           "the same footage under other bytes: `footage_signature`; or a piece of a longer clip, cut without "
           "encoding again: pooled as the longer one); the "
-          "graph pools each video once, as the first of its partitions whose file is still there. Per-clip tables "
-          "keep every partition: join a notebook query on `pooled` to count each video once.")
+          "graph pools each video once, as the first of its partitions whose file is still there; `why` says why "
+          "a partition is pooled as another (same bytes, same footage, piece). Per-clip tables keep every "
+          "partition: join a notebook query on `pooled` to count each video once.")
 def pooled_clips(context: dg.AssetExecutionContext, storage: StorageResource, clips: Frame
                  ) -> dg.Output[pl.DataFrame]:
     from handclust_assets.lib.same_video import footage_links, footage_pieces, pooled_table
