@@ -45,3 +45,32 @@ def test_a_clip_holding_the_same_video_as_another_says_so_in_its_drilldown(tmp_p
     twin = html[html.index('id="clip-a_copy"'):]
     assert 'the same video as <a href="#clip-a">a</a>' in twin[:twin.index("</p>")]
     assert html.count("the same video as") == 1  # a and b say nothing of the kind
+
+
+def test_a_piece_and_an_export_say_what_they_are_in_their_drilldowns(tmp_path: Path) -> None:
+    """The drilldown names why a clip is pooled as another, from the `footage_signature` rows: a piece cut out of
+    the clip, an export of it under other bytes."""
+    from handclust_assets.report import build_dashboard
+
+    root = tmp_path / "storage"
+    video = tmp_path / "w.mp4"
+    video.write_bytes(b"x")
+    clips = pl.DataFrame({"clip": ["p_piece", "w_whole", "x_export"], "content_hash": ["h1", "h2", "h3"],
+                          "source_path": [str(video)] * 3, "duration_s": [4.0, 12.0, 12.0]})
+    rows = pl.DataFrame({"clip": ["p_piece", "w_whole", "x_export"], "same_footage_as": [None, None, "w_whole"],
+                         "within": ["w_whole", None, None], "holds": [None, None, None]})
+    for k in clips["clip"]:
+        write_table(clips.filter(pl.col("clip") == k), root, "clips", k)
+        write_table(rows.filter(pl.col("clip") == k), root, "footage_signature", k)
+    r = Results(root)
+    assert r.same_video == {"p_piece": "w_whole", "x_export": "w_whole"}
+    assert r.same_video_why == {"p_piece": "piece", "x_export": "same footage"}
+    html = build_dashboard(root, out_dir=tmp_path / "dash").index.read_text()
+
+    def head(clip: str) -> str:
+        part = html[html.index(f'id="clip-{clip}"'):]
+        return part[:part.index("</p>")]
+
+    assert 'a piece cut out of <a href="#clip-w_whole">w_whole</a>' in head("p_piece")
+    assert 'the same footage as <a href="#clip-w_whole">w_whole</a>' in head("x_export")
+    assert "the same video as" not in html and "same-video" not in head("w_whole")

@@ -540,7 +540,7 @@ def _clip_head(p: _Page, clip: str) -> dict:
     return {"phase": info.get("phase", "phase ?"), "duration": p.r.duration(clip),
             "n_segments": seg.height if seg is not None else 0, "codec": info.get("codec"),
             "rectified": bool(info.get("intrinsics_path")), "source": src.rsplit("/", 1)[-1] if "::" in src else "",
-            "same_as": p.r.same_video.get(clip)}
+            "same_as": p.r.same_video.get(clip), "same_why": p.r.same_video_why.get(clip)}
 
 
 def _clip_article(p: _Page, clip: str) -> Markup:

@@ -181,6 +181,12 @@ class Results:
             keys = {c for c in self.store.listdir("frames") if self.store.exists("frames", c, "meta.json")}
         return sorted(keys)
 
+    @property
+    def same_video_why(self) -> dict[str, str]:
+        """clip -> why it is pooled as another (`lib.same_video.WHY_*`: same bytes, same footage, piece)."""
+        _ = self.same_video  # (fills it)
+        return self.__dict__.setdefault("_same_video_why", {})
+
     @cached_property
     def same_video(self) -> dict[str, str]:
         """clip -> the clip the cross-clip graph pooled in its place (the same video renamed, moved or copied:
@@ -202,7 +208,7 @@ class Results:
 
         links = links_of(footage("clip", "same_footage_as"))
         pieces = pieces_from(footage("clip", "within", "holds"))
-        return duplicate_clips(df, links=links, pieces=pieces)
+        return duplicate_clips(df, links=links, pieces=pieces, why=self.__dict__.setdefault("_same_video_why", {}))
 
     def clip_info(self, clip: str) -> dict:
         df = self.get("clips")
