@@ -121,12 +121,12 @@ def _joined(found: dict, store) -> None:
     both runs makes `lib.same_video` pool the two as one (either way round)."""
     import polars as pl
 
-    from handclust_assets.lib.same_video import duplicate_clips, footage_links
+    from handclust_assets.lib.same_video import duplicate_clips, footage_relations
 
     (a, la), (b, lb) = sorted(found.items())
     assert (b in la or a in lb) and set(la) <= {b} and set(lb) <= {a}, found
     clips = pl.DataFrame({"clip": [a, b], "content_hash": ["h1", "h2"], "source_path": [None, None]})
-    assert duplicate_clips(clips, lambda _: True, footage_links(store, [a, b])) == {b: a}
+    assert duplicate_clips(clips, lambda _: True, footage_relations(store, [a, b])[0]) == {b: a}
 
 
 def test_two_clips_of_one_footage_compared_at_once_still_find_each_other(tmp_path: Path) -> None:
@@ -233,7 +233,7 @@ def test_rows_written_before_the_keyframes_were_kept_are_read_as_having_none(tmp
     import polars as pl
 
     from handclust_assets.defs.ingest.footage import FOOTAGE_SCHEMA, pieces_of, record_footage
-    from handclust_assets.lib.same_video import FOOTAGE_TABLE, footage_pieces
+    from handclust_assets.lib.same_video import FOOTAGE_TABLE, footage_relations
     from handclust_assets.lib.storage import Storage
     from handclust_assets.lib.tables import write_table
 
@@ -246,7 +246,7 @@ def test_rows_written_before_the_keyframes_were_kept_are_read_as_having_none(tmp
     t, h = np.arange(5.0), np.arange(5, dtype=np.int64) + 7
     row = record_footage(store, "new", 10.0, sig, keyframes=(t, h))[0]
     write_table(row, store, FOOTAGE_TABLE, "new")
-    assert footage_pieces(store) == {} and pieces_of(store, "other", 4.0, t[:3], h[:3]) == (["new"], [])
+    assert footage_relations(store)[1] == {} and pieces_of(store, "other", 4.0, t[:3], h[:3]) == (["new"], [])
 
 
 def test_an_all_intra_clip_past_the_cap_keeps_no_keyframes_and_one_under_it_keeps_them_all() -> None:

@@ -8,7 +8,7 @@ repeated in two. Clips are the same video when their `content_hash` (sha256 of t
 MiB: `probe.content_hash`) is, or when the `footage_signature` step found one the same footage under other bytes
 (re-encoded, resized, letterboxed, rotated: `science.footage`); of each such group the cross-clip graph keeps one
 (`duplicate_clips`), and the others' per-clip results stay where they are (`handclust forget` deletes them). A
-piece cut out of a longer clip without encoding it again is left out for the longer clip (`footage_pieces`).
+piece cut out of a longer clip without encoding it again is left out for the longer clip (`footage_relations`).
 
 Plain polars; no Dagster.
 """
@@ -51,10 +51,10 @@ def duplicate_clips(clips: pl.DataFrame, exists: Callable[[str | None], bool] = 
                     why: dict[str, str] | None = None) -> dict[str, str]:
     """clip -> the clip kept in its place, for every clip of `clips` (rows with `clip`, `content_hash`,
     `source_path`) that holds the same video as another: the same content hash, or linked as the same footage
-    under other bytes (`links`: clip -> clips, from `footage_links`; either way round, and through each other).
+    under other bytes (`links`: clip -> clips, from `footage_relations`; either way round, and through each other).
     Of each group the kept one is the first clip whose source is still there (a renamed file's new partition, not
     the old one), by key; where none is, the first by key. A row without a content hash or link is nobody's
-    duplicate. `pieces` (clip -> longer clips it is a piece of, cut without encoding again: `footage_pieces`):
+    duplicate. `pieces` (clip -> longer clips it is a piece of, cut without encoding again: `footage_relations`):
     every clip of a piece's group is left out for the kept clip of the longer one's (through pieces of pieces),
     whose results hold the piece's footage and more, whether or not its file is still there. `why`, where given, is
     filled with each left-out clip's reason (`WHY_BYTES`, `WHY_FOOTAGE`, `WHY_PIECE`)."""
@@ -127,12 +127,6 @@ def links_of(rows: Iterable[tuple[str, str | None]]) -> dict[str, list[str]]:
     return {c: names for c, s in rows if (names := named_clips(s))}
 
 
-def footage_links(root: StorageLike, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
-    """clip -> the clips its `footage_signature` row names as the same footage under other bytes ({} before any)."""
-    df = read_columns(root, FOOTAGE_TABLE, LINKS, None if keys is None else list(keys))
-    return links_of(df.rows())
-
-
 def pieces_from(rows: Iterable[tuple[str, str | None, str | None]]) -> dict[str, list[str]]:
     """clip -> the longer clips it is a piece of, from (clip, within, holds) rows of `footage_signature` (each
     run names what it found either way round: a piece names its longer clip, a longer clip its pieces)."""
@@ -145,10 +139,13 @@ def pieces_from(rows: Iterable[tuple[str, str | None, str | None]]) -> dict[str,
     return {k: sorted(v) for k, v in out.items()}
 
 
-def footage_pieces(root: StorageLike, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
-    """clip -> the longer clips it is a piece of, cut without encoding again (`pieces_from`; {} before any)."""
-    df = read_columns(root, FOOTAGE_TABLE, PIECES, None if keys is None else list(keys))
-    return pieces_from(df.rows())
+def footage_relations(root: StorageLike, keys: Iterable[str] | None = None
+                      ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """From one read of the `footage_signature` rows ({}, {} before any): clip -> the clips its row names as the
+    same footage under other bytes (`links_of`), and clip -> the longer clips it is a piece of, cut without
+    encoding again (`pieces_from`)."""
+    df = read_columns(root, FOOTAGE_TABLE, {**LINKS, **PIECES}, None if keys is None else list(keys))
+    return links_of(df.select(list(LINKS)).rows()), pieces_from(df.select(list(PIECES)).rows())
 
 
 def stand_ins(same: dict[str, str], present: list[str]) -> dict[str, str]:
@@ -190,12 +187,12 @@ def pooled_table(clips: pl.DataFrame, links: Mapping[str, Iterable[str]] | None 
 
 def left_out_duplicates(root: StorageLike, keys: Iterable[str] | None = None) -> dict[str, str]:
     """`duplicate_clips` of the `clips` table's partitions (of those in `keys`, where given), with their footage
-    links (`footage_links`); {} before any clip was ingested."""
+    links and pieces (`footage_relations`); {} before any clip was ingested."""
     wanted = None if keys is None else list(keys)
     if wanted is not None and len(wanted) < 2:
         return {}
-    return duplicate_clips(read_columns(root, CLIPS_TABLE, IDENTITY, wanted), links=footage_links(root, wanted),
-                           pieces=footage_pieces(root, wanted))
+    links, pieces = footage_relations(root, wanted)
+    return duplicate_clips(read_columns(root, CLIPS_TABLE, IDENTITY, wanted), links=links, pieces=pieces)
 
 
 def same_video_as(root: StorageLike, clip: str, content_hash: str) -> list[str]:

@@ -79,12 +79,11 @@ def segment_features(context: dg.AssetExecutionContext, storage: StorageResource
           "partition: join a notebook query on `pooled` to count each video once.")
 def pooled_clips(context: dg.AssetExecutionContext, storage: StorageResource, clips: Frame
                  ) -> dg.Output[pl.DataFrame]:
-    from handclust_assets.lib.same_video import footage_links, footage_pieces, pooled_table
+    from handclust_assets.lib.same_video import footage_relations, pooled_table
 
     if clips is None or not clips.height:
         raise dg.Failure("no clip has a `clips` row yet: materialize a clip run first")
-    keys = clips["clip"].to_list()
-    df = pooled_table(clips, footage_links(storage.store(), keys), footage_pieces(storage.store(), keys))
+    df = pooled_table(clips, *footage_relations(storage.store(), clips["clip"].to_list()))
     same = df.filter(~pl.col("pooled"))
     if same.height:
         context.log.info(f"{same.height} clip partition(s) hold a video another is pooled as: "
