@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from handclust_assets.defs.common import COST_KEYS, measured
+from handclust_assets.defs.io_manager import table_name
 from handclust_assets.lib.adopt import adopt_partition, can_adopt, step_key
 from handclust_assets.lib.same_video import named_clips
 from handclust_assets.lib.storage import Storage
@@ -82,23 +83,25 @@ def plan_adoption(context: dg.AssetExecutionContext, kwargs: Mapping[str, Any], 
     before steps recorded it: compute, and record it from now on)."""
     clip, key, instance = context.partition_key, context.asset_key, context.instance
     graph = context.job_def.asset_layer.asset_graph
+    clips_key = dg.AssetKey("clips")
+    clips_meta = latest_metadata(instance, clips_key, [clip]).get(clip)  # its `made_from` and `same_video_as`
     upstream: dict[str, str] = {}
     for dep in context.assets_def.get_asset_spec(key).deps:
         if graph.get(dep.asset_key).partitions_def is None:
             continue  # model weights: their versions are in the resources' `version()`
-        made = _text(latest_metadata(instance, dep.asset_key, [clip]).get(clip), MADE_FROM)
+        meta = clips_meta if dep.asset_key == clips_key else latest_metadata(instance, dep.asset_key, [clip]).get(clip)
+        made = _text(meta, MADE_FROM)
         if made is None:
             return None
         upstream[dep.asset_key.to_user_string()] = made
     made = step_key(key.to_user_string(), code_version, upstream, resource_config(kwargs))
     if recompute_asked(context):
         return Adoption(made)
-    same = _text(latest_metadata(instance, dg.AssetKey("clips"), [clip]).get(clip), SAME_VIDEO_AS)
-    twins = [t for t in named_clips(same) if t != clip]
+    twins = [t for t in named_clips(_text(clips_meta, SAME_VIDEO_AS)) if t != clip]
     if not twins:
         return Adoption(made)
     store = tables_store(context)
-    table = "__".join(key.path)
+    table = table_name(key)
     recorded = latest_metadata(instance, key, twins)
     for twin in twins:
         if _text(recorded.get(twin), MADE_FROM) == made and can_adopt(store, table, twin, side_files):
@@ -135,7 +138,7 @@ def adopted_output(context: dg.AssetExecutionContext, adoption: Adoption, side_f
     if isinstance(clips, pl.DataFrame) and clips.height:  # the frame cache's meta.json names the new file
         row = clips.row(0, named=True)
         source = {"source": row.get("source_path"), "intrinsics": row.get("intrinsics_path")}
-    df = adopt_partition(tables_store(context), "__".join(context.asset_key.path), twin, clip, side_files, source)
+    df = adopt_partition(tables_store(context), table_name(context.asset_key), twin, clip, side_files, source)
     meta = {k: v for k, v in adoption.twin_metadata.items()
             if k not in _NOT_COPIED and not isinstance(v, dg.PathMetadataValue)}
     context.log.info(f"{clip}: {context.asset_key.to_user_string()} copied from clip partition {twin!r} (the same "
