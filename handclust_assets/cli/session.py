@@ -52,23 +52,21 @@ def claim_home(dagster_home: Path, url: str) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
-        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # a filesystem without locks (some
-            import warnings  # network mounts): nothing to tell by, so the session starts unguarded
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            os.close(fd)
+            try:
+                held = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                held = {}
+            raise HomeInUse(f"a HandClust UI already runs on this Dagster home ({dagster_home}): "
+                            f"{held.get('url', 'address unknown')} (pid {held.get('pid', '?')}). Open that one, or "
+                            "stop it first (Ctrl-C, or kill PID), or give another --home: two on one home run every "
+                            "sensor and automation twice.") from None
+        # a filesystem without locks (some network mounts): nothing to tell by, so the session starts unguarded
+        import warnings
 
-            warnings.warn(f"{path}: cannot lock the Dagster home ({e.strerror}); a second session on it would not "
-                          "be refused", stacklevel=2)
-            note_home(fd, url, os.getpid())
-            os.set_inheritable(fd, True)
-            return fd
-        os.close(fd)
-        try:
-            held = json.loads(path.read_text() or "{}")
-        except (OSError, ValueError):
-            held = {}
-        raise HomeInUse(f"a HandClust UI already runs on this Dagster home ({dagster_home}): "
-                        f"{held.get('url', 'address unknown')} (pid {held.get('pid', '?')}). Open that one, or stop "
-                        "it first (Ctrl-C, or kill PID), or give another --home: two on one home run every sensor "
-                        "and automation twice.") from None
+        warnings.warn(f"{path}: cannot lock the Dagster home ({e.strerror}); a second session on it would not be "
+                      "refused", stacklevel=2)
     note_home(fd, url, os.getpid())
     os.set_inheritable(fd, True)
     return fd
