@@ -61,6 +61,7 @@ from handclust_assets.science.rhythm_signals import (
     shifted_back,
     steady_thumbnails,
     without_camera_speed,
+    without_flicker,
 )
 
 COUNTED, NO_AGREEMENT, BRIEF, APERIODIC = "counted", "no agreement", "brief", "aperiodic"
@@ -211,6 +212,9 @@ class CountingParams:
     # (median), where a signal's own period still reads the typical one, is counted at it (`_octave_consistent`);
     # 0: off
     octave_snap_share: float = 0.5  # ... when at least this share of the span's periodic centres is within it
+    deflicker: bool = True  # the part of each motion energy cell that a change of light explains (a band of cells
+    # brightening or darkening together: a flickering lamp, a rolling band, an exposure swing) is taken out
+    # (`rhythm_signals.without_flicker`)
     count_to_edges: bool = False  # the span is all repetition (a clip trimmed to it, as benchmark clips are): count
     # from its first moment to its last at the nearest tracked period, not only from the first periodic centre to the
     # last; pauses (`still`) are still left out. Off by default: footage before or after a repetition is common.
@@ -998,6 +1002,9 @@ def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndar
         speed = camera_speed(path, t)
         energy = None if energy is None else without_camera_speed(energy, path, t, speed=speed)
         energy_raw = None if energy_raw is None else without_camera_speed(energy_raw, path, t, speed=speed)
+    if p.deflicker and thumbs:  # a change of light (a flickering lamp, an exposure swing) is not motion
+        energy = None if energy is None else without_flicker(energy, intensity)
+        energy_raw = None if energy_raw is None else without_flicker(energy_raw, intensity)
     shift = moved if p.align_camera else None
     if p.unsway_s > 0 and camera is not None and thumbs:
         # the picture's global motion leaves the appearance; a camera that itself repeats (a head bobbing with each

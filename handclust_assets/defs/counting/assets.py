@@ -28,7 +28,7 @@ from handclust_assets.defs.resources import HandclustSettings, StorageResource
 from handclust_assets.lib.same_video import EVERY_PARTITION
 from handclust_assets.video.picture_box import BESIDE_PICTURE
 
-TRACK_CODE_VERSION = "period-track-v19"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
+TRACK_CODE_VERSION = "period-track-v20"  # v3: appearance pooled 3 x 3; v4: + appearance_velocity;
 # v5: cubic lag reading, parabolic period refinement, multiples discounted; v6: periodic stretches end where the
 # repetition does (science/extent.py), not where the 4-cycle windows blur them; v7: quiet gaps between periodic
 # stretches are rests (marked still, not counted through); v8: an appearance that drifts (its own period >= 1.4 x its
@@ -47,6 +47,8 @@ TRACK_CODE_VERSION = "period-track-v19"  # v3: appearance pooled 3 x 3; v4: + ap
 # `rhythm_signals.camera_shift`, `CountingParams.align_camera`; motion track version 6)
 # v19: where it moves that far, the part of the energy that rises with the camera's speed is taken out
 # (`rhythm_signals.without_camera_speed`, `CountingParams.discount_camera_speed`)
+# v20: the part of the energy a change of light explains (a band of cells brightening or darkening together: a
+# flickering lamp, an exposure swing) is taken out (`rhythm_signals.without_flicker`, `CountingParams.deflicker`)
 
 
 def clip_count_metadata(counts: pl.DataFrame) -> dict[str, dg.MetadataValue]:
