@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -48,11 +49,12 @@ def test_a_flickering_lamp_leaves_the_motion_energy() -> None:
     assert light_left(track_of([scene * g for g in gain])) < 0.1
 
 
-def test_a_rolling_band_of_light_leaves_the_motion_energy() -> None:
-    """A lamp on mains seen by a rolling shutter: a bright band that moves down the picture."""
+@pytest.mark.parametrize("bands", [0.8, 3.0])
+def test_rolling_bands_of_light_leave_the_motion_energy(bands: float) -> None:
+    """A lamp on mains seen by a rolling shutter: bright bands (`bands` to the picture's height) moving down."""
     scene = texture(1)
     y = np.linspace(0, 1, H)[:, None]
-    frames = [scene * (1 + 0.12 * np.sin(2 * np.pi * (0.9 * i / FPS - 0.8 * y))) for i in range(90)]
+    frames = [scene * (1 + 0.12 * np.sin(2 * np.pi * (0.9 * i / FPS - bands * y))) for i in range(90)]
     assert light_left(track_of(frames)) < 0.3
 
 
