@@ -58,6 +58,7 @@ from handclust_assets.science.rhythm_signals import (
     camera_shift,
     camera_speed,
     motion_signals,
+    photometric_change,
     shifted_back,
     steady_thumbnails,
     without_camera_speed,
@@ -1002,9 +1003,11 @@ def track_located(t_s: np.ndarray, energy: np.ndarray | None, intensity: np.ndar
         speed = camera_speed(path, t)
         energy = None if energy is None else without_camera_speed(energy, path, t, speed=speed)
         energy_raw = None if energy_raw is None else without_camera_speed(energy_raw, path, t, speed=speed)
-    if p.deflicker and thumbs:  # a change of light (a flickering lamp, an exposure swing) is not motion
-        energy = None if energy is None else without_flicker(energy, intensity)
-        energy_raw = None if energy_raw is None else without_flicker(energy_raw, intensity)
+    if p.deflicker and thumbs and energy is not None and np.ndim(energy) == 3:  # a change of light (a flickering
+        # lamp, an exposure swing) is not motion; the compensated and the raw energy share one reading of it
+        light = photometric_change(intensity, (np.shape(energy)[1], np.shape(energy)[2]))
+        energy = without_flicker(energy, intensity, light=light)
+        energy_raw = None if energy_raw is None else without_flicker(energy_raw, intensity, light=light)
     shift = moved if p.align_camera else None
     if p.unsway_s > 0 and camera is not None and thumbs:
         # the picture's global motion leaves the appearance; a camera that itself repeats (a head bobbing with each

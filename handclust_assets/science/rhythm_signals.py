@@ -318,15 +318,15 @@ def photometric_change(intensity: np.ndarray, grid: tuple[int, int], agree: floa
     A flickering lamp, a light's rolling bands or an auto-exposure swing brightens or darkens every pixel of a
     line of the picture together, so a strip of it changes on average by as much as its pixels do
     (|mean change| = mean |change|), while a moving hand or tool brightens some pixels and darkens others, or
-    changes only a few strips. Each thumbnail row (`intensity`: the motion track's raw thumbnails, (T, h, w)) is cut
-    into the energy grid's columns, and so is each row of cells apart (larger strips, which read a slow swing
+    changes only a few strips. Each thumbnail row (`intensity`: the motion track's raw thumbnails, (T, h, w)) is
+    cut into the energy grid's columns, and so is each row of cells apart (larger strips, which read a slow swing
     through less noise; the larger of the two parts is taken). Each strip's relative change from the frame before
-    is read, and in each row the gain all but `agree` of its strips share on either side (the `agree` quantile nearest to zero, where both
-    quantiles have one sign; else none): a change of one sign through the whole row. That gain times each strip's
-    level is the light's part of its difference, averaged into the energy's cells. Row by row, as a rolling shutter
-    sees a lamp on mains (bands across the picture, several to a frame); a global flicker moves every row alike. A
-    strip darker than `FLICKER_MIN_LEVEL` reads as unchanged (its relative change is mostly noise), so it takes no
-    part."""
+    is read, and in each row the gain all but `agree` of its strips share on either side (the `agree` quantile
+    nearest to zero, where both quantiles have one sign; else none): a change of one sign through the whole row.
+    That gain times each strip's level is the light's part of its difference, averaged into the energy's cells.
+    Row by row, as a rolling shutter sees a lamp on mains (bands across the picture, several to a frame); a global
+    flicker moves every row alike. A strip darker than `FLICKER_MIN_LEVEL` reads as unchanged (its relative change
+    is mostly noise), so it takes no part."""
     imgs = np.asarray(intensity)
     if imgs.ndim != 3 or len(imgs) < 2:
         return np.zeros((len(imgs), *grid), np.float32)
@@ -334,13 +334,17 @@ def photometric_change(intensity: np.ndarray, grid: tuple[int, int], agree: floa
     return fine if imgs.shape[1] <= grid[0] else np.maximum(fine, _light_part(imgs, grid, grid[0], agree))
 
 
-def without_flicker(energy: np.ndarray, intensity: np.ndarray | None, agree: float = 0.2) -> np.ndarray:
+def without_flicker(energy: np.ndarray, intensity: np.ndarray | None, agree: float = 0.2,
+                    light: np.ndarray | None = None) -> np.ndarray:
     """Motion energy cells (T, rows, columns) less the part a change of light explains (`photometric_change`),
-    floored at 0; unchanged where `intensity` is not the same frames' (T, h, w) thumbnails. float32."""
+    floored at 0; unchanged where `intensity` is not the same frames' (T, h, w) thumbnails. float32. `light`:
+    `photometric_change(intensity, (rows, columns), agree)` where the caller has it already (the compensated and
+    the raw energy share it)."""
     e = np.asarray(energy, np.float32)
     if intensity is None or e.ndim != 3 or np.asarray(intensity).ndim != 3 or len(intensity) != len(e) or len(e) < 2:
         return e
-    light = photometric_change(intensity, (e.shape[1], e.shape[2]), agree)
+    if light is None or light.shape != e.shape:
+        light = photometric_change(intensity, (e.shape[1], e.shape[2]), agree)
     return np.maximum(e - light, 0.0)
 
 
