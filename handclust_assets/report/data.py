@@ -182,20 +182,25 @@ class Results:
         return sorted(keys)
 
     @property
-    def same_video_why(self) -> dict[str, str]:
-        """clip -> why it is pooled as another (`lib.same_video.WHY_*`: same bytes, same footage, piece)."""
-        _ = self.same_video  # (fills it)
-        return self.__dict__.setdefault("_same_video_why", {})
-
-    @cached_property
     def same_video(self) -> dict[str, str]:
         """clip -> the clip the cross-clip graph pooled in its place (the same video renamed, moved or copied:
         `lib.same_video`, as the IO manager chooses)."""
+        return self._pooling[0]
+
+    @property
+    def same_video_why(self) -> dict[str, str]:
+        """clip -> why it is pooled as another (`lib.same_video.WHY_*`: same bytes, same footage, piece)."""
+        return self._pooling[1]
+
+    @cached_property
+    def _pooling(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(`same_video`, `same_video_why`): `lib.same_video.duplicate_clips` over the `clips` rows and the footage
+        links and pieces, once."""
         from handclust_assets.lib.same_video import FOOTAGE_TABLE, duplicate_clips, links_of, pieces_from
 
         df = self.get("clips")
         if df is None or not {"clip", "content_hash", "source_path"} <= set(df.columns):
-            return {}
+            return {}, {}
 
         def footage(*cols: str) -> list[tuple]:  # a few columns only: the signatures themselves are not read
             if FOOTAGE_TABLE not in self.names:
@@ -206,9 +211,10 @@ class Results:
             except (duckdb.Error, pl.exceptions.PolarsError):  # (a table from before the pieces lacks their columns)
                 return []
 
-        links = links_of(footage("clip", "same_footage_as"))
-        pieces = pieces_from(footage("clip", "within", "holds"))
-        return duplicate_clips(df, links=links, pieces=pieces, why=self.__dict__.setdefault("_same_video_why", {}))
+        why: dict[str, str] = {}
+        same = duplicate_clips(df, links=links_of(footage("clip", "same_footage_as")),
+                               pieces=pieces_from(footage("clip", "within", "holds")), why=why)
+        return same, why
 
     def clip_info(self, clip: str) -> dict:
         df = self.get("clips")
