@@ -297,18 +297,15 @@ def _quantile_last(v: np.ndarray, q: float) -> np.ndarray:
     return s[..., lo] + (pos - lo) * (s[..., hi] - s[..., lo])
 
 
-def _light_part(intensity: np.ndarray, grid: tuple[int, int], strip_rows: int, agree: float) -> np.ndarray:
-    """`photometric_change` read on strips `strip_rows` to the picture's height (T >= 2 images)."""
-    rows, cols = grid
-    out = np.zeros((len(intensity), rows, cols), np.float32)
-    strips = cell_means(intensity, (strip_rows, cols))  # (T, strip rows, columns)
+def _light_part(strips: np.ndarray, rows: int, agree: float) -> np.ndarray:
+    """`photometric_change` read on strips (T >= 2, strip rows, columns: their mean levels), into `rows` rows."""
     before = strips[:-1]
     rel = np.where(before >= FLICKER_MIN_LEVEL, (strips[1:] - before) / np.maximum(before, FLICKER_MIN_LEVEL), 0.0)
     lo, hi = _quantile_last(rel, agree), _quantile_last(rel, 1.0 - agree)
     gain = np.where(lo > 0, lo, np.where(hi < 0, hi, 0.0))  # (T - 1, strip rows)
     light = (np.abs(gain)[:, :, None] * before).astype(np.float32)
-    ry = _area_weights(strip_rows, rows).astype(np.float32)
-    out[1:] = np.einsum("rh,thc->trc", ry, light)
+    out = np.zeros((len(strips), rows, strips.shape[2]), np.float32)
+    out[1:] = np.einsum("rh,thc->trc", _area_weights(strips.shape[1], rows).astype(np.float32), light)
     return out
 
 
@@ -330,8 +327,13 @@ def photometric_change(intensity: np.ndarray, grid: tuple[int, int], agree: floa
     imgs = np.asarray(intensity)
     if imgs.ndim != 3 or len(imgs) < 2:
         return np.zeros((len(imgs), *grid), np.float32)
-    fine = _light_part(imgs, grid, imgs.shape[1], agree)
-    return fine if imgs.shape[1] <= grid[0] else np.maximum(fine, _light_part(imgs, grid, grid[0], agree))
+    rows, cols = grid
+    fine = cell_means(imgs, (imgs.shape[1], cols))  # each thumbnail row cut into the grid's columns
+    part = _light_part(fine, rows, agree)
+    if imgs.shape[1] <= rows:
+        return part
+    coarse = np.einsum("rh,thc->trc", _area_weights(imgs.shape[1], rows).astype(np.float32), fine)  # rows of cells
+    return np.maximum(part, _light_part(coarse, rows, agree))
 
 
 def without_flicker(energy: np.ndarray, intensity: np.ndarray | None, agree: float = 0.2,
