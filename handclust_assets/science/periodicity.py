@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -70,28 +71,39 @@ def window_lengths(max_lag: int, fs: float, n_cycles: float, min_window_s: float
     return np.minimum(lengths.astype(np.int64), n)
 
 
-def _prefix(a: np.ndarray) -> np.ndarray:
-    out = np.zeros((a.shape[0] + 1,) + a.shape[1:], np.float64)
-    np.cumsum(a, axis=0, out=out[1:])
-    return out
+def _prefix(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Cumulative sums along axis 0 with a leading row of zeros: (T + 1, ...); written into `out`'s first T + 1 rows
+    when given (a buffer reused from lag to lag)."""
+    if out is None:
+        out = np.empty((a.shape[0] + 1,) + a.shape[1:], np.float64)
+    out[0] = 0.0
+    np.cumsum(a, axis=0, out=out[1 : a.shape[0] + 1])
+    return out[: a.shape[0] + 1]
 
 
-def _window_sum(v: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    p = _prefix(v)
+def _window_sum(v: np.ndarray, start: np.ndarray, stop: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
+    """Sums of v over the rows [start, stop) (one per window), from one prefix sum (into `buffer` when given)."""
+    p = _prefix(v, buffer)
     return p[stop] - p[start]
 
 
 def channel_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndarray, max_lag: int,
                             lengths: np.ndarray, min_pairs_frac: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel correlation r (n_centres, max_lag + 1, C) and the channels' s.d. in each window
-    (n_centres, max_lag + 1, C). x: (T, C) float, finite where `valid`; invalid samples do not pair."""
+    (n_centres, max_lag + 1, C). x: (T, C) float, finite where `valid`; invalid samples do not pair.
+
+    Both are views of lag-major arrays (max_lag + 1, n_centres, C): one lag's values are written as one contiguous
+    block, and the enhancement that follows (`enhance`, along the lags) reads whole blocks. The products and their
+    prefix sums go through two buffers reused from lag to lag."""
     t_len, n_ch = x.shape
     all_valid = bool(np.all(valid))
     xz = np.where(valid[:, None], x, 0.0)
     if all_valid:  # every sample pairs: the sums of x and x^2 over any window come from one prefix sum each
         p1, p2 = _prefix(xz), _prefix(xz * xz)
-    r = np.full((len(centres), max_lag + 1, n_ch), np.nan)
-    sd = np.zeros((len(centres), max_lag + 1, n_ch))
+    r = np.full((max_lag + 1, len(centres), n_ch), np.nan)
+    sd = np.zeros((max_lag + 1, len(centres), n_ch))
+    prod, pref = np.empty((t_len, n_ch)), np.empty((t_len + 1, n_ch))
+    seen = valid.astype(np.float64)
     for k in range(1, max_lag + 1):
         length = int(lengths[k])
         n_pairs = length - k
@@ -102,30 +114,36 @@ def channel_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndarra
         if all_valid:
             cnt = (stop - start).astype(np.float64)
         else:
-            m = (valid[:-k] & valid[k:]).astype(np.float64)
-            a, b = xz[:-k] * m[:, None], xz[k:] * m[:, None]
+            m = seen[:-k] * seen[k:]
             pm = _prefix(m)
             cnt = pm[stop] - pm[start]
         ok = cnt >= max(3.0, min_pairs_frac * n_pairs)
         if not ok.any():
             continue
         c = np.maximum(cnt, 1.0)[:, None]
+        pairs = prod[: t_len - k]
+        window_sum = partial(_window_sum, start=start, stop=stop, buffer=pref)
         if all_valid:  # a = x[t], b = x[t + k] over t in [start, stop)
             sa, sb = p1[stop] - p1[start], p1[stop + k] - p1[start + k]
             saa, sbb = p2[stop] - p2[start], p2[stop + k] - p2[start + k]
-            sab = _window_sum(xz[:-k] * xz[k:], start, stop)
+            sab = window_sum(np.multiply(xz[:-k], xz[k:], out=pairs))
         else:
-            sa, sb = _window_sum(a, start, stop), _window_sum(b, start, stop)
-            saa, sbb, sab = _window_sum(a * a, start, stop), _window_sum(b * b, start, stop), _window_sum(a * b, start, stop)
-        va = saa - sa * sa / c
-        vb = sbb - sb * sb / c
+            a, b = xz[:-k] * m[:, None], xz[k:] * m[:, None]
+            sa, sb = window_sum(a), window_sum(b)
+            saa = window_sum(np.multiply(a, a, out=pairs))
+            sbb = window_sum(np.multiply(b, b, out=pairs))
+            sab = window_sum(np.multiply(a, b, out=pairs))
+        va = np.maximum(saa - sa * sa / c, 0.0)
+        vb = np.maximum(sbb - sb * sb / c, 0.0)
         cov = sab - sa * sb / c
-        den = np.sqrt(np.maximum(va, 0) * np.maximum(vb, 0))
+        den = np.sqrt(va * vb)
         rk = np.where(den > EPS * c, cov / np.maximum(den, EPS), np.nan)
         rk[~ok] = np.nan
-        r[:, k] = rk
-        sd[:, k] = np.where(ok[:, None], np.sqrt(np.maximum(va, 0) / c), 0.0)
-    return r, sd
+        r[k] = rk
+        sdk = np.sqrt(va / c)
+        sdk[~ok] = 0.0
+        sd[k] = sdk
+    return r.transpose(1, 0, 2), sd.transpose(1, 0, 2)
 
 
 def blockwise_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndarray, max_lag: int,
@@ -164,7 +182,7 @@ def enhance(r: np.ndarray, divisors: tuple[int, ...] = (2, 3)) -> np.ndarray:
     finite = np.isfinite(r)
     pos = np.where(finite, np.maximum(r, 0.0), 0.0)
     n_lag = r.shape[1]
-    out = pos.copy()
+    out = pos.copy(order="K")  # r may be a lag-major view (`channel_lag_correlation`): keep its layout
     lags = np.arange(n_lag, dtype=np.float64)
     tail = (1,) * (r.ndim - 2)
 
