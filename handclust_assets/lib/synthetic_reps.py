@@ -519,3 +519,189 @@ def long_cycle_specs(sources: list[tuple[str, float, float]], source_s: dict[str
             flicker=float(rng.uniform(0.0, 0.04)), noise=float(rng.uniform(1.0, 3.0)),
             fps=float(rng.choice([25.0, 30.0, 30.0])), seed=int(seed * 1000 + i)))
     return specs
+
+
+SPRITE_MOTIONS = ("stir", "chop", "wipe", "spin", "pump", "bounce")
+
+
+@dataclass(frozen=True)
+class SpriteCycleSpec:
+    """A clip of sprite cycles (`sprite_cycle_clip`): a patch of real texture (cut from a frame of `texture`,
+    with a soft elliptical edge, most often on a textured "forearm" reaching in from the bottom edge) moved along
+    the path a real repetition takes, over a real scene (`background`: its first frame held, or its footage played
+    on), filmed by a hand-held camera that wanders, zooms and shakes without a rhythm of its own. The repetition
+    fills the clip (trimmed, as benchmark clips are).
+
+    What the real-cycle clips (`cycle_real_clip`: a piece played out and back) cannot show, this does: motions that
+    never reverse (`stir`: round an ellipse; `spin`: turning in place, a full turn per cycle), a fast stroke and a
+    slow return along one line (`chop`), a push and pull (`wipe`), a scale change as a body nears the camera and
+    leaves it (`pump`), a thrown arc (`bounce`); a rigid object over a scene that does not move with it; each
+    cycle's period drawn around a drifting mean and its amplitude on its own."""
+
+    name: str
+    motion: str
+    n_cycles: int
+    period_start_s: float
+    period_end_s: float
+    texture: str
+    texture_s: float
+    background: str
+    background_s: float
+    background_moves: bool = False  # play the background's footage on (else: hold its first frame)
+    period_jitter: float = 0.07  # s.d. of each cycle's period around the drifting mean (relative)
+    amplitude: tuple[float, float] = (0.75, 1.1)  # each cycle's reach (share of the path's size)
+    sprite_side: float = 0.3  # the patch's side, a share of the frame's shorter side
+    opacity: float = 1.0  # < 1: the patch is laid over the scene faintly (low contrast)
+    arm: bool = True
+    camera_wander: float = 0.03  # the hand-held camera's drift, a share of the frame's sides
+    noise: float = 2.0
+    fps: float = 30.0
+    width: int = 480
+    height: int = 270
+    seed: int = 0
+
+
+def _frame_at(src: str, t_s: float, size: tuple[int, int]) -> np.ndarray:
+    frames, _ = _decode_piece(Path(src), t_s, 1.0, max(size))
+    return cv2.resize(frames[0], size, interpolation=cv2.INTER_AREA)
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, sigma: float) -> np.ndarray:
+    """Aperiodic smooth wander of unit s.d. (white noise blurred over `sigma` samples)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    v = gaussian_filter1d(rng.standard_normal(n + int(8 * sigma)), sigma)[int(4 * sigma):][:n]
+    return v / max(float(np.std(v)), 1e-9)
+
+
+def _sprite_pose(motion: str, u: float, amp: float, cx: float, cy: float, r: float, ellipse: float, turn: int
+                 ) -> tuple[float, float, float, float]:
+    """(x, y, rotation in degrees, scale) of the sprite at phase u in [0, 1) of its cycle."""
+    a = 2 * np.pi * u * turn
+    if motion == "stir":
+        return cx + r * amp * np.cos(a), cy + r * amp * ellipse * np.sin(a), 0.3 * np.degrees(a), 1.0
+    if motion == "chop":  # a fast stroke down (30 % of the cycle), a slow lift
+        lift = float(_ease(1 - u / 0.3 if u < 0.3 else (u - 0.3) / 0.7))
+        return cx, cy + 0.6 * r - 1.3 * r * amp * lift, -15 * lift, 1.0
+    if motion == "wipe":
+        x = float(_ease(u / 0.5) if u < 0.5 else 1 - _ease((u - 0.5) / 0.5))
+        return cx - r * amp + 2 * r * amp * x, cy + 0.15 * r * np.sin(a), 10 * (x - 0.5), 1.0
+    if motion == "spin":
+        return cx, cy, np.degrees(a), 1.0
+    if motion == "pump":
+        x = 0.5 * (1 - np.cos(a))
+        return cx, cy + 0.5 * r * amp * x, 0.0, 1.0 + 0.35 * amp * x
+    if motion == "bounce":
+        return cx + 0.2 * r * np.sin(a), cy + 0.8 * r - 2.0 * r * amp * 4 * u * (1 - u), 90 * u, 1.0
+    raise ValueError(f"unknown sprite motion {motion!r} (known: {', '.join(SPRITE_MOTIONS)})")
+
+
+def sprite_cycle_clip(spec: SpriteCycleSpec, out_dir: str | Path) -> tuple[Path, RepTruth]:
+    """Write `<out_dir>/<name>.mp4` and its `.reps.json`: `spec.n_cycles` sprite cycles (see `SpriteCycleSpec`)."""
+    if spec.motion not in SPRITE_MOTIONS:
+        raise ValueError(f"unknown sprite motion {spec.motion!r} (known: {', '.join(SPRITE_MOTIONS)})")
+    rng = np.random.default_rng(spec.seed)
+    w, h = spec.width, spec.height
+    n_cyc = spec.n_cycles
+    periods = np.linspace(spec.period_start_s, spec.period_end_s, n_cyc) * np.clip(
+        1 + spec.period_jitter * rng.standard_normal(n_cyc), 0.7, 1.35)
+    starts = np.concatenate([[0.0], np.cumsum(periods)])
+    times = np.arange(max(2, int(round(starts[-1] * spec.fps)))) / spec.fps
+    k = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, n_cyc - 1)
+    phase = np.clip((times - starts[k]) / periods[k], 0.0, 1.0 - 1e-9)
+    amp = rng.uniform(*spec.amplitude, n_cyc)[k]
+    if spec.background_moves:
+        scene, rate = _decode_piece(Path(spec.background), spec.background_s, float(starts[-1]) + 0.3, max(w, h))
+        scene = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in scene]
+    else:
+        scene, rate = [_frame_at(spec.background, spec.background_s, (w, h))], 1.0
+    tex = _frame_at(spec.texture, spec.texture_s, (w, h))
+    side = max(8, int(min(w, h) * spec.sprite_side))
+    # the most detailed of a few places: a plain patch (a white table top) turned half a turn looks the same, and
+    # its cycle would be half the labelled one
+    places = [(int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))) for _ in range(12)]
+    x0, y0 = max(places, key=lambda q: float(np.std(tex[q[1]:q[1] + side, q[0]:q[0] + side])))
+    sprite = cv2.convertScaleAbs(tex[y0:y0 + side, x0:x0 + side], alpha=float(rng.uniform(0.8, 1.3)),
+                                 beta=float(rng.uniform(-30, 30))).astype(np.float32)
+    mask = np.zeros((side, side), np.float32)
+    cv2.ellipse(mask, (side // 2, side // 2), (int(side * 0.45), int(side * 0.32)), float(rng.uniform(0, 180)), 0,
+                360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(side / 30, 0.5))
+    arm = cv2.resize(tex[:, : max(8, w // 6)], (max(8, side // 3), h)).astype(np.float32) if spec.arm else None
+    cx, cy = w * rng.uniform(0.35, 0.65), h * rng.uniform(0.4, 0.65)
+    r = min(w, h) * rng.uniform(0.12, 0.25)
+    ellipse, turn = float(rng.uniform(0.35, 1.0)), int(rng.choice([-1, 1]))
+    n = len(times)
+    wander = np.stack([_smooth_noise(rng, n, 30.0) * spec.camera_wander * w,
+                       _smooth_noise(rng, n, 30.0) * spec.camera_wander * h], axis=1) + rng.normal(0, 0.4, (n, 2))
+    zoom = 1.04 + spec.camera_wander * _smooth_noise(rng, n, 60.0)
+
+    def frame(i: int) -> np.ndarray:
+        px, py, rot, scale = _sprite_pose(spec.motion, float(phase[i]), float(amp[i]), cx, cy, r, ellipse, turn)
+        img = scene[min(len(scene) - 1, int(times[i] * rate))].astype(np.float32)
+        if arm is not None:  # a forearm from the bottom edge to the sprite
+            reach = int(np.hypot(h - py, px - w * 0.5) + side)
+            band = cv2.resize(arm, (arm.shape[1], max(8, reach)))
+            angle = np.degrees(np.arctan2(h - py, (w * 0.5 + 0.3 * (px - w * 0.5)) - px))
+            m = cv2.getRotationMatrix2D((band.shape[1] / 2, 0), angle - 90, 1.0)
+            m[:, 2] += (px - band.shape[1] / 2, py)
+            cover = cv2.GaussianBlur(cv2.warpAffine(np.ones(band.shape[:2], np.float32), m, (w, h)), (0, 0), 2)
+            img = img * (1 - cover[..., None]) + cv2.warpAffine(band, m, (w, h)) * cover[..., None]
+        m = cv2.getRotationMatrix2D((side / 2, side / 2), rot, scale)
+        m[:, 2] += (px - side / 2, py - side / 2)
+        cover = spec.opacity * cv2.warpAffine(mask, m, (w, h))[..., None]
+        img = img * (1 - cover) + cv2.warpAffine(sprite, m, (w, h)) * cover
+        cam = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, float(zoom[i]))
+        cam[:, 2] += wander[i]
+        img = cv2.warpAffine(img, cam, (w, h), borderMode=cv2.BORDER_REFLECT)
+        img += rng.normal(0, spec.noise, img.shape[:2]).astype(np.float32)[..., None]
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    path = Path(out_dir) / f"{spec.name}.mp4"
+    write_video(path, (frame(i) for i in range(n)), spec.fps, crf=23)
+    truth = RepTruth(name=spec.name, count=n_cyc, duration_s=n / spec.fps, fps=spec.fps,
+                     cycle_end_s=[round(float(t), 4) for t in starts[1:]],
+                     periodic_spans_s=[(round(float(a), 4), round(float(b), 4)) for a, b in zip(starts[:-1], starts[1:],
+                                                                                                 strict=True)],
+                     source={"generator": "sprite_cycle_clip", **asdict(spec)})
+    path.with_suffix(".reps.json").write_text(truth.to_json())
+    return path, truth
+
+
+def sprite_cycle_specs(sources: list[tuple[str, float]], n: int, seed: int = 0, prefix: str = "sp",
+                       hard: bool = False, moving: list[tuple[str, float]] | None = None) -> list[SpriteCycleSpec]:
+    """A varied set of `SpriteCycleSpec`s: every motion in turn, periods 0.3-3 s (drift up to +30 / -25 %), 4-60
+    cycles in clips of 2.5-38 s (issue 12's held-out range), 25 or 30 fps, landscape, 4:3 and portrait frames.
+    `sources`: (video, length_s) for the textures and still scenes; `moving`: those whose footage may play on behind
+    the actor (leave out footage that itself repeats), 40 % of clips. `hard`: a smaller (15-30 % of the frame),
+    fainter patch (85 % opacity), periods twice as irregular, cycles half as long in reach at the least, a camera
+    twice as unsteady and 70 % of scenes moving."""
+    rng = np.random.default_rng(seed)
+    moving = moving if moving is not None else sources
+    classes = [(0.3, 0.5), (0.45, 0.9), (0.8, 1.6), (1.4, 3.0)]
+    sizes = [(480, 270), (320, 240), (480, 360), (360, 480)]
+    specs = []
+    for i in range(n):
+        motion = SPRITE_MOTIONS[i % len(SPRITE_MOTIONS)]
+        lo, hi = classes[(i // len(SPRITE_MOTIONS) + i) % len(classes)]
+        p0 = float(rng.uniform(lo, hi))
+        p1 = float(np.clip(p0 * rng.uniform(0.75, 1.3), 0.28, 4.0))
+        mean = (p0 + p1) / 2
+        n_cyc = max(int(np.clip(rng.uniform(4, 60), 4, max(4, int(36 / mean)))), int(np.ceil(2.5 / mean)))
+        w, h = sizes[int(rng.integers(len(sizes)))]
+        moves = bool(rng.random() < (0.7 if hard else 0.4))
+
+        def pick(pool: list[tuple[str, float]]) -> tuple[str, float]:
+            src, length = pool[int(rng.integers(len(pool)))]
+            return src, round(float(rng.uniform(0.0, max(0.0, length - 1.5))), 3)
+
+        texture, background = pick(sources), pick(moving if moves else sources)
+        specs.append(SpriteCycleSpec(
+            name=f"{prefix}{i:02d}_{motion}", motion=motion, n_cycles=n_cyc, period_start_s=round(p0, 3),
+            period_end_s=round(p1, 3), texture=texture[0], texture_s=texture[1], background=background[0],
+            background_s=0.0 if moves else background[1], background_moves=moves,
+            period_jitter=0.13 if hard else 0.07, amplitude=(0.5, 1.1) if hard else (0.75, 1.1),
+            sprite_side=float(rng.uniform(0.15, 0.3) if hard else rng.uniform(0.22, 0.4)),
+            opacity=0.85 if hard else 1.0, arm=bool(rng.random() < 0.7), camera_wander=0.06 if hard else 0.03,
+            fps=float(rng.choice([25.0, 30.0])), width=w, height=h, seed=int(seed * 1000 + i)))
+    return specs
