@@ -157,14 +157,7 @@ def write_labels(folder: Path, rows: list[tuple[str, int, list[int]]]) -> Path:
 def build_synthetic(out: Path, n: int) -> Path:
     folder = out / "synthetic"
     folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for spec in dev_specs(n):
-        path = folder / f"{spec.name}.mp4"
-        truth = load_truth(path) if path.exists() else None
-        if truth is None:
-            _, truth = generate_rep_clip(spec, folder)
-        rows.append((path.name, truth.count, truth.cycle_end_frames))
-    return write_labels(folder, rows)
+    return write_clips(folder, dev_specs(n), generate_rep_clip)
 
 
 def find_pieces(name: str, pieces: list[tuple[str, float, float]], source_dirs: list[Path]
@@ -209,25 +202,25 @@ def build_spritecycles(out: Path, name: str, n: int, seed: int, source_dirs: lis
         return None
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for spec in sprite_cycle_specs(found, n, seed=seed, hard=hard,
-                                   moving=[s for s in found if "juggle" not in Path(s[0]).name]):
-        path = folder / f"{spec.name}.mp4"
-        truth = load_truth(path) if path.exists() else None
-        if truth is None:
-            _, truth = sprite_cycle_clip(spec, folder)
-        rows.append((path.name, truth.count, truth.cycle_end_frames))
-    return write_labels(folder, rows)
+    specs = sprite_cycle_specs(found, n, seed=seed, hard=hard,
+                               moving=[s for s in found if "juggle" not in Path(s[0]).name])
+    return write_clips(folder, specs, sprite_cycle_clip)
 
 
 def write_cycle_clips(folder: Path, specs: list[RealCycleSpec]) -> Path:
     """Render every spec's clip that is not there yet (`cycle_real_clip`) and write the folder's LABELS.csv."""
+    return write_clips(folder, specs, lambda spec, out: cycle_real_clip(spec, spec.src, out))
+
+
+def write_clips(folder: Path, specs: list, render: Callable) -> Path:
+    """Render every spec's clip that is not in `folder` yet (`render(spec, folder)` -> (path, truth); a clip already
+    there keeps its truth file) and write the folder's LABELS.csv."""
     rows = []
     for spec in specs:
         path = folder / f"{spec.name}.mp4"
         truth = load_truth(path) if path.exists() else None
         if truth is None:
-            _, truth = cycle_real_clip(spec, spec.src, folder)
+            _, truth = render(spec, folder)
         rows.append((path.name, truth.count, truth.cycle_end_frames))
     return write_labels(folder, rows)
 

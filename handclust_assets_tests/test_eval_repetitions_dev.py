@@ -17,7 +17,7 @@ def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
                            trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False,
                            uploaded_copies=False, panned_copies=False, handheld_copies=False, boxed_copies=False,
                            overlaid_copies=False, rewritten_copies=False, filled_copies=False, largeboxed_copies=False,
-                           zoomed_copies=False,
+                           zoomed_copies=False, sprite_cycles=False, n_sprites=24,
                            real_dir=sources, opencv_data=[], skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
@@ -389,3 +389,27 @@ def test_uploaded_copies_re_encode_the_phone_copies_with_the_encoders_own_keyfra
             assert float(c.streams.video[0].average_rate) == 30.0
             frames = list(c.decode(video=0))
         assert len(frames) == 60 and [i for i, f in enumerate(frames) if f.key_frame] == want
+
+
+def test_sprite_cycles_are_a_split_of_their_own_over_every_source_found(dev, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    mod, sources, asked = dev
+    for name in ("02_cups.mp4", "05_default_juggle.mp4", "vtest.avi"):
+        (sources / name).touch()
+    monkeypatch.setattr(mod, "probe_video", lambda p, **kw: type("Probe", (), {"duration_s": 10.0})())
+
+    def record(folder: Path, specs: list, render) -> Path:
+        asked[folder.name] = specs
+        return folder / "LABELS.csv"
+
+    monkeypatch.setattr(mod, "write_clips", record)
+    assert "sprites" not in mod.build(_args(tmp_path / "dev0", sources))
+    splits = mod.build(_args(tmp_path / "dev", sources, sprite_cycles=True, n_sprites=12))
+    assert [name for name, _, _ in splits["sprites"]] == ["spritecycles-heldout", "spritecycles-hard-heldout"]
+    easy, hard = asked["spritecycles-heldout"], asked["spritecycles-hard-heldout"]
+    assert len(easy) == len(hard) == 12
+    assert all(s.opacity == 1.0 for s in easy) and all(s.opacity < 1.0 for s in hard)
+    used = {Path(s.texture).name for s in easy + hard} | {Path(s.background).name for s in easy + hard}
+    assert {"02_cups.mp4", "vtest.avi"} <= used
+    # footage that itself repeats is never played behind the actor
+    assert all("juggle" not in Path(s.background).name for s in easy + hard if s.background_moves)

@@ -275,6 +275,16 @@ def load_truth(video_path: str | Path) -> RepTruth | None:
     return RepTruth(**d)
 
 
+def _class_periods(rng: np.random.Generator, i: int, n_kinds: int, classes: list[tuple[float, float]],
+                   drift: tuple[float, float], bounds: tuple[float, float]) -> tuple[float, float]:
+    """The first and last period of clip i of a varied set: the period class turns once per round of the `n_kinds`
+    motions and once per clip (so each motion meets every class), the first period drawn in it, the last drifted by
+    a factor drawn in `drift` and kept within `bounds`."""
+    lo, hi = classes[(i // n_kinds + i) % len(classes)]
+    p0 = float(rng.uniform(lo, hi))
+    return p0, float(np.clip(p0 * rng.uniform(*drift), *bounds))
+
+
 def dev_specs(n: int = 24, seed: int = 0, prefix: str = "syn") -> list[RepClipSpec]:
     """A varied synthetic development set: every motion, fast (0.3-0.45 s) / medium / slow periods, drift up to
     +-35 %, pauses, camera sway, distractors, small objects, 4-30 cycles, clips of at most ~25 s."""
@@ -283,9 +293,7 @@ def dev_specs(n: int = 24, seed: int = 0, prefix: str = "syn") -> list[RepClipSp
     specs = []
     for i in range(n):
         motion = MOTIONS[i % len(MOTIONS)]
-        lo, hi = classes[(i // len(MOTIONS) + i) % len(classes)]
-        p0 = float(rng.uniform(lo, hi))
-        p1 = float(np.clip(p0 * rng.uniform(0.7, 1.35), 0.3, 4.0))
+        p0, p1 = _class_periods(rng, i, len(MOTIONS), classes, (0.7, 1.35), (0.3, 4.0))
         n_cyc = int(np.clip(int(rng.uniform(4, 30)), 4, max(4, int(22.0 / ((p0 + p1) / 2)))))
         pauses = ((int(rng.integers(1, n_cyc)), float(rng.uniform(1.0, 3.0))),) if rng.random() < 0.3 else ()
         specs.append(RepClipSpec(
@@ -683,9 +691,7 @@ def sprite_cycle_specs(sources: list[tuple[str, float]], n: int, seed: int = 0, 
     specs = []
     for i in range(n):
         motion = SPRITE_MOTIONS[i % len(SPRITE_MOTIONS)]
-        lo, hi = classes[(i // len(SPRITE_MOTIONS) + i) % len(classes)]
-        p0 = float(rng.uniform(lo, hi))
-        p1 = float(np.clip(p0 * rng.uniform(0.75, 1.3), 0.28, 4.0))
+        p0, p1 = _class_periods(rng, i, len(SPRITE_MOTIONS), classes, (0.75, 1.3), (0.28, 4.0))
         mean = (p0 + p1) / 2
         n_cyc = max(int(np.clip(rng.uniform(4, 60), 4, max(4, int(36 / mean)))), int(np.ceil(2.5 / mean)))
         w, h = sizes[int(rng.integers(len(sizes)))]
