@@ -297,15 +297,17 @@ def _quantile_last(v: np.ndarray, q: float) -> np.ndarray:
     return s[..., lo] + (pos - lo) * (s[..., hi] - s[..., lo])
 
 
-def _light_part(strips: np.ndarray, rows: int, agree: float) -> np.ndarray:
-    """`photometric_change` read on strips (T >= 2, strip rows, columns: their mean levels), into `rows` rows."""
+def _light_part(strips: np.ndarray, to_rows: np.ndarray | None, agree: float) -> np.ndarray:
+    """`photometric_change` read on strips (T >= 2, strip rows, columns: their mean levels), averaged into the
+    energy's rows by `to_rows` ((rows, strip rows) area weights; None: the strips are the rows)."""
     before = strips[:-1]
     rel = np.where(before >= FLICKER_MIN_LEVEL, (strips[1:] - before) / np.maximum(before, FLICKER_MIN_LEVEL), 0.0)
     lo, hi = _quantile_last(rel, agree), _quantile_last(rel, 1.0 - agree)
     gain = np.where(lo > 0, lo, np.where(hi < 0, hi, 0.0))  # (T - 1, strip rows)
     light = (np.abs(gain)[:, :, None] * before).astype(np.float32)
-    out = np.zeros((len(strips), rows, strips.shape[2]), np.float32)
-    out[1:] = np.einsum("rh,thc->trc", _area_weights(strips.shape[1], rows).astype(np.float32), light)
+    out = np.zeros((len(strips), len(to_rows) if to_rows is not None else strips.shape[1], strips.shape[2]),
+                   np.float32)
+    out[1:] = light if to_rows is None else np.einsum("rh,thc->trc", to_rows, light)
     return out
 
 
@@ -329,11 +331,12 @@ def photometric_change(intensity: np.ndarray, grid: tuple[int, int], agree: floa
         return np.zeros((len(imgs), *grid), np.float32)
     rows, cols = grid
     fine = cell_means(imgs, (imgs.shape[1], cols))  # each thumbnail row cut into the grid's columns
-    part = _light_part(fine, rows, agree)
+    to_rows = _area_weights(imgs.shape[1], rows).astype(np.float32)  # thumbnail rows -> rows of cells
+    part = _light_part(fine, to_rows, agree)
     if imgs.shape[1] <= rows:
         return part
-    coarse = np.einsum("rh,thc->trc", _area_weights(imgs.shape[1], rows).astype(np.float32), fine)  # rows of cells
-    return np.maximum(part, _light_part(coarse, rows, agree))
+    coarse = np.einsum("rh,thc->trc", to_rows, fine)  # rows of cells
+    return np.maximum(part, _light_part(coarse, None, agree))
 
 
 def without_flicker(energy: np.ndarray, intensity: np.ndarray | None, agree: float = 0.2,
