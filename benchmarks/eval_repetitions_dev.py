@@ -193,8 +193,9 @@ def build_realcycles(out: Path, name: str, pieces: list[tuple[str, float, float]
 def build_spritecycles(out: Path, name: str, n: int, seed: int, source_dirs: list[Path], hard: bool) -> Path | None:
     """Sprite-cycle clips (`sprite_cycle_specs`): textures and scenes from every source of the pieces found (train
     and held-out alike: the motion is what is new) but tree.avi, whose stop-motion AVI decodes one picture in 0.4 s
-    (a 1-s read there can hold fewer than the 3 frames `_decode_piece` asks for); footage that itself repeats (05_default_juggle) never played behind
-    the actor; None when no source is found. The list's order fixes which source each clip draws."""
+    (a 1-s read there can hold fewer than the 3 frames `_decode_piece` asks for); footage that itself repeats
+    (05_default_juggle) never played behind the actor; None when no source is found. The list's order fixes which
+    source each clip draws."""
     names = ["02_cups.mp4", "03_blocks.mp4", "04_coffee.mp4", "05_default_juggle.mp4", "bikes.mp4",
              "bigbuckbunny.mp4", "carphone_pristine.mp4", "Megamind.avi", "vtest.avi"]
     found = [(str(p), probe_video(p, scan_timestamps=False).duration_s) for nm in names
