@@ -765,6 +765,32 @@ def test_lag_correlation_is_pearson_in_each_window(t_len: int, n_ch: int, gaps: 
     assert checked > 0 or max_lag < 3 or (gaps and t_len < 60)
 
 
+def test_lag_correlation_of_constant_tiny_and_unseen_channels() -> None:
+    """The compiled kernel on what real footage gives: a constant channel (a still, saturated cell) has no
+    correlation (NaN) and s.d. 0, and so has one whose s.d. is below the floor (`EPS`: 1e-9 per pair of the
+    product of the two sides' s.d.), 1e-7 here; one of 1e-3 amplitude correlates like its scaled-up copy; float32
+    and non-contiguous input read like float64; a stretch unseen in every channel leaves its windows NaN."""
+    from handclust_assets.science.periodicity import channel_lag_correlation, window_lengths
+
+    rng = np.random.default_rng(4)
+    t_len, period = 240, 12
+    wave = np.sin(2 * np.pi * np.arange(t_len) / period) + 0.2 * rng.standard_normal(t_len)
+    x = np.stack([np.full(t_len, 7.0), 1e-3 * wave, wave, 1e-7 * wave], axis=1)
+    valid = np.ones(t_len, bool)
+    valid[100:160] = False
+    centres, max_lag = np.array([20, 130, 220]), 30
+    lengths = window_lengths(max_lag, 10.0, 3.0, 2.0, 6.0, t_len)
+    r, sd = channel_lag_correlation(np.where(valid[:, None], x, 0.0), valid, centres, max_lag, lengths)
+    assert np.all(np.isnan(r[:, 1:, 0])) and np.all(sd[:, :, 0] == 0) and np.all(np.isnan(r[:, 1:, 3]))
+    seen = np.isfinite(r[:, period, 2])
+    assert seen[0] and seen[2] and not seen[1]  # the middle centre's windows lie in the unseen stretch
+    np.testing.assert_allclose(r[seen, 1:, 1], r[seen, 1:, 2], atol=1e-5, equal_nan=True)
+    assert np.all(r[seen, period, 2] > 0.8) and np.all(r[seen, period // 2, 2] < -0.6)
+    r32, sd32 = channel_lag_correlation(np.asfortranarray(np.where(valid[:, None], x, 0.0), np.float32)[:, ::1],
+                                        valid, centres, max_lag, lengths)
+    np.testing.assert_allclose(r32[:, :, 2], r[:, :, 2], atol=1e-5, equal_nan=True)
+
+
 def test_enhance_removes_multiples_of_the_period() -> None:
     lags = np.arange(60)
     r = np.cos(2 * np.pi * lags / 10.0)[None, :]  # period 10 samples

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
+from numba import njit
 
 EPS = 1e-9
 
@@ -71,20 +71,92 @@ def window_lengths(max_lag: int, fs: float, n_cycles: float, min_window_s: float
     return np.minimum(lengths.astype(np.int64), n)
 
 
-def _prefix(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Cumulative sums along axis 0 with a leading row of zeros: (T + 1, ...); written into `out`'s first T + 1 rows
-    when given (a buffer reused from lag to lag)."""
-    if out is None:
-        out = np.empty((a.shape[0] + 1,) + a.shape[1:], np.float64)
-    out[0] = 0.0
-    np.cumsum(a, axis=0, out=out[1 : a.shape[0] + 1])
-    return out[: a.shape[0] + 1]
-
-
-def _window_sum(v: np.ndarray, start: np.ndarray, stop: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
-    """Sums of v over the rows [start, stop) (one per window), from one prefix sum (into `buffer` when given)."""
-    p = _prefix(v, buffer)
-    return p[stop] - p[start]
+@njit(cache=True, nogil=True)
+def _lag_maps(xz: np.ndarray, seen: np.ndarray, all_valid: bool, centres: np.ndarray, lengths: np.ndarray,
+              max_lag: int, min_pairs_frac: float, r: np.ndarray, sd: np.ndarray) -> None:
+    """`channel_lag_correlation`'s loops, compiled: for each lag, the prefix sums of the lagged products (and,
+    with unseen samples, of the pair mask and the masked values), then every centre's window sums to r and sd in
+    one pass. The operations and their order are those of the vectorised numpy version it replaced (sequential
+    prefix sums, the same formulas; no fused multiply-add without fastmath), so the values are the same bit for
+    bit (checked on 300 random cases, gaps and constant channels included)."""
+    t_len, n_ch = xz.shape
+    n_c = len(centres)
+    p1 = np.zeros((t_len + 1, n_ch))
+    p2 = np.zeros((t_len + 1, n_ch))
+    if all_valid:
+        for t in range(t_len):
+            for ch in range(n_ch):
+                v = xz[t, ch]
+                p1[t + 1, ch] = p1[t, ch] + v
+                p2[t + 1, ch] = p2[t, ch] + v * v
+    pab = np.empty((t_len + 1, n_ch))
+    n_more = 0 if all_valid else t_len + 1
+    pa = np.empty((n_more, n_ch))
+    pb = np.empty((n_more, n_ch))
+    paa = np.empty((n_more, n_ch))
+    pbb = np.empty((n_more, n_ch))
+    pm = np.empty(n_more)
+    for k in range(1, max_lag + 1):
+        length = lengths[k]
+        n_pairs = length - k
+        if n_pairs < max(3, k) or t_len - k < 3:
+            continue
+        if all_valid:
+            for ch in range(n_ch):
+                pab[0, ch] = 0.0
+            for t in range(t_len - k):
+                for ch in range(n_ch):
+                    pab[t + 1, ch] = pab[t, ch] + xz[t, ch] * xz[t + k, ch]
+        else:
+            pm[0] = 0.0
+            for ch in range(n_ch):
+                pa[0, ch] = 0.0
+                pb[0, ch] = 0.0
+                paa[0, ch] = 0.0
+                pbb[0, ch] = 0.0
+                pab[0, ch] = 0.0
+            for t in range(t_len - k):
+                m = seen[t] * seen[t + k]
+                pm[t + 1] = pm[t] + m
+                for ch in range(n_ch):
+                    a = xz[t, ch] * m
+                    b = xz[t + k, ch] * m
+                    pa[t + 1, ch] = pa[t, ch] + a
+                    pb[t + 1, ch] = pb[t, ch] + b
+                    paa[t + 1, ch] = paa[t, ch] + a * a
+                    pbb[t + 1, ch] = pbb[t, ch] + b * b
+                    pab[t + 1, ch] = pab[t, ch] + a * b
+        need = max(3.0, min_pairs_frac * n_pairs)
+        hi = max(0, t_len - length)
+        for i in range(n_c):
+            start = min(max(centres[i] - length // 2, 0), hi)
+            stop = min(start + n_pairs, t_len - k)
+            if all_valid:
+                cnt = float(stop - start)
+            else:
+                cnt = pm[stop] - pm[start]
+            if not cnt >= need:
+                continue
+            c = max(cnt, 1.0)
+            for ch in range(n_ch):
+                if all_valid:
+                    sa = p1[stop, ch] - p1[start, ch]
+                    sb = p1[stop + k, ch] - p1[start + k, ch]
+                    saa = p2[stop, ch] - p2[start, ch]
+                    sbb = p2[stop + k, ch] - p2[start + k, ch]
+                else:
+                    sa = pa[stop, ch] - pa[start, ch]
+                    sb = pb[stop, ch] - pb[start, ch]
+                    saa = paa[stop, ch] - paa[start, ch]
+                    sbb = pbb[stop, ch] - pbb[start, ch]
+                sab = pab[stop, ch] - pab[start, ch]
+                va = max(saa - sa * sa / c, 0.0)
+                vb = max(sbb - sb * sb / c, 0.0)
+                cov = sab - sa * sb / c
+                den = np.sqrt(va * vb)
+                if den > EPS * c:
+                    r[k, i, ch] = cov / max(den, EPS)
+                sd[k, i, ch] = np.sqrt(va / c)
 
 
 def channel_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndarray, max_lag: int,
@@ -92,59 +164,22 @@ def channel_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndarra
     """Per-channel correlation r (n_centres, max_lag + 1, C) and the channels' s.d. in each window
     (n_centres, max_lag + 1, C). x: (T, C) float, finite where `valid`; invalid samples do not pair.
 
-    Both are views of lag-major arrays (max_lag + 1, n_centres, C): one lag's values are written as one contiguous
-    block, and the enhancement that follows (`enhance`, along the lags) reads whole blocks. The products and their
-    prefix sums go through two buffers reused from lag to lag. The sums are float64 (prefix sums of a long clip
-    lose digits); r and sd are stored as float32 (r within 3e-8 of the float64 value), which halves the memory the
-    enhancement and the pooling read: 1.5x faster maps, the same counts on the 672 dev tracks."""
-    t_len, n_ch = x.shape
-    all_valid = bool(np.all(valid))
-    xz = np.where(valid[:, None], x, 0.0)
-    if all_valid:  # every sample pairs: the sums of x and x^2 over any window come from one prefix sum each
-        p1, p2 = _prefix(xz), _prefix(xz * xz)
-    r = np.full((max_lag + 1, len(centres), n_ch), np.nan, np.float32)
-    sd = np.zeros((max_lag + 1, len(centres), n_ch), np.float32)
-    prod, pref = np.empty((t_len, n_ch)), np.empty((t_len + 1, n_ch))
-    seen = valid.astype(np.float64)
-    for k in range(1, max_lag + 1):
-        length = int(lengths[k])
-        n_pairs = length - k
-        if n_pairs < max(3, k) or t_len - k < 3:
-            continue
-        start = np.clip(centres - length // 2, 0, max(0, t_len - length))
-        stop = np.minimum(start + n_pairs, t_len - k)
-        if all_valid:
-            cnt = (stop - start).astype(np.float64)
-        else:
-            m = seen[:-k] * seen[k:]
-            pm = _prefix(m)
-            cnt = pm[stop] - pm[start]
-        ok = cnt >= max(3.0, min_pairs_frac * n_pairs)
-        if not ok.any():
-            continue
-        c = np.maximum(cnt, 1.0)[:, None]
-        pairs = prod[: t_len - k]
-        window_sum = partial(_window_sum, start=start, stop=stop, buffer=pref)
-        if all_valid:  # a = x[t], b = x[t + k] over t in [start, stop)
-            sa, sb = p1[stop] - p1[start], p1[stop + k] - p1[start + k]
-            saa, sbb = p2[stop] - p2[start], p2[stop + k] - p2[start + k]
-            sab = window_sum(np.multiply(xz[:-k], xz[k:], out=pairs))
-        else:
-            a, b = xz[:-k] * m[:, None], xz[k:] * m[:, None]
-            sa, sb = window_sum(a), window_sum(b)
-            saa = window_sum(np.multiply(a, a, out=pairs))
-            sbb = window_sum(np.multiply(b, b, out=pairs))
-            sab = window_sum(np.multiply(a, b, out=pairs))
-        va = np.maximum(saa - sa * sa / c, 0.0)
-        vb = np.maximum(sbb - sb * sb / c, 0.0)
-        cov = sab - sa * sb / c
-        den = np.sqrt(va * vb)
-        rk = np.where(den > EPS * c, cov / np.maximum(den, EPS), np.nan)
-        rk[~ok] = np.nan
-        r[k] = rk
-        sdk = np.sqrt(va / c)
-        sdk[~ok] = 0.0
-        sd[k] = sdk
+    For each lag k, a centre's window holds the pairs (x(t), x(t + k)) for t in [start, start + length - k),
+    `length` = `lengths[k]` centred on the centre and kept within the clip; r is NaN where fewer than
+    max(3, `min_pairs_frac` of them) pairs are seen or a side is constant, sd (the first side's) 0 there.
+    Window sums come from prefix sums (float64: a long clip's sums lose digits otherwise); r and sd are stored
+    as float32 (r within 3e-8 of the float64 value), which halves what the enhancement and pooling read.
+
+    Computed by a compiled kernel (`_lag_maps`, numba, cached on disk after its first compile, ~1.5 s once per
+    machine; ~0.3 s to load in a new process): 8x faster than the numpy version, whose ~20 temporaries per lag
+    made the work memory-bound. Both are views of lag-major arrays (max_lag + 1, n_centres, C): one lag's
+    values are one contiguous block, and `enhance` (along the lags) reads whole blocks."""
+    valid = np.asarray(valid, bool)
+    xz = np.ascontiguousarray(np.where(valid[:, None], x, 0.0), np.float64)
+    r = np.full((max_lag + 1, len(centres), x.shape[1]), np.nan, np.float32)
+    sd = np.zeros((max_lag + 1, len(centres), x.shape[1]), np.float32)
+    _lag_maps(xz, valid.astype(np.float64), bool(np.all(valid)), np.asarray(centres, np.int64),
+              np.asarray(lengths, np.int64), int(max_lag), float(min_pairs_frac), r, sd)
     return r.transpose(1, 0, 2), sd.transpose(1, 0, 2)
 
 
