@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 import cv2
+import numba
 import numpy as np
 import polars as pl
 import pytest
@@ -789,6 +790,25 @@ def test_lag_correlation_of_constant_tiny_and_unseen_channels() -> None:
     r32, sd32 = channel_lag_correlation(np.asfortranarray(np.where(valid[:, None], x, 0.0), np.float32)[:, ::1],
                                         valid, centres, max_lag, lengths)
     np.testing.assert_allclose(r32[:, :, 2], r[:, :, 2], atol=1e-5, equal_nan=True)
+
+
+def test_the_kernel_compiles_where_nothing_can_be_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only install with no home folder leaves numba no place to cache machine code, and it then refuses
+    `cache=True` at decoration: the module would not import. `compiled` falls back to compiling in the process."""
+    import numba.core.caching as caching
+
+    from handclust_assets.science.periodicity import compiled
+
+    def total(v: np.ndarray) -> float:
+        out = 0.0
+        for x in v:
+            out += x
+        return out
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])
+    with pytest.raises(RuntimeError, match="cannot cache"):  # what numba does where nothing is writable
+        numba.njit(cache=True)(total)
+    assert compiled(total)(np.arange(5.0)) == 10.0
 
 
 def test_enhance_removes_multiples_of_the_period() -> None:

@@ -21,7 +21,7 @@ correlates at every lag, cancels too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +71,18 @@ def window_lengths(max_lag: int, fs: float, n_cycles: float, min_window_s: float
     return np.minimum(lengths.astype(np.int64), n)
 
 
-@njit(cache=True, nogil=True)
+def compiled(fn: Callable) -> Callable:
+    """`fn` compiled by numba (no GIL held, so the counter's thread pool runs signals in parallel), its machine code
+    cached on disk (next to the module, else in the user's cache folder). Where no place to cache is writable (a
+    read-only install without a home folder), numba refuses to cache at decoration, which would make this module
+    fail to import: then it is compiled in each process instead (~1.5 s once per process)."""
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return njit(nogil=True)(fn)
+
+
+@compiled
 def _lag_maps(xz: np.ndarray, seen: np.ndarray, all_valid: bool, centres: np.ndarray, lengths: np.ndarray,
               max_lag: int, min_pairs_frac: float, r: np.ndarray, sd: np.ndarray) -> None:
     """`channel_lag_correlation`'s loops, compiled: for each lag, the prefix sums of the lagged products (and,
