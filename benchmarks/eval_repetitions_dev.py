@@ -456,6 +456,7 @@ COPY_FLAGS = {  # the copy kinds `build` makes of every trimmed and still trimme
     "largeboxed": "scaled up 2.5 x (550 px wide or more) and put inside black bars as the boxed copies are",
     "zoomed": "as a camera zooming steadily over the whole clip would have filmed it: in to 1.8 x, or out from it, "
               "about the picture's centre or a point off it",
+    "halfrate": "at half the frame rate (every other frame, 12-15 fps)",
 }
 
 
@@ -524,10 +525,13 @@ def panned_copy(labels: Path, folder: Path, kinds: tuple[str, ...] = ("sweep", "
 
 
 def transformed_copy(labels: Path, folder: Path,
-                     transform: Callable[[list[np.ndarray], int, float], list[np.ndarray]]) -> Path:
+                     transform: Callable[[list[np.ndarray], int, float], list[np.ndarray]], rate_step: int = 1
+                     ) -> Path:
     """Every clip of a labelled dev folder written again into `folder` (CRF `UPLOAD_CRF`) as
     `transform(frames, i, fps)` makes its RGB frames (i: the clip's place in name order; fps: its frame rate),
-    beside a copy of its labels and truth files; clips already there are kept. Returns the copy's LABELS.csv."""
+    beside a copy of its labels and truth files; clips already there are kept. With `rate_step` > 1, only every
+    `rate_step`-th frame is kept and written at fps / `rate_step` (the labels' cycle-end frames divided alike).
+    Returns the copy's LABELS.csv."""
     import av
 
     from handclust_assets.video.writer import write_video
@@ -539,12 +543,24 @@ def transformed_copy(labels: Path, folder: Path,
             continue
         with av.open(str(f)) as c:
             fps = float(c.streams.video[0].average_rate)
-            frames = [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
-        write_video(folder / f"{f.stem}.part.mp4", transform(frames, i, fps), fps=fps, crf=UPLOAD_CRF).replace(dst)
+            frames = [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)][::rate_step]
+        write_video(folder / f"{f.stem}.part.mp4", transform(frames, i, fps / rate_step), fps=fps / rate_step,
+                    crf=UPLOAD_CRF).replace(dst)
     for f in sorted(labels.parent.iterdir()):
         if f.is_file() and f.suffix != ".mp4":
             (folder / f.name).write_bytes(f.read_bytes())
+    if rate_step > 1:
+        table = pl.read_csv(folder / labels.name, schema_overrides={"cycle_end_frames": pl.Utf8})
+        if "cycle_end_frames" in table.columns:
+            table = table.with_columns(pl.col("cycle_end_frames").map_elements(
+                lambda v: " ".join(str(round(int(x) / rate_step)) for x in v.split()), return_dtype=pl.Utf8))
+        table.write_csv(folder / labels.name)
     return folder / labels.name
+
+
+def halfrate_copy(labels: Path, folder: Path) -> Path:
+    """`transformed_copy` at half the frame rate: every other frame (12-15 fps from 24-30)."""
+    return transformed_copy(labels, folder, lambda frames, i, fps: frames, rate_step=2)
 
 
 def zoomed_copy(labels: Path, folder: Path) -> Path:

