@@ -48,7 +48,9 @@ VARIANT_SCHEMA = {"subset": pl.Utf8, "group": pl.Utf8, "file": pl.Utf8, "gt": pl
                   "status": pl.Utf8, "confidence": pl.Float64, "mean_period_s": pl.Float64}
 TRIMMED_GROUPS = [("trimmedcycles-train", "trimmed train"), ("trimmedcycles-heldout", "trimmed held-out"),
                   ("stilltrim-train", "still trimmed train"), ("stilltrim-heldout", "still trimmed held-out")]
-COPY_KINDS = ("phone", "uploaded", "panned", "handheld", "boxed", "overlaid", "rewritten", "filled", "largeboxed")
+# every copy kind of `eval_repetitions_dev.py` (phone, uploaded and its `COPY_FLAGS`; a test holds them equal)
+COPY_KINDS = ("phone", "uploaded", "panned", "handheld", "boxed", "overlaid", "rewritten", "filled", "largeboxed",
+              "zoomed", "halfrate")
 # subset-name prefix -> group (first match wins: the longer prefixes come first)
 GROUPS = [*TRIMMED_GROUPS,
           ("stillbg-train", "still train"), ("stillbg-heldout", "still held-out"),

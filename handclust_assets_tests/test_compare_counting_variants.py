@@ -56,7 +56,10 @@ def test_subsets_fall_into_the_dev_scripts_groups() -> None:
     assert cv.group_of("panned-trimmedcycles-heldout") == "panned trimmed held-out"
     assert cv.group_of("handheld-stilltrim-heldout-s26") == "handheld still trimmed held-out"
     assert cv.group_of("handheld-trimmedcycles-train-s19") == "handheld trimmed train"
+    assert cv.group_of("halfrate-stilltrim-heldout-s25") == "halfrate still trimmed held-out"
     assert cv.group_of("my-own-clips") == "my-own-clips"
+    dev = load_benchmark("eval_repetitions_dev")  # every copy the dev script makes has its group here
+    assert set(cv.COPY_KINDS) == {"phone", "uploaded", *dev.COPY_FLAGS}
 
 
 def test_the_group_table_scores_counts_and_clips_won_and_lost() -> None:
