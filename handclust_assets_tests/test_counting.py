@@ -790,6 +790,16 @@ def test_lag_correlation_of_constant_tiny_and_unseen_channels() -> None:
     r32, sd32 = channel_lag_correlation(np.asfortranarray(np.where(valid[:, None], x, 0.0), np.float32)[:, ::1],
                                         valid, centres, max_lag, lengths)
     np.testing.assert_allclose(r32[:, :, 2], r[:, :, 2], atol=1e-5, equal_nan=True)
+    # centres outside the clip take the windows at its ends; a window longer than the clip is the clip
+    r_out, _ = channel_lag_correlation(x, np.ones(t_len, bool), np.array([-50, 10_000]), max_lag,
+                                       np.full(max_lag + 1, 10 * t_len))
+    r_end, _ = channel_lag_correlation(x, np.ones(t_len, bool), np.array([0, t_len - 1]), max_lag,
+                                       np.full(max_lag + 1, 10 * t_len))
+    np.testing.assert_array_equal(r_out, r_end)
+    with pytest.raises(ValueError, match="window lengths"):  # the compiled loops do not check bounds: refused here
+        channel_lag_correlation(x, valid, centres, max_lag, lengths[:max_lag])
+    with pytest.raises(ValueError, match="validity flags"):
+        channel_lag_correlation(x, valid[:-1], centres, max_lag, lengths)
 
 
 def test_the_kernel_compiles_where_nothing_can_be_cached(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -186,6 +186,9 @@ def channel_lag_correlation(x: np.ndarray, valid: np.ndarray, centres: np.ndarra
     made the work memory-bound. Both are views of lag-major arrays (max_lag + 1, n_centres, C): one lag's
     values are one contiguous block, and `enhance` (along the lags) reads whole blocks."""
     valid = np.asarray(valid, bool)
+    if len(lengths) <= max_lag or valid.shape != (x.shape[0],):  # the kernel reads without bounds checks
+        raise ValueError(f"{len(lengths)} window lengths for lags 0..{max_lag}, {valid.shape} validity flags for "
+                         f"{x.shape[0]} samples: need max_lag + 1 and one per sample")
     xz = np.ascontiguousarray(np.where(valid[:, None], x, 0.0), np.float64)
     r = np.full((max_lag + 1, len(centres), x.shape[1]), np.nan, np.float32)
     sd = np.zeros((max_lag + 1, len(centres), x.shape[1]), np.float32)
