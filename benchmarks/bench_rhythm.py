@@ -9,7 +9,8 @@ the source-rate motion track.
    period tracks of the whole frame and the best box (`track_located`) -> counts for the clip and 4 spans. Printed as video-seconds per wall-second
    ("x realtime"; target >= 10x on 2 cores). Thread pools are capped at --threads. Run twice: on steady strokes,
    and with --rests rests of 0.8 s between them, where the rests found before tracking are cut out and every track
-   is made twice (`counting.track_periods`: the worst case).
+   is made twice (`counting.track_periods`: the worst case). The best of --repeats runs is the speed; the first
+   run's extra time is printed too (the compiled lag kernel's load, or its first compile, in a new process).
 2. Frame-cache overhead: the frame cache build (decode + 5-fps JPEG + motion track) against the same decode
    with the motion track switched off, and against `ffmpeg -f null` decode-only, on the same file in the
    same run (issue 2's target: cache build within 1.3x of ffmpeg decode-only).
