@@ -92,8 +92,9 @@ def _lag_maps(xz: np.ndarray, seen: np.ndarray, all_valid: bool, centres: np.nda
     bit (checked on 300 random cases, gaps and constant channels included)."""
     t_len, n_ch = xz.shape
     n_c = len(centres)
-    p1 = np.zeros((t_len + 1, n_ch))
-    p2 = np.zeros((t_len + 1, n_ch))
+    n_full, n_more = (t_len + 1, 0) if all_valid else (0, t_len + 1)  # each path sizes only the sums it reads
+    p1 = np.zeros((n_full, n_ch))
+    p2 = np.zeros((n_full, n_ch))
     if all_valid:
         for t in range(t_len):
             for ch in range(n_ch):
@@ -101,7 +102,6 @@ def _lag_maps(xz: np.ndarray, seen: np.ndarray, all_valid: bool, centres: np.nda
                 p1[t + 1, ch] = p1[t, ch] + v
                 p2[t + 1, ch] = p2[t, ch] + v * v
     pab = np.empty((t_len + 1, n_ch))
-    n_more = 0 if all_valid else t_len + 1
     pa = np.empty((n_more, n_ch))
     pb = np.empty((n_more, n_ch))
     paa = np.empty((n_more, n_ch))
