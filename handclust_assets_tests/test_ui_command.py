@@ -126,3 +126,92 @@ def test_a_home_on_a_filesystem_without_locks_starts_unguarded_with_a_warning(tm
         fd = session.claim_home(tmp_path / "dagster_home", "http://127.0.0.1:1")
     os.close(fd)
     assert '"url": "http://127.0.0.1:1"' in (tmp_path / "dagster_home" / session.UI_LOCK).read_text()
+
+
+@pytest.mark.parametrize(("argv", "daemon"), [
+    (["/venv/bin/python", "/venv/bin/dagster", "dev", "-m", "pkg.definitions"], True),
+    (["python", "-m", "dagster", "dev"], True),
+    (["/usr/bin/python3", "-m", "dagster._daemon", "run", "--empty-workspace"], True),  # what `dagster dev` starts
+    (["/venv/bin/python", "/venv/bin/dagster-daemon", "run"], True),
+    (["uv", "run", "dagster", "dev"], True),
+    (["python", "-m", "dagster", "asset", "materialize", "--select", "dev"], False),
+    (["python", "-m", "dagster_webserver", "-p", "3000"], False),  # a webserver runs no sensor
+    (["python", "-m", "dagster", "api", "grpc", "--lazy-load-user-code"], False),  # a code server neither
+    (["vim", "dagster.yaml"], False),
+    ([], False),
+])
+def test_the_ways_to_start_a_dagster_daemon_are_recognised(argv: list[str], daemon: bool) -> None:
+    from handclust_assets.cli.session import runs_daemon
+
+    assert runs_daemon(argv) is daemon
+
+
+def test_daemons_on_a_home_are_read_from_their_environment(tmp_path: Path) -> None:
+    """`home_daemons` over a /proc-like folder: the daemon on this home is found, also under another path to the
+    same folder (a link); a daemon on another home, a process that runs no daemon, one whose environment cannot be
+    read and one without DAGSTER_HOME are not."""
+    from handclust_assets.cli.session import home_daemons
+
+    home = tmp_path / "home" / "dagster_home"
+    home.mkdir(parents=True)
+    (tmp_path / "linked").symlink_to(tmp_path / "home")
+    proc = tmp_path / "proc"
+
+    def process(pid: int, argv: list[str], env: dict[str, str] | None) -> None:
+        d = proc / str(pid)
+        d.mkdir(parents=True)
+        (d / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+        if env is None:
+            (d / "environ").mkdir()  # unreadable as a file, as another user's process is
+        else:
+            (d / "environ").write_bytes(b"\0".join(f"{k}={v}".encode() for k, v in env.items()) + b"\0")
+
+    daemon = ["/venv/bin/python", "/venv/bin/dagster-daemon", "run"]
+    process(101, daemon, {"PATH": "/usr/bin", "DAGSTER_HOME": str(home)})
+    process(102, ["python", "-m", "dagster", "dev"], {"DAGSTER_HOME": str(tmp_path / "linked" / "dagster_home")})
+    process(103, daemon, {"DAGSTER_HOME": str(tmp_path / "elsewhere")})
+    process(104, ["python", "-m", "http.server"], {"DAGSTER_HOME": str(home)})
+    process(105, daemon, None)
+    process(106, daemon, {"PATH": "/usr/bin"})
+    (proc / "self").mkdir()  # not a process number
+    assert home_daemons(home, proc) == [(101, " ".join(daemon)), (102, "python -m dagster dev")]
+    assert home_daemons(tmp_path / "nowhere", proc) == []
+    assert home_daemons(home, tmp_path / "no_proc") == []  # no /proc (not Linux): nothing found
+
+
+def test_a_dagster_dev_started_by_hand_on_the_home_is_refused_naming_it(tmp_path: Path) -> None:
+    """A `dagster dev` started by hand (from the checkout's workspace, DAGSTER_HOME set to the home's instance)
+    takes no HandClust lock, but it runs the folder sensor, the run queue and the automation on that instance. A
+    `handclust ui` on the same home is refused naming its pid, and so is a demo's session; a UI on another home is
+    not; once it stops, the home is free. Real processes."""
+    from handclust_assets.cli.session import HomeInUse, claim_home
+
+    home, port = tmp_path / "home", free_port()
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("HANDCLUST_STORAGE", "HANDCLUST_VIDEO_DIR")}
+    env.update(DAGSTER_HOME=str(dagster_home), HANDCLUST_HOME=str(home))
+    dagster = Path(sys.executable).parent / "dagster"
+    cmd = [str(dagster)] if dagster.exists() else [sys.executable, "-m", "dagster"]
+    log = tmp_path / "by_hand.log"
+    with log.open("wb") as out:
+        by_hand = subprocess.Popen([*cmd, "dev", "-m", "handclust_assets.definitions", "-p", str(port)], env=env,
+                                   cwd=str(home), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_ui(f"http://127.0.0.1:{port}", by_hand, 120, log)
+        cli = [sys.executable, "-c", "from handclust_assets.cli import app; app()", "ui", "--port", str(free_port())]
+        clean = {k: v for k, v in env.items() if k != "DAGSTER_HOME"}
+        refused = subprocess.run([*cli, "--home", str(home)], env=clean, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "did not start" in refused.stderr and f"pid {by_hand.pid}" in refused.stderr, refused.stderr
+        with pytest.raises(HomeInUse, match="started by hand"):
+            DagsterSession(home, port=free_port()).start()
+        os.close(claim_home(tmp_path / "other" / "dagster_home", "http://127.0.0.1:1"))  # another home is free
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(by_hand.pid, signal.SIGINT)
+        by_hand.wait(60)
+    t0 = time.monotonic()
+    while _group_running(by_hand) and time.monotonic() - t0 < 30:
+        time.sleep(0.25)
+    os.close(claim_home(dagster_home, "http://127.0.0.1:1"))  # free again once it stopped

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     added = ensure_partitions(home)
     if added:
         print(f"added clip partitions: {', '.join(added)}")
-    from handclust_assets.cli.session import free_port, stop_group, wait_for_ui
+    from handclust_assets.cli.session import HomeInUse, claim_home, free_port, stop_group, wait_for_ui
 
     port = a.port or free_port()
     bindir = Path(sys.executable).parent
@@ -182,10 +182,21 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [str(bindir / "dagster"), "dev", *target, "-h", "127.0.0.1", "-p", str(port)]
     else:
         cmd = [str(bindir / "dagster-webserver"), *target, "-h", "127.0.0.1", "-p", str(port)]
-    log = (out / "webserver.log").open("w")
-    proc = subprocess.Popen(cmd, cwd=home, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    lock = None
+    if a.dev:  # a daemon too: the home is `dagster dev`'s alone while it runs (`claim_home`)
+        try:
+            lock = claim_home(home / "dagster_home", url)
+        except HomeInUse as e:
+            print(e, file=sys.stderr)
+            return 2
+    log = (out / "webserver.log").open("w")
+    try:
+        proc = subprocess.Popen(cmd, cwd=home, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, pass_fds=() if lock is None else (lock,))
+    finally:
+        if lock is not None:
+            os.close(lock)  # the child holds it now
     try:
         wait_for_ui(url, proc, a.timeout)
         print(f"Dagster UI at {url} (log: {out / 'webserver.log'})")

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,15 +37,47 @@ UI_LOCK = ".handclust_ui.lock"  # in the Dagster home: held by the `dagster dev`
 
 
 class HomeInUse(RuntimeError):
-    """Another `dagster dev` (a `handclust ui`, a demo) runs on this Dagster home: a second one would run every
-    sensor, the run queue and the automation twice over the same instance."""
+    """Another `dagster dev` (a `handclust ui`, a demo, or one started by hand) runs on this Dagster home: a second
+    one would run every sensor, the run queue and the automation twice over the same instance."""
+
+
+def runs_daemon(argv: Sequence[str]) -> bool:
+    """Whether a command line runs a Dagster daemon, or `dagster dev` (which starts one): `dagster dev`,
+    `dagster-daemon run`, `python -m dagster dev` and `python -m dagster._daemon run` (what `dagster dev` starts),
+    any path to the executable."""
+    words = [os.path.basename(a) for a in argv]
+    return any((a == "dagster" and b == "dev") or (a in ("dagster-daemon", "dagster._daemon") and b == "run")
+               for a, b in zip(words, words[1:]))
+
+
+def home_daemons(dagster_home: Path, proc: Path = Path("/proc")) -> list[tuple[int, str]]:
+    """(pid, command line) of every process but this one that runs a Dagster daemon or `dagster dev`
+    (`runs_daemon`) with this Dagster home as its DAGSTER_HOME, sorted by pid. Read from `proc` (Linux's /proc; where
+    there is none, none are found); another user's processes, which cannot be read, are not seen."""
+    target = os.path.realpath(dagster_home)
+    found = []
+    for d in proc.glob("[0-9]*"):
+        if d.name == str(os.getpid()):
+            continue
+        try:
+            argv = [a.decode(errors="replace") for a in (d / "cmdline").read_bytes().split(b"\0") if a]
+            if not runs_daemon(argv):
+                continue
+            env = dict(kv.split(b"=", 1) for kv in (d / "environ").read_bytes().split(b"\0") if b"=" in kv)
+        except (OSError, ValueError):  # gone meanwhile, or not ours to read
+            continue
+        home = env.get(b"DAGSTER_HOME")
+        if home and os.path.realpath(os.fsdecode(home)) == target:
+            found.append((int(d.name), " ".join(argv)))
+    return sorted(found)
 
 
 def claim_home(dagster_home: Path, url: str) -> int:
     """Lock the Dagster home for the `dagster dev` about to start on it (exclusive, without waiting) and note `url`
     and this process in the lock file. Returns the lock's file descriptor, inheritable: `dagster dev` (exec'd, or
     given it with `pass_fds`) holds the lock for as long as it lives, and a crash releases it. Raises `HomeInUse`
-    naming the running one's address where the lock is held."""
+    naming the running one's address where the lock is held, and naming the process where a Dagster daemon runs on
+    the home without it (`home_daemons`: started by hand, or left behind by a crash)."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     path = dagster_home / UI_LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -67,6 +99,17 @@ def claim_home(dagster_home: Path, url: str) -> int:
 
         warnings.warn(f"{path}: cannot lock the Dagster home ({e.strerror}); a second session on it would not be "
                       "refused", stacklevel=2)
+    # a `dagster dev` or `dagster-daemon run` started by hand takes no lock (nor does a daemon a crash left behind)
+    others = home_daemons(dagster_home)
+    if others:
+        os.close(fd)
+        pid, cmd = others[0]
+        cmd = cmd if len(cmd) <= 160 else cmd[:157] + "..."
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise HomeInUse(f"a Dagster daemon that HandClust did not start runs on this Dagster home ({dagster_home}): "
+                        f"pid {pid}{more} ({cmd}), a `dagster dev` or `dagster-daemon run` started by hand, or one "
+                        f"left behind by a crash. Stop it first (Ctrl-C where it runs, or kill {pid}), or give "
+                        "another --home: two daemons on one home run every sensor and automation twice.")
     note_home(fd, url, os.getpid())
     os.set_inheritable(fd, True)
     return fd
