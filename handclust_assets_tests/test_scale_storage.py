@@ -193,3 +193,50 @@ def test_a_copied_video_copies_its_clip_results_in_the_bucket(runs: dict, tmp_pa
     with hc.connect("s3://lab/adopt") as there:
         rows = there.sql("select clip, count(*) from period_track group by clip order by clip").fetchall()
     assert [c for c, _ in rows] == ["a", "b"] and rows[0][1] == rows[1][1] > 0
+
+
+def test_a_few_columns_of_a_bucket_table_are_downloaded_once_per_version(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tables.read_columns` on a bucket (what every clip run does to find the clips that hold the same video, over
+    all clips' rows): the first call downloads each partition in one batch; later calls download only what was
+    written since (here nothing, then the one partition rewritten), and read what the bucket holds now (a new
+    partition, a rewritten one, a removed one). The GETs are counted at the moto server's S3 filesystem client."""
+    from handclust_assets.lib.storage import Storage
+    from handclust_assets.lib.tables import delete_partition, read_columns, write_table
+    from handclust_assets_tests.scale_support import S3_ENV, moto_server
+
+    for k, v in S3_ENV.items():
+        monkeypatch.setenv(k, v)
+    schema = {"clip": pl.Utf8, "n": pl.Int64, "absent": pl.Float64}
+    with moto_server(tmp_path) as endpoint:
+        store = Storage("s3://lab/handclust", storage_options={"client_kwargs": {"endpoint_url": endpoint}},
+                        scratch=tmp_path / "scratch")
+        for i in range(6):
+            write_table(pl.DataFrame({"clip": [f"c{i}"], "n": [i], "other": ["x"]}), store, "probe", f"c{i}")
+        got: list[str] = []  # every object read: s3fs reads one at a time in `_get_file` (to a file) or `_cat_file`
+        for name in ("_get_file", "_cat_file"):
+            def counted(original):
+                async def read_one(self, rpath: str, *a, **kw):
+                    got.append(rpath)
+                    return await original(self, rpath, *a, **kw)
+                return read_one
+
+            monkeypatch.setattr(type(store.fs), name, counted(getattr(type(store.fs), name)))
+
+        def read() -> pl.DataFrame:
+            return read_columns(store, "probe", schema).sort("clip")
+
+        first = read()
+        assert first["n"].to_list() == list(range(6)) and first["absent"].null_count() == 6
+        assert first.columns == list(schema) and len(got) == 6
+        got.clear()
+        assert read().equals(first) and got == []  # nothing new: nothing downloaded
+        write_table(pl.DataFrame({"clip": ["c2"], "n": [20], "other": ["y"]}), store, "probe", "c2")
+        write_table(pl.DataFrame({"clip": ["c6"], "n": [6], "other": ["z"]}), store, "probe", "c6")
+        delete_partition(store, "c0")
+        now = read()
+        assert now["clip"].to_list() == [f"c{i}" for i in range(1, 7)] and now["n"].to_list() == [1, 20, 3, 4, 5, 6]
+        assert sorted(r.rsplit("/", 1)[-1] for r in got) == ["c2.parquet", "c6.parquet"]
+        copies = sorted(p.name.split("@")[0] for p in (tmp_path / "scratch").rglob("c2.parquet@*"))
+        assert copies == ["c2.parquet"]  # the old version's copy is gone
+        assert read_columns(store, "probe", schema, ["c3", "c9"])["n"].to_list() == [3]

@@ -87,24 +87,43 @@ class MirrorFileSystem(AbstractFileSystem):
     # ---- files -------------------------------------------------------------------------------------------------
     def local_copy(self, path: str) -> Path:
         """The local copy of the object's current version (downloaded when this version is not there yet)."""
-        path = self._strip_protocol(path)
-        info = self.info(path)
-        if info.get("type") == "directory":
-            raise IsADirectoryError(path)
-        rel = path[len(self.base):].lstrip("/")
-        stamp = _remote_stamp(info).replace("/", "_").replace(":", "_")
-        folder = self.copies / Path(rel).parent
-        local = folder / f"{Path(rel).name}@{stamp}"
-        if not local.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{local.name}.{uuid.uuid4().hex[:6]}"
-            self.remote.get_file(path, str(tmp))
-            os.replace(tmp, local)
-            self.downloads += 1
-            for old in folder.glob(f"{Path(rel).name}@*"):
-                if old != local:
-                    old.unlink(missing_ok=True)
-        return local
+        return self.local_copies([path])[0]
+
+    def local_copies(self, paths: list[str]) -> list[Path]:
+        """The local copies of several objects' current versions, in order: the versions not there yet are
+        downloaded in one concurrent batch (the remote filesystem's `get`), each then moved into place at once and
+        the copies of its other versions removed. FileNotFoundError where an object is not listed (any more)."""
+        plans = []
+        for path in paths:
+            path = self._strip_protocol(path)
+            info = self.info(path)
+            if info.get("type") == "directory":
+                raise IsADirectoryError(path)
+            rel = path[len(self.base):].lstrip("/")
+            stamp = _remote_stamp(info).replace("/", "_").replace(":", "_")
+            plans.append((path, self.copies / Path(rel).parent / f"{Path(rel).name}@{stamp}"))
+        missing = list({local: path for path, local in plans if not local.exists()}.items())
+        if missing:
+            temps = []
+            for local, _ in missing:
+                local.parent.mkdir(parents=True, exist_ok=True)
+                temps.append(local.parent / f".{local.name}.{uuid.uuid4().hex[:6]}")
+            try:
+                if len(missing) == 1:
+                    self.remote.get_file(missing[0][1], str(temps[0]))
+                else:
+                    self.remote.get([path for _, path in missing], [str(t) for t in temps])
+                for (local, _), tmp in zip(missing, temps):
+                    os.replace(tmp, local)
+                    self.downloads += 1
+                    name = local.name.rsplit("@", 1)[0]
+                    for old in local.parent.glob(f"{name}@*"):
+                        if old != local:
+                            old.unlink(missing_ok=True)
+            finally:
+                for tmp in temps:
+                    tmp.unlink(missing_ok=True)
+        return [local for _, local in plans]
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         if "r" not in mode or "+" in mode:
