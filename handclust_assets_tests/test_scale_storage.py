@@ -199,10 +199,12 @@ def test_a_few_columns_of_a_bucket_table_are_downloaded_once_per_version(tmp_pat
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """`tables.read_columns` on a bucket (what every clip run does to find the clips that hold the same video, over
     all clips' rows): the first call downloads each partition in one batch; later calls download only what was
-    written since (here nothing, then the one partition rewritten), and read what the bucket holds now (a new
-    partition, a rewritten one, a removed one). The GETs are counted at the moto server's S3 filesystem client."""
+    written since (here nothing, then the two partitions new or rewritten), and read what the bucket holds now (a
+    new partition, a rewritten one, a removed one). `read_table` of several partitions (a cross-clip step's inputs)
+    reads the same copies; of one partition (a clip step's own input) it is one GET. The objects read are counted
+    in the S3 filesystem client (moto server)."""
     from handclust_assets.lib.storage import Storage
-    from handclust_assets.lib.tables import delete_partition, read_columns, write_table
+    from handclust_assets.lib.tables import delete_partition, read_columns, read_table, write_table
     from handclust_assets_tests.scale_support import S3_ENV, moto_server
 
     for k, v in S3_ENV.items():
@@ -222,6 +224,11 @@ def test_a_few_columns_of_a_bucket_table_are_downloaded_once_per_version(tmp_pat
                 return read_one
 
             monkeypatch.setattr(type(store.fs), name, counted(getattr(type(store.fs), name)))
+        for name in ("get_file", "cat_file"):  # their blocking forms were bound when the client was made
+            def counted_now(original):
+                return lambda rpath, *a, **kw: (got.append(rpath), original(rpath, *a, **kw))[1]
+
+            monkeypatch.setattr(store.fs, name, counted_now(getattr(store.fs, name)))
 
         def read() -> pl.DataFrame:
             return read_columns(store, "probe", schema).sort("clip")
@@ -240,3 +247,7 @@ def test_a_few_columns_of_a_bucket_table_are_downloaded_once_per_version(tmp_pat
         copies = sorted(p.name.split("@")[0] for p in (tmp_path / "scratch").rglob("c2.parquet@*"))
         assert copies == ["c2.parquet"]  # the old version's copy is gone
         assert read_columns(store, "probe", schema, ["c3", "c9"])["n"].to_list() == [3]
+        got.clear()  # whole partitions (a cross-clip step's inputs) come from the same copies
+        whole = read_table(store, "probe").sort("clip")
+        assert got == [] and whole.columns == ["clip", "n", "other"] and whole["n"].to_list() == [1, 20, 3, 4, 5, 6]
+        assert read_table(store, "probe", ["c4"])["other"].to_list() == ["x"] and len(got) == 1  # one: a GET

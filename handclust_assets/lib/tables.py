@@ -88,18 +88,37 @@ def read_parquet(store: Storage, parts: tuple[str, ...]) -> pl.DataFrame:
 
 
 def read_table(root: StorageLike, table: str, partitions: Iterable[str] | None = None) -> pl.DataFrame:
-    """Read a table (all partitions, or the given ones; missing partitions are skipped)."""
+    """Read a table (all partitions, or the given ones; missing partitions are skipped). On an object store,
+    several partitions (a cross-clip step's inputs) are read from the scratch mirror (`_mirrored`): each version is
+    downloaded once per machine, not at every run."""
     store = as_storage(root)
     keys = table_partitions(store, table, include_unpartitioned=True) if partitions is None else list(partitions)
     have = set(table_partitions(store, table, include_unpartitioned=True))
     files = [partition_parts(table, k) for k in keys if k in have]
     if not files:
         raise FileNotFoundError(f"table {table!r} has no materialized partitions under {store.uri(TABLES, table)}")
+    frames = None
     if store.is_local:
         frames = [read_parquet(store, f) for f in files]
-    else:  # one concurrent batch of GETs, not a round trip per partition
+    elif len(files) > 1 and (local := _mirrored(store, files)) is not None:  # GETs only for versions not seen yet
+        try:
+            frames = [pl.read_parquet(f) for f in local]
+        except FileNotFoundError:  # a copy replaced meanwhile by another process's newer version
+            frames = None
+    if frames is None:  # one concurrent batch of GETs, not a round trip per partition
         frames = [pl.read_parquet(io.BytesIO(b)) for b in store.read_many(files)]
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+
+
+def _mirrored(store: Storage, files: list[tuple[str, ...]]) -> list[str] | None:
+    """The local copies of an object store's files, through its scratch mirror (`MirrorFileSystem.local_copies`:
+    one LIST per folder, and GETs, in one concurrent batch, only for the versions this machine has not read yet);
+    None where one was removed since it was listed."""
+    mirror = MirrorFileSystem(store)
+    try:
+        return [str(f) for f in mirror.local_copies([mirror.uri(*f) for f in files])]
+    except FileNotFoundError:
+        return None
 
 
 def read_columns(root: StorageLike, table: str, schema: dict[str, Any], partitions: Iterable[str] | None = None
@@ -118,12 +137,8 @@ def read_columns(root: StorageLike, table: str, schema: dict[str, Any], partitio
         return pl.DataFrame(schema=schema)
     if store.is_local:
         files = [store.uri(*partition_parts(table, k)) for k in keys]
-    else:
-        mirror = MirrorFileSystem(store)
-        try:
-            files = [str(f) for f in mirror.local_copies([mirror.uri(*partition_parts(table, k)) for k in keys])]
-        except FileNotFoundError:  # removed since listed: as the store is now, one GET each
-            files = None
+    else:  # None where one was removed since listed: read as the store is now
+        files = _mirrored(store, [partition_parts(table, k) for k in keys])
     if files is not None:
         try:
             return pl.scan_parquet(files, schema=schema, extra_columns="ignore", missing_columns="insert").collect()
