@@ -35,6 +35,16 @@ def _group_running(proc: subprocess.Popen) -> list[int]:
     return pids
 
 
+def _stop_group_and_wait(proc: subprocess.Popen, sig: int, timeout_s: float = 30.0) -> None:
+    """`sig` to the child's process group, then until every process of it has gone (at most `timeout_s`)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    proc.wait(timeout_s)
+    t0 = time.monotonic()
+    while _group_running(proc) and time.monotonic() - t0 < timeout_s:
+        time.sleep(0.25)
+
+
 def test_ui_started_in_a_script_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "ui.log"
@@ -85,12 +95,7 @@ def test_a_second_ui_on_the_same_home_is_refused_naming_the_first(tmp_path: Path
         with pytest.raises(HomeInUse, match=str(port)):
             DagsterSession(home, port=other).start()
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(first.pid, signal.SIGKILL)
-        first.wait(10)
-    t0 = time.monotonic()
-    while _group_running(first) and time.monotonic() - t0 < 30:
-        time.sleep(0.25)
+        _stop_group_and_wait(first, signal.SIGKILL)
     os.close(claim_home(home / "dagster_home", "http://127.0.0.1:1"))  # the lock went with the process
 
 
@@ -208,10 +213,5 @@ def test_a_dagster_dev_started_by_hand_on_the_home_is_refused_naming_it(tmp_path
             DagsterSession(home, port=free_port()).start()
         os.close(claim_home(tmp_path / "other" / "dagster_home", "http://127.0.0.1:1"))  # another home is free
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(by_hand.pid, signal.SIGINT)
-        by_hand.wait(60)
-    t0 = time.monotonic()
-    while _group_running(by_hand) and time.monotonic() - t0 < 30:
-        time.sleep(0.25)
+        _stop_group_and_wait(by_hand, signal.SIGINT)
     os.close(claim_home(dagster_home, "http://127.0.0.1:1"))  # free again once it stopped
