@@ -176,3 +176,23 @@ def relative_to_root(df: pl.DataFrame, root: str) -> pl.DataFrame:
     """String columns with the storage root's address replaced by `<root>` (file addresses compare across roots)."""
     text = [c for c, t in df.schema.items() if t == pl.Utf8]
     return df.with_columns([pl.col(c).str.replace(root.rstrip("/"), "<root>", literal=True) for c in text])
+
+
+def mirror_reads(endpoint: str, scratch: str, table: str, reads: int, whole: bool) -> list[tuple[str, int] | str]:
+    """In a process of its own: `reads` reads of `table` from the bucket `s3://lab/handclust` through the scratch
+    mirror at `scratch` (`read_table` with `whole`, else `read_columns` of clip and n). Each read gives its sorted
+    (clip, n) rows, or the error it raised as text."""
+    from handclust_assets.lib.storage import Storage
+    from handclust_assets.lib.tables import read_columns, read_table
+
+    os.environ.update(S3_ENV)
+    store = Storage("s3://lab/handclust", storage_options={"client_kwargs": {"endpoint_url": endpoint}},
+                    scratch=Path(scratch))
+    out: list = []
+    for _ in range(reads):
+        try:
+            df = read_table(store, table) if whole else read_columns(store, table, {"clip": pl.Utf8, "n": pl.Int64})
+            out.append(sorted(df.select("clip", "n").rows()))
+        except Exception as e:  # reported to the test, which fails on it
+            out.append(f"{type(e).__name__}: {e}")
+    return out

@@ -251,3 +251,54 @@ def test_a_few_columns_of_a_bucket_table_are_downloaded_once_per_version(tmp_pat
         whole = read_table(store, "probe").sort("clip")
         assert got == [] and whole.columns == ["clip", "n", "other"] and whole["n"].to_list() == [1, 20, 3, 4, 5, 6]
         assert read_table(store, "probe", ["c4"])["other"].to_list() == ["x"] and len(got) == 1  # one: a GET
+
+
+def test_processes_sharing_a_scratch_mirror_read_whole_tables_while_partitions_are_rewritten(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes on one machine (parallel runs) read a bucket table through one scratch mirror, one a few
+    columns, one whole partitions, while another machine rewrites partitions all the while: a copy may be replaced
+    by a newer version under a reader. Every read has every partition once, each row a version of its own
+    partition (n = index + 1000 x version), and nothing raised."""
+    import multiprocessing
+    import random
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from handclust_assets.lib.storage import Storage
+    from handclust_assets.lib.tables import write_table
+    from handclust_assets_tests.scale_support import S3_ENV, mirror_reads, moto_server
+
+    for k, v in S3_ENV.items():
+        monkeypatch.setenv(k, v)
+    n = 40
+    with moto_server(tmp_path) as endpoint:
+        writer = Storage("s3://lab/handclust", storage_options={"client_kwargs": {"endpoint_url": endpoint}},
+                         scratch=tmp_path / "other_machine")
+        for i in range(n):
+            write_table(pl.DataFrame({"clip": [f"c{i:02d}"], "n": [i]}), writer, "probe", f"c{i:02d}")
+        done, writes = threading.Event(), [0]
+
+        def rewrite() -> None:
+            rng = random.Random(0)
+            while not done.is_set():
+                i = rng.randrange(n)
+                writes[0] += 1
+                write_table(pl.DataFrame({"clip": [f"c{i:02d}"], "n": [i + 1000 * writes[0]]}), writer, "probe",
+                            f"c{i:02d}")
+
+        thread = threading.Thread(target=rewrite, daemon=True)
+        thread.start()
+        try:
+            with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+                jobs = [pool.submit(mirror_reads, endpoint, str(tmp_path / "scratch"), "probe", 12, whole)
+                        for whole in (False, True)]
+                reads = [r for job in jobs for r in job.result(timeout=240)]
+        finally:
+            done.set()
+            thread.join(30)
+    assert writes[0] > 20  # the rewrites went on through the reads
+    errors = [r for r in reads if isinstance(r, str)]
+    assert errors == []
+    for rows in reads:
+        assert [c for c, _ in rows] == [f"c{i:02d}" for i in range(n)]
+        assert all(v % 1000 == int(c[1:]) for c, v in rows)
