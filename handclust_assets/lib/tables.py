@@ -92,8 +92,9 @@ def read_table(root: StorageLike, table: str, partitions: Iterable[str] | None =
     several partitions (a cross-clip step's inputs) are read from the scratch mirror (`_mirrored`): each version is
     downloaded once per machine, not at every run."""
     store = as_storage(root)
-    keys = table_partitions(store, table, include_unpartitioned=True) if partitions is None else list(partitions)
-    have = set(table_partitions(store, table, include_unpartitioned=True))
+    listed = table_partitions(store, table, include_unpartitioned=True)  # one listing (a LIST per 1,000 on a bucket)
+    keys = listed if partitions is None else list(partitions)
+    have = set(listed)
     files = [partition_parts(table, k) for k in keys if k in have]
     if not files:
         raise FileNotFoundError(f"table {table!r} has no materialized partitions under {store.uri(TABLES, table)}")
