@@ -28,8 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from handclust_assets.lib import tables
-from handclust_assets.lib.storage import Storage
-from handclust_assets_tests.scale_support import S3_ENV, moto_server
+from handclust_assets_tests.scale_support import S3_ENV, bucket_store, count_object_reads, moto_server
 
 SCHEMA = {"clip": pl.Utf8, "duration_s": pl.Float64, "keyframe_s": pl.List(pl.Float64),
           "keyframe_hashes": pl.List(pl.Int64)}
@@ -41,25 +40,6 @@ def _row(i: int) -> pl.DataFrame:
                         schema={**SCHEMA, "signature": pl.List(pl.UInt8)})
 
 
-def _count_reads(store: Storage, got: list[str]) -> None:
-    """Every object the S3 client reads goes into `got` (s3fs reads one at a time in `_get_file` / `_cat_file`; the
-    blocking forms of a client are bound when it is made)."""
-    cls = type(store.fs)
-    for name in ("_get_file", "_cat_file"):
-        original = getattr(cls, name)
-
-        def counted(original=original):
-            async def read_one(self, rpath: str, *a, **kw):
-                got.append(rpath)
-                return await original(self, rpath, *a, **kw)
-            return read_one
-
-        setattr(cls, name, counted())
-    for name in ("get_file", "cat_file"):
-        original = getattr(store.fs, name)
-        setattr(store.fs, name, lambda rpath, *a, _o=original, **kw: (got.append(rpath), _o(rpath, *a, **kw))[1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--partitions", type=int, default=1000)
@@ -68,12 +48,11 @@ def main() -> None:
     os.environ.update(S3_ENV)
     tmp = Path(tempfile.mkdtemp(prefix="handclust_bench_bucket_"))
     with moto_server(tmp) as endpoint:
-        store = Storage("s3://lab/handclust", storage_options={"client_kwargs": {"endpoint_url": endpoint}},
-                        scratch=tmp / "scratch")
+        store = bucket_store(endpoint, tmp / "scratch")
         for i in range(a.partitions):
             tables.write_table(_row(i), store, "footage", f"c{i}")
         got: list[str] = []
-        _count_reads(store, got)
+        count_object_reads(store, got)
 
         def old() -> pl.DataFrame:
             files = [tables.partition_parts("footage", k) for k in tables.table_partitions(store, "footage")]

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from handclust_assets.cli.session import free_port, stop_group
+from handclust_assets.lib.storage import Storage
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "handclust-test", "AWS_SECRET_ACCESS_KEY": "handclust-test",
           "AWS_DEFAULT_REGION": "us-east-1"}
@@ -178,16 +179,43 @@ def relative_to_root(df: pl.DataFrame, root: str) -> pl.DataFrame:
     return df.with_columns([pl.col(c).str.replace(root.rstrip("/"), "<root>", literal=True) for c in text])
 
 
+def bucket_store(endpoint: str, scratch: Path, root: str = "s3://lab/handclust") -> Storage:
+    """A `Storage` on the moto server at `endpoint` (`moto_server`), with its scratch mirror at `scratch` (one per
+    machine being played)."""
+    from handclust_assets.lib.storage import Storage
+
+    return Storage(root, storage_options={"client_kwargs": {"endpoint_url": endpoint}}, scratch=scratch)
+
+
+def count_object_reads(store: Storage, got: list[str], setattr: Callable[[object, str, object], None] = setattr
+                       ) -> None:
+    """Every object `store`'s S3 client reads from now on is appended to `got`. s3fs reads one object at a time, in
+    `_get_file` (to a file) or `_cat_file` (to memory); their blocking forms were bound to the client when it was
+    made, so those are wrapped on it too. `setattr`: a test's `monkeypatch.setattr`, which undoes it afterwards."""
+    cls = type(store.fs)
+    for name in ("_get_file", "_cat_file"):
+        def counted(original: Callable) -> Callable:
+            async def read_one(self: object, rpath: str, *a: object, **kw: object) -> object:
+                got.append(rpath)
+                return await original(self, rpath, *a, **kw)
+            return read_one
+
+        setattr(cls, name, counted(getattr(cls, name)))
+    for name in ("get_file", "cat_file"):
+        def counted_now(original: Callable) -> Callable:
+            return lambda rpath, *a, **kw: (got.append(rpath), original(rpath, *a, **kw))[1]
+
+        setattr(store.fs, name, counted_now(getattr(store.fs, name)))
+
+
 def mirror_reads(endpoint: str, scratch: str, table: str, reads: int, whole: bool) -> list[tuple[str, int] | str]:
     """In a process of its own: `reads` reads of `table` from the bucket `s3://lab/handclust` through the scratch
     mirror at `scratch` (`read_table` with `whole`, else `read_columns` of clip and n). Each read gives its sorted
     (clip, n) rows, or the error it raised as text."""
-    from handclust_assets.lib.storage import Storage
     from handclust_assets.lib.tables import read_columns, read_table
 
     os.environ.update(S3_ENV)
-    store = Storage("s3://lab/handclust", storage_options={"client_kwargs": {"endpoint_url": endpoint}},
-                    scratch=Path(scratch))
+    store = bucket_store(endpoint, Path(scratch))
     out: list = []
     for _ in range(reads):
         try:

@@ -142,15 +142,12 @@ def test_two_machines_sharing_a_bucket_find_each_others_footage(tmp_path: Path, 
     """The same on an object store (a moto S3 server), each run with a scratch mirror of its own, as on two
     machines: nothing local is shared between them (a lock file in the scratch mirror, the earlier design, held
     neither back, and both compared before either wrote)."""
-    from handclust_assets.lib.storage import Storage
-    from handclust_assets_tests.scale_support import S3_ENV, moto_server
+    from handclust_assets_tests.scale_support import S3_ENV, bucket_store, moto_server
 
     for k, v in S3_ENV.items():
         monkeypatch.setenv(k, v)
     with moto_server(tmp_path) as endpoint:
-        opts = {"client_kwargs": {"endpoint_url": endpoint}}
-        stores = {c: Storage("s3://lab/handclust", storage_options=opts, scratch=tmp_path / f"machine_{c}")
-                  for c in ("x", "y")}
+        stores = {c: bucket_store(endpoint, tmp_path / f"machine_{c}") for c in ("x", "y")}
         found = _record_at_once(stores)
         _joined(found, stores["x"])
 

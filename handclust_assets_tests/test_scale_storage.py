@@ -203,32 +203,18 @@ def test_a_few_columns_of_a_bucket_table_are_downloaded_once_per_version(tmp_pat
     new partition, a rewritten one, a removed one). `read_table` of several partitions (a cross-clip step's inputs)
     reads the same copies; of one partition (a clip step's own input) it is one GET. The objects read are counted
     in the S3 filesystem client (moto server)."""
-    from handclust_assets.lib.storage import Storage
     from handclust_assets.lib.tables import delete_partition, read_columns, read_table, write_table
-    from handclust_assets_tests.scale_support import S3_ENV, moto_server
+    from handclust_assets_tests.scale_support import S3_ENV, bucket_store, count_object_reads, moto_server
 
     for k, v in S3_ENV.items():
         monkeypatch.setenv(k, v)
     schema = {"clip": pl.Utf8, "n": pl.Int64, "absent": pl.Float64}
     with moto_server(tmp_path) as endpoint:
-        store = Storage("s3://lab/handclust", storage_options={"client_kwargs": {"endpoint_url": endpoint}},
-                        scratch=tmp_path / "scratch")
+        store = bucket_store(endpoint, tmp_path / "scratch")
         for i in range(6):
             write_table(pl.DataFrame({"clip": [f"c{i}"], "n": [i], "other": ["x"]}), store, "probe", f"c{i}")
-        got: list[str] = []  # every object read: s3fs reads one at a time in `_get_file` (to a file) or `_cat_file`
-        for name in ("_get_file", "_cat_file"):
-            def counted(original):
-                async def read_one(self, rpath: str, *a, **kw):
-                    got.append(rpath)
-                    return await original(self, rpath, *a, **kw)
-                return read_one
-
-            monkeypatch.setattr(type(store.fs), name, counted(getattr(type(store.fs), name)))
-        for name in ("get_file", "cat_file"):  # their blocking forms were bound when the client was made
-            def counted_now(original):
-                return lambda rpath, *a, **kw: (got.append(rpath), original(rpath, *a, **kw))[1]
-
-            monkeypatch.setattr(store.fs, name, counted_now(getattr(store.fs, name)))
+        got: list[str] = []  # every object the S3 client reads
+        count_object_reads(store, got, monkeypatch.setattr)
 
         def read() -> pl.DataFrame:
             return read_columns(store, "probe", schema).sort("clip")
@@ -251,6 +237,11 @@ def test_a_few_columns_of_a_bucket_table_are_downloaded_once_per_version(tmp_pat
         whole = read_table(store, "probe").sort("clip")
         assert got == [] and whole.columns == ["clip", "n", "other"] and whole["n"].to_list() == [1, 20, 3, 4, 5, 6]
         assert read_table(store, "probe", ["c4"])["other"].to_list() == ["x"] and len(got) == 1  # one: a GET
+        # another machine's empty mirror, asked in no sorted order: each copy holds its own object's rows
+        other = bucket_store(endpoint, tmp_path / "fresh_scratch")
+        asked = ["c5", "c1", "c6", "c3"]
+        assert read_columns(other, "probe", schema, asked)[["clip", "n"]].rows() == [
+            ("c5", 5), ("c1", 1), ("c6", 6), ("c3", 3)]
 
 
 def test_processes_sharing_a_scratch_mirror_read_whole_tables_while_partitions_are_rewritten(
@@ -264,16 +255,14 @@ def test_processes_sharing_a_scratch_mirror_read_whole_tables_while_partitions_a
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    from handclust_assets.lib.storage import Storage
     from handclust_assets.lib.tables import write_table
-    from handclust_assets_tests.scale_support import S3_ENV, mirror_reads, moto_server
+    from handclust_assets_tests.scale_support import S3_ENV, bucket_store, mirror_reads, moto_server
 
     for k, v in S3_ENV.items():
         monkeypatch.setenv(k, v)
     n = 40
     with moto_server(tmp_path) as endpoint:
-        writer = Storage("s3://lab/handclust", storage_options={"client_kwargs": {"endpoint_url": endpoint}},
-                         scratch=tmp_path / "other_machine")
+        writer = bucket_store(endpoint, tmp_path / "other_machine")
         for i in range(n):
             write_table(pl.DataFrame({"clip": [f"c{i:02d}"], "n": [i]}), writer, "probe", f"c{i:02d}")
         done, writes = threading.Event(), [0]
