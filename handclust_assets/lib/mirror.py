@@ -108,11 +108,8 @@ class MirrorFileSystem(AbstractFileSystem):
             for local, _ in missing:
                 local.parent.mkdir(parents=True, exist_ok=True)
                 temps.append(local.parent / f".{local.name}.{uuid.uuid4().hex[:6]}")
-            try:
-                if len(missing) == 1:
-                    self.remote.get_file(missing[0][1], str(temps[0]))
-                else:
-                    self.remote.get([path for _, path in missing], [str(t) for t in temps])
+            try:  # (two lists: fsspec pairs them as given, no expansion or sorting)
+                self.remote.get([path for _, path in missing], [str(t) for t in temps])
                 for (local, _), tmp in zip(missing, temps):
                     os.replace(tmp, local)
                     self.downloads += 1
