@@ -173,38 +173,36 @@ def main(argv: list[str] | None = None) -> int:
     added = ensure_partitions(home)
     if added:
         print(f"added clip partitions: {', '.join(added)}")
-    from handclust_assets.cli.session import HomeInUse, claim_home, free_port, stop_group, wait_for_ui
+    from handclust_assets.cli.session import DagsterSession, HomeInUse, free_port, stop_group, wait_for_ui
 
     port = a.port or free_port()
-    bindir = Path(sys.executable).parent
-    target = ["-m", "handclust_assets.definitions"]
-    if a.dev:
-        cmd = [str(bindir / "dagster"), "dev", *target, "-h", "127.0.0.1", "-p", str(port)]
-    else:
-        cmd = [str(bindir / "dagster-webserver"), *target, "-h", "127.0.0.1", "-p", str(port)]
     url = f"http://127.0.0.1:{port}"
-    lock = None
-    if a.dev:  # a daemon too: the home is `dagster dev`'s alone while it runs (`claim_home`)
+    log = out / "webserver.log"
+    if a.dev:  # a daemon too: `DagsterSession`, which claims the home as `handclust ui` does
+        session = DagsterSession(home, port=port, log=log)
         try:
-            lock = claim_home(home / "dagster_home", url)
+            session.start(a.timeout)
         except HomeInUse as e:
             print(e, file=sys.stderr)
             return 2
-    log = (out / "webserver.log").open("w")
+        stop = session.stop
+    else:
+        cmd = [str(Path(sys.executable).parent / "dagster-webserver"), "-m", "handclust_assets.definitions",
+               "-h", "127.0.0.1", "-p", str(port)]
+        with log.open("w") as f:
+            proc = subprocess.Popen(cmd, cwd=home, env=os.environ.copy(), stdout=f, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+
+        def stop() -> None:
+            stop_group(proc, signal.SIGTERM, 30)
     try:
-        proc = subprocess.Popen(cmd, cwd=home, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, pass_fds=() if lock is None else (lock,))
-    finally:
-        if lock is not None:
-            os.close(lock)  # the child holds it now
-    try:
-        wait_for_ui(url, proc, a.timeout)
-        print(f"Dagster UI at {url} (log: {out / 'webserver.log'})")
+        if not a.dev:  # (the session waited for its own)
+            wait_for_ui(url, proc, a.timeout)
+        print(f"Dagster UI at {url} (log: {log})")
         shoot(url, out, a.location, [g for g in a.groups.split(",") if g], a.asset, a.metrics_asset, a.timeout,
               only={x for x in a.only.split(",") if x} or None, suffix=".jpg" if a.jpeg else ".png")
     finally:
-        stop_group(proc, signal.SIGTERM, 30)
-        log.close()
+        stop()
     return 0
 
 
