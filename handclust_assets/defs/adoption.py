@@ -38,17 +38,23 @@ class Adoption:
     twin_metadata: Mapping[str, dg.MetadataValue] = field(default_factory=dict)
 
 
-def latest_metadata(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: Iterable[str]
-                    ) -> dict[str, Mapping[str, dg.MetadataValue]]:
-    """partition -> the metadata of its latest materialization of the asset (two storage queries)."""
+def latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: Iterable[str]
+                            ) -> dict[str, dg.AssetMaterialization]:
+    """partition -> its latest materialization of the asset (two storage queries)."""
     ids = instance.get_latest_storage_id_by_partition(asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION,
                                                       set(partitions))
     if not ids:
         return {}
     res = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(ids.values())),
                                           limit=len(ids))
-    return {rec.asset_materialization.partition: rec.asset_materialization.metadata for rec in res.records
+    return {rec.asset_materialization.partition: rec.asset_materialization for rec in res.records
             if rec.asset_materialization is not None and rec.asset_materialization.partition is not None}
+
+
+def latest_metadata(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: Iterable[str]
+                    ) -> dict[str, Mapping[str, dg.MetadataValue]]:
+    """partition -> the metadata of its latest materialization of the asset (two storage queries)."""
+    return {p: m.metadata for p, m in latest_materializations(instance, asset_key, partitions).items()}
 
 
 def _text(meta: Mapping[str, dg.MetadataValue] | None, key: str) -> str | None:

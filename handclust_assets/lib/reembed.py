@@ -1,4 +1,4 @@
-"""Re-embedding when a model changes: which clip partitions are stale, and which batch to run next.
+"""Re-running clip partitions made stale by a model change or a code change: which are stale, which batch to run next.
 
 Every model-backed asset records the version of the model it was asked to use (`model_version` metadata:
 model id @ revision plus the hub commit, or the local weights folder's fingerprint; MediaPipe: the .task
@@ -9,7 +9,8 @@ update re-embeds hours of footage as a queue of ordinary runs, visible in the UI
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -36,3 +37,39 @@ def plan_reembed(asset: str, recorded: dict[str, str | None], current_version: s
 
 def run_key(asset: str, partition: str, version: str) -> str:
     return f"reembed:{asset}:{partition}:{version}"
+
+
+@dataclass
+class CodeRerunPlan:
+    stale: dict[str, list[str]]  # partition -> its assets last materialized by other code, in the given order
+    requested: list[str]  # the partitions to request now
+    pending: list[str]  # stale, requested by an earlier tick (its run is queued, running, or ended)
+    waiting: list[str]  # stale, but a run of the clip is in progress: asked again at a later tick
+    settled: bool  # nothing left to ask for: every stale partition requested, no clip run in progress
+
+
+def plan_code_rerun(recorded: Mapping[str, Mapping[str, str | None]], current: Mapping[str, str | None],
+                    already_requested: Iterable[str], busy: Iterable[str], room: int) -> CodeRerunPlan:
+    """Pure planning of the re-runs a code change asks for. `recorded`: asset -> partition -> the code version of
+    the partition's latest materialization (materialized partitions only: one never made is not stale, it is the
+    folder's or the model sensor's business). `current`: asset -> its code version now, in graph order. A
+    partition is stale where any asset's recorded version differs; `room` of them (name order) are requested, not
+    those requested for these same versions before, nor a clip with a run in progress (`busy`)."""
+    stale: dict[str, list[str]] = {}
+    for asset, version in current.items():
+        for partition, made_by in recorded.get(asset, {}).items():
+            if made_by != version:
+                stale.setdefault(partition, []).append(asset)
+    stale = dict(sorted(stale.items()))
+    done_before, in_progress = set(already_requested), set(busy)
+    pending = [p for p in stale if p in done_before]
+    waiting = [p for p in stale if p not in done_before and p in in_progress]
+    todo = [p for p in stale if p not in done_before and p not in in_progress]
+    requested = todo[: max(0, room)]
+    return CodeRerunPlan(stale, requested, pending, waiting, settled=len(todo) == len(requested) and not in_progress)
+
+
+def versions_digest(versions: Mapping[str, str | None]) -> str:
+    """A short fingerprint of asset -> code version pairs (order does not matter)."""
+    text = ";".join(f"{a}@{v}" for a, v in sorted(versions.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,6 +1,8 @@
 """The jobs users launch from the UI (and the sensors target). Runs execute a job's steps in one process (the
 code location's executor), so a clip's models are loaded once per run."""
 
+import graphlib
+
 import dagster as dg
 
 from handclust_assets.defs.clusters import assets as clusters
@@ -28,14 +30,27 @@ MODEL_RESOURCES = {"scene_embeddings": "scene_model", "video_embeddings": "video
                    "pose": "mediapipe", "hands": "mediapipe"}
 
 
-def reembed_downstream() -> dict[str, list[dg.AssetKey]]:
-    """Per model asset, every per-clip asset that (transitively) depends on it: what a re-embed run rebuilds."""
+def per_clip_downstream(names: list[str]) -> dict[str, list[dg.AssetKey]]:
+    """Per asset named, every per-clip asset that (transitively) depends on it: what a run re-making it rebuilds."""
     every = [*PER_CLIP, *CROSS_CLIP_ASSETS, *models.assets]
     out = {}
-    for name in MODEL_RESOURCES:
+    for name in names:
         sel = dg.AssetSelection.assets(name).downstream() & dg.AssetSelection.assets(*PER_CLIP)
         out[name] = sorted((k for k in sel.resolve(every) if k != dg.AssetKey(name)), key=lambda k: k.path)
     return out
+
+
+def reembed_downstream() -> dict[str, list[dg.AssetKey]]:
+    """Per model asset, every per-clip asset built on it: what a re-embed run rebuilds."""
+    return per_clip_downstream(list(MODEL_RESOURCES))
+
+
+def per_clip_code_versions() -> dict[str, str | None]:
+    """Every per-clip asset's code version now, upstream before downstream."""
+    own = {a.key: a for a in PER_CLIP}
+    order = graphlib.TopologicalSorter({k: sorted((d for d in a.dependency_keys if d in own), key=str)
+                                       for k, a in own.items()})
+    return {k.to_user_string(): own[k].code_versions_by_key.get(k) for k in order.static_order()}
 
 
 process_clip = dg.define_asset_job(

@@ -2,7 +2,8 @@ import os
 
 import dagster as dg
 
-from handclust_assets.defs.jobs import jobs
+from handclust_assets.defs.jobs import CLIP_JOB, jobs, per_clip_code_versions, per_clip_downstream
+from handclust_assets.defs.jobs.code_update import build_code_update_sensor
 
 # Cross-clip assets, timelines and overlays follow new clip results by their automation conditions. This sensor
 # evaluates them; it is on by default (Dagster's own default sensor starts stopped).
@@ -15,4 +16,7 @@ automation = dg.AutomationConditionSensorDefinition(
     "or running), then every clip's timeline and overlay in one run.",
 )
 
-defs = dg.Definitions(jobs=jobs, sensors=[automation])
+versions = per_clip_code_versions()
+code_update = build_code_update_sensor(CLIP_JOB, versions, per_clip_downstream(list(versions)))
+
+defs = dg.Definitions(jobs=jobs, sensors=[automation, code_update])
