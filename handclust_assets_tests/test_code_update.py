@@ -1,6 +1,6 @@
 """After an upgrade: clip partitions whose results older code made are re-run by `code_update_sensor`, a few at a
-time at low priority, each run the changed asset and what is built on it; cross-clip assets whose code changed are
-refreshed by their automation condition. A real Dagster instance, real materializations (toy assets where the
+time at low priority, each run the changed asset and what is built on it; then, once every clip is current, the
+cross-clip assets still made by older code. A real Dagster instance, real materializations (toy assets where the
 point is the versions, the real `clips` asset where it is what Dagster records)."""
 
 from __future__ import annotations
@@ -11,9 +11,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from handclust_assets.defs.common import CROSS_CLIP
 from handclust_assets.defs.ingest import assets as ingest
-from handclust_assets.defs.jobs import PER_CLIP, per_clip_code_versions
+from handclust_assets.defs.jobs import (
+    CROSS_CLIP_ASSETS,
+    PER_CLIP,
+    cross_clip_code_versions,
+    cross_clip_downstream,
+    per_clip_code_versions,
+)
 from handclust_assets.defs.jobs.code_update import (
     CODE_UPDATE_TAG,
     build_code_update_sensor,
@@ -21,7 +26,7 @@ from handclust_assets.defs.jobs.code_update import (
     recorded_code_versions,
 )
 from handclust_assets.defs.partitions import clip_partitions
-from handclust_assets.lib.reembed import plan_code_rerun
+from handclust_assets.lib.reembed import cross_clip_to_rerun, plan_code_rerun
 from handclust_assets.video.writer import moving_pattern, write_video
 from handclust_assets_tests.support import make_resources
 
@@ -36,6 +41,9 @@ def test_a_partition_is_stale_where_any_asset_was_made_by_other_code() -> None:
     assert p2.requested == ["b", "c", "d"] and p2.pending == ["a"] and p2.settled
     assert not plan_code_rerun(recorded, current, [], [], room=0).settled  # none asked for yet
     assert plan_code_rerun({"up": {"a": "u2"}}, current, [], [], 4).stale == {}
+
+
+JOBS = [dg.define_asset_job("process_clip"), dg.define_asset_job("cross_clip")]
 
 
 def _toy_assets(up: str, down: str, other: str = "o1") -> list[dg.AssetsDefinition]:
@@ -74,7 +82,7 @@ def test_results_of_older_code_are_rerun_a_few_at_a_time_then_nothing_is_read(tm
     new = _toy_assets("u2", "d1")  # the upgrade changed `up_asset` only
     current = {"up_asset": "u2", "down_asset": "d1", "other_asset": "o1"}
     downstream = {"up_asset": [dg.AssetKey("down_asset")]}
-    sensor = build_code_update_sensor("process_clip", current, downstream, batch_size=2)
+    sensor = build_code_update_sensor(JOBS, current, downstream, {}, {}, batch_size=2)
 
     def tick(cursor: str | None) -> dg.SensorResult:
         return sensor(dg.build_sensor_context(instance=inst, cursor=cursor))
@@ -85,7 +93,7 @@ def test_results_of_older_code_are_rerun_a_few_at_a_time_then_nothing_is_read(tm
     req = t1.run_requests[0]
     assert req.asset_selection == [dg.AssetKey("down_asset"), key]  # the changed asset and what is built on it
     assert req.tags[CODE_UPDATE_TAG] == "up_asset@u2" and req.tags["handclust/clip"] == "a"
-    assert req.tags["dagster/priority"] == "-1"  # behind new clips in the queue
+    assert req.tags["dagster/priority"] == "-1" and req.job_name == "process_clip"  # behind new clips
     assert req.run_key == t1.run_requests[0].run_key and req.run_key != t1.run_requests[1].run_key
     ours = [_pending(inst, new, {**r.tags}) for r in t1.run_requests]
     inst.delete_run(busy)  # the folder run of c ended
@@ -96,44 +104,86 @@ def test_results_of_older_code_are_rerun_a_few_at_a_time_then_nothing_is_read(tm
         inst.delete_run(run_id)
         assert dg.materialize(new, partition_key=r.partition_key, selection=r.asset_selection, instance=inst).success
     t3 = tick(t2.cursor)
-    assert [r.partition_key for r in t3.run_requests] == ["c"] and json.loads(t3.cursor)["settled"]
+    assert [r.partition_key for r in t3.run_requests] == ["c"]
     assert dg.materialize(new, partition_key="c", selection=t3.run_requests[0].asset_selection, instance=inst).success
     assert recorded_code_versions(inst, key, {"a", "b", "c"}) == {"a": "u2", "b": "u2", "c": "u2"}
     assert recorded_code_versions(inst, dg.AssetKey("other_asset"), {"a"}) == {"a": "o1"}  # not re-run
 
+    t4, t5 = tick(t3.cursor), None
+    assert not t4.run_requests and not json.loads(t4.cursor)["settled"]  # one tick with every clip current
+    t5 = tick(t4.cursor)
+    assert not t5.run_requests and json.loads(t5.cursor)["settled"]  # two: no cross-clip asset to look at
     # settled, the same code: the instance is not read at all (None would fail at its first use)
-    settled = json.loads(t3.cursor)
-    assert code_update_requests(None, current, downstream, settled, 2) == ([], settled, [])  # type: ignore[arg-type]
+    settled = json.loads(t5.cursor)
+    assert code_update_requests(None, current, downstream, {}, {}, settled, 2) == ([], settled, [])  # type: ignore
     # the next upgrade changes `down_asset`: every clip again, the run only `down_asset`
-    t4 = build_code_update_sensor("process_clip", {**current, "down_asset": "d2"}, downstream, batch_size=4)(
-        dg.build_sensor_context(instance=inst, cursor=t3.cursor))
-    assert [r.partition_key for r in t4.run_requests] == ["a", "b", "c"]
-    assert {tuple(r.asset_selection) for r in t4.run_requests} == {(dg.AssetKey("down_asset"),)}
+    t6 = build_code_update_sensor(JOBS, {**current, "down_asset": "d2"}, downstream, {}, {}, batch_size=4)(
+        dg.build_sensor_context(instance=inst, cursor=t5.cursor))
+    assert [r.partition_key for r in t6.run_requests] == ["a", "b", "c"]
+    assert {tuple(r.asset_selection) for r in t6.run_requests} == {(dg.AssetKey("down_asset"),)}
 
 
-def test_a_cross_clip_asset_whose_code_changed_is_refreshed_once() -> None:
-    def pooled_def(version: str) -> list[dg.AssetsDefinition]:
-        up, *_ = _toy_assets("u1", "d1")
+def test_cross_clip_assets_of_older_code_are_rerun_once_every_clip_is_current() -> None:
+    def assets(pooled_version: str, up_version: str = "u1") -> list[dg.AssetsDefinition]:
+        up, *_ = _toy_assets(up_version, "d1")
 
-        @dg.asset(code_version=version, deps=[up], automation_condition=CROSS_CLIP)
+        @dg.asset(code_version=pooled_version, deps=[up])
         def pooled() -> int:
             return 4
 
-        return [up, pooled]
+        @dg.asset(code_version="r1", deps=[pooled])
+        def report() -> int:
+            return 5
+
+        return [up, pooled, report]
 
     inst = dg.DagsterInstance.ephemeral()
     inst.add_dynamic_partitions("clips", ["a"])
-    v1 = pooled_def("p1")
-    assert dg.materialize(v1, partition_key="a", selection=["up_asset"], instance=inst).success
-    assert dg.materialize(v1, selection=["pooled"], instance=inst).success
-    first = dg.evaluate_automation_conditions(defs=v1, instance=inst)
-    again = dg.evaluate_automation_conditions(defs=v1, instance=inst, cursor=first.cursor)
-    assert again.total_requested == 0  # nothing changed
-    upgraded = dg.evaluate_automation_conditions(defs=pooled_def("p2"), instance=inst, cursor=again.cursor)
-    assert upgraded.total_requested == 1 and upgraded.get_requested_partitions(dg.AssetKey("pooled")) == {None}
-    assert dg.materialize(pooled_def("p2"), selection=["pooled"], instance=inst).success
-    settled = dg.evaluate_automation_conditions(defs=pooled_def("p2"), instance=inst, cursor=upgraded.cursor)
-    assert settled.total_requested == 0  # refreshed once
+    assert dg.materialize(assets("p1"), partition_key="a", selection=["up_asset"], instance=inst).success
+    assert dg.materialize(assets("p1"), selection=["pooled", "report"], instance=inst).success
+    clip, cross = {"up_asset": "u1"}, {"pooled": "p2", "report": "r1"}
+    sensor = build_code_update_sensor(JOBS, clip, {}, cross, {"pooled": ["report"]}, batch_size=4)
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        return sensor(dg.build_sensor_context(instance=inst, cursor=cursor))
+
+    t1 = tick(None)
+    assert not t1.run_requests and "looked at once no run is in progress" in t1.skip_reason.skip_message
+    busy = _pending(inst, assets("p2"), {"dagster/sensor_name": "handclust_automation"})  # an automation run
+    t2 = tick(t1.cursor)
+    assert not t2.run_requests  # a run in progress: it may be the automation's refresh, so wait
+    inst.delete_run(busy)
+    t3 = tick(t2.cursor)
+    assert len(t3.run_requests) == 1
+    req = t3.run_requests[0]
+    assert req.job_name == "cross_clip" and req.partition_key is None
+    assert req.asset_selection == [dg.AssetKey("pooled"), dg.AssetKey("report")]  # and what is built on it
+    assert req.tags[CODE_UPDATE_TAG] == "pooled@p2"
+    assert json.loads(t3.cursor)["settled"] and not tick(t3.cursor).run_requests  # asked for once
+
+    # the next upgrade changes a clip asset too: the clip runs first, and the automation's refresh after them
+    # leaves nothing for the sensor to ask for
+    both = build_code_update_sensor(JOBS, {"up_asset": "u2"}, {}, {"pooled": "p3", "report": "r1"},
+                                    {"pooled": ["report"]}, batch_size=4)
+
+    def tick_both(cursor: str | None) -> dg.SensorResult:
+        return both(dg.build_sensor_context(instance=inst, cursor=cursor))
+
+    b1 = tick_both(t3.cursor)
+    assert [(r.job_name, r.partition_key) for r in b1.run_requests] == [("process_clip", "a")]
+    assert dg.materialize(assets("p3", "u2"), partition_key="a", selection=["up_asset"], instance=inst).success
+    assert dg.materialize(assets("p3", "u2"), selection=["pooled", "report"], instance=inst).success  # automation
+    b2 = tick_both(b1.cursor)
+    b3 = tick_both(b2.cursor)
+    assert not b2.run_requests and not b3.run_requests and json.loads(b3.cursor)["settled"]
+
+
+def test_what_is_built_on_a_stale_cross_clip_asset_is_rerun_with_it() -> None:
+    down = {"root": ["mid", "leaf"], "mid": ["leaf"], "leaf": []}
+    current = {"root": "r2", "mid": "m1", "leaf": "l1", "never": "n1"}
+    assert cross_clip_to_rerun({"root": "r1", "mid": "m1", "leaf": "l1"}, current, down) == ["leaf", "mid", "root"]
+    assert cross_clip_to_rerun({"root": "r2", "mid": "m1", "leaf": None}, current, down) == ["leaf"]
+    assert cross_clip_to_rerun({"root": "r2", "gone": "g1"}, current, down) == []  # not ours any more
 
 
 def test_the_code_location_rechecks_what_the_clip_assets_record(storage: Path) -> None:
@@ -145,8 +195,12 @@ def test_the_code_location_rechecks_what_the_clip_assets_record(storage: Path) -
     current = per_clip_code_versions()
     assert set(current) == {a.key.to_user_string() for a in PER_CLIP}
     assert all(graph.get(dg.AssetKey(k)).code_version == v and v for k, v in current.items())
+    cross = cross_clip_code_versions()
+    assert set(cross) == {k.to_user_string() for a in CROSS_CLIP_ASSETS for k in a.keys} and all(cross.values())
+    assert cross_clip_downstream()["repetition_counts"] == ["clip_cost", "cost_report", "lab_dashboard"]
     sensor = defs.get_sensor_def("code_update_sensor")
-    assert sensor.job_name == "process_clip" and sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert {t.job_name for t in sensor.targets} == {"process_clip", "cross_clip"}
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
     write_video(storage / "videos" / "a_prep.mp4", moving_pattern(8, 64, 48, seed=1), 8)
     inst = dg.DagsterInstance.ephemeral()
@@ -157,7 +211,7 @@ def test_the_code_location_rechecks_what_the_clip_assets_record(storage: Path) -
     ctx = dg.build_sensor_context(instance=inst, definitions=defs)
     result = sensor.evaluate_tick(ctx)  # the daemon's entry point
     assert not result.run_requests and "made by the current code" in (result.skip_message or "")
-    upgraded = build_code_update_sensor("process_clip", {**current, "clips": "clips-next"}, {}, batch_size=4)
+    upgraded = build_code_update_sensor(JOBS, {**current, "clips": "clips-next"}, {}, {}, {}, batch_size=4)
     after = upgraded(dg.build_sensor_context(instance=inst))
     assert [r.partition_key for r in after.run_requests] == ["a_prep"]
 
@@ -167,6 +221,6 @@ def test_a_cursor_of_other_versions_is_checked_again(cursor: str | None) -> None
     inst = dg.DagsterInstance.ephemeral()
     inst.add_dynamic_partitions("clips", ["a"])
     assert dg.materialize(_toy_assets("u1", "d1"), partition_key="a", instance=inst).success
-    sensor = build_code_update_sensor("process_clip", {"up_asset": "u9"}, {}, batch_size=4)
+    sensor = build_code_update_sensor(JOBS, {"up_asset": "u9"}, {}, {}, {}, batch_size=4)
     got = sensor(dg.build_sensor_context(instance=inst, cursor=cursor))
     assert [r.partition_key for r in got.run_requests] == ["a"]

@@ -36,7 +36,7 @@ def describe(d: dg.Definitions) -> dict:
             continue
         keys = job.asset_layer.selected_asset_keys if job.asset_layer else set()
         jobs[job.name] = sorted(k.to_user_string() for k in keys)
-    sensors = {s.name: {"job": s.job_name if s.has_jobs else None,
+    sensors = {s.name: {"job": ", ".join(sorted(t.job_name for t in s.targets)) if s.has_jobs else None,
                         "interval_s": s.minimum_interval_seconds,
                         "default_status": s.default_status.value} for s in d.sensors or []}
     return {"assets": assets, "checks": checks, "jobs": jobs, "sensors": sensors,
@@ -63,5 +63,4 @@ def test_every_per_clip_asset_is_in_the_clip_run_and_every_cross_clip_asset_foll
             assert name in clip_run, name  # no per-clip asset waits for a hand-launched run
             assert a["automation"] is None, name  # and none is launched twice (sensor + automation)
         elif a["executable"] and a["group"] in ("clusters", "evaluation", "dashboard"):
-            assert a["automation"] in ("clip results or its code changed, no clip run in progress",
-                                       "follows the cross-clip root, or its code changed")
+            assert a["automation"] in ("clip results changed, no clip run in progress", "follows the cross-clip root")

@@ -6,8 +6,6 @@
   failed or a modality whose model is unavailable (missing upstream partitions are left out, not waited for),
   and only when no clip run is queued or running (a burst of clips -> one cross-clip run).
 - What needs the pooled clustering for every clip (timelines, overlays) is cross-clip too: one run per burst.
-- After an upgrade, a cross-clip asset whose code version changed is refreshed by its automation condition (once
-  no clip run is in progress); per-clip results made by older code are re-run by `code_update_sensor`.
 - A named problem of one clip (ClipError) fails its partition with the file and problem in the UI; a model that is
   unavailable skips its modality (no output, an observation with the reason) instead of failing the run.
 - Every asset's compute is measured (`measured`: wall, CPU and GPU seconds, peak memory) and the numbers are
@@ -33,19 +31,18 @@ CLIP_RUN_ASSETS = dg.AssetSelection.groups("ingest", "modalities", "segments") |
 # The root of the cross-clip graph (`segment_features`): after any clip result changed, once no upstream clip
 # partition is queued or running; missing upstream partitions (bad clips, skipped modalities) do not block.
 CROSS_CLIP = (
-    (dg.AutomationCondition.any_deps_updated() | dg.AutomationCondition.code_version_changed()).since_last_handled()
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
-).with_label("clip results or its code changed, no clip run in progress")
+).with_label("clip results changed, no clip run in progress")
 
 # The rest of the cross-clip graph follows the root (in the same run): their clip-run inputs alone never start them
 # (a clip's `clips` row lands long before its run ends).
 FOLLOWS_POOLING = (
-    (dg.AutomationCondition.any_deps_updated().ignore(CLIP_RUN_ASSETS)
-     | dg.AutomationCondition.code_version_changed()).since_last_handled()
+    dg.AutomationCondition.any_deps_updated().ignore(CLIP_RUN_ASSETS).since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
-).with_label("follows the cross-clip root, or its code changed")
+).with_label("follows the cross-clip root")
 
 
 # A lab that ingests footage daily expects the pooled clustering and its scores at most a day old.

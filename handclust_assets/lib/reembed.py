@@ -69,6 +69,14 @@ def plan_code_rerun(recorded: Mapping[str, Mapping[str, str | None]], current: M
     return CodeRerunPlan(stale, requested, pending, waiting, settled=len(todo) == len(requested) and not in_progress)
 
 
+def cross_clip_to_rerun(recorded: Mapping[str, str | None], current: Mapping[str, str | None],
+                        downstream: Mapping[str, Iterable[str]]) -> list[str]:
+    """The cross-clip assets made by other code (`recorded`: asset -> the code version of its latest
+    materialization, materialized ones only) and every cross-clip asset built on them, sorted."""
+    stale = {a for a, v in recorded.items() if a in current and v != current[a]}
+    return sorted(stale | {d for a in stale for d in downstream.get(a, [])})
+
+
 def versions_digest(versions: Mapping[str, str | None]) -> str:
     """A short fingerprint of asset -> code version pairs (order does not matter)."""
     text = ";".join(f"{a}@{v}" for a, v in sorted(versions.items()))

@@ -45,12 +45,31 @@ def reembed_downstream() -> dict[str, list[dg.AssetKey]]:
     return per_clip_downstream(list(MODEL_RESOURCES))
 
 
-def per_clip_code_versions() -> dict[str, str | None]:
-    """Every per-clip asset's code version now, upstream before downstream."""
-    own = {a.key: a for a in PER_CLIP}
+def code_versions(assets: list[dg.AssetsDefinition]) -> dict[str, str | None]:
+    """Each asset's code version now, upstream before downstream."""
+    own = {k: a for a in assets for k in a.keys}
     order = graphlib.TopologicalSorter({k: sorted((d for d in a.dependency_keys if d in own), key=str)
                                        for k, a in own.items()})
     return {k.to_user_string(): own[k].code_versions_by_key.get(k) for k in order.static_order()}
+
+
+def per_clip_code_versions() -> dict[str, str | None]:
+    """Every per-clip asset's code version now, upstream before downstream."""
+    return code_versions(PER_CLIP)
+
+
+def cross_clip_code_versions() -> dict[str, str | None]:
+    """Every cross-clip asset's code version now, upstream before downstream."""
+    return code_versions(CROSS_CLIP_ASSETS)
+
+
+def cross_clip_downstream() -> dict[str, list[str]]:
+    """Per cross-clip asset, every cross-clip asset built on it (transitively)."""
+    every = [*PER_CLIP, *CROSS_CLIP_ASSETS, *models.assets]
+    cross = dg.AssetSelection.assets(*CROSS_CLIP_ASSETS)
+    names = list(cross_clip_code_versions())
+    return {n: sorted(k.to_user_string() for k in (dg.AssetSelection.assets(n).downstream() & cross).resolve(every)
+                      if k != dg.AssetKey(n)) for n in names}
 
 
 process_clip = dg.define_asset_job(

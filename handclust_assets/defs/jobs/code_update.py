@@ -1,31 +1,39 @@
-"""`code_update_sensor`: after HandClust is upgraded, re-run the clip partitions whose results older code made.
+"""`code_update_sensor`: after HandClust is upgraded, re-run what older code made.
 
-Every per-clip asset has a `code_version`, and Dagster records it on each materialization. When an upgrade
-changes an asset's code version (a new counter, a new frame cache), the results already in storage were made by
-the old code: the UI marks them "code version changed", and nothing re-runs them by itself. This sensor does,
-the way `model_update_sensor` re-embeds after a model update: a few runs at a time (at most `batch_size` of its
-runs queued or running), each one clip's changed assets and the per-clip assets built on them, at low priority
-(a new clip dropped meanwhile runs first). The cross-clip graph follows by automation, as after any clip run; a
-cross-clip asset whose own code changed is refreshed by its automation condition (`defs/common.py`).
+Every asset has a `code_version`, and Dagster records it on each materialization. When an upgrade changes an
+asset's code version (a new counter, a new frame cache), the results already in storage were made by the old
+code: the UI marks them "code version changed", and nothing re-runs them by itself. This sensor does, the way
+`model_update_sensor` re-embeds after a model update:
 
-Stop the sensor in the UI (Automation -> code_update_sensor) to keep old results after an upgrade.
+1. Clip partitions first: a few runs at a time (at most `batch_size` of its runs queued or running), each one
+   clip's changed assets and the per-clip assets built on them, at low priority (a new clip dropped meanwhile runs
+   first). The cross-clip graph follows them by automation, as after any clip run.
+2. Then the cross-clip assets that are still made by older code (their code changed and no clip result did, so
+   automation has no reason to run them): one run of them and what is built on them. The sensor asks for it only
+   after two ticks in a row found every clip partition current and no run in progress, so it never races the
+   automation's refresh after the clip re-runs.
+
+Once all is asked for, it reads nothing from the instance until the code versions change again. Stop it in the UI
+(Automation -> code_update_sensor) to keep old results after an upgrade.
 """
 
 import json
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 
 from handclust_assets.defs.adoption import latest_materializations
 from handclust_assets.defs.ingest.sensors import CLIP_TAG
 from handclust_assets.defs.partitions import clip_partitions
-from handclust_assets.lib.reembed import plan_code_rerun, versions_digest
+from handclust_assets.lib.reembed import cross_clip_to_rerun, plan_code_rerun, versions_digest
 
 CODE_UPDATE_TAG = "handclust/code-update"
 CODE_VERSION_TAG = "dagster/code_version"  # what Dagster records on a materialization of an asset with a code version
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
           dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+CLEAN_TICKS = 2  # ticks in a row with every clip partition current before the cross-clip assets are looked at
 
 
 def recorded_code_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: set[str]
@@ -35,74 +43,108 @@ def recorded_code_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
             for p, m in latest_materializations(instance, asset_key, partitions).items()}
 
 
-def active_clip_runs(instance: dg.DagsterInstance) -> tuple[set[str], int]:
-    """The clips with a run queued or running (their tag), and how many of those runs this sensor asked for."""
+def recorded_cross_clip_versions(instance: dg.DagsterInstance, assets: Sequence[str]) -> dict[str, str | None]:
+    """asset -> the code version its latest materialization recorded, for the (unpartitioned) assets made at all."""
+    keys = [dg.AssetKey(a) for a in assets]
+    events = instance.get_latest_materialization_events(keys)
+    return {k.to_user_string(): (ev.asset_materialization.tags or {}).get(CODE_VERSION_TAG)
+            for k, ev in events.items() if ev is not None and ev.asset_materialization is not None}
+
+
+def active_runs(instance: dg.DagsterInstance) -> tuple[set[str], int, int]:
+    """The clips with a run queued or running (their tag), how many of those runs this sensor asked for, and how
+    many runs are queued or running in all."""
     runs = [r.dagster_run for r in instance.get_run_records(dg.RunsFilter(statuses=ACTIVE), limit=1000)]
     return ({r.tags[CLIP_TAG] for r in runs if CLIP_TAG in r.tags},
-            sum(1 for r in runs if CODE_UPDATE_TAG in r.tags))
+            sum(1 for r in runs if CODE_UPDATE_TAG in r.tags and CLIP_TAG in r.tags), len(runs))
 
 
-def code_update_requests(instance: dg.DagsterInstance, current: Mapping[str, str | None],
-                         downstream: Mapping[str, Sequence[dg.AssetKey]], cursor: Mapping, batch_size: int
+def code_update_requests(instance: dg.DagsterInstance, clip: Mapping[str, str | None],
+                         clip_downstream: Mapping[str, Sequence[dg.AssetKey]], cross: Mapping[str, str | None],
+                         cross_downstream: Mapping[str, Sequence[str]], cursor: Mapping, batch_size: int,
+                         jobs: tuple[str, str] = ("process_clip", "cross_clip"),
                          ) -> tuple[list[dg.RunRequest], dict, list[str]]:
-    """The runs to request now, the next cursor and notes for the log. `current`: per-clip asset -> its code
-    version now, in graph order; `downstream`: per-clip asset -> the per-clip assets built on it."""
-    digest = versions_digest(current)
+    """The runs to request now, the next cursor and notes for the log. `clip` / `cross`: per-clip / cross-clip
+    asset -> its code version now (per-clip in graph order); the downstream maps: asset -> what is built on it
+    (per-clip assets for a per-clip one, cross-clip asset names for a cross-clip one). `jobs`: the clip job and the
+    cross-clip job."""
+    digest = versions_digest({**clip, **cross})
     if cursor.get("versions") == digest and cursor.get("settled"):
         return [], dict(cursor), []
+    same = cursor.get("versions") == digest
     partitions = set(instance.get_dynamic_partitions(clip_partitions.name))
-    recorded = {a: recorded_code_versions(instance, dg.AssetKey(a), partitions) for a in current}
-    busy, ours_active = active_clip_runs(instance)
-    already = cursor.get("requested", []) if cursor.get("versions") == digest else []
-    plan = plan_code_rerun(recorded, current, already, busy, batch_size - ours_active)
-    runs = []
+    recorded = {a: recorded_code_versions(instance, dg.AssetKey(a), partitions) for a in clip}
+    busy, ours_active, n_active = active_runs(instance)
+    plan = plan_code_rerun(recorded, clip, cursor.get("requested", []) if same else [], busy,
+                           batch_size - ours_active)
+    runs, notes = [], []
     for p in plan.requested:
         changed = plan.stale[p]
-        keys = {dg.AssetKey(a) for a in changed} | {k for a in changed for k in downstream.get(a, [])}
-        made = {a: current[a] for a in changed}
-        label = ", ".join(f"{a}@{v}" for a, v in made.items())
-        runs.append(dg.RunRequest(run_key=f"code:{p}:{versions_digest(made)}", partition_key=p,
-                                  asset_selection=sorted(keys, key=lambda k: k.path),
-                                  tags={CODE_UPDATE_TAG: label[:255], CLIP_TAG: p, "dagster/priority": "-1"}))
-    notes = []
+        keys = {dg.AssetKey(a) for a in changed} | {k for a in changed for k in clip_downstream.get(a, [])}
+        made = {a: clip[a] for a in changed}
+        runs.append(dg.RunRequest(
+            run_key=f"code:{p}:{versions_digest(made)}", partition_key=p, job_name=jobs[0],
+            asset_selection=sorted(keys, key=lambda k: k.path),
+            tags={CODE_UPDATE_TAG: ", ".join(f"{a}@{v}" for a, v in made.items())[:255], CLIP_TAG: p,
+                  "dagster/priority": "-1"}))
     if plan.stale:
-        per_asset = {a: sum(a in v for v in plan.stale.values()) for a in current}
+        per_asset = {a: sum(a in v for v in plan.stale.values()) for a in clip}
         notes.append(f"{len(plan.stale)} clip(s) hold results made by older code ("
                      + ", ".join(f"{a} {n}" for a, n in per_asset.items() if n)
                      + f"): {len(plan.requested)} requested now, {len(plan.pending)} requested before, "
                      f"{len(plan.waiting)} waiting for a run of the clip to end")
-    nxt = {"versions": digest, "requested": sorted(set(plan.pending) | set(plan.requested)),
-           "settled": plan.settled}
+    clean = (cursor.get("clean_ticks", 0) + 1) if same and not plan.stale and not busy else (
+        1 if not plan.stale and not busy else 0)
+    cross_done = same and cursor.get("cross_done", False)
+    if clean >= CLEAN_TICKS and not n_active and not cross_done:
+        made = recorded_cross_clip_versions(instance, list(cross))
+        todo = cross_clip_to_rerun(made, cross, cross_downstream)
+        if todo:
+            stale = sorted(a for a, v in made.items() if a in cross and v != cross[a])
+            runs.append(dg.RunRequest(
+                run_key=f"code:cross:{digest}", job_name=jobs[1], asset_selection=[dg.AssetKey(a) for a in todo],
+                tags={CODE_UPDATE_TAG: ", ".join(f"{a}@{cross[a]}" for a in stale)[:255]}))
+            notes.append(f"every clip is current; {len(todo)} cross-clip asset(s) made by older code or built on "
+                         f"them requested: {', '.join(todo)}")
+        cross_done = True
+    nxt = {"versions": digest, "requested": sorted(set(plan.pending) | set(plan.requested)), "clean_ticks": clean,
+           "cross_done": cross_done, "settled": cross_done and plan.settled and not plan.stale}
     return runs, nxt, notes
 
 
-def build_code_update_sensor(job: str, current: Mapping[str, str | None],
-                             downstream: Mapping[str, Sequence[dg.AssetKey]], batch_size: int = 4,
+def build_code_update_sensor(jobs: Sequence[Any], clip: Mapping[str, str | None],
+                             clip_downstream: Mapping[str, Sequence[dg.AssetKey]], cross: Mapping[str, str | None],
+                             cross_downstream: Mapping[str, Sequence[str]], batch_size: int = 4,
                              interval_s: int | None = None) -> dg.SensorDefinition:
-    """Every `interval_s` (env HANDCLUST_CODE_CHECK_S, default 60): request, at most `batch_size` of its runs queued
-    or running at once, the clip partitions whose latest materialization of a per-clip asset was made by another
-    code version than `current` (asset -> code version). Once every such partition has been requested and no clip
-    run is in progress, it stops looking until the code versions change again (nothing is read from the instance
-    while they stay the same)."""
+    """Every `interval_s` (env HANDCLUST_CODE_CHECK_S, default 60): request, at most `batch_size` of its clip runs
+    queued or running at once, the clip partitions whose latest materialization of a per-clip asset was made by
+    another code version than `clip` (asset -> code version); then, once every clip partition is current, the
+    cross-clip assets made by another code version than `cross`. `jobs`: the clip job and the cross-clip job (as
+    `define_asset_job` makes them)."""
     interval = interval_s or int(os.environ.get("HANDCLUST_CODE_CHECK_S", "60"))
+    names = (jobs[0].name, jobs[1].name)
 
     @dg.sensor(
         name="code_update_sensor",
-        job_name=job,
+        jobs=list(jobs),
         minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="After an upgrade of HandClust, re-runs the clip partitions whose results were made by an older "
-        f"code version of a per-clip asset (that asset and the per-clip assets built on it), {batch_size} runs at a "
-        "time at low priority; runs are tagged handclust/code-update=<asset>@<version>. Stop it to keep old results.",
+        description="After an upgrade of HandClust, re-runs the clip partitions whose results an older code version "
+        f"of a per-clip asset made (that asset and the per-clip assets built on it), {batch_size} runs at a time at "
+        "low priority, then the cross-clip assets still made by older code; runs are tagged "
+        "handclust/code-update=<asset>@<version>. Stop it to keep old results.",
     )
     def code_update_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
-        runs, nxt, notes = code_update_requests(context.instance, current, downstream, cursor, batch_size)
+        runs, nxt, notes = code_update_requests(context.instance, clip, clip_downstream, cross, cross_downstream,
+                                                cursor, batch_size, names)
         for n in notes:
             context.log.info(n)
         cur = json.dumps(nxt)
         if not runs:
-            why = "; ".join(notes) or "every clip result was made by the current code"
+            why = "; ".join(notes) or ("every result was made by the current code" if nxt["settled"] else
+                                       "every clip result was made by the current code; the cross-clip assets are "
+                                       "looked at once no run is in progress")
             return dg.SensorResult(skip_reason=why, cursor=cur)
         return dg.SensorResult(run_requests=runs, cursor=cur)
 

@@ -2,7 +2,15 @@ import os
 
 import dagster as dg
 
-from handclust_assets.defs.jobs import CLIP_JOB, jobs, per_clip_code_versions, per_clip_downstream
+from handclust_assets.defs.jobs import (
+    cross_clip,
+    cross_clip_code_versions,
+    cross_clip_downstream,
+    jobs,
+    per_clip_code_versions,
+    per_clip_downstream,
+    process_clip,
+)
 from handclust_assets.defs.jobs.code_update import build_code_update_sensor
 
 # Cross-clip assets, timelines and overlays follow new clip results by their automation conditions. This sensor
@@ -16,7 +24,8 @@ automation = dg.AutomationConditionSensorDefinition(
     "or running), then every clip's timeline and overlay in one run.",
 )
 
-versions = per_clip_code_versions()
-code_update = build_code_update_sensor(CLIP_JOB, versions, per_clip_downstream(list(versions)))
+clip_versions = per_clip_code_versions()
+code_update = build_code_update_sensor([process_clip, cross_clip], clip_versions, per_clip_downstream(list(clip_versions)),
+                                       cross_clip_code_versions(), cross_clip_downstream())
 
 defs = dg.Definitions(jobs=jobs, sensors=[automation, code_update])
