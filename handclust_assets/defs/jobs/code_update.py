@@ -10,8 +10,9 @@ code: the UI marks them "code version changed", and nothing re-runs them by itse
    first). The cross-clip graph follows them by automation, as after any clip run.
 2. Then the cross-clip assets that are still made by older code (their code changed and no clip result did, so
    automation has no reason to run them): one run of them and what is built on them. The sensor asks for it only
-   after two ticks in a row found every clip partition current and no run in progress, so it never races the
-   automation's refresh after the clip re-runs.
+   after two ticks in a row found nothing more to ask for and no run in progress, so it never races the
+   automation's refresh after the clip re-runs. A clip whose re-run ended without new results (its video removed
+   since, its model now unavailable) is named in the sensor's log and not asked for again.
 
 Once all is asked for, it reads nothing from the instance until the code versions change again. Stop it in the UI
 (Automation -> code_update_sensor) to keep old results after an upgrade.
@@ -87,14 +88,19 @@ def code_update_requests(instance: dg.DagsterInstance, clip: Mapping[str, str | 
             asset_selection=sorted(keys, key=lambda k: k.path),
             tags={CODE_UPDATE_TAG: ", ".join(f"{a}@{v}" for a, v in made.items())[:255], CLIP_TAG: p,
                   "dagster/priority": "-1"}))
-    if plan.stale:
+    # every stale clip was asked for before and no clip run is in progress: what is still stale was not re-made by
+    # its run (a video removed since, a model now unavailable) and is not asked for again
+    nothing_new = not plan.requested and not plan.waiting and not busy
+    if plan.stale and nothing_new:
+        notes.append(f"{len(plan.stale)} clip(s) still hold results made by older code after their re-run ended "
+                     f"(see their runs, tagged {CODE_UPDATE_TAG}): {', '.join(list(plan.stale)[:10])}")
+    elif plan.stale:
         per_asset = {a: sum(a in v for v in plan.stale.values()) for a in clip}
         notes.append(f"{len(plan.stale)} clip(s) hold results made by older code ("
                      + ", ".join(f"{a} {n}" for a, n in per_asset.items() if n)
                      + f"): {len(plan.requested)} requested now, {len(plan.pending)} requested before, "
                      f"{len(plan.waiting)} waiting for a run of the clip to end")
-    clean = (cursor.get("clean_ticks", 0) + 1) if same and not plan.stale and not busy else (
-        1 if not plan.stale and not busy else 0)
+    clean = (cursor.get("clean_ticks", 0) + 1 if same else 1) if nothing_new else 0
     cross_done = same and cursor.get("cross_done", False)
     if clean >= CLEAN_TICKS and not n_active and not cross_done:
         made = recorded_cross_clip_versions(instance, list(cross))
@@ -108,7 +114,7 @@ def code_update_requests(instance: dg.DagsterInstance, clip: Mapping[str, str | 
                          f"them requested: {', '.join(todo)}")
         cross_done = True
     nxt = {"versions": digest, "requested": sorted(set(plan.pending) | set(plan.requested)), "clean_ticks": clean,
-           "cross_done": cross_done, "settled": cross_done and plan.settled and not plan.stale}
+           "cross_done": cross_done, "settled": cross_done and nothing_new}
     return runs, nxt, notes
 
 
