@@ -82,7 +82,7 @@ def test_results_of_older_code_are_rerun_a_few_at_a_time_then_nothing_is_read(tm
     new = _toy_assets("u2", "d1")  # the upgrade changed `up_asset` only
     current = {"up_asset": "u2", "down_asset": "d1", "other_asset": "o1"}
     downstream = {"up_asset": [dg.AssetKey("down_asset")]}
-    sensor = build_code_update_sensor(JOBS, current, downstream, {}, {}, batch_size=2)
+    sensor = build_code_update_sensor(JOBS, current, downstream, {}, {}, max_queued=2)
 
     def tick(cursor: str | None) -> dg.SensorResult:
         return sensor(dg.build_sensor_context(instance=inst, cursor=cursor))
@@ -116,12 +116,11 @@ def test_results_of_older_code_are_rerun_a_few_at_a_time_then_nothing_is_read(tm
     settled = json.loads(t5.cursor)
     assert code_update_requests(None, current, downstream, {}, {}, settled, 2) == ([], settled, [])  # type: ignore
     # the next upgrade changes `down_asset`: every clip again, the run only `down_asset`
-    t6 = build_code_update_sensor(JOBS, {**current, "down_asset": "d2"}, downstream, {}, {}, batch_size=4)(
+    t6 = build_code_update_sensor(JOBS, {**current, "down_asset": "d2"}, downstream, {}, {}, max_queued=4)(
         dg.build_sensor_context(instance=inst, cursor=t5.cursor))
     assert [r.partition_key for r in t6.run_requests] == ["a", "b", "c"]
-    assert {r.partition_key: r.asset_selection for r in t6.run_requests} == {
-        "a": [dg.AssetKey("down_asset")], "b": [dg.AssetKey("down_asset")],
-        "c": [dg.AssetKey("down_asset"), key]}  # c still holds `up_asset` of older code: asked for again, once
+    # only `down_asset` is read again: `up_asset` was confirmed at u2 once c's re-run ended (not asked for again)
+    assert {tuple(r.asset_selection) for r in t6.run_requests} == {(dg.AssetKey("down_asset"),)}
 
 
 def test_cross_clip_assets_of_older_code_are_rerun_once_every_clip_is_current() -> None:
@@ -143,7 +142,7 @@ def test_cross_clip_assets_of_older_code_are_rerun_once_every_clip_is_current() 
     assert dg.materialize(assets("p1"), partition_key="a", selection=["up_asset"], instance=inst).success
     assert dg.materialize(assets("p1"), selection=["pooled", "report"], instance=inst).success
     clip, cross = {"up_asset": "u1"}, {"pooled": "p2", "report": "r1"}
-    sensor = build_code_update_sensor(JOBS, clip, {}, cross, {"pooled": ["report"]}, batch_size=4)
+    sensor = build_code_update_sensor(JOBS, clip, {}, cross, {"pooled": ["report"]}, max_queued=4)
 
     def tick(cursor: str | None) -> dg.SensorResult:
         return sensor(dg.build_sensor_context(instance=inst, cursor=cursor))
@@ -165,7 +164,7 @@ def test_cross_clip_assets_of_older_code_are_rerun_once_every_clip_is_current() 
     # the next upgrade changes a clip asset too: the clip runs first, and the automation's refresh after them
     # leaves nothing for the sensor to ask for
     both = build_code_update_sensor(JOBS, {"up_asset": "u2"}, {}, {"pooled": "p3", "report": "r1"},
-                                    {"pooled": ["report"]}, batch_size=4)
+                                    {"pooled": ["report"]}, max_queued=4)
 
     def tick_both(cursor: str | None) -> dg.SensorResult:
         return both(dg.build_sensor_context(instance=inst, cursor=cursor))
@@ -212,7 +211,7 @@ def test_the_code_location_rechecks_what_the_clip_assets_record(storage: Path) -
     ctx = dg.build_sensor_context(instance=inst, definitions=defs)
     result = sensor.evaluate_tick(ctx)  # the daemon's entry point
     assert not result.run_requests and "made by the current code" in (result.skip_message or "")
-    upgraded = build_code_update_sensor(JOBS, {**current, "clips": "clips-next"}, {}, {}, {}, batch_size=4)
+    upgraded = build_code_update_sensor(JOBS, {**current, "clips": "clips-next"}, {}, {}, {}, max_queued=4)
     after = upgraded(dg.build_sensor_context(instance=inst))
     assert [r.partition_key for r in after.run_requests] == ["a_prep"]
 
@@ -222,7 +221,7 @@ def test_a_cursor_of_other_versions_is_checked_again(cursor: str | None) -> None
     inst = dg.DagsterInstance.ephemeral()
     inst.add_dynamic_partitions("clips", ["a"])
     assert dg.materialize(_toy_assets("u1", "d1"), partition_key="a", instance=inst).success
-    sensor = build_code_update_sensor(JOBS, {"up_asset": "u9"}, {}, {}, {}, batch_size=4)
+    sensor = build_code_update_sensor(JOBS, {"up_asset": "u9"}, {}, {}, {}, max_queued=4)
     got = sensor(dg.build_sensor_context(instance=inst, cursor=cursor))
     assert [r.partition_key for r in got.run_requests] == ["a"]
 
@@ -292,3 +291,32 @@ def test_an_upgrade_through_the_real_daemon(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
             daemon.wait(10)
+
+
+def test_only_the_assets_whose_code_changed_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from handclust_assets.defs.jobs import code_update
+
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("clips", ["a"])
+    assert dg.materialize(_toy_assets("u1", "d1"), partition_key="a", instance=inst).success
+    reads: list[str] = []
+    read = code_update.recorded_code_versions
+    monkeypatch.setattr(code_update, "recorded_code_versions",
+                        lambda i, k, p: reads.append(k.to_user_string()) or read(i, k, p))
+    current = {"up_asset": "u1", "down_asset": "d1", "other_asset": "o1"}
+    runs, cur, _ = code_update_requests(inst, current, {}, {}, {}, {}, 4)
+    assert not runs and reads == ["up_asset", "down_asset", "other_asset"]  # first look: every asset
+    assert cur["confirmed"] == current
+    reads.clear()
+    runs, cur, _ = code_update_requests(inst, {**current, "down_asset": "d2"}, {}, {}, {}, cur, 4)
+    assert reads == ["down_asset"]  # an upgrade of one asset reads that asset only
+    assert [(r.partition_key, r.asset_selection) for r in runs] == [("a", [dg.AssetKey("down_asset")])]
+    reads.clear()
+    runs, cur, notes = code_update_requests(inst, {"up_asset": "u9", "down_asset": "d9", "other_asset": "o1"},
+                                            {}, {}, {}, {}, 4, budget_s=0.0)
+    assert reads == ["up_asset"] and not cur["settled"]  # out of time: one asset this tick, the rest the next
+    assert any("left to read next tick: down_asset, other_asset" in n for n in notes)
+    reads.clear()
+    code_update_requests(inst, {"up_asset": "u9", "down_asset": "d9", "other_asset": "o1"}, {}, {}, {}, cur, 4,
+                         budget_s=0.0)
+    assert reads == ["up_asset"]  # its requested run has not ended, so it is not confirmed current yet

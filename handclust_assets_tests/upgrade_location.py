@@ -38,7 +38,7 @@ defs = dg.Definitions(
     jobs=[process_clip, cross_clip],
     sensors=[
         build_code_update_sensor([process_clip, cross_clip], {"clip_result": CLIP_VERSION}, {},
-                                 {"pooled_result": "pooled-v1", "report": REPORT_VERSION}, {}, batch_size=2),
+                                 {"pooled_result": "pooled-v1", "report": REPORT_VERSION}, {}, max_queued=8),
         dg.AutomationConditionSensorDefinition("automation", target=dg.AssetSelection.all(),
                                                default_status=dg.DefaultSensorStatus.RUNNING,
                                                minimum_interval_seconds=interval),

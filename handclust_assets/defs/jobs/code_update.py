@@ -5,21 +5,26 @@ asset's code version (a new counter, a new frame cache), the results already in 
 code: the UI marks them "code version changed", and nothing re-runs them by itself. This sensor does, the way
 `model_update_sensor` re-embeds after a model update:
 
-1. Clip partitions first: a few runs at a time (at most `batch_size` of its runs queued or running), each one
-   clip's changed assets and the per-clip assets built on them, at low priority (a new clip dropped meanwhile runs
-   first). The cross-clip graph follows them by automation, as after any clip run.
+1. Clip partitions first: one run per clip, each the clip's changed assets and the per-clip assets built on them,
+   at low priority (a new clip dropped meanwhile runs first). Up to `max_queued` (200) of its runs are queued or
+   running at once, topped up every tick: enough that the queue does not run dry between ticks, so the automation
+   refreshes the cross-clip graph once, after them (a gap would refresh it in between), and few enough that a tick
+   never creates tens of thousands of runs.
 2. Then the cross-clip assets that are still made by older code (their code changed and no clip result did, so
    automation has no reason to run them): one run of them and what is built on them. The sensor asks for it only
    after two ticks in a row found nothing more to ask for and no run in progress, so it never races the
    automation's refresh after the clip re-runs. A clip whose re-run ended without new results (its video removed
    since, its model now unavailable) is named in the sensor's log and not asked for again.
 
-Once all is asked for, it reads nothing from the instance until the code versions change again. Stop it in the UI
+It reads only the assets whose code version changed since it last found them current (one query over every clip
+partition each: ~1 s per 10,000 clips on SQLite), and once all is asked for, nothing until the versions change
+again. Stop it in the UI
 (Automation -> code_update_sensor) to keep old results after an upgrade.
 """
 
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,6 +40,7 @@ CODE_VERSION_TAG = "dagster/code_version"  # what Dagster records on a materiali
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
           dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 CLEAN_TICKS = 2  # ticks in a row with every clip partition current before the cross-clip assets are looked at
+BUDGET_S = 15.0  # storage reads per tick (a sensor tick times out at 60 s): ~1 s per asset per 10,000 clips (SQLite)
 
 
 def recorded_code_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: set[str]
@@ -62,22 +68,33 @@ def active_runs(instance: dg.DagsterInstance) -> tuple[set[str], int, int]:
 
 def code_update_requests(instance: dg.DagsterInstance, clip: Mapping[str, str | None],
                          clip_downstream: Mapping[str, Sequence[dg.AssetKey]], cross: Mapping[str, str | None],
-                         cross_downstream: Mapping[str, Sequence[str]], cursor: Mapping, batch_size: int,
-                         jobs: tuple[str, str] = ("process_clip", "cross_clip"),
+                         cross_downstream: Mapping[str, Sequence[str]], cursor: Mapping, max_queued: int,
+                         jobs: tuple[str, str] = ("process_clip", "cross_clip"), budget_s: float = BUDGET_S,
                          ) -> tuple[list[dg.RunRequest], dict, list[str]]:
     """The runs to request now, the next cursor and notes for the log. `clip` / `cross`: per-clip / cross-clip
     asset -> its code version now (per-clip in graph order); the downstream maps: asset -> what is built on it
     (per-clip assets for a per-clip one, cross-clip asset names for a cross-clip one). `jobs`: the clip job and the
-    cross-clip job."""
+    cross-clip job.
+
+    Only the per-clip assets whose code version is not the one the cursor confirmed current are read (one storage
+    query over every partition each), as many as `budget_s` allows this tick (one at least); the rest next tick."""
     digest = versions_digest({**clip, **cross})
     if cursor.get("versions") == digest and cursor.get("settled"):
         return [], dict(cursor), []
     same = cursor.get("versions") == digest
+    confirmed = dict(cursor.get("confirmed", {}))
+    changed = [a for a in clip if confirmed.get(a) != clip[a]]
     partitions = set(instance.get_dynamic_partitions(clip_partitions.name))
-    recorded = {a: recorded_code_versions(instance, dg.AssetKey(a), partitions) for a in clip}
+    recorded: dict[str, dict[str, str | None]] = {}
+    start = time.monotonic()
+    for a in changed:
+        if recorded and time.monotonic() - start > budget_s:
+            break
+        recorded[a] = recorded_code_versions(instance, dg.AssetKey(a), partitions)
+    unread = [a for a in changed if a not in recorded]
     busy, ours_active, n_active = active_runs(instance)
-    plan = plan_code_rerun(recorded, clip, cursor.get("requested", []) if same else [], busy,
-                           batch_size - ours_active)
+    plan = plan_code_rerun(recorded, {a: clip[a] for a in recorded}, cursor.get("requested", []) if same else [],
+                           busy, max_queued - ours_active)
     runs, notes = [], []
     for p in plan.requested:
         changed = plan.stale[p]
@@ -90,7 +107,12 @@ def code_update_requests(instance: dg.DagsterInstance, clip: Mapping[str, str | 
                   "dagster/priority": "-1"}))
     # every stale clip was asked for before and no clip run is in progress: what is still stale was not re-made by
     # its run (a video removed since, a model now unavailable) and is not asked for again
-    nothing_new = not plan.requested and not plan.waiting and not busy
+    nothing_new = not plan.requested and not plan.waiting and not busy and not unread
+    if nothing_new:
+        confirmed.update({a: clip[a] for a in recorded})
+    if unread:
+        notes.append(f"{len(unread)} per-clip asset(s) with another code version left to read next tick: "
+                     f"{', '.join(unread)}")
     if plan.stale and nothing_new:
         notes.append(f"{len(plan.stale)} clip(s) still hold results made by older code after their re-run ended "
                      f"(see their runs, tagged {CODE_UPDATE_TAG}): {', '.join(list(plan.stale)[:10])}")
@@ -114,20 +136,20 @@ def code_update_requests(instance: dg.DagsterInstance, clip: Mapping[str, str | 
                          f"them requested: {', '.join(todo)}")
         cross_done = True
     nxt = {"versions": digest, "requested": sorted(set(plan.pending) | set(plan.requested)), "clean_ticks": clean,
-           "cross_done": cross_done, "settled": cross_done and nothing_new}
+           "cross_done": cross_done, "settled": cross_done and nothing_new, "confirmed": confirmed}
     return runs, nxt, notes
 
 
 def build_code_update_sensor(jobs: Sequence[Any], clip: Mapping[str, str | None],
                              clip_downstream: Mapping[str, Sequence[dg.AssetKey]], cross: Mapping[str, str | None],
-                             cross_downstream: Mapping[str, Sequence[str]], batch_size: int = 4,
+                             cross_downstream: Mapping[str, Sequence[str]], max_queued: int = 200,
                              interval_s: int | None = None) -> dg.SensorDefinition:
-    """Every `interval_s` (env HANDCLUST_CODE_CHECK_S, default 60): request, at most `batch_size` of its clip runs
+    """Every `interval_s` (env HANDCLUST_CODE_CHECK_S, default 30): request, at most `max_queued` of its clip runs
     queued or running at once, the clip partitions whose latest materialization of a per-clip asset was made by
     another code version than `clip` (asset -> code version); then, once every clip partition is current, the
     cross-clip assets made by another code version than `cross`. `jobs`: the clip job and the cross-clip job (as
     `define_asset_job` makes them)."""
-    interval = interval_s or int(os.environ.get("HANDCLUST_CODE_CHECK_S", "60"))
+    interval = interval_s or int(os.environ.get("HANDCLUST_CODE_CHECK_S", "30"))
     names = (jobs[0].name, jobs[1].name)
 
     @dg.sensor(
@@ -136,14 +158,14 @@ def build_code_update_sensor(jobs: Sequence[Any], clip: Mapping[str, str | None]
         minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="After an upgrade of HandClust, re-runs the clip partitions whose results an older code version "
-        f"of a per-clip asset made (that asset and the per-clip assets built on it), {batch_size} runs at a time at "
+        f"of a per-clip asset made (that asset and the per-clip assets built on it), up to {max_queued} runs queued at a time at "
         "low priority, then the cross-clip assets still made by older code; runs are tagged "
         "handclust/code-update=<asset>@<version>. Stop it to keep old results.",
     )
     def code_update_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
         runs, nxt, notes = code_update_requests(context.instance, clip, clip_downstream, cross, cross_downstream,
-                                                cursor, batch_size, names)
+                                                cursor, max_queued, names)
         for n in notes:
             context.log.info(n)
         cur = json.dumps(nxt)
