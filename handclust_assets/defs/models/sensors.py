@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from handclust_assets.defs.resources import (
 from handclust_assets.lib.reembed import plan_reembed, run_key
 
 DATA_VERSION_TAG = "dagster/data_version"
+READ_BUDGET_S = 15.0  # full reads of recorded model versions per tick: ~1 s per asset per 10,000 clips (SQLite)
 
 
 def recorded_model_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: set[str]
@@ -51,24 +53,45 @@ def observe_models(resources: Mapping[str, Any], observed: Mapping[str, str]
 
 def reembed_requests(instance: dg.DagsterInstance, model_assets: Mapping[str, str],
                      downstream: Mapping[str, Sequence[dg.AssetKey]], states: Mapping[str, tuple[str, str | None]],
-                     cursor: Mapping[str, Any], batch_size: int) -> tuple[list[dg.RunRequest], dict, list[str]]:
+                     cursor: Mapping[str, Any], batch_size: int, budget_s: float = READ_BUDGET_S,
+                     ) -> tuple[list[dg.RunRequest], dict, list[str]]:
     """The runs to request now (stale or missing partitions of available models, clips without a run in
-    progress, `batch_size` at most), the cursor entries per asset, and notes for the log."""
+    progress, `batch_size` at most), the cursor entries per asset, and notes for the log.
+
+    The model version every partition recorded is read (one query over every partition) only for an asset whose
+    model changed since the sensor last found all its partitions current or asked for (`confirmed` in its cursor
+    entry), `budget_s` of such reads per tick (one at least; the rest next tick). Otherwise only the partitions
+    with a frame cache and no result are looked for (two cheap queries): a clip run while the model was
+    unavailable."""
     partitions = set(instance.get_dynamic_partitions(clip_partitions.name))
     cached = set(instance.get_materialized_partitions(dg.AssetKey("frame_cache"))) & partitions
     busy = clips_with_active_runs(instance)
     runs: list[dg.RunRequest] = []
     nxt: dict = {}
     notes: list[str] = []
+    start, read_any = time.monotonic(), False
     for asset, res_key in model_assets.items():
         current, reason = states[res_key]
+        prev = cursor.get(asset, {})
         if reason is not None:
             notes.append(f"{asset}: skipped, model unavailable ({reason})")
+            if prev:
+                nxt[asset] = prev
             continue
         key = dg.AssetKey(asset)
-        recorded: dict[str, str | None] = {p: None for p in cached}  # a frame cache but no result: missing
-        recorded.update(recorded_model_versions(instance, key, partitions))
-        prev = cursor.get(asset, {})
+        full = prev.get("confirmed") != current
+        if full and read_any and time.monotonic() - start > budget_s:
+            notes.append(f"{asset}: its partitions' model versions are read next tick")
+            if prev:
+                nxt[asset] = prev
+            continue
+        if full:  # a frame cache but no result: missing; then what each result recorded
+            recorded: dict[str, str | None] = {p: None for p in cached}
+            recorded.update(recorded_model_versions(instance, key, partitions))
+            read_any = True
+        else:  # confirmed current: only clips cached since without a result
+            made = set(instance.get_materialized_partitions(key))
+            recorded = {p: None for p in cached - made}
         already = prev.get("requested", []) if prev.get("version") == current else []
         plan = plan_reembed(asset, {p: v for p, v in recorded.items() if p not in busy}, current, already,
                             batch_size - len(runs))
@@ -76,7 +99,12 @@ def reembed_requests(instance: dg.DagsterInstance, model_assets: Mapping[str, st
                                asset_selection=[key, *downstream.get(asset, [])],
                                tags={"handclust/reembed": f"{asset}@{current}"[:255], CLIP_TAG: p})
                  for p in plan.requested]
-        nxt[asset] = {"version": current, "requested": sorted(set(plan.pending) | set(plan.requested))}
+        waiting = {p for p, v in recorded.items() if p in busy and v != current}
+        # every stale partition asked for (this tick or before) and none waiting for a clip run: current from now
+        confirmed = current if full and not waiting and len(plan.requested) + len(plan.pending) == len(plan.stale) \
+            else prev.get("confirmed") if not full else None
+        nxt[asset] = {"version": current, "requested": sorted(set(plan.pending) | set(plan.requested)),
+                      "confirmed": confirmed}
         if plan.stale:
             notes.append(f"{asset}: {len(plan.stale)} stale or missing for {current} ({len(plan.requested)} "
                          f"requested now, {len(plan.pending)} pending)")
