@@ -18,8 +18,7 @@ code: the UI marks them "code version changed", and nothing re-runs them by itse
 
 It reads only the assets whose code version changed since it last found them current (one query over every clip
 partition each: ~1 s per 10,000 clips on SQLite), and once all is asked for, nothing until the versions change
-again. Stop it in the UI
-(Automation -> code_update_sensor) to keep old results after an upgrade.
+again. Stop it in the UI (Automation -> code_update_sensor) to keep old results after an upgrade.
 """
 
 import json
