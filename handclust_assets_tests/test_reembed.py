@@ -69,7 +69,7 @@ def test_changed_local_model_requests_exactly_the_stale_partitions(storage: Path
     assert recorded_model_versions(inst, KEY, {"a_prep", "b_demo", "c_transit"}) == {"a_prep": v0, "b_demo": v0}
 
     sensor = build_model_update_sensor("process_clip", {"scene_embeddings": "scene_model"},
-                                       {"scene_embeddings": []}, batch_size=1)
+                                       {"scene_embeddings": []}, max_queued=1)
     first = _sensor_tick(sensor, inst, scene, None)
     assert not first.run_requests and "up to date" in first.skip_reason.skip_message
     assert _observed(first)["scene_model_weights"] == v0  # the model's version, observed at run time
@@ -84,6 +84,12 @@ def test_changed_local_model_requests_exactly_the_stale_partitions(storage: Path
     req = tick1.run_requests[0]
     assert req.asset_selection == [KEY] and req.tags["handclust/reembed"] == f"scene_embeddings@{v1}"
     assert req.tags["handclust/clip"] == "a_prep"  # one run per clip at a time, like the folder's runs
+    assert req.tags["dagster/priority"] == "-1"  # a clip dropped meanwhile runs first
+    job = dg.Definitions(assets=ASSETS, jobs=[dg.define_asset_job("process_clip")],
+                         resources=res).resolve_job_def("process_clip")
+    pending = inst.create_run_for_job(job, tags=dict(req.tags))  # its run, launched and not started yet
+    assert not _sensor_tick(sensor, inst, scene, tick1.cursor).run_requests  # 1 of its runs queued at most
+    inst.delete_run(pending.run_id)  # that run ended
     tick2 = _sensor_tick(sensor, inst, scene, tick1.cursor)
     assert [r.partition_key for r in tick2.run_requests] == ["b_demo"]  # next batch; a_prep is pending
     for r in (req, tick2.run_requests[0]):
@@ -116,7 +122,7 @@ def test_a_model_that_appears_fills_in_the_partitions_skipped_without_it(storage
         r = materialize(["clips", "frame_cache", "video_embeddings"], res, inst, partition_key=p)
         assert r.success and materializations(r) == {"clips", "frame_cache"}  # video skipped, green
     sensor = build_model_update_sensor("reembed_models", {"video_embeddings": "video_model"},
-                                       {"video_embeddings": []}, batch_size=4)
+                                       {"video_embeddings": []}, max_queued=4)
     before = _sensor_tick(sensor, inst, scene, None, video)
     assert not before.run_requests and "model unavailable" in before.skip_reason.skip_message
     assert _observed(before)["video_model_weights"].startswith("unavailable:")

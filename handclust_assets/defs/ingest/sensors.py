@@ -15,12 +15,21 @@ from handclust_assets.lib.video_folder import look_folder, plan_folder, renamed_
 CLIP_TAG = "handclust/clip"
 
 
+ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+          dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def active_runs(instance: dg.DagsterInstance, tag: str | None = None) -> tuple[set[str], int, int]:
+    """The clips with a run queued or running (their tag), how many of those clip runs carry `tag` (a sensor's
+    own), and how many runs are queued or running in all."""
+    runs = [r.dagster_run for r in instance.get_run_records(dg.RunsFilter(statuses=ACTIVE), limit=1000)]
+    return ({r.tags[CLIP_TAG] for r in runs if CLIP_TAG in r.tags},
+            sum(1 for r in runs if tag is not None and tag in r.tags and CLIP_TAG in r.tags), len(runs))
+
+
 def clips_with_active_runs(instance: dg.DagsterInstance) -> set[str]:
     """Clips that have a queued or running run (their tag), so a changed file waits for it to end."""
-    statuses = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
-    runs = instance.get_run_records(dg.RunsFilter(statuses=statuses), limit=1000)
-    return {r.dagster_run.tags[CLIP_TAG] for r in runs if CLIP_TAG in r.dagster_run.tags}
+    return active_runs(instance)[0]
 
 
 def log_problems_once(context: dg.SensorEvaluationContext, problems: dict[str, str], cursor: dict) -> None:

@@ -30,14 +30,12 @@ from typing import Any
 import dagster as dg
 
 from handclust_assets.defs.adoption import latest_materializations
-from handclust_assets.defs.ingest.sensors import CLIP_TAG
+from handclust_assets.defs.ingest.sensors import CLIP_TAG, active_runs
 from handclust_assets.defs.partitions import clip_partitions
 from handclust_assets.lib.reembed import cross_clip_to_rerun, plan_code_rerun, versions_digest
 
 CODE_UPDATE_TAG = "handclust/code-update"
 CODE_VERSION_TAG = "dagster/code_version"  # what Dagster records on a materialization of an asset with a code version
-ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-          dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 CLEAN_TICKS = 2  # ticks in a row with every clip partition current before the cross-clip assets are looked at
 BUDGET_S = 15.0  # storage reads per tick (a sensor tick times out at 60 s): ~1 s per asset per 10,000 clips (SQLite)
 
@@ -55,14 +53,6 @@ def recorded_cross_clip_versions(instance: dg.DagsterInstance, assets: Sequence[
     events = instance.get_latest_materialization_events(keys)
     return {k.to_user_string(): (ev.asset_materialization.tags or {}).get(CODE_VERSION_TAG)
             for k, ev in events.items() if ev is not None and ev.asset_materialization is not None}
-
-
-def active_runs(instance: dg.DagsterInstance) -> tuple[set[str], int, int]:
-    """The clips with a run queued or running (their tag), how many of those runs this sensor asked for, and how
-    many runs are queued or running in all."""
-    runs = [r.dagster_run for r in instance.get_run_records(dg.RunsFilter(statuses=ACTIVE), limit=1000)]
-    return ({r.tags[CLIP_TAG] for r in runs if CLIP_TAG in r.tags},
-            sum(1 for r in runs if CODE_UPDATE_TAG in r.tags and CLIP_TAG in r.tags), len(runs))
 
 
 def code_update_requests(instance: dg.DagsterInstance, clip: Mapping[str, str | None],
@@ -91,7 +81,7 @@ def code_update_requests(instance: dg.DagsterInstance, clip: Mapping[str, str | 
             break
         recorded[a] = recorded_code_versions(instance, dg.AssetKey(a), partitions)
     unread = [a for a in changed if a not in recorded]
-    busy, ours_active, n_active = active_runs(instance)
+    busy, ours_active, n_active = active_runs(instance, CODE_UPDATE_TAG)
     plan = plan_code_rerun(recorded, {a: clip[a] for a in recorded}, cursor.get("requested", []) if same else [],
                            busy, max_queued - ours_active)
     runs, notes = [], []

@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from handclust_assets.defs.ingest.sensors import CLIP_TAG, clips_with_active_runs
+from handclust_assets.defs.ingest.sensors import CLIP_TAG, active_runs
 from handclust_assets.defs.models.assets import WEIGHTS_OF, model_state
 from handclust_assets.defs.partitions import clip_partitions
 from handclust_assets.defs.resources import (
@@ -20,6 +20,7 @@ from handclust_assets.defs.resources import (
 from handclust_assets.lib.reembed import plan_reembed, run_key
 
 DATA_VERSION_TAG = "dagster/data_version"
+REEMBED_TAG = "handclust/reembed"
 READ_BUDGET_S = 15.0  # full reads of recorded model versions per tick: ~1 s per asset per 10,000 clips (SQLite)
 
 
@@ -53,10 +54,11 @@ def observe_models(resources: Mapping[str, Any], observed: Mapping[str, str]
 
 def reembed_requests(instance: dg.DagsterInstance, model_assets: Mapping[str, str],
                      downstream: Mapping[str, Sequence[dg.AssetKey]], states: Mapping[str, tuple[str, str | None]],
-                     cursor: Mapping[str, Any], batch_size: int, budget_s: float = READ_BUDGET_S,
+                     cursor: Mapping[str, Any], max_queued: int, budget_s: float = READ_BUDGET_S,
                      ) -> tuple[list[dg.RunRequest], dict, list[str]]:
     """The runs to request now (stale or missing partitions of available models, clips without a run in
-    progress, `batch_size` at most), the cursor entries per asset, and notes for the log.
+    progress; at most `max_queued` of its runs queued or running at once, at low priority), the cursor entries per
+    asset, and notes for the log.
 
     The model version every partition recorded is read (one query over every partition) only for an asset whose
     model changed since the sensor last found all its partitions current or asked for (`confirmed` in its cursor
@@ -65,7 +67,7 @@ def reembed_requests(instance: dg.DagsterInstance, model_assets: Mapping[str, st
     unavailable."""
     partitions = set(instance.get_dynamic_partitions(clip_partitions.name))
     cached = set(instance.get_materialized_partitions(dg.AssetKey("frame_cache"))) & partitions
-    busy = clips_with_active_runs(instance)
+    busy, ours_active, _ = active_runs(instance, REEMBED_TAG)
     runs: list[dg.RunRequest] = []
     nxt: dict = {}
     notes: list[str] = []
@@ -94,10 +96,10 @@ def reembed_requests(instance: dg.DagsterInstance, model_assets: Mapping[str, st
             recorded = {p: None for p in cached - made}
         already = prev.get("requested", []) if prev.get("version") == current else []
         plan = plan_reembed(asset, {p: v for p, v in recorded.items() if p not in busy}, current, already,
-                            batch_size - len(runs))
+                            max_queued - ours_active - len(runs))
         runs += [dg.RunRequest(run_key=run_key(asset, p, current), partition_key=p,
                                asset_selection=[key, *downstream.get(asset, [])],
-                               tags={"handclust/reembed": f"{asset}@{current}"[:255], CLIP_TAG: p})
+                               tags={REEMBED_TAG: f"{asset}@{current}"[:255], CLIP_TAG: p, "dagster/priority": "-1"})
                  for p in plan.requested]
         waiting = {p for p, v in recorded.items() if p in busy and v != current}
         # every stale partition asked for (this tick or before) and none waiting for a clip run: current from now
@@ -112,13 +114,15 @@ def reembed_requests(instance: dg.DagsterInstance, model_assets: Mapping[str, st
 
 
 def build_model_update_sensor(job: str, model_assets: Mapping[str, str],
-                              downstream: Mapping[str, Sequence[dg.AssetKey]], batch_size: int = 4,
+                              downstream: Mapping[str, Sequence[dg.AssetKey]], max_queued: int = 200,
                               interval_s: int | None = None) -> dg.SensorDefinition:
     """Every `interval_s` (env HANDCLUST_MODEL_CHECK_S, default 300): observe each model (`model_assets`: asset ->
-    resource key), record a new version as an observation of its weights asset, and request — `batch_size` runs per
-    tick, each the model asset and its per-clip downstream for one clip — the partitions whose recorded version
-    differs from the current one, plus those that have a frame cache but no result (skipped while the model was
-    unavailable). Nothing is requested for a model that is unavailable, nor for a clip with a run in progress."""
+    resource key), record a new version as an observation of its weights asset, and request — one run per clip, the
+    model asset and its per-clip downstream, at low priority (a clip dropped meanwhile runs first), at most
+    `max_queued` of its runs queued or running at once (topped up every tick, so the queue does not run dry between
+    ticks and the automation refreshes the cross-clip graph once, after them) — the partitions whose recorded
+    version differs from the current one, plus those that have a frame cache but no result (skipped while the model
+    was unavailable). Nothing is requested for a model that is unavailable, nor for a clip with a run in progress."""
     interval = interval_s or int(os.environ.get("HANDCLUST_MODEL_CHECK_S", "300"))
 
     @dg.sensor(
@@ -127,8 +131,8 @@ def build_model_update_sensor(job: str, model_assets: Mapping[str, str],
         minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Observes the models (hub commit / local weights fingerprint / .task sha256) and re-runs clip "
-        f"partitions whose model changed or that were skipped while it was unavailable, {batch_size} runs per tick; "
-        "runs are tagged handclust/reembed=<asset>@<version>.",
+        f"partitions whose model changed or that were skipped while it was unavailable, up to {max_queued} runs queued "
+        "at a time at low priority; runs are tagged handclust/reembed=<asset>@<version>.",
     )
     def model_update_sensor(context: dg.SensorEvaluationContext, scene_model: SceneModelResource,
                             video_model: VideoModelResource, tool_model: ToolModelResource,
@@ -137,7 +141,7 @@ def build_model_update_sensor(job: str, model_assets: Mapping[str, str],
                      "mediapipe": mediapipe}
         cursor = json.loads(context.cursor) if context.cursor else {}
         states, events, observed = observe_models(resources, cursor.get("observed", {}))
-        runs, nxt, notes = reembed_requests(context.instance, model_assets, downstream, states, cursor, batch_size)
+        runs, nxt, notes = reembed_requests(context.instance, model_assets, downstream, states, cursor, max_queued)
         for n in notes:
             context.log.info(n)
         cur = json.dumps({"observed": observed, **nxt})
