@@ -70,7 +70,7 @@ def _pending(inst: dg.DagsterInstance, assets: list[dg.AssetsDefinition], tags: 
     return run.run_id
 
 
-def test_results_of_older_code_are_rerun_a_few_at_a_time_then_nothing_is_read(tmp_path: Path) -> None:
+def test_results_of_older_code_are_rerun_a_few_at_a_time_then_nothing_is_read() -> None:
     inst = dg.DagsterInstance.ephemeral()
     inst.add_dynamic_partitions("clips", ["a", "b", "c", "never"])
     old = _toy_assets("u1", "d1")
@@ -94,7 +94,7 @@ def test_results_of_older_code_are_rerun_a_few_at_a_time_then_nothing_is_read(tm
     assert req.asset_selection == [dg.AssetKey("down_asset"), key]  # the changed asset and what is built on it
     assert req.tags[CODE_UPDATE_TAG] == "up_asset@u2" and req.tags["handclust/clip"] == "a"
     assert req.tags["dagster/priority"] == "-1" and req.job_name == "process_clip"  # behind new clips
-    assert req.run_key == t1.run_requests[0].run_key and req.run_key != t1.run_requests[1].run_key
+    assert req.run_key.startswith("code:a:") and t1.run_requests[1].run_key.startswith("code:b:")  # once per version
     ours = [_pending(inst, new, {**r.tags}) for r in t1.run_requests]
     inst.delete_run(busy)  # the folder run of c ended
     t2 = tick(t1.cursor)
