@@ -36,10 +36,10 @@ def test_a_partition_is_stale_where_any_asset_was_made_by_other_code() -> None:
     current = {"up": "u2", "down": "d1"}
     p = plan_code_rerun(recorded, current, already_requested=[], busy=["c"], room=1)
     assert p.stale == {"a": ["up"], "b": ["down"], "c": ["up"], "d": ["down"]}  # None: made without a version
-    assert p.requested == ["a"] and p.waiting == ["c"] and not p.settled  # room for one; c's clip is running
+    assert p.requested == ["a"] and p.waiting == ["c"]  # room for one; c's clip is running
     p2 = plan_code_rerun(recorded, current, already_requested=["a"], busy=[], room=5)
-    assert p2.requested == ["b", "c", "d"] and p2.pending == ["a"] and p2.settled
-    assert not plan_code_rerun(recorded, current, [], [], room=0).settled  # none asked for yet
+    assert p2.requested == ["b", "c", "d"] and p2.pending == ["a"] and p2.waiting == []
+    assert plan_code_rerun(recorded, current, [], [], room=0).requested == []  # no room
     assert plan_code_rerun({"up": {"a": "u2"}}, current, [], [], 4).stale == {}
 
 

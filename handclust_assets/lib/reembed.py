@@ -45,7 +45,6 @@ class CodeRerunPlan:
     requested: list[str]  # the partitions to request now
     pending: list[str]  # stale, requested by an earlier tick (its run is queued, running, or ended)
     waiting: list[str]  # stale, but a run of the clip is in progress: asked again at a later tick
-    settled: bool  # nothing left to ask for: every stale partition requested, no clip run in progress
 
 
 def plan_code_rerun(recorded: Mapping[str, Mapping[str, str | None]], current: Mapping[str, str | None],
@@ -66,7 +65,7 @@ def plan_code_rerun(recorded: Mapping[str, Mapping[str, str | None]], current: M
     waiting = [p for p in stale if p not in done_before and p in in_progress]
     todo = [p for p in stale if p not in done_before and p not in in_progress]
     requested = todo[: max(0, room)]
-    return CodeRerunPlan(stale, requested, pending, waiting, settled=len(todo) == len(requested) and not in_progress)
+    return CodeRerunPlan(stale, requested, pending, waiting)
 
 
 def cross_clip_to_rerun(recorded: Mapping[str, str | None], current: Mapping[str, str | None],

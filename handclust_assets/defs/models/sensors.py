@@ -102,9 +102,12 @@ def reembed_requests(instance: dg.DagsterInstance, model_assets: Mapping[str, st
                                tags={REEMBED_TAG: f"{asset}@{current}"[:255], CLIP_TAG: p, "dagster/priority": "-1"})
                  for p in plan.requested]
         waiting = {p for p, v in recorded.items() if p in busy and v != current}
-        # every stale partition asked for (this tick or before) and none waiting for a clip run: current from now
-        confirmed = current if full and not waiting and len(plan.requested) + len(plan.pending) == len(plan.stale) \
-            else prev.get("confirmed") if not full else None
+        if not full:
+            confirmed = prev.get("confirmed")
+        elif not waiting and len(plan.requested) + len(plan.pending) == len(plan.stale):
+            confirmed = current  # every stale partition asked for (now or before), none waiting for a clip run
+        else:
+            confirmed = None
         nxt[asset] = {"version": current, "requested": sorted(set(plan.pending) | set(plan.requested)),
                       "confirmed": confirmed}
         if plan.stale:
