@@ -38,8 +38,8 @@ def build(home: Path, clips: int, assets: list[str]) -> dg.DagsterInstance:
     t = time.perf_counter()
     for a in assets:
         for p in parts:
-            inst.report_runless_asset_event(dg.AssetMaterialization(a, partition=p, tags={"dagster/code_version": f"{a}-v1"},
-                                                                    metadata={"model_version": "m@1"}))
+            inst.report_runless_asset_event(dg.AssetMaterialization(
+                a, partition=p, tags={"dagster/code_version": f"{a}-v1"}, metadata={"model_version": "m@1"}))
     print(f"instance: {clips} clips x {len(assets)} assets written in {time.perf_counter() - t:.0f} s")
     return inst
 

@@ -30,14 +30,20 @@ MODEL_RESOURCES = {"scene_embeddings": "scene_model", "video_embeddings": "video
                    "pose": "mediapipe", "hands": "mediapipe"}
 
 
-def per_clip_downstream(names: list[str]) -> dict[str, list[dg.AssetKey]]:
-    """Per asset named, every per-clip asset that (transitively) depends on it: what a run re-making it rebuilds."""
+def _downstream_within(names: list[str], within: list[dg.AssetsDefinition]) -> dict[str, list[dg.AssetKey]]:
+    """Per asset named, every asset of `within` that (transitively) depends on it, sorted."""
     every = [*PER_CLIP, *CROSS_CLIP_ASSETS, *models.assets]
+    group = dg.AssetSelection.assets(*within)
     out = {}
     for name in names:
-        sel = dg.AssetSelection.assets(name).downstream() & dg.AssetSelection.assets(*PER_CLIP)
+        sel = dg.AssetSelection.assets(name).downstream() & group
         out[name] = sorted((k for k in sel.resolve(every) if k != dg.AssetKey(name)), key=lambda k: k.path)
     return out
+
+
+def per_clip_downstream(names: list[str]) -> dict[str, list[dg.AssetKey]]:
+    """Per asset named, every per-clip asset that (transitively) depends on it: what a run re-making it rebuilds."""
+    return _downstream_within(names, PER_CLIP)
 
 
 def reembed_downstream() -> dict[str, list[dg.AssetKey]]:
@@ -65,11 +71,8 @@ def cross_clip_code_versions() -> dict[str, str | None]:
 
 def cross_clip_downstream() -> dict[str, list[str]]:
     """Per cross-clip asset, every cross-clip asset built on it (transitively)."""
-    every = [*PER_CLIP, *CROSS_CLIP_ASSETS, *models.assets]
-    cross = dg.AssetSelection.assets(*CROSS_CLIP_ASSETS)
-    names = list(cross_clip_code_versions())
-    return {n: sorted(k.to_user_string() for k in (dg.AssetSelection.assets(n).downstream() & cross).resolve(every)
-                      if k != dg.AssetKey(n)) for n in names}
+    names = [k.to_user_string() for a in CROSS_CLIP_ASSETS for k in a.keys]
+    return {n: [k.to_user_string() for k in keys] for n, keys in _downstream_within(names, CROSS_CLIP_ASSETS).items()}
 
 
 process_clip = dg.define_asset_job(

@@ -68,9 +68,9 @@ def code_update_requests(instance: dg.DagsterInstance, clip: Mapping[str, str | 
     Only the per-clip assets whose code version is not the one the cursor confirmed current are read (one storage
     query over every partition each), as many as `budget_s` allows this tick (one at least); the rest next tick."""
     digest = versions_digest({**clip, **cross})
-    if cursor.get("versions") == digest and cursor.get("settled"):
-        return [], dict(cursor), []
     same = cursor.get("versions") == digest
+    if same and cursor.get("settled"):
+        return [], dict(cursor), []
     confirmed = dict(cursor.get("confirmed", {}))
     changed = [a for a in clip if confirmed.get(a) != clip[a]]
     partitions = set(instance.get_dynamic_partitions(clip_partitions.name))
@@ -86,13 +86,13 @@ def code_update_requests(instance: dg.DagsterInstance, clip: Mapping[str, str | 
                            busy, max_queued - ours_active)
     runs, notes = [], []
     for p in plan.requested:
-        changed = plan.stale[p]
-        keys = {dg.AssetKey(a) for a in changed} | {k for a in changed for k in clip_downstream.get(a, [])}
-        made = {a: clip[a] for a in changed}
+        stale_assets = plan.stale[p]
+        keys = {dg.AssetKey(a) for a in stale_assets} | {k for a in stale_assets for k in clip_downstream.get(a, [])}
+        now = {a: clip[a] for a in stale_assets}
         runs.append(dg.RunRequest(
-            run_key=f"code:{p}:{versions_digest(made)}", partition_key=p, job_name=jobs[0],
+            run_key=f"code:{p}:{versions_digest(now)}", partition_key=p, job_name=jobs[0],
             asset_selection=sorted(keys, key=lambda k: k.path),
-            tags={CODE_UPDATE_TAG: ", ".join(f"{a}@{v}" for a, v in made.items())[:255], CLIP_TAG: p,
+            tags={CODE_UPDATE_TAG: ", ".join(f"{a}@{v}" for a, v in now.items())[:255], CLIP_TAG: p,
                   "dagster/priority": "-1"}))
     # every stale clip was asked for before and no clip run is in progress: what is still stale was not re-made by
     # its run (a video removed since, a model now unavailable) and is not asked for again
@@ -114,10 +114,10 @@ def code_update_requests(instance: dg.DagsterInstance, clip: Mapping[str, str | 
     clean = (cursor.get("clean_ticks", 0) + 1 if same else 1) if nothing_new else 0
     cross_done = same and cursor.get("cross_done", False)
     if clean >= CLEAN_TICKS and not n_active and not cross_done:
-        made = recorded_cross_clip_versions(instance, list(cross))
-        todo = cross_clip_to_rerun(made, cross, cross_downstream)
+        made_by = recorded_cross_clip_versions(instance, list(cross))
+        todo = cross_clip_to_rerun(made_by, cross, cross_downstream)
         if todo:
-            stale = sorted(a for a, v in made.items() if a in cross and v != cross[a])
+            stale = sorted(a for a, v in made_by.items() if a in cross and v != cross[a])
             runs.append(dg.RunRequest(
                 run_key=f"code:cross:{digest}", job_name=jobs[1], asset_selection=[dg.AssetKey(a) for a in todo],
                 tags={CODE_UPDATE_TAG: ", ".join(f"{a}@{cross[a]}" for a in stale)[:255]}))
@@ -147,8 +147,8 @@ def build_code_update_sensor(jobs: Sequence[Any], clip: Mapping[str, str | None]
         minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="After an upgrade of HandClust, re-runs the clip partitions whose results an older code version "
-        f"of a per-clip asset made (that asset and the per-clip assets built on it), up to {max_queued} runs queued at a time at "
-        "low priority, then the cross-clip assets still made by older code; runs are tagged "
+        f"of a per-clip asset made (that asset and the per-clip assets built on it), up to {max_queued} runs queued "
+        "at a time at low priority, then the cross-clip assets still made by older code; runs are tagged "
         "handclust/code-update=<asset>@<version>. Stop it to keep old results.",
     )
     def code_update_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:

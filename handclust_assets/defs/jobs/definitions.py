@@ -25,7 +25,8 @@ automation = dg.AutomationConditionSensorDefinition(
 )
 
 clip_versions = per_clip_code_versions()
-code_update = build_code_update_sensor([process_clip, cross_clip], clip_versions, per_clip_downstream(list(clip_versions)),
-                                       cross_clip_code_versions(), cross_clip_downstream())
+code_update = build_code_update_sensor([process_clip, cross_clip], clip_versions,
+                                       per_clip_downstream(list(clip_versions)), cross_clip_code_versions(),
+                                       cross_clip_downstream())
 
 defs = dg.Definitions(jobs=jobs, sensors=[automation, code_update])
